@@ -1,0 +1,115 @@
+// An HTTP/1.1 server on Boost.Beast: one coroutine per connection, keep-alive, pipelining,
+// `Expect: 100-continue`, and the limits a server facing hostile clients needs (header and body
+// size, a deadline for a request to arrive once its first byte did, an idle timeout between
+// requests, a connection cap), plus a graceful shutdown that drains in-flight requests.
+//
+// Both user-service and faultproxy's API serve through it. The application supplies a coroutine
+// that turns a request into a response, and a function that formats the errors the server itself
+// detects (malformed request: 400, header too large: 431, body too large: 413), so that each
+// program keeps its own error body format.
+//
+// Threading: the server and all its connections run on the one executor given at construction.
+// Pass a strand if the io_context behind it is run by several threads.
+//
+// Usage:
+//   asio::io_context io;
+//   common::http::Server server(io.get_executor(), {}, [](common::http::Request& req,
+//                                                         const common::http::RequestInfo&)
+//       -> asio::awaitable<common::http::Response> {
+//     co_return common::http::make_response(req, http::status::ok, "{}", "application/json");
+//   });
+//   if (auto ec = server.listen({asio::ip::make_address("127.0.0.1"), 8080})) { ...report ec... }
+//   server.start();
+//   io.run();
+//   ... later, on SIGTERM: co_await server.shutdown(std::chrono::seconds(5));
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace common::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+
+using Request = bhttp::request<bhttp::string_body>;
+using Response = bhttp::response<bhttp::string_body>;
+
+struct ServerSettings {
+  // Once the first byte of a request has arrived, the whole request (header and body) must arrive
+  // within this; a slowloris client is disconnected when it expires.
+  std::chrono::milliseconds request_timeout{10'000};
+  // How long a keep-alive connection may sit idle between requests.
+  std::chrono::milliseconds idle_timeout{60'000};
+  // How long writing a response may take before the client is considered gone.
+  std::chrono::milliseconds write_timeout{30'000};
+  std::uint32_t header_limit = 16 * 1024;  // larger header: 431
+  std::uint64_t body_limit = 1024 * 1024;  // larger body: 413
+  std::size_t max_connections = 20'000;    // accepted beyond this: closed at once
+  bool add_date_header = true;             // `Date:` on every response, as Go and nginx do
+};
+
+// What the server knows of a request besides the message itself.
+struct RequestInfo {
+  asio::ip::tcp::endpoint remote;
+  std::chrono::steady_clock::time_point received;  // when the complete request had been read
+};
+
+using Handler = std::function<asio::awaitable<Response>(Request&, const RequestInfo&)>;
+
+// Formats an error the server detected itself; `version` is the request's HTTP version (11 if unknown).
+using ErrorResponder =
+    std::function<Response(bhttp::status status, std::string_view message, unsigned version)>;
+
+// The default ErrorResponder: `{"error":"<message>"}` as application/json.
+Response json_error(bhttp::status status, std::string_view message, unsigned version);
+
+// A response with the request's version and keep-alive, the given body and Content-Type.
+Response make_response(const Request& req, bhttp::status status, std::string body,
+                       std::string_view content_type);
+
+// The current time as an IMF-fixdate (`Thu, 26 Nov 2026 23:34:33 GMT`), cached per second.
+std::string http_date_now();
+
+class Server {
+ public:
+  Server(asio::any_io_executor executor, ServerSettings settings, Handler handler,
+         ErrorResponder errors = json_error);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and listens (SO_REUSEADDR). Returns the error instead of throwing.
+  boost::system::error_code listen(const asio::ip::tcp::endpoint& endpoint);
+  asio::ip::tcp::endpoint local_endpoint() const;
+
+  // Starts accepting connections; call after a successful listen().
+  void start();
+
+  // Stops accepting, closes idle connections, lets requests in flight finish within `grace`, then
+  // closes what is left. Completes when no connection remains.
+  asio::awaitable<void> shutdown(std::chrono::milliseconds grace);
+
+  std::size_t connection_count() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+// Raises the soft RLIMIT_NOFILE to the hard limit, so thousands of connections can be held.
+void raise_open_file_limit();
+
+}  // namespace common::http

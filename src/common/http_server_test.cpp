@@ -1,0 +1,199 @@
+#include "common/http_server.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/asio/write.hpp>
+#include <thread>
+
+namespace common::http {
+namespace {
+
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+
+// Runs a Server on its own io_context thread; the test talks to it over blocking sockets.
+class ServerFixture : public ::testing::Test {
+ protected:
+  void Start(ServerSettings settings = {}) {
+    server_ = std::make_unique<Server>(
+        io_.get_executor(), settings, [this](Request& req, const RequestInfo&) -> asio::awaitable<Response> {
+          ++handled_;
+          if (req.target() == "/throw") throw std::runtime_error("boom");
+          if (req.target() == "/slow") {
+            asio::steady_timer t(co_await asio::this_coro::executor, 200ms);
+            co_await t.async_wait(asio::use_awaitable);
+          }
+          if (req.target() == "/empty") co_return make_response(req, bhttp::status::no_content, "", "");
+          co_return make_response(req, bhttp::status::ok, "echo:" + req.body(), "text/plain");
+        });
+    ASSERT_FALSE(server_->listen({asio::ip::make_address("127.0.0.1"), 0}));
+    port_ = server_->local_endpoint().port();
+    server_->start();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+
+  void TearDown() override {
+    if (server_) {
+      auto done = asio::co_spawn(io_, server_->shutdown(1s), asio::use_future);
+      done.wait();
+    }
+    io_.stop();
+    if (thread_.joinable()) thread_.join();
+    server_.reset();
+  }
+
+  tcp::socket Connect() {
+    tcp::socket s(client_io_);
+    s.connect({asio::ip::make_address("127.0.0.1"), port_});
+    return s;
+  }
+
+  // Reads until the peer closes or `idle` passes without data.
+  static std::string ReadAll(tcp::socket& s, std::chrono::milliseconds idle = 2000ms) {
+    std::string out;
+    timeval tv{static_cast<time_t>(idle.count() / 1000),
+               static_cast<suseconds_t>((idle.count() % 1000) * 1000)};
+    setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[4096];
+    for (;;) {
+      const ssize_t n = ::recv(s.native_handle(), buf, sizeof buf, 0);
+      if (n <= 0) break;
+      out.append(buf, static_cast<std::size_t>(n));
+    }
+    return out;
+  }
+
+  static std::size_t Count(const std::string& hay, std::string_view needle) {
+    std::size_t n = 0;
+    for (auto p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1))
+      ++n;
+    return n;
+  }
+
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_{io_.get_executor()};
+  asio::io_context client_io_;
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+  std::uint16_t port_ = 0;
+  std::atomic<int> handled_{0};
+};
+
+TEST_F(ServerFixture, AnswersKeepAliveAndPipelinedRequests) {
+  Start();
+  auto s = Connect();
+  const std::string two =
+      "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+      "GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  asio::write(s, asio::buffer(two));
+  const std::string out = ReadAll(s);
+  EXPECT_EQ(Count(out, "HTTP/1.1 200 OK"), 2u) << out;
+  EXPECT_NE(out.find("echo:abc"), std::string::npos);
+  EXPECT_NE(out.find("Date: "), std::string::npos);
+  EXPECT_EQ(handled_.load(), 2);
+}
+
+TEST_F(ServerFixture, BodyOverLimitIs413AndCloses) {
+  ServerSettings settings;
+  settings.body_limit = 10;
+  Start(settings);
+  auto s = Connect();
+  asio::write(
+      s, asio::buffer(std::string("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n01234567890")));
+  const std::string out = ReadAll(s);
+  EXPECT_TRUE(out.starts_with("HTTP/1.1 413")) << out;
+  EXPECT_NE(out.find("{\"error\":\"request body too large\"}"), std::string::npos);
+  EXPECT_EQ(handled_.load(), 0);
+}
+
+TEST_F(ServerFixture, HugeHeaderIs431) {
+  Start();
+  auto s = Connect();
+  asio::write(s, asio::buffer("GET / HTTP/1.1\r\nX-Big: " + std::string(100 * 1024, 'a') + "\r\n\r\n"));
+  const std::string out = ReadAll(s);
+  EXPECT_TRUE(out.starts_with("HTTP/1.1 431")) << out.substr(0, 200);
+}
+
+TEST_F(ServerFixture, GarbageIs400) {
+  Start();
+  auto s = Connect();
+  asio::write(s, asio::buffer(std::string("\x01\x02 nonsense\r\n\r\n")));
+  const std::string out = ReadAll(s);
+  EXPECT_TRUE(out.starts_with("HTTP/1.1 400")) << out;
+}
+
+TEST_F(ServerFixture, SlowlorisIsDisconnectedAfterRequestTimeout) {
+  ServerSettings settings;
+  settings.request_timeout = 200ms;
+  Start(settings);
+  auto s = Connect();
+  asio::write(s, asio::buffer(std::string("GET / HTTP/1.1\r\nHost: x\r\n")));
+  const auto start = std::chrono::steady_clock::now();
+  const std::string out = ReadAll(s, 5000ms);
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(out, "");
+  EXPECT_LT(waited, 3000ms) << "the server must close a trickling client after its request timeout";
+  // Still serving others.
+  auto s2 = Connect();
+  asio::write(s2, asio::buffer(std::string("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")));
+  EXPECT_TRUE(ReadAll(s2).starts_with("HTTP/1.1 200"));
+}
+
+TEST_F(ServerFixture, ExpectContinueGetsInterimResponse) {
+  Start();
+  auto s = Connect();
+  asio::write(s, asio::buffer(std::string("PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: "
+                                          "100-continue\r\nConnection: close\r\n\r\n")));
+  char buf[64];
+  const std::size_t n = s.read_some(asio::buffer(buf));
+  EXPECT_TRUE(std::string(buf, n).starts_with("HTTP/1.1 100 Continue")) << std::string(buf, n);
+  asio::write(s, asio::buffer(std::string("hi")));
+  EXPECT_NE(ReadAll(s).find("echo:hi"), std::string::npos);
+}
+
+TEST_F(ServerFixture, HandlerExceptionIs500NotACrash) {
+  Start();
+  auto s = Connect();
+  asio::write(s, asio::buffer(std::string("GET /throw HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")));
+  EXPECT_TRUE(ReadAll(s).starts_with("HTTP/1.1 500"));
+}
+
+TEST_F(ServerFixture, NoContentHasNoLengthOrBody) {
+  Start();
+  auto s = Connect();
+  asio::write(s, asio::buffer(std::string("GET /empty HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")));
+  const std::string out = ReadAll(s);
+  EXPECT_TRUE(out.starts_with("HTTP/1.1 204")) << out;
+  EXPECT_EQ(out.find("Content-Length"), std::string::npos) << out;
+  EXPECT_TRUE(out.ends_with("\r\n\r\n")) << out;
+}
+
+TEST_F(ServerFixture, ShutdownFinishesRequestsInFlightAndStopsAccepting) {
+  Start();
+  auto busy = Connect();
+  auto idle = Connect();
+  asio::write(busy, asio::buffer(std::string("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")));
+  std::this_thread::sleep_for(50ms);  // the slow request is in the handler now
+  auto done = asio::co_spawn(io_, server_->shutdown(2s), asio::use_future);
+  const std::string out = ReadAll(busy);
+  EXPECT_TRUE(out.starts_with("HTTP/1.1 200")) << out;
+  EXPECT_NE(out.find("Connection: close"), std::string::npos) << out;
+  EXPECT_EQ(ReadAll(idle), "") << "idle connections are closed";
+  EXPECT_EQ(done.wait_for(2s), std::future_status::ready);
+  tcp::socket late(client_io_);
+  boost::system::error_code ec;
+  late.connect({asio::ip::make_address("127.0.0.1"), port_}, ec);
+  EXPECT_TRUE(ec) << "the listener is closed after shutdown";
+  EXPECT_EQ(server_->connection_count(), 0u);
+}
+
+}  // namespace
+}  // namespace common::http

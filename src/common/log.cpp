@@ -1,0 +1,176 @@
+#include "common/log.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+
+namespace common::log {
+namespace {
+
+std::atomic<Level> g_level{Level::info};
+
+void append_timestamp(std::string& out) {
+  const auto now = std::chrono::system_clock::now();
+  const auto since_epoch = now.time_since_epoch();
+  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
+  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(since_epoch - secs).count();
+  const std::time_t t = static_cast<std::time_t>(secs.count());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  const int n =
+      std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long>(micros));
+  out.append(buf, static_cast<std::size_t>(n));
+}
+
+void append_value(std::string& out, const Value& v) {
+  struct Visitor {
+    std::string& out;
+    void operator()(std::string_view s) const {
+      out.push_back('"');
+      append_json_escaped(out, s);
+      out.push_back('"');
+    }
+    void operator()(std::int64_t i) const { out += std::to_string(i); }
+    void operator()(std::uint64_t u) const { out += std::to_string(u); }
+    void operator()(double d) const {
+      if (!std::isfinite(d)) {
+        out += "null";
+        return;
+      }
+      char buf[32];
+      auto [p, ec] = std::to_chars(buf, buf + sizeof buf, d);
+      out.append(buf, static_cast<std::size_t>(p - buf));
+    }
+    void operator()(bool b) const { out += b ? "true" : "false"; }
+  };
+  std::visit(Visitor{out}, v);
+}
+
+}  // namespace
+
+void append_json_escaped(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (u < 0x20 || u == 0x7f) {
+          out += "\\u00";
+          out.push_back(kHex[u >> 4]);
+          out.push_back(kHex[u & 0xf]);
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+}
+
+std::optional<Level> parse_level(std::string_view name) {
+  std::string lower;
+  for (char c : name)
+    lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  if (lower == "trace") return Level::trace;
+  if (lower == "debug") return Level::debug;
+  if (lower == "info") return Level::info;
+  if (lower == "warn" || lower == "warning") return Level::warn;
+  if (lower == "error") return Level::error;
+  if (lower == "off" || lower == "none" || lower == "disabled") return Level::off;
+  return std::nullopt;
+}
+
+std::string_view level_name(Level level) {
+  switch (level) {
+    case Level::trace:
+      return "trace";
+    case Level::debug:
+      return "debug";
+    case Level::info:
+      return "info";
+    case Level::warn:
+      return "warn";
+    case Level::error:
+      return "error";
+    case Level::off:
+      return "off";
+  }
+  return "unknown";
+}
+
+void set_level(Level level) {
+  g_level.store(level, std::memory_order_relaxed);
+}
+Level level() {
+  return g_level.load(std::memory_order_relaxed);
+}
+
+void init_from_env(Level fallback) {
+  set_level(fallback);
+  const char* env = std::getenv("LOG_LEVEL");
+  if (env == nullptr || *env == '\0') return;
+  if (auto parsed = parse_level(env)) {
+    set_level(*parsed);
+  } else {
+    warn("unknown LOG_LEVEL, keeping the default",
+         {{"LOG_LEVEL", std::string_view(env)}, {"level", level_name(fallback)}});
+  }
+}
+
+std::string format_line(Level level, std::string_view message, std::initializer_list<Field> fields) {
+  std::string line;
+  line.reserve(96 + message.size() + fields.size() * 24);
+  line += "{\"time\":\"";
+  append_timestamp(line);
+  line += "\",\"level\":\"";
+  line += level_name(level);
+  line += "\",\"msg\":\"";
+  append_json_escaped(line, message);
+  line.push_back('"');
+  for (const Field& f : fields) {
+    line += ",\"";
+    append_json_escaped(line, f.key);
+    line += "\":";
+    append_value(line, f.value);
+  }
+  line += "}\n";
+  return line;
+}
+
+void write(Level level, std::string_view message, std::initializer_list<Field> fields) {
+  if (!enabled(level)) return;
+  const std::string line = format_line(level, message, fields);
+  // One write(2) per line keeps lines whole across threads (stderr is unbuffered, lines are small).
+  std::size_t done = 0;
+  while (done < line.size()) {
+    const ssize_t n = ::write(STDERR_FILENO, line.data() + done, line.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+}  // namespace common::log

@@ -1,0 +1,360 @@
+#include "testing/servers.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace testing_support {
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+sockaddr_in loopback(std::uint16_t port) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return addr;
+}
+
+// Connects to 127.0.0.1:port with a receive timeout; -1 on failure.
+int connect_loopback(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  const sockaddr_in addr = loopback(port);
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  timeval tv{2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+template <typename Pred>
+bool wait_until(Pred pred, std::chrono::milliseconds timeout) {
+  const auto give_up = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < give_up) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return pred();
+}
+
+std::string tail_of(const fs::path& log) {
+  std::ifstream in(log);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  return s.size() > 2000 ? s.substr(s.size() - 2000) : s;
+}
+
+// Runs a command line through /bin/sh, returning (exit status, stdout+stderr).
+std::pair<int, std::string> run_shell(const std::string& cmd) {
+  std::string out;
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (p == nullptr) return {-1, "popen failed"};
+  std::array<char, 4096> buf{};
+  std::size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0)
+    out.append(buf.data(), n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      q += "'\\''";
+    } else {
+      q.push_back(c);
+    }
+  }
+  return q + "'";
+}
+
+}  // namespace
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  fs::path root = base != nullptr && *base != '\0' ? fs::path(base) : fs::path("/tmp");
+  std::random_device rd;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    fs::path candidate =
+        root / ("itest-" + std::to_string(::getpid()) + "-" + std::to_string(rd() % 1000000));
+    std::error_code ec;
+    if (fs::create_directory(candidate, ec)) {
+      path_ = candidate;
+      return;
+    }
+  }
+  throw std::runtime_error("cannot create a temporary directory under " + root.string());
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+std::uint16_t free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr = loopback(0);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    throw std::runtime_error("free_port: bind failed");
+  }
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+bool port_accepts(std::uint16_t port) {
+  const int fd = connect_loopback(port);
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
+}
+
+Process Process::spawn(const std::vector<std::string>& argv, const fs::path& log) {
+  std::vector<char*> args;
+  for (const auto& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) throw std::runtime_error("cannot open log " + log.string());
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    ::dup2(log_fd, STDOUT_FILENO);
+    ::dup2(log_fd, STDERR_FILENO);
+    const int devnull = ::open("/dev/null", O_RDONLY);
+    if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
+    ::setpgid(0, 0);  // its own group: a Ctrl-C on the test does not reach it twice
+    ::execvp(args[0], args.data());
+    std::fprintf(stderr, "exec %s failed: %s\n", args[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  ::close(log_fd);
+  Process p;
+  p.pid_ = pid;
+  return p;
+}
+
+Process::~Process() {
+  kill_now();
+}
+
+Process::Process(Process&& other) noexcept : pid_(other.pid_) {
+  other.pid_ = -1;
+}
+
+Process& Process::operator=(Process&& other) noexcept {
+  if (this != &other) {
+    kill_now();
+    pid_ = other.pid_;
+    other.pid_ = -1;
+  }
+  return *this;
+}
+
+bool Process::running() {
+  if (pid_ <= 0) return false;
+  int status = 0;
+  const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    pid_ = -1;
+    return false;
+  }
+  return true;
+}
+
+void Process::stop(std::chrono::milliseconds grace) {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGCONT);  // a paused process cannot act on SIGTERM
+  ::kill(pid_, SIGTERM);
+  if (!wait_until([this] { return !running(); }, grace)) kill_now();
+}
+
+void Process::kill_now() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+void Process::pause() {
+  if (pid_ > 0) ::kill(pid_, SIGSTOP);
+}
+
+void Process::resume() {
+  if (pid_ > 0) ::kill(pid_, SIGCONT);
+}
+
+RedisServer RedisServer::start(const fs::path& dir, std::optional<std::uint16_t> replica_of,
+                               std::optional<std::uint16_t> port) {
+  RedisServer r;
+  r.dir_ = dir;
+  r.replica_of_ = replica_of;
+  r.port_ = port ? *port : free_port();
+  fs::create_directories(dir);
+  r.restart();
+  return r;
+}
+
+void RedisServer::restart() {
+  process_.stop();
+  std::vector<std::string> argv = {"redis-server",
+                                   "--port",
+                                   std::to_string(port_),
+                                   "--bind",
+                                   "127.0.0.1",
+                                   "--save",
+                                   "",
+                                   "--appendonly",
+                                   "no",
+                                   "--dir",
+                                   dir_.string(),
+                                   "--daemonize",
+                                   "no",
+                                   "--repl-diskless-sync-delay",
+                                   "0",
+                                   "--protected-mode",
+                                   "no"};
+  if (replica_of_) {
+    argv.insert(argv.end(), {"--replicaof", "127.0.0.1", std::to_string(*replica_of_)});
+  }
+  const fs::path log = dir_ / "redis.log";
+  process_ = Process::spawn(argv, log);
+  const bool up = wait_until(
+      [&] {
+        try {
+          return command("PING").starts_with("+PONG");
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      10s);
+  if (!up)
+    throw std::runtime_error("redis-server did not start on port " + std::to_string(port_) + ":\n" +
+                             tail_of(log));
+}
+
+std::string RedisServer::command(const std::string& line) const {
+  const int fd = connect_loopback(port_);
+  if (fd < 0) throw std::runtime_error("cannot connect to redis on port " + std::to_string(port_));
+  const std::string wire = line + "\r\n";
+  if (::send(fd, wire.data(), wire.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(wire.size())) {
+    ::close(fd);
+    throw std::runtime_error("send to redis failed");
+  }
+  // Read until the reply looks complete: a single line, or a bulk string of the announced length.
+  std::string reply;
+  char buf[8192];
+  for (;;) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    reply.append(buf, static_cast<std::size_t>(n));
+    const auto eol = reply.find("\r\n");
+    if (eol == std::string::npos) continue;
+    if (reply[0] == '$') {
+      const long len = std::strtol(reply.c_str() + 1, nullptr, 10);
+      if (len < 0 || reply.size() >= eol + 2 + static_cast<std::size_t>(len) + 2) break;
+    } else if (reply[0] != '*') {
+      break;
+    } else {
+      // Arrays: good enough for tests to wait briefly for the rest.
+      timeval tv{0, 50000};
+      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    }
+  }
+  ::close(fd);
+  if (reply.empty()) throw std::runtime_error("no reply from redis on port " + std::to_string(port_));
+  return reply;
+}
+
+void RedisServer::wait_replication_up(std::chrono::milliseconds timeout) const {
+  const bool up = wait_until(
+      [&] {
+        try {
+          return command("INFO replication").find("master_link_status:up") != std::string::npos;
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      timeout);
+  if (!up) throw std::runtime_error("redis replica on port " + std::to_string(port_) + " did not attach");
+}
+
+MariaDbServer MariaDbServer::start(const fs::path& dir, std::optional<std::uint16_t> port) {
+  MariaDbServer m;
+  m.dir_ = dir;
+  m.port_ = port ? *port : free_port();
+  fs::create_directories(dir);
+  if (!fs::exists(dir / "data" / "mysql")) {
+    const std::string cmd =
+        "mariadb-install-db --no-defaults --user=root --datadir=" + shell_quote((dir / "data").string()) +
+        " --auth-root-authentication-method=normal --skip-test-db"
+        " --innodb-log-file-size=8M --innodb-buffer-pool-size=32M";
+    auto [rc, out] = run_shell(cmd);
+    if (rc != 0) throw std::runtime_error("mariadb-install-db failed:\n" + out);
+  }
+  m.launch();
+  return m;
+}
+
+void MariaDbServer::launch() {
+  const fs::path log = dir_ / "error.log";
+  process_ = Process::spawn(
+      {"mariadbd", "--no-defaults", "--user=root", "--datadir=" + (dir_ / "data").string(),
+       "--bind-address=127.0.0.1", "--port=" + std::to_string(port_),
+       "--socket=" + (dir_ / "mysqld.sock").string(), "--pid-file=" + (dir_ / "mysqld.pid").string(),
+       "--log-error=" + log.string(), "--skip-name-resolve", "--innodb-log-file-size=8M",
+       "--innodb-buffer-pool-size=32M", "--max-connections=500"},
+      dir_ / "stdout.log");
+  const std::string ping = "mariadb-admin --no-defaults --protocol=TCP -h127.0.0.1 -P" +
+                           std::to_string(port_) + " -uroot --connect-timeout=2 ping";
+  const bool up = wait_until([&] { return process_.running() && run_shell(ping).first == 0; }, 30s);
+  if (!up)
+    throw std::runtime_error("mariadbd did not start on port " + std::to_string(port_) + ":\n" +
+                             tail_of(log));
+}
+
+void MariaDbServer::restart() {
+  process_.stop();
+  launch();
+}
+
+std::string MariaDbServer::sql(const std::string& statements) const {
+  const fs::path script = dir_ / ("query-" + std::to_string(::getpid()) + ".sql");
+  {
+    std::ofstream out(script);
+    out << statements << "\n";
+  }
+  auto [rc, out] =
+      run_shell("mariadb --no-defaults --protocol=TCP -h127.0.0.1 -P" + std::to_string(port_) +
+                " -uroot --batch --skip-column-names --connect-timeout=5 < " + shell_quote(script.string()));
+  std::error_code ec;
+  fs::remove(script, ec);
+  if (rc != 0) throw std::runtime_error("SQL failed: " + out);
+  return out;
+}
+
+}  // namespace testing_support

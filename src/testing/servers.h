@@ -1,0 +1,118 @@
+// Real dependency servers for integration tests: Redis (master, replica) and MariaDB, each a child
+// process on 127.0.0.1 with a free port and its state in a temporary folder that is removed on
+// destruction. Tests can stop, restart, pause (SIGSTOP: the server still accepts TCP connections but
+// never answers, like a blackhole) and resume them to produce dependency failures without mocks.
+//
+// Usage:
+//   testing_support::TempDir dir;
+//   auto master = testing_support::RedisServer::start(dir.path() / "m");
+//   auto replica = testing_support::RedisServer::start(dir.path() / "r", master.port());
+//   replica.wait_replication_up();
+//   auto db = testing_support::MariaDbServer::start(dir.path() / "db");
+//   db.sql("CREATE DATABASE users");        // runs the mariadb client over TCP
+//   master.pause(); ...; master.resume();
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace testing_support {
+
+// A fresh folder under $TMPDIR (or /tmp), removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// A port on 127.0.0.1 that nothing listened on a moment ago (bind to port 0, read it, close).
+std::uint16_t free_port();
+
+// True once a TCP connect to 127.0.0.1:port succeeds.
+bool port_accepts(std::uint16_t port);
+
+// A child process; killed (SIGKILL) on destruction if still running.
+class Process {
+ public:
+  Process() = default;
+  // Starts argv[0] (looked up in PATH) with stdout and stderr appended to `log`.
+  static Process spawn(const std::vector<std::string>& argv, const std::filesystem::path& log);
+  ~Process();
+  Process(Process&& other) noexcept;
+  Process& operator=(Process&& other) noexcept;
+
+  pid_t pid() const { return pid_; }
+  bool running();
+  // SIGTERM, then SIGKILL if still running after `grace`; reaps the child.
+  void stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
+  void kill_now();
+  void pause();   // SIGSTOP
+  void resume();  // SIGCONT
+
+ private:
+  pid_t pid_ = -1;
+};
+
+class RedisServer {
+ public:
+  // Starts redis-server on a free port (or `port` if given), no persistence. With `replica_of`,
+  // it replicates from 127.0.0.1:replica_of. Waits until it answers PING.
+  static RedisServer start(const std::filesystem::path& dir, std::optional<std::uint16_t> replica_of = {},
+                           std::optional<std::uint16_t> port = {});
+
+  std::uint16_t port() const { return port_; }
+  // Sends one command (inline protocol) and returns the raw reply; throws on connection errors.
+  std::string command(const std::string& line) const;
+  void wait_replication_up(std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
+
+  void stop() { process_.stop(); }
+  // Starts again on the same port with the same settings (data is not kept).
+  void restart();
+  void pause() { process_.pause(); }
+  void resume() { process_.resume(); }
+  pid_t pid() const { return process_.pid(); }
+
+ private:
+  std::filesystem::path dir_;
+  std::optional<std::uint16_t> replica_of_;
+  std::uint16_t port_ = 0;
+  Process process_;
+};
+
+class MariaDbServer {
+ public:
+  // Initialises a datadir (once per dir) and starts mariadbd on a free port (or `port`), TCP on
+  // 127.0.0.1, root without password. Waits until it accepts queries.
+  static MariaDbServer start(const std::filesystem::path& dir, std::optional<std::uint16_t> port = {});
+
+  std::uint16_t port() const { return port_; }
+  // Runs SQL through the mariadb command-line client; returns its tab-separated output (no header).
+  // Throws std::runtime_error with the client's error output if it fails.
+  std::string sql(const std::string& statements) const;
+
+  void stop() { process_.stop(); }
+  void restart();  // same datadir and port: data is kept
+  void pause() { process_.pause(); }
+  void resume() { process_.resume(); }
+  pid_t pid() const { return process_.pid(); }
+
+ private:
+  void launch();
+  std::filesystem::path dir_;
+  std::uint16_t port_ = 0;
+  Process process_;
+};
+
+}  // namespace testing_support
