@@ -213,10 +213,17 @@ RedisServer RedisServer::start(const fs::path& dir, std::optional<std::uint16_t>
   RedisServer r;
   r.dir_ = dir;
   r.replica_of_ = replica_of;
-  r.port_ = port ? *port : free_port();
   fs::create_directories(dir);
-  r.restart();
-  return r;
+  // A free port can be taken by another process before the server binds it: retry on a new one.
+  for (int attempt = 1;; ++attempt) {
+    r.port_ = port ? *port : free_port();
+    try {
+      r.restart();
+      return r;
+    } catch (const std::runtime_error&) {
+      if (port || attempt == 5) throw;
+    }
+  }
 }
 
 void RedisServer::restart() {
@@ -243,18 +250,23 @@ void RedisServer::restart() {
   }
   const fs::path log = dir_ / "redis.log";
   process_ = Process::spawn(argv, log);
+  // Ready when it answers, and it is ours: another server may hold the port if the bind failed.
+  const std::string ours = "process_id:" + std::to_string(process_.pid()) + "\r\n";
   const bool up = wait_until(
       [&] {
+        if (!process_.running()) return false;
         try {
-          return command("PING").starts_with("+PONG");
+          return command("INFO server").find(ours) != std::string::npos;
         } catch (const std::exception&) {
           return false;
         }
       },
       10s);
-  if (!up)
+  if (!up) {
+    process_.kill_now();
     throw std::runtime_error("redis-server did not start on port " + std::to_string(port_) + ":\n" +
                              tail_of(log));
+  }
 }
 
 std::string RedisServer::command(const std::string& line) const {
@@ -306,7 +318,6 @@ void RedisServer::wait_replication_up(std::chrono::milliseconds timeout) const {
 MariaDbServer MariaDbServer::start(const fs::path& dir, std::optional<std::uint16_t> port) {
   MariaDbServer m;
   m.dir_ = dir;
-  m.port_ = port ? *port : free_port();
   fs::create_directories(dir);
   if (!fs::exists(dir / "data" / "mysql")) {
     const std::string cmd =
@@ -316,8 +327,16 @@ MariaDbServer MariaDbServer::start(const fs::path& dir, std::optional<std::uint1
     auto [rc, out] = run_shell(cmd);
     if (rc != 0) throw std::runtime_error("mariadb-install-db failed:\n" + out);
   }
-  m.launch();
-  return m;
+  // A free port can be taken by another process before the server binds it: retry on a new one.
+  for (int attempt = 1;; ++attempt) {
+    m.port_ = port ? *port : free_port();
+    try {
+      m.launch();
+      return m;
+    } catch (const std::runtime_error&) {
+      if (port || attempt == 5) throw;
+    }
+  }
 }
 
 void MariaDbServer::launch() {
@@ -331,10 +350,22 @@ void MariaDbServer::launch() {
       dir_ / "stdout.log");
   const std::string ping = "mariadb-admin --no-defaults --protocol=TCP -h127.0.0.1 -P" +
                            std::to_string(port_) + " -uroot --connect-timeout=2 ping";
-  const bool up = wait_until([&] { return process_.running() && run_shell(ping).first == 0; }, 30s);
-  if (!up)
+  const std::string datadir = (dir_ / "data").string();
+  const bool up = wait_until(
+      [&] {
+        if (!process_.running() || run_shell(ping).first != 0) return false;
+        try {
+          return sql("SELECT @@datadir").find(datadir) != std::string::npos;  // ours, not another server
+        } catch (const std::runtime_error&) {
+          return false;
+        }
+      },
+      30s);
+  if (!up) {
+    process_.kill_now();
     throw std::runtime_error("mariadbd did not start on port " + std::to_string(port_) + ":\n" +
                              tail_of(log));
+  }
 }
 
 void MariaDbServer::restart() {

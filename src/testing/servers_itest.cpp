@@ -34,6 +34,13 @@ TEST(Servers, RedisReplicaFollowsMasterAndPauseBlackholes) {
   EXPECT_EQ(master.command("PING"), "+PONG\r\n");
 }
 
+TEST(Servers, NeverAdoptsAnotherServerOnItsPort) {
+  TempDir dir;
+  auto first = RedisServer::start(dir.path() / "a");
+  EXPECT_THROW(RedisServer::start(dir.path() / "b", std::nullopt, first.port()), std::runtime_error);
+  EXPECT_EQ(first.command("PING"), "+PONG\r\n");
+}
+
 TEST(Servers, MariaDbRunsSqlAndKeepsDataAcrossRestart) {
   TempDir dir;
   auto db = MariaDbServer::start(dir.path() / "db");
