@@ -252,9 +252,10 @@ void RedisServer::restart() {
   process_ = Process::spawn(argv, log);
   // Ready when it answers, and it is ours: another server may hold the port if the bind failed.
   const std::string ours = "process_id:" + std::to_string(process_.pid()) + "\r\n";
+  bool died = false;
   const bool up = wait_until(
       [&] {
-        if (!process_.running()) return false;
+        if (!process_.running()) return died = true;  // stop waiting: it failed
         try {
           return command("INFO server").find(ours) != std::string::npos;
         } catch (const std::exception&) {
@@ -262,7 +263,7 @@ void RedisServer::restart() {
         }
       },
       10s);
-  if (!up) {
+  if (!up || died) {
     process_.kill_now();
     throw std::runtime_error("redis-server did not start on port " + std::to_string(port_) + ":\n" +
                              tail_of(log));
@@ -351,9 +352,11 @@ void MariaDbServer::launch() {
   const std::string ping = "mariadb-admin --no-defaults --protocol=TCP -h127.0.0.1 -P" +
                            std::to_string(port_) + " -uroot --connect-timeout=2 ping";
   const std::string datadir = (dir_ / "data").string();
+  bool died = false;
   const bool up = wait_until(
       [&] {
-        if (!process_.running() || run_shell(ping).first != 0) return false;
+        if (!process_.running()) return died = true;  // stop waiting: it failed
+        if (run_shell(ping).first != 0) return false;
         try {
           return sql("SELECT @@datadir").find(datadir) != std::string::npos;  // ours, not another server
         } catch (const std::runtime_error&) {
@@ -361,7 +364,7 @@ void MariaDbServer::launch() {
         }
       },
       30s);
-  if (!up) {
+  if (!up || died) {
     process_.kill_now();
     throw std::runtime_error("mariadbd did not start on port " + std::to_string(port_) + ":\n" +
                              tail_of(log));
