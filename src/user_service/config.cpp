@@ -1,5 +1,6 @@
 #include "user_service/config.h"
 
+#include <boost/asio/ip/address.hpp>
 #include <boost/json.hpp>
 #include <cctype>
 #include <charconv>
@@ -246,6 +247,18 @@ std::string validate(const Config& c) {
   if (c.mysql.reconnect_min > c.mysql.reconnect_max)
     return "mysql.reconnect_min_ms must not exceed mysql.reconnect_max_ms";
   if (c.redis.key_prefix.empty()) return "redis.key_prefix must not be empty";
+  if (("tombstone:" + c.redis.key_prefix).starts_with(c.redis.key_prefix))
+    return "redis.key_prefix must not be a prefix of \"tombstone:\" + itself (tombstone keys would collide)";
+  // The clients do no DNS lookups on the event loop: every address is numeric.
+  const std::pair<const char*, const std::string*> hosts[] = {{"listen", &c.listen.host},
+                                                              {"redis.master", &c.redis.master.host},
+                                                              {"redis.replica", &c.redis.replica.host},
+                                                              {"mysql.host", &c.mysql.host}};
+  for (const auto& [key, host] : hosts) {
+    boost::system::error_code ec;
+    boost::asio::ip::make_address(*host, ec);
+    if (ec) return std::string(key) + ": \"" + *host + "\" is not a numeric IP address (use 127.0.0.1)";
+  }
   if (c.mysql.host.empty()) return "mysql.host must not be empty";
   if (c.mysql.database.empty()) return "mysql.database must not be empty";
   for (const char ch : c.mysql.database) {

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <fstream>
+#include <sstream>
 
 namespace user_service {
 namespace {
@@ -88,6 +90,10 @@ TEST(Config, PrecedenceIsFileThenEnvThenFlags) {
   EXPECT_NE(load_config(2, unknown, nullptr).error, "");
   const char* missing[] = {"user-service", "--config", "/nonexistent/x.json"};
   EXPECT_NE(load_config(3, missing, nullptr).error, "");
+  const char* named[] = {"user-service", "--redis.master=localhost:6379"};
+  EXPECT_NE(load_config(2, named, nullptr).error.find("numeric IP"), std::string::npos);
+  const char* prefix[] = {"user-service", "--redis.key_prefix=t"};
+  EXPECT_NE(load_config(2, prefix, nullptr).error, "");
   const char* bad_level[] = {"user-service", "--log_level=loud"};
   EXPECT_NE(load_config(2, bad_level, nullptr).error, "");
 }
@@ -120,6 +126,33 @@ TEST(Config, HelpListsEveryKey) {
   for (const auto& key : config_keys()) {
     EXPECT_NE(loaded.usage.find("--" + key), std::string::npos) << key;
     EXPECT_NE(loaded.usage.find(env_name(key)), std::string::npos) << key;
+  }
+}
+
+}  // namespace
+}  // namespace user_service
+
+namespace user_service {
+namespace {
+
+// The documented example holds every key, and only known keys.
+TEST(Config, ExampleFileListsEveryKey) {
+  const char* argv[] = {"user-service", "--config", USER_SERVICE_EXAMPLE_CONFIG};
+  const auto loaded = load_config(3, argv, nullptr);
+  ASSERT_EQ(loaded.error, "");
+  std::ifstream in(USER_SERVICE_EXAMPLE_CONFIG);
+  std::stringstream text;
+  text << in.rdbuf();
+  const auto v = boost::json::parse(text.str());
+  for (const auto& key : config_keys()) {
+    const boost::json::value* node = &v;
+    std::string_view path = key;
+    for (auto dot = path.find('.'); dot != std::string_view::npos; dot = path.find('.')) {
+      node = node->as_object().if_contains(path.substr(0, dot));
+      ASSERT_NE(node, nullptr) << key;
+      path = path.substr(dot + 1);
+    }
+    EXPECT_NE(node->as_object().if_contains(path), nullptr) << key;
   }
 }
 
