@@ -121,10 +121,10 @@ class Value {
 using Row = std::vector<Value>;
 
 struct ResultSet {
-  std::vector<std::string> columns;  // column names (empty for statements without a result)
-  std::vector<Row> rows;             // each row has columns.size() values
-  std::uint64_t affected_rows = 0;   // INSERT/UPDATE/DELETE (changed rows, MySQL semantics)
-  std::uint64_t last_insert_id = 0;  // AUTO_INCREMENT value of the last INSERT, if any
+  std::vector<std::string> columns{};  // column names (empty for statements without a result)
+  std::vector<Row> rows{};             // each row has columns.size() values
+  std::uint64_t affected_rows = 0;     // INSERT/UPDATE/DELETE (changed rows, MySQL semantics)
+  std::uint64_t last_insert_id = 0;    // AUTO_INCREMENT value of the last INSERT, if any
   unsigned warnings = 0;
 };
 
@@ -144,8 +144,8 @@ std::string_view to_string(Errc code);
 struct Error {
   Errc code;
   unsigned server_errno = 0;  // MariaDB/MySQL error number, when the server or library gave one
-  std::string sqlstate;       // e.g. "23000"
-  std::string message;
+  std::string sqlstate{};     // e.g. "23000"
+  std::string message{};
 
   bool is_duplicate_key() const { return code == Errc::server && server_errno == 1062; }
   // True when retrying on another connection may succeed (nothing was refused by the server).
@@ -165,8 +165,8 @@ struct ConnectSettings {
   std::string host = "127.0.0.1";  // numeric IPv4/IPv6 address (TCP; no DNS, no Unix socket)
   std::uint16_t port = 3306;
   std::string user = "root";
-  std::string password;
-  std::string database;  // default schema, may be empty
+  std::string password{};
+  std::string database{};  // default schema, may be empty
   std::string charset = "utf8mb4";
   std::chrono::milliseconds connect_timeout{500};  // TCP connect + authentication
   std::size_t statement_cache_size = 64;           // prepared statements kept per connection
@@ -214,7 +214,7 @@ class Connection {
 };
 
 struct PoolSettings {
-  ConnectSettings connection;
+  ConnectSettings connection{};
   std::size_t max_size = 8;       // connections open or being opened, at most
   std::size_t min_size = 1;       // kept open even when idle (and retried while down)
   std::size_t max_waiters = 256;  // acquire() callers queued at most; beyond: pool_exhausted
@@ -222,7 +222,7 @@ struct PoolSettings {
   std::chrono::milliseconds max_idle{60000};            // close idle connections beyond min_size
   std::chrono::milliseconds health_check_timeout{200};  // deadline of those pings
   std::chrono::milliseconds maintenance_interval{1000};
-  BackoffPolicy reconnect;
+  BackoffPolicy reconnect{};
   std::string name = "mysql";  // shown in logs and status
 
   void validate() const;
@@ -251,14 +251,14 @@ struct PoolCounters {
 
 struct PoolStatus {
   PoolState state = PoolState::idle;
-  std::chrono::system_clock::time_point since;  // when `state` was entered
-  std::string last_error;
+  std::chrono::system_clock::time_point since{};  // when `state` was entered
+  std::string last_error{};
   std::size_t open = 0;  // idle + in_use
   std::size_t idle = 0;
   std::size_t in_use = 0;  // leased (including connections being health-checked)
   std::size_t connecting = 0;
   std::size_t waiters = 0;
-  PoolCounters counters;
+  PoolCounters counters{};
 };
 
 class Pool;

@@ -81,9 +81,9 @@ struct Reply {
   enum class Type : std::uint8_t { nil, integer, string, status, error, array };
 
   Type type = Type::nil;
-  std::int64_t integer = 0;     // Type::integer
-  std::string str;              // Type::string (bulk, binary-safe), Type::status, Type::error
-  std::vector<Reply> elements;  // Type::array (a nil array is Type::nil)
+  std::int64_t integer = 0;       // Type::integer
+  std::string str{};              // Type::string (bulk, binary-safe), Type::status, Type::error
+  std::vector<Reply> elements{};  // Type::array (a nil array is Type::nil)
 
   bool is_nil() const { return type == Type::nil; }
   bool is_integer() const { return type == Type::integer; }
@@ -119,7 +119,7 @@ std::string_view to_string(Errc code);
 
 struct Error {
   Errc code;
-  std::string message;  // human-readable detail, e.g. "connection lost: Connection reset by peer"
+  std::string message{};  // human-readable detail, e.g. "connection lost: Connection reset by peer"
 };
 
 using Result = boost::system::result<Reply, Error>;
@@ -130,14 +130,14 @@ using Result = boost::system::result<Reply, Error>;
 struct Settings {
   std::string host = "127.0.0.1";  // numeric IPv4/IPv6 address: no DNS lookup on the event loop
   std::uint16_t port = 6379;
-  std::string password;        // AUTH on connect when not empty
+  std::string password{};      // AUTH on connect when not empty
   int database = 0;            // SELECT on connect when not 0
   std::string name = "redis";  // shown in logs and status
 
   std::chrono::milliseconds connect_timeout{200};  // TCP connect + AUTH/SELECT/PING handshake
   std::chrono::milliseconds stall_timeout{500};    // oldest reply this late: drop the connection
   std::size_t max_pending = 1024;                  // outstanding commands per connection
-  BackoffPolicy reconnect;                         // pacing of reconnect attempts
+  BackoffPolicy reconnect{};                       // pacing of reconnect attempts
 
   // Throws std::invalid_argument naming the bad field.
   void validate() const;
@@ -173,10 +173,10 @@ struct Counters {
 
 struct Status {
   State state = State::idle;
-  std::chrono::system_clock::time_point since;  // when `state` was entered
-  std::string last_error;                       // the latest connection-level error, if any
-  std::size_t outstanding = 0;                  // commands sent and not yet answered
-  Counters counters;
+  std::chrono::system_clock::time_point since{};  // when `state` was entered
+  std::string last_error{};                       // the latest connection-level error, if any
+  std::size_t outstanding = 0;                    // commands sent and not yet answered
+  Counters counters{};
 };
 
 // A Lua script, identified by the SHA1 of its source (computed once, here).
