@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
   settings.body_limit = 64 * 1024;
   common::http::Server server(
       io.get_executor(), settings,
-      [](common::http::Request& req, const common::http::RequestInfo&) -> asio::awaitable<common::http::Response> {
+      [](common::http::Request& req,
+         const common::http::RequestInfo&) -> asio::awaitable<common::http::Response> {
         auto res = common::http::make_response(req, bhttp::status::ok, R"({"id":"u-1","name":"Jack"})",
                                                "application/json");
         res.set("X-Data-Source", "cache");
@@ -39,7 +40,8 @@ int main(int argc, char** argv) {
       },
       &user_service::Api::error_response);
   if (auto ec = server.listen({asio::ip::make_address(listen.host), listen.port})) {
-    std::cerr << "user-service-baseline: cannot listen on " << listen.to_string() << ": " << ec.message() << "\n";
+    std::cerr << "user-service-baseline: cannot listen on " << listen.to_string() << ": " << ec.message()
+              << "\n";
     return 1;
   }
   server.start();

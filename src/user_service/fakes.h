@@ -26,7 +26,8 @@ namespace user_service::fakes {
 struct Behaviour {
   enum Mode { ok, fail, hang, reject } mode = ok;
   Clock::duration delay{0};
-  int fail_next = 0;  // the next N calls fail with `unavailable`, then `mode` applies again
+  int fail_next = 0;      // the next N calls fail with `unavailable`, then `mode` applies again
+  bool ack_lost = false;  // FakeStore writes: applied, then reported as a timeout
 };
 
 // Plays a behaviour out: waits as told (never past the deadline) and says how the call ends.
@@ -86,6 +87,7 @@ class FakeStore : public UserStore {
       co_return Outcome<PutResult>::fail(f, m);
     auto [it, created] = rows.try_emplace(std::string(id));
     it->second = StoredUser{std::string(name), ++sequence};
+    if (behaviour.ack_lost) co_return Outcome<PutResult>::fail(Failure::timeout, "deadline exceeded");
     co_return Outcome<PutResult>::success(PutResult{created, it->second.version});
   }
   boost::asio::awaitable<Outcome<std::optional<std::uint64_t>>> remove(std::string_view id,
@@ -98,6 +100,8 @@ class FakeStore : public UserStore {
     if (it == rows.end()) co_return Outcome<std::optional<std::uint64_t>>::success(std::nullopt);
     const auto v = it->second.version;
     rows.erase(it);
+    if (behaviour.ack_lost)
+      co_return Outcome<std::optional<std::uint64_t>>::fail(Failure::timeout, "deadline exceeded");
     co_return Outcome<std::optional<std::uint64_t>>::success(v);
   }
   boost::asio::awaitable<Outcome<Done>> probe(Deadline d) override {

@@ -77,6 +77,11 @@ Service::Service(asio::any_io_executor executor, const Config& config, UserStore
                                        "Queued cache updates applied to the master after it returned.");
   repairs_failed_ = &registry.counter("user_service_cache_repairs_failed_total",
                                       "Attempts to apply a queued cache update that failed.");
+  refreshed_ =
+      &registry.counter("user_service_cache_refreshes_total",
+                        "Cache entries re-read from MariaDB after a write whose outcome was unknown.");
+  uncertain_dropped_ = &registry.counter("user_service_cache_refreshes_dropped_total",
+                                         "Writes with an unknown outcome not tracked (set full).");
   invalidations_ =
       &registry.counter("user_service_cache_invalidations_total",
                         "Full invalidations of cached values after the repair queue overflowed.");
@@ -104,6 +109,8 @@ Service::Service(asio::any_io_executor executor, const Config& config, UserStore
             static_cast<double>(ledger_.recent()));
     w.gauge("user_service_cache_untrusted", "1 while cached entries are not trusted (after an overflow).", {},
             ledger_.untrusted() ? 1 : 0);
+    w.gauge("user_service_cache_refreshes_pending", "Ids to re-read after a write whose outcome was unknown.",
+            {}, static_cast<double>(uncertain_.size()));
     w.gauge("user_service_background_fills", "Cache fills in flight.", {}, static_cast<double>(background_));
   });
 }
@@ -264,6 +271,7 @@ asio::awaitable<WriteResult> Service::put_user(std::string_view id, std::string_
   const auto started = Clock::now();
   auto put = co_await store_.put(id, name, call_deadline(mysql, deadline));
   account(mysql, put.failure, put.message, started);
+  if (put.failure == Failure::timeout) remember_uncertain(id);
   if (!put.ok()) {
     result.reason = "MariaDB: " + put.message;
     co_return result;
@@ -285,6 +293,7 @@ asio::awaitable<WriteResult> Service::delete_user(std::string_view id, Deadline 
   const auto started = Clock::now();
   auto removed = co_await store_.remove(id, call_deadline(mysql, deadline));
   account(mysql, removed.failure, removed.message, started);
+  if (removed.failure == Failure::timeout) remember_uncertain(id);
   if (!removed.ok()) {
     result.reason = "MariaDB: " + removed.message;
     co_return result;
@@ -298,6 +307,50 @@ asio::awaitable<WriteResult> Service::delete_user(std::string_view id, Deadline 
   ledger_.record_write(id, tombstone, applied, Clock::now());
   result.status = WriteResult::deleted;
   co_return result;
+}
+
+// ---- writes whose outcome is unknown --------------------------------------------------------
+
+// A write that timed out may still have committed (only its acknowledgement was lost). Its caller got
+// a 503, so serving the previous value meanwhile is a correct answer; but the cache must not keep it
+// for the rest of its TTL: once MariaDB and the master answer again, the id is re-read from MariaDB
+// and the cache brought to what MariaDB holds, by the same compare-and-set.
+void Service::remember_uncertain(std::string_view id) {
+  if (uncertain_.size() >= config_.cache.repair_queue_capacity) {
+    uncertain_dropped_->inc();
+    return;
+  }
+  uncertain_.emplace(id);
+}
+
+asio::awaitable<void> Service::refresh_uncertain() {
+  while (!uncertain_.empty() && running_ && deps_[mysql].allow() && deps_[redis_master].allow()) {
+    const std::string id = *uncertain_.begin();
+    auto started = Clock::now();
+    auto row = co_await store_.get(id, Deadline::after(config_.mysql.call_deadline));
+    account(mysql, row.failure, row.message, started);
+    if (!row.ok()) co_return;
+    std::optional<CacheEntry> target;
+    if (row.value) {
+      target = CacheEntry{row.value->version, false, std::move(row.value->name)};
+    } else {
+      // Deleted: a tombstone at the cached value's version replaces exactly that value (and loses to
+      // anything newer that landed meanwhile).
+      started = Clock::now();
+      auto cached = co_await cache_.get(CacheNode::master, id, Deadline::after(config_.redis.call_deadline));
+      account(redis_master, cached.failure, cached.message, started);
+      if (!cached.ok()) co_return;
+      if (cached.value && !cached.value->tombstone) target = CacheEntry{cached.value->version, true, {}};
+    }
+    if (target) {
+      started = Clock::now();
+      auto r = co_await cache_.store_if_newer(id, *target, Deadline::after(config_.redis.call_deadline));
+      account(redis_master, r.failure, r.message, started);
+      if (!r.ok()) co_return;
+    }
+    uncertain_.erase(id);
+    refreshed_->inc();
+  }
 }
 
 // ---- background: probes and repairs ---------------------------------------------------------
@@ -395,6 +448,7 @@ asio::awaitable<void> Service::repair_loop() {
         }
       }
       more = !failed && ledger_.pending() > 0 && deps_[redis_master].allow();
+      if (!more && !failed) co_await refresh_uncertain();
     }
     if (more || !running_) continue;
     timer.expires_after(config_.resilience.probe_interval);

@@ -21,6 +21,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -73,6 +74,7 @@ class Service {
   enum Dep { mysql = 0, redis_master = 1, redis_replica = 2 };
   const Dependency& dependency(Dep d) const { return deps_[d]; }
   const CacheLedger& ledger() const { return ledger_; }
+  std::size_t uncertain_writes() const { return uncertain_.size(); }
 
  private:
   enum Outcome_ { ok = 0, timeout = 1, unavailable_ = 2, rejected = 3, short_circuited = 4 };
@@ -92,6 +94,8 @@ class Service {
   boost::asio::awaitable<void> repair_loop();
   boost::asio::awaitable<void> invalidate_all();
   void wake_repairer();
+  void remember_uncertain(std::string_view id);
+  boost::asio::awaitable<void> refresh_uncertain();
 
   boost::asio::any_io_executor executor_;
   Config config_;
@@ -105,6 +109,7 @@ class Service {
   std::size_t background_ = 0;  // fills in flight
   std::array<std::unique_ptr<boost::asio::steady_timer>, 3> probe_timers_;
   std::unique_ptr<boost::asio::steady_timer> repair_timer_;
+  std::set<std::string> uncertain_;  // ids whose last write timed out (may or may not have committed)
 
   common::metrics::Counter* stale_detected_ = nullptr;
   common::metrics::Counter* stale_served_ = nullptr;
@@ -113,6 +118,8 @@ class Service {
   common::metrics::Counter* repairs_applied_ = nullptr;
   common::metrics::Counter* repairs_failed_ = nullptr;
   common::metrics::Counter* invalidations_ = nullptr;
+  common::metrics::Counter* refreshed_ = nullptr;
+  common::metrics::Counter* uncertain_dropped_ = nullptr;
 };
 
 }  // namespace user_service

@@ -411,6 +411,24 @@ TEST_F(ServiceTest, ConcurrentWritersAndReadersNeverLeaveAnOlderValueCached) {
   EXPECT_EQ(cache_.master.entries["hot"].name, store_.rows["hot"].name);
 }
 
+TEST_F(ServiceTest, WriteWhoseAcknowledgementWasLostIsReconciledFromMariaDb) {
+  Start();
+  Seed("u", "Jack");
+  Seed("d", "Dora");
+  store_.behaviour.ack_lost = true;
+  EXPECT_EQ(Put("u", "Joe").status, WriteResult::unavailable);  // committed, but we cannot know
+  EXPECT_EQ(Delete("d").status, WriteResult::unavailable);
+  EXPECT_EQ(store_.rows["u"].name, "Joe");
+  EXPECT_EQ(store_.rows.count("d"), 0u);
+  store_.behaviour.ack_lost = false;
+  ASSERT_TRUE(WaitFor([&] { return service_->uncertain_writes() == 0; }, 2s));
+  EXPECT_EQ(cache_.master.entries["u"].name, "Joe");
+  EXPECT_EQ(cache_.master.entries["u"].version, store_.rows["u"].version);
+  EXPECT_TRUE(cache_.master.entries["d"].tombstone);
+  EXPECT_EQ(Get("u").name, "Joe");
+  EXPECT_EQ(Get("d").status, ReadResult::not_found);
+}
+
 TEST_F(ServiceTest, HealthJsonNamesEveryDependency) {
   Start();
   const std::string h = service_->health_json();
