@@ -397,8 +397,8 @@ asio::awaitable<void> Service::probe_loop(Dep d) {
                                Deadline::after(config_.redis.call_deadline));
     }
     if (!running_) break;
-    if (r.ok() && !deps_[d].initialised()) deps_[d].set_initialised(true);
     account(d, r.failure, r.message, started);
+    if (r.ok() && !deps_[d].initialised()) deps_[d].set_initialised(true);
     if (d == redis_master && !was_usable && deps_[d].allow()) wake_repairer();
     timer.expires_at(started + config_.resilience.probe_interval);
     co_await timer.async_wait(use_nothrow);
