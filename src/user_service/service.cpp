@@ -171,7 +171,7 @@ asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline dead
     account(d, got.failure, got.message, started);
     if (!got.ok()) continue;
     if (got.value && !got.value->tombstone) {
-      if (!ledger_.known_stale(id, *got.value)) {
+      if (!ledger_.known_stale(id, *got.value, d == redis_replica)) {
         result.status = ReadResult::found;
         result.source = Source::cache;
         result.name = std::move(got.value->name);
