@@ -66,6 +66,14 @@ Response Api::error_response(bhttp::status status, std::string_view message, uns
   return res;
 }
 
+common::http::ErrorResponder Api::server_errors() {
+  return [this](bhttp::status status, std::string_view message, unsigned version) {
+    Response res = error_response(status, message, version);
+    res.set("X-Request-Id", next_request_id());
+    return res;
+  };
+}
+
 std::string Api::next_request_id() {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string id = id_prefix_;

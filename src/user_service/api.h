@@ -39,6 +39,8 @@ class Api {
   // The error body format, also for errors the server itself detects (413, 431, malformed).
   static common::http::Response error_response(boost::beast::http::status status, std::string_view message,
                                                unsigned version);
+  // The same, with a generated X-Request-Id (the server answers those before the handler runs).
+  common::http::ErrorResponder server_errors();
 
  private:
   enum Route { r_users = 0, r_live, r_ready, r_metrics, r_config, r_other, kRoutes };

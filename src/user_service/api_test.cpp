@@ -220,7 +220,7 @@ TEST_F(ApiTest, BodyOver64KiBIs413OverTheWire) {
   common::http::Server server(
       io_.get_executor(), api_->server_settings(),
       [this](Request& req, const common::http::RequestInfo& info) { return api_->handle(req, info); },
-      &Api::error_response);
+      api_->server_errors());
   ASSERT_FALSE(server.listen({asio::ip::make_address("127.0.0.1"), 0}));
   server.start();
   const auto port = server.local_endpoint().port();
@@ -256,6 +256,7 @@ TEST_F(ApiTest, BodyOver64KiBIs413OverTheWire) {
   client.join();
   EXPECT_TRUE(reply.starts_with("HTTP/1.1 413")) << reply.substr(0, 200);
   EXPECT_NE(reply.find("{\"error\":\"request body too large\"}"), std::string::npos);
+  EXPECT_NE(reply.find("X-Request-Id: "), std::string::npos);
   EXPECT_TRUE(store_.rows.empty());
 }
 

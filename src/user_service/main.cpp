@@ -136,7 +136,7 @@ int main(int argc, char** argv) {
         [&api](common::http::Request& req, const common::http::RequestInfo& info) {
           return api.handle(req, info);
         },
-        &Api::error_response);
+        api.server_errors());
     const asio::ip::tcp::endpoint endpoint{asio::ip::make_address(config.listen.host), config.listen.port};
     if (auto ec = server.listen(endpoint)) {
       common::log::error("cannot listen", {{"address", config.listen.to_string()}, {"error", ec.message()}});

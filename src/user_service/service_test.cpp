@@ -443,8 +443,8 @@ TEST_F(ServiceTest, WithoutRecentWritesExternallyReseededEntriesAreServed) {
   EXPECT_EQ(Get("u").source, Source::cache);
   cache_.master.behaviour.mode = Behaviour::fail;
   auto r = Get("u");
-  EXPECT_EQ(r.source, Source::cache) << service_->ledger().recent() << " " << service_->ledger().pending() << " "
-                                     << cache_.replica.calls << " " << service_->health_json();
+  EXPECT_EQ(r.source, Source::cache) << service_->ledger().recent() << " " << service_->ledger().pending()
+                                     << " " << cache_.replica.calls << " " << service_->health_json();
   EXPECT_EQ(r.name, "Jack");
 }
 
