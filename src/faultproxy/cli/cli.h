@@ -4,8 +4,17 @@
 //   1  an error: its message on stderr (toxiproxy-cli's text, followed by an empty line when
 //      toxiproxy-cli prints one), usage help on stdout where toxiproxy-cli shows it
 //   3  an unknown command or subcommand ("No help topic for 'x'")
-// Deliberate differences (toxiproxy-cli behaviour that is a bug): a flag parsing error ("Incorrect
-// Usage: ...") exits 1 instead of 0, and goes to stderr.
+// Deliberate differences, where toxiproxy-cli's behaviour is a bug or an accident:
+//   - a flag parsing error ("Incorrect Usage: ...") goes to stderr and exits 1 (toxiproxy-cli: 0);
+//   - `-a k1=v1,k2=v2` is split at commas, as urfave/cli >= 2.4 does (the 2.3.0 build of the
+//     transcript sent "v1,k2=v2" as a string value, which the server rejects);
+//   - an error body that is not Toxiproxy's JSON (a 404 for an unknown path) is reported as
+//     "HTTP 404: 404 page not found" instead of a JSON decoding error;
+//   - names are percent-encoded as one path segment ("a b/c" -> a%20b%2Fc), where Go's client
+//     would cut a name at '?' or '#' and reject a '%';
+//   - trailing slashes of -h/TOXIPROXY_URL are dropped; https is refused with a clear message;
+//   - every request has a deadline (FAULTPROXY_CLI_TIMEOUT_MS, see main.cpp; connect: 5 s).
+// As in toxiproxy-cli, `toxic update` without --toxicity sets the toxicity back to 1.
 //
 // `run_cli` is the whole program minus the process: arguments, environment, output streams, whether
 // stdout is a terminal, and how to reach the server are parameters, so tests drive it directly.
