@@ -527,8 +527,11 @@ Delays paced_echo(const Target& t, int clients, std::chrono::microseconds interv
       if (c.next_send < send_until) next = std::min(next, c.next_send);
     }
     now = now_ns();
-    const int timeout_ms = next > now ? static_cast<int>((next - now) / 1'000'000) : 0;
-    const int n = ::epoll_wait(ep, events, 64, timeout_ms);
+    // Sleep until the next send with nanosecond precision (no spinning: the cores are shared).
+    const std::int64_t wait_ns = std::max<std::int64_t>(0, next - now);
+    const timespec timeout{static_cast<time_t>(wait_ns / 1'000'000'000),
+                           static_cast<long>(wait_ns % 1'000'000'000)};
+    const int n = ::epoll_pwait2(ep, events, 64, &timeout, nullptr);
     const std::int64_t t_recv = now_ns();
     for (int i = 0; i < n; ++i) {
       Conn& c = conns[events[i].data.u64];
