@@ -707,7 +707,16 @@ std::optional<Target> parse_target(const std::string& spec) {
   return t;
 }
 
+// The 1-minute load average: figures taken while other work runs on the machine are noisy.
+std::string load_average() {
+  std::ifstream in("/proc/loadavg");
+  std::string one;
+  in >> one;
+  return one.empty() ? "?" : one;
+}
+
 int run(const std::vector<Target>& targets, const Settings& s) {
+  const std::string load_before = load_average();
   raise_fd_limit();
   ::signal(SIGPIPE, SIG_IGN);
   const Target& base = targets.front();
@@ -876,7 +885,9 @@ int run(const std::vector<Target>& targets, const Settings& s) {
 
   std::cout << "\nProxy benchmark: " << std::chrono::duration<double>(s.duration).count()
             << " s per figure and target (after " << s.warmup.count()
-            << " ms warm-up), 127.0.0.1, ratios are to '" << base.name << "'\n\n";
+            << " ms warm-up), 127.0.0.1, ratios are to '" << base.name << "'; load average " << load_before
+            << " before, " << load_average()
+            << " after (2 CPUs are shared: figures from a loaded machine are noisy)\n\n";
   print_table(targets, rows);
   return 0;
 }
