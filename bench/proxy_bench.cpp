@@ -886,8 +886,8 @@ int run(const std::vector<Target>& targets, const Settings& s) {
   std::cout << "\nProxy benchmark: " << std::chrono::duration<double>(s.duration).count()
             << " s per figure and target (after " << s.warmup.count()
             << " ms warm-up), 127.0.0.1, ratios are to '" << base.name << "'; load average " << load_before
-            << " before, " << load_average()
-            << " after (2 CPUs are shared: figures from a loaded machine are noisy)\n\n";
+            << " before, " << load_average() << " after on " << std::thread::hardware_concurrency()
+            << " CPUs (figures from a loaded machine are noisy)\n\n";
   print_table(targets, rows);
   return 0;
 }
