@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# The faultproxy benchmark (issue 3, "Performance"): measures every figure three ways in one run,
+# directly against an upstream, through HAProxy (TCP mode, one thread) and through faultproxy (no
+# toxics, except the 100 ms latency figure), and prints a table of absolute figures, ratios to
+# direct, and the issue's targets next to them. Figures are printed, never asserted: the exit code
+# is 0 whenever the run completed, whatever the figures.
+#
+# It builds nothing: binaries come from the release build (`cmake --preset release && cmake --build
+# --preset release`, or `./dev build`). It starts, on free 127.0.0.1 ports and with its files in a
+# temporary folder: the upstream servers (proxy_bench upstream), haproxy, and faultproxy (whose
+# proxies it creates through the API with faultproxy-cli). On exit, however it exits, it stops
+# exactly those processes, by the PIDs it recorded, and removes the folder. A run takes about a
+# minute with the default 3 s per figure (13 figures x 3 targets); at most ~2 minutes.
+#
+# Usage: bench/faultproxy.sh [--seconds S] [--idle N] [--threads N] [--build-dir DIR]
+#   --seconds S     measuring time per figure and target (default 3; env BENCH_SECONDS)
+#   --idle N        idle proxied connections for the RSS figure (default 1000; env BENCH_IDLE)
+#   --threads N     faultproxy -threads (default: faultproxy's own default; env FAULTPROXY_THREADS)
+#   --build-dir DIR where the binaries are (default <repo>/build/release; env BUILD_DIR)
+# Env: HAPROXY=path of haproxy (default: haproxy from PATH; without it the HAProxy column is skipped).
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+seconds="${BENCH_SECONDS:-3}"
+idle="${BENCH_IDLE:-1000}"
+threads="${FAULTPROXY_THREADS:-}"
+build_dir="${BUILD_DIR:-$repo/build/release}"
+haproxy_bin="${HAPROXY:-$(command -v haproxy || true)}"
+
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --seconds) seconds="${2:?--seconds needs a value}"; shift 2 ;;
+    --idle) idle="${2:?--idle needs a value}"; shift 2 ;;
+    --threads) threads="${2:?--threads needs a value}"; shift 2 ;;
+    --build-dir) build_dir="${2:?--build-dir needs a value}"; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "faultproxy.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+bench_bin="$build_dir/bench/proxy_bench"
+faultproxy_bin="$build_dir/src/faultproxy/faultproxy"
+cli_bin="$build_dir/src/faultproxy/cli/faultproxy-cli"
+for bin in "$bench_bin" "$faultproxy_bin" "$cli_bin"; do
+  if [[ ! -x "$bin" ]]; then
+    echo "faultproxy.sh: $bin is missing; build the release preset first (./dev build)" >&2
+    exit 1
+  fi
+done
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/faultproxy-bench.XXXXXX")"
+pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+fail() {  # message [log file]
+  echo "faultproxy.sh: $1" >&2
+  if [[ -n "${2:-}" && -s "$2" ]]; then tail -n 20 "$2" | sed 's/^/    /' >&2; fi
+  exit 1
+}
+
+accepts() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {  # port pid what log
+  local i
+  for ((i = 0; i < 200; i++)); do
+    accepts "$1" && return 0
+    kill -0 "$2" 2>/dev/null || fail "$3 exited during start-up" "$4"
+    sleep 0.05
+  done
+  fail "$3 did not listen on 127.0.0.1:$1 within 10 s" "$4"
+}
+
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# Upstream servers: echo, source (bulk) and one-shot echo (new connections).
+"$bench_bin" upstream --ports-file "$work/upstream.ports" >"$work/upstream.log" 2>&1 &
+pids+=($!)
+for ((i = 0; i < 200; i++)); do [[ -s "$work/upstream.ports" ]] && break; sleep 0.05; done
+[[ -s "$work/upstream.ports" ]] || fail "the upstream servers did not start" "$work/upstream.log"
+read -r up_echo up_source up_oneshot <"$work/upstream.ports"
+targets=(--target "name=direct,echo=$up_echo,source=$up_source,oneshot=$up_oneshot")
+
+# HAProxy: TCP mode, one thread, one frontend per upstream.
+haproxy_note="not installed: skipped"
+if [[ -n "$haproxy_bin" && -x "$haproxy_bin" ]]; then
+  read -r hp_echo hp_source hp_oneshot <<<"$("$bench_bin" free-ports 3)"
+  cat >"$work/haproxy.cfg" <<CFG
+global
+    nbthread 1
+    maxconn 8000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+listen echo
+    bind 127.0.0.1:$hp_echo
+    server upstream 127.0.0.1:$up_echo
+listen source
+    bind 127.0.0.1:$hp_source
+    server upstream 127.0.0.1:$up_source
+listen oneshot
+    bind 127.0.0.1:$hp_oneshot
+    server upstream 127.0.0.1:$up_oneshot
+CFG
+  "$haproxy_bin" -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 &
+  hp_pid=$!
+  pids+=("$hp_pid")
+  for port in "$hp_echo" "$hp_source" "$hp_oneshot"; do wait_port "$port" "$hp_pid" haproxy "$work/haproxy.log"; done
+  targets+=(--target "name=haproxy,echo=$hp_echo,source=$hp_source,oneshot=$hp_oneshot,pid=$hp_pid")
+  haproxy_note="$("$haproxy_bin" -v | head -n 1 | cut -d' ' -f1-3), nbthread 1, tcp mode"
+fi
+
+# faultproxy, with its three proxies created through the API (ports chosen by the server).
+api_port="$("$bench_bin" free-ports 1)"
+fp_args=(-host 127.0.0.1 -port "$api_port")
+[[ -n "$threads" ]] && fp_args+=(-threads "$threads")
+LOG_LEVEL="${LOG_LEVEL:-error}" "$faultproxy_bin" "${fp_args[@]}" >"$work/faultproxy.log" 2>&1 &
+fp_pid=$!
+pids+=("$fp_pid")
+wait_port "$api_port" "$fp_pid" faultproxy "$work/faultproxy.log"
+cli=("$cli_bin" -h "127.0.0.1:$api_port")
+for name in echo source oneshot; do
+  var="up_$name"
+  "${cli[@]}" create -l 127.0.0.1:0 -u "127.0.0.1:${!var}" "bench_$name" >/dev/null ||
+    fail "could not create proxy bench_$name" "$work/faultproxy.log"
+done
+declare -A fp_port
+while IFS=$'\t' read -r name listen _; do fp_port[$name]="${listen##*:}"; done < <("${cli[@]}" list)
+targets+=(--target "name=faultproxy,echo=${fp_port[bench_echo]},source=${fp_port[bench_source]},oneshot=${fp_port[bench_oneshot]},pid=$fp_pid,api=127.0.0.1:$api_port,echo_proxy=bench_echo")
+
+echo "faultproxy benchmark: $(nproc) CPUs, ${seconds} s per figure; haproxy: $haproxy_note;" \
+  "faultproxy: -threads ${threads:-default}; binaries from $build_dir"
+timeout 300 "$bench_bin" run "${targets[@]}" --seconds "$seconds" --idle "$idle" ||
+  fail "the benchmark driver failed (exit $?)"

@@ -1,0 +1,110 @@
+// The Toxiproxy API as toxiproxy-cli's Go client (github.com/Shopify/toxiproxy/v2/client) uses it:
+// the same requests, the same JSON bodies (key order, number formatting), and the same error texts,
+// which the CLI prints verbatim ("failed to add toxic to proxy p: AddToxic: HTTP 409: toxic already
+// exists"). Where the Go client would fail obscurely, this one says what happened instead:
+//   - a non-JSON error body (a 404 for an unknown path) becomes "HTTP 404: 404 page not found";
+//   - names are percent-encoded in paths (Go cuts a name at '?' or '#' and rejects '%').
+//
+// Usage:
+//   HttpClient http(normalize_endpoint("127.0.0.1:8474"), {});
+//   ToxiproxyClient client(http);
+//   Result<ProxyMap> all = client.proxies();
+//   if (!all.ok()) std::cerr << all.error;
+#pragma once
+
+#include <boost/json/value.hpp>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "faultproxy/cli/http_client.h"
+
+namespace faultproxy::cli {
+
+template <typename T>
+struct Result {
+  std::optional<T> value;
+  std::string error;
+  bool ok() const { return value.has_value(); }
+  static Result failure(std::string e) { return Result{std::nullopt, std::move(e)}; }
+};
+
+struct Done {};
+
+struct Toxic {
+  std::string name;
+  std::string type;
+  std::string stream;
+  float toxicity = 0;                                    // Go's client keeps it as float32
+  std::map<std::string, boost::json::value> attributes;  // sorted, as the CLI prints them
+};
+
+struct Proxy {
+  std::string name;
+  std::string listen;
+  std::string upstream;
+  bool enabled = false;
+  std::vector<Toxic> toxics;
+};
+
+using ProxyMap = std::map<std::string, Proxy>;  // sorted by name, as `list` prints them
+
+// An attribute from `-a key=value`: a number when Go's ParseFloat accepts the value, else a string.
+using AttributeValue = std::variant<double, std::string>;
+using Attributes = std::map<std::string, AttributeValue>;
+
+// "-a latency=100" -> {"latency": 100.0}; an entry without '=' is ignored; the last of a key wins.
+Attributes parse_attributes(const std::vector<std::string>& raw);
+
+struct ToxicOptions {
+  std::string proxy_name;
+  std::string toxic_name;
+  std::string type;
+  std::string stream;
+  float toxicity = 1;
+  Attributes attributes;
+};
+
+// JSON decoding of the server's answers (exposed for tests).
+Result<Proxy> decode_proxy(const boost::json::value& v);
+Result<Toxic> decode_toxic(const boost::json::value& v);
+
+// Request bodies exactly as Go's json.Marshal writes them; an error for NaN/Inf numbers
+// ("json: unsupported value: NaN").
+Result<std::string> encode_new_proxy(const std::string& name, const std::string& listen,
+                                     const std::string& upstream);
+Result<std::string> encode_proxy(const Proxy& proxy);
+Result<std::string> encode_add_toxic(const ToxicOptions& options);
+Result<std::string> encode_update_toxic(float toxicity, const Attributes& attributes);
+
+// "/proxies/" + name with everything outside RFC 3986's pchar set percent-encoded.
+std::string proxy_path(std::string_view name);
+
+class ToxiproxyClient {
+ public:
+  explicit ToxiproxyClient(Transport& transport) : transport_(transport) {}
+
+  Result<ProxyMap> proxies();
+  Result<Proxy> proxy(const std::string& name);
+  Result<Proxy> create_proxy(const std::string& name, const std::string& listen, const std::string& upstream);
+  // POST /proxies/{name} with the whole proxy (Go's Proxy.Save on an existing proxy); returns the
+  // proxy as the server now has it.
+  Result<Proxy> save_proxy(const Proxy& proxy);
+  Result<Done> delete_proxy(const std::string& name);
+  Result<Toxic> add_toxic(const ToxicOptions& options);
+  Result<Toxic> update_toxic(const ToxicOptions& options);
+  Result<Done> remove_toxic(const ToxicOptions& options);
+
+ private:
+  // The body of a 2xx answer, or Go's error text: "fail to request: ..." or "HTTP 404: proxy not found".
+  Result<std::string> call(std::string_view method, const std::string& path,
+                           const std::optional<std::string>& body);
+
+  Transport& transport_;
+};
+
+}  // namespace faultproxy::cli
