@@ -454,6 +454,7 @@ void Connection::teardown(bool rst) {
   if (closed_) return;
   closed_ = true;
   auto self = shared_from_this();  // keep alive until the end of this function
+  common::log::debug("connection closed", {{"proxy", runtime_->name}, {"index", index_}, {"reset", rst}});
   up_.stop();
   down_.stop();
   if (connect_timer_) connect_timer_->cancel();

@@ -285,6 +285,12 @@ void ProxyCollection::accept_ready(const std::shared_ptr<Listener>& l) {
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (l->runtime->accepted) l->runtime->accepted->inc();
+    if (common::log::enabled(common::log::Level::debug)) {
+      common::log::debug("accepted client", {{"proxy", l->runtime->name},
+                                             {"listen", l->runtime->listen},
+                                             {"upstream", l->runtime->upstream},
+                                             {"index", l->next_index}});
+    }
     workers_.start_connection(fd, protocol, l->runtime, l->snapshot, l->next_index++);
   }
   arm_accept(l);
