@@ -219,10 +219,11 @@ bool Link::read_once(TimePoint now) {
     if (!buf_) buf_ = conn_.worker_.pool.acquire(BufferPool::kSmall);
     want = std::min(buf_.size, kStagedRead);
   }
-  const ssize_t n = ::recv(fd, buf_.data.get(), want, 0);
+  const ssize_t n = ::recv(fd, buf_.data.get(), want, MSG_DONTWAIT);
   if (n > 0) {
     const auto got = static_cast<std::size_t>(n);
-    drained_ = got < want;
+    // Only for small reads: after a large one, writing it out took long enough for more to arrive.
+    drained_ = got < want && got < BufferPool::kSmall;
     if (auto* c = conn_.runtime_->received[static_cast<int>(dir_)]) c->inc(static_cast<double>(got));
     if (!pipeline_) {
       fast_len_ = got;
@@ -277,7 +278,8 @@ bool Link::flush() {
   };
   // 1. What the fast path read (always older than anything in the pipeline).
   while (fast_off_ < fast_len_) {
-    const ssize_t n = ::send(fd, buf_.data.get() + fast_off_, fast_len_ - fast_off_, MSG_NOSIGNAL);
+    const ssize_t n =
+        ::send(fd, buf_.data.get() + fast_off_, fast_len_ - fast_off_, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
       fast_off_ += static_cast<std::size_t>(n);
       if (sent_counter) sent_counter->inc(static_cast<double>(n));
@@ -302,7 +304,7 @@ bool Link::flush() {
             out.pop_front();
             continue;
           }
-          const ssize_t n = ::send(fd, rest.data(), rest.size(), MSG_NOSIGNAL);
+          const ssize_t n = ::send(fd, rest.data(), rest.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
           if (n > 0) {
             out.advance_front(static_cast<std::size_t>(n));
             if (sent_counter) sent_counter->inc(static_cast<double>(n));
@@ -431,11 +433,10 @@ void Connection::on_connected() {
   connected_ = true;
   if (connect_timer_) connect_timer_->cancel();
   resolver_.reset();
-  boost::system::error_code ignored;
-  for (tcp::socket* s : {&client_, &upstream_}) {
-    s->set_option(tcp::no_delay(true), ignored);
-    s->non_blocking(true, ignored);
-  }
+  // The client socket came from accept4 non-blocking and with TCP_NODELAY; Asio made the upstream
+  // socket non-blocking for the connect. Reads and writes pass MSG_DONTWAIT all the same.
+  const int one = 1;
+  ::setsockopt(upstream_.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   up_.pump();
   down_.pump();
 }
@@ -453,6 +454,7 @@ void Connection::teardown(bool rst) {
   if (closed_) return;
   closed_ = true;
   auto self = shared_from_this();  // keep alive until the end of this function
+  common::log::debug("connection closed", {{"proxy", runtime_->name}, {"index", index_}, {"reset", rst}});
   up_.stop();
   down_.stop();
   if (connect_timer_) connect_timer_->cancel();

@@ -148,7 +148,8 @@ const Proxy* ProxyCollection::find(std::string_view name) const {
 
 std::variant<BoundListener, ApiError> ProxyCollection::bind(const std::string& listen, bool listen_prefix) {
   const std::string prefix = listen_prefix ? "listen tcp: " : "";
-  auto hp = split_host_port(listen);
+  // As in Toxiproxy, no listen address means any interface, any port.
+  auto hp = split_host_port(listen.empty() ? std::string(":0") : listen);
   if (auto* e = std::get_if<std::string>(&hp)) return ApiError{500, prefix + *e};
   const auto& [host, port_text] = std::get<HostPort>(hp);
   auto port = parse_port(port_text);
@@ -284,6 +285,12 @@ void ProxyCollection::accept_ready(const std::shared_ptr<Listener>& l) {
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (l->runtime->accepted) l->runtime->accepted->inc();
+    if (common::log::enabled(common::log::Level::debug)) {
+      common::log::debug("accepted client", {{"proxy", l->runtime->name},
+                                             {"listen", l->runtime->listen},
+                                             {"upstream", l->runtime->upstream},
+                                             {"index", l->next_index}});
+    }
     workers_.start_connection(fd, protocol, l->runtime, l->snapshot, l->next_index++);
   }
   arm_accept(l);
