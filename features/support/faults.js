@@ -1,0 +1,71 @@
+// Fault injection, driven only through the npm package toxiproxy-node-client: faultproxy must be a
+// drop-in Toxiproxy, and a real, unmodified Toxiproxy client is the proof.
+import { Toxiproxy } from 'toxiproxy-node-client';
+
+import { stack } from './stack.js';
+
+export const toxiproxy = new Toxiproxy(stack.faultproxyUrl);
+
+// Toxics that the catalog added and has not removed yet, by proxy name (Toxic objects of the client).
+const added = new Map();
+
+async function proxy(name) {
+  try {
+    return await toxiproxy.get(name);
+  } catch (err) {
+    throw new Error(`faultproxy: cannot get proxy '${name}' at ${stack.faultproxyUrl}: ${err.message}`);
+  }
+}
+
+export async function setEnabled(name, enabled) {
+  const p = await proxy(name);
+  const updated = await p.update({ ...p.toJson(), enabled });
+  if (updated.enabled !== enabled) {
+    throw new Error(`faultproxy: proxy '${name}' answered enabled=${updated.enabled} after being set to ${enabled}`);
+  }
+}
+
+// Adds a toxic (Toxiproxy semantics: `stream` defaults to downstream, toxicity to 1) and checks that
+// faultproxy echoes it back as Toxiproxy would.
+export async function addToxic(name, { type, stream = 'downstream', attributes, toxicity = 1 }) {
+  const p = await proxy(name);
+  const toxicName = `${type}_${stream}_${(added.get(name)?.length ?? 0) + 1}`;
+  let toxic;
+  try {
+    toxic = await p.addToxic({ name: toxicName, type, stream, toxicity, attributes });
+  } catch (err) {
+    throw new Error(`faultproxy: adding a ${type} toxic (${stream}, ${JSON.stringify(attributes)}) to '${name}' failed: ${err.message}`);
+  }
+  for (const [k, v] of Object.entries(attributes)) {
+    if (toxic.attributes?.[k] !== v) {
+      throw new Error(`faultproxy echoed ${type}.${k}=${toxic.attributes?.[k]} for '${name}', expected ${v}`);
+    }
+  }
+  if (!added.has(name)) added.set(name, []);
+  added.get(name).push(toxic);
+  return toxic;
+}
+
+// Removes every toxic the catalog added to the proxy and enables it again.
+export async function heal(name) {
+  for (const toxic of added.get(name) ?? []) await toxic.remove();
+  added.delete(name);
+  await setEnabled(name, true);
+}
+
+// POST /reset: every proxy enabled, every toxic gone (live connections survive).
+export async function resetAll() {
+  added.clear();
+  await toxiproxy.reset();
+}
+
+export async function describeProxies() {
+  try {
+    const res = await toxiproxy.getApi().get(`${stack.faultproxyUrl}/proxies`);
+    return Object.values(res.data ?? {})
+      .map((p) => `${p.name}: ${p.enabled ? 'enabled' : 'DISABLED'}, toxics ${JSON.stringify(p.toxics ?? [])}`)
+      .join('\n');
+  } catch (err) {
+    return `faultproxy unreachable: ${err.message}`;
+  }
+}

@@ -1,0 +1,71 @@
+// The state of one scenario, and the hooks that give every scenario a healthy, empty stack: faultproxy
+// reset, user-service reporting every dependency up, Redis and MariaDB emptied. Scenarios therefore do
+// not depend on their order.
+import { After, AfterAll, Before, BeforeAll, setDefaultTimeout, setWorldConstructor, World } from '@cucumber/cucumber';
+
+import * as data from './data.js';
+import * as faults from './faults.js';
+import { describe, readiness, settings, waitUntilReady } from './service.js';
+import { stopInstances } from './instances.js';
+
+// A scenario's own bounds are derived from the service's deadlines; this only stops a wedged step.
+setDefaultTimeout(30_000);
+
+class CatalogWorld extends World {
+  constructor(options) {
+    super(options);
+    this.userId = 'u-12345abde234';
+    this.oldName = 'Jack';
+    this.newName = 'Joe';
+    this.answers = [];
+    this.faults = new Map(); // proxy -> fault kinds applied in this scenario
+    this.enabledAt = new Map(); // proxy -> performance.now() when it was brought back
+  }
+
+  get lastAnswer() {
+    return this.answers[this.answers.length - 1];
+  }
+
+  noteFault(proxy, kind) {
+    if (!this.faults.has(proxy)) this.faults.set(proxy, new Set());
+    this.faults.get(proxy).add(kind);
+  }
+}
+setWorldConstructor(CatalogWorld);
+
+BeforeAll(async function () {
+  await settings();
+  await data.open();
+});
+
+Before(async function () {
+  this.settings = await settings();
+  await faults.resetAll();
+  // A cache update the service remembered during the previous scenario's outage is applied when the
+  // master is back; waiting for readiness first lets it land before the data is emptied.
+  await waitUntilReady({ withinMs: this.settings.bounds.recovery + this.settings.bounds.notice });
+  await data.resetData();
+});
+
+After(async function ({ result }) {
+  if (result?.status === 'FAILED') {
+    const ready = await readiness().catch((err) => ({ answer: null, err }));
+    this.attach(
+      [
+        'answers in this scenario:',
+        ...this.answers.map((a) => `  ${describe(a)}`),
+        `/health/ready: ${ready.answer ? describe(ready.answer) : ready.err.message}`,
+        `faultproxy:\n${await faults.describeProxies()}`,
+      ].join('\n'),
+      'text/plain',
+    );
+  }
+  await stopInstances();
+  for (const db of this.databasesToDrop ?? []) await (await data.mariadb()).query(`DROP DATABASE IF EXISTS \`${db}\``);
+});
+
+AfterAll(async function () {
+  await faults.resetAll().catch(() => {});
+  await stopInstances();
+  await data.close();
+});
