@@ -5,7 +5,7 @@ Feature: Several dependencies failing at once
   marked X-Cache-Stale: true, only because MariaDB cannot answer), everything else is 503. With
   everything gone, every answer is a quick 503 and the process keeps running.
 
-  Each Examples table is one row of the failure matrix (docs/failure-modes.md).
+  Each Examples table below is one row of the failure matrix.
 
   @redis-master @redis-replica @fault:down
   Scenario Outline: <operation> when both Redis nodes are down

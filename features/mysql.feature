@@ -6,8 +6,8 @@ Feature: MariaDB faults (proxy 'mysql'), with Redis healthy
   A write answered 2xx is in MariaDB; one answered 503 left nothing behind when MariaDB was
   unreachable. Within 1 s of the fault being removed, the user is served as stored, from the cache.
 
-  Each Examples table is one row of the failure matrix (docs/failure-modes.md): a fault, and the
-  answer for each operation.
+  Each Examples table below is one row of the failure matrix: a fault, and the answer for each
+  operation.
 
   Scenario Outline: <operation> when 'mysql' <fault>
     Given a user for the <operation>

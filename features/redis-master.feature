@@ -7,7 +7,7 @@ Feature: Redis master faults (proxy 'redis-master'), with MariaDB and the replic
   master's return the cache holds the new value (or no entry, after a delete) and reads come from the
   cache again.
 
-  Each Examples table is one row of the failure matrix (docs/failure-modes.md).
+  Each Examples table below is one row of the failure matrix.
 
   Scenario Outline: <operation> when 'redis-master' <fault>
     Given a user for the <operation>

@@ -3,7 +3,7 @@ Feature: Redis replica faults (proxy 'redis-replica'), with the master and Maria
   Reads use the master, so no fault of the replica has any visible effect on any operation: cached
   reads stay fast, from the cache.
 
-  Each Examples table is one row of the failure matrix (docs/failure-modes.md).
+  Each Examples table below is one row of the failure matrix.
 
   Scenario Outline: <operation> when 'redis-replica' <fault>
     Given a user for the <operation>

@@ -1,7 +1,7 @@
 // The steps of the failure matrix's Scenario Outlines: a user prepared for one of the four operations,
 // the operation, its answer checked against the matrix cell, the store checked against the answer,
 // and the recovery once the faults are removed.
-import assert from 'node:assert/strict';
+import * as assert from '../support/check.js';
 
 import { Given, Then, When } from '@cucumber/cucumber';
 
@@ -45,16 +45,16 @@ Then(/^MariaDB agrees with the answer$/, async function () {
     } else if (certain) {
       assert.equal(stored?.name, this.oldName, `the write was answered 503 with MariaDB unreachable, yet MariaDB holds ${JSON.stringify(stored)}`);
     } else {
-      assert.ok([this.oldName, this.newName].includes(stored?.name), `MariaDB holds ${JSON.stringify(stored)}, neither the old nor the new name (${what})`);
+      assert.that([this.oldName, this.newName].includes(stored?.name), `MariaDB holds ${JSON.stringify(stored)}, neither the old nor the new name (${what})`);
     }
   } else if (op === 'delete') {
     if (statuses.includes(204)) {
       assert.equal(stored, null, `the delete was answered 204 but MariaDB still holds ${JSON.stringify(stored)}`);
     } else if (certain) {
-      assert.ok(stored, `the delete was answered 503 with MariaDB unreachable, yet the user is gone from MariaDB (${what})`);
+      assert.that(stored, `the delete was answered 503 with MariaDB unreachable, yet the user is gone from MariaDB (${what})`);
     }
   } else {
-    assert.deepEqual(stored?.name, this.oldName, `a read changed MariaDB: it holds ${JSON.stringify(stored)}`);
+    assert.equal(stored?.name, this.oldName, `a read changed MariaDB: it holds ${JSON.stringify(stored)}`);
   }
 });
 
@@ -72,7 +72,7 @@ Then(/^within (\d+) s of the faults being removed, that user is served as stored
     async () => {
       last = await call('GET', path);
       if (last.status === 200) {
-        assert.ok(stored, `recovering: the deleted user is still served: ${describe(last)}`);
+        assert.that(stored, `recovering: the deleted user is still served: ${describe(last)}`);
         assert.equal(last.json?.name, stored.name, `recovering: a wrong value (MariaDB holds '${stored.name}'): ${describe(last)}`);
         return last.headers.get('x-data-source') === 'cache';
       }
@@ -98,5 +98,5 @@ Then(/^a read of that user during the fault answers what MariaDB holds$/, async 
   } else {
     assert.equal(a.status, 404, `the user was deleted from MariaDB, the read answered ${describe(a)}`);
   }
-  assert.ok(a.ms <= this.settings.bounds.request, `answered after ${Math.round(a.ms)} ms: ${describe(a)}`);
+  assert.that(a.ms <= this.settings.bounds.request, `answered after ${Math.round(a.ms)} ms: ${describe(a)}`);
 });

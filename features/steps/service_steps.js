@@ -1,6 +1,6 @@
 // Steps about the service as a whole: readiness and liveness, a second instance started with every
 // dependency down, and faults that strike while a request is in flight.
-import assert from 'node:assert/strict';
+import * as assert from '../support/check.js';
 
 import { Given, Then, When } from '@cucumber/cucumber';
 
@@ -29,7 +29,7 @@ Then('within {int} s, without any request, the service reports {string} up', asy
   const proxy = proxyName(spelled);
   const dep = DEPENDENCY_OF_PROXY[proxy];
   const since = this.enabledAt.get(proxy);
-  assert.ok(since !== undefined, `'${proxy}' was not brought back in this scenario`);
+  assert.that(since !== undefined, `'${proxy}' was not brought back in this scenario`);
   let last;
   const bound = seconds * 1000 + (this.settings.bounds.recovery - 1000);
   const took = await pollUntil(
@@ -78,8 +78,8 @@ Then('it reports not ready, naming every dependency down', async function () {
 Then('it answers a request for a user with 503', async function () {
   const a = await call('GET', '/users/u-startup', { baseUrl: this.instance.url });
   assert.equal(a.status, 503, describe(a));
-  assert.ok(a.headers.get('retry-after'), `a 503 without Retry-After: ${describe(a)}`);
-  assert.ok(a.ms <= this.settings.bounds.request, `answered after ${Math.round(a.ms)} ms: ${describe(a)}`);
+  assert.that(a.headers.get('retry-after'), `a 503 without Retry-After: ${describe(a)}`);
+  assert.that(a.ms <= this.settings.bounds.request, `answered after ${Math.round(a.ms)} ms: ${describe(a)}`);
 });
 
 Then('within {int} s the second user-service reports every dependency up', async function (seconds) {

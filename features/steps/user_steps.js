@@ -1,6 +1,6 @@
 // Domain steps in the article's words: users cached, stored, requested, created and updated, and
 // where the answer came from ('Redis' is the cache, 'MySQL' the origin: MariaDB).
-import assert from 'node:assert/strict';
+import * as assert from '../support/check.js';
 
 import { Given, Then, When } from '@cucumber/cucumber';
 
@@ -61,12 +61,12 @@ Then('the user with id {string} and name {string} is returned from {string}', fu
 Then('the user with id {string} and name {string} is returned', function (id, name) {
   const a = this.lastAnswer;
   assert.equal(a.status, 200, `expected the user '${id}', got ${describe(a)}`);
-  assert.deepEqual({ id: a.json?.id, name: a.json?.name }, { id, name }, `got ${describe(a)}`);
+  assert.equal({ id: a.json?.id, name: a.json?.name }, { id, name }, `got ${describe(a)}`);
 });
 
 Then('HTTP {int} is returned', function (status) {
   assert.equal(this.lastAnswer.status, status, `got ${describe(this.lastAnswer)}`);
-  if (status === 503) assert.ok(this.lastAnswer.headers.get('retry-after'), `a 503 without Retry-After: ${describe(this.lastAnswer)}`);
+  if (status === 503) assert.that(this.lastAnswer.headers.get('retry-after'), `a 503 without Retry-After: ${describe(this.lastAnswer)}`);
 });
 
 Then('the stale user with id {string} and name {string} is returned from {string}, marked stale', function (id, name, source) {
@@ -79,7 +79,7 @@ Then('the stale user with id {string} and name {string} is returned from {string
 Then('within {int} s of {string} being up, the cache holds user {string} with name {string}', async function (seconds, spelled, id, name) {
   const proxy = proxyName(spelled);
   const since = this.enabledAt.get(proxy);
-  assert.ok(since !== undefined, `'${proxy}' was not brought back in this scenario`);
+  assert.that(since !== undefined, `'${proxy}' was not brought back in this scenario`);
   let last;
   const bound = seconds * 1000 + (this.settings.bounds.recovery - 1000);
   const took = await pollUntil(
@@ -105,7 +105,7 @@ Then('MySQL holds no user {string}', async function (id) {
 Then('the answer arrives within the {word} deadline', function (which) {
   const s = this.settings;
   const deadline = { request: s.requestDeadlineMs, redis: s.redisDeadlineMs, mariadb: s.mariadbDeadlineMs }[which.toLowerCase()];
-  assert.ok(deadline !== undefined, `unknown deadline '${which}' (request, Redis, MariaDB)`);
+  assert.that(deadline !== undefined, `unknown deadline '${which}' (request, Redis, MariaDB)`);
   const bound = Math.round(deadline + Math.max(300, deadline * 0.3));
-  assert.ok(this.lastAnswer.ms <= bound, `answered in ${Math.round(this.lastAnswer.ms)} ms, past the ${which} deadline of ${deadline} ms (bound ${bound} ms): ${describe(this.lastAnswer)}`);
+  assert.that(this.lastAnswer.ms <= bound, `answered in ${Math.round(this.lastAnswer.ms)} ms, past the ${which} deadline of ${deadline} ms (bound ${bound} ms): ${describe(this.lastAnswer)}`);
 });

@@ -5,7 +5,7 @@
 //   ..., fast                      every answer (5 tries) in the set, their median a few ms
 //   ..., within the deadline       (always checked: no answer comes later than the request deadline)
 //   ..., then fast                 after the first answer, retries become fast (a breaker opened)
-import assert from 'node:assert/strict';
+import * as assert from './check.js';
 
 import { call, describe } from './service.js';
 
@@ -95,11 +95,11 @@ export async function checkAnswer(world, op, cell) {
   const expected = parseAnswer(cell);
   const { bounds } = world.settings;
   const first = world.answers[world.answers.length - 1];
-  assert.ok(first, 'no request was made');
+  assert.that(first, 'no request was made');
   const ok = (answer) => {
     const why = mismatch(expected, answer, op, world);
-    assert.equal(why, null, why ?? '');
-    assert.ok(answer.ms <= bounds.request, `answered after ${Math.round(answer.ms)} ms, past the request deadline (bound ${bounds.request} ms): ${describe(answer)}`);
+    assert.that(why === null, () => `the ${op}: ${why}`);
+    assert.that(answer.ms <= bounds.request, `answered after ${Math.round(answer.ms)} ms, past the request deadline (bound ${bounds.request} ms): ${describe(answer)}`);
   };
   ok(first);
   if (expected.fast) {
@@ -109,7 +109,7 @@ export async function checkAnswer(world, op, cell) {
       ok(a);
       times.push(a.ms);
     }
-    assert.ok(median(times) <= bounds.fast,
+    assert.that(median(times) <= bounds.fast,
       `expected a fast answer (median of 5 at most ${bounds.fast} ms), got ${times.map(Math.round).join(', ')} ms; last: ${describe(world.answers.at(-1))}`);
   }
   if (expected.thenFast) {
@@ -128,7 +128,7 @@ export async function checkAnswer(world, op, cell) {
       ok(a);
       after.push(a.ms);
     }
-    assert.ok(median(after) <= bounds.fast,
+    assert.that(median(after) <= bounds.fast,
       `expected answers to become fast (a breaker opening) within ${bounds.breakerAttempts} tries; then 5 answers took ${after.map(Math.round).join(', ')} ms (median bound ${bounds.fast} ms); earlier: ${times.map(Math.round).join(', ')} ms`);
   }
 }

@@ -112,7 +112,7 @@ function render(feature, results) {
         const label = varying.length ? `${name}: ${varying.map((c) => v[c]).join(' ')}` : name;
         let row = rows.find((x) => x.label === label);
         if (!row) {
-          row = { label, tags: [...sc.tags, ...ex.tags].map((t) => t.name), cells: {} };
+          row = { label, fault: cols.includes('fault'), tags: [...sc.tags, ...ex.tags].map((t) => t.name), cells: {} };
           rows.push(row);
         }
         const pickle = pickleByRow.get(r.id);
@@ -123,7 +123,7 @@ function render(feature, results) {
   if (rows.length) {
     const ops = OPERATIONS.filter((op) => rows.some((r) => r.cells[op]));
     for (const r of rows) for (const op of Object.keys(r.cells)) if (!ops.includes(op)) ops.push(op);
-    out.push(`| fault | ${ops.join(' | ')} |`, `|---|${ops.map(() => '---|').join('')}`);
+    out.push(`| ${rows.every((r) => r.fault) ? 'fault' : 'situation'} | ${ops.join(' | ')} |`, `|---|${ops.map(() => '---|').join('')}`);
     for (const r of rows) {
       const cells = ops.map((op) => (r.cells[op] ? `${esc(r.cells[op].answer)} ${mark(r.cells[op].status)}` : ''));
       out.push(`| ${esc(r.label)} | ${cells.join(' | ')} |`);
