@@ -70,7 +70,7 @@ export async function resetData() {
   await m.sendCommand(['WAIT', '1', '2000']);
 }
 
-export async function storeUser(id, name, version = 1) {
+export async function storeUser(id, name, version) {
   const t = await table();
   await (await mariadb()).query(
     `INSERT INTO ${t.name} (id, name, \`${t.version}\`) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE name = VALUES(name), \`${t.version}\` = VALUES(\`${t.version}\`)`,
@@ -91,7 +91,7 @@ async function cacheKey(id) {
 
 // Caches the user as the service does (hash with id, name, version; the configured TTL) and waits
 // until the replica has it, so a scenario that takes the master away finds it there.
-export async function cacheUser(id, name, version = 1) {
+export async function cacheUser(id, name, version) {
   const m = await redisMaster();
   const key = await cacheKey(id);
   await m.sendCommand(['HSET', key, 'id', id, 'name', name, 'version', String(version)]);

@@ -43,7 +43,7 @@ export async function startInstance(name, overrides = {}) {
   const port = await freePort();
   const suffix = `${process.pid}_${Date.now().toString(36)}`;
   const database = `users_${name.replace(/\W/g, '_')}_${suffix}`;
-  setPath(config, 'http.port', port);
+  setPath(config, 'listen', `127.0.0.1:${port}`);
   setPath(config, 'mariadb.database', database);
   for (const [k, v] of Object.entries(overrides)) setPath(config, k, v);
   const dir = path.join(stack.stackDir, 'instances');

@@ -50,15 +50,14 @@ export function describe(answer) {
 // The settings the catalog needs, each found in GET /config by its path. The catalog never copies a
 // number: a deadline changed in the configuration changes every bound derived from it.
 const SETTINGS = {
-  requestDeadlineMs: ['request.deadline_ms'],
-  redisDeadlineMs: ['redis.deadline_ms'],
-  mariadbDeadlineMs: ['mariadb.deadline_ms'],
-  breakerFailures: ['breaker.failure_threshold'],
-  probeIntervalMs: ['breaker.probe_interval_ms'],
-  cacheKeyPrefix: ['redis.key_prefix'],
-  cacheTtlS: ['redis.ttl_s'],
-  database: ['mariadb.database'],
-  listenPort: ['http.port'],
+  requestDeadlineMs: 'request_deadline_ms',
+  redisDeadlineMs: 'redis.call_deadline_ms',
+  mariadbDeadlineMs: 'mysql.call_deadline_ms',
+  breakerFailures: 'resilience.breaker_failures',
+  probeIntervalMs: 'resilience.probe_interval_ms',
+  cacheKeyPrefix: 'redis.key_prefix',
+  cacheTtlS: 'redis.ttl_s',
+  database: 'mysql.database',
 };
 
 function lookup(config, path) {
@@ -73,10 +72,10 @@ function lookup(config, path) {
 export function settingsFrom(config) {
   const out = {};
   const missing = [];
-  for (const [name, paths] of Object.entries(SETTINGS)) {
-    const path = paths.find((p) => lookup(config, p) !== undefined);
-    if (path === undefined) missing.push(`${name} (${paths.join(' | ')})`);
-    else out[name] = lookup(config, path);
+  for (const [name, path] of Object.entries(SETTINGS)) {
+    const v = lookup(config, path);
+    if (v === undefined) missing.push(path);
+    else out[name] = v;
   }
   if (missing.length) {
     throw new Error(`GET /config lacks settings the catalog derives its bounds from: ${missing.join(', ')}; it answered ${JSON.stringify(config)}`);
@@ -122,8 +121,8 @@ export async function readiness(baseUrl = stack.userServiceUrl) {
   return { answer, states: dependencyStates(answer.json) };
 }
 
-// The service's names for the dependencies behind each proxy.
-export const DEPENDENCY_OF_PROXY = { mysql: 'mariadb', 'redis-master': 'redis_master', 'redis-replica': 'redis_replica' };
+// The service's names for the dependencies behind each proxy (/health/ready names them as the proxies).
+export const DEPENDENCY_OF_PROXY = { mysql: 'mysql', 'redis-master': 'redis-master', 'redis-replica': 'redis-replica' };
 
 export function dependencyStates(json) {
   const deps = json?.dependencies;
@@ -154,14 +153,18 @@ export async function pollUntil(probe, { withinMs, everyMs = 20, explain }) {
   }
 }
 
+// Waits until every dependency is up and no cache repair is pending (a repair remembered during an
+// earlier outage must not land on the next scenario's data).
 export async function waitUntilReady({ withinMs, baseUrl = stack.userServiceUrl } = {}) {
   let last;
   return pollUntil(
     async () => {
       last = await readiness(baseUrl);
       const values = Object.values(last.states);
-      return last.answer.status === 200 && values.length > 0 && values.every((v) => v === 'up');
+      const cache = last.answer.json?.cache;
+      return last.answer.status === 200 && values.length > 0 && values.every((v) => v === 'up')
+        && cache?.repair_queue === 0 && cache?.untrusted === false;
     },
-    { withinMs, explain: async () => `user-service is not ready with every dependency up; /health/ready: ${describe(last?.answer)}` },
+    { withinMs, explain: async () => `user-service is not ready with every dependency up and no cache repair pending; /health/ready: ${describe(last?.answer)}` },
   );
 }

@@ -11,10 +11,18 @@ import { stopInstances } from './instances.js';
 // A scenario's own bounds are derived from the service's deadlines; this only stops a wedged step.
 setDefaultTimeout(30_000);
 
+// Scenario users get ids of their own, and seeded rows versions higher than any this run seeded
+// before: the service remembers recent writes for a while (to spot a lagging replica), and nothing of
+// an earlier scenario may bear on a later one.
+const runTag = Date.now().toString(36);
+let scenarios = 0;
+let seeded = 0;
+
 class CatalogWorld extends World {
   constructor(options) {
     super(options);
-    this.userId = 'u-12345abde234';
+    this.userId = `u-${runTag}-${++scenarios}`;
+    this.versions = new Map();
     this.oldName = 'Jack';
     this.newName = 'Joe';
     this.answers = [];
@@ -24,6 +32,12 @@ class CatalogWorld extends World {
 
   get lastAnswer() {
     return this.answers[this.answers.length - 1];
+  }
+
+  // The version a seeded user has in this scenario (cache and store agree on it).
+  versionOf(id) {
+    if (!this.versions.has(id)) this.versions.set(id, ++seeded * 1000);
+    return this.versions.get(id);
   }
 
   noteFault(proxy, kind) {
