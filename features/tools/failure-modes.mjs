@@ -34,11 +34,14 @@ const ORDER = ['mysql', 'redis-master', 'redis-replica', 'combinations', 'storag
 // pickle results keyed by "<uri>\t<scenario name>"; worst step status wins.
 const RANK = { PASSED: 0, SKIPPED: 1, PENDING: 2, UNDEFINED: 3, AMBIGUOUS: 4, FAILED: 5, UNKNOWN: 1 };
 function readResults(file) {
-  if (!fs.existsSync(file)) return { results: new Map(), when: null };
+  if (!fs.existsSync(file)) return { results: new Map(), when: null, durations: new Map() };
   const pickles = new Map();
   const testCases = new Map();
   const started = new Map();
   const status = new Map(); // testCaseStartedId -> status
+  const startedAt = new Map();
+  const durations = new Map(); // "<uri>\t<name>" -> ms
+  const ts = (t) => Number(t.seconds) * 1000 + t.nanos / 1e6;
   const retried = new Set();
   let when = null;
   for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
@@ -47,11 +50,19 @@ function readResults(file) {
     if (m.testRunStarted) when = new Date(Number(m.testRunStarted.timestamp.seconds) * 1000);
     else if (m.pickle) pickles.set(m.pickle.id, m.pickle);
     else if (m.testCase) testCases.set(m.testCase.id, m.testCase.pickleId);
-    else if (m.testCaseStarted) started.set(m.testCaseStarted.id, m.testCaseStarted.testCaseId);
+    else if (m.testCaseStarted) {
+      started.set(m.testCaseStarted.id, m.testCaseStarted.testCaseId);
+      startedAt.set(m.testCaseStarted.id, ts(m.testCaseStarted.timestamp));
+    } else if (m.testCaseFinished && !m.testCaseFinished.willBeRetried) {
+      const id = m.testCaseFinished.testCaseStartedId;
+      const pickle = pickles.get(testCases.get(started.get(id)));
+      if (pickle) durations.set(`${path.basename(pickle.uri)}\t${pickle.name}`, { ms: ts(m.testCaseFinished.timestamp) - startedAt.get(id), tags: pickle.tags.map((t) => t.name) });
+    }
     else if (m.testStepFinished) {
       const { testCaseStartedId: id, testStepResult: r } = m.testStepFinished;
       if ((RANK[r.status] ?? 1) >= (RANK[status.get(id)] ?? -1)) status.set(id, r.status);
-    } else if (m.testCaseFinished?.willBeRetried) retried.add(m.testCaseFinished.testCaseStartedId);
+    }
+    if (m.testCaseFinished?.willBeRetried) retried.add(m.testCaseFinished.testCaseStartedId);
   }
   const results = new Map();
   for (const [startedId, testCaseId] of started) {
@@ -59,7 +70,7 @@ function readResults(file) {
     const pickle = pickles.get(testCases.get(testCaseId));
     if (pickle) results.set(`${path.basename(pickle.uri)}\t${pickle.name}`, status.get(startedId) ?? 'PASSED');
   }
-  return { results, when };
+  return { results, when, durations };
 }
 
 // ---------------------------------------------------------------------------------------- features
@@ -145,7 +156,7 @@ function main() {
     const ib = ORDER.indexOf(b.replace(/\.feature$/, ''));
     return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || a.localeCompare(b);
   });
-  const { results, when } = readResults(reportFile);
+  const { results, when, durations } = readResults(reportFile);
   const features = files.map((n) => parseFeature(path.join(featuresDir, n)));
   const total = features.reduce((n, f) => n + f.pickles.length, 0);
   const counts = {};
@@ -183,6 +194,12 @@ function main() {
   const body = features.map((f) => render(f, results));
   fs.mkdirSync(path.dirname(outFile), { recursive: true });
   fs.writeFileSync(outFile, `${[...head, ...body].join('\n').trimEnd()}\n`);
+  // Keeps the @slow tag honest: anything over 5 s carries it.
+  const slow = [...durations].filter(([, d]) => d.ms > 5000 && !d.tags.includes('@slow'));
+  for (const [key, d] of slow) console.warn(`warning: ${key.replace('\t', ': ')} took ${(d.ms / 1000).toFixed(1)} s but is not tagged @slow`);
+  if (args.includes('--durations')) {
+    for (const [key, d] of [...durations].sort((a, b) => b[1].ms - a[1].ms).slice(0, 15)) console.log(`${(d.ms / 1000).toFixed(2)} s  ${key.replace('\t', ': ')}`);
+  }
   console.log(`wrote ${path.relative(process.cwd(), outFile)}: ${features.length} features, ${total} scenarios${when ? `, results of the run of ${when.toISOString()}` : ', no results yet'}`);
 }
 
