@@ -1,0 +1,545 @@
+// The HTTP API's contract, driven in-process through Api::handle: every route and error of the
+// Toxiproxy 2.12 transcript (shared/reference/toxiproxy-2.12-api-transcript.txt), byte for byte
+// where the transcript shows bytes.
+#include "faultproxy/api.h"
+
+#include <gtest/gtest.h>
+
+#include "faultproxy/go_json.h"
+#include "testing/servers.h"
+
+namespace faultproxy {
+namespace {
+
+namespace bhttp = common::http::bhttp;
+
+struct Reply {
+  int status;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // in order
+  std::string header(std::string_view name) const {
+    for (const auto& [k, v] : headers)
+      if (k == name) return v;
+    return "";
+  }
+  std::vector<std::string> names() const {
+    std::vector<std::string> n;
+    for (const auto& [k, v] : headers)
+      n.push_back(k);
+    return n;
+  }
+};
+
+class ApiTest : public ::testing::Test {
+ protected:
+  ApiTest() : workers_(1), proxies_(workers_, {.seed = 1}), api_(proxies_, registry_, {}) {}
+
+  Reply call(bhttp::verb method, std::string target, std::string body = "",
+             std::string agent = "curl/7.88.1") {
+    common::http::Request req{method, target, 11};
+    req.set(bhttp::field::user_agent, agent);
+    req.body() = std::move(body);
+    req.prepare_payload();
+    auto res = api_.handle(req, {});
+    Reply r{static_cast<int>(res.result_int()), res.body(), {}};
+    for (const auto& f : res)
+      r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+    return r;
+  }
+  Reply get(std::string t) { return call(bhttp::verb::get, std::move(t)); }
+  Reply post(std::string t, std::string b) { return call(bhttp::verb::post, std::move(t), std::move(b)); }
+  Reply patch(std::string t, std::string b) { return call(bhttp::verb::patch, std::move(t), std::move(b)); }
+  Reply del(std::string t) { return call(bhttp::verb::delete_, std::move(t)); }
+
+  // A proxy named `name` on a free port; returns "127.0.0.1:<port>".
+  std::string make_proxy(const std::string& name, const std::string& upstream = "127.0.0.1:18100") {
+    const std::string listen = "127.0.0.1:" + std::to_string(testing_support::free_port());
+    auto r = post("/proxies", R"({"name":")" + name + R"(","listen":")" + listen + R"(","upstream":")" +
+                                  upstream + "\"}");
+    EXPECT_EQ(r.status, 201) << r.body;
+    return listen;
+  }
+
+  static std::string proxy_body(const std::string& name, const std::string& listen,
+                                const std::string& upstream, bool enabled = true,
+                                const std::string& toxics = "") {
+    return R"({"name":")" + name + R"(","listen":")" + listen + R"(","upstream":")" + upstream +
+           R"(","enabled":)" + (enabled ? "true" : "false") + R"(,"Logger":{},"toxics":[)" + toxics + "]}";
+  }
+
+  void expect_go_error(const Reply& r, int status, const std::string& message) {
+    EXPECT_EQ(r.status, status);
+    EXPECT_EQ(r.body, R"({"error":")" + message + R"(","status":)" + std::to_string(status) + "}\n");
+    EXPECT_EQ(r.names(),
+              (std::vector<std::string>{"Content-Type", "X-Content-Type-Options", "X-Toxiproxy-Request-Id"}));
+    EXPECT_EQ(r.header("Content-Type"), "text/plain; charset=utf-8");
+    EXPECT_EQ(r.header("X-Content-Type-Options"), "nosniff");
+  }
+
+  Workers workers_;
+  common::metrics::Registry registry_;
+  ProxyCollection proxies_;
+  Api api_;
+};
+
+TEST_F(ApiTest, Version) {
+  auto r = get("/version");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "{\"version\": \"2.12.0\"}\n");
+  EXPECT_EQ(r.names(), (std::vector<std::string>{"Content-Type", "X-Toxiproxy-Request-Id"}));
+  EXPECT_EQ(r.header("Content-Type"), "application/json;charset=utf-8");
+  const auto id = r.header("X-Toxiproxy-Request-Id");
+  EXPECT_EQ(id.size(), 20u);
+  EXPECT_EQ(id.find_first_not_of("0123456789abcdefghijklmnopqrstuv"), std::string::npos);
+  EXPECT_NE(id, get("/version").header("X-Toxiproxy-Request-Id"));
+}
+
+TEST_F(ApiTest, CreateListGetDelete) {
+  auto r = get("/proxies");
+  EXPECT_EQ(r.body, "{}");
+  EXPECT_EQ(r.header("Content-Type"), "application/json");
+
+  const std::string listen = "127.0.0.1:" + std::to_string(testing_support::free_port());
+  r = post("/proxies", R"({"name":"echo","listen":")" + listen + R"(","upstream":"127.0.0.1:18100"})");
+  EXPECT_EQ(r.status, 201);
+  EXPECT_EQ(r.body, proxy_body("echo", listen, "127.0.0.1:18100"));
+  EXPECT_EQ(r.names(), (std::vector<std::string>{"Content-Type", "X-Toxiproxy-Request-Id"}));
+
+  expect_go_error(post("/proxies", R"({"name":"echo","listen":"127.0.0.1:0","upstream":"127.0.0.1:18100"})"),
+                  409, "proxy already exists");
+
+  r = get("/proxies/echo");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, proxy_body("echo", listen, "127.0.0.1:18100"));
+  expect_go_error(get("/proxies/missing"), 404, "proxy not found");
+
+  r = del("/proxies/echo");
+  EXPECT_EQ(r.status, 204);
+  EXPECT_EQ(r.body, "");
+  EXPECT_EQ(r.names(), (std::vector<std::string>{"X-Toxiproxy-Request-Id"}));
+  expect_go_error(del("/proxies/echo"), 404, "proxy not found");
+}
+
+TEST_F(ApiTest, CreateErrors) {
+  expect_go_error(post("/proxies", R"({"listen":"127.0.0.1:0","upstream":"127.0.0.1:18100"})"), 400,
+                  "missing required field: name");
+  expect_go_error(post("/proxies", R"({"name":"","upstream":"127.0.0.1:18100"})"), 400,
+                  "missing required field: name");
+  expect_go_error(post("/proxies", R"({"name":"noup","listen":"127.0.0.1:0"})"), 400,
+                  "missing required field: upstream");
+  expect_go_error(post("/proxies", ""), 400, "bad request body: EOF");
+  expect_go_error(post("/proxies", R"({"name":"bad",)"), 400, "bad request body: unexpected EOF");
+  expect_go_error(post("/proxies", "not json"), 400,
+                  "bad request body: invalid character 'o' in literal null (expecting 'u')");
+  expect_go_error(
+      post("/proxies", R"({"name":123,"upstream":"127.0.0.1:18100"})"), 400,
+      "bad request body: json: cannot unmarshal number into Go struct field Proxy.name of type string");
+  expect_go_error(
+      post("/proxies", R"({"name":"x","upstream":"127.0.0.1:18100","enabled":"yes"})"), 400,
+      "bad request body: json: cannot unmarshal string into Go struct field Proxy.enabled of type bool");
+  expect_go_error(post("/proxies", "[]"), 400,
+                  "bad request body: json: cannot unmarshal array into Go value of type toxiproxy.Proxy");
+  expect_go_error(post("/proxies", R"({"name":"badlisten","listen":"127.0.0.1:notaport","upstream":"x:1"})"),
+                  500, "listen tcp: address tcp/notaport: unknown port");
+  expect_go_error(post("/proxies", R"({"name":"nope","listen":"nope","upstream":"x:1"})"), 500,
+                  "listen tcp: address nope: missing port in address");
+  const std::string taken = make_proxy("holder");
+  expect_go_error(post("/proxies", R"({"name":"clash","listen":")" + taken + R"(","upstream":"x:1"})"), 500,
+                  "listen tcp " + taken + ": bind: address already in use");
+  EXPECT_EQ(get("/proxies/clash").status, 404);  // nothing created
+  EXPECT_EQ(get("/proxies/badlisten").status, 404);
+}
+
+TEST_F(ApiTest, CreateVariants) {
+  // localhost is bound as 127.0.0.1 and echoed so; port 0 is echoed as bound.
+  const auto port = std::to_string(testing_support::free_port());
+  auto r =
+      post("/proxies", R"({"name":"lh","listen":"localhost:)" + port + R"(","upstream":"127.0.0.1:18100"})");
+  EXPECT_EQ(r.body, proxy_body("lh", "127.0.0.1:" + port, "127.0.0.1:18100"));
+  r = post("/proxies", R"({"name":"any","listen":"127.0.0.1:0","upstream":"127.0.0.1:18100"})");
+  EXPECT_EQ(r.status, 201);
+  EXPECT_EQ(r.body.find("127.0.0.1:0\""), std::string::npos);
+  // Disabled: not started, listen kept verbatim, upstream not checked.
+  r = post("/proxies",
+           R"({"name":"off","listen":"localhost:18483","upstream":"nowhere.invalid:1","enabled":false})");
+  EXPECT_EQ(r.body, proxy_body("off", "localhost:18483", "nowhere.invalid:1", false));
+  // Unknown fields and trailing garbage are ignored; keys match case-insensitively.
+  const auto listen = "127.0.0.1:" + std::to_string(testing_support::free_port());
+  r = post("/proxies",
+           R"({"Name":"extra","listen":")" + listen + R"(","UPSTREAM":"127.0.0.1:18100","foo":1}garbage)");
+  EXPECT_EQ(r.status, 201);
+  EXPECT_EQ(r.body, proxy_body("extra", listen, "127.0.0.1:18100"));
+}
+
+TEST_F(ApiTest, ProxiesAreListedSortedByName) {
+  make_proxy("zeta");
+  make_proxy("alpha");
+  make_proxy("mid");
+  const auto body = get("/proxies").body;
+  const auto a = body.find("\"alpha\":"), m = body.find("\"mid\":"), z = body.find("\"zeta\":");
+  EXPECT_LT(a, m);
+  EXPECT_LT(m, z);
+}
+
+TEST_F(ApiTest, ToxicDefaultsAndEveryType) {
+  make_proxy("echo");
+  auto r = post("/proxies/echo/toxics", R"({"type":"latency","attributes":{"latency":100}})");
+  EXPECT_EQ(r.status, 200);  // not 201
+  EXPECT_EQ(
+      r.body,
+      R"({"attributes":{"latency":100,"jitter":0},"name":"latency_downstream","type":"latency","stream":"downstream","toxicity":1})");
+  r = post(
+      "/proxies/echo/toxics",
+      R"({"name":"slow_up","type":"bandwidth","stream":"upstream","toxicity":0.5,"attributes":{"rate":1000}})");
+  EXPECT_EQ(
+      r.body,
+      R"({"attributes":{"rate":1000},"name":"slow_up","type":"bandwidth","stream":"upstream","toxicity":0.5})");
+  const std::pair<const char*, const char*> defaults[] = {
+      {"timeout", R"({"timeout":0})"},    {"slow_close", R"({"delay":0})"},
+      {"reset_peer", R"({"timeout":0})"}, {"slicer", R"({"average_size":0,"size_variation":0,"delay":0})"},
+      {"limit_data", R"({"bytes":0})"},   {"noop", "{}"}};
+  for (auto [type, attrs] : defaults) {
+    r = post("/proxies/echo/toxics", R"({"type":")" + std::string(type) + R"(","stream":"upstream"})");
+    EXPECT_EQ(r.body, R"({"attributes":)" + std::string(attrs) + R"(,"name":")" + type +
+                          R"(_upstream","type":")" + type + R"(","stream":"upstream","toxicity":1})");
+  }
+  r = post("/proxies/echo/toxics", R"({"type":"bandwidth"})");
+  EXPECT_EQ(
+      r.body,
+      R"({"attributes":{"rate":0},"name":"bandwidth_downstream","type":"bandwidth","stream":"downstream","toxicity":1})");
+  // Listing: upstream toxics first (insertion order), then downstream ones.
+  r = get("/proxies/echo/toxics");
+  const auto up_last = r.body.find("noop_upstream"), down_first = r.body.find("latency_downstream");
+  EXPECT_LT(r.body.find("slow_up"), r.body.find("timeout_upstream"));
+  EXPECT_LT(up_last, down_first);
+  EXPECT_LT(down_first, r.body.find("bandwidth_downstream"));
+  EXPECT_EQ(
+      get("/proxies/echo").body.find("\"toxics\":[{\"attributes\":{\"rate\":1000},\"name\":\"slow_up\""),
+      get("/proxies/echo").body.find("\"toxics\":"));
+}
+
+TEST_F(ApiTest, ToxicOddButAcceptedInput) {
+  make_proxy("echo");
+  EXPECT_EQ(
+      post("/proxies/echo/toxics", R"({"name":"tox2","type":"latency","toxicity":2})").body,
+      R"({"attributes":{"latency":0,"jitter":0},"name":"tox2","type":"latency","stream":"downstream","toxicity":2})");
+  EXPECT_EQ(
+      post("/proxies/echo/toxics", R"({"name":"toxneg","type":"latency","toxicity":-1})").body,
+      R"({"attributes":{"latency":0,"jitter":0},"name":"toxneg","type":"latency","stream":"downstream","toxicity":-1})");
+  EXPECT_EQ(
+      post("/proxies/echo/toxics", R"({"name":"upper","type":"latency","stream":"UPSTREAM"})").body,
+      R"({"attributes":{"latency":0,"jitter":0},"name":"upper","type":"latency","stream":"UPSTREAM","toxicity":1})");
+  EXPECT_NE(
+      post("/proxies/echo/toxics", R"({"type":"latency","stream":"UPSTREAM"})").body.find("latency_UPSTREAM"),
+      std::string::npos);
+  EXPECT_EQ(
+      post("/proxies/echo/toxics", R"({"name":"t5","type":"latency","attributes":{"nosuch":1}})").body,
+      R"({"attributes":{"latency":0,"jitter":0},"name":"t5","type":"latency","stream":"downstream","toxicity":1})");
+  EXPECT_EQ(
+      post("/proxies/echo/toxics", R"({"name":"neg","type":"latency","attributes":{"latency":-5}})").status,
+      200);
+  EXPECT_EQ(post("/proxies/echo/toxics",
+                 R"({"name":"huge","type":"latency","attributes":{"latency":9223372036854775807}})")
+                .status,
+            200);
+  EXPECT_NE(post("/proxies/echo/toxics", R"({"name":"tiny","type":"latency","toxicity":1e-7})")
+                .body.find("\"toxicity\":1e-7}"),
+            std::string::npos);
+}
+
+TEST_F(ApiTest, ToxicErrorsInToxiproxysOrder) {
+  make_proxy("echo");
+  post("/proxies/echo/toxics", R"({"type":"latency","attributes":{"latency":100}})");
+  expect_go_error(post("/proxies/echo/toxics", R"({"type":"latency","attributes":{"latency":100}})"), 409,
+                  "toxic already exists");
+  expect_go_error(
+      post("/proxies/echo/toxics", R"({"name":"latency_downstream","type":"latency","stream":"upstream"})"),
+      409, "toxic already exists");
+  expect_go_error(post("/proxies/echo/toxics", R"({"type":"nosuchtoxic"})"), 400, "invalid toxic type");
+  expect_go_error(post("/proxies/echo/toxics", R"({"name":"t","type":""})"), 400, "invalid toxic type");
+  expect_go_error(post("/proxies/echo/toxics", R"({"name":"t"})"), 400, "invalid toxic type");
+  const std::string stream_error = "stream was invalid, can be either upstream or downstream";
+  expect_go_error(post("/proxies/echo/toxics", R"({"type":"latency","stream":"sideways"})"), 400,
+                  stream_error);
+  expect_go_error(post("/proxies/echo/toxics", R"({"name":"abbr","type":"latency","stream":"up"})"), 400,
+                  stream_error);
+  expect_go_error(post("/proxies/echo/toxics", R"({"name":"e","type":"latency","stream":""})"), 400,
+                  stream_error);
+  // Stream is checked before the type.
+  expect_go_error(post("/proxies/echo/toxics", R"({"type":"nosuch","stream":"x"})"), 400, stream_error);
+  expect_go_error(post("/proxies/echo/toxics", R"({"type":"latency",)"), 400,
+                  "bad request body: unexpected EOF");
+  expect_go_error(post("/proxies/echo/toxics", ""), 400, "bad request body: EOF");
+  expect_go_error(
+      post("/proxies/echo/toxics", R"({"name":"t3","type":"latency","attributes":{"latency":"abc"}})"), 400,
+      "bad request body: json: cannot unmarshal string into Go struct field "
+      "LatencyToxic.attributes.latency of type int64");
+  expect_go_error(
+      post("/proxies/echo/toxics", R"({"name":"t4","type":"latency","attributes":{"latency":1.5}})"), 400,
+      "bad request body: json: cannot unmarshal number 1.5 into Go struct field "
+      "LatencyToxic.attributes.latency of type int64");
+  expect_go_error(
+      post("/proxies/echo/toxics", R"({"name":"t6","type":"slicer","attributes":{"delay":true}})"), 400,
+      "bad request body: json: cannot unmarshal bool into Go struct field "
+      "SlicerToxic.attributes.delay of type int");
+  expect_go_error(
+      post("/proxies/echo/toxics", R"({"name":"t7","type":"latency","attributes":{"latency":1e30}})"), 400,
+      "bad request body: json: cannot unmarshal number 1e30 into Go struct field "
+      "LatencyToxic.attributes.latency of type int64");
+  // Duplicate is checked before attributes.
+  expect_go_error(post("/proxies/echo/toxics", R"({"type":"latency","attributes":{"latency":"abc"}})"), 409,
+                  "toxic already exists");
+  expect_go_error(post("/proxies/missing/toxics", R"({"type":"latency"})"), 404, "proxy not found");
+  expect_go_error(get("/proxies/missing/toxics"), 404, "proxy not found");
+  EXPECT_EQ(get("/proxies/echo/toxics").body.find("t3"), std::string::npos);  // nothing half-added
+}
+
+TEST_F(ApiTest, ToxicGetUpdateDelete) {
+  make_proxy("echo");
+  post("/proxies/echo/toxics", R"({"type":"latency","attributes":{"latency":100}})");
+  EXPECT_EQ(
+      get("/proxies/echo/toxics/latency_downstream").body,
+      R"({"attributes":{"latency":100,"jitter":0},"name":"latency_downstream","type":"latency","stream":"downstream","toxicity":1})");
+  expect_go_error(get("/proxies/echo/toxics/missing"), 404, "toxic not found");
+  expect_go_error(get("/proxies/missing/toxics/latency_downstream"), 404, "proxy not found");
+
+  auto r = patch("/proxies/echo/toxics/latency_downstream", R"({"attributes":{"jitter":10}})");
+  EXPECT_EQ(
+      r.body,
+      R"({"attributes":{"latency":100,"jitter":10},"name":"latency_downstream","type":"latency","stream":"downstream","toxicity":1})");
+  r = post("/proxies/echo/toxics/latency_downstream", R"({"toxicity":0.25})");  // deprecated POST
+  EXPECT_EQ(
+      r.body,
+      R"({"attributes":{"latency":100,"jitter":10},"name":"latency_downstream","type":"latency","stream":"downstream","toxicity":0.25})");
+  r = patch("/proxies/echo/toxics/latency_downstream",
+            R"({"name":"renamed","type":"bandwidth","stream":"upstream","attributes":{"latency":150}})");
+  EXPECT_EQ(
+      r.body,
+      R"({"attributes":{"latency":150,"jitter":10},"name":"latency_downstream","type":"latency","stream":"downstream","toxicity":0.25})");
+  expect_go_error(patch("/proxies/echo/toxics/latency_downstream", R"({"attributes":{"latency":"x"}})"), 400,
+                  "bad request body: json: cannot unmarshal string into Go struct field "
+                  "LatencyToxic.attributes.latency of type int64");
+  expect_go_error(patch("/proxies/echo/toxics/latency_downstream", "garbage"), 400,
+                  "bad request body: invalid character 'g' looking for beginning of value");
+  expect_go_error(patch("/proxies/echo/toxics/missing", R"({"attributes":{"latency":1}})"), 404,
+                  "toxic not found");
+  expect_go_error(patch("/proxies/missing/toxics/latency_downstream", R"({"attributes":{"latency":1}})"), 404,
+                  "proxy not found");
+  EXPECT_EQ(
+      patch("/proxies/echo/toxics/latency_downstream", R"({"toxicity":5})").body,
+      R"({"attributes":{"latency":150,"jitter":10},"name":"latency_downstream","type":"latency","stream":"downstream","toxicity":5})");
+  // A failed update changes nothing.
+  EXPECT_NE(get("/proxies/echo/toxics/latency_downstream").body.find("\"latency\":150"), std::string::npos);
+
+  r = del("/proxies/echo/toxics/latency_downstream");
+  EXPECT_EQ(r.status, 204);
+  EXPECT_EQ(r.names(), (std::vector<std::string>{"X-Toxiproxy-Request-Id"}));
+  expect_go_error(del("/proxies/echo/toxics/latency_downstream"), 404, "toxic not found");
+  expect_go_error(del("/proxies/missing/toxics/latency_downstream"), 404, "proxy not found");
+}
+
+TEST_F(ApiTest, ProxyUpdate) {
+  const std::string listen = make_proxy("echo");
+  post("/proxies/echo/toxics", R"({"type":"latency","attributes":{"latency":100}})");
+  const std::string toxic =
+      R"({"attributes":{"latency":100,"jitter":0},"name":"latency_downstream","type":"latency","stream":"downstream","toxicity":1})";
+  auto r = patch("/proxies/echo", R"({"enabled":false})");
+  EXPECT_EQ(r.body, proxy_body("echo", listen, "127.0.0.1:18100", false, toxic));
+  r = post("/proxies/echo", R"({"enabled":true})");
+  EXPECT_EQ(r.body, proxy_body("echo", listen, "127.0.0.1:18100", true, toxic));
+  const std::string moved = "127.0.0.1:" + std::to_string(testing_support::free_port());
+  r = patch("/proxies/echo", R"({"listen":")" + moved + "\"}");
+  EXPECT_EQ(r.body, proxy_body("echo", moved, "127.0.0.1:18100", true, toxic));  // toxics kept
+  r = patch("/proxies/echo", R"({"name":"renamed"})");
+  EXPECT_EQ(r.body, proxy_body("echo", moved, "127.0.0.1:18100", true, toxic));
+  r = patch("/proxies/echo", "{}");
+  EXPECT_EQ(r.status, 200);
+  expect_go_error(patch("/proxies/echo", "garbage"), 400,
+                  "bad request body: invalid character 'g' looking for beginning of value");
+  expect_go_error(patch("/proxies/echo", R"({"listen":"nope"})"), 500,
+                  "address nope: missing port in address");
+  expect_go_error(patch("/proxies/missing", R"({"enabled":false})"), 404, "proxy not found");
+  // A listen address that cannot be bound: error, and (unlike Toxiproxy) nothing changes.
+  const std::string other = make_proxy("other");
+  expect_go_error(patch("/proxies/echo", R"({"listen":")" + other + "\"}"), 500,
+                  "listen tcp " + other + ": bind: address already in use");
+  EXPECT_EQ(get("/proxies/echo").body, proxy_body("echo", moved, "127.0.0.1:18100", true, toxic));
+  // The same address spelled differently is not a conflict with itself.
+  const std::string port = moved.substr(moved.find(':') + 1);
+  r = patch("/proxies/echo", R"({"listen":"localhost:)" + port + "\"}");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body, proxy_body("echo", moved, "127.0.0.1:18100", true, toxic));
+}
+
+TEST_F(ApiTest, ResetEnablesEverythingAndRemovesToxics) {
+  const std::string a = make_proxy("a");
+  post("/proxies/a/toxics", R"({"type":"latency"})");
+  patch("/proxies/a", R"({"enabled":false})");
+  const auto port = std::to_string(testing_support::free_port());
+  post("/proxies", R"({"name":"off","listen":"localhost:)" + port +
+                       R"(","upstream":"nowhere.invalid:1","enabled":false})");
+  auto r = call(bhttp::verb::post, "/reset", "ignored body");
+  EXPECT_EQ(r.status, 204);
+  EXPECT_EQ(r.names(), (std::vector<std::string>{"X-Toxiproxy-Request-Id"}));
+  EXPECT_EQ(get("/proxies/a").body, proxy_body("a", a, "127.0.0.1:18100"));
+  EXPECT_EQ(get("/proxies/off").body, proxy_body("off", "127.0.0.1:" + port, "nowhere.invalid:1"));
+}
+
+TEST_F(ApiTest, Populate) {
+  const std::string l1 = "127.0.0.1:" + std::to_string(testing_support::free_port());
+  const std::string l2 = "127.0.0.1:" + std::to_string(testing_support::free_port());
+  auto r = post("/populate", R"([{"name":"pop1","listen":")" + l1 + R"(","upstream":"127.0.0.1:18100"},)" +
+                                 R"({"name":"pop2","listen":")" + l2 +
+                                 R"(","upstream":"127.0.0.1:18100","enabled":false}])");
+  EXPECT_EQ(r.status, 201);
+  EXPECT_EQ(r.body, "{\"proxies\":[" + proxy_body("pop1", l1, "127.0.0.1:18100") + "," +
+                        proxy_body("pop2", l2, "127.0.0.1:18100", false) + "]}");
+  EXPECT_EQ(r.header("Content-Type"), "application/json");
+  // Identical: kept with its toxics.
+  post("/proxies/pop1/toxics", R"({"type":"noop"})");
+  r = post("/populate", R"([{"name":"pop1","listen":")" + l1 + R"(","upstream":"127.0.0.1:18100"}])");
+  EXPECT_EQ(r.status, 201);
+  EXPECT_NE(r.body.find("noop_downstream"), std::string::npos);
+  // Different upstream: replaced, toxics dropped, same address reused.
+  r = post("/populate", R"([{"name":"pop1","listen":")" + l1 + R"(","upstream":"127.0.0.1:18101"}])");
+  EXPECT_EQ(r.body, "{\"proxies\":[" + proxy_body("pop1", l1, "127.0.0.1:18101") + "]}");
+  r = post("/populate", "[]");
+  EXPECT_EQ(r.status, 201);
+  EXPECT_EQ(r.body, "{\"proxies\":null}");
+  // Errors: JSON, no trailing newline, "proxies":null.
+  r = post("/populate", R"([{"name":"pop3","listen":"127.0.0.1:0"}])");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body, R"({"error":"missing required field: upstream at proxy 1","status":400,"proxies":null})");
+  EXPECT_EQ(r.header("Content-Type"), "application/json");
+  r = post("/populate", R"([{"listen":"127.0.0.1:0","upstream":"x:1"}])");
+  EXPECT_EQ(r.body, R"({"error":"missing required field: name at proxy 1","status":400,"proxies":null})");
+  r = post("/populate", R"({"name":"notarray"})");
+  EXPECT_EQ(
+      r.body,
+      R"({"error":"bad request body: json: cannot unmarshal object into Go value of type []struct { toxiproxy.Proxy; Enabled *bool \"json:\\\"enabled\\\"\" }","status":400,"proxies":null})");
+  r = post("/populate", "garbage");
+  EXPECT_EQ(
+      r.body,
+      R"({"error":"bad request body: invalid character 'g' looking for beginning of value","status":400,"proxies":null})");
+  // All or nothing: the second entry cannot bind, so the first is not created either.
+  const auto before = get("/proxies").body;
+  r = post("/populate", R"([{"name":"pop4","listen":"127.0.0.1:0","upstream":"127.0.0.1:18100"},)"
+                        R"({"name":"pop5","listen":")" +
+                            l1 + R"(","upstream":"127.0.0.1:18100"}])");
+  EXPECT_EQ(r.status, 500);
+  EXPECT_EQ(r.body, R"({"error":"listen tcp )" + l1 +
+                        R"(: bind: address already in use","status":500,"proxies":null})");
+  EXPECT_EQ(get("/proxies").body, before);
+  // Our extension: toxics per proxy, validated like POST /proxies/{p}/toxics.
+  r = post(
+      "/populate",
+      R"([{"name":"pt","listen":"127.0.0.1:0","upstream":"x:1","toxics":[{"type":"latency","attributes":{"latency":5}},{"type":"bogus"}]}])");
+  EXPECT_EQ(r.body, R"({"error":"invalid toxic type at proxy 1 toxic 2","status":400,"proxies":null})");
+  r = post(
+      "/populate",
+      R"([{"name":"pt","listen":"127.0.0.1:0","upstream":"x:1","toxics":[{"type":"latency","stream":"upstream","attributes":{"latency":5}}]}])");
+  EXPECT_EQ(r.status, 201);
+  EXPECT_NE(r.body.find(R"("toxics":[{"attributes":{"latency":5,"jitter":0},"name":"latency_upstream")"),
+            std::string::npos);
+}
+
+TEST_F(ApiTest, RoutingErrorsLikeGorillaMux) {
+  make_proxy("echo");
+  for (const char* path : {"/nosuchpath", "/proxies/", "/version/", "/proxies/a%20b%2Fc", "/metrics"}) {
+    auto r = get(path);
+    EXPECT_EQ(r.status, 404) << path;
+    EXPECT_EQ(r.body, "404 page not found\n");
+    EXPECT_EQ(r.names(), (std::vector<std::string>{"Content-Type", "X-Content-Type-Options"}));
+  }
+  for (auto [method, path] :
+       std::vector<std::pair<bhttp::verb, const char*>>{{bhttp::verb::put, "/proxies"},
+                                                        {bhttp::verb::delete_, "/proxies"},
+                                                        {bhttp::verb::get, "/reset"},
+                                                        {bhttp::verb::put, "/proxies/echo"},
+                                                        {bhttp::verb::options, "/proxies"},
+                                                        {bhttp::verb::head, "/version"}}) {
+    auto r = call(method, path);
+    EXPECT_EQ(r.status, 405) << path;
+    EXPECT_EQ(r.body, "");
+    EXPECT_TRUE(r.headers.empty());
+  }
+  // Percent-decoded names work when they contain no slash.
+  post("/proxies", R"({"name":"a b","listen":"127.0.0.1:0","upstream":"x:1"})");
+  EXPECT_EQ(get("/proxies/a%20b").status, 200);
+}
+
+TEST_F(ApiTest, BrowsersAreRefusedOnMatchedRoutesOnly) {
+  for (const char* path : {"/version", "/proxies", "/proxies/nosuch"}) {
+    auto r = call(bhttp::verb::get, path, "", "Mozilla/5.0 (X11; Linux x86_64)");
+    EXPECT_EQ(r.status, 403);
+    EXPECT_EQ(r.body, "User agent not allowed\n");
+    EXPECT_EQ(r.names(),
+              (std::vector<std::string>{"Content-Type", "X-Content-Type-Options", "X-Toxiproxy-Request-Id"}));
+  }
+  EXPECT_EQ(call(bhttp::verb::get, "/nosuchpath", "", "Mozilla/5.0").status, 404);
+}
+
+TEST_F(ApiTest, ServerErrorsUseTheSameFormat) {
+  auto res = Api::server_error(bhttp::status::payload_too_large, "request body too large", 11);
+  EXPECT_EQ(res.result_int(), 413);
+  EXPECT_EQ(res.body(), "{\"error\":\"request body too large\",\"status\":413}\n");
+  EXPECT_EQ(res[bhttp::field::content_type], "text/plain; charset=utf-8");
+}
+
+TEST_F(ApiTest, ManyProxiesAndHostileInput) {
+  for (int i = 0; i < 300; ++i) {
+    auto r = post("/proxies", R"({"name":"p)" + std::to_string(i) +
+                                  R"(","listen":"127.0.0.1:0","upstream":"x:1","enabled":false})");
+    ASSERT_EQ(r.status, 201);
+  }
+  EXPECT_EQ(get("/proxies").status, 200);
+  const std::string deep(5000, '[');
+  EXPECT_EQ(post("/proxies", deep).status, 400);
+  for (const char* body :
+       {"{", "{\"", "{\"a\"", "{\"a\":", "[1,", "\"\\u12", "-", "1.", "1e", "tru", "{\"name\":\"\xff\xfe\"}",
+        "\x01", "{\"name\":\"a\\x\"}", "nul", "{,}", "{\"a\" 1}", "[1 2]"}) {
+    auto r = post("/proxies", body);
+    EXPECT_EQ(r.status, 400) << body;
+    EXPECT_EQ(r.body.back(), '\n');
+  }
+}
+
+TEST(GoJson, SyntaxErrorsReadLikeGo) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"", "EOF"},
+      {"   ", "EOF"},
+      {"{", "unexpected EOF"},
+      {"not json", "invalid character 'o' in literal null (expecting 'u')"},
+      {"garbage", "invalid character 'g' looking for beginning of value"},
+      {"{\"a\" 1}", "invalid character '1' after object key"},
+      {"{\"a\":1 \"b\"}", "invalid character '\"' after object key:value pair"},
+      {"{1}", "invalid character '1' looking for beginning of object key string"},
+      {"[1 2]", "invalid character '2' after array element"},
+      {"-x", "invalid character 'x' in numeric literal"},
+      {"1.x", "invalid character 'x' after decimal point in numeric literal"},
+      {"1ex", "invalid character 'x' in exponent of numeric literal"},
+      {"\"a\nb\"", "invalid character '\\n' in string literal"},
+      {"\"\\x\"", "invalid character 'x' in string escape code"},
+      {"tx", "invalid character 'x' in literal true (expecting 'r')"},
+  };
+  for (auto [in, want] : cases)
+    EXPECT_EQ(gojson::parse_first(in).error, want) << in;
+  EXPECT_TRUE(gojson::parse_first("{} trailing").ok());
+  EXPECT_TRUE(gojson::parse_first("0 1").ok());
+}
+
+TEST(GoJson, OutputEscapingAndFloats) {
+  std::string s;
+  gojson::append_string(s, "a<b>&\"\\\n\x01\xe2\x80\xa8\xff");
+  EXPECT_EQ(s, R"("a\u003cb\u003e\u0026\"\\\n\u0001\u2028\ufffd")");
+  EXPECT_EQ(gojson::format_float32(1.0f), "1");
+  EXPECT_EQ(gojson::format_float32(0.5f), "0.5");
+  EXPECT_EQ(gojson::format_float32(0.1f), "0.1");
+  EXPECT_EQ(gojson::format_float32(-1.0f), "-1");
+  EXPECT_EQ(gojson::format_float32(1e-7f), "1e-7");
+  EXPECT_EQ(gojson::format_float32(1e21f), "1e+21");
+  EXPECT_EQ(gojson::format_float32(0.123456789f), "0.12345679");
+}
+
+}  // namespace
+}  // namespace faultproxy

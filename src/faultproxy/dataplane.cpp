@@ -1,0 +1,560 @@
+#include "faultproxy/dataplane.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cerrno>
+#include <cstring>
+
+#include "common/log.h"
+
+namespace faultproxy {
+namespace {
+
+// A link stops reading while this much is held in its toxics and unwritten output.
+constexpr std::size_t kMaxBuffered = 4 * 1024 * 1024;
+// Chunk size on the staged path (Toxiproxy reads 32 KiB at a time).
+constexpr std::size_t kStagedRead = 32 * 1024;
+// Reads per wake-up before yielding to other connections on the worker.
+constexpr int kReadBudget = 16;
+constexpr std::size_t kMaxCachedSmall = 256;
+constexpr std::size_t kMaxCachedLarge = 8;
+
+bool would_block(int err) {
+  return err == EAGAIN || err == EWOULDBLOCK;
+}
+
+}  // namespace
+
+std::string_view direction_name(Direction d) {
+  return d == Direction::upstream ? "upstream" : "downstream";
+}
+
+BufferPool::Buffer BufferPool::acquire(std::size_t size) {
+  auto& list = size >= kLarge ? large_ : small_;
+  Buffer b;
+  b.size = size >= kLarge ? kLarge : kSmall;
+  if (!list.empty()) {
+    b.data = std::move(list.back());
+    list.pop_back();
+  } else {
+    b.data = std::make_unique_for_overwrite<char[]>(b.size);
+  }
+  return b;
+}
+
+void BufferPool::release(Buffer& b) {
+  if (!b) return;
+  auto& list = b.size >= kLarge ? large_ : small_;
+  if (list.size() < (b.size >= kLarge ? kMaxCachedLarge : kMaxCachedSmall)) list.push_back(std::move(b.data));
+  b.data.reset();
+  b.size = 0;
+}
+
+class Link {
+ public:
+  Link(Connection& c, Direction d) : conn_(c), dir_(d) {}
+  void bind(tcp::socket* src, tcp::socket* dst) {
+    src_ = src;
+    dst_ = dst;
+  }
+  void apply(const std::vector<ToxicSpec>& toxics, TimePoint now);
+  void pump();
+  void stop();
+  bool finished() const { return eof_sent_; }
+
+ private:
+  bool flush();
+  bool read_once(TimePoint now);
+  void shutdown_dst();
+  void arm_read();
+  void arm_write();
+  void arm_timer();
+  void release_buffer();
+
+  Connection& conn_;
+  Direction dir_;
+  tcp::socket* src_ = nullptr;
+  tcp::socket* dst_ = nullptr;
+  BufferPool::Buffer buf_;
+  std::size_t fast_len_ = 0, fast_off_ = 0;
+  std::unique_ptr<Pipeline> pipeline_;
+  std::unique_ptr<asio::steady_timer> timer_;
+  TimePoint timer_at_ = kNever, wake_ = kNever;
+  bool read_wait_ = false, write_wait_ = false, pump_posted_ = false, in_pump_ = false;
+  bool src_eof_ = false, eof_pending_fast_ = false, eof_sent_ = false, large_ = false;
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(Worker& w, tcp::socket client, std::shared_ptr<ProxyRuntime> rt, SnapshotPtr snap,
+             std::uint64_t index)
+      : worker_(w),
+        client_(std::move(client)),
+        upstream_(w.context),
+        runtime_(std::move(rt)),
+        snapshot_(std::move(snap)),
+        index_(index),
+        up_(*this, Direction::upstream),
+        down_(*this, Direction::downstream) {
+    up_.bind(&client_, &upstream_);
+    down_.bind(&upstream_, &client_);
+    runtime_->live.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~Connection() { runtime_->live.fetch_sub(1, std::memory_order_relaxed); }
+
+  void start();
+  void apply(SnapshotPtr snap);
+  void close() { teardown(false); }
+  void reset() { teardown(true); }
+  void link_finished() {
+    if (up_.finished() && down_.finished()) close();
+  }
+
+  Worker& worker_;
+  tcp::socket client_, upstream_;
+  std::shared_ptr<ProxyRuntime> runtime_;
+  SnapshotPtr snapshot_;
+  std::uint64_t index_;
+  Link up_, down_;
+  bool connected_ = false, closed_ = false;
+  std::unique_ptr<asio::steady_timer> connect_timer_;
+  std::unique_ptr<tcp::resolver> resolver_;
+
+  std::uint64_t link_seed(Direction d) const {
+    return mix64(runtime_->seed ^ mix64(index_ * 2 + static_cast<std::uint64_t>(d)));
+  }
+
+ private:
+  void on_connected();
+  void connect_failed(const boost::system::error_code& ec);
+  void teardown(bool rst);
+};
+
+// ---- Link ------------------------------------------------------------------------------------
+
+void Link::release_buffer() {
+  if (buf_) conn_.worker_.pool.release(buf_);
+}
+
+void Link::apply(const std::vector<ToxicSpec>& toxics, TimePoint now) {
+  if (!pipeline_) {
+    if (toxics.empty()) return;
+    pipeline_ = std::make_unique<Pipeline>(conn_.link_seed(dir_));
+    auto runtime = conn_.runtime_;
+    const Direction dir = dir_;
+    pipeline_->on_activation([runtime, dir](const ToxicSpec& spec) {
+      if (!runtime->registry) return;
+      runtime->registry
+          ->counter("faultproxy_toxic_activations_total", "Connections on which a toxic started acting.",
+                    {{"proxy", runtime->name},
+                     {"toxic", spec.name},
+                     {"type", std::string(toxic_type_info(spec.type).name)},
+                     {"direction", std::string(direction_name(dir))}})
+          .inc();
+    });
+    if (eof_pending_fast_) {  // the source already ended: its end now goes through the toxics
+      eof_pending_fast_ = false;
+      pipeline_->push(Event::terminal(EventKind::eof, now), now);
+    }
+  }
+  pipeline_->apply(toxics, now);
+  if (conn_.connected_) pump();
+}
+
+void Link::stop() {
+  if (timer_) timer_->cancel();
+  release_buffer();
+  pipeline_.reset();
+}
+
+void Link::pump() {
+  if (conn_.closed_ || in_pump_ || !conn_.connected_) return;
+  in_pump_ = true;
+  bool again = false;
+  for (int reads = 0;; ++reads) {
+    if (!flush()) break;
+    if (conn_.closed_ || src_eof_ || read_wait_) break;
+    if (pipeline_ && pipeline_->buffered_bytes() >= kMaxBuffered) break;  // resumed by writes or the timer
+    if (reads >= kReadBudget) {
+      again = true;
+      break;
+    }
+    if (!read_once(Clock::now())) break;
+  }
+  in_pump_ = false;
+  if (conn_.closed_) return;
+  arm_timer();
+  if (again && !pump_posted_) {
+    pump_posted_ = true;
+    asio::post(conn_.worker_.context, [self = conn_.shared_from_this(), this] {
+      pump_posted_ = false;
+      pump();
+    });
+  }
+}
+
+bool Link::read_once(TimePoint now) {
+  const int fd = src_->native_handle();
+  std::size_t want;
+  if (!pipeline_) {
+    if (!buf_) buf_ = conn_.worker_.pool.acquire(large_ ? BufferPool::kLarge : BufferPool::kSmall);
+    want = buf_.size;
+  } else {
+    if (!buf_) buf_ = conn_.worker_.pool.acquire(BufferPool::kSmall);
+    want = std::min(buf_.size, kStagedRead);
+  }
+  const ssize_t n = ::recv(fd, buf_.data.get(), want, 0);
+  if (n > 0) {
+    const auto got = static_cast<std::size_t>(n);
+    if (auto* c = conn_.runtime_->received[static_cast<int>(dir_)]) c->inc(static_cast<double>(got));
+    if (!pipeline_) {
+      fast_len_ = got;
+      fast_off_ = 0;
+      if (got == buf_.size) large_ = true;  // a bulk transfer: grow to the large buffer once this is written
+      if (got < BufferPool::kSmall / 2) large_ = false;  // small messages: small buffers
+    } else {
+      pipeline_->push(Event::data(std::string(buf_.data.get(), got), now), now);
+    }
+    return true;
+  }
+  if (n == 0) {
+    src_eof_ = true;
+    if (!pipeline_) {
+      eof_pending_fast_ = true;
+    } else {
+      pipeline_->push(Event::terminal(EventKind::eof, now), now);
+    }
+    if (fast_len_ == 0) release_buffer();
+    return true;  // let flush() pass the end on
+  }
+  const int err = errno;
+  if (err == EINTR) return true;
+  if (would_block(err)) {
+    if (fast_len_ == 0) release_buffer();  // idle links hold no buffer
+    arm_read();
+    return false;
+  }
+  // ECONNRESET and friends: the source is gone, so is the connection.
+  common::log::debug("read failed", {{"proxy", conn_.runtime_->name},
+                                     {"direction", direction_name(dir_)},
+                                     {"error", std::string_view(std::strerror(err))}});
+  conn_.close();
+  return false;
+}
+
+bool Link::flush() {
+  if (write_wait_ || conn_.closed_) return false;
+  const int fd = dst_->native_handle();
+  auto* sent_counter = conn_.runtime_->sent[static_cast<int>(dir_)];
+  auto fail = [&](int err) {
+    if (err == EINTR) return true;
+    if (would_block(err)) {
+      arm_write();
+    } else {
+      common::log::debug("write failed", {{"proxy", conn_.runtime_->name},
+                                          {"direction", direction_name(dir_)},
+                                          {"error", std::string_view(std::strerror(err))}});
+      conn_.close();
+    }
+    return false;
+  };
+  // 1. What the fast path read (always older than anything in the pipeline).
+  while (fast_off_ < fast_len_) {
+    const ssize_t n = ::send(fd, buf_.data.get() + fast_off_, fast_len_ - fast_off_, MSG_NOSIGNAL);
+    if (n > 0) {
+      fast_off_ += static_cast<std::size_t>(n);
+      if (sent_counter) sent_counter->inc(static_cast<double>(n));
+      continue;
+    }
+    if (!fail(errno)) return false;
+  }
+  if (fast_len_ != 0) {
+    fast_len_ = fast_off_ = 0;
+    if (large_ && buf_.size < BufferPool::kLarge) release_buffer();
+  }
+  // 2. What the toxics released.
+  if (pipeline_) {
+    wake_ = pipeline_->run(Clock::now());
+    EventQueue& out = pipeline_->output();
+    while (!out.empty()) {
+      Event& e = out.front();
+      switch (e.kind) {
+        case EventKind::data: {
+          const std::string_view rest = out.front_rest();
+          if (rest.empty()) {
+            out.pop_front();
+            continue;
+          }
+          const ssize_t n = ::send(fd, rest.data(), rest.size(), MSG_NOSIGNAL);
+          if (n > 0) {
+            out.advance_front(static_cast<std::size_t>(n));
+            if (sent_counter) sent_counter->inc(static_cast<double>(n));
+            if (out.front_rest().empty()) out.pop_front();
+            continue;
+          }
+          if (!fail(errno)) return false;
+          continue;
+        }
+        case EventKind::eof:
+          out.pop_front();
+          shutdown_dst();
+          if (conn_.closed_) return false;
+          continue;
+        case EventKind::close:
+          conn_.close();
+          return false;
+        case EventKind::reset:
+          conn_.reset();
+          return false;
+      }
+    }
+    if (pipeline_->idle()) {  // no toxics left and nothing held: back to the fast path
+      pipeline_.reset();
+      wake_ = kNever;
+    }
+  }
+  if (eof_pending_fast_ && !pipeline_) {
+    eof_pending_fast_ = false;
+    shutdown_dst();
+    if (conn_.closed_) return false;
+  }
+  return true;
+}
+
+void Link::shutdown_dst() {
+  if (eof_sent_) return;
+  eof_sent_ = true;
+  ::shutdown(dst_->native_handle(), SHUT_WR);
+  conn_.link_finished();
+}
+
+void Link::arm_read() {
+  if (read_wait_) return;
+  read_wait_ = true;
+  src_->async_wait(tcp::socket::wait_read,
+                   [self = conn_.shared_from_this(), this](boost::system::error_code ec) {
+                     read_wait_ = false;
+                     if (ec || conn_.closed_) return;
+                     pump();
+                   });
+}
+
+void Link::arm_write() {
+  if (write_wait_) return;
+  write_wait_ = true;
+  dst_->async_wait(tcp::socket::wait_write,
+                   [self = conn_.shared_from_this(), this](boost::system::error_code ec) {
+                     write_wait_ = false;
+                     if (ec || conn_.closed_) return;
+                     pump();
+                   });
+}
+
+void Link::arm_timer() {
+  const TimePoint want = pipeline_ ? wake_ : kNever;
+  if (want == timer_at_) return;
+  timer_at_ = want;
+  if (want == kNever) {
+    if (timer_) timer_->cancel();
+    return;
+  }
+  if (!timer_) timer_ = std::make_unique<asio::steady_timer>(conn_.worker_.context);
+  timer_->expires_at(want);
+  timer_->async_wait([self = conn_.shared_from_this(), this, want](boost::system::error_code ec) {
+    if (ec || conn_.closed_ || timer_at_ != want) return;
+    timer_at_ = kNever;
+    pump();
+  });
+}
+
+// ---- Connection --------------------------------------------------------------------------------
+
+void Connection::start() {
+  const TimePoint now = Clock::now();
+  up_.apply(snapshot_->by_direction[0], now);
+  down_.apply(snapshot_->by_direction[1], now);
+  connect_timer_ = std::make_unique<asio::steady_timer>(worker_.context, runtime_->connect_timeout);
+  connect_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || self->connected_ || self->closed_) return;
+    boost::system::error_code ignored;
+    self->upstream_.cancel(ignored);
+    if (self->resolver_) self->resolver_->cancel();
+  });
+  if (runtime_->upstream_endpoint) {
+    upstream_.async_connect(*runtime_->upstream_endpoint,
+                            [self = shared_from_this()](boost::system::error_code ec) {
+                              if (ec) return self->connect_failed(ec);
+                              self->on_connected();
+                            });
+    return;
+  }
+  resolver_ = std::make_unique<tcp::resolver>(worker_.context);
+  resolver_->async_resolve(
+      runtime_->upstream_host, runtime_->upstream_port,
+      [self = shared_from_this()](boost::system::error_code ec, tcp::resolver::results_type results) {
+        if (ec || self->closed_) return self->connect_failed(ec ? ec : asio::error::operation_aborted);
+        asio::async_connect(self->upstream_, results,
+                            [self](boost::system::error_code cec, const tcp::endpoint&) {
+                              if (cec) return self->connect_failed(cec);
+                              self->on_connected();
+                            });
+      });
+}
+
+void Connection::connect_failed(const boost::system::error_code& ec) {
+  if (closed_) return;
+  if (runtime_->upstream_failures) runtime_->upstream_failures->inc();
+  common::log::warn("unable to open connection to upstream",
+                    {{"proxy", runtime_->name}, {"upstream", runtime_->upstream}, {"error", ec.message()}});
+  close();
+}
+
+void Connection::on_connected() {
+  if (closed_) return;
+  connected_ = true;
+  if (connect_timer_) connect_timer_->cancel();
+  resolver_.reset();
+  boost::system::error_code ignored;
+  for (tcp::socket* s : {&client_, &upstream_}) {
+    s->set_option(tcp::no_delay(true), ignored);
+    s->non_blocking(true, ignored);
+  }
+  up_.pump();
+  down_.pump();
+}
+
+void Connection::apply(SnapshotPtr snap) {
+  if (closed_) return;
+  snapshot_ = std::move(snap);
+  const TimePoint now = Clock::now();
+  up_.apply(snapshot_->by_direction[0], now);
+  if (closed_) return;
+  down_.apply(snapshot_->by_direction[1], now);
+}
+
+void Connection::teardown(bool rst) {
+  if (closed_) return;
+  closed_ = true;
+  auto self = shared_from_this();  // keep alive until the end of this function
+  up_.stop();
+  down_.stop();
+  if (connect_timer_) connect_timer_->cancel();
+  if (resolver_) resolver_->cancel();
+  boost::system::error_code ignored;
+  for (tcp::socket* s : {&client_, &upstream_}) {
+    if (!s->is_open()) continue;
+    const int fd = s->native_handle();
+    if (rst) {
+      const linger lg{1, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    } else {
+      // A normal close: FIN first, then discard what the peer sent that nobody will read, so that
+      // close(2) does not turn into a RST.
+      ::shutdown(fd, SHUT_WR);
+      char scratch[4096];
+      for (int i = 0; i < 64 && ::recv(fd, scratch, sizeof scratch, MSG_DONTWAIT) > 0; ++i) {
+      }
+    }
+    s->close(ignored);
+  }
+  auto it = worker_.connections.find(runtime_->id);
+  if (it != worker_.connections.end()) {
+    it->second.erase(this);
+    if (it->second.empty()) worker_.connections.erase(it);
+  }
+}
+
+// ---- Workers -----------------------------------------------------------------------------------
+
+Workers::Workers(std::size_t count) {
+  for (std::size_t i = 0; i < std::max<std::size_t>(count, 1); ++i)
+    workers_.push_back(std::make_unique<Worker>());
+}
+
+Workers::~Workers() {
+  stop();
+  for (auto& w : workers_) {
+    // Close what is left while the contexts still exist.
+    std::vector<std::shared_ptr<Connection>> left;
+    for (auto& [id, set] : w->connections)
+      for (auto& [ptr, conn] : set)
+        left.push_back(conn);
+    for (auto& c : left)
+      c->close();
+    w->connections.clear();
+  }
+}
+
+void Workers::start_threads() {
+  for (std::size_t i = 1; i < workers_.size(); ++i) {
+    Worker* w = workers_[i].get();
+    w->thread = std::thread([w] {
+      auto guard = asio::make_work_guard(w->context);
+      w->context.run();
+    });
+  }
+}
+
+void Workers::stop() {
+  for (auto& w : workers_)
+    w->context.stop();
+  for (auto& w : workers_)
+    if (w->thread.joinable()) w->thread.join();
+}
+
+void Workers::start_connection(int fd, tcp protocol, std::shared_ptr<ProxyRuntime> runtime,
+                               SnapshotPtr snapshot, std::uint64_t index) {
+  Worker* w = workers_[next_].get();
+  next_ = (next_ + 1) % workers_.size();
+  asio::post(w->context,
+             [w, fd, protocol, runtime = std::move(runtime), snapshot = std::move(snapshot), index] {
+               boost::system::error_code aec;
+               tcp::socket socket(w->context);
+               socket.assign(protocol, fd, aec);
+               if (aec) {
+                 ::close(fd);
+                 return;
+               }
+               auto conn = std::make_shared<Connection>(*w, std::move(socket), runtime, snapshot, index);
+               w->connections[runtime->id].emplace(conn.get(), conn);
+               conn->start();
+             });
+}
+
+void Workers::apply_toxics(std::uint64_t runtime_id, SnapshotPtr snapshot) {
+  for (auto& wp : workers_) {
+    Worker* w = wp.get();
+    asio::post(w->context, [w, runtime_id, snapshot] {
+      auto it = w->connections.find(runtime_id);
+      if (it == w->connections.end()) return;
+      std::vector<std::shared_ptr<Connection>> conns;
+      for (auto& [ptr, conn] : it->second)
+        conns.push_back(conn);
+      for (auto& c : conns)
+        c->apply(snapshot);
+    });
+  }
+}
+
+void Workers::close_connections(std::uint64_t runtime_id) {
+  for (auto& wp : workers_) {
+    Worker* w = wp.get();
+    asio::post(w->context, [w, runtime_id] {
+      auto it = w->connections.find(runtime_id);
+      if (it == w->connections.end()) return;
+      std::vector<std::shared_ptr<Connection>> conns;
+      for (auto& [ptr, conn] : it->second)
+        conns.push_back(conn);
+      for (auto& c : conns)
+        c->close();
+    });
+  }
+}
+
+}  // namespace faultproxy

@@ -1,0 +1,127 @@
+// The data plane: worker threads, and the proxied connections they run.
+//
+// A fixed set of workers, each an io_context run by one thread (worker 0 is run by the caller,
+// which also runs the control plane: API server, listeners). A connection lives on one worker for
+// its whole life, so nothing in it is shared between threads; the control plane talks to it only
+// by posting to its worker.
+//
+// A connection is two links, upstream (client -> upstream server) and downstream (upstream server
+// -> client). A link without toxics copies bytes with large buffers borrowed from its worker's pool
+// only while data flows (an idle connection holds no buffer); with toxics it reads timestamped
+// chunks into a Pipeline and writes what the pipeline releases. It switches between the two at any
+// moment without losing, duplicating or reordering bytes. Half-closes are propagated (a FIN from
+// one side becomes a shutdown(SHUT_WR) towards the other); the connection is closed when both
+// directions ended, when a toxic ends it (close, or reset with a TCP RST), or on an I/O error.
+//
+// Usage (what ProxyCollection does):
+//   Workers workers(2);
+//   auto runtime = std::make_shared<ProxyRuntime>(...);      // per started proxy
+//   workers.start_connection(std::move(client_socket), runtime, snapshot);   // on worker 0's thread
+//   workers.apply_toxics(runtime->id, new_snapshot);          // after an API change
+//   workers.close_connections(runtime->id);                   // proxy disabled / deleted
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "common/metrics.h"
+#include "faultproxy/pipeline.h"
+
+namespace faultproxy {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+enum class Direction : std::uint8_t { upstream = 0, downstream = 1 };
+std::string_view direction_name(Direction d);
+
+// The toxics of one proxy at one moment, per direction, in order. Immutable once published.
+struct ToxicSnapshot {
+  std::array<std::vector<ToxicSpec>, 2> by_direction;  // indexed by Direction
+};
+using SnapshotPtr = std::shared_ptr<const ToxicSnapshot>;
+
+// What the connections of one started proxy share. Created on each start of a proxy (a restart
+// after a listen/upstream change is a new runtime), read-only but for its counters.
+struct ProxyRuntime {
+  std::uint64_t id = 0;
+  std::string name, listen, upstream;
+  std::string upstream_host, upstream_port;           // split once
+  std::optional<tcp::endpoint> upstream_endpoint;     // when the host is an IP literal
+  std::uint64_t seed = 0;                             // -seed, mixed with the proxy name
+  std::chrono::milliseconds connect_timeout{10'000};  // to reach the upstream
+  // Prometheus series (null when proxy metrics are off); index: Direction.
+  std::array<common::metrics::Counter*, 2> received{}, sent{};
+  common::metrics::Counter* accepted = nullptr;
+  common::metrics::Counter* upstream_failures = nullptr;
+  common::metrics::Registry* registry = nullptr;  // for toxic activation counters
+  std::atomic<std::int64_t> live{0};              // open connections
+};
+
+class Connection;
+
+// Large read buffers, recycled per worker so that the data path does not allocate per chunk and
+// idle links hold none.
+class BufferPool {
+ public:
+  static constexpr std::size_t kSmall = 16 * 1024;
+  static constexpr std::size_t kLarge = 256 * 1024;
+  struct Buffer {
+    std::unique_ptr<char[]> data;
+    std::size_t size = 0;
+    explicit operator bool() const { return data != nullptr; }
+  };
+  Buffer acquire(std::size_t size);
+  void release(Buffer& b);
+  std::size_t cached() const { return small_.size() + large_.size(); }
+
+ private:
+  std::vector<std::unique_ptr<char[]>> small_, large_;
+};
+
+struct Worker {
+  asio::io_context context{1};
+  BufferPool pool;
+  // The worker owns its connections until they close; keyed by proxy runtime id.
+  std::unordered_map<std::uint64_t, std::unordered_map<Connection*, std::shared_ptr<Connection>>> connections;
+  std::thread thread;
+};
+
+class Workers {
+ public:
+  explicit Workers(std::size_t count);
+  ~Workers();
+  Workers(const Workers&) = delete;
+  Workers& operator=(const Workers&) = delete;
+
+  // The control plane's context (worker 0): run by the caller of run_control().
+  asio::io_context& control() { return workers_[0]->context; }
+  std::size_t size() const { return workers_.size(); }
+
+  // Starts the threads of workers 1..n-1 (worker 0 is run by the caller).
+  void start_threads();
+  // Stops every context and joins the threads.
+  void stop();
+
+  // Hands an accepted client socket (non-blocking fd) to a worker, round robin; control thread only.
+  void start_connection(int fd, tcp protocol, std::shared_ptr<ProxyRuntime> runtime, SnapshotPtr snapshot,
+                        std::uint64_t index);
+  void apply_toxics(std::uint64_t runtime_id, SnapshotPtr snapshot);
+  void close_connections(std::uint64_t runtime_id);
+
+ private:
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::size_t next_ = 0;
+};
+
+}  // namespace faultproxy

@@ -1,0 +1,664 @@
+// End-to-end tests of the faultproxy binary over real sockets: an echo upstream written here, the
+// server started as a child process, its API driven over HTTP, and the observable effect of every
+// toxic checked from a client socket. Timing bounds are generous (the machine is shared): they
+// check that a delay happened and roughly how long, never sub-millisecond precision.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "testing/servers.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+int connect_to(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    const int err = errno;
+    ::close(fd);
+    errno = err;
+    return -1;
+  }
+  const int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+void send_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n <= 0) return;
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+struct ReadResult {
+  std::string data;
+  enum { eof, reset, timeout, error } end = timeout;
+};
+
+// Reads until `want` bytes arrived, the peer closed, or `timeout` passed.
+ReadResult read_for(int fd, std::size_t want, std::chrono::milliseconds timeout) {
+  ReadResult r;
+  const auto deadline = Clock::now() + timeout;
+  while (r.data.size() < want) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return r;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+    char buf[65536];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n > 0) {
+      r.data.append(buf, static_cast<std::size_t>(n));
+      continue;
+    }
+    r.end = n == 0 ? ReadResult::eof : (errno == ECONNRESET ? ReadResult::reset : ReadResult::error);
+    return r;
+  }
+  return r;
+}
+
+// An echo server; in reply_after_eof mode it reads to EOF, waits, sends "reply:<n>" and closes.
+class EchoServer {
+ public:
+  explicit EchoServer(bool reply_after_eof = false) : reply_after_eof_(reply_after_eof) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int one = 1;
+    ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::listen(listen_fd_, 1024);
+    socklen_t len = sizeof a;
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    accept_thread_ = std::thread([this] { accept_loop(); });
+  }
+  ~EchoServer() {
+    stopping_ = true;
+    ::shutdown(listen_fd_, SHUT_RDWR);
+    ::close(listen_fd_);
+    accept_thread_.join();
+    std::lock_guard lock(mutex_);
+    for (int fd : fds_)
+      ::shutdown(fd, SHUT_RDWR);
+    for (auto& t : threads_)
+      t.join();
+  }
+  std::uint16_t port() const { return port_; }
+  int accepted() const { return accepted_.load(); }
+
+ private:
+  void accept_loop() {
+    while (!stopping_) {
+      const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (stopping_) return;
+        continue;
+      }
+      ++accepted_;
+      std::lock_guard lock(mutex_);
+      fds_.push_back(fd);
+      threads_.emplace_back([this, fd] { serve(fd); });
+    }
+  }
+  void serve(int fd) {
+    char buf[65536];
+    std::size_t total = 0;
+    for (;;) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      total += static_cast<std::size_t>(n);
+      if (!reply_after_eof_) send_all(fd, std::string_view(buf, static_cast<std::size_t>(n)));
+    }
+    if (reply_after_eof_) {
+      std::this_thread::sleep_for(200ms);
+      send_all(fd, "reply:" + std::to_string(total));
+    }
+    ::shutdown(fd, SHUT_WR);
+  }
+  bool reply_after_eof_;
+  int listen_fd_ = -1;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> accepted_{0};
+  std::thread accept_thread_;
+  std::mutex mutex_;
+  std::vector<int> fds_;
+  std::vector<std::thread> threads_;
+};
+
+struct HttpReply {
+  int status = 0;
+  std::string headers, body;
+};
+
+HttpReply http(std::uint16_t port, const std::string& method, const std::string& path,
+               const std::string& body = "", const std::string& extra_headers = "") {
+  HttpReply r;
+  const int fd = connect_to(port);
+  if (fd < 0) return r;
+  const std::string agent =
+      extra_headers.find("User-Agent") == std::string::npos ? "User-Agent: itest\r\n" : "";
+  std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + agent +
+                    "Connection: close\r\n" + extra_headers +
+                    "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  send_all(fd, req);
+  auto got = read_for(fd, SIZE_MAX, 10s);
+  ::close(fd);
+  const auto head_end = got.data.find("\r\n\r\n");
+  if (head_end == std::string::npos) return r;
+  r.headers = got.data.substr(0, head_end);
+  r.body = got.data.substr(head_end + 4);
+  r.status = std::stoi(r.headers.substr(9, 3));
+  return r;
+}
+
+// The faultproxy binary as a child process; killed on destruction if still running.
+class Child {
+ public:
+  Child(const std::vector<std::string>& args, const std::filesystem::path& log) {
+    std::vector<char*> argv;
+    for (const auto& a : args)
+      argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    if (posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&fa);
+  }
+  ~Child() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+  }
+  pid_t pid() const { return pid_; }
+  bool running() {
+    if (pid_ <= 0) return false;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      status_ = status;
+      return false;
+    }
+    return true;
+  }
+  // The exit status once the child has exited within `timeout`.
+  std::optional<int> wait_exit(std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    while (running() && Clock::now() < deadline)
+      std::this_thread::sleep_for(10ms);
+    if (pid_ > 0) return std::nullopt;
+    return status_;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = 0;
+};
+
+class Faultproxy {
+ public:
+  explicit Faultproxy(std::vector<std::string> extra = {}) {
+    port_ = testing_support::free_port();
+    std::vector<std::string> argv = {FAULTPROXY_BINARY,     "-host",         "127.0.0.1", "-port",
+                                     std::to_string(port_), "-proxy-metrics"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    log_ = dir_.path() / "faultproxy.log";
+    process_ = std::make_unique<Child>(argv, log_);
+    const auto deadline = Clock::now() + 20s;
+    while (Clock::now() < deadline) {
+      if (http(port_, "GET", "/version").status == 200) return;
+      if (!process_->running()) break;
+      std::this_thread::sleep_for(20ms);
+    }
+    ADD_FAILURE() << "faultproxy did not start:\n" << log();
+  }
+  std::uint16_t port() const { return port_; }
+  Child& process() { return *process_; }
+  std::string log() const {
+    std::ifstream in(log_);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  HttpReply call(const std::string& method, const std::string& path, const std::string& body = "") {
+    return http(port_, method, path, body);
+  }
+  // Creates a proxy on an ephemeral port and returns that port.
+  std::uint16_t proxy(const std::string& name, std::uint16_t upstream) {
+    auto r = call("POST", "/proxies",
+                  R"({"name":")" + name + R"(","listen":"127.0.0.1:0","upstream":"127.0.0.1:)" +
+                      std::to_string(upstream) + "\"}");
+    EXPECT_EQ(r.status, 201) << r.body;
+    const auto p = r.body.find("\"listen\":\"127.0.0.1:");
+    return static_cast<std::uint16_t>(std::stoi(r.body.substr(p + 20)));
+  }
+  void toxic(const std::string& proxy, const std::string& json) {
+    auto r = call("POST", "/proxies/" + proxy + "/toxics", json);
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+
+ private:
+  testing_support::TempDir dir_;
+  std::filesystem::path log_;
+  std::uint16_t port_ = 0;
+  std::unique_ptr<Child> process_;
+};
+
+// One round trip of `msg` through an echo; returns milliseconds, or -1 if it did not come back.
+double rtt(int fd, std::string_view msg = "ping", std::chrono::milliseconds timeout = 5s) {
+  const auto t = Clock::now();
+  send_all(fd, msg);
+  auto r = read_for(fd, msg.size(), timeout);
+  if (r.data != msg) return -1;
+  return ms_since(t);
+}
+
+class FaultproxyTest : public ::testing::Test {
+ protected:
+  EchoServer echo_;
+  Faultproxy fp_;
+};
+
+TEST_F(FaultproxyTest, PassesDataWithoutToxics) {
+  const auto port = fp_.proxy("echo", echo_.port());
+  const int fd = connect_to(port);
+  ASSERT_GE(fd, 0);
+  std::string big(3 * 1024 * 1024, 'x');
+  for (std::size_t i = 0; i < big.size(); ++i)
+    big[i] = static_cast<char>('a' + (i * 7) % 26);
+  std::thread writer([&] { send_all(fd, big); });
+  auto r = read_for(fd, big.size(), 30s);
+  writer.join();
+  EXPECT_EQ(r.data.size(), big.size());
+  EXPECT_TRUE(r.data == big);
+  ::close(fd);
+}
+
+TEST_F(FaultproxyTest, LatencyAppliesToOpenConnectionsAndFollowsUpdatesAndRemoval) {
+  const auto port = fp_.proxy("lat", echo_.port());
+  const int fd = connect_to(port);
+  ASSERT_GE(fd, 0);
+  EXPECT_LT(rtt(fd), 50);
+  fp_.toxic("lat", R"({"type":"latency","attributes":{"latency":100}})");
+  for (int i = 0; i < 3; ++i) {
+    const double t = rtt(fd);
+    EXPECT_GE(t, 99);
+    EXPECT_LT(t, 400);
+  }
+  const int fd2 = connect_to(port);  // opened after the toxic
+  EXPECT_GE(rtt(fd2), 99);
+  ASSERT_EQ(
+      fp_.call("PATCH", "/proxies/lat/toxics/latency_downstream", R"({"attributes":{"latency":300}})").status,
+      200);
+  EXPECT_GE(rtt(fd), 299);
+  ASSERT_EQ(fp_.call("DELETE", "/proxies/lat/toxics/latency_downstream").status, 204);
+  EXPECT_LT(rtt(fd), 50);
+  EXPECT_LT(rtt(fd2), 50);
+  ::close(fd);
+  ::close(fd2);
+}
+
+TEST_F(FaultproxyTest, UpstreamAndDownstreamLatenciesAddUp) {
+  const auto port = fp_.proxy("both", echo_.port());
+  fp_.toxic("both", R"({"type":"latency","stream":"upstream","attributes":{"latency":50}})");
+  fp_.toxic("both", R"({"type":"latency","attributes":{"latency":50}})");
+  const int fd = connect_to(port);
+  const double t = rtt(fd);
+  EXPECT_GE(t, 99);
+  EXPECT_LT(t, 400);
+  ::close(fd);
+}
+
+TEST_F(FaultproxyTest, BandwidthLimitsThroughput) {
+  const auto port = fp_.proxy("bw", echo_.port());
+  fp_.toxic("bw", R"({"type":"bandwidth","attributes":{"rate":100}})");  // 100 KB/s
+  const int fd = connect_to(port);
+  const std::string payload(100 * 1024, 'b');
+  const auto t = Clock::now();
+  send_all(fd, payload);
+  auto r = read_for(fd, payload.size(), 10s);
+  const double took = ms_since(t);
+  EXPECT_EQ(r.data.size(), payload.size());
+  EXPECT_GE(took, 900);  // 102400 bytes at 100 bytes/ms: 1024 ms
+  EXPECT_LT(took, 3000);
+  ::close(fd);
+}
+
+TEST_F(FaultproxyTest, SlowCloseDelaysTheClose) {
+  const auto port = fp_.proxy("sc", echo_.port());
+  fp_.toxic("sc", R"({"type":"slow_close","attributes":{"delay":500}})");
+  const int fd = connect_to(port);
+  ASSERT_GT(rtt(fd), 0);
+  const auto t = Clock::now();
+  ::shutdown(fd, SHUT_WR);  // echo sees EOF and closes; its FIN reaches us 500 ms later
+  auto r = read_for(fd, 1, 5s);
+  EXPECT_EQ(r.end, ReadResult::eof);
+  EXPECT_GE(ms_since(t), 490);
+  EXPECT_LT(ms_since(t), 2500);
+  ::close(fd);
+}
+
+TEST_F(FaultproxyTest, TimeoutZeroHoldsUntilRemovedThenCloses) {
+  const auto port = fp_.proxy("to", echo_.port());
+  fp_.toxic("to", R"({"type":"timeout","attributes":{"timeout":0}})");
+  const int fd = connect_to(port);
+  send_all(fd, "swallowed");
+  auto r = read_for(fd, 1, 700ms);
+  EXPECT_EQ(r.end, ReadResult::timeout);
+  EXPECT_TRUE(r.data.empty());
+  ASSERT_EQ(fp_.call("DELETE", "/proxies/to/toxics/timeout_downstream").status, 204);
+  r = read_for(fd, 1, 3s);
+  EXPECT_EQ(r.end, ReadResult::eof);
+  ::close(fd);
+}
+
+TEST_F(FaultproxyTest, TimeoutClosesAfterQuietPeriod) {
+  const auto port = fp_.proxy("to", echo_.port());
+  fp_.toxic("to", R"({"type":"timeout","attributes":{"timeout":500}})");
+  const int fd = connect_to(port);
+  const auto t = Clock::now();
+  auto r = read_for(fd, 1, 5s);
+  EXPECT_EQ(r.end, ReadResult::eof);
+  EXPECT_GE(ms_since(t), 450);
+  EXPECT_LT(ms_since(t), 2500);
+  ::close(fd);
+}
+
+TEST_F(FaultproxyTest, ResetPeerSendsRstAlsoOnConnectionsOpenedBefore) {
+  const auto port = fp_.proxy("rp", echo_.port());
+  const int before = connect_to(port);
+  ASSERT_GT(rtt(before), 0);
+  fp_.toxic("rp", R"({"type":"reset_peer","attributes":{"timeout":300}})");
+  const auto t = Clock::now();
+  send_all(before, "x");
+  auto r = read_for(before, 100, 5s);
+  EXPECT_EQ(r.end, ReadResult::reset);
+  EXPECT_GE(ms_since(t), 290);
+  EXPECT_LT(ms_since(t), 2500);
+  ::close(before);
+  const int after = connect_to(port);
+  send_all(after, "y");
+  EXPECT_EQ(read_for(after, 100, 5s).end, ReadResult::reset);
+  ::close(after);
+}
+
+TEST_F(FaultproxyTest, LimitDataCutsAtTheLimit) {
+  const auto port = fp_.proxy("ld", echo_.port());
+  fp_.toxic("ld", R"({"type":"limit_data","attributes":{"bytes":10}})");
+  const int fd = connect_to(port);
+  send_all(fd, std::string(25, 'a'));
+  auto r = read_for(fd, 100, 5s);
+  EXPECT_EQ(r.data, std::string(10, 'a'));
+  EXPECT_EQ(r.end, ReadResult::eof);
+  ::close(fd);
+}
+
+TEST_F(FaultproxyTest, SlicerDeliversEverythingInSmallPieces) {
+  const auto port = fp_.proxy("sl", echo_.port());
+  fp_.toxic("sl", R"({"type":"slicer","attributes":{"average_size":10,"size_variation":0,"delay":5000}})");
+  const int fd = connect_to(port);
+  std::string payload;
+  for (int i = 0; i < 100; ++i)
+    payload += static_cast<char>('0' + i % 10);
+  send_all(fd, payload);
+  std::string got;
+  int reads = 0;
+  const auto deadline = Clock::now() + 10s;
+  while (got.size() < payload.size() && Clock::now() < deadline) {
+    auto r = read_for(fd, 1, 2s);
+    if (r.data.empty()) break;
+    got += r.data;
+    ++reads;
+  }
+  EXPECT_EQ(got, payload);
+  EXPECT_GE(reads, 8);  // 16 slices 5 ms apart: a loaded machine may merge a few
+  ::close(fd);
+}
+
+TEST_F(FaultproxyTest, ToxicityIsPerConnectionAndReproducibleWithSeed) {
+  auto affected = [&](Faultproxy& fp) {
+    const auto port = fp.proxy("tox", echo_.port());
+    fp.toxic("tox", R"({"type":"latency","toxicity":0.5,"attributes":{"latency":150}})");
+    std::vector<bool> out;
+    for (int i = 0; i < 16; ++i) {
+      const int fd = connect_to(port);
+      const double a = rtt(fd), b = rtt(fd);
+      EXPECT_EQ(a >= 140, b >= 140) << "a connection changed its mind";
+      out.push_back(a >= 140);
+      ::close(fd);
+    }
+    return out;
+  };
+  Faultproxy a({"-seed", "7"}), b({"-seed", "7"});
+  const auto first = affected(a);
+  EXPECT_EQ(first, affected(b));
+  const auto n = std::count(first.begin(), first.end(), true);
+  EXPECT_GT(n, 0);
+  EXPECT_LT(n, 16);
+}
+
+// Toxics added, updated and removed on both streams while data flows: the echoed stream is
+// exactly what was sent.
+TEST_F(FaultproxyTest, LiveToxicChangesUnderTrafficAreByteExact) {
+  const auto port = fp_.proxy("live", echo_.port());
+  const int fd = connect_to(port);
+  ASSERT_GE(fd, 0);
+  constexpr std::size_t kTotal = 8 * 1024 * 1024;
+  std::string payload(kTotal, 0);
+  std::uint64_t x = 88172645463325252ULL;
+  for (auto& ch : payload) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    ch = static_cast<char>(x);
+  }
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    std::size_t off = 0;
+    while (off < kTotal) {
+      const std::size_t n = std::min<std::size_t>(1 + (off * 31) % 20000, kTotal - off);
+      send_all(fd, std::string_view(payload).substr(off, n));
+      off += n;
+      std::this_thread::sleep_for(1ms);
+    }
+  });
+  std::string received;
+  std::thread reader([&] {
+    auto r = read_for(fd, kTotal, 120s);
+    received = std::move(r.data);
+    done = true;
+  });
+  const char* toxics[] = {
+      R"({"name":"l_up","type":"latency","stream":"upstream","attributes":{"latency":5,"jitter":3}})",
+      R"({"name":"l_down","type":"latency","attributes":{"latency":3}})",
+      R"({"name":"s_down","type":"slicer","attributes":{"average_size":500,"size_variation":100,"delay":50}})",
+      R"({"name":"b_up","type":"bandwidth","stream":"upstream","attributes":{"rate":20000}})",
+      R"({"name":"n_up","type":"noop","stream":"upstream"})",
+  };
+  const char* names[] = {"l_up", "l_down", "s_down", "b_up", "n_up"};
+  int round = 0;
+  while (!done && round < 200) {
+    const int i = round % 5;
+    fp_.toxic("live", toxics[i]);
+    std::this_thread::sleep_for(5ms);
+    if (round % 3 == 0) {
+      fp_.call("PATCH", std::string("/proxies/live/toxics/") + names[i], R"({"toxicity":0.5})");
+    }
+    std::this_thread::sleep_for(5ms);
+    ASSERT_EQ(fp_.call("DELETE", std::string("/proxies/live/toxics/") + names[i]).status, 204);
+    ++round;
+  }
+  writer.join();
+  reader.join();
+  ASSERT_EQ(received.size(), kTotal);
+  EXPECT_TRUE(received == payload) << "stream corrupted after " << round << " rounds";
+  EXPECT_GT(round, 20);
+  ::close(fd);
+}
+
+TEST_F(FaultproxyTest, DisableClosesConnectionsAndRefusesNewOnes) {
+  const auto port = fp_.proxy("d", echo_.port());
+  const int fd = connect_to(port);
+  ASSERT_GT(rtt(fd), 0);
+  ASSERT_EQ(fp_.call("PATCH", "/proxies/d", R"({"enabled":false})").status, 200);
+  EXPECT_EQ(read_for(fd, 1, 3s).end, ReadResult::eof);
+  ::close(fd);
+  EXPECT_EQ(connect_to(port), -1);
+  EXPECT_EQ(errno, ECONNREFUSED);
+  ASSERT_EQ(fp_.call("PATCH", "/proxies/d", R"({"enabled":true})").status, 200);
+  const int again = connect_to(port);
+  ASSERT_GE(again, 0);
+  EXPECT_GT(rtt(again), 0);
+  ::close(again);
+}
+
+TEST_F(FaultproxyTest, ResetRemovesToxicsAndKeepsConnections) {
+  const auto port = fp_.proxy("r", echo_.port());
+  fp_.toxic("r", R"({"type":"latency","attributes":{"latency":100}})");
+  const int fd = connect_to(port);
+  EXPECT_GE(rtt(fd), 99);
+  ASSERT_EQ(fp_.call("POST", "/reset").status, 204);
+  EXPECT_LT(rtt(fd), 50);
+  EXPECT_EQ(fp_.call("GET", "/proxies/r/toxics").body, "[]");
+  ::close(fd);
+}
+
+TEST_F(FaultproxyTest, DeleteClosesConnections) {
+  const auto port = fp_.proxy("del", echo_.port());
+  const int fd = connect_to(port);
+  ASSERT_GT(rtt(fd), 0);
+  ASSERT_EQ(fp_.call("DELETE", "/proxies/del").status, 204);
+  EXPECT_EQ(read_for(fd, 1, 3s).end, ReadResult::eof);
+  ::close(fd);
+  EXPECT_EQ(connect_to(port), -1);
+}
+
+TEST_F(FaultproxyTest, UpstreamRefusingClosesTheClient) {
+  const auto dead = testing_support::free_port();
+  const auto port = fp_.proxy("dead", dead);
+  const int fd = connect_to(port);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(read_for(fd, 1, 5s).end, ReadResult::eof);
+  ::close(fd);
+}
+
+TEST_F(FaultproxyTest, HalfCloseIsPropagated) {
+  EchoServer replier(true);
+  const auto port = fp_.proxy("hc", replier.port());
+  const int fd = connect_to(port);
+  send_all(fd, "hello");
+  ::shutdown(fd, SHUT_WR);
+  auto r = read_for(fd, 100, 5s);
+  EXPECT_EQ(r.data, "reply:5");  // Toxiproxy loses this reply
+  EXPECT_EQ(r.end, ReadResult::eof);
+  ::close(fd);
+}
+
+TEST_F(FaultproxyTest, PopulateAppliesToxicsAndFailsAtomically) {
+  const auto taken = fp_.proxy("holder", echo_.port());
+  const std::string good = R"([{"name":"p1","listen":"127.0.0.1:0","upstream":"127.0.0.1:)" +
+                           std::to_string(echo_.port()) +
+                           R"(","toxics":[{"type":"latency","attributes":{"latency":100}}]}])";
+  auto r = fp_.call("POST", "/populate", good);
+  ASSERT_EQ(r.status, 201) << r.body;
+  const auto p = r.body.find("\"listen\":\"127.0.0.1:");
+  const auto port = static_cast<std::uint16_t>(std::stoi(r.body.substr(p + 20)));
+  const int fd = connect_to(port);
+  EXPECT_GE(rtt(fd), 99);
+  ::close(fd);
+
+  const std::string bad = R"([{"name":"p2","listen":"127.0.0.1:0","upstream":"127.0.0.1:1"},)"
+                          R"({"name":"p3","listen":"127.0.0.1:)" +
+                          std::to_string(taken) + R"(","upstream":"127.0.0.1:1"}])";
+  const auto before = fp_.call("GET", "/proxies").body;
+  r = fp_.call("POST", "/populate", bad);
+  EXPECT_EQ(r.status, 500);
+  EXPECT_NE(r.body.find("address already in use"), std::string::npos) << r.body;
+  EXPECT_EQ(fp_.call("GET", "/proxies").body, before);
+}
+
+TEST_F(FaultproxyTest, ApiGuardsOverRealHttp) {
+  const auto port = fp_.proxy("m", echo_.port());
+  const int fd = connect_to(port);
+  ASSERT_GT(rtt(fd), 0);
+  ::close(fd);
+  auto r = http(fp_.port(), "GET", "/proxies", "", "User-Agent: Mozilla/5.0\r\n");
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.body, "User agent not allowed\n");
+  r = fp_.call("POST", "/proxies", std::string(1024 * 1024 + 10, ' '));
+  EXPECT_EQ(r.status, 413);
+  r = fp_.call("GET", "/nosuchpath");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.body, "404 page not found\n");
+  EXPECT_EQ(fp_.call("GET", "/version").status, 200);  // still serving
+  r = fp_.call("GET", "/metrics");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("toxiproxy_proxy_received_bytes_total"), std::string::npos);
+}
+
+TEST(FaultproxyProcess, ConfigFileWithToxicsAndSigtermExitsCleanly) {
+  EchoServer echo;
+  testing_support::TempDir dir;
+  const auto listen = testing_support::free_port();
+  const auto config = dir.path() / "proxies.json";
+  std::ofstream(config) << R"([{"name":"cfg","listen":"127.0.0.1:)" << listen << R"(","upstream":"127.0.0.1:)"
+                        << echo.port() << R"(","toxics":[{"type":"latency","attributes":{"latency":100}}]}])";
+  Faultproxy fp({"-config", config.string()});
+  const int fd = connect_to(listen);
+  ASSERT_GE(fd, 0);
+  EXPECT_GE(rtt(fd), 99);
+  const auto t = Clock::now();
+  ::kill(fp.process().pid(), SIGTERM);
+  EXPECT_EQ(read_for(fd, 1, 5s).end, ReadResult::eof);
+  ::close(fd);
+  const auto status = fp.process().wait_exit(5s);
+  ASSERT_TRUE(status.has_value()) << "still running after SIGTERM";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << fp.log();
+  EXPECT_LT(ms_since(t), 5000);
+}
+
+TEST(FaultproxyProcess, BadConfigFileFailsTheStart) {
+  testing_support::TempDir dir;
+  const auto config = dir.path() / "proxies.json";
+  std::ofstream(config) << R"([{"name":"x","listen":"127.0.0.1:0"}])";
+  Child p(
+      {FAULTPROXY_BINARY, "-port", std::to_string(testing_support::free_port()), "-config", config.string()},
+      dir.path() / "log");
+  const auto status = p.wait_exit(10s);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status));
+  EXPECT_EQ(WEXITSTATUS(*status), 1);
+}
+
+}  // namespace

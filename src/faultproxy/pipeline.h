@@ -1,0 +1,83 @@
+// The chain of toxic stages on one link (one direction of one connection), without any I/O.
+//
+// The link's reader pushes events in; run(now) moves them through the stages; the writer takes
+// what reached output(). apply() brings the chain in line with the proxy's current toxics for this
+// direction (add, update, remove, toxicity change) while events are in flight: a removed or
+// deactivated stage hands everything it holds to the next one in order, so bytes are never lost,
+// duplicated or reordered by a change.
+//
+// Toxicity is decided once per connection and toxic: a number u in [0,1) is derived from the
+// connection's seed and the toxic's name, and the toxic acts on this connection while
+// u < toxicity. Raising or lowering the toxicity later moves the threshold, not the dice.
+//
+// Usage:
+//   Pipeline p(seed);
+//   p.apply({{.id = 1, .name = "lat", .type = ToxicType::latency, .toxicity = 1, .attributes = {100}}}, now);
+//   p.push(Event::data("abc", now), now);
+//   TimePoint wake = p.run(now);                // arm a timer for `wake`
+//   while (!p.output().empty()) write(p.output().take_front());
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "faultproxy/toxics.h"
+
+namespace faultproxy {
+
+// A toxic as the data plane sees it. `id` identifies one toxic for its whole life; `version`
+// changes on every update.
+struct ToxicSpec {
+  std::uint64_t id = 0;
+  std::uint64_t version = 0;
+  std::string name;
+  ToxicType type = ToxicType::noop;
+  float toxicity = 1.0f;
+  Attributes attributes{};
+};
+
+// The toxicity dice for (connection seed, toxic name): uniform in [0,1).
+double toxicity_roll(std::uint64_t connection_seed, std::string_view toxic_name);
+
+class Pipeline {
+ public:
+  explicit Pipeline(std::uint64_t connection_seed) : seed_(connection_seed) {}
+
+  // Called with the toxic's name whenever a toxic starts acting on this link (for metrics).
+  void on_activation(std::function<void(const ToxicSpec&)> f) { on_activation_ = std::move(f); }
+
+  // Brings the chain in line with `toxics` (this direction's toxics, in order).
+  void apply(const std::vector<ToxicSpec>& toxics, TimePoint now);
+  // An event from the reader.
+  void push(Event e, TimePoint now);
+  // Moves events through the stages; returns when to call run() again (kNever: on new input).
+  TimePoint run(TimePoint now);
+
+  EventQueue& output() { return output_; }
+  // Bytes held anywhere in the chain, output included.
+  std::size_t buffered_bytes() const;
+  std::size_t stage_count() const { return entries_.size(); }
+  // No stages and nothing held: the link may go back to its fast path.
+  bool idle() const { return entries_.empty() && output_.empty(); }
+
+ private:
+  struct Entry {
+    ToxicSpec spec;
+    std::unique_ptr<Stage> stage;
+    EventQueue inbox;
+    double roll = 0;
+    bool active = false;
+  };
+  EventQueue& next_inbox(std::size_t i) { return i + 1 < entries_.size() ? entries_[i + 1]->inbox : output_; }
+  void flush_entry(std::size_t i, TimePoint now, bool removed, bool was_active);
+
+  std::uint64_t seed_;
+  std::vector<std::unique_ptr<Entry>> entries_;
+  EventQueue output_;
+  std::function<void(const ToxicSpec&)> on_activation_;
+};
+
+}  // namespace faultproxy

@@ -1,0 +1,199 @@
+#include "faultproxy/pipeline.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+namespace faultproxy {
+namespace {
+
+using namespace std::chrono_literals;
+
+const TimePoint T0 = TimePoint{} + 1000s;
+
+ToxicSpec spec(std::uint64_t id, std::string name, ToxicType type, Attributes a, float toxicity = 1.0f,
+               std::uint64_t version = 1) {
+  return ToxicSpec{id, version, std::move(name), type, toxicity, a};
+}
+
+std::string drain(Pipeline& p, std::vector<EventKind>* terminals = nullptr) {
+  std::string s;
+  while (!p.output().empty()) {
+    Event e = p.output().take_front();
+    if (e.kind == EventKind::data) {
+      s += e.bytes;
+    } else if (terminals) {
+      terminals->push_back(e.kind);
+    }
+  }
+  return s;
+}
+
+TEST(Pipeline, WithoutToxicsEverythingPassesAtOnce) {
+  Pipeline p(1);
+  p.push(Event::data("abc", T0), T0);
+  EXPECT_EQ(p.run(T0), kNever);
+  EXPECT_EQ(drain(p), "abc");
+  EXPECT_TRUE(p.idle());
+}
+
+TEST(Pipeline, StagesChainInOrder) {
+  Pipeline p(1);
+  p.apply({spec(1, "lat", ToxicType::latency, {100}), spec(2, "lim", ToxicType::limit_data, {4})}, T0);
+  p.push(Event::data("abcdef", T0), T0);
+  EXPECT_EQ(p.run(T0), T0 + 100ms);
+  EXPECT_EQ(p.buffered_bytes(), 6u);
+  p.run(T0 + 100ms);
+  std::vector<EventKind> t;
+  EXPECT_EQ(drain(p, &t), "abcd");
+  EXPECT_EQ(t, std::vector<EventKind>{EventKind::close});
+}
+
+TEST(Pipeline, RemovingAStageFlushesWhatItHeldInOrder) {
+  Pipeline p(1);
+  p.apply({spec(1, "lat", ToxicType::latency, {1000})}, T0);
+  p.push(Event::data("one,", T0), T0);
+  p.push(Event::data("two,", T0 + 1ms), T0 + 1ms);
+  p.run(T0 + 2ms);
+  EXPECT_TRUE(p.output().empty());
+  p.apply({}, T0 + 3ms);
+  p.push(Event::data("three", T0 + 4ms), T0 + 4ms);
+  p.run(T0 + 4ms);
+  EXPECT_EQ(drain(p), "one,two,three");
+  EXPECT_TRUE(p.idle());
+}
+
+TEST(Pipeline, UpdateKeepsHeldDataAndAppliesNewAttributesToNewData) {
+  Pipeline p(1);
+  p.apply({spec(1, "lat", ToxicType::latency, {100})}, T0);
+  p.push(Event::data("a", T0), T0);
+  p.run(T0);
+  p.apply({spec(1, "lat", ToxicType::latency, {300}, 1.0f, 2)}, T0 + 10ms);
+  p.push(Event::data("b", T0 + 20ms), T0 + 20ms);
+  EXPECT_EQ(p.run(T0 + 20ms), T0 + 100ms);
+  p.run(T0 + 100ms);
+  EXPECT_EQ(drain(p), "a");
+  EXPECT_EQ(p.run(T0 + 101ms), T0 + 320ms);
+}
+
+TEST(Pipeline, ToxicityIsDecidedOncePerConnectionAndToxic) {
+  int affected = 0;
+  for (std::uint64_t conn = 0; conn < 400; ++conn) {
+    Pipeline p(mix64(conn));
+    p.apply({spec(1, "lat", ToxicType::latency, {100}, 0.5f)}, T0);
+    bool delayed_first = false;
+    for (int i = 0; i < 5; ++i) {
+      const TimePoint t = T0 + std::chrono::seconds(i);
+      p.push(Event::data("x", t), t);
+      p.run(t);
+      const bool delayed = p.output().empty();
+      if (i == 0) delayed_first = delayed;
+      EXPECT_EQ(delayed, delayed_first) << "connection " << conn << " changed its mind";
+      p.run(t + 200ms);
+      drain(p);
+    }
+    affected += delayed_first ? 1 : 0;
+  }
+  EXPECT_GT(affected, 140);
+  EXPECT_LT(affected, 260);
+  EXPECT_EQ(toxicity_roll(42, "lat"), toxicity_roll(42, "lat"));
+  EXPECT_NE(toxicity_roll(42, "lat"), toxicity_roll(43, "lat"));
+}
+
+TEST(Pipeline, ToxicityUpdateMovesTheThresholdNotTheDice) {
+  Pipeline p(7);
+  p.apply({spec(1, "lat", ToxicType::latency, {100}, 0.0f)}, T0);
+  p.push(Event::data("a", T0), T0);
+  p.run(T0);
+  EXPECT_EQ(drain(p), "a");
+  p.apply({spec(1, "lat", ToxicType::latency, {100}, 1.0f, 2)}, T0 + 1ms);
+  p.push(Event::data("b", T0 + 1ms), T0 + 1ms);
+  p.run(T0 + 1ms);
+  EXPECT_EQ(drain(p), "");
+  p.apply({spec(1, "lat", ToxicType::latency, {100}, 0.0f, 3)}, T0 + 2ms);  // deactivation flushes
+  p.run(T0 + 2ms);
+  EXPECT_EQ(drain(p), "b");
+}
+
+TEST(Pipeline, TimeoutRemovalClosesOnlyWhereItWasActive) {
+  Pipeline active(1), inactive(1);
+  active.apply({spec(1, "t", ToxicType::timeout, {0}, 1.0f)}, T0);
+  inactive.apply({spec(1, "t", ToxicType::timeout, {0}, 0.0f)}, T0);
+  active.apply({}, T0 + 1s);
+  inactive.apply({}, T0 + 1s);
+  std::vector<EventKind> a, i;
+  drain(active, &a);
+  drain(inactive, &i);
+  EXPECT_EQ(a, std::vector<EventKind>{EventKind::close});
+  EXPECT_TRUE(i.empty());
+}
+
+TEST(Pipeline, ActivationsAreReported) {
+  Pipeline p(1);
+  std::vector<std::string> seen;
+  p.on_activation([&](const ToxicSpec& s) { seen.push_back(s.name); });
+  p.apply({spec(1, "on", ToxicType::noop, {}, 1.0f), spec(2, "off", ToxicType::noop, {}, 0.0f)}, T0);
+  EXPECT_EQ(seen, std::vector<std::string>{"on"});
+}
+
+// Random adds, updates and removals of delaying toxics while data flows: the output is exactly
+// the input, in order, whatever the schedule.
+TEST(Pipeline, LiveChangesNeverLoseDuplicateOrReorderBytes) {
+  for (std::uint64_t trial = 0; trial < 60; ++trial) {
+    std::mt19937_64 rng(trial);
+    Pipeline p(trial);
+    std::vector<ToxicSpec> toxics;
+    std::uint64_t next_id = 1, version = 1;
+    std::string sent, received;
+    TimePoint now = T0;
+    for (int step = 0; step < 400; ++step) {
+      now += std::chrono::microseconds(rng() % 3000);
+      const int action = static_cast<int>(rng() % 10);
+      if (action < 5) {
+        std::string chunk;
+        const int n = 1 + static_cast<int>(rng() % 200);
+        for (int i = 0; i < n; ++i)
+          chunk += static_cast<char>('!' + (sent.size() + i) % 90);
+        sent += chunk;
+        p.push(Event::data(chunk, now), now);
+      } else if (action < 7 && toxics.size() < 4) {
+        const ToxicType types[] = {ToxicType::latency, ToxicType::bandwidth, ToxicType::slicer,
+                                   ToxicType::slow_close, ToxicType::noop};
+        const ToxicType t = types[rng() % 5];
+        Attributes a{};
+        if (t == ToxicType::latency)
+          a = {static_cast<std::int64_t>(rng() % 50), static_cast<std::int64_t>(rng() % 5), 0};
+        if (t == ToxicType::bandwidth) a = {1 + static_cast<std::int64_t>(rng() % 100), 0, 0};
+        if (t == ToxicType::slicer)
+          a = {1 + static_cast<std::int64_t>(rng() % 20), static_cast<std::int64_t>(rng() % 5),
+               static_cast<std::int64_t>(rng() % 2000)};
+        toxics.push_back(
+            spec(next_id, "t" + std::to_string(next_id), t, a, (rng() % 4) ? 1.0f : 0.5f, ++version));
+        ++next_id;
+        p.apply(toxics, now);
+      } else if (action < 8 && !toxics.empty()) {
+        auto& t = toxics[rng() % toxics.size()];
+        t.attributes[0] = static_cast<std::int64_t>(rng() % 40);
+        t.toxicity = (rng() % 2) ? 1.0f : 0.0f;
+        t.version = ++version;
+        p.apply(toxics, now);
+      } else if (action < 9 && !toxics.empty()) {
+        toxics.erase(toxics.begin() + static_cast<std::ptrdiff_t>(rng() % toxics.size()));
+        p.apply(toxics, now);
+      }
+      p.run(now);
+      received += drain(p);
+      EXPECT_EQ(received.size() + p.buffered_bytes(), sent.size()) << "trial " << trial << " step " << step;
+      EXPECT_EQ(sent.compare(0, received.size(), received), 0) << "trial " << trial << " step " << step;
+    }
+    toxics.clear();
+    p.apply(toxics, now);
+    p.run(now);
+    received += drain(p);
+    EXPECT_EQ(received, sent) << "trial " << trial;
+    EXPECT_TRUE(p.idle());
+  }
+}
+
+}  // namespace
+}  // namespace faultproxy

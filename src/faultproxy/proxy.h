@@ -1,0 +1,136 @@
+// The control plane: the named proxies, their listeners and toxics, with Toxiproxy 2.12's
+// semantics for every operation the HTTP API offers. Everything here runs on the control thread
+// (worker 0); connections are reached only through Workers.
+//
+// Errors carry Toxiproxy's status codes and messages (ApiError). Where Toxiproxy leaves things half
+// done we do better: a failed create, update or populate changes nothing.
+//
+// Usage:
+//   ProxyCollection proxies(workers, {.seed = 42});
+//   if (auto err = proxies.create({"redis", "127.0.0.1:0", "127.0.0.1:6379"}, true)) ...err->message...
+//   proxies.add_toxic("redis", def);        // def validated by the API layer
+//   proxies.reset();
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "common/metrics.h"
+#include "faultproxy/dataplane.h"
+
+namespace faultproxy {
+
+struct ApiError {
+  int status = 500;
+  std::string message;
+};
+
+struct ToxicDef {
+  std::uint64_t id = 0;
+  std::uint64_t version = 0;
+  std::string name;
+  ToxicType type = ToxicType::noop;
+  std::string stream = "downstream";  // as sent: "UPSTREAM" is accepted and echoed as such
+  Direction direction = Direction::downstream;
+  float toxicity = 1.0f;
+  Attributes attributes{};
+};
+
+struct ProxyConfig {
+  std::string name, listen, upstream;
+};
+
+// A listening proxy: what its accept loop needs, shared with the loop's pending handler.
+struct Listener {
+  explicit Listener(asio::io_context& ctx) : acceptor(ctx) {}
+  tcp::acceptor acceptor;
+  std::shared_ptr<ProxyRuntime> runtime;
+  SnapshotPtr snapshot;
+  std::uint64_t next_index = 0;
+  bool open = true;
+};
+
+struct Proxy {
+  std::string name, listen, upstream;
+  bool enabled = false;
+  std::vector<ToxicDef> toxics;  // in insertion order
+  std::shared_ptr<Listener> listener;
+
+  // Toxics as the API lists them: upstream ones first, then downstream, each in insertion order.
+  std::vector<const ToxicDef*> ordered_toxics() const;
+  const ToxicDef* find_toxic(std::string_view toxic_name) const;
+};
+
+// A listen address resolved and bound, or the Go-style error saying why not.
+struct BoundListener {
+  std::shared_ptr<Listener> listener;
+  std::string address;  // as bound: "127.0.0.1:43121"
+};
+
+class ProxyCollection {
+ public:
+  struct Settings {
+    std::uint64_t seed = 0;
+    common::metrics::Registry* proxy_metrics = nullptr;  // null: proxy metrics off
+    std::chrono::milliseconds connect_timeout{10'000};
+  };
+  ProxyCollection(Workers& workers, Settings settings);
+  ~ProxyCollection();
+
+  const std::map<std::string, std::unique_ptr<Proxy>, std::less<>>& proxies() const { return proxies_; }
+  const Proxy* find(std::string_view name) const;
+
+  // POST /proxies. Listen must be bindable when enabled; nothing is created on error.
+  std::optional<ApiError> create(const ProxyConfig& config, bool enabled);
+  // PATCH /proxies/{name}: fields left empty keep their values. On error nothing changes.
+  std::optional<ApiError> update(std::string_view name, const std::optional<std::string>& listen,
+                                 const std::optional<std::string>& upstream, std::optional<bool> enabled);
+  std::optional<ApiError> remove(std::string_view name);
+
+  struct PopulateEntry {
+    ProxyConfig config;
+    bool enabled = true;
+    std::optional<std::vector<ToxicDef>> toxics;  // our extension; absent: Toxiproxy's behaviour
+  };
+  // POST /populate and -config: all or nothing. Returns the resulting proxies' names in order.
+  std::optional<ApiError> populate(std::vector<PopulateEntry> entries, std::vector<std::string>& names);
+
+  std::optional<ApiError> add_toxic(std::string_view proxy, ToxicDef def);
+  std::optional<ApiError> update_toxic(std::string_view proxy, std::string_view toxic,
+                                       const std::vector<std::optional<std::int64_t>>& attributes,
+                                       std::optional<float> toxicity);
+  std::optional<ApiError> remove_toxic(std::string_view proxy, std::string_view toxic);
+  // POST /reset: every proxy enabled, every toxic removed; live connections survive.
+  std::optional<ApiError> reset();
+
+  // Stops every listener and closes every connection (shutdown).
+  void stop_all();
+
+  // Resolves and binds `listen` as Go's net.Listen would, with Go's error texts. `listen_prefix`
+  // selects the wording of address errors ("listen tcp: address ..." on create, "address ..." on
+  // update, as Toxiproxy 2.12 answers).
+  std::variant<BoundListener, ApiError> bind(const std::string& listen, bool listen_prefix);
+
+ private:
+  std::shared_ptr<ProxyRuntime> make_runtime(const Proxy& p, const std::string& listen);
+  void start_listener(Proxy& p, BoundListener bound);
+  void stop_listener(Proxy& p);
+  void publish(Proxy& p);
+  SnapshotPtr snapshot_of(const Proxy& p) const;
+  void accept_ready(const std::shared_ptr<Listener>& l);
+  void arm_accept(const std::shared_ptr<Listener>& l);
+
+  Workers& workers_;
+  Settings settings_;
+  std::map<std::string, std::unique_ptr<Proxy>, std::less<>> proxies_;
+  std::uint64_t next_runtime_id_ = 1;
+  std::uint64_t next_toxic_id_ = 1;
+};
+
+}  // namespace faultproxy
