@@ -1,0 +1,667 @@
+// The Redis client: hiredis' async API driven by Asio. Callback style on purpose (no coroutines
+// here): the data path is a handful of small handlers, and this file compiles quickly.
+//
+// Ownership and re-entrancy rules, which everything below follows:
+// - Client::Impl is shared: every timer handler holds a shared_ptr to it, so handlers that run
+//   after the Client is gone find it alive (and stopped).
+// - Conn wraps one redisAsyncContext and is the hiredis event-library adapter (ac->ev.data). Its
+//   socket is watched with a stream_descriptor that is release()d in hiredis' cleanup hook, never
+//   closed by Asio (hiredis closes the fd). `ac` becomes nullptr in that hook: hiredis may free the
+//   context inside redisAsyncHandleRead/Write, so every handler re-checks it.
+// - Inside hiredis callbacks we only copy replies, update counters and post: no hiredis call, no
+//   user code. Completion handlers always run from a post, never inside hiredis.
+// - Every command holds a heap shared_ptr<Request> as hiredis privdata; hiredis calls the reply
+//   callback exactly once per command (with NULL when the context is freed), which deletes it.
+#include "clients/redis.h"
+
+#include <arpa/inet.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <deque>
+#include <optional>
+#include <stdexcept>
+
+#include "clients/redis_detail.h"
+#include "common/log.h"
+
+namespace clients::redis {
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+std::string_view to_string(Errc code) {
+  switch (code) {
+    case Errc::timeout:
+      return "timeout";
+    case Errc::not_connected:
+      return "not_connected";
+    case Errc::connection_lost:
+      return "connection_lost";
+    case Errc::overloaded:
+      return "overloaded";
+    case Errc::cancelled:
+      return "cancelled";
+    case Errc::stopped:
+      return "stopped";
+    case Errc::invalid_argument:
+      return "invalid_argument";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(State state) {
+  switch (state) {
+    case State::idle:
+      return "idle";
+    case State::connecting:
+      return "connecting";
+    case State::connected:
+      return "connected";
+    case State::disconnected:
+      return "disconnected";
+    case State::stopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
+void throw_exception_from_error(const Error& e, const boost::source_location&) {
+  throw std::runtime_error("redis " + std::string(to_string(e.code)) + ": " + e.message);
+}
+
+void Settings::validate() const {
+  unsigned char buf[16];
+  if (::inet_pton(AF_INET, host.c_str(), buf) != 1 && ::inet_pton(AF_INET6, host.c_str(), buf) != 1)
+    throw std::invalid_argument("redis host must be a numeric IP address (no DNS on the event loop): '" +
+                                host + "'");
+  if (port == 0) throw std::invalid_argument("redis port must not be 0");
+  if (database < 0) throw std::invalid_argument("redis database must be >= 0");
+  if (connect_timeout.count() <= 0) throw std::invalid_argument("redis connect_timeout must be > 0");
+  if (stall_timeout.count() <= 0) throw std::invalid_argument("redis stall_timeout must be > 0");
+  if (max_pending == 0) throw std::invalid_argument("redis max_pending must be > 0");
+  reconnect.validate();
+}
+
+Script::Script(std::string source) : source_(std::move(source)), sha1_(detail::sha1_hex(source_)) {}
+
+namespace {
+
+// Completes `h` with `r` from a post: through our executor, then on the handler's associated
+// executor if it has one (never inline, never inside hiredis).
+template <typename Sig, typename Arg>
+void complete_later(asio::any_completion_handler<Sig> h, Arg r, const asio::any_io_executor& ex) {
+  asio::post(ex, asio::append(std::move(h), std::move(r)));
+}
+
+std::string ms_text(std::chrono::milliseconds d) {
+  return std::to_string(d.count()) + " ms";
+}
+
+enum class HandshakeStep : std::uintptr_t { auth = 1, select = 2, ping = 3 };
+
+}  // namespace
+
+struct Request {
+  explicit Request(const asio::any_io_executor& ex) : timer(ex) {}
+  std::optional<Client::Handler> handler;  // empty once completed
+  asio::steady_timer timer;
+  asio::cancellation_slot slot;
+};
+
+struct Conn : std::enable_shared_from_this<Conn> {
+  Conn(Client::Impl* owner_impl, std::weak_ptr<Client::Impl> owner_weak, const asio::any_io_executor& ex,
+       std::uint64_t conn_id)
+      : impl(owner_impl), owner(std::move(owner_weak)), sd(ex), id(conn_id) {}
+
+  Client::Impl* impl;                 // valid while `ac` is (the Impl frees `ac` before dying)
+  std::weak_ptr<Client::Impl> owner;  // for posted work, which may outlive the Impl
+  redisAsyncContext* ac = nullptr;
+  asio::posix::stream_descriptor sd;
+  bool want_read = false, want_write = false;  // what hiredis asked for
+  bool reading = false, writing = false;       // an async_wait is in flight
+  bool ready = false;                          // handshake done
+  bool handshake_failed = false;
+  std::deque<Clock::time_point> pending;  // send times of user commands awaiting a reply, in order
+  std::string close_reason;
+  std::uint64_t id;
+
+  void arm_read();
+  void arm_write();
+  void on_cleanup();
+};
+
+struct Waiter {
+  explicit Waiter(const asio::any_io_executor& ex) : timer(ex) {}
+  std::optional<Client::ConnectedHandler> handler;
+  asio::steady_timer timer;
+};
+
+struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
+  Impl(asio::any_io_executor executor, Settings s)
+      : ex(std::move(executor)),
+        settings(std::move(s)),
+        backoff(settings.reconnect),
+        retry_timer(ex),
+        connect_timer(ex),
+        watchdog(ex) {
+    status.since = std::chrono::system_clock::now();
+  }
+  ~Impl() {
+    // Normally stop() already ran (Client's destructor); this covers an Impl freed by the
+    // io_context's destruction while handlers still held it.
+    if (conn && conn->ac) {
+      stopped = true;
+      redisAsyncFree(conn->ac);
+    }
+  }
+
+  asio::any_io_executor ex;
+  Settings settings;
+  Status status;
+  Backoff backoff;
+  asio::steady_timer retry_timer, connect_timer, watchdog;
+  bool watchdog_armed = false;
+  bool started = false, stopped = false;
+  bool failure_logged = false;  // log the first failed attempt of an outage, not every retry
+  std::shared_ptr<Conn> conn;
+  std::vector<std::shared_ptr<Waiter>> waiters;
+  std::uint64_t next_conn_id = 1;
+
+  void set_state(State s) {
+    if (status.state == s) return;
+    status.state = s;
+    status.since = std::chrono::system_clock::now();
+  }
+
+  void start() {
+    if (started || stopped) return;
+    started = true;
+    connect();
+  }
+
+  void stop() {
+    if (stopped) return;
+    stopped = true;
+    retry_timer.cancel();
+    connect_timer.cancel();
+    watchdog.cancel();
+    watchdog_armed = false;
+    if (conn && conn->ac) {
+      conn->close_reason = "client stopped";
+      redisAsyncFree(conn->ac);  // completes every outstanding command (with `stopped`)
+    }
+    conn.reset();
+    set_state(State::stopped);
+    complete_waiters(false);
+  }
+
+  void connect();
+  void attempt_failed(const std::string& reason);
+  void schedule_reconnect();
+  void on_ready(const std::shared_ptr<Conn>& c);
+  void on_closed(const std::shared_ptr<Conn>& c);
+  void close_conn(const std::shared_ptr<Conn>& c, const std::string& reason);
+  void send_handshake(Conn& c, std::vector<std::string> args, HandshakeStep step);
+  void submit(std::vector<std::string> args, Deadline deadline, Handler handler);
+  void finish(const std::shared_ptr<Request>& req, Result r, bool from_slot = false);
+  void fail_now(Handler handler, Errc code, std::string message);
+  void count(const Result& r);
+  void arm_watchdog();
+  void complete_waiters(bool connected);
+  Error lost_error(const Conn& c) const;
+};
+
+// ---- hiredis event-library adapter -------------------------------------------------------------
+
+namespace {
+
+void ev_add_read(void* p) {
+  auto* c = static_cast<Conn*>(p);
+  c->want_read = true;
+  c->arm_read();
+}
+void ev_del_read(void* p) {
+  static_cast<Conn*>(p)->want_read = false;
+}
+void ev_add_write(void* p) {
+  auto* c = static_cast<Conn*>(p);
+  c->want_write = true;
+  c->arm_write();
+}
+void ev_del_write(void* p) {
+  static_cast<Conn*>(p)->want_write = false;
+}
+void ev_cleanup(void* p) {
+  static_cast<Conn*>(p)->on_cleanup();
+}
+
+}  // namespace
+
+void Conn::arm_read() {
+  if (reading || ac == nullptr || !want_read) return;
+  reading = true;
+  sd.async_wait(asio::posix::stream_descriptor::wait_read, [self = shared_from_this()](const error_code& ec) {
+    self->reading = false;
+    if (ec == asio::error::operation_aborted || self->ac == nullptr) return;
+    if (self->want_read) redisAsyncHandleRead(self->ac);  // may free the context (ac -> nullptr)
+    self->arm_read();
+  });
+}
+
+void Conn::arm_write() {
+  if (writing || ac == nullptr || !want_write) return;
+  writing = true;
+  sd.async_wait(asio::posix::stream_descriptor::wait_write,
+                [self = shared_from_this()](const error_code& ec) {
+                  self->writing = false;
+                  if (ec == asio::error::operation_aborted || self->ac == nullptr) return;
+                  if (self->want_write) redisAsyncHandleWrite(self->ac);  // may free the context
+                  self->arm_write();
+                });
+}
+
+// hiredis is about to free the context (and close the fd). Called inside hiredis.
+void Conn::on_cleanup() {
+  if (ac != nullptr && close_reason.empty() && ac->c.err != 0) close_reason = ac->c.errstr;
+  ac = nullptr;
+  want_read = want_write = false;
+  if (sd.is_open()) sd.release();  // cancels our waits; the fd stays hiredis' to close
+  asio::post(sd.get_executor(), [self = shared_from_this()] {
+    if (auto owner_impl = self->owner.lock()) owner_impl->on_closed(self);
+  });
+}
+
+// ---- hiredis callbacks (run inside hiredis: copy, count, post; nothing else) --------------------
+
+namespace {
+
+void on_connect_cb(const redisAsyncContext* ac, int status) {
+  auto* c = static_cast<Conn*>(ac->data);
+  if (status != REDIS_OK && c != nullptr && c->close_reason.empty())
+    c->close_reason = std::string("connect failed: ") + (ac->c.err != 0 ? ac->c.errstr : "unknown error");
+}
+
+void on_disconnect_cb(const redisAsyncContext* ac, int status) {
+  auto* c = static_cast<Conn*>(ac->data);
+  if (status != REDIS_OK && c != nullptr && c->close_reason.empty() && ac->c.err != 0)
+    c->close_reason = ac->c.errstr;
+}
+
+void on_handshake_cb(redisAsyncContext* ac, void* r, void* privdata) {
+  auto* c = static_cast<Conn*>(ac->data);
+  if (r == nullptr || c == nullptr || c->handshake_failed) return;  // going away: cleanup reports it
+  const auto step = static_cast<HandshakeStep>(reinterpret_cast<std::uintptr_t>(privdata));
+  const Reply reply = detail::to_reply(static_cast<redisReply*>(r));
+  const char* what = step == HandshakeStep::auth ? "AUTH" : step == HandshakeStep::select ? "SELECT" : "PING";
+  const bool ok = step == HandshakeStep::ping ? reply.is_status("PONG") : reply.is_status("OK");
+  if (!ok) {
+    c->handshake_failed = true;
+    c->close_reason =
+        std::string("handshake ") + what + " failed: " + (reply.is_error() ? reply.str : "unexpected reply");
+    asio::post(c->sd.get_executor(), [self = c->shared_from_this()] {
+      if (auto owner_impl = self->owner.lock()) owner_impl->close_conn(self, self->close_reason);
+    });
+    return;
+  }
+  if (step == HandshakeStep::ping) c->impl->on_ready(c->shared_from_this());
+}
+
+void on_reply_cb(redisAsyncContext* ac, void* r, void* privdata) {
+  std::unique_ptr<std::shared_ptr<Request>> holder(static_cast<std::shared_ptr<Request>*>(privdata));
+  const std::shared_ptr<Request>& req = *holder;
+  auto* c = static_cast<Conn*>(ac->data);
+  if (!c->pending.empty()) c->pending.pop_front();
+  Client::Impl* impl = c->impl;
+  if (!req->handler) {
+    if (r != nullptr) ++impl->status.counters.late_replies;
+    return;
+  }
+  if (r == nullptr) {
+    impl->finish(req, impl->lost_error(*c));
+    return;
+  }
+  impl->finish(req, detail::to_reply(static_cast<redisReply*>(r)));
+}
+
+}  // namespace
+
+// ---- connection life cycle ----------------------------------------------------------------------
+
+void Client::Impl::connect() {
+  if (stopped) return;
+  set_state(State::connecting);
+  redisAsyncContext* ac = redisAsyncConnect(settings.host.c_str(), settings.port);
+  if (ac == nullptr) return attempt_failed("cannot allocate a hiredis context");
+  if (ac->err != 0) {
+    std::string reason = std::string("connect failed: ") + ac->errstr;
+    redisAsyncFree(ac);
+    return attempt_failed(reason);
+  }
+  auto c = std::make_shared<Conn>(this, weak_from_this(), ex, next_conn_id++);
+  error_code ec;
+  c->sd.assign(ac->c.fd, ec);
+  if (ec) {
+    redisAsyncFree(ac);  // no adapter attached yet: hiredis just closes the fd
+    return attempt_failed("cannot watch the socket: " + ec.message());
+  }
+  c->ac = ac;
+  ac->data = c.get();
+  ac->ev.data = c.get();
+  ac->ev.addRead = ev_add_read;
+  ac->ev.delRead = ev_del_read;
+  ac->ev.addWrite = ev_add_write;
+  ac->ev.delWrite = ev_del_write;
+  ac->ev.cleanup = ev_cleanup;
+  conn = c;
+  redisAsyncSetConnectCallback(ac, on_connect_cb);  // arms the first write event
+  redisAsyncSetDisconnectCallback(ac, on_disconnect_cb);
+
+  // The handshake is pipelined behind the TCP connect; PING's answer marks the connection ready.
+  if (!settings.password.empty()) send_handshake(*c, {"AUTH", settings.password}, HandshakeStep::auth);
+  if (settings.database != 0)
+    send_handshake(*c, {"SELECT", std::to_string(settings.database)}, HandshakeStep::select);
+  send_handshake(*c, {"PING"}, HandshakeStep::ping);
+
+  connect_timer.expires_after(settings.connect_timeout);
+  connect_timer.async_wait([self = shared_from_this(), c](const error_code& e) {
+    if (e || self->conn != c || c->ready || c->ac == nullptr) return;
+    self->close_conn(c, "connect timeout after " + ms_text(self->settings.connect_timeout));
+  });
+}
+
+void Client::Impl::send_handshake(Conn& c, std::vector<std::string> args, HandshakeStep step) {
+  if (c.ac == nullptr) return;
+  std::vector<const char*> argv;
+  std::vector<std::size_t> lens;
+  for (const auto& a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  redisAsyncCommandArgv(c.ac, on_handshake_cb, reinterpret_cast<void*>(static_cast<std::uintptr_t>(step)),
+                        static_cast<int>(argv.size()), argv.data(), lens.data());
+}
+
+void Client::Impl::on_ready(const std::shared_ptr<Conn>& c) {
+  if (conn != c || stopped) return;
+  c->ready = true;
+  connect_timer.cancel();
+  backoff.reset();
+  ++status.counters.connects;
+  failure_logged = false;
+  set_state(State::connected);
+  common::log::info("redis connected", {{"client", settings.name},
+                                        {"address", settings.host + ":" + std::to_string(settings.port)}});
+  // Called inside hiredis: waiters are completed by a post (complete_later), so this is safe.
+  complete_waiters(true);
+}
+
+void Client::Impl::close_conn(const std::shared_ptr<Conn>& c, const std::string& reason) {
+  if (!c || c->ac == nullptr) return;
+  if (c->close_reason.empty()) c->close_reason = reason;
+  redisAsyncFree(c->ac);  // NULL replies for everything outstanding, then the cleanup hook
+}
+
+void Client::Impl::on_closed(const std::shared_ptr<Conn>& c) {
+  if (conn != c) return;  // an old connection, or stop() already dealt with it
+  conn.reset();
+  connect_timer.cancel();
+  watchdog.cancel();
+  watchdog_armed = false;
+  if (stopped) return;
+  const std::string reason = c->close_reason.empty() ? "connection closed" : c->close_reason;
+  if (!c->ready) return attempt_failed(reason);
+  ++status.counters.disconnects;
+  status.last_error = reason;
+  set_state(State::disconnected);
+  common::log::warn("redis connection lost", {{"client", settings.name}, {"error", reason}});
+  schedule_reconnect();
+}
+
+void Client::Impl::attempt_failed(const std::string& reason) {
+  ++status.counters.connect_failures;
+  status.last_error = reason;
+  set_state(State::disconnected);
+  if (!failure_logged) {
+    common::log::warn("redis connect failed, retrying with backoff",
+                      {{"client", settings.name}, {"error", reason}});
+    failure_logged = true;
+  } else {
+    common::log::debug("redis connect failed", {{"client", settings.name}, {"error", reason}});
+  }
+  schedule_reconnect();
+}
+
+void Client::Impl::schedule_reconnect() {
+  if (stopped) return;
+  retry_timer.expires_after(backoff.next());
+  retry_timer.async_wait([self = shared_from_this()](const error_code& ec) {
+    if (ec || self->stopped || self->conn) return;
+    self->connect();
+  });
+}
+
+// ---- commands -----------------------------------------------------------------------------------
+
+Error Client::Impl::lost_error(const Conn& c) const {
+  if (stopped) return {Errc::stopped, "client stopped"};
+  std::string reason = c.close_reason;
+  if (reason.empty() && c.ac != nullptr && c.ac->c.err != 0) reason = c.ac->c.errstr;
+  if (reason.empty()) reason = "connection closed";
+  return {Errc::connection_lost, "connection lost: " + reason};
+}
+
+void Client::Impl::count(const Result& r) {
+  auto& k = status.counters;
+  if (r) {
+    ++k.replies;
+    if (r->is_error()) ++k.error_replies;
+    return;
+  }
+  switch (r.error().code) {
+    case Errc::timeout:
+      ++k.timeouts;
+      break;
+    case Errc::not_connected:
+      ++k.not_connected;
+      break;
+    case Errc::connection_lost:
+      ++k.connection_lost;
+      break;
+    case Errc::overloaded:
+      ++k.overloaded;
+      break;
+    case Errc::cancelled:
+      ++k.cancelled;
+      break;
+    case Errc::stopped:
+      ++k.stopped;
+      break;
+    case Errc::invalid_argument:
+      ++k.invalid;
+      break;
+  }
+}
+
+void Client::Impl::fail_now(Handler handler, Errc code, std::string message) {
+  Result r = Error{code, std::move(message)};
+  count(r);
+  complete_later(std::move(handler), std::move(r), ex);
+}
+
+void Client::Impl::submit(std::vector<std::string> args, Deadline deadline, Handler handler) {
+  if (stopped) return fail_now(std::move(handler), Errc::stopped, "client stopped");
+  if (args.empty()) return fail_now(std::move(handler), Errc::invalid_argument, "empty command");
+  if (detail::is_unsupported_command(args[0]))
+    return fail_now(std::move(handler), Errc::invalid_argument,
+                    args[0] + " is not supported (it changes the state of the shared connection)");
+  if (!conn || !conn->ready || conn->ac == nullptr) {
+    std::string msg = "not connected";
+    if (!status.last_error.empty()) msg += ": " + status.last_error;
+    return fail_now(std::move(handler), Errc::not_connected, std::move(msg));
+  }
+  if (conn->pending.size() >= settings.max_pending)
+    return fail_now(std::move(handler), Errc::overloaded,
+                    std::to_string(conn->pending.size()) + " commands already outstanding");
+  if (deadline.expired())
+    return fail_now(std::move(handler), Errc::timeout, "deadline passed before sending");
+
+  std::vector<const char*> argv;
+  std::vector<std::size_t> lens;
+  argv.reserve(args.size());
+  lens.reserve(args.size());
+  for (const auto& a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  auto req = std::make_shared<Request>(ex);
+  auto* holder = new std::shared_ptr<Request>(req);
+  if (redisAsyncCommandArgv(conn->ac, on_reply_cb, holder, static_cast<int>(argv.size()), argv.data(),
+                            lens.data()) != REDIS_OK) {
+    delete holder;
+    return fail_now(std::move(handler), Errc::connection_lost, "connection is closing");
+  }
+  conn->pending.push_back(Clock::now());
+  req->handler.emplace(std::move(handler));
+
+  req->slot = asio::get_associated_cancellation_slot(*req->handler);
+  if (req->slot.is_connected()) {
+    req->slot.assign(
+        [weak_req = std::weak_ptr<Request>(req), weak_impl = weak_from_this()](asio::cancellation_type) {
+          auto r = weak_req.lock();
+          auto self = weak_impl.lock();
+          if (r && self) self->finish(r, Error{Errc::cancelled, "cancelled"}, true);
+        });
+  }
+  req->timer.expires_at(deadline.at());
+  req->timer.async_wait([self = shared_from_this(), req](const error_code& ec) {
+    if (ec) return;
+    self->finish(req, Error{Errc::timeout, "no reply within the deadline"});
+  });
+  arm_watchdog();
+}
+
+void Client::Impl::finish(const std::shared_ptr<Request>& req, Result r, bool from_slot) {
+  if (!req->handler) return;
+  Handler h(std::move(*req->handler));
+  req->handler.reset();
+  req->timer.cancel();
+  if (!from_slot && req->slot.is_connected()) req->slot.clear();
+  count(r);
+  complete_later(std::move(h), std::move(r), ex);
+}
+
+// Drops a connection whose oldest outstanding reply is stall_timeout late.
+void Client::Impl::arm_watchdog() {
+  if (watchdog_armed || !conn || conn->pending.empty()) return;
+  watchdog_armed = true;
+  watchdog.expires_at(conn->pending.front() + settings.stall_timeout);
+  watchdog.async_wait([self = shared_from_this(), c = conn](const error_code& ec) {
+    if (ec) return;  // cancelled by whoever reset watchdog_armed
+    self->watchdog_armed = false;
+    if (self->conn != c || c->ac == nullptr || c->pending.empty()) return;
+    if (Clock::now() - c->pending.front() >= self->settings.stall_timeout) {
+      ++self->status.counters.stalls;
+      self->close_conn(c, "no reply for " + ms_text(self->settings.stall_timeout) + ": connection stalled");
+      return;
+    }
+    self->arm_watchdog();
+  });
+}
+
+void Client::Impl::complete_waiters(bool connected) {
+  auto list = std::move(waiters);
+  waiters.clear();
+  for (auto& w : list) {
+    if (!w->handler) continue;
+    ConnectedHandler h(std::move(*w->handler));
+    w->handler.reset();
+    w->timer.cancel();
+    complete_later(std::move(h), connected, ex);
+  }
+}
+
+// ---- Client -------------------------------------------------------------------------------------
+
+Client::Client(executor_type executor, Settings settings) {
+  settings.validate();
+  ignore_sigpipe();
+  impl_ = std::make_shared<Impl>(std::move(executor), std::move(settings));
+}
+
+Client::~Client() {
+  impl_->stop();
+}
+
+void Client::start() {
+  impl_->start();
+}
+
+void Client::stop() {
+  impl_->stop();
+}
+
+Client::executor_type Client::get_executor() const {
+  return impl_->ex;
+}
+
+bool Client::connected() const {
+  return impl_->status.state == State::connected;
+}
+
+Status Client::status() const {
+  Status s = impl_->status;
+  s.outstanding = impl_->conn ? impl_->conn->pending.size() : 0;
+  return s;
+}
+
+const Settings& Client::settings() const {
+  return impl_->settings;
+}
+
+void Client::start_command(std::vector<std::string> args, Deadline deadline, Handler handler) {
+  impl_->submit(std::move(args), deadline, std::move(handler));
+}
+
+void Client::start_eval(const Script& script, std::vector<std::string> keys, std::vector<std::string> args,
+                        Deadline deadline, Handler handler) {
+  auto first = detail::eval_command("EVALSHA", script.sha1(), keys, args);
+  auto slot = asio::get_associated_cancellation_slot(handler);
+  // On NOSCRIPT, the same deadline covers the EVAL that follows (it also caches the script).
+  auto on_first = [impl = impl_, source = script.source(), keys = std::move(keys), args = std::move(args),
+                   deadline, h = std::move(handler)](Result r) mutable {
+    if (r && detail::is_noscript(*r) && !impl->stopped) {
+      impl->submit(detail::eval_command("EVAL", source, keys, args), deadline, std::move(h));
+      return;
+    }
+    complete_later(std::move(h), std::move(r), impl->ex);
+  };
+  impl_->submit(std::move(first), deadline, Handler(asio::bind_cancellation_slot(slot, std::move(on_first))));
+}
+
+void Client::start_wait_connected(Deadline deadline, ConnectedHandler handler) {
+  auto& impl = *impl_;
+  if (impl.stopped || impl.status.state == State::connected) {
+    const bool ok = !impl.stopped;
+    return complete_later(std::move(handler), ok, impl.ex);
+  }
+  auto w = std::make_shared<Waiter>(impl.ex);
+  w->handler.emplace(std::move(handler));
+  impl.waiters.push_back(w);
+  w->timer.expires_at(deadline.at());
+  w->timer.async_wait([self = impl_, w](const error_code& ec) {
+    if (ec || !w->handler) return;
+    ConnectedHandler h(std::move(*w->handler));
+    w->handler.reset();
+    std::erase(self->waiters, w);
+    complete_later(std::move(h), false, self->ex);
+  });
+}
+
+}  // namespace clients::redis

@@ -1,0 +1,269 @@
+// clients::redis: an Asio-driven Redis client for one endpoint (host:port), on hiredis' async API.
+//
+// What it is for: cache calls that must never hold a request hostage. Every command has a
+// deadline and completes by it (with a reply or an error, never an exception); the connection is
+// kept up in the background (connect with a deadline, reconnect with exponential backoff and
+// jitter); a connection whose replies stop coming is dropped instead of queueing behind it; when
+// there is no usable connection, commands fail at once (`not_connected`) so the caller can go
+// elsewhere (a replica, the database) instead of waiting.
+//
+// Usage (inside a coroutine running on the client's executor):
+//   clients::redis::Client redis(io.get_executor(), {.host = "127.0.0.1", .port = 6379});
+//   redis.start();                                            // connects in the background
+//   std::vector<std::string> args{"HGETALL", "user:42"};
+//   clients::redis::Result r = co_await redis.command(std::move(args), 100ms);
+//   if (!r) log(r.error().message);                           // timeout, not_connected, ...
+//   else if (r->is_error()) log(r->str);                      // the server said ERR ...
+//   else for (auto& e : r->elements) use(e.str);
+//
+//   static const clients::redis::Script get(R"(return redis.call('GET', KEYS[1]))");
+//   std::vector<std::string> keys{"k"};                       // (GCC 12: no braced list in co_await)
+//   auto v = co_await redis.eval(get, std::move(keys), {}, 100ms);  // EVALSHA, EVAL on NOSCRIPT
+//   redis.status();                                           // state, since, last error, counts
+//   redis.stop();                                             // or just destroy it
+//
+// Every async operation also takes any Asio completion token as its last argument (the default is
+// `use_awaitable`), e.g. a callback: `redis.command(args, 100ms, [](Result r) { ... });`.
+//
+// Guarantees:
+// - Deadlines: an operation completes no later than its deadline (plus event-loop latency): a
+//   command whose deadline passes completes at once with `timeout`; its reply, should it arrive
+//   later, is discarded. A connect attempt (TCP connect plus the AUTH/SELECT/PING handshake) that
+//   does not finish within `connect_timeout` is abandoned and counts as a failed attempt.
+// - Stalled connections: if the oldest outstanding reply is `stall_timeout` late (default 500 ms,
+//   far past any cache deadline), the connection is dropped (every outstanding command completes
+//   with `connection_lost`) and re-established with backoff. At most `max_pending` commands are
+//   outstanding on the connection; beyond that commands fail at once with `overloaded`. So a slow or
+//   blackholed server never builds an unbounded queue, and reconnects are paced by the backoff
+//   (the handshake of the new connection must answer within `connect_timeout`).
+// - Reconnect: after a lost connection or a failed attempt the next attempt waits
+//   Backoff::next() (25 ms growing to 500 ms by default, with jitter); a successful handshake resets
+//   it. So the client is connected again at most ~`backoff.max` + one round trip after the server
+//   is back.
+// - Commands are only sent on an established, handshaken connection; while there is none they
+//   fail at once with `not_connected` (no queueing while disconnected). Commands issued together
+//   pipeline on the one connection; replies are matched in order.
+// - Binary-safe: arguments and replies are byte strings (std::string may hold any bytes).
+// - No pub/sub: SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE, (P|S)UNSUBSCRIBE, MONITOR and HELLO are rejected
+//   with `invalid_argument` (they change the protocol state of the shared connection). Blocking
+//   commands (BLPOP ...) must time out before `stall_timeout`, or the connection is dropped.
+// - Threading: a Client is bound to the executor given at construction, which must run on one
+//   thread at a time (an io_context run by one thread, or a strand). Every member function must be
+//   called on that executor. Completion handlers are never invoked inside a hiredis callback nor
+//   inside the initiating call: they are posted to the handler's associated executor.
+// - Lifetime: stop() (or the destructor) cancels every timer, closes the connection and completes
+//   every outstanding operation with `stopped`; it is safe to destroy the Client while operations
+//   are in flight (their handlers still run, with `stopped`, and must not touch the Client).
+// - Cancellation: Asio per-operation cancellation (e.g. awaitable operators, bind_cancellation_slot)
+//   completes a command at once with `cancelled`; its late reply is discarded.
+// - SIGPIPE: constructing a Client calls clients::ignore_sigpipe() (see support.h).
+#pragma once
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/result.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "clients/support.h"
+
+namespace clients::redis {
+
+// A reply, deep-copied out of hiredis: the Client owns no hiredis memory once a handler runs.
+struct Reply {
+  enum class Type : std::uint8_t { nil, integer, string, status, error, array };
+
+  Type type = Type::nil;
+  std::int64_t integer = 0;       // Type::integer
+  std::string str{};              // Type::string (bulk, binary-safe), Type::status, Type::error
+  std::vector<Reply> elements{};  // Type::array (a nil array is Type::nil)
+
+  bool is_nil() const { return type == Type::nil; }
+  bool is_integer() const { return type == Type::integer; }
+  bool is_string() const { return type == Type::string; }
+  bool is_status() const { return type == Type::status; }
+  bool is_error() const { return type == Type::error; }
+  bool is_array() const { return type == Type::array; }
+  // True for a status reply equal to `s` (e.g. "OK", "PONG").
+  bool is_status(std::string_view s) const { return type == Type::status && str == s; }
+
+  static Reply nil() { return {}; }
+  static Reply from_integer(std::int64_t v) { return {Type::integer, v, {}, {}}; }
+  static Reply from_string(std::string s) { return {Type::string, 0, std::move(s), {}}; }
+  static Reply from_status(std::string s) { return {Type::status, 0, std::move(s), {}}; }
+  static Reply from_error(std::string s) { return {Type::error, 0, std::move(s), {}}; }
+  static Reply from_array(std::vector<Reply> e) { return {Type::array, 0, {}, std::move(e)}; }
+
+  friend bool operator==(const Reply&, const Reply&) = default;
+};
+
+// Why an operation produced no reply. An error *reply* from the server (e.g. "WRONGTYPE ...") is
+// not one of these: it is a successful Result holding a Reply of Type::error.
+enum class Errc : std::uint8_t {
+  timeout = 1,       // the deadline passed before the reply arrived
+  not_connected,     // no established connection when the command was issued
+  connection_lost,   // the connection broke (or was dropped as stalled) before the reply
+  overloaded,        // max_pending commands already outstanding on the connection
+  cancelled,         // per-operation cancellation was requested
+  stopped,           // the client was stopped or destroyed
+  invalid_argument,  // empty command, or a command this client does not support (see above)
+};
+std::string_view to_string(Errc code);
+
+struct Error {
+  Errc code;
+  std::string message{};  // human-readable detail, e.g. "connection lost: Connection reset by peer"
+};
+
+using Result = boost::system::result<Reply, Error>;
+
+// Lets Result::value() throw (std::runtime_error with the message) when used off the data path.
+[[noreturn]] void throw_exception_from_error(const Error& e, const boost::source_location& loc);
+
+struct Settings {
+  std::string host = "127.0.0.1";  // numeric IPv4/IPv6 address: no DNS lookup on the event loop
+  std::uint16_t port = 6379;
+  std::string password{};      // AUTH on connect when not empty
+  int database = 0;            // SELECT on connect when not 0
+  std::string name = "redis";  // shown in logs and status
+
+  std::chrono::milliseconds connect_timeout{200};  // TCP connect + AUTH/SELECT/PING handshake
+  std::chrono::milliseconds stall_timeout{500};    // oldest reply this late: drop the connection
+  std::size_t max_pending = 1024;                  // outstanding commands per connection
+  BackoffPolicy reconnect{};                       // pacing of reconnect attempts
+
+  // Throws std::invalid_argument naming the bad field.
+  void validate() const;
+};
+
+enum class State : std::uint8_t {
+  idle,          // constructed, start() not called yet
+  connecting,    // a connect attempt (TCP + handshake) is under way
+  connected,     // established and handshaken: commands are sent
+  disconnected,  // waiting (backoff) before the next attempt
+  stopped,       // stop() was called
+};
+std::string_view to_string(State state);
+
+// Counts since construction. Every command completes exactly once, with one of these outcomes.
+struct Counters {
+  std::uint64_t replies = 0;  // a reply arrived in time (includes error replies)
+  std::uint64_t error_replies = 0;
+  std::uint64_t timeouts = 0;
+  std::uint64_t not_connected = 0;
+  std::uint64_t connection_lost = 0;
+  std::uint64_t overloaded = 0;
+  std::uint64_t cancelled = 0;
+  std::uint64_t stopped = 0;
+  std::uint64_t invalid = 0;
+  std::uint64_t late_replies = 0;  // replies that arrived after their command had completed
+
+  std::uint64_t connects = 0;          // connections established (handshake done)
+  std::uint64_t connect_failures = 0;  // attempts that failed or timed out
+  std::uint64_t disconnects = 0;       // established connections lost, dropped or closed
+  std::uint64_t stalls = 0;            // of which: dropped because replies stopped coming
+};
+
+struct Status {
+  State state = State::idle;
+  std::chrono::system_clock::time_point since{};  // when `state` was entered
+  std::string last_error{};                       // the latest connection-level error, if any
+  std::size_t outstanding = 0;                    // commands sent and not yet answered
+  Counters counters{};
+};
+
+// A Lua script, identified by the SHA1 of its source (computed once, here).
+class Script {
+ public:
+  explicit Script(std::string source);
+  const std::string& source() const { return source_; }
+  const std::string& sha1() const { return sha1_; }  // 40 lowercase hex digits
+
+ private:
+  std::string source_;
+  std::string sha1_;
+};
+
+class Client {
+ public:
+  using executor_type = boost::asio::any_io_executor;
+  using Handler = boost::asio::any_completion_handler<void(Result)>;
+  using ConnectedHandler = boost::asio::any_completion_handler<void(bool)>;
+
+  // Validates the settings (throws std::invalid_argument); does no I/O until start().
+  Client(executor_type executor, Settings settings);
+  ~Client();  // stop()
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Begins connecting in the background; idempotent. Reconnects forever until stop().
+  void start();
+  // Cancels timers, closes the connection, completes everything outstanding with `stopped`.
+  void stop();
+
+  executor_type get_executor() const;
+
+  // Sends one command (name and arguments, binary-safe) and completes with its reply or an error
+  // by `deadline`. Signature: void(Result).
+  template <typename CompletionToken = const boost::asio::use_awaitable_t<>&>
+  auto command(std::vector<std::string> args, Deadline deadline,
+               CompletionToken&& token = boost::asio::use_awaitable) {
+    return boost::asio::async_initiate<CompletionToken, void(Result)>(
+        [this](auto handler, std::vector<std::string> a, Deadline d) {
+          start_command(std::move(a), d, Handler(std::move(handler)));
+        },
+        token, std::move(args), deadline);
+  }
+
+  // EVALSHA with the script's SHA1; if the server does not know the script (NOSCRIPT, e.g. after
+  // a restart or SCRIPT FLUSH), EVAL with its source, within the same deadline. `script` must
+  // outlive the operation (typically a static).
+  template <typename CompletionToken = const boost::asio::use_awaitable_t<>&>
+  auto eval(const Script& script, std::vector<std::string> keys, std::vector<std::string> args,
+            Deadline deadline, CompletionToken&& token = boost::asio::use_awaitable) {
+    return boost::asio::async_initiate<CompletionToken, void(Result)>(
+        [this, &script](auto handler, std::vector<std::string> k, std::vector<std::string> a, Deadline d) {
+          start_eval(script, std::move(k), std::move(a), d, Handler(std::move(handler)));
+        },
+        token, std::move(keys), std::move(args), deadline);
+  }
+
+  // PING: the cheap end-to-end probe. A healthy answer is a Reply with is_status("PONG").
+  template <typename CompletionToken = const boost::asio::use_awaitable_t<>&>
+  auto ping(Deadline deadline, CompletionToken&& token = boost::asio::use_awaitable) {
+    return command({"PING"}, deadline, std::forward<CompletionToken>(token));
+  }
+
+  // Completes with true as soon as the client is connected (at once if it is), false at the
+  // deadline or on stop(). For start-up and tests; commands never wait for a connection.
+  template <typename CompletionToken = const boost::asio::use_awaitable_t<>&>
+  auto wait_connected(Deadline deadline, CompletionToken&& token = boost::asio::use_awaitable) {
+    return boost::asio::async_initiate<CompletionToken, void(bool)>(
+        [this](auto handler, Deadline d) { start_wait_connected(d, ConnectedHandler(std::move(handler))); },
+        token, deadline);
+  }
+
+  bool connected() const;
+  // A snapshot for health checks and metrics.
+  Status status() const;
+  const Settings& settings() const;
+
+  struct Impl;
+
+ private:
+  void start_command(std::vector<std::string> args, Deadline deadline, Handler handler);
+  void start_eval(const Script& script, std::vector<std::string> keys, std::vector<std::string> args,
+                  Deadline deadline, Handler handler);
+  void start_wait_connected(Deadline deadline, ConnectedHandler handler);
+
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace clients::redis

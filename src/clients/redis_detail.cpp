@@ -1,0 +1,144 @@
+#include "clients/redis_detail.h"
+
+#include <hiredis/hiredis.h>
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+
+namespace clients::redis::detail {
+
+Reply to_reply(const redisReply* r) {
+  if (r == nullptr) return Reply::nil();
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+      return Reply::from_string(std::string(r->str, r->len));
+    case REDIS_REPLY_STATUS:
+      return Reply::from_status(std::string(r->str, r->len));
+    case REDIS_REPLY_ERROR:
+      return Reply::from_error(std::string(r->str, r->len));
+    case REDIS_REPLY_INTEGER:
+      return Reply::from_integer(r->integer);
+    case REDIS_REPLY_ARRAY: {
+      std::vector<Reply> elements;
+      elements.reserve(r->elements);
+      for (std::size_t i = 0; i < r->elements; ++i)
+        elements.push_back(to_reply(r->element[i]));
+      return Reply::from_array(std::move(elements));
+    }
+    case REDIS_REPLY_NIL:
+    default:
+      return Reply::nil();
+  }
+}
+
+namespace {
+
+std::uint32_t rotl(std::uint32_t v, int n) {
+  return (v << n) | (v >> (32 - n));
+}
+
+// FIPS 180-4 SHA-1 over a whole message held in memory.
+std::array<std::uint8_t, 20> sha1(std::string_view data) {
+  std::uint32_t h[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u};
+  std::string msg(data);
+  const std::uint64_t bit_len = static_cast<std::uint64_t>(data.size()) * 8u;
+  msg.push_back(static_cast<char>(0x80));
+  while (msg.size() % 64 != 56)
+    msg.push_back('\0');
+  for (int i = 7; i >= 0; --i)
+    msg.push_back(static_cast<char>((bit_len >> (i * 8)) & 0xffu));
+
+  std::uint32_t w[80];
+  for (std::size_t chunk = 0; chunk < msg.size(); chunk += 64) {
+    for (int i = 0; i < 16; ++i) {
+      const auto* p = reinterpret_cast<const unsigned char*>(msg.data() + chunk + 4 * i);
+      w[i] = (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+             std::uint32_t{p[3]};
+    }
+    for (int i = 16; i < 80; ++i)
+      w[i] = rotl(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    std::uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    for (int i = 0; i < 80; ++i) {
+      std::uint32_t f, k;
+      if (i < 20) {
+        f = (b & c) | (~b & d);
+        k = 0x5A827999u;
+      } else if (i < 40) {
+        f = b ^ c ^ d;
+        k = 0x6ED9EBA1u;
+      } else if (i < 60) {
+        f = (b & c) | (b & d) | (c & d);
+        k = 0x8F1BBCDCu;
+      } else {
+        f = b ^ c ^ d;
+        k = 0xCA62C1D6u;
+      }
+      const std::uint32_t t = rotl(a, 5) + f + e + k + w[i];
+      e = d;
+      d = c;
+      c = rotl(b, 30);
+      b = a;
+      a = t;
+    }
+    h[0] += a;
+    h[1] += b;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
+  }
+  std::array<std::uint8_t, 20> out{};
+  for (int i = 0; i < 5; ++i)
+    for (int j = 0; j < 4; ++j)
+      out[4 * i + j] = static_cast<std::uint8_t>((h[i] >> (24 - 8 * j)) & 0xffu);
+  return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const char x = (a[i] >= 'A' && a[i] <= 'Z') ? static_cast<char>(a[i] - 'A' + 'a') : a[i];
+    if (x != b[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string sha1_hex(std::string_view data) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(40);
+  for (std::uint8_t byte : sha1(data)) {
+    hex.push_back(digits[byte >> 4]);
+    hex.push_back(digits[byte & 0xf]);
+  }
+  return hex;
+}
+
+bool is_unsupported_command(std::string_view name) {
+  static constexpr std::string_view banned[] = {"subscribe",    "psubscribe",   "ssubscribe", "unsubscribe",
+                                                "punsubscribe", "sunsubscribe", "monitor",    "hello"};
+  for (auto b : banned)
+    if (iequals(name, b)) return true;
+  return false;
+}
+
+std::vector<std::string> eval_command(std::string_view verb, std::string_view script,
+                                      const std::vector<std::string>& keys,
+                                      const std::vector<std::string>& args) {
+  std::vector<std::string> cmd;
+  cmd.reserve(3 + keys.size() + args.size());
+  cmd.emplace_back(verb);
+  cmd.emplace_back(script);
+  cmd.push_back(std::to_string(keys.size()));
+  cmd.insert(cmd.end(), keys.begin(), keys.end());
+  cmd.insert(cmd.end(), args.begin(), args.end());
+  return cmd;
+}
+
+bool is_noscript(const Reply& reply) {
+  return reply.is_error() && reply.str.rfind("NOSCRIPT", 0) == 0;
+}
+
+}  // namespace clients::redis::detail

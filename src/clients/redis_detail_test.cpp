@@ -1,0 +1,92 @@
+#include "clients/redis_detail.h"
+
+#include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
+
+#include <memory>
+
+namespace clients::redis::detail {
+namespace {
+
+// Parses RESP bytes with hiredis' own reader (the objects the async API hands to callbacks) and
+// converts the result.
+Reply parse(const std::string& wire) {
+  std::unique_ptr<redisReader, void (*)(redisReader*)> reader(redisReaderCreate(), redisReaderFree);
+  EXPECT_EQ(redisReaderFeed(reader.get(), wire.data(), wire.size()), REDIS_OK);
+  void* obj = nullptr;
+  EXPECT_EQ(redisReaderGetReply(reader.get(), &obj), REDIS_OK);
+  EXPECT_NE(obj, nullptr) << "incomplete reply";
+  Reply r = to_reply(static_cast<redisReply*>(obj));
+  freeReplyObject(obj);
+  return r;
+}
+
+TEST(RedisReply, ScalarsConvert) {
+  EXPECT_EQ(parse("+OK\r\n"), Reply::from_status("OK"));
+  EXPECT_TRUE(parse("+PONG\r\n").is_status("PONG"));
+  EXPECT_EQ(parse("-ERR wrong type\r\n"), Reply::from_error("ERR wrong type"));
+  EXPECT_EQ(parse(":-42\r\n"), Reply::from_integer(-42));
+  EXPECT_EQ(parse(":9223372036854775807\r\n"), Reply::from_integer(INT64_MAX));
+  EXPECT_EQ(parse("$5\r\nhello\r\n"), Reply::from_string("hello"));
+  EXPECT_EQ(parse("$0\r\n\r\n"), Reply::from_string(""));
+  EXPECT_TRUE(parse("$-1\r\n").is_nil());
+  EXPECT_TRUE(parse("*-1\r\n").is_nil());
+  EXPECT_TRUE(to_reply(nullptr).is_nil());
+}
+
+TEST(RedisReply, BulkStringsAreBinarySafe) {
+  const std::string bytes("a\0b\r\n\xff\xfe", 7);
+  const Reply r = parse("$7\r\n" + bytes + "\r\n");
+  ASSERT_TRUE(r.is_string());
+  EXPECT_EQ(r.str, bytes);
+  EXPECT_EQ(r.str.size(), 7u);
+  const std::string unicode = "Zo\xc3\xab \xf0\x9f\x98\x80";  // "Zoë 😀"
+  EXPECT_EQ(parse("$" + std::to_string(unicode.size()) + "\r\n" + unicode + "\r\n").str, unicode);
+}
+
+TEST(RedisReply, NestedArraysKeepStructureAndOwnTheirData) {
+  const Reply r = parse("*4\r\n$2\r\nid\r\n:7\r\n*2\r\n$-1\r\n+x\r\n*0\r\n");
+  ASSERT_TRUE(r.is_array());
+  ASSERT_EQ(r.elements.size(), 4u);
+  EXPECT_EQ(r.elements[0], Reply::from_string("id"));
+  EXPECT_EQ(r.elements[1], Reply::from_integer(7));
+  ASSERT_TRUE(r.elements[2].is_array());
+  EXPECT_TRUE(r.elements[2].elements[0].is_nil());
+  EXPECT_EQ(r.elements[2].elements[1], Reply::from_status("x"));
+  EXPECT_TRUE(r.elements[3].is_array());
+  EXPECT_TRUE(r.elements[3].elements.empty());
+}
+
+TEST(Sha1, MatchesKnownVectorsAndRedisScriptIds) {
+  EXPECT_EQ(sha1_hex(""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+  EXPECT_EQ(sha1_hex("abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+  EXPECT_EQ(sha1_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+  EXPECT_EQ(sha1_hex(std::string(1000000, 'a')), "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
+  // 55 and 56 bytes straddle the padding boundary.
+  EXPECT_EQ(sha1_hex(std::string(55, 'x')).size(), 40u);
+  EXPECT_NE(sha1_hex(std::string(55, 'x')), sha1_hex(std::string(56, 'x')));
+  // What `SCRIPT LOAD "return 1"` answers.
+  EXPECT_EQ(sha1_hex("return 1"), "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
+  EXPECT_EQ(Script("return 1").sha1(), "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
+}
+
+TEST(Commands, StateChangingCommandsAreRejectedCaseInsensitively) {
+  for (const char* c :
+       {"SUBSCRIBE", "psubscribe", "SSubscribe", "unsubscribe", "PUNSUBSCRIBE", "monitor", "HELLO"})
+    EXPECT_TRUE(is_unsupported_command(c)) << c;
+  for (const char* c : {"GET", "hgetall", "EVALSHA", "SUBSCRIBEX", "", "PING"})
+    EXPECT_FALSE(is_unsupported_command(c)) << c;
+}
+
+TEST(Commands, EvalArgumentsAndNoscriptDetection) {
+  const auto cmd = eval_command("EVALSHA", "abc", {"k1", "k2"}, {"a"});
+  EXPECT_EQ(cmd, (std::vector<std::string>{"EVALSHA", "abc", "2", "k1", "k2", "a"}));
+  EXPECT_EQ(eval_command("EVAL", "return 1", {}, {}), (std::vector<std::string>{"EVAL", "return 1", "0"}));
+  EXPECT_TRUE(is_noscript(Reply::from_error("NOSCRIPT No matching script. Please use EVAL.")));
+  EXPECT_FALSE(is_noscript(Reply::from_error("ERR NOSCRIPT later")));
+  EXPECT_FALSE(is_noscript(Reply::from_status("NOSCRIPT")));
+}
+
+}  // namespace
+}  // namespace clients::redis::detail

@@ -1,0 +1,442 @@
+// clients::redis::Client against a real redis-server (started per test through src/testing):
+// commands, pipelining, scripts, reconnect, deadlines against a paused (blackholed) server, stall
+// detection, overload, AUTH/SELECT, cancellation and shutdown with commands in flight.
+#include <gtest/gtest.h>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <functional>
+#include <optional>
+
+#include "clients/redis.h"
+#include "testing/servers.h"
+
+namespace clients::redis {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using testing_support::RedisServer;
+using testing_support::TempDir;
+
+using Ms = std::chrono::milliseconds;
+
+Ms since(Clock::time_point t) {
+  return std::chrono::duration_cast<Ms>(Clock::now() - t);
+}
+
+asio::awaitable<void> sleep_for(Clock::duration d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(asio::use_awaitable);
+}
+
+// Runs `body` as a coroutine on `io` until it finishes (or fails the test after `limit`).
+void run(asio::io_context& io, std::function<asio::awaitable<void>()> body, Ms limit = 60s) {
+  bool done = false;
+  std::exception_ptr error;
+  asio::co_spawn(io, body(), [&](std::exception_ptr e) {
+    done = true;
+    error = e;
+    io.stop();
+  });
+  io.run_for(limit);
+  io.restart();
+  ASSERT_TRUE(done) << "test body did not finish within " << limit.count() << " ms";
+  if (error) std::rethrow_exception(error);
+}
+
+Settings settings_for(const RedisServer& server) {
+  Settings s;
+  s.port = server.port();
+  s.name = "test";
+  return s;
+}
+
+// Builds a command from any string-like arguments. (A braced list of string literals inside a
+// co_await expression does not compile with GCC 12.)
+template <typename... Args>
+std::vector<std::string> cmd(const Args&... args) {
+  return std::vector<std::string>{std::string(args)...};
+}
+
+class RedisClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override { server_.emplace(RedisServer::start(dir_.path() / "redis")); }
+  TempDir dir_;
+  std::optional<RedisServer> server_;
+  asio::io_context io_;
+};
+
+TEST_F(RedisClientTest, CommandsRoundTripAndRepliesAreBinarySafe) {
+  Client redis(io_.get_executor(), settings_for(*server_));
+  redis.start();
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await redis.wait_connected(2s));
+    const std::string binary("k\0\r\n\xff", 5);
+    const std::string value =
+        std::string("v\0al\r\nue", 8) + "'; DROP TABLE user; -- \xc3\xab\xf0\x9f\x98\x80";
+    Result r = co_await redis.command(cmd("SET", binary, value), 1s);
+    EXPECT_TRUE(r && r->is_status("OK"));
+    r = co_await redis.command(cmd("GET", binary), 1s);
+    EXPECT_TRUE(r && r->is_string() && r->str == value);
+    r = co_await redis.command(cmd("GET", "missing"), 1s);
+    EXPECT_TRUE(r && r->is_nil());
+    r = co_await redis.command(cmd("INCRBY", "n", "-7"), 1s);
+    EXPECT_TRUE(r && r->is_integer() && r->integer == -7);
+    r = co_await redis.command(cmd("HSET", "h", "id", "42", "name", "Zo\xc3\xab"), 1s);
+    EXPECT_TRUE(r && r->integer == 2);
+    r = co_await redis.command(cmd("HGETALL", "h"), 1s);
+    EXPECT_TRUE(r && r->is_array());
+    if (r && r->is_array()) {
+      EXPECT_EQ(r->elements.size(), 4u);
+    }
+    r = co_await redis.command(cmd("LPUSH", "h", "x"), 1s);  // wrong type: an error *reply*
+    EXPECT_TRUE(r && r->is_error() && r->str.rfind("WRONGTYPE", 0) == 0);
+    r = co_await redis.ping(1s);
+    EXPECT_TRUE(r && r->is_status("PONG"));
+    r = co_await redis.command({}, 1s);
+    EXPECT_TRUE(!r && r.error().code == Errc::invalid_argument);
+    r = co_await redis.command(cmd("subscribe", "ch"), 1s);
+    EXPECT_TRUE(!r && r.error().code == Errc::invalid_argument);
+    r = co_await redis.command(cmd("GET", "x"), Clock::now() - 1ms);
+    EXPECT_TRUE(!r && r.error().code == Errc::timeout);
+  });
+  const Status s = redis.status();
+  EXPECT_EQ(s.state, State::connected);
+  EXPECT_EQ(s.counters.connects, 1u);
+  EXPECT_EQ(s.counters.replies, 8u);
+  EXPECT_EQ(s.counters.error_replies, 1u);
+  EXPECT_EQ(s.counters.invalid, 2u);
+  EXPECT_EQ(s.counters.timeouts, 1u);
+  EXPECT_EQ(s.outstanding, 0u);
+}
+
+TEST_F(RedisClientTest, BurstOfConcurrentCommandsPipelinesOnOneConnection) {
+  Settings s = settings_for(*server_);
+  s.max_pending = 10000;
+  Client redis(io_.get_executor(), s);
+  redis.start();
+  constexpr int kCommands = 5000;
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await redis.wait_connected(2s));
+    int ok = 0, done = 0;
+    const auto t0 = Clock::now();
+    for (int i = 0; i < kCommands; ++i) {
+      redis.command(cmd("SET", "k" + std::to_string(i), "v" + std::to_string(i)), 5s, [&](Result r) {
+        ok += (r && r->is_status("OK")) ? 1 : 0;
+        ++done;
+      });
+    }
+    EXPECT_GT(redis.status().outstanding, 100u) << "commands should be in flight together";
+    while (done < kCommands)
+      co_await sleep_for(1ms);
+    EXPECT_EQ(ok, kCommands);
+    // Read back concurrently: each reply must match its own command (order preserved).
+    int matched = 0;
+    done = 0;
+    for (int i = 0; i < kCommands; ++i) {
+      redis.command(cmd("GET", "k" + std::to_string(i)), 5s, [&, i](Result r) {
+        matched += (r && r->str == "v" + std::to_string(i)) ? 1 : 0;
+        ++done;
+      });
+    }
+    while (done < kCommands)
+      co_await sleep_for(1ms);
+    EXPECT_EQ(matched, kCommands);
+    std::printf("[ figures ] %d pipelined commands in %lld ms\n", 2 * kCommands,
+                static_cast<long long>(since(t0).count()));
+  });
+  EXPECT_EQ(redis.status().counters.connects, 1u);
+  EXPECT_EQ(redis.status().counters.replies, 2u * kCommands);
+  EXPECT_EQ(redis.status().counters.overloaded, 0u);
+}
+
+TEST_F(RedisClientTest, ScriptsFallBackToEvalOnNoscriptThenUseEvalsha) {
+  Client redis(io_.get_executor(), settings_for(*server_));
+  redis.start();
+  static const Script script(
+      "redis.call('SET', KEYS[1], ARGV[1]) return {redis.call('GET', KEYS[1]), #KEYS, #ARGV}");
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await redis.wait_connected(2s));
+    co_await redis.command(cmd("SCRIPT", "FLUSH"), 1s);
+    const std::string v("bin\0ary", 7);
+    std::vector<std::string> keys{"sk"}, args{v, "extra"};
+    Result r = co_await redis.eval(script, keys, args, 1s);
+    EXPECT_TRUE(r && r->is_array());
+    if (r && r->is_array() && r->elements.size() == 3) {
+      EXPECT_EQ(r->elements[0].str, v);
+      EXPECT_EQ(r->elements[1].integer, 1);
+      EXPECT_EQ(r->elements[2].integer, 2);
+    }
+    const auto errors_after_first = redis.status().counters.error_replies;
+    EXPECT_EQ(errors_after_first, 1u) << "the first EVALSHA met NOSCRIPT";
+    r = co_await redis.eval(script, keys, args, 1s);
+    EXPECT_TRUE(r && r->is_array());
+    EXPECT_EQ(redis.status().counters.error_replies, errors_after_first) << "second call used EVALSHA";
+    r = co_await redis.command(cmd("SCRIPT", "EXISTS", script.sha1()), 1s);
+    EXPECT_TRUE(r && r->is_array() && r->elements.at(0).integer == 1);
+    // A script error is an error reply, not a failure.
+    static const Script bad("return redis.call('NOPE')");
+    r = co_await redis.eval(bad, {}, {}, 1s);
+    EXPECT_TRUE(r && r->is_error());
+  });
+}
+
+TEST_F(RedisClientTest, ReconnectsWithinASecondOfTheServerComingBack) {
+  Client redis(io_.get_executor(), settings_for(*server_));
+  redis.start();
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await redis.wait_connected(2s));
+    server_->stop();
+    // The loss is noticed (EOF) and commands fail fast instead of waiting for their deadline.
+    for (int i = 0; i < 200 && redis.connected(); ++i)
+      co_await sleep_for(5ms);
+    EXPECT_FALSE(redis.connected());
+    auto t0 = Clock::now();
+    Result r = co_await redis.command(cmd("GET", "k"), 1s);
+    EXPECT_TRUE(!r && r.error().code == Errc::not_connected) << (r ? "reply" : r.error().message);
+    EXPECT_LT(since(t0), 20ms);
+    // Let the backoff grow to its cap while the server is away.
+    co_await sleep_for(1500ms);
+    EXPECT_GE(redis.status().counters.connect_failures, 4u);
+    EXPECT_NE(redis.status().last_error, "");
+    server_->restart();  // returns once the server answers PING
+    t0 = Clock::now();
+    EXPECT_TRUE(co_await redis.wait_connected(3s));
+    const Ms recovery = since(t0);
+    std::printf("[ figures ] reconnected %lld ms after the server came back\n",
+                static_cast<long long>(recovery.count()));
+    EXPECT_LT(recovery, 1000ms);
+    r = co_await redis.ping(1s);
+    EXPECT_TRUE(r && r->is_status("PONG"));
+  });
+  EXPECT_EQ(redis.status().counters.connects, 2u);
+  EXPECT_EQ(redis.status().counters.disconnects, 1u);
+}
+
+TEST_F(RedisClientTest, DeadlineHonouredAgainstAPausedServerThenStalledConnectionIsDropped) {
+  Settings s = settings_for(*server_);
+  s.stall_timeout = 400ms;
+  Client redis(io_.get_executor(), s);
+  redis.start();
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await redis.wait_connected(2s));
+    server_->pause();  // SIGSTOP: TCP stays up, nothing answers (a blackhole)
+    auto t0 = Clock::now();
+    Result r = co_await redis.command(cmd("GET", "k"), 100ms);
+    const Ms took = since(t0);
+    EXPECT_TRUE(!r && r.error().code == Errc::timeout);
+    EXPECT_GE(took, 99ms);
+    EXPECT_LT(took, 250ms) << "deadline 100 ms, generous margin for a loaded machine";
+    // Until the stall is detected, further commands also end at their own deadline.
+    t0 = Clock::now();
+    r = co_await redis.command(cmd("GET", "k"), 50ms);
+    EXPECT_TRUE(!r && r.error().code == Errc::timeout);
+    EXPECT_LT(since(t0), 200ms);
+    // The oldest reply is now stall_timeout late: the connection is dropped, and reconnect attempts
+    // fail their handshake (connect_timeout) with backoff. Commands fail fast meanwhile.
+    co_await sleep_for(500ms);
+    EXPECT_EQ(redis.status().counters.stalls, 1u);
+    EXPECT_FALSE(redis.connected());
+    t0 = Clock::now();
+    r = co_await redis.command(cmd("GET", "k"), 100ms);
+    EXPECT_TRUE(!r && r.error().code == Errc::not_connected);
+    EXPECT_LT(since(t0), 20ms);
+    co_await sleep_for(600ms);
+    const auto failures = redis.status().counters.connect_failures;
+    EXPECT_GE(failures, 1u);
+    EXPECT_LE(failures, 6u) << "attempts are paced by connect_timeout and backoff, no storm";
+    server_->resume();
+    t0 = Clock::now();
+    EXPECT_TRUE(co_await redis.wait_connected(3s));
+    std::printf("[ figures ] reconnected %lld ms after SIGCONT\n", static_cast<long long>(since(t0).count()));
+    EXPECT_LT(since(t0), 1000ms);
+    r = co_await redis.command(cmd("SET", "k", "after"), 200ms);
+    EXPECT_TRUE(r && r->is_status("OK"));
+  });
+  const Status st = redis.status();
+  EXPECT_EQ(st.counters.timeouts, 2u);
+  EXPECT_EQ(st.counters.connection_lost, 0u) << "both commands had already timed out when dropped";
+  EXPECT_EQ(st.counters.late_replies, 0u);
+}
+
+TEST_F(RedisClientTest, ConnectHasADeadlineAgainstAPausedServer) {
+  server_->pause();
+  Settings s = settings_for(*server_);
+  s.connect_timeout = 150ms;
+  Client redis(io_.get_executor(), s);
+  const auto t0 = Clock::now();
+  redis.start();
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_EQ(redis.status().state, State::connecting);
+    co_await sleep_for(300ms);  // one connect_timeout plus margin
+    EXPECT_GE(redis.status().counters.connect_failures, 1u);
+    EXPECT_NE(redis.status().last_error.find("connect timeout"), std::string::npos)
+        << redis.status().last_error;
+    EXPECT_FALSE(co_await redis.wait_connected(200ms));
+    server_->resume();
+    EXPECT_TRUE(co_await redis.wait_connected(2s));
+  });
+  EXPECT_LT(since(t0), 2500ms);
+  EXPECT_EQ(redis.status().counters.connects, 1u);
+}
+
+TEST_F(RedisClientTest, LateReplyAfterATimeoutIsDiscardedAndTheConnectionStaysInOrder) {
+  Client redis(io_.get_executor(), settings_for(*server_));
+  redis.start();
+  // Busy-waits inside the server for ARGV[1] ms (DEBUG SLEEP is disabled by default in Redis 7).
+  static const Script busy(
+      "local t = redis.call('TIME') local start = t[1] * 1000000 + t[2] "
+      "repeat local n = redis.call('TIME') until (n[1] * 1000000 + n[2]) - start > tonumber(ARGV[1]) * 1000 "
+      "return 'slow'");
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await redis.wait_connected(2s));
+    co_await redis.command(cmd("SET", "k", "fresh"), 1s);
+    std::vector<std::string> args{"1"};
+    co_await redis.eval(busy, {}, args, 1s);  // load the script
+    args = {"200"};
+    const auto t0 = Clock::now();
+    Result r = co_await redis.eval(busy, {}, args, 50ms);
+    EXPECT_TRUE(!r && r.error().code == Errc::timeout);
+    EXPECT_LT(since(t0), 150ms);
+    r = co_await redis.command(cmd("GET", "k"), 1s);  // queued behind the slow script
+    EXPECT_TRUE(r && r->str == "fresh") << "must not receive the slow script's late reply";
+  });
+  EXPECT_EQ(redis.status().counters.late_replies, 1u);
+  EXPECT_EQ(redis.status().counters.stalls, 0u);
+  EXPECT_TRUE(redis.connected());
+}
+
+TEST_F(RedisClientTest, OverloadIsRejectedAtOnceInsteadOfQueueing) {
+  Settings s = settings_for(*server_);
+  s.max_pending = 4;
+  Client redis(io_.get_executor(), s);
+  redis.start();
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await redis.wait_connected(2s));
+    server_->pause();
+    int timeouts = 0, overloaded = 0, done = 0;
+    for (int i = 0; i < 10; ++i) {
+      redis.command(cmd("GET", "k"), 100ms, [&](Result r) {
+        ++done;
+        if (!r && r.error().code == Errc::timeout) ++timeouts;
+        if (!r && r.error().code == Errc::overloaded) ++overloaded;
+      });
+    }
+    co_await sleep_for(10ms);
+    EXPECT_EQ(overloaded, 6);
+    while (done < 10)
+      co_await sleep_for(5ms);
+    EXPECT_EQ(timeouts, 4);
+    server_->resume();
+  });
+}
+
+TEST_F(RedisClientTest, AuthAndSelectHandshake) {
+  server_->command("CONFIG SET requirepass s3cret");
+  Settings wrong = settings_for(*server_);
+  wrong.password = "nope";
+  Settings right = settings_for(*server_);
+  right.password = "s3cret";
+  right.database = 3;
+  Client bad(io_.get_executor(), wrong);
+  Client good(io_.get_executor(), right);
+  bad.start();
+  good.start();
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await good.wait_connected(2s));
+    EXPECT_FALSE(co_await bad.wait_connected(300ms));
+    EXPECT_NE(bad.status().last_error.find("AUTH failed"), std::string::npos) << bad.status().last_error;
+    Result r = co_await good.command(cmd("SET", "in3", "yes"), 1s);
+    EXPECT_TRUE(r && r->is_status("OK"));
+    r = co_await good.command(cmd("CLIENT", "INFO"), 1s);
+    EXPECT_TRUE(r && r->str.find("db=3") != std::string::npos) << (r ? r->str : r.error().message);
+  });
+  EXPECT_EQ(bad.status().counters.connects, 0u);
+}
+
+TEST_F(RedisClientTest, CancellationCompletesAtOnce) {
+  Client redis(io_.get_executor(), settings_for(*server_));
+  redis.start();
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await redis.wait_connected(2s));
+    server_->pause();
+    asio::cancellation_signal signal;
+    std::optional<Result> got;
+    redis.command(cmd("GET", "k"), 1s,
+                  asio::bind_cancellation_slot(signal.slot(), [&](Result r) { got = r; }));
+    co_await sleep_for(20ms);
+    EXPECT_FALSE(got.has_value());
+    const auto t0 = Clock::now();
+    signal.emit(asio::cancellation_type::terminal);
+    while (!got)
+      co_await sleep_for(1ms);
+    EXPECT_LT(since(t0), 50ms);
+    EXPECT_TRUE(!*got && got->error().code == Errc::cancelled);
+    server_->resume();
+    Result r = co_await redis.ping(1s);  // the connection is still in order
+    EXPECT_TRUE(r && r->is_status("PONG"));
+  });
+  EXPECT_EQ(redis.status().counters.cancelled, 1u);
+  EXPECT_EQ(redis.status().counters.late_replies, 1u);
+}
+
+TEST_F(RedisClientTest, StopAndDestructionWithCommandsInFlightCompleteThemWithStopped) {
+  auto redis = std::make_unique<Client>(io_.get_executor(), settings_for(*server_));
+  redis->start();
+  int stopped = 0, done = 0;
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await redis->wait_connected(2s));
+    server_->pause();
+    for (int i = 0; i < 50; ++i) {
+      redis->command(cmd("GET", "k"), 5s, [&](Result r) {
+        ++done;
+        if (!r && r.error().code == Errc::stopped) ++stopped;
+      });
+    }
+    co_await sleep_for(20ms);
+    redis.reset();  // destroy with 50 commands in flight
+    const auto t0 = Clock::now();
+    while (done < 50 && since(t0) < 1s)
+      co_await sleep_for(1ms);
+    EXPECT_EQ(done, 50);
+    EXPECT_EQ(stopped, 50);
+  });
+  server_->resume();
+}
+
+TEST_F(RedisClientTest, NothingListeningMeansFastFailuresAndPacedRetries) {
+  Settings s;
+  s.port = testing_support::free_port();
+  Client redis(io_.get_executor(), s);
+  redis.start();
+  run(io_, [&]() -> asio::awaitable<void> {
+    co_await sleep_for(1000ms);
+    const auto st = redis.status();
+    EXPECT_EQ(st.counters.connects, 0u);
+    // 25 ms doubling to the 500 ms cap with jitter: about 4 to 9 attempts in a second.
+    EXPECT_GE(st.counters.connect_failures, 3u);
+    EXPECT_LE(st.counters.connect_failures, 12u);
+    EXPECT_NE(st.last_error.find("refused"), std::string::npos) << st.last_error;
+    const auto t0 = Clock::now();
+    Result r = co_await redis.command(cmd("GET", "k"), 100ms);
+    EXPECT_TRUE(!r && r.error().code == Errc::not_connected);
+    EXPECT_LT(since(t0), 20ms);
+  });
+}
+
+TEST(RedisSettings, RejectsHostnamesAndNonsense) {
+  asio::io_context io;
+  EXPECT_THROW(Client(io.get_executor(), Settings{.host = "localhost"}), std::invalid_argument);
+  EXPECT_THROW(Client(io.get_executor(), Settings{.port = 0}), std::invalid_argument);
+  EXPECT_THROW(Client(io.get_executor(), Settings{.max_pending = 0}), std::invalid_argument);
+  EXPECT_NO_THROW(Client(io.get_executor(), Settings{.host = "::1"}));
+}
+
+}  // namespace
+}  // namespace clients::redis

@@ -1,0 +1,82 @@
+// Shared pieces of the dependency clients (clients::redis, clients::mysql): deadlines and the
+// reconnect pacing policy.
+//
+// A Deadline is an absolute point on the steady clock. Every client call takes one, built
+// implicitly from a duration ("100 ms from now") or from a time point (for example the request's
+// own deadline), so a caller can pass whichever is earlier:
+//   co_await redis.command(args, 100ms);
+//   co_await redis.command(args, std::min(request_deadline, clients::Deadline(100ms)));
+//
+// Backoff paces reconnect attempts: exponential growth from `initial` to `max`, each delay drawn
+// at random from [(1 - jitter) * base, base] so that many clients that lost the same server do
+// not come back in lock-step (no reconnect storm), while `max` bounds how long after a server's
+// return the next attempt happens (the recovery time).
+//   clients::Backoff backoff({.initial = 25ms, .max = 500ms});
+//   auto delay = backoff.next();   // 12.5..25 ms, then 25..50, ... capped at 250..500 ms
+//   backoff.reset();               // after a success
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <random>
+
+namespace clients {
+
+using Clock = std::chrono::steady_clock;
+
+class Deadline {
+ public:
+  // "d from now"; negative or zero durations are already expired.
+  template <typename Rep, typename Period>
+  Deadline(std::chrono::duration<Rep, Period> d)  // NOLINT: implicit on purpose
+      : at_(Clock::now() + std::chrono::duration_cast<Clock::duration>(d)) {}
+  Deadline(Clock::time_point at) : at_(at) {}  // NOLINT: implicit on purpose
+
+  Clock::time_point at() const { return at_; }
+  bool expired() const { return Clock::now() >= at_; }
+  // Time left, zero once expired.
+  Clock::duration remaining() const {
+    const auto left = at_ - Clock::now();
+    return left > Clock::duration::zero() ? left : Clock::duration::zero();
+  }
+  friend bool operator<(const Deadline& a, const Deadline& b) { return a.at_ < b.at_; }
+  friend Deadline min(const Deadline& a, const Deadline& b) { return b < a ? b : a; }
+
+ private:
+  Clock::time_point at_;
+};
+
+struct BackoffPolicy {
+  std::chrono::milliseconds initial{25};  // delay after the first failure (before jitter)
+  std::chrono::milliseconds max{500};     // cap: bounds the time to notice a server's return
+  double multiplier = 2.0;                // growth per consecutive failure, >= 1
+  double jitter = 0.5;                    // 0 = fixed delays, 1 = "full jitter" in [0, base]
+
+  // Throws std::invalid_argument naming the bad field (a configuration error, found at start).
+  void validate() const;
+};
+
+// Not thread-safe: one per reconnect loop.
+class Backoff {
+ public:
+  explicit Backoff(BackoffPolicy policy = {}, std::uint64_t seed = std::random_device{}());
+
+  // The delay to wait before the next attempt; each call counts one more consecutive failure.
+  std::chrono::milliseconds next();
+  // After a success: the next failure starts again from `initial`.
+  void reset() { failures_ = 0; }
+  unsigned failures() const { return failures_; }
+  const BackoffPolicy& policy() const { return policy_; }
+
+ private:
+  BackoffPolicy policy_;
+  unsigned failures_ = 0;
+  std::mt19937_64 rng_;
+};
+
+// hiredis writes with write(2), so a write to a connection the server has closed raises SIGPIPE,
+// whose default action kills the process. The clients call this (once per process, idempotent)
+// when they are constructed: it sets SIGPIPE to SIG_IGN unless the program installed a handler.
+void ignore_sigpipe();
+
+}  // namespace clients

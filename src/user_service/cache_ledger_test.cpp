@@ -1,0 +1,109 @@
+#include "user_service/cache_ledger.h"
+
+#include <gtest/gtest.h>
+
+namespace user_service {
+namespace {
+
+using namespace std::chrono_literals;
+
+CacheEntry value(std::uint64_t v, std::string name = "n") {
+  return CacheEntry{v, false, std::move(name)};
+}
+CacheEntry tomb(std::uint64_t v) {
+  return CacheEntry{v, true, {}};
+}
+
+TEST(CacheLedger, SupersedesRule) {
+  EXPECT_TRUE(supersedes(value(2), value(1)));
+  EXPECT_FALSE(supersedes(value(1), value(2)));
+  EXPECT_FALSE(supersedes(value(2), value(2)));
+  EXPECT_TRUE(supersedes(tomb(2), value(2)));  // a delete of version 2 beats version 2's value
+  EXPECT_FALSE(supersedes(value(2), tomb(2)));
+  EXPECT_TRUE(supersedes(value(3), tomb(2)));  // re-created after the delete
+}
+
+TEST(CacheLedger, FailedUpdateIsQueuedAndMakesOlderEntriesStale) {
+  CacheLedger l(10, 10, 10s);
+  const auto now = Clock::now();
+  EXPECT_FALSE(l.known_stale("u", value(5)));
+  l.record_write("u", value(6, "Joe"), false, now);
+  EXPECT_EQ(l.pending(), 1u);
+  EXPECT_TRUE(l.known_stale("u", value(5)));
+  EXPECT_FALSE(l.known_stale("u", value(6)));
+  EXPECT_FALSE(l.known_stale("u", value(7)));
+  EXPECT_FALSE(l.known_stale("other", value(1)));
+  // A newer failed write replaces the queued one: one slot per user.
+  l.record_write("u", value(8, "Jim"), false, now);
+  EXPECT_EQ(l.pending(), 1u);
+  auto batch = l.take_repairs(10);
+  ASSERT_EQ(batch.size(), 1u);
+  EXPECT_EQ(batch[0].entry.version, 8u);
+  EXPECT_EQ(batch[0].entry.name, "Jim");
+  EXPECT_TRUE(l.take_repairs(10).empty());  // in flight
+  l.repair_finished("u", 8, true, now);
+  EXPECT_EQ(l.pending(), 0u);
+  EXPECT_EQ(l.recent(), 1u);
+  EXPECT_TRUE(l.known_stale("u", value(7)));  // still remembered: a lagging replica is recognised
+  l.expire(now + 11s);
+  EXPECT_EQ(l.recent(), 0u);
+  EXPECT_FALSE(l.known_stale("u", value(7)));
+}
+
+TEST(CacheLedger, FailedRepairIsRetriedAndNewerWriteDuringRepairKeepsItQueued) {
+  CacheLedger l(10, 10, 10s);
+  const auto now = Clock::now();
+  l.record_write("u", value(6), false, now);
+  auto b = l.take_repairs(10);
+  l.repair_finished("u", 6, false, now);
+  EXPECT_EQ(l.pending(), 1u);
+  b = l.take_repairs(10);
+  ASSERT_EQ(b.size(), 1u);
+  l.record_write("u", value(9), false, now);  // arrives while the repair of 6 is in flight
+  l.repair_finished("u", 6, true, now);
+  EXPECT_EQ(l.pending(), 1u);
+  b = l.take_repairs(10);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b[0].entry.version, 9u);
+}
+
+TEST(CacheLedger, OlderWriteNeverReplacesNewerKnowledge) {
+  CacheLedger l(10, 10, 10s);
+  const auto now = Clock::now();
+  l.record_write("u", value(9), false, now);
+  l.record_write("u", value(7), true, now);  // a slower, older write finishing last
+  EXPECT_EQ(l.pending(), 1u);
+  EXPECT_TRUE(l.known_stale("u", value(8)));
+  l.record_write("u", tomb(9), false, now);
+  EXPECT_TRUE(l.known_stale("u", value(9)));
+}
+
+TEST(CacheLedger, OverflowMakesTheCacheUntrustedUntilMarked) {
+  CacheLedger l(2, 10, 10s);
+  const auto now = Clock::now();
+  l.record_write("a", value(1), false, now);
+  l.record_write("b", value(2), false, now);
+  EXPECT_FALSE(l.untrusted());
+  l.record_write("a", value(3), false, now);  // same user: no new slot
+  EXPECT_FALSE(l.untrusted());
+  l.record_write("c", value(4), false, now);
+  EXPECT_TRUE(l.untrusted());
+  EXPECT_EQ(l.overflows(), 1u);
+  EXPECT_EQ(l.pending(), 0u);
+  EXPECT_TRUE(l.known_stale("zzz", value(100)));
+  l.mark_trusted();
+  EXPECT_FALSE(l.known_stale("zzz", value(100)));
+}
+
+TEST(CacheLedger, RecentWritesAreBoundedByCapacity) {
+  CacheLedger l(10, 3, 10s);
+  const auto now = Clock::now();
+  for (std::uint64_t i = 0; i < 10; ++i)
+    l.record_write("u" + std::to_string(i), value(i + 1), true, now);
+  EXPECT_EQ(l.recent(), 3u);
+  EXPECT_TRUE(l.known_stale("u9", value(1)));
+  EXPECT_FALSE(l.known_stale("u0", value(0)));
+}
+
+}  // namespace
+}  // namespace user_service

@@ -1,0 +1,112 @@
+// user-service settings: plain structs, parsed in one place (config.cpp) from, in increasing order of
+// precedence, built-in defaults, one JSON file (--config FILE), USER_SERVICE_* environment variables
+// and command-line flags. Every key has one spelling in each: the JSON path `redis.master` is the
+// environment variable USER_SERVICE_REDIS_MASTER and the flag --redis.master. Unknown keys in any of
+// the three are an error at start, as are values of the wrong type or out of range.
+//
+// Usage:
+//   auto loaded = user_service::load_config(argc, argv, environ);
+//   if (!loaded.error.empty()) { std::cerr << loaded.error; return 2; }
+//   const user_service::Config& config = loaded.config;
+//   std::string json = user_service::config_to_json(config);   // secrets redacted (GET /config)
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace user_service {
+
+using Millis = std::chrono::milliseconds;
+
+// "host:port"; the host is passed to the clients as is (use 127.0.0.1, not localhost, for MariaDB).
+struct HostPort {
+  std::string host;
+  std::uint16_t port = 0;
+  std::string to_string() const;
+};
+
+struct HttpConfig {
+  Millis request_timeout{10'000};  // a started request must arrive completely within this
+  Millis idle_timeout{60'000};     // keep-alive connections idle longer are closed
+  std::uint32_t max_connections = 10'000;
+};
+
+struct RedisConfig {
+  HostPort master{"127.0.0.1", 6379};
+  HostPort replica{"127.0.0.1", 6380};
+  Millis call_deadline{100};    // one command, including queueing behind others on the connection
+  Millis connect_timeout{100};  // one connection attempt
+  Millis reconnect_min{50};     // backoff between connection attempts: from min, doubling,
+  Millis reconnect_max{400};    // up to max, with jitter; max < 1 s so a return is seen within 1 s
+  std::string key_prefix = "user:";
+  std::chrono::seconds ttl{3600};  // of every entry and tombstone
+};
+
+struct MysqlConfig {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 3306;
+  std::string user = "root";
+  std::string password;  // redacted in GET /config and logs
+  std::string database = "users";
+  Millis call_deadline{500};    // one operation (statement round trips, pool wait included)
+  Millis connect_timeout{500};  // one connection attempt (handshake included)
+  std::uint32_t pool_size = 4;  // connections at most; requests beyond wait within their deadline
+  Millis reconnect_min{50};
+  Millis reconnect_max{400};
+};
+
+struct ResilienceConfig {
+  std::uint32_t breaker_failures = 3;  // consecutive failures or deadline misses that open a breaker
+  Millis probe_interval{200};          // background health probe period (also the half-open probe)
+  std::uint32_t retry_after_s = 1;     // Retry-After on every 503
+  std::uint32_t read_retries = 1;      // extra attempts of an idempotent read after a lost connection
+};
+
+struct CacheConfig {
+  std::uint32_t repair_queue_capacity = 10'000;   // distinct users whose cache update awaits the master
+  std::uint32_t recent_writes_capacity = 10'000;  // writes remembered to detect a lagging replica
+  Millis recent_writes_window{10'000};            // ... for this long after they reached the master
+  std::uint32_t max_background_fills = 256;       // concurrent cache fills after misses; more are skipped
+};
+
+struct Config {
+  HostPort listen{"127.0.0.1", 8080};
+  Millis request_deadline{1000};
+  Millis shutdown_grace{5000};  // SIGTERM: in-flight requests get this long to finish
+  std::string log_level = "info";
+  HttpConfig http;
+  RedisConfig redis;
+  MysqlConfig mysql;
+  ResilienceConfig resilience;
+  CacheConfig cache;
+};
+
+struct LoadedConfig {
+  Config config;
+  std::string error;   // non-empty: the one-line reason the configuration was refused
+  bool help = false;   // --help was given; `usage` holds the text
+  bool print = false;  // --print-config was given
+  std::string usage;
+};
+
+// Parses the command line (--config FILE, --help, --print-config and one flag per key) and the
+// environment (a null-terminated array like `environ`).
+LoadedConfig load_config(int argc, const char* const* argv, const char* const* envp);
+
+// The pieces, for tests: each applies on top of `config` and returns an error message or "".
+std::string apply_json(Config& config, std::string_view json_text);
+std::string apply_env(Config& config, const char* const* envp);
+std::string apply_flag(Config& config, std::string_view key, std::string_view value);
+std::string validate(const Config& config);
+
+// The effective configuration as a JSON object with the same keys as the file, secrets redacted.
+std::string config_to_json(const Config& config);
+
+// Every key, as a JSON path (for documentation and tests).
+std::vector<std::string> config_keys();
+// The environment variable for a key: "redis.master" -> "USER_SERVICE_REDIS_MASTER".
+std::string env_name(std::string_view key);
+
+}  // namespace user_service

@@ -1,0 +1,80 @@
+// The health and circuit breaker of one dependency endpoint (mysql, redis-master, redis-replica).
+//
+// Breaker: closed while calls succeed; opens after `failure_threshold` consecutive failures or
+// deadline misses (Failure::timeout / Failure::unavailable; a rejected statement is not the server's
+// fault and does not count). While open, allow() is false and callers fail at once instead of
+// calling; the background prober (service.h) keeps probing every ~200 ms and the first success closes
+// it, so recovery needs no user traffic. A success of a call that was already in flight closes it too.
+//
+// State for /health/ready: down while the breaker is open or the dependency is not initialised
+// (MariaDB before its schema exists); degraded while closed but the last call or probe failed or was
+// slower than `slow_threshold`; up otherwise. `since` is when the state last changed.
+//
+// Single-threaded: used from the service's one event-loop thread only.
+//
+// Usage:
+//   Dependency db("mysql", 3, std::chrono::milliseconds(250));
+//   if (!db.allow()) co_return fail_fast();
+//   auto r = co_await store.get(id, deadline);
+//   r.ok() ? db.record_success(elapsed) : db.record_failure(r.failure, r.message);
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "user_service/ports.h"
+
+namespace user_service {
+
+enum class DepState { up = 0, degraded = 1, down = 2 };
+std::string_view dep_state_name(DepState s);
+
+class Dependency {
+ public:
+  Dependency(std::string name, std::uint32_t failure_threshold, Clock::duration slow_threshold,
+             bool initialised = true);
+
+  const std::string& name() const { return name_; }
+  // Whether a user call may be made now.
+  bool allow() const { return initialised_ && !open_; }
+  bool breaker_open() const { return open_; }
+  bool initialised() const { return initialised_; }
+
+  void record_success(Clock::duration latency);
+  // Returns true if this failure opened the breaker.
+  bool record_failure(Failure failure, std::string_view message);
+  void set_initialised(bool initialised, std::string_view why = {});
+
+  DepState state() const { return state_; }
+  std::chrono::system_clock::time_point since() const { return since_; }
+  const std::string& last_error() const { return last_error_; }
+  std::chrono::system_clock::time_point last_error_at() const { return last_error_at_; }
+  std::uint32_t consecutive_failures() const { return consecutive_failures_; }
+  std::uint64_t breaker_openings() const { return openings_; }
+
+  // {"state":"up","since":"...","breaker":"closed","consecutive_failures":0,"last_error":...}
+  std::string to_json() const;
+
+ private:
+  void update_state();
+
+  std::string name_;
+  std::uint32_t threshold_;
+  Clock::duration slow_threshold_;
+  bool initialised_;
+  bool open_ = false;
+  bool slow_ = false;
+  std::uint32_t consecutive_failures_ = 0;
+  std::uint64_t openings_ = 0;
+  DepState state_ = DepState::up;
+  std::chrono::system_clock::time_point since_;
+  std::string last_error_;
+  std::chrono::system_clock::time_point last_error_at_{};
+};
+
+// ISO 8601 UTC with milliseconds, e.g. 2026-11-27T01:02:03.456Z.
+std::string iso8601(std::chrono::system_clock::time_point t);
+
+}  // namespace user_service

@@ -1,0 +1,184 @@
+// In-memory UserStore and CachePort for unit tests of the service logic. Each dependency endpoint
+// can be made slow (a delay per call), failing (unavailable at once), hanging (no answer until the
+// caller's deadline, then Failure::timeout, as the real clients report a server that stopped
+// answering) or rejecting; the fake cache applies the same compare-and-set rule as the Lua script and
+// can stop replicating to simulate a lagging replica.
+//
+// Usage:
+//   FakeStore store(io.get_executor());
+//   FakeCache cache(io.get_executor());
+//   store.behaviour.mode = Behaviour::hang;
+//   cache.master.behaviour.delay = std::chrono::milliseconds(30);
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <map>
+#include <string>
+
+#include "user_service/cache_ledger.h"
+#include "user_service/ports.h"
+
+namespace user_service::fakes {
+
+struct Behaviour {
+  enum Mode { ok, fail, hang, reject } mode = ok;
+  Clock::duration delay{0};
+  int fail_next = 0;      // the next N calls fail with `unavailable`, then `mode` applies again
+  bool ack_lost = false;  // FakeStore writes: applied, then reported as a timeout
+};
+
+// Plays a behaviour out: waits as told (never past the deadline) and says how the call ends.
+inline boost::asio::awaitable<Failure> simulate(boost::asio::any_io_executor ex, Behaviour& b, Deadline d,
+                                                std::string& message) {
+  if (b.fail_next > 0) {
+    --b.fail_next;
+    message = "connection lost";
+    co_return Failure::unavailable;
+  }
+  if (b.mode == Behaviour::fail) {
+    message = "connection refused";
+    co_return Failure::unavailable;
+  }
+  if (b.mode == Behaviour::reject) {
+    message = "rejected";
+    co_return Failure::rejected;
+  }
+  const auto remaining = d.remaining();
+  const bool late = b.mode == Behaviour::hang || b.delay >= remaining;
+  const auto wait = late ? remaining : b.delay;
+  if (wait.count() > 0) {
+    boost::asio::steady_timer t(ex, wait);
+    co_await t.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+  }
+  if (late) {
+    message = "deadline exceeded";
+    co_return Failure::timeout;
+  }
+  co_return Failure::none;
+}
+
+class FakeStore : public UserStore {
+ public:
+  explicit FakeStore(boost::asio::any_io_executor ex) : ex_(ex) {}
+
+  Behaviour behaviour;
+  std::map<std::string, StoredUser> rows;
+  std::uint64_t sequence = 100;  // versions come from one increasing sequence, as in MariaDB
+  int calls = 0;
+  int probes = 0;
+
+  boost::asio::awaitable<Outcome<std::optional<StoredUser>>> get(std::string_view id, Deadline d) override {
+    ++calls;
+    std::string m;
+    if (auto f = co_await simulate(ex_, behaviour, d, m); f != Failure::none)
+      co_return Outcome<std::optional<StoredUser>>::fail(f, m);
+    const auto it = rows.find(std::string(id));
+    co_return Outcome<std::optional<StoredUser>>::success(it == rows.end() ? std::nullopt
+                                                                           : std::optional(it->second));
+  }
+  boost::asio::awaitable<Outcome<PutResult>> put(std::string_view id, std::string_view name,
+                                                 Deadline d) override {
+    ++calls;
+    std::string m;
+    if (auto f = co_await simulate(ex_, behaviour, d, m); f != Failure::none)
+      co_return Outcome<PutResult>::fail(f, m);
+    auto [it, created] = rows.try_emplace(std::string(id));
+    it->second = StoredUser{std::string(name), ++sequence};
+    if (behaviour.ack_lost) co_return Outcome<PutResult>::fail(Failure::timeout, "deadline exceeded");
+    co_return Outcome<PutResult>::success(PutResult{created, it->second.version});
+  }
+  boost::asio::awaitable<Outcome<std::optional<std::uint64_t>>> remove(std::string_view id,
+                                                                       Deadline d) override {
+    ++calls;
+    std::string m;
+    if (auto f = co_await simulate(ex_, behaviour, d, m); f != Failure::none)
+      co_return Outcome<std::optional<std::uint64_t>>::fail(f, m);
+    const auto it = rows.find(std::string(id));
+    if (it == rows.end()) co_return Outcome<std::optional<std::uint64_t>>::success(std::nullopt);
+    const auto v = it->second.version;
+    rows.erase(it);
+    if (behaviour.ack_lost)
+      co_return Outcome<std::optional<std::uint64_t>>::fail(Failure::timeout, "deadline exceeded");
+    co_return Outcome<std::optional<std::uint64_t>>::success(v);
+  }
+  boost::asio::awaitable<Outcome<Done>> probe(Deadline d) override {
+    ++probes;
+    std::string m;
+    if (auto f = co_await simulate(ex_, behaviour, d, m); f != Failure::none)
+      co_return Outcome<Done>::fail(f, m);
+    co_return Outcome<Done>::success({});
+  }
+
+ private:
+  boost::asio::any_io_executor ex_;
+};
+
+class FakeCache : public CachePort {
+ public:
+  struct Node {
+    Behaviour behaviour;
+    std::map<std::string, CacheEntry> entries;
+    int calls = 0;  // get/store calls (not pings)
+  };
+  explicit FakeCache(boost::asio::any_io_executor ex) : ex_(ex) {}
+
+  Node master, replica;
+  bool replicate = true;  // master writes reach the replica at once
+
+  Node& node(CacheNode n) { return n == CacheNode::master ? master : replica; }
+
+  // Seeds both nodes, as "user X is cached" does through the master.
+  void seed(const std::string& id, const CacheEntry& e) {
+    master.entries[id] = e;
+    if (replicate) replica.entries[id] = e;
+  }
+
+  boost::asio::awaitable<Outcome<std::optional<CacheEntry>>> get(CacheNode n, std::string_view id,
+                                                                 Deadline d) override {
+    auto& nd = node(n);
+    ++nd.calls;
+    std::string m;
+    if (auto f = co_await simulate(ex_, nd.behaviour, d, m); f != Failure::none)
+      co_return Outcome<std::optional<CacheEntry>>::fail(f, m);
+    const auto it = nd.entries.find(std::string(id));
+    co_return Outcome<std::optional<CacheEntry>>::success(it == nd.entries.end() ? std::nullopt
+                                                                                 : std::optional(it->second));
+  }
+  boost::asio::awaitable<Outcome<bool>> store_if_newer(std::string_view id, const CacheEntry& entry,
+                                                       Deadline d) override {
+    ++master.calls;
+    std::string m;
+    if (auto f = co_await simulate(ex_, master.behaviour, d, m); f != Failure::none)
+      co_return Outcome<bool>::fail(f, m);
+    const std::string key(id);
+    const auto it = master.entries.find(key);
+    if (it != master.entries.end() && !supersedes(entry, it->second)) co_return Outcome<bool>::success(false);
+    master.entries[key] = entry;
+    if (replicate) replica.entries[key] = entry;
+    co_return Outcome<bool>::success(true);
+  }
+  boost::asio::awaitable<Outcome<Done>> ping(CacheNode n, Deadline d) override {
+    std::string m;
+    if (auto f = co_await simulate(ex_, node(n).behaviour, d, m); f != Failure::none)
+      co_return Outcome<Done>::fail(f, m);
+    co_return Outcome<Done>::success({});
+  }
+  boost::asio::awaitable<Outcome<std::uint64_t>> invalidate_values_step(std::uint64_t, Deadline d) override {
+    std::string m;
+    if (auto f = co_await simulate(ex_, master.behaviour, d, m); f != Failure::none)
+      co_return Outcome<std::uint64_t>::fail(f, m);
+    std::erase_if(master.entries, [](const auto& kv) { return !kv.second.tombstone; });
+    if (replicate) std::erase_if(replica.entries, [](const auto& kv) { return !kv.second.tombstone; });
+    ++invalidations;
+    co_return Outcome<std::uint64_t>::success(0);
+  }
+  int invalidations = 0;
+
+ private:
+  boost::asio::any_io_executor ex_;
+};
+
+}  // namespace user_service::fakes

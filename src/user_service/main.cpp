@@ -1,0 +1,183 @@
+// user-service: the binary. Reads the configuration (config.h), connects the real clients
+// (src/clients) behind the ports, serves the API (api.h) through common::http::Server on one
+// event-loop thread, and drains on SIGTERM/SIGINT.
+//
+//   user-service --config stack/user-service.example.json [--KEY=VALUE ...]
+//   user-service --help | --print-config
+//
+// One thread runs everything (HTTP, Redis, MariaDB, probes): on this 2-core machine the other core
+// belongs to Redis/MariaDB (and the load generator); one loop needs no locks on the hot path, and a
+// cache hit costs a few microseconds of CPU, so the loop is not the bottleneck before Redis is.
+#include <signal.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "clients/mysql.h"
+#include "clients/redis.h"
+#include "common/http_server.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "user_service/api.h"
+#include "user_service/config.h"
+#include "user_service/mysql_store.h"
+#include "user_service/redis_cache.h"
+#include "user_service/service.h"
+
+extern char** environ;
+
+namespace {
+
+namespace asio = boost::asio;
+using namespace user_service;
+
+clients::BackoffPolicy backoff(Millis min, Millis max) {
+  clients::BackoffPolicy p;
+  p.initial = min;
+  p.max = max;
+  return p;
+}
+
+clients::redis::Settings redis_settings(const RedisConfig& c, const HostPort& endpoint, std::string name) {
+  clients::redis::Settings s;
+  s.host = endpoint.host;
+  s.port = endpoint.port;
+  s.name = std::move(name);
+  s.connect_timeout = c.connect_timeout;
+  s.reconnect = backoff(c.reconnect_min, c.reconnect_max);
+  return s;
+}
+
+clients::mysql::PoolSettings pool_settings(const MysqlConfig& c) {
+  clients::mysql::PoolSettings s;
+  s.connection.host = c.host;
+  s.connection.port = c.port;
+  s.connection.user = c.user;
+  s.connection.password = c.password;
+  s.connection.database = "";  // tables are qualified: the pool works before the database exists
+  s.connection.connect_timeout = c.connect_timeout;
+  s.max_size = c.pool_size;
+  s.min_size = 1;
+  s.reconnect = backoff(c.reconnect_min, c.reconnect_max);
+  s.name = "mysql";
+  return s;
+}
+
+void add_client_metrics(common::metrics::Registry& registry, const clients::redis::Client& master,
+                        const clients::redis::Client& replica, const clients::mysql::Pool& pool) {
+  registry.add_collector([&master, &replica, &pool](common::metrics::Writer& w) {
+    for (const auto* c : {&master, &replica}) {
+      const auto st = c->status();
+      const common::metrics::Labels l{{"node", c->settings().name}};
+      w.gauge("user_service_redis_connected", "1 while the Redis connection is established.", l,
+              st.state == clients::redis::State::connected ? 1 : 0);
+      w.gauge("user_service_redis_outstanding_commands", "Commands sent and not yet answered.", l,
+              static_cast<double>(st.outstanding));
+      w.counter("user_service_redis_reconnects_total", "Redis connections established.", l,
+                static_cast<double>(st.counters.connects));
+    }
+    const auto ps = pool.status();
+    w.gauge("user_service_mysql_pool_connections", "MariaDB pool connections by state.", {{"state", "idle"}},
+            static_cast<double>(ps.idle));
+    w.gauge("user_service_mysql_pool_connections", "MariaDB pool connections by state.",
+            {{"state", "in_use"}}, static_cast<double>(ps.in_use));
+    w.gauge("user_service_mysql_pool_connections", "MariaDB pool connections by state.",
+            {{"state", "connecting"}}, static_cast<double>(ps.connecting));
+    w.gauge("user_service_mysql_pool_waiters", "Callers waiting for a pool connection.", {},
+            static_cast<double>(ps.waiters));
+    w.gauge("user_service_mysql_pool_max_size", "Pool size limit.", {},
+            static_cast<double>(pool.settings().max_size));
+    w.counter("user_service_mysql_connects_total", "MariaDB connections opened.", {},
+              static_cast<double>(ps.counters.connects));
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const LoadedConfig loaded = load_config(argc, argv, environ);
+  if (loaded.help) {
+    std::cout << loaded.usage;
+    return 0;
+  }
+  if (!loaded.error.empty()) {
+    std::cerr << "user-service: " << loaded.error << "\n";
+    return 2;
+  }
+  const Config& config = loaded.config;
+  if (loaded.print) {
+    std::cout << config_to_json(config) << "\n";
+    return 0;
+  }
+  common::log::set_level(*common::log::parse_level(config.log_level));
+  if (std::getenv("LOG_LEVEL")) common::log::init_from_env(*common::log::parse_level(config.log_level));
+  common::http::raise_open_file_limit();
+
+  asio::io_context io(1);
+  const auto ex = io.get_executor();
+  try {
+    clients::redis::Client master(ex, redis_settings(config.redis, config.redis.master, "redis-master"));
+    clients::redis::Client replica(ex, redis_settings(config.redis, config.redis.replica, "redis-replica"));
+    clients::mysql::Pool pool(ex, pool_settings(config.mysql));
+    RedisCache cache(master, replica, config.redis);
+    MysqlStore store(pool, config.mysql);
+
+    common::metrics::Registry registry;
+    add_client_metrics(registry, master, replica, pool);
+    Service service(ex, config, store, cache, registry);
+    Api api(service, config, registry);
+    common::http::Server server(
+        ex, api.server_settings(),
+        [&api](common::http::Request& req, const common::http::RequestInfo& info) {
+          return api.handle(req, info);
+        },
+        &Api::error_response);
+    const asio::ip::tcp::endpoint endpoint{asio::ip::make_address(config.listen.host), config.listen.port};
+    if (auto ec = server.listen(endpoint)) {
+      common::log::error("cannot listen", {{"address", config.listen.to_string()}, {"error", ec.message()}});
+      return 1;
+    }
+    master.start();
+    replica.start();
+    pool.start();
+    service.start();
+    server.start();
+    const auto bound = server.local_endpoint();
+    common::log::info("user-service listening",
+                      {{"address", bound.address().to_string() + ":" + std::to_string(bound.port())},
+                       {"redis_master", config.redis.master.to_string()},
+                       {"redis_replica", config.redis.replica.to_string()},
+                       {"mysql", config.mysql.host + ":" + std::to_string(config.mysql.port)},
+                       {"threads", 1}});
+
+    asio::signal_set signals(io, SIGTERM, SIGINT);
+    signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+      if (ec) return;
+      common::log::info("draining", {{"signal", signo},
+                                     {"grace_ms", static_cast<long long>(config.shutdown_grace.count())}});
+      asio::co_spawn(
+          io,
+          [&]() -> asio::awaitable<void> {
+            co_await server.shutdown(config.shutdown_grace);
+            co_await service.stop();
+            master.stop();
+            replica.stop();
+            pool.stop();
+            common::log::info("stopped");
+            io.stop();
+          },
+          asio::detached);
+    });
+    io.run();
+  } catch (const std::exception& e) {
+    // Only configuration errors the clients detect at construction get here; the data path never throws.
+    common::log::error("cannot start", {{"error", e.what()}});
+    return 2;
+  }
+  return 0;
+}

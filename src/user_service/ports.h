@@ -1,0 +1,126 @@
+// The two dependencies of user-service, as the service logic sees them: a UserStore (MariaDB, the
+// source of truth) and a CachePort (the Redis master/replica pair). The logic in service.h is written
+// and unit-tested against these interfaces only; mysql_store.h and redis_cache.h adapt the real clients
+// (src/clients), fakes.h provides in-memory versions that can be made slow, failing or hanging.
+//
+// Contract shared by every method: it is an awaitable that completes by its Deadline (a dependency
+// that hangs is abandoned then and reported as Failure::timeout); it never throws for data-plane
+// errors; the string_view arguments must stay valid until it completes.
+//
+// Usage:
+//   const Deadline call = Deadline::after(std::chrono::milliseconds(500)).at_most(request_deadline);
+//   Outcome<std::optional<StoredUser>> got = co_await store.get("u-1", call);
+//   if (!got.ok()) { ...got.failure, got.message... } else if (got.value) { ...got.value->name... }
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+
+namespace user_service {
+
+using Clock = std::chrono::steady_clock;
+
+// A point in time by which an operation must complete. Deadlines are passed down, never recomputed
+// from scratch: a dependency call's deadline is the request's, shortened to the call's own budget.
+struct Deadline {
+  Clock::time_point at;
+
+  static Deadline after(Clock::duration d) { return {Clock::now() + d}; }
+  Deadline at_most(Deadline other) const { return other.at < at ? other : *this; }
+  Clock::duration remaining() const {
+    const auto r = at - Clock::now();
+    return r.count() > 0 ? r : Clock::duration::zero();
+  }
+  bool expired() const { return Clock::now() >= at; }
+};
+
+// How a dependency call failed. Only timeout and unavailable count against the dependency's
+// circuit breaker: a rejected statement is the request's fault, not the server's.
+enum class Failure {
+  none,
+  timeout,      // the deadline passed (the server may still apply a write it received)
+  unavailable,  // could not connect, connection lost, breaker open, not initialised
+  rejected,     // the server answered with an error about this call (bad value, script error)
+};
+
+std::string_view failure_name(Failure f);
+
+template <typename T>
+struct Outcome {
+  Failure failure = Failure::none;
+  std::string message;  // why it failed, for logs and /health/ready
+  T value{};
+
+  bool ok() const { return failure == Failure::none; }
+  static Outcome success(T v) { return Outcome{Failure::none, {}, std::move(v)}; }
+  static Outcome fail(Failure f, std::string m) { return Outcome{f, std::move(m), T{}}; }
+};
+
+using Done = std::monostate;
+
+// ---- MariaDB -------------------------------------------------------------------------------
+
+struct StoredUser {
+  std::string name;
+  std::uint64_t version = 0;
+};
+
+struct PutResult {
+  bool created = false;
+  std::uint64_t version = 0;  // the version the row got; later writes of this id get higher ones
+};
+
+class UserStore {
+ public:
+  virtual ~UserStore() = default;
+  // The user, or nullopt when there is no such row.
+  virtual boost::asio::awaitable<Outcome<std::optional<StoredUser>>> get(std::string_view id, Deadline d) = 0;
+  // Insert or update; on failure nothing was written (unless the commit happened and only its
+  // acknowledgement was lost, which the caller reports as 503 like any other failure).
+  virtual boost::asio::awaitable<Outcome<PutResult>> put(std::string_view id, std::string_view name,
+                                                         Deadline d) = 0;
+  // Deletes; returns the version the deleted row had, or nullopt when there was no such row.
+  virtual boost::asio::awaitable<Outcome<std::optional<std::uint64_t>>> remove(std::string_view id,
+                                                                               Deadline d) = 0;
+  // A cheap round trip used by the health prober. It also creates the schema while it is missing,
+  // so a store that started before MariaDB becomes usable as soon as MariaDB answers.
+  virtual boost::asio::awaitable<Outcome<Done>> probe(Deadline d) = 0;
+};
+
+// ---- Redis ---------------------------------------------------------------------------------
+
+enum class CacheNode { master = 0, replica = 1 };
+
+// One cache entry: a value or a tombstone (what a delete leaves, so that an older value arriving
+// late cannot resurrect the user). Entries only move forward: see CachePort::store_if_newer.
+struct CacheEntry {
+  std::uint64_t version = 0;
+  bool tombstone = false;
+  std::string name;  // empty for tombstones
+};
+
+class CachePort {
+ public:
+  virtual ~CachePort() = default;
+  // The entry for id on that node, or nullopt when there is none.
+  virtual boost::asio::awaitable<Outcome<std::optional<CacheEntry>>> get(CacheNode node, std::string_view id,
+                                                                         Deadline d) = 0;
+  // On the master, atomically: replaces the entry for id when `entry` is newer (higher version, or the
+  // same version and a tombstone over a value) or there is none, and sets the TTL. Returns whether it
+  // replaced. Idempotent, so a call whose outcome is unknown (timeout) can be repeated safely.
+  virtual boost::asio::awaitable<Outcome<bool>> store_if_newer(std::string_view id, const CacheEntry& entry,
+                                                               Deadline d) = 0;
+  virtual boost::asio::awaitable<Outcome<Done>> ping(CacheNode node, Deadline d) = 0;
+  // One step of removing every value entry (tombstones stay) from the master: scans from `cursor`
+  // and returns the next cursor, 0 when the scan is complete. Used after the repair queue overflowed.
+  virtual boost::asio::awaitable<Outcome<std::uint64_t>> invalidate_values_step(std::uint64_t cursor,
+                                                                                Deadline d) = 0;
+};
+
+}  // namespace user_service

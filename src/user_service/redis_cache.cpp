@@ -1,0 +1,166 @@
+#include "user_service/redis_cache.h"
+
+#include <charconv>
+
+namespace user_service {
+
+namespace asio = boost::asio;
+namespace redis = clients::redis;
+
+namespace {
+
+// KEYS[1] value hash, KEYS[2] tombstone; ARGV: version, ttl ms, "v" (value) or "t" (tombstone), id, name.
+// The current entry is whichever of the two exists (a hash without a version counts as version 0);
+// the new one replaces it only if it has a higher version, or the same version and is a tombstone.
+constexpr std::string_view kStoreScript = R"lua(
+local new = tonumber(ARGV[1])
+local tomb = ARGV[3] == 't'
+local cur, cur_tomb = nil, false
+local t = redis.call('GET', KEYS[2])
+if t then cur = tonumber(t) or 0; cur_tomb = true end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local v = tonumber(redis.call('HGET', KEYS[1], 'version') or '0') or 0
+  if cur == nil or v > cur then cur = v; cur_tomb = false end
+end
+if cur ~= nil then
+  if new < cur then return 0 end
+  if new == cur and (cur_tomb or not tomb) then return 0 end
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+if tomb then
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+else
+  redis.call('HSET', KEYS[1], 'id', ARGV[4], 'name', ARGV[5], 'version', ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+)lua";
+
+// Server errors that mean "this node cannot serve now" rather than "this call was wrong".
+bool unavailable_reply(const std::string& s) {
+  for (std::string_view p : {"LOADING", "READONLY", "MASTERDOWN", "BUSY", "TRYAGAIN", "CLUSTERDOWN"}) {
+    if (s.starts_with(p)) return true;
+  }
+  return false;
+}
+
+template <typename T>
+Outcome<T> from_error(const redis::Result& r) {
+  if (r.has_error()) {
+    const auto& e = r.error();
+    Failure f = Failure::unavailable;
+    if (e.code == redis::Errc::timeout) f = Failure::timeout;
+    if (e.code == redis::Errc::invalid_argument) f = Failure::rejected;
+    return Outcome<T>::fail(f, e.message.empty() ? std::string(redis::to_string(e.code)) : e.message);
+  }
+  const auto& s = r->str;
+  return Outcome<T>::fail(unavailable_reply(s) ? Failure::unavailable : Failure::rejected, s);
+}
+
+bool parse_u64(std::string_view s, std::uint64_t& out) {
+  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc{} && p == s.data() + s.size() && !s.empty();
+}
+
+std::string escape_glob(std::string_view s) {
+  std::string out;
+  for (const char c : s) {
+    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace
+
+const redis::Script& RedisCache::store_script() {
+  static const redis::Script script{std::string(kStoreScript)};
+  return script;
+}
+
+RedisCache::RedisCache(redis::Client& master, redis::Client& replica, const RedisConfig& config)
+    : master_(master),
+      replica_(replica),
+      prefix_(config.key_prefix),
+      ttl_ms_(std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(config.ttl).count())),
+      match_(escape_glob(config.key_prefix) + "*") {}
+
+asio::awaitable<Outcome<std::optional<CacheEntry>>> RedisCache::get(CacheNode node, std::string_view id,
+                                                                    Deadline d) {
+  using O = Outcome<std::optional<CacheEntry>>;
+  std::vector<std::string> args;
+  args.reserve(4);
+  args.emplace_back("HMGET");
+  args.emplace_back(value_key(id));
+  args.emplace_back("name");
+  args.emplace_back("version");
+  const redis::Result r = co_await client(node).command(std::move(args), clients::Deadline(d.at));
+  if (!r || r->is_error()) co_return from_error<std::optional<CacheEntry>>(r);
+  if (!r->is_array() || r->elements.size() != 2)
+    co_return O::fail(Failure::rejected, "unexpected HMGET reply");
+  const auto& name = r->elements[0];
+  const auto& version = r->elements[1];
+  if (!name.is_string()) co_return O::success(std::nullopt);  // no entry (or one without a name)
+  CacheEntry entry;
+  if (version.is_string() && !parse_u64(version.str, entry.version)) {
+    co_return O::success(std::nullopt);  // not ours: never serve what we cannot order
+  }
+  entry.name = name.str;
+  co_return O::success(std::move(entry));
+}
+
+asio::awaitable<Outcome<bool>> RedisCache::store_if_newer(std::string_view id, const CacheEntry& entry,
+                                                          Deadline d) {
+  std::vector<std::string> keys;
+  keys.reserve(2);
+  keys.push_back(value_key(id));
+  keys.push_back(tombstone_key(id));
+  std::vector<std::string> args;
+  args.reserve(5);
+  args.push_back(std::to_string(entry.version));
+  args.push_back(ttl_ms_);
+  args.emplace_back(entry.tombstone ? "t" : "v");
+  args.emplace_back(id);
+  args.push_back(entry.name);
+  const redis::Result r =
+      co_await master_.eval(store_script(), std::move(keys), std::move(args), clients::Deadline(d.at));
+  if (!r || r->is_error()) co_return from_error<bool>(r);
+  if (!r->is_integer()) co_return Outcome<bool>::fail(Failure::rejected, "unexpected script reply");
+  co_return Outcome<bool>::success(r->integer == 1);
+}
+
+asio::awaitable<Outcome<Done>> RedisCache::ping(CacheNode node, Deadline d) {
+  const redis::Result r = co_await client(node).ping(clients::Deadline(d.at));
+  if (!r || r->is_error()) co_return from_error<Done>(r);
+  co_return Outcome<Done>::success({});
+}
+
+asio::awaitable<Outcome<std::uint64_t>> RedisCache::invalidate_values_step(std::uint64_t cursor, Deadline d) {
+  using O = Outcome<std::uint64_t>;
+  std::vector<std::string> args;
+  args.reserve(6);
+  args.emplace_back("SCAN");
+  args.push_back(std::to_string(cursor));
+  args.emplace_back("MATCH");
+  args.push_back(match_);
+  args.emplace_back("COUNT");
+  args.emplace_back("500");
+  const redis::Result r = co_await master_.command(std::move(args), clients::Deadline(d.at));
+  if (!r || r->is_error()) co_return from_error<std::uint64_t>(r);
+  if (!r->is_array() || r->elements.size() != 2 || !r->elements[1].is_array())
+    co_return O::fail(Failure::rejected, "unexpected SCAN reply");
+  std::uint64_t next = 0;
+  if (!parse_u64(r->elements[0].str, next)) co_return O::fail(Failure::rejected, "unexpected SCAN cursor");
+  if (!r->elements[1].elements.empty()) {
+    std::vector<std::string> unlink;
+    unlink.reserve(r->elements[1].elements.size() + 1);
+    unlink.emplace_back("UNLINK");
+    for (const auto& k : r->elements[1].elements)
+      unlink.push_back(k.str);
+    const redis::Result u = co_await master_.command(std::move(unlink), clients::Deadline(d.at));
+    if (!u || u->is_error()) co_return from_error<std::uint64_t>(u);
+  }
+  co_return O::success(next);
+}
+
+}  // namespace user_service

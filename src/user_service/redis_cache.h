@@ -1,0 +1,53 @@
+// CachePort on the real Redis master/replica pair, through clients::redis (one Client per node).
+//
+// Layout in Redis (prefix configurable, default "user:"):
+//   user:{id}            hash {id, name, version}, TTL redis.ttl_s    - a cached user
+//   tombstone:user:{id}  string "<version>", TTL redis.ttl_s          - a deleted user
+// At most one of the two exists for an id. Every update goes through one Lua script on the master
+// that compares versions and replaces the entry only with a newer one (see README.md), so an older
+// value can never overwrite a newer value or resurrect a deleted user, whatever order concurrent
+// writers' and readers' updates arrive in. Reads are one HMGET on the master (or the replica).
+//
+// Usage:
+//   clients::redis::Client master(ex, {...}), replica(ex, {...});
+//   RedisCache cache(master, replica, config.redis);
+//   auto got = co_await cache.get(CacheNode::master, "u-1", deadline);
+#pragma once
+
+#include <string>
+
+#include "clients/redis.h"
+#include "user_service/config.h"
+#include "user_service/ports.h"
+
+namespace user_service {
+
+class RedisCache : public CachePort {
+ public:
+  RedisCache(clients::redis::Client& master, clients::redis::Client& replica, const RedisConfig& config);
+
+  boost::asio::awaitable<Outcome<std::optional<CacheEntry>>> get(CacheNode node, std::string_view id,
+                                                                 Deadline d) override;
+  boost::asio::awaitable<Outcome<bool>> store_if_newer(std::string_view id, const CacheEntry& entry,
+                                                       Deadline d) override;
+  boost::asio::awaitable<Outcome<Done>> ping(CacheNode node, Deadline d) override;
+  boost::asio::awaitable<Outcome<std::uint64_t>> invalidate_values_step(std::uint64_t cursor,
+                                                                        Deadline d) override;
+
+  std::string value_key(std::string_view id) const { return prefix_ + std::string(id); }
+  std::string tombstone_key(std::string_view id) const { return "tombstone:" + prefix_ + std::string(id); }
+
+  // The compare-and-set script (exposed for tests and the README).
+  static const clients::redis::Script& store_script();
+
+ private:
+  clients::redis::Client& client(CacheNode n) { return n == CacheNode::master ? master_ : replica_; }
+
+  clients::redis::Client& master_;
+  clients::redis::Client& replica_;
+  std::string prefix_;
+  std::string ttl_ms_;
+  std::string match_;  // SCAN pattern for value keys (prefix with glob characters escaped)
+};
+
+}  // namespace user_service

@@ -1,0 +1,446 @@
+// The service logic against in-memory fakes: every row of the failure matrix that does not need a
+// real network, with deadlines shortened so the suite runs in seconds (bounds in the assertions are
+// derived from them, with generous margins for a loaded 2-core machine).
+#include "user_service/service.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <functional>
+
+#include "user_service/fakes.h"
+
+namespace user_service {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using fakes::Behaviour;
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  ServiceTest() {
+    config_.request_deadline = 400ms;
+    config_.redis.call_deadline = 40ms;
+    config_.mysql.call_deadline = 150ms;
+    config_.resilience.probe_interval = 20ms;
+    config_.resilience.breaker_failures = 3;
+  }
+
+  void Start() {
+    service_ = std::make_unique<Service>(io_.get_executor(), config_, store_, cache_, registry_);
+    service_->start();
+    WaitFor([&] { return service_->overall_state() == DepState::up; }, 2s);
+  }
+
+  void TearDown() override {
+    if (service_) Run(service_->stop());
+  }
+
+  template <typename T>
+  T Run(asio::awaitable<T> a) {
+    auto f = asio::co_spawn(io_, std::move(a), asio::use_future);
+    while (f.wait_for(0s) != std::future_status::ready)
+      io_.run_one_for(10ms);
+    return f.get();
+  }
+  void Run(asio::awaitable<void> a) {
+    auto f = asio::co_spawn(io_, std::move(a), asio::use_future);
+    while (f.wait_for(0s) != std::future_status::ready)
+      io_.run_one_for(10ms);
+    f.get();
+  }
+  // Runs the event loop until `cond` holds; false if it did not within `limit`.
+  bool WaitFor(const std::function<bool()>& cond, Clock::duration limit) {
+    const auto end = Clock::now() + limit;
+    while (!cond()) {
+      if (Clock::now() > end) return false;
+      io_.run_one_for(5ms);
+    }
+    return true;
+  }
+  void Settle(Clock::duration d) {
+    const auto end = Clock::now() + d;
+    while (Clock::now() < end)
+      io_.run_one_for(5ms);
+  }
+
+  Deadline RequestDeadline() const { return Deadline::after(config_.request_deadline); }
+  ReadResult Get(const std::string& id) { return Run(service_->get_user(id, RequestDeadline())); }
+  WriteResult Put(const std::string& id, const std::string& name) {
+    return Run(service_->put_user(id, name, RequestDeadline()));
+  }
+  WriteResult Delete(const std::string& id) { return Run(service_->delete_user(id, RequestDeadline())); }
+
+  // "user X with name N is stored" and "... is cached", at the same version.
+  void Seed(const std::string& id, const std::string& name) {
+    const auto v = ++store_.sequence;
+    store_.rows[id] = StoredUser{name, v};
+    cache_.seed(id, CacheEntry{v, false, name});
+  }
+
+  Clock::duration Timed(const std::function<void()>& f) {
+    const auto t0 = Clock::now();
+    f();
+    return Clock::now() - t0;
+  }
+
+  asio::io_context io_;
+  Config config_;
+  common::metrics::Registry registry_;
+  fakes::FakeStore store_{io_.get_executor()};
+  fakes::FakeCache cache_{io_.get_executor()};
+  std::unique_ptr<Service> service_;
+};
+
+TEST_F(ServiceTest, CacheHitMissFillAndNotFound) {
+  Start();
+  Seed("u-1", "Jack");
+  auto r = Get("u-1");
+  EXPECT_EQ(r.status, ReadResult::found);
+  EXPECT_EQ(r.source, Source::cache);
+  EXPECT_EQ(r.name, "Jack");
+
+  store_.rows["u-2"] = StoredUser{"Joe", 7};
+  r = Get("u-2");
+  EXPECT_EQ(r.status, ReadResult::found);
+  EXPECT_EQ(r.source, Source::origin);
+  ASSERT_TRUE(WaitFor([&] { return cache_.master.entries.count("u-2") == 1; }, 1s));  // filled
+  EXPECT_EQ(cache_.master.entries["u-2"].version, 7u);
+  r = Get("u-2");
+  EXPECT_EQ(r.source, Source::cache);
+
+  r = Get("nobody");
+  EXPECT_EQ(r.status, ReadResult::not_found);
+  EXPECT_EQ(r.source, Source::origin);
+  EXPECT_EQ(cache_.master.entries.count("nobody"), 0u);
+}
+
+TEST_F(ServiceTest, WritesGoToMariaDbThenTheCacheWithIncreasingVersions) {
+  Start();
+  EXPECT_EQ(Put("u-1", "Joe").status, WriteResult::created);
+  ASSERT_EQ(store_.rows.count("u-1"), 1u);
+  const auto v1 = store_.rows["u-1"].version;
+  EXPECT_EQ(cache_.master.entries["u-1"].version, v1);
+  EXPECT_EQ(Put("u-1", "Jim").status, WriteResult::updated);
+  EXPECT_GT(cache_.master.entries["u-1"].version, v1);
+  auto r = Get("u-1");
+  EXPECT_EQ(r.source, Source::cache);
+  EXPECT_EQ(r.name, "Jim");
+
+  EXPECT_EQ(Delete("u-1").status, WriteResult::deleted);
+  EXPECT_TRUE(cache_.master.entries["u-1"].tombstone);
+  r = Get("u-1");
+  EXPECT_EQ(r.status, ReadResult::not_found);  // the tombstone is a miss, MariaDB says absent
+  EXPECT_EQ(Delete("u-1").status, WriteResult::not_found);
+  // Re-created: its version beats the tombstone, so the cache takes it.
+  EXPECT_EQ(Put("u-1", "Again").status, WriteResult::created);
+  EXPECT_FALSE(cache_.master.entries["u-1"].tombstone);
+  EXPECT_EQ(Get("u-1").name, "Again");
+}
+
+TEST_F(ServiceTest, MariaDbDownServesCachedReadsAndRefusesTheRest) {
+  Start();
+  Seed("cached", "Jack");
+  store_.rows["uncached"] = StoredUser{"Joe", 1};
+  store_.behaviour.mode = Behaviour::fail;
+  auto r = Get("cached");
+  EXPECT_EQ(r.status, ReadResult::found);
+  EXPECT_EQ(r.source, Source::cache);
+  EXPECT_EQ(Get("uncached").status, ReadResult::unavailable);
+  const auto before = store_.rows;
+  EXPECT_EQ(Put("new", "X").status, WriteResult::unavailable);
+  EXPECT_EQ(Put("cached", "X").status, WriteResult::unavailable);
+  EXPECT_EQ(Delete("cached").status, WriteResult::unavailable);
+  EXPECT_EQ(store_.rows.size(), before.size());
+  EXPECT_EQ(store_.rows["cached"].name, "Jack");
+  EXPECT_EQ(cache_.master.entries["cached"].name, "Jack");
+}
+
+TEST_F(ServiceTest, MariaDbHangingFailsWithinTheDeadlineThenFastOnceTheBreakerOpens) {
+  Start();
+  Seed("cached", "Jack");
+  store_.rows["uncached"] = StoredUser{"Joe", 1};
+  store_.behaviour.mode = Behaviour::hang;
+  ReadResult r;
+  const auto first = Timed([&] { r = Get("uncached"); });
+  EXPECT_EQ(r.status, ReadResult::unavailable);
+  EXPECT_GE(first, config_.mysql.call_deadline - 5ms);
+  EXPECT_LT(first, config_.request_deadline);
+  // Cached reads keep their healthy latency meanwhile.
+  const auto cached = Timed([&] { r = Get("cached"); });
+  EXPECT_EQ(r.source, Source::cache);
+  EXPECT_LT(cached, 30ms);
+  // The probes and calls open the breaker; then refusals are immediate.
+  ASSERT_TRUE(WaitFor([&] { return service_->dependency(Service::mysql).breaker_open(); }, 3s));
+  WriteResult w;
+  const auto fast = Timed([&] { w = Put("new", "X"); });
+  EXPECT_EQ(w.status, WriteResult::unavailable);
+  EXPECT_LT(fast, 20ms);
+  EXPECT_EQ(store_.rows.count("new"), 0u);
+  // Recovery: the background probe closes the breaker without user traffic.
+  store_.behaviour.mode = Behaviour::ok;
+  const auto recovered =
+      Timed([&] { ASSERT_TRUE(WaitFor([&] { return service_->dependency(Service::mysql).allow(); }, 2s)); });
+  EXPECT_LT(recovered, config_.mysql.call_deadline + 4 * config_.resilience.probe_interval + 200ms);
+  EXPECT_EQ(Put("new", "X").status, WriteResult::created);
+}
+
+TEST_F(ServiceTest, SlowMariaDbUnderTheDeadlineStillAnswers) {
+  Start();
+  store_.rows["u"] = StoredUser{"Joe", 1};
+  store_.behaviour.delay = 60ms;  // under the 150 ms call deadline
+  EXPECT_EQ(Get("u").source, Source::origin);
+  EXPECT_EQ(Put("u", "Jim").status, WriteResult::updated);
+  EXPECT_EQ(Delete("u").status, WriteResult::deleted);
+}
+
+TEST_F(ServiceTest, ReadIsRetriedOnceAfterALostConnection) {
+  Start();
+  store_.rows["u"] = StoredUser{"Joe", 1};
+  store_.behaviour.fail_next = 1;
+  auto r = Get("u");
+  EXPECT_EQ(r.status, ReadResult::found);
+  EXPECT_EQ(r.source, Source::origin);
+  // Writes are not retried.
+  store_.behaviour.fail_next = 1;
+  EXPECT_EQ(Put("u", "Jim").status, WriteResult::unavailable);
+  EXPECT_EQ(store_.rows["u"].name, "Joe");
+}
+
+TEST_F(ServiceTest, MasterDownReadsFromReplicaAndRepairsWhenItReturns) {
+  Start();
+  Seed("u", "Jack");
+  cache_.master.behaviour.mode = Behaviour::fail;
+  auto r = Get("u");
+  EXPECT_EQ(r.source, Source::cache);  // from the replica
+  EXPECT_EQ(r.name, "Jack");
+  EXPECT_GT(cache_.replica.calls, 0);
+
+  // The write succeeds; its cache update is queued.
+  EXPECT_EQ(Put("u", "Joe").status, WriteResult::updated);
+  EXPECT_EQ(service_->ledger().pending(), 1u);
+  EXPECT_EQ(cache_.master.entries["u"].name, "Jack");
+  // The replica still holds Jack: this instance knows it is stale and reads MariaDB.
+  r = Get("u");
+  EXPECT_EQ(r.status, ReadResult::found);
+  EXPECT_EQ(r.source, Source::origin);
+  EXPECT_EQ(r.name, "Joe");
+
+  // A delete while the master is down: tombstone queued too, reads say 404 from MariaDB.
+  Seed("d", "Dora");
+  EXPECT_EQ(Delete("d").status, WriteResult::deleted);
+  EXPECT_EQ(Get("d").status, ReadResult::not_found);
+
+  // The master returns: within a probe interval or two the queue is applied and reads use the cache.
+  cache_.master.behaviour.mode = Behaviour::ok;
+  const auto t = Timed([&] { ASSERT_TRUE(WaitFor([&] { return service_->ledger().pending() == 0; }, 2s)); });
+  EXPECT_LT(t, 1s);
+  EXPECT_EQ(cache_.master.entries["u"].name, "Joe");
+  EXPECT_TRUE(cache_.master.entries["d"].tombstone);
+  r = Get("u");
+  EXPECT_EQ(r.source, Source::cache);
+  EXPECT_EQ(r.name, "Joe");
+}
+
+TEST_F(ServiceTest, KnownStaleEntryIsServedMarkedOnlyWhenMariaDbIsDownToo) {
+  Start();
+  Seed("u", "Jack");
+  cache_.master.behaviour.mode = Behaviour::fail;
+  EXPECT_EQ(Put("u", "Joe").status, WriteResult::updated);
+  store_.behaviour.mode = Behaviour::fail;
+  auto r = Get("u");
+  EXPECT_EQ(r.status, ReadResult::found);
+  EXPECT_EQ(r.source, Source::cache);
+  EXPECT_TRUE(r.stale);
+  EXPECT_EQ(r.name, "Jack");
+  // Uncached reads and writes: 503.
+  EXPECT_EQ(Get("other").status, ReadResult::unavailable);
+  EXPECT_EQ(Put("u", "Jim").status, WriteResult::unavailable);
+}
+
+TEST_F(ServiceTest, LaggingReplicaIsRecognisedFromRecentWrites) {
+  Start();
+  Seed("u", "Jack");
+  cache_.replicate = false;  // the replica never got the write
+  EXPECT_EQ(Put("u", "Joe").status, WriteResult::updated);
+  EXPECT_EQ(service_->ledger().pending(), 0u);
+  cache_.master.behaviour.mode = Behaviour::fail;
+  auto r = Get("u");
+  EXPECT_EQ(r.source, Source::origin);
+  EXPECT_EQ(r.name, "Joe");
+}
+
+TEST_F(ServiceTest, SlowMasterFallsBackToReplicaWithinDeadlineThenFast) {
+  Start();
+  Seed("u", "Jack");
+  cache_.master.behaviour.mode = Behaviour::hang;
+  ReadResult r;
+  const auto first = Timed([&] { r = Get("u"); });
+  EXPECT_EQ(r.source, Source::cache);
+  EXPECT_GE(first, config_.redis.call_deadline - 5ms);
+  EXPECT_LT(first, config_.request_deadline);
+  ASSERT_TRUE(WaitFor([&] { return service_->dependency(Service::redis_master).breaker_open(); }, 2s));
+  const auto fast = Timed([&] { r = Get("u"); });
+  EXPECT_EQ(r.source, Source::cache);
+  EXPECT_LT(fast, 20ms);
+  // Writes still succeed (the cache update is skipped and queued).
+  WriteResult w;
+  const auto write = Timed([&] { w = Put("u", "Joe"); });
+  EXPECT_EQ(w.status, WriteResult::updated);
+  EXPECT_LT(write, 20ms);
+}
+
+TEST_F(ServiceTest, BothRedisDownReadsFromMariaDbWithoutPilingUpCacheCalls) {
+  Start();
+  Seed("u", "Jack");
+  cache_.master.behaviour.mode = Behaviour::hang;
+  cache_.replica.behaviour.mode = Behaviour::hang;
+  auto r = Get("u");
+  EXPECT_EQ(r.status, ReadResult::found);
+  EXPECT_EQ(r.source, Source::origin);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return service_->dependency(Service::redis_master).breaker_open() &&
+               service_->dependency(Service::redis_replica).breaker_open();
+      },
+      2s));
+  const int master_calls = cache_.master.calls, replica_calls = cache_.replica.calls;
+  for (int i = 0; i < 20; ++i) {
+    const auto t = Timed([&] { r = Get("u"); });
+    EXPECT_EQ(r.source, Source::origin);
+    EXPECT_LT(t, 20ms);
+  }
+  EXPECT_EQ(cache_.master.calls, master_calls);
+  EXPECT_EQ(cache_.replica.calls, replica_calls);
+  EXPECT_EQ(Put("u", "Joe").status, WriteResult::updated);
+  EXPECT_EQ(Delete("u").status, WriteResult::deleted);
+}
+
+TEST_F(ServiceTest, EverythingDownIsFast503AndNotReady) {
+  Start();
+  Seed("u", "Jack");
+  store_.behaviour.mode = Behaviour::fail;
+  cache_.master.behaviour.mode = Behaviour::fail;
+  cache_.replica.behaviour.mode = Behaviour::fail;
+  for (int i = 0; i < 5; ++i) {
+    const auto t = Timed([&] { EXPECT_EQ(Get("u").status, ReadResult::unavailable); });
+    EXPECT_LT(t, 20ms);
+  }
+  EXPECT_EQ(Put("u", "X").status, WriteResult::unavailable);
+  ASSERT_TRUE(WaitFor([&] { return !service_->ready(); }, 2s));
+  EXPECT_NE(service_->health_json().find("\"status\":\"down\""), std::string::npos);
+}
+
+TEST_F(ServiceTest, StartsWithEverythingDownAndBecomesReadyWhenTheyArrive) {
+  store_.behaviour.mode = Behaviour::fail;
+  cache_.master.behaviour.mode = Behaviour::fail;
+  cache_.replica.behaviour.mode = Behaviour::fail;
+  service_ = std::make_unique<Service>(io_.get_executor(), config_, store_, cache_, registry_);
+  service_->start();
+  Settle(100ms);
+  EXPECT_FALSE(service_->ready());
+  const std::string health = service_->health_json();
+  for (const char* dep : {"\"mysql\"", "\"redis-master\"", "\"redis-replica\""})
+    EXPECT_NE(health.find(dep), std::string::npos) << health;
+  EXPECT_EQ(Put("u", "X").status, WriteResult::unavailable);
+  store_.behaviour.mode = Behaviour::ok;
+  cache_.master.behaviour.mode = Behaviour::ok;
+  cache_.replica.behaviour.mode = Behaviour::ok;
+  const auto t =
+      Timed([&] { ASSERT_TRUE(WaitFor([&] { return service_->overall_state() == DepState::up; }, 2s)); });
+  EXPECT_LT(t, 1s);
+  EXPECT_TRUE(service_->ready());
+  EXPECT_EQ(Put("u", "X").status, WriteResult::created);
+}
+
+TEST_F(ServiceTest, RepairQueueOverflowDistrustsTheCacheUntilInvalidated) {
+  config_.cache.repair_queue_capacity = 2;
+  Start();
+  Seed("a", "A");
+  Seed("b", "B");
+  Seed("c", "C");
+  Seed("z", "Z");
+  cache_.master.behaviour.mode = Behaviour::fail;
+  EXPECT_EQ(Put("a", "A2").status, WriteResult::updated);
+  EXPECT_EQ(Put("b", "B2").status, WriteResult::updated);
+  EXPECT_EQ(Put("c", "C2").status, WriteResult::updated);  // overflow
+  EXPECT_TRUE(service_->ledger().untrusted());
+  // Nothing cached is trusted now, not even users this instance never wrote.
+  EXPECT_EQ(Get("z").source, Source::origin);
+  EXPECT_EQ(Get("c").name, "C2");
+  cache_.master.behaviour.mode = Behaviour::ok;
+  ASSERT_TRUE(WaitFor([&] { return !service_->ledger().untrusted(); }, 2s));
+  EXPECT_EQ(cache_.invalidations, 1);
+  // Stale values are gone from the master; reads fill it again from MariaDB.
+  EXPECT_EQ(Get("c").name, "C2");
+  ASSERT_TRUE(WaitFor([&] { return cache_.master.entries.count("c") == 1; }, 1s));
+  EXPECT_EQ(Get("c").source, Source::cache);
+  EXPECT_EQ(Get("c").name, "C2");
+}
+
+TEST_F(ServiceTest, ConcurrentWritersAndReadersNeverLeaveAnOlderValueCached) {
+  Start();
+  store_.behaviour.delay = 1ms;
+  cache_.master.behaviour.delay = 2ms;
+  std::vector<std::future<WriteResult>> writes;
+  std::vector<std::future<ReadResult>> reads;
+  std::vector<std::string> names;  // the string_views passed down must outlive the calls
+  for (int i = 0; i < 50; ++i)
+    names.push_back("v" + std::to_string(i));
+  for (int i = 0; i < 50; ++i) {
+    writes.push_back(
+        asio::co_spawn(io_, service_->put_user("hot", names[static_cast<std::size_t>(i)], RequestDeadline()),
+                       asio::use_future));
+    reads.push_back(asio::co_spawn(io_, service_->get_user("hot", RequestDeadline()), asio::use_future));
+  }
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (auto& f : writes)
+          if (f.wait_for(0s) != std::future_status::ready) return false;
+        for (auto& f : reads)
+          if (f.wait_for(0s) != std::future_status::ready) return false;
+        return true;
+      },
+      5s));
+  Settle(50ms);  // background fills land
+  ASSERT_EQ(cache_.master.entries.count("hot"), 1u);
+  EXPECT_EQ(cache_.master.entries["hot"].version, store_.rows["hot"].version);
+  EXPECT_EQ(cache_.master.entries["hot"].name, store_.rows["hot"].name);
+}
+
+TEST_F(ServiceTest, WriteWhoseAcknowledgementWasLostIsReconciledFromMariaDb) {
+  Start();
+  Seed("u", "Jack");
+  Seed("d", "Dora");
+  store_.behaviour.ack_lost = true;
+  EXPECT_EQ(Put("u", "Joe").status, WriteResult::unavailable);  // committed, but we cannot know
+  EXPECT_EQ(Delete("d").status, WriteResult::unavailable);
+  EXPECT_EQ(store_.rows["u"].name, "Joe");
+  EXPECT_EQ(store_.rows.count("d"), 0u);
+  store_.behaviour.ack_lost = false;
+  ASSERT_TRUE(WaitFor([&] { return service_->uncertain_writes() == 0; }, 2s));
+  EXPECT_EQ(cache_.master.entries["u"].name, "Joe");
+  EXPECT_EQ(cache_.master.entries["u"].version, store_.rows["u"].version);
+  EXPECT_TRUE(cache_.master.entries["d"].tombstone);
+  EXPECT_EQ(Get("u").name, "Joe");
+  EXPECT_EQ(Get("d").status, ReadResult::not_found);
+}
+
+TEST_F(ServiceTest, HealthJsonNamesEveryDependency) {
+  Start();
+  const std::string h = service_->health_json();
+  EXPECT_NE(h.find("\"status\":\"up\""), std::string::npos) << h;
+  EXPECT_NE(h.find("\"redis-replica\":{\"state\":\"up\""), std::string::npos) << h;
+  EXPECT_NE(h.find("\"repair_queue\":0"), std::string::npos) << h;
+  const std::string m = registry_.render();
+  EXPECT_NE(m.find("user_service_dependency_calls_total{dependency=\"mysql\",outcome=\"ok\"}"),
+            std::string::npos);
+  EXPECT_NE(m.find("user_service_cache_repair_queue_size 0"), std::string::npos);
+  EXPECT_NE(m.find("user_service_circuit_breaker_open{dependency=\"redis-master\"} 0"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace user_service
