@@ -16,8 +16,8 @@ const OP = '(cached read|uncached read|write|delete)';
 // stored and cached, as it is after it was last read.
 Given(new RegExp(`^a user for the ${OP}$`), async function (op) {
   this.operation = op;
-  await data.storeUser(this.userId, this.oldName, this.versionOf(this.userId));
-  if (op !== 'uncached read') await data.cacheUser(this.userId, this.oldName, this.versionOf(this.userId));
+  await data.storeUser(this.userId, this.oldName, await this.versionOf(this.userId));
+  if (op !== 'uncached read') await data.cacheUser(this.userId, this.oldName, await this.versionOf(this.userId));
 });
 
 When(new RegExp(`^the ${OP} is made$`), async function (op) {

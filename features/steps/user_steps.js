@@ -20,13 +20,13 @@ function userPath(id) {
 }
 
 Given('user {string} with name {string} is cached', async function (id, name) {
-  await data.cacheUser(id, name, this.versionOf(id));
+  await data.cacheUser(id, name, await this.versionOf(id));
   this.knownNames ??= {};
   this.knownNames[id] = name;
 });
 
 Given('user {string} with name {string} is stored', async function (id, name) {
-  await data.storeUser(id, name, this.versionOf(id));
+  await data.storeUser(id, name, await this.versionOf(id));
   this.knownNames ??= {};
   this.knownNames[id] = name;
 });

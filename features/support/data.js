@@ -43,23 +43,21 @@ export async function mariadb() {
 }
 
 // ------------------------------------------------------------------------------------------- schema
-// The service creates `users`.`user` (id, name, a version counter, updated_at) itself; the catalog
-// reads the names it chose from information_schema rather than assuming them.
+// The service creates `<database>`.`user` (id, name, version, updated_at) and the sequence
+// `user_version` that every write takes its version from; seeded rows take theirs from it too, so a
+// later write of the service always carries a higher version than the seeded cache entry.
 let schema;
 async function table() {
   if (schema) return schema;
   const s = await settings();
-  const [cols] = await (await mariadb()).query(
-    'SELECT COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION',
-    [s.database, 'user'],
-  );
-  const names = cols.map((r) => r.c);
-  const version = names.find((n) => /version/i.test(n));
-  if (!names.includes('id') || !names.includes('name') || !version) {
-    throw new Error(`table ${s.database}.user has columns [${names.join(', ')}]; the catalog needs id, name and a version column`);
-  }
-  schema = { name: `\`${s.database}\`.\`user\``, version };
+  schema = { name: `\`${s.database}\`.\`user\``, sequence: `\`${s.database}\`.\`user_version\`` };
   return schema;
+}
+
+export async function nextVersion() {
+  const t = await table();
+  const [rows] = await (await mariadb()).query({ sql: `SELECT NEXT VALUE FOR ${t.sequence}`, rowsAsArray: true });
+  return Number(rows[0][0]);
 }
 
 export async function resetData() {
@@ -73,7 +71,7 @@ export async function resetData() {
 export async function storeUser(id, name, version) {
   const t = await table();
   await (await mariadb()).query(
-    `INSERT INTO ${t.name} (id, name, \`${t.version}\`) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE name = VALUES(name), \`${t.version}\` = VALUES(\`${t.version}\`)`,
+    `INSERT INTO ${t.name} (id, name, version) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE name = VALUES(name), version = VALUES(version)`,
     [id, name, version],
   );
 }
@@ -81,7 +79,7 @@ export async function storeUser(id, name, version) {
 // What MariaDB holds for the user: { name, version } or null.
 export async function storedUser(id) {
   const t = await table();
-  const [rows] = await (await mariadb()).query(`SELECT name, \`${t.version}\` AS version FROM ${t.name} WHERE id = ?`, [id]);
+  const [rows] = await (await mariadb()).query(`SELECT name, version FROM ${t.name} WHERE id = ?`, [id]);
   return rows.length ? { name: rows[0].name, version: Number(rows[0].version) } : null;
 }
 

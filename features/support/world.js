@@ -11,12 +11,10 @@ import { stopInstances } from './instances.js';
 // A scenario's own bounds are derived from the service's deadlines; this only stops a wedged step.
 setDefaultTimeout(30_000);
 
-// Scenario users get ids of their own, and seeded rows versions higher than any this run seeded
-// before: the service remembers recent writes for a while (to spot a lagging replica), and nothing of
-// an earlier scenario may bear on a later one.
+// Scenario users get ids of their own (the service remembers recent writes for a while, to spot a
+// lagging replica: nothing of an earlier scenario may bear on a later one).
 const runTag = Date.now().toString(36);
 let scenarios = 0;
-let seeded = 0;
 
 class CatalogWorld extends World {
   constructor(options) {
@@ -34,9 +32,10 @@ class CatalogWorld extends World {
     return this.answers[this.answers.length - 1];
   }
 
-  // The version a seeded user has in this scenario (cache and store agree on it).
-  versionOf(id) {
-    if (!this.versions.has(id)) this.versions.set(id, ++seeded * 1000);
+  // The version a seeded user has in this scenario (cache and store agree on it), taken from the
+  // service's own version sequence.
+  async versionOf(id) {
+    if (!this.versions.has(id)) this.versions.set(id, await data.nextVersion());
     return this.versions.get(id);
   }
 
