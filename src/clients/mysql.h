@@ -67,6 +67,7 @@
 #include <chrono>
 #include <concepts>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -183,7 +184,7 @@ class Connection {
   static boost::asio::awaitable<Result<std::unique_ptr<Connection>>> connect(executor_type executor,
                                                                              ConnectSettings settings,
                                                                              Deadline deadline);
-  ~Connection();  // closes without blocking
+  ~Connection();  // closes without blocking (after the operation in flight, if any, ends)
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
@@ -202,15 +203,19 @@ class Connection {
   // False once an operation timed out, was cancelled or lost the connection, or after close().
   bool usable() const;
   bool in_transaction() const;
-  // Closes now (non-blocking). Must not be called while an operation is in flight.
+  // Closes now (non-blocking), or when the operation in flight ends.
   void close();
+  // For pools: while no operation runs, watch the socket. A healthy idle session receives nothing,
+  // so readability means the server closed it (restart, KILL, wait_timeout): the connection is then
+  // closed at once and `on_lost` runs (on the executor). Ends with the next operation or close().
+  void watch_idle(std::function<void()> on_lost);
   executor_type get_executor() const;
 
   struct Impl;
-  explicit Connection(std::unique_ptr<Impl> impl);
+  explicit Connection(std::shared_ptr<Impl> impl);
 
  private:
-  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<Impl> impl_;  // shared with operations in flight
 };
 
 struct PoolSettings {

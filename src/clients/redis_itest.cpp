@@ -13,6 +13,7 @@
 #include <functional>
 #include <optional>
 
+#include "clients/itest_util.h"
 #include "clients/redis.h"
 #include "testing/servers.h"
 
@@ -21,34 +22,12 @@ namespace {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
+using itest::Ms;
+using itest::run;
+using itest::since;
+using itest::sleep_for;
 using testing_support::RedisServer;
 using testing_support::TempDir;
-
-using Ms = std::chrono::milliseconds;
-
-Ms since(Clock::time_point t) {
-  return std::chrono::duration_cast<Ms>(Clock::now() - t);
-}
-
-asio::awaitable<void> sleep_for(Clock::duration d) {
-  asio::steady_timer t(co_await asio::this_coro::executor, d);
-  co_await t.async_wait(asio::use_awaitable);
-}
-
-// Runs `body` as a coroutine on `io` until it finishes (or fails the test after `limit`).
-void run(asio::io_context& io, std::function<asio::awaitable<void>()> body, Ms limit = 60s) {
-  bool done = false;
-  std::exception_ptr error;
-  asio::co_spawn(io, body(), [&](std::exception_ptr e) {
-    done = true;
-    error = e;
-    io.stop();
-  });
-  io.run_for(limit);
-  io.restart();
-  ASSERT_TRUE(done) << "test body did not finish within " << limit.count() << " ms";
-  if (error) std::rethrow_exception(error);
-}
 
 Settings settings_for(const RedisServer& server) {
   Settings s;
@@ -423,6 +402,26 @@ TEST_F(RedisClientTest, NothingListeningMeansFastFailuresAndPacedRetries) {
     EXPECT_GE(st.counters.connect_failures, 3u);
     EXPECT_LE(st.counters.connect_failures, 12u);
     EXPECT_NE(st.last_error.find("refused"), std::string::npos) << st.last_error;
+    const auto t0 = Clock::now();
+    Result r = co_await redis.command(cmd("GET", "k"), 100ms);
+    EXPECT_TRUE(!r && r.error().code == Errc::not_connected);
+    EXPECT_LT(since(t0), 20ms);
+  });
+}
+
+TEST(RedisClient, ConnectHasADeadlineWhenTheSynIsNeverAnswered) {
+  itest::SynBlackhole hole;
+  asio::io_context io;
+  Settings s;
+  s.port = hole.port();
+  s.connect_timeout = 150ms;
+  Client redis(io.get_executor(), s);
+  redis.start();
+  run(io, [&]() -> asio::awaitable<void> {
+    co_await sleep_for(250ms);
+    EXPECT_EQ(redis.status().counters.connect_failures, 1u);
+    EXPECT_NE(redis.status().last_error.find("connect timeout"), std::string::npos)
+        << redis.status().last_error;
     const auto t0 = Clock::now();
     Result r = co_await redis.command(cmd("GET", "k"), 100ms);
     EXPECT_TRUE(!r && r.error().code == Errc::not_connected);
