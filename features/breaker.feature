@@ -4,7 +4,7 @@ Feature: Circuit breakers fail fast once they open
   calls that need it fail at once instead of waiting for the deadline again, and a background probe
   closes the breaker within 1 s of the dependency's return.
 
-  @mysql @fault:timeout @slow
+  @mysql @fault:timeout
   Scenario: The MariaDB breaker opens on deadline misses, fails fast, and closes by itself
     Given a user for the uncached read
     And 'mysql' times out

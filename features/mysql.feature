@@ -33,7 +33,7 @@ Feature: MariaDB faults (proxy 'mysql'), with Redis healthy
       | has latency under its deadline | write         | 200                  |
       | has latency under its deadline | delete        | 204                  |
 
-    @fault:latency @slow
+    @fault:latency
     Examples: latency over the deadline
       | fault                         | operation     | answer                             |
       | has latency over its deadline | cached read   | 200 from cache, fast               |
@@ -41,7 +41,7 @@ Feature: MariaDB faults (proxy 'mysql'), with Redis healthy
       | has latency over its deadline | write         | 503 within the deadline, then fast |
       | has latency over its deadline | delete        | 503 within the deadline, then fast |
 
-    @fault:timeout @slow
+    @fault:timeout
     Examples: timeout (blackhole)
       | fault     | operation     | answer                             |
       | times out | cached read   | 200 from cache, fast               |

@@ -4,7 +4,7 @@
 import { Given } from '@cucumber/cucumber';
 
 import * as faults from '../support/faults.js';
-import { DEPENDENCY_OF_PROXY, describe, pollUntil, readiness } from '../support/service.js';
+import { DEPENDENCY_OF_PROXY, call, describe, pollUntil, readiness } from '../support/service.js';
 import { PROXIES, proxyName } from '../support/stack.js';
 
 // The call deadline the service applies to the dependency behind a proxy.
@@ -37,21 +37,30 @@ Given(/^every dependency is down$/, async function () {
   }
 });
 
-// Heals the proxy (toxics removed, enabled) and waits until the service reports the dependency up
-// again, which the contract promises within 1 s without any request. The moment the proxy came back is
-// kept, so later steps can measure from it.
+// Heals the proxy (toxics removed, enabled) and waits until the service uses the dependency again,
+// which the contract promises within 1 s: /health/ready must report it up and, for MariaDB, a read of
+// a user nobody has (a cache miss, so MariaDB answers) must come back 404. (/health/ready alone can
+// say "up" while the connections a brief outage closed are still being re-established.) The moment
+// the proxy came back is kept, so later steps can measure from it.
+let probes = 0;
 async function bringBack(world, proxy) {
   await faults.heal(proxy);
-  world.enabledAt.set(proxy, performance.now());
+  const since = performance.now();
+  world.enabledAt.set(proxy, since);
   world.faults.delete(proxy);
   const dep = DEPENDENCY_OF_PROXY[proxy];
   let last;
   await pollUntil(
     async () => {
-      last = await readiness();
-      return last.states[dep] === 'up';
+      if (proxy === 'mysql') {
+        last = await call('GET', `/users/nobody-${process.pid}-${++probes}`);
+        if (last.status !== 404) return false;
+      }
+      const ready = await readiness();
+      last = ready.answer;
+      return ready.states[dep] === 'up';
     },
-    { withinMs: world.settings.bounds.recovery, explain: () => `'${proxy}' is healthy again, but /health/ready still says: ${describe(last?.answer)}` },
+    { withinMs: world.settings.bounds.recovery, explain: () => `'${proxy}' is healthy again, but the service does not use it yet; last: ${describe(last)}` },
   );
 }
 

@@ -44,7 +44,7 @@ export async function startInstance(name, overrides = {}) {
   const suffix = `${process.pid}_${Date.now().toString(36)}`;
   const database = `users_${name.replace(/\W/g, '_')}_${suffix}`;
   setPath(config, 'listen', `127.0.0.1:${port}`);
-  setPath(config, 'mariadb.database', database);
+  setPath(config, 'mysql.database', database);
   for (const [k, v] of Object.entries(overrides)) setPath(config, k, v);
   const dir = path.join(stack.stackDir, 'instances');
   fs.mkdirSync(dir, { recursive: true });
@@ -52,7 +52,10 @@ export async function startInstance(name, overrides = {}) {
   fs.writeFileSync(configFile, JSON.stringify(config, null, 2));
   const log = path.join(dir, `${name}-${suffix}.log`);
   const out = fs.openSync(log, 'a');
-  const child = spawn(stack.userServiceBin, ['--config', configFile], { stdio: ['ignore', out, out] });
+  // user-service refuses unknown USER_SERVICE_* variables, and the catalog's own (USER_SERVICE_URL,
+  // USER_SERVICE_BIN) are not its settings.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('USER_SERVICE_')));
+  const child = spawn(stack.userServiceBin, ['--config', configFile], { stdio: ['ignore', out, out], env });
   fs.closeSync(out);
   const instance = { url: `http://127.0.0.1:${port}`, database, child, pid: child.pid, log, exited: null };
   child.on('exit', (code, signal) => {

@@ -160,11 +160,43 @@ export async function waitUntilReady({ withinMs, baseUrl = stack.userServiceUrl 
   return pollUntil(
     async () => {
       last = await readiness(baseUrl);
-      const values = Object.values(last.states);
-      const cache = last.answer.json?.cache;
-      return last.answer.status === 200 && values.length > 0 && values.every((v) => v === 'up')
-        && cache?.repair_queue === 0 && cache?.untrusted === false;
+      return isAllUp(last);
     },
     { withinMs, explain: async () => `user-service is not ready with every dependency up and no cache repair pending; /health/ready: ${describe(last?.answer)}` },
+  );
+}
+
+function isAllUp(ready) {
+  const values = Object.values(ready.states);
+  const cache = ready.answer.json?.cache;
+  return ready.answer.status === 200 && values.length > 0 && values.every((v) => v === 'up')
+    && cache?.repair_queue === 0 && cache?.untrusted === false;
+}
+
+// Waits until the service is not only reporting every dependency up but using them: a fault removed
+// moments ago may have closed connections that the service has not noticed yet (its probes run every
+// few hundred ms). A write and a delete of a user of its own go through MariaDB and the Redis master,
+// and the repair queue stays empty; then /health/ready is checked again.
+let warmups = 0;
+export async function waitUntilServing({ withinMs, baseUrl = stack.userServiceUrl } = {}) {
+  const id = `warm-up-${process.pid}-${++warmups}`;
+  let last;
+  let step = 'put';
+  return pollUntil(
+    async () => {
+      if (step === 'put') {
+        last = await call('PUT', `/users/${id}`, { baseUrl, body: { name: 'warm-up' } });
+        if (last.status !== 201 && last.status !== 200) return false;
+        step = 'delete';
+      }
+      if (step === 'delete') {
+        last = await call('DELETE', `/users/${id}`, { baseUrl });
+        if (last.status !== 204) return false;
+        step = 'ready';
+      }
+      last = (await readiness(baseUrl)).answer;
+      return isAllUp({ answer: last, states: dependencyStates(last.json) });
+    },
+    { withinMs, explain: async () => `user-service does not serve with every dependency up yet; last: ${describe(last)}` },
   );
 }
