@@ -102,9 +102,6 @@ export function boundsFrom(s) {
   return {
     // No answer may come later than the request deadline.
     request: margin(s.requestDeadlineMs),
-    // Once a breaker is open, calls fail "at once": a few ms, checked as a median against half a
-    // Redis deadline (the fastest slow path there is), never less than 25 ms.
-    fast: Math.min(100, Math.max(25, Math.round(s.redisDeadlineMs / 2))),
     // "Recovers": within 1 s of the fault being removed (the contract's own number), plus margin.
     recovery: 1000 + 1000,
     // How long a dependency may take to be noticed down by the background probes.
