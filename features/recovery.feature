@@ -13,23 +13,47 @@ Feature: Recovery without restart
     When the <operation> is made
     Then the answer is <answer>
 
-    @mysql
-    Examples: MariaDB
+    @mysql @fault:down
+    Examples: MariaDB down
+      | proxy | outage  | operation     | answer          |
+      | mysql | is down | uncached read | 200 from origin |
+
+    @mysql @fault:timeout
+    Examples: MariaDB timed out
+      | proxy | outage    | operation     | answer          |
+      | mysql | times out | uncached read | 200 from origin |
+
+    @mysql @fault:reset_peer
+    Examples: MariaDB resetting connections
       | proxy | outage             | operation     | answer          |
-      | mysql | is down            | uncached read | 200 from origin |
-      | mysql | times out          | uncached read | 200 from origin |
       | mysql | resets connections | uncached read | 200 from origin |
 
-    @redis-master
-    Examples: Redis master
+    @redis-master @fault:down
+    Examples: Redis master down
+      | proxy        | outage  | operation   | answer               |
+      | redis-master | is down | cached read | 200 from cache, fast |
+
+    @redis-master @fault:timeout
+    Examples: Redis master timed out
+      | proxy        | outage    | operation   | answer               |
+      | redis-master | times out | cached read | 200 from cache, fast |
+
+    @redis-master @fault:reset_peer
+    Examples: Redis master resetting connections
       | proxy        | outage             | operation   | answer               |
-      | redis-master | is down            | cached read | 200 from cache, fast |
-      | redis-master | times out          | cached read | 200 from cache, fast |
       | redis-master | resets connections | cached read | 200 from cache, fast |
 
-    @redis-replica
-    Examples: Redis replica
+    @redis-replica @fault:down
+    Examples: Redis replica down
+      | proxy         | outage  | operation   | answer               |
+      | redis-replica | is down | cached read | 200 from cache, fast |
+
+    @redis-replica @fault:timeout
+    Examples: Redis replica timed out
+      | proxy         | outage    | operation   | answer               |
+      | redis-replica | times out | cached read | 200 from cache, fast |
+
+    @redis-replica @fault:reset_peer
+    Examples: Redis replica resetting connections
       | proxy         | outage             | operation   | answer               |
-      | redis-replica | is down            | cached read | 200 from cache, fast |
-      | redis-replica | times out          | cached read | 200 from cache, fast |
       | redis-replica | resets connections | cached read | 200 from cache, fast |
