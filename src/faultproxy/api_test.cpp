@@ -159,6 +159,10 @@ TEST_F(ApiTest, CreateVariants) {
   r = post("/proxies", R"({"name":"any","listen":"127.0.0.1:0","upstream":"127.0.0.1:18100"})");
   EXPECT_EQ(r.status, 201);
   EXPECT_EQ(r.body.find("127.0.0.1:0\""), std::string::npos);
+  // No listen: any interface, any port, echoed as bound.
+  r = post("/proxies", R"({"name":"nolisten","upstream":"127.0.0.1:18100"})");
+  EXPECT_EQ(r.status, 201);
+  EXPECT_NE(r.body.find(R"("listen":"[::]:)"), std::string::npos) << r.body;
   // Disabled: not started, listen kept verbatim, upstream not checked.
   r = post("/proxies",
            R"({"name":"off","listen":"localhost:18483","upstream":"nowhere.invalid:1","enabled":false})");

@@ -88,6 +88,10 @@ class Link {
   TimePoint timer_at_ = kNever, wake_ = kNever;
   bool read_wait_ = false, write_wait_ = false, pump_posted_ = false, in_pump_ = false;
   bool src_eof_ = false, eof_pending_fast_ = false, eof_sent_ = false, large_ = false;
+  // The last read returned less than asked: the socket was drained, so the next read would only
+  // say EAGAIN. Wait for readiness instead (epoll is edge-triggered: data that arrived since is
+  // reported as a new edge).
+  bool drained_ = false;
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -185,6 +189,12 @@ void Link::pump() {
       again = true;
       break;
     }
+    if (drained_) {
+      drained_ = false;
+      if (fast_len_ == 0) release_buffer();
+      arm_read();
+      break;
+    }
     if (!read_once(Clock::now())) break;
   }
   in_pump_ = false;
@@ -212,6 +222,7 @@ bool Link::read_once(TimePoint now) {
   const ssize_t n = ::recv(fd, buf_.data.get(), want, 0);
   if (n > 0) {
     const auto got = static_cast<std::size_t>(n);
+    drained_ = got < want;
     if (auto* c = conn_.runtime_->received[static_cast<int>(dir_)]) c->inc(static_cast<double>(got));
     if (!pipeline_) {
       fast_len_ = got;

@@ -148,7 +148,8 @@ const Proxy* ProxyCollection::find(std::string_view name) const {
 
 std::variant<BoundListener, ApiError> ProxyCollection::bind(const std::string& listen, bool listen_prefix) {
   const std::string prefix = listen_prefix ? "listen tcp: " : "";
-  auto hp = split_host_port(listen);
+  // As in Toxiproxy, no listen address means any interface, any port.
+  auto hp = split_host_port(listen.empty() ? std::string(":0") : listen);
   if (auto* e = std::get_if<std::string>(&hp)) return ApiError{500, prefix + *e};
   const auto& [host, port_text] = std::get<HostPort>(hp);
   auto port = parse_port(port_text);
