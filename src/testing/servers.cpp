@@ -308,9 +308,13 @@ MariaDbServer MariaDbServer::start(const fs::path& dir, std::optional<std::uint1
   m.dir_ = dir;
   m.port_ = port ? *port : free_port();
   fs::create_directories(dir);
+  // A private tmpdir: the bootstrap's temporary tables in a shared /tmp were seen vanishing while
+  // other MariaDB instances ran on the machine ("Error on delete of '/tmp/#sql-temptable-...'").
+  fs::create_directories(dir / "tmp");
   if (!fs::exists(dir / "data" / "mysql")) {
     const std::string cmd =
         "mariadb-install-db --no-defaults --user=root --datadir=" + shell_quote((dir / "data").string()) +
+        " --tmpdir=" + shell_quote((dir / "tmp").string()) +
         " --auth-root-authentication-method=normal --skip-test-db"
         " --innodb-log-file-size=8M --innodb-buffer-pool-size=32M";
     auto [rc, out] = run_shell(cmd);
@@ -324,7 +328,7 @@ void MariaDbServer::launch() {
   const fs::path log = dir_ / "error.log";
   process_ = Process::spawn(
       {"mariadbd", "--no-defaults", "--user=root", "--datadir=" + (dir_ / "data").string(),
-       "--bind-address=127.0.0.1", "--port=" + std::to_string(port_),
+       "--tmpdir=" + (dir_ / "tmp").string(), "--bind-address=127.0.0.1", "--port=" + std::to_string(port_),
        "--socket=" + (dir_ / "mysqld.sock").string(), "--pid-file=" + (dir_ / "mysqld.pid").string(),
        "--log-error=" + log.string(), "--skip-name-resolve", "--innodb-log-file-size=8M",
        "--innodb-buffer-pool-size=32M", "--max-connections=500"},

@@ -10,9 +10,10 @@ CacheLedger::CacheLedger(std::uint32_t repair_capacity, std::uint32_t recent_cap
       recent_capacity_(recent_capacity),
       recent_window_(recent_window) {}
 
-bool CacheLedger::known_stale_slow(std::string_view id, const CacheEntry& cached) const {
+bool CacheLedger::known_stale_slow(std::string_view id, const CacheEntry& cached, bool from_replica) const {
   const auto it = items_.find(id);
   if (it == items_.end()) return false;
+  if (!it->second.pending && !from_replica) return false;  // the master acknowledged it
   return supersedes(it->second.entry, cached);
 }
 

@@ -6,8 +6,11 @@
 // - record_write(): after every write or delete that MariaDB committed. `applied` says whether the
 //   cache update reached the master. If not, the entry is queued for repair (one slot per user: a
 //   newer write replaces the queued one). If it did, it is remembered for `recent_window`.
-// - known_stale(): true when the ledger holds a newer version of that user than the cached entry,
-//   or while the ledger is untrusted (see below).
+// - known_stale(): true when the ledger holds a newer version of that user than the cached entry
+//   (queued repairs: whichever node answered; recent writes: only for the replica, since the master
+//   acknowledged them), or while the ledger is untrusted (see below).
+//   Recent writes are off by default (window 0): replication lag on a healthy link is sub-millisecond,
+//   and data reset from outside (tests flushing Redis and re-seeding it) would otherwise look stale.
 // - take_repairs()/repair_finished(): the repairer applies queued entries once the master is back.
 // - Overflow: when the queue is full and another user's update fails, the ledger can no longer tell
 //   which entries are stale. It then drops the queue, becomes untrusted (every cached entry counts as
@@ -19,7 +22,7 @@
 // Usage:
 //   CacheLedger ledger(10000, 10000, std::chrono::seconds(10));
 //   ledger.record_write("u-1", CacheEntry{7, false, "Joe"}, /*applied=*/false, Clock::now());
-//   ledger.known_stale("u-1", CacheEntry{5, false, "Jack"});   // true
+//   ledger.known_stale("u-1", CacheEntry{5, false, "Jack"}, false);   // true
 //   for (auto& r : ledger.take_repairs(16)) { ...store_if_newer(r.id, r.entry)...;
 //                                             ledger.repair_finished(r.id, r.entry.version, ok); }
 #pragma once
@@ -42,10 +45,10 @@ class CacheLedger {
 
   void record_write(std::string_view id, const CacheEntry& entry, bool applied, Clock::time_point now);
 
-  bool known_stale(std::string_view id, const CacheEntry& cached) const {
+  bool known_stale(std::string_view id, const CacheEntry& cached, bool from_replica) const {
     if (untrusted_) return true;
     if (items_.empty()) return false;
-    return known_stale_slow(id, cached);
+    return known_stale_slow(id, cached, from_replica);
   }
 
   struct Repair {
@@ -80,7 +83,7 @@ class CacheLedger {
   };
   using Map = std::unordered_map<std::string, Item, Hash, std::equal_to<>>;
 
-  bool known_stale_slow(std::string_view id, const CacheEntry& cached) const;
+  bool known_stale_slow(std::string_view id, const CacheEntry& cached, bool from_replica) const;
   void make_recent(Map::iterator it, Clock::time_point now);
   void erase_item(Map::iterator it);
 

@@ -26,13 +26,14 @@ TEST(CacheLedger, SupersedesRule) {
 TEST(CacheLedger, FailedUpdateIsQueuedAndMakesOlderEntriesStale) {
   CacheLedger l(10, 10, 10s);
   const auto now = Clock::now();
-  EXPECT_FALSE(l.known_stale("u", value(5)));
+  EXPECT_FALSE(l.known_stale("u", value(5), true));
   l.record_write("u", value(6, "Joe"), false, now);
   EXPECT_EQ(l.pending(), 1u);
-  EXPECT_TRUE(l.known_stale("u", value(5)));
-  EXPECT_FALSE(l.known_stale("u", value(6)));
-  EXPECT_FALSE(l.known_stale("u", value(7)));
-  EXPECT_FALSE(l.known_stale("other", value(1)));
+  EXPECT_TRUE(l.known_stale("u", value(5), true));
+  EXPECT_TRUE(l.known_stale("u", value(5), false));  // a queued repair: stale on the master too
+  EXPECT_FALSE(l.known_stale("u", value(6), true));
+  EXPECT_FALSE(l.known_stale("u", value(7), true));
+  EXPECT_FALSE(l.known_stale("other", value(1), true));
   // A newer failed write replaces the queued one: one slot per user.
   l.record_write("u", value(8, "Jim"), false, now);
   EXPECT_EQ(l.pending(), 1u);
@@ -44,10 +45,11 @@ TEST(CacheLedger, FailedUpdateIsQueuedAndMakesOlderEntriesStale) {
   l.repair_finished("u", 8, true, now);
   EXPECT_EQ(l.pending(), 0u);
   EXPECT_EQ(l.recent(), 1u);
-  EXPECT_TRUE(l.known_stale("u", value(7)));  // still remembered: a lagging replica is recognised
+  EXPECT_TRUE(l.known_stale("u", value(7), true));    // still remembered: a lagging replica is recognised
+  EXPECT_FALSE(l.known_stale("u", value(7), false));  // but the master acknowledged it: trusted
   l.expire(now + 11s);
   EXPECT_EQ(l.recent(), 0u);
-  EXPECT_FALSE(l.known_stale("u", value(7)));
+  EXPECT_FALSE(l.known_stale("u", value(7), true));
 }
 
 TEST(CacheLedger, FailedRepairIsRetriedAndNewerWriteDuringRepairKeepsItQueued) {
@@ -73,9 +75,9 @@ TEST(CacheLedger, OlderWriteNeverReplacesNewerKnowledge) {
   l.record_write("u", value(9), false, now);
   l.record_write("u", value(7), true, now);  // a slower, older write finishing last
   EXPECT_EQ(l.pending(), 1u);
-  EXPECT_TRUE(l.known_stale("u", value(8)));
+  EXPECT_TRUE(l.known_stale("u", value(8), true));
   l.record_write("u", tomb(9), false, now);
-  EXPECT_TRUE(l.known_stale("u", value(9)));
+  EXPECT_TRUE(l.known_stale("u", value(9), true));
 }
 
 TEST(CacheLedger, OverflowMakesTheCacheUntrustedUntilMarked) {
@@ -90,9 +92,9 @@ TEST(CacheLedger, OverflowMakesTheCacheUntrustedUntilMarked) {
   EXPECT_TRUE(l.untrusted());
   EXPECT_EQ(l.overflows(), 1u);
   EXPECT_EQ(l.pending(), 0u);
-  EXPECT_TRUE(l.known_stale("zzz", value(100)));
+  EXPECT_TRUE(l.known_stale("zzz", value(100), true));
   l.mark_trusted();
-  EXPECT_FALSE(l.known_stale("zzz", value(100)));
+  EXPECT_FALSE(l.known_stale("zzz", value(100), true));
 }
 
 TEST(CacheLedger, RecentWritesAreBoundedByCapacity) {
@@ -101,8 +103,8 @@ TEST(CacheLedger, RecentWritesAreBoundedByCapacity) {
   for (std::uint64_t i = 0; i < 10; ++i)
     l.record_write("u" + std::to_string(i), value(i + 1), true, now);
   EXPECT_EQ(l.recent(), 3u);
-  EXPECT_TRUE(l.known_stale("u9", value(1)));
-  EXPECT_FALSE(l.known_stale("u0", value(0)));
+  EXPECT_TRUE(l.known_stale("u9", value(1), true));
+  EXPECT_FALSE(l.known_stale("u0", value(0), true));
 }
 
 }  // namespace

@@ -67,7 +67,7 @@ struct ResilienceConfig {
 struct CacheConfig {
   std::uint32_t repair_queue_capacity = 10'000;   // distinct users whose cache update awaits the master
   std::uint32_t recent_writes_capacity = 10'000;  // writes remembered to detect a lagging replica
-  Millis recent_writes_window{10'000};            // ... for this long after they reached the master
+  Millis recent_writes_window{0};                 // ... for this long after they reached the master (0: off)
   std::uint32_t max_background_fills = 256;       // concurrent cache fills after misses; more are skipped
 };
 

@@ -171,7 +171,7 @@ asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline dead
     account(d, got.failure, got.message, started);
     if (!got.ok()) continue;
     if (got.value && !got.value->tombstone) {
-      if (!ledger_.known_stale(id, *got.value)) {
+      if (!ledger_.known_stale(id, *got.value, d == redis_replica)) {
         result.status = ReadResult::found;
         result.source = Source::cache;
         result.name = std::move(got.value->name);
@@ -397,8 +397,8 @@ asio::awaitable<void> Service::probe_loop(Dep d) {
                                Deadline::after(config_.redis.call_deadline));
     }
     if (!running_) break;
-    if (r.ok() && !deps_[d].initialised()) deps_[d].set_initialised(true);
     account(d, r.failure, r.message, started);
+    if (r.ok() && !deps_[d].initialised()) deps_[d].set_initialised(true);
     if (d == redis_master && !was_usable && deps_[d].allow()) wake_repairer();
     timer.expires_at(started + config_.resilience.probe_interval);
     co_await timer.async_wait(use_nothrow);

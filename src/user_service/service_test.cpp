@@ -262,6 +262,7 @@ TEST_F(ServiceTest, KnownStaleEntryIsServedMarkedOnlyWhenMariaDbIsDownToo) {
 }
 
 TEST_F(ServiceTest, LaggingReplicaIsRecognisedFromRecentWrites) {
+  config_.cache.recent_writes_window = 10s;
   Start();
   Seed("u", "Jack");
   cache_.replicate = false;  // the replica never got the write
@@ -427,6 +428,24 @@ TEST_F(ServiceTest, WriteWhoseAcknowledgementWasLostIsReconciledFromMariaDb) {
   EXPECT_TRUE(cache_.master.entries["d"].tombstone);
   EXPECT_EQ(Get("u").name, "Joe");
   EXPECT_EQ(Get("d").status, ReadResult::not_found);
+}
+
+TEST_F(ServiceTest, WithoutRecentWritesExternallyReseededEntriesAreServed) {
+  Start();  // default: recent writes off
+  EXPECT_EQ(Put("u", "Joe").status, WriteResult::created);
+  // A test resets the data and seeds the user again, unversioned, on both nodes.
+  cache_.master.entries.clear();
+  cache_.replica.entries.clear();
+  store_.rows.clear();
+  Seed("u", "Jack");
+  cache_.master.entries["u"].version = 0;
+  cache_.replica.entries["u"].version = 0;
+  EXPECT_EQ(Get("u").source, Source::cache);
+  cache_.master.behaviour.mode = Behaviour::fail;
+  auto r = Get("u");
+  EXPECT_EQ(r.source, Source::cache) << service_->ledger().recent() << " " << service_->ledger().pending() << " "
+                                     << cache_.replica.calls << " " << service_->health_json();
+  EXPECT_EQ(r.name, "Jack");
 }
 
 TEST_F(ServiceTest, HealthJsonNamesEveryDependency) {
