@@ -170,17 +170,37 @@ function isAllUp(ready) {
     && cache?.repair_queue === 0 && cache?.untrusted === false;
 }
 
+// Successful calls per dependency so far (user calls and background probes), from GET /metrics.
+export async function successfulCalls(baseUrl = stack.userServiceUrl) {
+  const answer = await call('GET', '/metrics', { baseUrl });
+  const counts = {};
+  for (const line of answer.text.split('\n')) {
+    const m = line.match(/^user_service_dependency_calls_total\{dependency="([^"]+)",outcome="ok"\} (\d+(?:\.\d+)?)/);
+    if (m) counts[m[1]] = Number(m[2]);
+  }
+  return counts;
+}
+
 // Waits until the service is not only reporting every dependency up but using them: a fault removed
 // moments ago may have closed connections that the service has not noticed yet (its probes run every
 // few hundred ms). A write and a delete of a user of its own go through MariaDB and the Redis master,
 // and the repair queue stays empty; then /health/ready is checked again.
 let warmups = 0;
-export async function waitUntilServing({ withinMs, baseUrl = stack.userServiceUrl } = {}) {
+// Finally, every dependency must have answered a call (a probe, at the latest) since `before` (the
+// successful-call counts taken when the faults were removed): the replica, which only probes use
+// while the master is healthy, may otherwise still hold a connection the last fault broke.
+export async function waitUntilServing({ withinMs, before, baseUrl = stack.userServiceUrl } = {}) {
   const id = `warm-up-${process.pid}-${++warmups}`;
   let last;
   let step = 'put';
   return pollUntil(
     async () => {
+      if (step === 'calls') {
+        const now = await successfulCalls(baseUrl);
+        const waiting = Object.keys(before).filter((d) => !(now[d] > before[d]));
+        last = { method: 'GET', path: '/metrics', status: 200, headers: new Headers(), text: `no successful call since the reset yet: ${waiting.join(', ')}`, ms: 0 };
+        return waiting.length === 0;
+      }
       if (step === 'put') {
         last = await call('PUT', `/users/${id}`, { baseUrl, body: { name: 'warm-up' } });
         if (last.status !== 201 && last.status !== 200) return false;
@@ -188,11 +208,14 @@ export async function waitUntilServing({ withinMs, baseUrl = stack.userServiceUr
       }
       if (step === 'delete') {
         last = await call('DELETE', `/users/${id}`, { baseUrl });
-        if (last.status !== 204) return false;
+        // 404: an earlier try was answered 503 but went through (its acknowledgement was lost).
+        if (last.status !== 204 && last.status !== 404) return false;
         step = 'ready';
       }
       last = (await readiness(baseUrl)).answer;
-      return isAllUp({ answer: last, states: dependencyStates(last.json) });
+      if (!isAllUp({ answer: last, states: dependencyStates(last.json) })) return false;
+      step = 'calls';
+      return false;
     },
     { withinMs, explain: async () => `user-service does not serve with every dependency up yet; last: ${describe(last)}` },
   );

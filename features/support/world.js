@@ -5,7 +5,7 @@ import { After, AfterAll, Before, BeforeAll, setDefaultTimeout, setWorldConstruc
 
 import * as data from './data.js';
 import * as faults from './faults.js';
-import { describe, readiness, settings, waitUntilServing } from './service.js';
+import { describe, readiness, settings, successfulCalls, waitUntilServing } from './service.js';
 import { stopInstances } from './instances.js';
 
 // A scenario's own bounds are derived from the service's deadlines; this only stops a wedged step.
@@ -54,9 +54,10 @@ BeforeAll(async function () {
 Before(async function () {
   this.settings = await settings();
   await faults.resetAll();
+  const before = await successfulCalls();
   // A cache update the service remembered during the previous scenario's outage is applied when the
   // master is back; waiting for readiness first lets it land before the data is emptied.
-  await waitUntilServing({ withinMs: this.settings.bounds.recovery + this.settings.bounds.notice });
+  await waitUntilServing({ withinMs: this.settings.bounds.recovery + this.settings.bounds.notice, before });
   await data.resetData();
 });
 
