@@ -97,7 +97,11 @@ function render(feature, results) {
   const out = [];
   const title = f.name;
   out.push(`## ${title}`, '', `\`features/${uri}\`${f.tags.length ? ` · ${f.tags.map((t) => `\`${t.name}\``).join(' ')}` : ''}`, '');
-  if (f.description?.trim()) out.push(f.description.split('\n').map((l) => l.trim()).join('\n').trim(), '');
+  // The description, less the note for readers of the feature file about how its tables map to the
+  // matrix (this document is that matrix).
+  const description = (f.description ?? '').split('\n').map((l) => l.trim()).join('\n').split(/\n\s*\n/)
+    .filter((para) => para.trim() && !para.startsWith('Each Examples table')).join('\n\n');
+  if (description) out.push(description, '');
 
   const rows = []; // { label, tags, cells: { op: text } }
   const others = [];
