@@ -53,6 +53,21 @@ export async function heal(name) {
   await setEnabled(name, true);
 }
 
+// Creates (or re-creates) a proxy on an ephemeral port, as Toxiproxy's clients do in tests.
+export async function createProxy(name, upstream) {
+  const existing = await toxiproxy.getAll();
+  if (existing[name]) await existing[name].remove();
+  const p = await toxiproxy.createProxy({ name, listen: '127.0.0.1:0', upstream });
+  if (!/^127\.0\.0\.1:[1-9]\d*$/.test(p.listen)) throw new Error(`faultproxy echoed listen '${p.listen}' for a proxy created on 127.0.0.1:0 (expected the bound port)`);
+  return p;
+}
+
+export async function removeProxy(name) {
+  added.delete(name);
+  const existing = await toxiproxy.getAll();
+  if (existing[name]) await existing[name].remove();
+}
+
 // POST /reset: every proxy enabled, every toxic gone (live connections survive).
 export async function resetAll() {
   added.clear();

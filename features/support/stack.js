@@ -15,7 +15,17 @@ export const stack = {
 // The proxies of stack/proxies.json, in the order the catalog lists them. The article calls the
 // MariaDB proxy 'MySQL' and the replica 'redis-slave'; steps accept those spellings too.
 export const PROXIES = ['mysql', 'redis-master', 'redis-replica'];
-const ALIASES = { mysql: 'mysql', mariadb: 'mysql', 'redis-master': 'redis-master', 'redis-replica': 'redis-replica', 'redis-slave': 'redis-replica' };
+// A proxy of the catalog's own (to the Redis master, unused by the service), created for the
+// scenarios that check faultproxy itself, so that their toxics never touch the service.
+export const SCRATCH_PROXY = 'catalog-scratch';
+const ALIASES = {
+  mysql: 'mysql',
+  mariadb: 'mysql',
+  'redis-master': 'redis-master',
+  'redis-replica': 'redis-replica',
+  'redis-slave': 'redis-replica',
+  scratch: SCRATCH_PROXY,
+};
 
 export function proxyName(spelled) {
   const name = ALIASES[String(spelled).toLowerCase()];

@@ -7,6 +7,7 @@ import * as data from './data.js';
 import * as faults from './faults.js';
 import { describe, readiness, settings, successfulCalls, waitUntilServing } from './service.js';
 import { stopInstances } from './instances.js';
+import { SCRATCH_PROXY, stack } from './stack.js';
 
 // A scenario's own bounds are derived from the service's deadlines; this only stops a wedged step.
 setDefaultTimeout(30_000);
@@ -61,6 +62,15 @@ Before(async function () {
   await data.resetData();
 });
 
+// The scenarios that check faultproxy itself work on a proxy of their own.
+Before({ tags: '@faultproxy' }, async function () {
+  await faults.createProxy(SCRATCH_PROXY, `127.0.0.1:${stack.redisMasterPort}`);
+});
+
+After({ tags: '@faultproxy' }, async function () {
+  await faults.removeProxy(SCRATCH_PROXY);
+});
+
 After(async function ({ result }) {
   if (result?.status === 'FAILED') {
     const ready = await readiness().catch((err) => ({ answer: null, err }));
@@ -74,6 +84,7 @@ After(async function ({ result }) {
       'text/plain',
     );
   }
+  for (const cleanup of this.cleanups ?? []) cleanup();
   await stopInstances();
   for (const db of this.databasesToDrop ?? []) await (await data.mariadb()).query(`DROP DATABASE IF EXISTS \`${db}\``);
 });
