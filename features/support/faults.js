@@ -8,6 +8,8 @@ export const toxiproxy = new Toxiproxy(stack.faultproxyUrl);
 
 // Toxics that the catalog added and has not removed yet, by proxy name (Toxic objects of the client).
 const added = new Map();
+// Proxies that got a fault since the last reset.
+const touched = new Set();
 
 async function proxy(name) {
   try {
@@ -18,6 +20,7 @@ async function proxy(name) {
 }
 
 export async function setEnabled(name, enabled) {
+  touched.add(name);
   const p = await proxy(name);
   const updated = await p.update({ ...p.toJson(), enabled });
   if (updated.enabled !== enabled) {
@@ -28,6 +31,7 @@ export async function setEnabled(name, enabled) {
 // Adds a toxic (Toxiproxy semantics: `stream` defaults to downstream, toxicity to 1) and checks that
 // faultproxy echoes it back as Toxiproxy would.
 export async function addToxic(name, { type, stream = 'downstream', attributes, toxicity = 1 }) {
+  touched.add(name);
   const p = await proxy(name);
   const toxicName = `${type}_${stream}_${(added.get(name)?.length ?? 0) + 1}`;
   let toxic;
@@ -68,10 +72,14 @@ export async function removeProxy(name) {
   if (existing[name]) await existing[name].remove();
 }
 
-// POST /reset: every proxy enabled, every toxic gone (live connections survive).
+// POST /reset: every proxy enabled, every toxic gone (live connections survive). Returns the proxies
+// that had a fault since the last reset.
 export async function resetAll() {
   added.clear();
   await toxiproxy.reset();
+  const faulted = [...touched];
+  touched.clear();
+  return faulted;
 }
 
 export async function describeProxies() {

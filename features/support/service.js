@@ -186,10 +186,11 @@ export async function successfulCalls(baseUrl = stack.userServiceUrl) {
 // few hundred ms). A write and a delete of a user of its own go through MariaDB and the Redis master,
 // and the repair queue stays empty; then /health/ready is checked again.
 let warmups = 0;
-// Finally, every dependency must have answered a call (a probe, at the latest) since `before` (the
-// successful-call counts taken when the faults were removed): the replica, which only probes use
-// while the master is healthy, may otherwise still hold a connection the last fault broke.
-export async function waitUntilServing({ withinMs, before, baseUrl = stack.userServiceUrl } = {}) {
+// Finally, every dependency in `before` (those that had a fault, with their successful-call counts
+// taken when the faults were removed) must have answered a call (a probe, at the latest) since: the
+// replica, which only probes use while the master is healthy, may otherwise still hold a connection
+// the last fault broke.
+export async function waitUntilServing({ withinMs, before = {}, baseUrl = stack.userServiceUrl } = {}) {
   const id = `warm-up-${process.pid}-${++warmups}`;
   let last;
   let step = 'put';
