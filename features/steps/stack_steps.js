@@ -1,5 +1,5 @@
 // Steps that talk to the stack's servers directly (not through faultproxy), to check the stack itself.
-import assert from 'node:assert/strict';
+import * as assert from '../support/check.js';
 import { Then, When } from '@cucumber/cucumber';
 import mysql from 'mysql2/promise';
 import { createClient } from 'redis';
@@ -35,7 +35,7 @@ Then('MariaDB answers {string} with {string}', async function (sql, expected) {
   const conn = await mysql.createConnection({ host: '127.0.0.1', port: stack.mariadbPort, user: 'root', connectTimeout: 2000 });
   try {
     const [rows] = await conn.query({ sql, rowsAsArray: true });
-    assert.equal(String(rows[0][0]), expected);
+    assert.equal(String(rows[0][0]), expected, `MariaDB's answer to '${sql}'`);
   } finally {
     await conn.end();
   }
