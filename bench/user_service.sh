@@ -25,8 +25,9 @@
 #   Faults (the proxied instance; toxics `timeout` 0 = blackhole, both directions of `mysql`):
 #   cached GET p99, healthy vs MariaDB blackholed (wrk -c50, alternating, breaker open);
 #   PUT latency with a paced client (bench/http_pace, one PUT every 5 ms, open loop) from the
-#   moment the toxics are added: PUTs that waited for MariaDB (answer "MariaDB: ...") and PUTs
-#   refused by the open breaker (answer "MariaDB unavailable: ...") are reported separately.
+#   moment the toxics are added: PUTs that tried MariaDB (the breaker was still closed; answer
+#   "MariaDB: ...") and PUTs refused by the open breaker (answer "MariaDB unavailable: ...") are
+#   reported separately.
 #
 # Usage: bench/user_service.sh [--seconds S] [--runs N] [--wrk-threads N] [--build-dir DIR] [--service-arg A]...
 #   --seconds S      wrk duration per figure and run (default 3; env BENCH_SECONDS)
@@ -34,6 +35,7 @@
 #   --wrk-threads N  wrk -t (default 2; env WRK_THREADS)
 #   --build-dir DIR  where the binaries are (default <repo>/build/release; env BUILD_DIR)
 #   --service-arg A  one more flag for both user-service instances, e.g. --service-arg --mysql.pool_size=8
+#   --keep           keep the temporary folder (logs, raw figures in results and pace-*) and print its path
 # Env: LOG_LEVEL (default warn) for user-service and faultproxy; their logs are shown on failure.
 set -euo pipefail
 
@@ -44,6 +46,7 @@ wrk_threads="${WRK_THREADS:-2}"
 build_dir="${BUILD_DIR:-$repo/build/release}"
 connections=50
 service_args=()
+keep=0
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
@@ -53,6 +56,7 @@ while [[ $# -gt 0 ]]; do
     --wrk-threads) wrk_threads="${2:?--wrk-threads needs a value}"; shift 2 ;;
     --build-dir) build_dir="${2:?--build-dir needs a value}"; shift 2 ;;
     --service-arg) service_args+=("${2:?--service-arg needs a value}"); shift 2 ;;
+    --keep) keep=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "user_service.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -79,11 +83,12 @@ done
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/user-service-bench.XXXXXX")"
 pids=()
+declare -A pid_of  # what -> pid, for the processes the figures look at
 cleanup() {
   local pid
   for pid in "${pids[@]}"; do kill -CONT "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
+  if ((keep)); then echo "user_service.sh: kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -120,10 +125,10 @@ for node in master replica; do
   [[ $node == replica ]] && args+=(--replicaof 127.0.0.1 "$p_master")
   redis-server "${args[@]}" >"$work/redis-$node.log" 2>&1 &
   pids+=($!)
+  pid_of[redis-$node]=$!
   wait_until 20 "$!" "redis $node" "$work/redis-$node.log" redis-cli -p "${!port_var}" ping
 done
-replica_pid=${pids[-1]}
-wait_until 20 "$replica_pid" "the redis replica's sync" "$work/redis-replica.log" \
+wait_until 20 "${pid_of[redis-replica]}" "the redis replica's sync" "$work/redis-replica.log" \
   bash -c "redis-cli -p $p_replica info replication | grep -q master_link_status:up"
 
 mariadb-install-db --no-defaults --user="$(id -un)" --datadir="$work/mariadb" \
@@ -157,7 +162,7 @@ start_service() {  # name port redis-master-port redis-replica-port mysql-port
   "$us_bin" --listen="127.0.0.1:$2" --redis.master="127.0.0.1:$3" --redis.replica="127.0.0.1:$4" \
     --mysql.port="$5" --log_level="$log_level" "${service_args[@]}" >"$work/us-$1.log" 2>&1 &
   pids+=($!)
-  eval "pid_$1=$!"
+  pid_of[$1]=$!
 }
 ready_up() { curl -fsS -m 1 "http://127.0.0.1:$1/health/ready" | grep -q '^{"status":"up"'; }
 start_service direct "$p_direct" "$p_master" "$p_replica" "$p_mariadb"
@@ -165,11 +170,8 @@ start_service proxied "$p_proxied" "${proxy_port[redis-master]}" "${proxy_port[r
 "$baseline_bin" "127.0.0.1:$p_baseline" >"$work/baseline.log" 2>&1 &
 pid_baseline=$!
 pids+=("$pid_baseline")
-# shellcheck disable=SC2154  # pid_direct, pid_proxied are set by start_service
-{
-  wait_until 30 "$pid_direct" "user-service (direct)" "$work/us-direct.log" ready_up "$p_direct"
-  wait_until 30 "$pid_proxied" "user-service (proxied)" "$work/us-proxied.log" ready_up "$p_proxied"
-}
+wait_until 30 "${pid_of[direct]}" "user-service (direct)" "$work/us-direct.log" ready_up "$p_direct"
+wait_until 30 "${pid_of[proxied]}" "user-service (proxied)" "$work/us-proxied.log" ready_up "$p_proxied"
 wait_until 20 "$pid_baseline" user-service-baseline "$work/baseline.log" accepts "$p_baseline"
 mysql_deadline_ms="$(curl -fsS "http://127.0.0.1:$p_direct/config" | grep -o '"mysql":{[^}]*}' |
   grep -o '"call_deadline_ms":[0-9]*' | cut -d: -f2)"
@@ -242,6 +244,10 @@ gets_from() {  # port source status: GET /users/{id} answers counted by the serv
     'index($0, p) == 1 { s += $NF } END { printf "%d\n", s }' <<<"$text"
 }
 check() { echo "$1" >>"$work/checks"; }
+# CPU time a process has run, in ns, all its threads (schedstat: not the 10 ms ticks of /proc/pid/stat).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d\n", s }'; }
+# cpu_per_request <label> <requests> <ns before> <ns after>: appends "<label> <us per request>".
+cpu_per_request() { awk -v l="$1" -v n="$2" -v a="$3" -v b="$4" 'BEGIN { if (n > 0) printf "%s %.2f\n", l, (b - a) / n / 1e3 }' >>"$work/cpu"; }
 
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "user-service benchmark: $(nproc) CPUs, load average $load_before; wrk -t$wrk_threads -c$connections," \
@@ -255,16 +261,33 @@ wrk -t1 -c"$connections" -d1s "http://127.0.0.1:$p_proxied/users/u-1" >/dev/null
 
 # ---- load figures (direct instance) ----------------------------------------------------------------
 hits0=$(gets_from "$p_direct" cache 200)
-for ((run = 1; run <= runs; run++)); do
-  printf '    run %d/%d: hits' "$run" "$runs"
+# Cache hits first (the miss and PUT loads leave MariaDB busy for a while), baseline and
+# user-service alternating, in swapped order every other run so drift does not favour either.
+printf '    cache hits, baseline and user-service alternating (%d x 2 x %d s)' "$runs" "$seconds"
+base_hit() {
+  local b0 b1
+  b0=$(cpu_ns "$pid_baseline")
   run_wrk "base_hit" "$p_baseline" /users/u-1 "$work/static.lua"
+  b1=$(cpu_ns "$pid_baseline")
+  cpu_per_request base "$(tail -n1 "$work/results" | cut -d' ' -f8)" "$b0" "$b1"
+}
+for ((run = 1; run <= runs; run++)); do
+  ((run % 2 == 0)) || base_hit
   c0=$(gets_from "$p_direct" cache 200)
+  s0=$(cpu_ns "${pid_of[direct]}")
+  r0=$(cpu_ns "${pid_of[redis-master]}")
   run_wrk "hit" "$p_direct" /users/u-1 "$work/static.lua"
+  s1=$(cpu_ns "${pid_of[direct]}")
+  r1=$(cpu_ns "${pid_of[redis-master]}")
   c1=$(gets_from "$p_direct" cache 200)
+  cpu_per_request us $((c1 - c0)) "$s0" "$s1"
+  cpu_per_request redis $((c1 - c0)) "$r0" "$r1"
   reqs=$(tail -n1 "$work/results" | cut -d' ' -f8)
   check "hit run $run: wrk $reqs answers, the service counted $((c1 - c0)) GET 200 from cache (wrk leaves out the <= $connections in flight when it stops)"
-
-  printf ', misses'
+  ((run % 2 == 1)) || base_hit
+done
+printf ', misses'
+for ((run = 1; run <= runs; run++)); do
   o0=$(gets_from "$p_direct" origin 200)
   h0=$(gets_from "$p_direct" cache 200)
   run_wrk "miss" "$p_direct" /users/m-1 "$work/miss.lua" $(((run - 1) * miss_per_run + 1)) "$wrk_threads"
@@ -273,13 +296,13 @@ for ((run = 1; run <= runs; run++)); do
   reqs=$(tail -n1 "$work/results" | cut -d' ' -f8)
   ((reqs <= miss_per_run)) || check "WARNING: miss run $run made $reqs requests, more than the $miss_per_run seeded ids"
   check "miss run $run: wrk $reqs answers, the service counted $((o1 - o0)) GET 200 from MariaDB, $((h1 - h0)) from cache"
-
-  printf ', PUTs'
-  run_wrk "put" "$p_direct" /users/p-0 "$work/put.lua" "$wrk_threads"
-  printf '\n'
 done
-hwm_kb=$(awk '/^VmHWM/ { print $2 }' "/proc/$pid_direct/status")
-rss_kb=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid_direct/status")
+printf ', PUTs\n'
+for ((run = 1; run <= runs; run++)); do
+  run_wrk "put" "$p_direct" /users/p-0 "$work/put.lua" "$wrk_threads"
+done
+hwm_kb=$(awk '/^VmHWM/ { print $2 }' "/proc/${pid_of[direct]}/status")
+rss_kb=$(awk '/^VmRSS/ { print $2 }' "/proc/${pid_of[direct]}/status")
 hits1=$(gets_from "$p_direct" cache 200)
 check "RSS of the direct instance after $((hits1 - hits0)) cache hits and all misses and PUTs: peak (VmHWM) $((hwm_kb / 1024)) MB, now $((rss_kb / 1024)) MB"
 
@@ -292,15 +315,20 @@ for ((run = 1; run <= runs; run++)); do
   printf ', blackhole PUTs'
   "${cli[@]}" toxic add -n bh_up -t timeout -u -a timeout=0 mysql >/dev/null
   "${cli[@]}" toxic add -n bh_down -t timeout -d -a timeout=0 mysql >/dev/null
+  # The same pacing against the baseline at the same time: what the machine itself adds.
+  "$pace_bin" --port "$p_baseline" --method PUT --path "/users/fault-$run-{n}" --body '{"name":"f"}' \
+    --interval-ms 5 --count 300 >"$work/basepace-$run" &
+  base_pace=$!
   "$pace_bin" --port "$p_proxied" --method PUT --path "/users/fault-$run-{n}" --body '{"name":"f"}' \
     --interval-ms 5 --count 300 --match "MariaDB unavailable" >"$work/pace-$run"
+  wait "$base_pace" || fail "http_pace against the baseline failed"
   printf ', blackhole GET'
   run_wrk "bh_hit" "$p_proxied" /users/u-1 "$work/static.lua"
   "${cli[@]}" toxic remove -n bh_up mysql >/dev/null
   "${cli[@]}" toxic remove -n bh_down mysql >/dev/null
   printf ', recovery'
   t0=$SECONDS
-  wait_until 20 "$pid_proxied" "the proxied instance's recovery" "$work/us-proxied.log" breaker_closed
+  wait_until 20 "${pid_of[proxied]}" "the proxied instance's recovery" "$work/us-proxied.log" breaker_closed
   printf ' (%d s)\n' $((SECONDS - t0))
 done
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -337,6 +365,12 @@ row "GET cache hit, p50 ms" "$(col hit 3 | stats | fmt 2)" "$(col base_hit 3 | s
   "$(ratio hit base_hit 3 | stats | fmt 2 x)" "" ""
 row "GET cache hit, p99 ms" "$(col hit 4 | stats | fmt 2)" "$(col base_hit 4 | stats | fmt 2)" \
   "$(ratio hit base_hit 4 | stats | fmt 2 x)" "" ""
+cpu_col() { awk -v l="$1" '$1 == l { print $2 }' "$work/cpu"; }
+us_total="$(paste -d' ' <(cpu_col us) <(cpu_col redis) | awk '{ print $1 + $2 }')"
+row "GET cache hit, CPU us/request" "$(cpu_col us | stats | fmt 1)" "$(cpu_col base | stats | fmt 1)" \
+  "$(paste -d' ' <(cpu_col us) <(cpu_col base) | awk '$2 > 0 { print $1 / $2 }' | stats | fmt 2 x)" "" ""
+row "  + Redis master CPU us/request" "$(cpu_col redis | stats | fmt 1)" "" \
+  "$(paste -d' ' <(echo "$us_total") <(cpu_col base) | awk '$2 > 0 { print $1 / $2 }' | stats | fmt 2 x)" "" ""
 row "GET miss (MariaDB), requests/s" "$(col miss 2 | stats | kfmt)" "" "$(ratio miss base_hit 2 | stats | fmt 2 x)" "" ""
 row "GET miss, p50 / p99 ms" "$(col miss 3 | stats | fmt 2) / $(col miss 4 | stats | fmt 1)" "" "" "" ""
 row "PUT (1000 ids), requests/s" "$(col put 2 | stats | kfmt)" "" "$(ratio put base_hit 2 | stats | fmt 2 x)" "" ""
@@ -353,19 +387,22 @@ row "cached GET, p99 ms" "$(col bh_hit 4 | stats | fmt 2)" "$(col px_hit 4 | sta
   "$(stats <<<"$bh_ratio" | fmt 2 x)" "<= 2x healthy" "$(verdict "$bh_ratio" le2)"
 # The paced PUTs of every run, pooled: column 5 is 1 for "MariaDB unavailable" (breaker open).
 cat "$work"/pace-* >"$work/pace"
-pace_stats() {  # match (0/1): "n p50 p99 max statuses"
-  awk -v m="$1" '$5 == m && $4 != 0 { print $3 }' "$work/pace" | sort -g |
+cat "$work"/basepace-* >"$work/basepace"
+pace_stats() {  # match (0/1) [file]: "n p50 p99 max" of the answered requests with that match flag
+  awk -v m="$1" '$5 == m && $4 != 0 { print $3 }' "${2:-$work/pace}" | sort -g |
     awk '{ v[NR] = $1 } END { if (NR == 0) { print "0 - - -"; exit }
       i = int(NR * 0.99 + 0.999); if (i > NR) i = NR
       printf "%d %.1f %.1f %.1f\n", NR, v[int((NR + 1) / 2)], v[i], v[NR] }'
 }
 read -r wn wp50 wp99 wmax <<<"$(pace_stats 0)"
 read -r on op50 op99 omax <<<"$(pace_stats 1)"
+read -r bn bp50 bp99 bmax <<<"$(pace_stats 0 "$work/basepace")"
 wait_target=$((mysql_deadline_ms + 20))
 echo
 row "PUT under the blackhole (paced)" "p50 / p99 / max ms" "PUTs" "" "target" "verdict"
-row "  waited for MariaDB (breaker closed)" "$wp50 / $wp99 / $wmax" "$wn" "" "p99 < $wait_target ms" "$(verdict "$wp99" "lt$wait_target")"
+row "  tried MariaDB (breaker closed)" "$wp50 / $wp99 / $wmax" "$wn" "" "p99 < $wait_target ms" "$(verdict "$wp99" "lt$wait_target")"
 row "  refused by the open breaker" "$op50 / $op99 / $omax" "$on" "" "p99 < 5 ms" "$(verdict "$op99" lt5)"
+row "  baseline, same pacing, same time" "$bp50 / $bp99 / $bmax" "$bn" "" "" ""
 echo
 echo "Checks:"
 statuses="$(awk '{ c[$4]++ } END { for (s in c) printf "%s%s x%d", (n++ ? ", " : ""), (s == 0 ? "transport error" : s), c[s] }' "$work/pace")"
