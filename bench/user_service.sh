@@ -12,10 +12,14 @@
 # (`direct`, connected straight to Redis and MariaDB, for the load figures; `proxied`, connected
 # through the three proxies, for the figures under faults) and user-service-baseline. On exit,
 # however it exits, it stops exactly the PIDs it started and removes the folder. A run takes
-# about 2 minutes with the defaults.
+# about 75 s with the defaults (at most ~3 minutes on a loaded machine). The instances run with
+# their defaults plus --service-arg flags only (USER_SERVICE_* variables are not passed on).
 #
-# Figures (wrk -c50; each run alternates baseline and user-service so both see the same machine):
-#   GET cache hit   GET /users/u-1, cached in Redis; checked: every answer came from the cache
+# Figures (wrk -c50):
+#   GET cache hit   GET /users/u-1, cached in Redis, against user-service and the baseline in turn
+#                   (the order swapped every other run); checked: every answer came from the cache;
+#                   also the CPU time per request of user-service, of the Redis master and of the
+#                   baseline (from /proc/PID/task/*/schedstat): less sensitive to a busy machine
 #   GET miss        a user in MariaDB only: each request asks for a different id, never asked
 #                   before (ids m-1.. seeded by SQL straight into MariaDB, none ever cached), so the
 #                   service's own cache fill after a miss can never turn a later request into a
@@ -27,7 +31,10 @@
 #   PUT latency with a paced client (bench/http_pace, one PUT every 5 ms, open loop) from the
 #   moment the toxics are added: PUTs that tried MariaDB (the breaker was still closed; answer
 #   "MariaDB: ...") and PUTs refused by the open breaker (answer "MariaDB unavailable: ...") are
-#   reported separately.
+#   reported separately; the same pacing against the baseline at the same time shows the latency
+#   the machine itself adds.
+# Exit code: 0 when the run completed (whatever the figures), 1 when something could not start
+# (the message names it and shows the tail of its log), 2 for bad arguments.
 #
 # Usage: bench/user_service.sh [--seconds S] [--runs N] [--wrk-threads N] [--build-dir DIR] [--service-arg A]...
 #   --seconds S      wrk duration per figure and run (default 3; env BENCH_SECONDS)
@@ -114,6 +121,8 @@ wait_until() {  # seconds pid what log command...
 }
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# The instances' settings are their defaults and --service-arg, whatever the caller's environment.
+unset "${!USER_SERVICE_@}"
 log_level="${LOG_LEVEL:-warn}"
 read -r p_master p_replica p_mariadb p_api p_direct p_proxied p_baseline <<<"$("$ports_bin" free-ports 7)"
 
