@@ -140,11 +140,14 @@ done
 wait_until 20 "${pid_of[redis-replica]}" "the redis replica's sync" "$work/redis-replica.log" \
   bash -c "redis-cli -p $p_replica info replication | grep -q master_link_status:up"
 
-mariadb-install-db --no-defaults --user="$(id -un)" --datadir="$work/mariadb" \
+# A private tmpdir: bootstrap temporary tables in a shared /tmp were seen vanishing while other
+# MariaDB instances ran on the machine (as in src/testing/servers.cpp).
+mkdir -p "$work/mariadb-tmp"
+mariadb-install-db --no-defaults --user="$(id -un)" --datadir="$work/mariadb" --tmpdir="$work/mariadb-tmp" \
   --auth-root-authentication-method=normal --skip-test-db --innodb-log-file-size=8M \
   --innodb-buffer-pool-size=32M >"$work/mariadb-install.log" 2>&1 ||
-  fail "mariadb-install-db failed" "$work/mariadb-install.log"
-mariadbd --no-defaults --user="$(id -un)" --datadir="$work/mariadb" --bind-address=127.0.0.1 \
+  fail "mariadb-install-db failed: $(grep -m3 -iE 'error|fatal|abort' "$work/mariadb-install.log")"
+mariadbd --no-defaults --user="$(id -un)" --datadir="$work/mariadb" --tmpdir="$work/mariadb-tmp" --bind-address=127.0.0.1 \
   --port="$p_mariadb" --socket="$work/mysqld.sock" --pid-file="$work/mysqld.pid" \
   --log-error="$work/mariadb.log" --skip-name-resolve --innodb-log-file-size=8M \
   --innodb-buffer-pool-size=32M --max-connections=500 >/dev/null 2>&1 &
