@@ -189,8 +189,8 @@ mysql_deadline_ms="$(curl -fsS "http://127.0.0.1:$p_direct/config" | grep -o '"m
   grep -o '"call_deadline_ms":[0-9]*' | cut -d: -f2)"
 
 # ---- data -----------------------------------------------------------------------------------------
-# The cached user, through the service (so Redis holds it with its version), then read once so
-# both instances have seen it.
+# The cached user, written through the service (so Redis holds it with its version); the warm-up
+# below reads it through both instances.
 curl -fsS -o /dev/null -X PUT -H 'Content-Type: application/json' -d '{"name":"Jack"}' \
   "http://127.0.0.1:$p_direct/users/u-1" || fail "PUT /users/u-1 failed" "$work/us-direct.log"
 # Miss users: straight into MariaDB (never through the service, so never cached), enough for every
