@@ -418,6 +418,7 @@ TEST_F(OwnServer, DeadlinesHoldAgainstAPausedServerForStatementsAndConnects) {
     auto warm = co_await pool.execute("SELECT 1", {}, 2s);
     EXPECT_TRUE(warm) << describe(warm);
     server_->pause();  // SIGSTOP: connections stay open, nothing answers
+    itest::wait_stopped(server_->pid());
     for (const auto deadline : {Ms(100), Ms(300)}) {
       const auto t0 = Clock::now();
       std::vector<Value> p{"k"};
@@ -533,6 +534,7 @@ TEST_F(OwnServer, DestroyingThePoolWithStatementsInFlightIsSafe) {
     auto warm = co_await pool->execute("SELECT 1", {}, 2s);
     EXPECT_TRUE(warm) << describe(warm);
     server_->pause();
+    itest::wait_stopped(server_->pid());
     for (int i = 0; i < 6; ++i) {
       asio::co_spawn(
           io_,

@@ -206,6 +206,7 @@ TEST_F(RedisClientTest, DeadlineHonouredAgainstAPausedServerThenStalledConnectio
   run(io_, [&]() -> asio::awaitable<void> {
     EXPECT_TRUE(co_await redis.wait_connected(2s));
     server_->pause();  // SIGSTOP: TCP stays up, nothing answers (a blackhole)
+    itest::wait_stopped(server_->pid());
     auto t0 = Clock::now();
     Result r = co_await redis.command(cmd("GET", "k"), 100ms);
     const Ms took = since(t0);
@@ -246,6 +247,7 @@ TEST_F(RedisClientTest, DeadlineHonouredAgainstAPausedServerThenStalledConnectio
 
 TEST_F(RedisClientTest, ConnectHasADeadlineAgainstAPausedServer) {
   server_->pause();
+  itest::wait_stopped(server_->pid());
   Settings s = settings_for(*server_);
   s.connect_timeout = 150ms;
   Client redis(io_.get_executor(), s);
@@ -299,6 +301,7 @@ TEST_F(RedisClientTest, OverloadIsRejectedAtOnceInsteadOfQueueing) {
   run(io_, [&]() -> asio::awaitable<void> {
     EXPECT_TRUE(co_await redis.wait_connected(2s));
     server_->pause();
+    itest::wait_stopped(server_->pid());
     int timeouts = 0, overloaded = 0, done = 0;
     for (int i = 0; i < 10; ++i) {
       redis.command(cmd("GET", "k"), 100ms, [&](Result r) {
@@ -345,6 +348,7 @@ TEST_F(RedisClientTest, CancellationCompletesAtOnce) {
   run(io_, [&]() -> asio::awaitable<void> {
     EXPECT_TRUE(co_await redis.wait_connected(2s));
     server_->pause();
+    itest::wait_stopped(server_->pid());
     asio::cancellation_signal signal;
     std::optional<Result> got;
     redis.command(cmd("GET", "k"), 1s,
@@ -372,6 +376,7 @@ TEST_F(RedisClientTest, StopAndDestructionWithCommandsInFlightCompleteThemWithSt
   run(io_, [&]() -> asio::awaitable<void> {
     EXPECT_TRUE(co_await redis->wait_connected(2s));
     server_->pause();
+    itest::wait_stopped(server_->pid());
     for (int i = 0; i < 50; ++i) {
       redis->command(cmd("GET", "k"), 5s, [&](Result r) {
         ++done;
