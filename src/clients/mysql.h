@@ -45,9 +45,11 @@
 //   once with `unavailable` instead of waiting. Broken or timed-out connections are discarded when
 //   returned and replaced in the background; connect attempts are paced by exponential backoff with
 //   jitter (25 ms growing to 500 ms by default) and continue forever, so a pool started while
-//   MariaDB is down serves as soon as it is up (within ~backoff.max). Idle connections are pinged
-//   before being lent when idle longer than ping_idle_after or after another connection was lost,
-//   pinged in the background, and closed after max_idle (keeping min_size open).
+//   MariaDB is down serves as soon as it is up (within ~backoff.max). Idle connections are
+//   watched (a server that closes them, e.g. on restart, removes them from the pool at once),
+//   pinged before being lent when idle longer than ping_idle_after or after another connection was
+//   lost, pinged in the background, and closed after max_idle (keeping min_size open). acquire()
+//   before start() fails with `unavailable`.
 // - Transactions: a connection returned to the pool inside a transaction is closed (the server
 //   rolls back), never lent again.
 // - Threading: Connection and Pool are bound to the executor given at construction, which must run

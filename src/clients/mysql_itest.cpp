@@ -10,6 +10,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <optional>
 
@@ -54,6 +56,31 @@ PoolSettings pool_settings(std::uint16_t port) {
   return s;
 }
 
+// mariadb-install-db and mariadbd keep temporary tables in $TMPDIR (default /tmp), where two
+// installs running at once (parallel ctest on a shared machine) were seen to fail with "Error on
+// delete of '/tmp/#sql-temptable-...'". Each server here gets a private one.
+MariaDbServer start_mariadb(const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir / "tmp");
+  const char* previous = std::getenv("TMPDIR");
+  const std::optional<std::string> saved = previous ? std::optional<std::string>(previous) : std::nullopt;
+  ::setenv("TMPDIR", (dir / "tmp").c_str(), 1);
+  auto restore = [&] {
+    if (saved) {
+      ::setenv("TMPDIR", saved->c_str(), 1);
+    } else {
+      ::unsetenv("TMPDIR");
+    }
+  };
+  try {
+    MariaDbServer server = MariaDbServer::start(dir);
+    restore();
+    return server;
+  } catch (...) {
+    restore();
+    throw;
+  }
+}
+
 const char* const kSchema =
     "CREATE DATABASE IF NOT EXISTS users;"
     "CREATE TABLE IF NOT EXISTS users.user (id VARCHAR(255) PRIMARY KEY, name VARCHAR(255),"
@@ -65,7 +92,7 @@ class SharedServer : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
-    server_ = new MariaDbServer(MariaDbServer::start(dir_->path() / "db"));
+    server_ = new MariaDbServer(start_mariadb(dir_->path() / "db"));
     server_->sql(kSchema);
   }
   static void TearDownTestSuite() {
@@ -87,7 +114,7 @@ MariaDbServer* SharedServer::server_ = nullptr;
 class OwnServer : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_.emplace(MariaDbServer::start(dir_.path() / "db"));
+    server_.emplace(start_mariadb(dir_.path() / "db"));
     server_->sql(kSchema);
   }
   void TearDown() override {

@@ -18,6 +18,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -129,6 +130,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
   bool ready = false;                          // handshake done
   bool handshake_failed = false;
   std::deque<Clock::time_point> pending;  // send times of user commands awaiting a reply, in order
+  Clock::time_point last_reply{};         // when the latest reply (to anything) arrived
   std::string close_reason;
   std::uint64_t id;
 
@@ -318,6 +320,7 @@ void on_reply_cb(redisAsyncContext* ac, void* r, void* privdata) {
   const std::shared_ptr<Request>& req = *holder;
   auto* c = static_cast<Conn*>(ac->data);
   if (!c->pending.empty()) c->pending.pop_front();
+  if (r != nullptr) c->last_reply = Clock::now();
   Client::Impl* impl = c->impl;
   if (!req->handler) {
     if (r != nullptr) ++impl->status.counters.late_replies;
@@ -557,16 +560,18 @@ void Client::Impl::finish(const std::shared_ptr<Request>& req, Result r, bool fr
   complete_later(std::move(h), std::move(r), ex);
 }
 
-// Drops a connection whose oldest outstanding reply is stall_timeout late.
+// Drops a connection on which commands are outstanding but no reply has come for stall_timeout,
+// counted from the later of the last reply and the oldest outstanding command. (Not from the
+// oldest command alone: a large burst sent at once may take long to answer while replies flow.)
 void Client::Impl::arm_watchdog() {
   if (watchdog_armed || !conn || conn->pending.empty()) return;
   watchdog_armed = true;
-  watchdog.expires_at(conn->pending.front() + settings.stall_timeout);
+  watchdog.expires_at(std::max(conn->pending.front(), conn->last_reply) + settings.stall_timeout);
   watchdog.async_wait([self = shared_from_this(), c = conn](const error_code& ec) {
     if (ec) return;  // cancelled by whoever reset watchdog_armed
     self->watchdog_armed = false;
     if (self->conn != c || c->ac == nullptr || c->pending.empty()) return;
-    if (Clock::now() - c->pending.front() >= self->settings.stall_timeout) {
+    if (Clock::now() - std::max(c->pending.front(), c->last_reply) >= self->settings.stall_timeout) {
       ++self->status.counters.stalls;
       self->close_conn(c, "no reply for " + ms_text(self->settings.stall_timeout) + ": connection stalled");
       return;

@@ -43,6 +43,12 @@ std::vector<std::string> cmd(const Args&... args) {
   return std::vector<std::string>{std::string(args)...};
 }
 
+// Busy-waits inside the server for ARGV[1] ms (DEBUG SLEEP is disabled by default in Redis 7).
+const Script kBusyScript(
+    "local t = redis.call('TIME') local start = t[1] * 1000000 + t[2] "
+    "repeat local n = redis.call('TIME') until (n[1] * 1000000 + n[2]) - start > tonumber(ARGV[1]) * 1000 "
+    "return 'slow'");
+
 class RedisClientTest : public ::testing::Test {
  protected:
   void SetUp() override { server_.emplace(RedisServer::start(dir_.path() / "redis")); }
@@ -98,6 +104,7 @@ TEST_F(RedisClientTest, CommandsRoundTripAndRepliesAreBinarySafe) {
 TEST_F(RedisClientTest, BurstOfConcurrentCommandsPipelinesOnOneConnection) {
   Settings s = settings_for(*server_);
   s.max_pending = 10000;
+  s.stall_timeout = 150ms;  // shorter than the burst takes: replies keep flowing, so no stall
   Client redis(io_.get_executor(), s);
   redis.start();
   constexpr int kCommands = 5000;
@@ -133,6 +140,7 @@ TEST_F(RedisClientTest, BurstOfConcurrentCommandsPipelinesOnOneConnection) {
   EXPECT_EQ(redis.status().counters.connects, 1u);
   EXPECT_EQ(redis.status().counters.replies, 2u * kCommands);
   EXPECT_EQ(redis.status().counters.overloaded, 0u);
+  EXPECT_EQ(redis.status().counters.stalls, 0u);
 }
 
 TEST_F(RedisClientTest, ScriptsFallBackToEvalOnNoscriptThenUseEvalsha) {
@@ -270,19 +278,14 @@ TEST_F(RedisClientTest, ConnectHasADeadlineAgainstAPausedServer) {
 TEST_F(RedisClientTest, LateReplyAfterATimeoutIsDiscardedAndTheConnectionStaysInOrder) {
   Client redis(io_.get_executor(), settings_for(*server_));
   redis.start();
-  // Busy-waits inside the server for ARGV[1] ms (DEBUG SLEEP is disabled by default in Redis 7).
-  static const Script busy(
-      "local t = redis.call('TIME') local start = t[1] * 1000000 + t[2] "
-      "repeat local n = redis.call('TIME') until (n[1] * 1000000 + n[2]) - start > tonumber(ARGV[1]) * 1000 "
-      "return 'slow'");
   run(io_, [&]() -> asio::awaitable<void> {
     EXPECT_TRUE(co_await redis.wait_connected(2s));
     co_await redis.command(cmd("SET", "k", "fresh"), 1s);
     std::vector<std::string> args{"1"};
-    co_await redis.eval(busy, {}, args, 1s);  // load the script
+    co_await redis.eval(kBusyScript, {}, args, 1s);  // load the script
     args = {"200"};
     const auto t0 = Clock::now();
-    Result r = co_await redis.eval(busy, {}, args, 50ms);
+    Result r = co_await redis.eval(kBusyScript, {}, args, 50ms);
     EXPECT_TRUE(!r && r.error().code == Errc::timeout);
     EXPECT_LT(since(t0), 150ms);
     r = co_await redis.command(cmd("GET", "k"), 1s);  // queued behind the slow script
@@ -291,6 +294,37 @@ TEST_F(RedisClientTest, LateReplyAfterATimeoutIsDiscardedAndTheConnectionStaysIn
   EXPECT_EQ(redis.status().counters.late_replies, 1u);
   EXPECT_EQ(redis.status().counters.stalls, 0u);
   EXPECT_TRUE(redis.connected());
+}
+
+TEST_F(RedisClientTest, RepliesStreamingForLongerThanTheStallTimeoutAreNotAStall) {
+  Settings s = settings_for(*server_);
+  s.stall_timeout = 100ms;
+  Client redis(io_.get_executor(), s);
+  redis.start();
+  constexpr int kGets = 80;
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await redis.wait_connected(2s));
+    const std::string big(1 << 20, 'b');
+    Result r = co_await redis.command(cmd("SET", "big", big), 2s);
+    EXPECT_TRUE(r && r->is_status("OK"));
+    // 80 MiB of replies to commands all sent at once: they take longer than stall_timeout to
+    // arrive, but one completes every few milliseconds, so the connection is not stalled.
+    int ok = 0, done = 0;
+    const auto t0 = Clock::now();
+    for (int i = 0; i < kGets; ++i) {
+      redis.command(cmd("GET", "big"), 10s, [&](Result got) {
+        ok += (got && got->str.size() == big.size()) ? 1 : 0;
+        ++done;
+      });
+    }
+    while (done < kGets)
+      co_await sleep_for(1ms);
+    EXPECT_EQ(ok, kGets);
+    std::printf("[ figures ] %d x 1 MiB replies in %lld ms (stall_timeout 100 ms)\n", kGets,
+                static_cast<long long>(since(t0).count()));
+  });
+  EXPECT_EQ(redis.status().counters.stalls, 0u);
+  EXPECT_EQ(redis.status().counters.connects, 1u);
 }
 
 TEST_F(RedisClientTest, OverloadIsRejectedAtOnceInsteadOfQueueing) {
