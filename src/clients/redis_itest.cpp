@@ -253,6 +253,37 @@ TEST_F(RedisClientTest, DeadlineHonouredAgainstAPausedServerThenStalledConnectio
   EXPECT_EQ(st.counters.late_replies, 0u);
 }
 
+TEST_F(RedisClientTest, SteadyTrafficToABlackholeStillDropsTheConnection) {
+  Settings s = settings_for(*server_);
+  s.stall_timeout = 300ms;
+  Client redis(io_.get_executor(), s);
+  redis.start();
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await redis.wait_connected(2s));
+    server_->pause();
+    itest::wait_stopped(server_->pid());
+    // New commands keep reaching the socket, but the server answers none: still a stall.
+    const auto t0 = Clock::now();
+    int timeouts = 0, not_connected = 0;
+    Ms dropped_after{0};
+    while (since(t0) < 800ms) {
+      Result r = co_await redis.command(cmd("GET", "k"), 20ms);
+      if (!r && r.error().code == Errc::timeout) ++timeouts;
+      if (!r && r.error().code == Errc::not_connected) {
+        if (not_connected++ == 0) dropped_after = since(t0);
+        co_await sleep_for(20ms);
+      }
+    }
+    EXPECT_EQ(redis.status().counters.stalls, 1u);
+    EXPECT_GT(timeouts, 5);
+    EXPECT_GT(not_connected, 3);
+    EXPECT_GE(dropped_after, 299ms);
+    EXPECT_LT(dropped_after, 500ms);
+    server_->resume();
+    EXPECT_TRUE(co_await redis.wait_connected(2s));
+  });
+}
+
 TEST_F(RedisClientTest, ConnectHasADeadlineAgainstAPausedServer) {
   server_->pause();
   itest::wait_stopped(server_->pid());
@@ -298,30 +329,32 @@ TEST_F(RedisClientTest, LateReplyAfterATimeoutIsDiscardedAndTheConnectionStaysIn
 
 TEST_F(RedisClientTest, RepliesStreamingForLongerThanTheStallTimeoutAreNotAStall) {
   Settings s = settings_for(*server_);
-  s.stall_timeout = 100ms;
+  s.stall_timeout = 200ms;
+  s.max_pending = 100000;
   Client redis(io_.get_executor(), s);
   redis.start();
-  constexpr int kGets = 80;
+  constexpr int kGets = 20000;
   run(io_, [&]() -> asio::awaitable<void> {
     EXPECT_TRUE(co_await redis.wait_connected(2s));
-    const std::string big(1 << 20, 'b');
-    Result r = co_await redis.command(cmd("SET", "big", big), 2s);
+    const std::string value(2048, 'v');
+    Result r = co_await redis.command(cmd("SET", "k", value), 2s);
     EXPECT_TRUE(r && r->is_status("OK"));
-    // 80 MiB of replies to commands all sent at once: they take longer than stall_timeout to
-    // arrive, but one completes every few milliseconds, so the connection is not stalled.
+    // 20000 commands sent at once: their replies (40 MiB) keep arriving for longer than
+    // stall_timeout, but one completes every few microseconds, so the connection is not stalled.
     int ok = 0, done = 0;
     const auto t0 = Clock::now();
     for (int i = 0; i < kGets; ++i) {
-      redis.command(cmd("GET", "big"), 10s, [&](Result got) {
-        ok += (got && got->str.size() == big.size()) ? 1 : 0;
+      redis.command(cmd("GET", "k"), 20s, [&](Result got) {
+        ok += (got && got->str == value) ? 1 : 0;
         ++done;
       });
     }
+    const Ms sending = since(t0);
     while (done < kGets)
       co_await sleep_for(1ms);
     EXPECT_EQ(ok, kGets);
-    std::printf("[ figures ] %d x 1 MiB replies in %lld ms (stall_timeout 100 ms)\n", kGets,
-                static_cast<long long>(since(t0).count()));
+    std::printf("[ figures ] %d pipelined GETs of 2 KiB: sent in %lld ms, all answered after %lld ms\n",
+                kGets, static_cast<long long>(sending.count()), static_cast<long long>(since(t0).count()));
   });
   EXPECT_EQ(redis.status().counters.stalls, 0u);
   EXPECT_EQ(redis.status().counters.connects, 1u);
