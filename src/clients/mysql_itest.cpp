@@ -415,6 +415,38 @@ TEST_F(SharedServer, ConnectErrorsAreClassified) {
   });
 }
 
+TEST_F(SharedServer, APoolWaitsForItsDatabaseToBeCreated) {
+  const std::string schema = "later_" + std::to_string(::getpid());
+  PoolSettings s = pool_settings(server_->port());
+  s.connection.database = schema;
+  Pool pool(io_.get_executor(), s);
+  pool.start();
+  run(io_, [&]() -> asio::awaitable<void> {
+    co_await sleep_for(200ms);
+    EXPECT_EQ(pool.status().state, PoolState::down);
+    EXPECT_NE(pool.status().last_error.find("Unknown database"), std::string::npos)
+        << pool.status().last_error;
+    ConnectSettings admin = connect_settings(server_->port());
+    admin.database.clear();
+    auto c = co_await Connection::connect(io_.get_executor(), admin, 1s);
+    EXPECT_TRUE(c) << describe(c);
+    if (!c) co_return;
+    auto created = co_await (*c)->query("CREATE DATABASE " + schema, 1s);
+    EXPECT_TRUE(created) << describe(created);
+    const auto t0 = Clock::now();
+    bool up = false;
+    while (!up && since(t0) < 2s) {
+      auto r = co_await pool.execute("SELECT DATABASE()", {}, 200ms);
+      up = r && r->rows.size() == 1 && r->rows[0][0].string() == schema;
+      if (!up) co_await sleep_for(10ms);
+    }
+    EXPECT_TRUE(up);
+    EXPECT_LT(since(t0), 1000ms);
+    auto dropped = co_await (*c)->query("DROP DATABASE " + schema, 1s);
+    EXPECT_TRUE(dropped) << describe(dropped);
+  });
+}
+
 TEST_F(SharedServer, CancellationAbandonsTheStatementAndClosesTheConnection) {
   run(io_, [&]() -> asio::awaitable<void> {
     auto c = co_await Connection::connect(io_.get_executor(), connect_settings(server_->port()), 1s);
