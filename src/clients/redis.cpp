@@ -17,7 +17,7 @@
 #include <arpa/inet.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <sys/ioctl.h>
+#include <poll.h>
 
 #include <algorithm>
 #include <boost/asio/append.hpp>
@@ -603,10 +603,14 @@ void Client::Impl::arm_watchdog() {
     if (ec) return;  // cancelled by whoever reset watchdog_armed
     self->watchdog_armed = false;
     if (self->conn != c || c->ac == nullptr || c->pending.empty()) return;
-    // Replies already waiting in the socket mean the server answered and only our own loop was
-    // late to read them (e.g. it was busy): that is progress, not a stall.
-    int unread = 0;
-    if (::ioctl(c->ac->c.fd, FIONREAD, &unread) == 0 && unread > 0) c->last_read = Clock::now();
+    // Our own loop may have been late (busy, or the machine loaded): bytes waiting to be read, or
+    // a socket ready to take output we have not written yet, are not the server stalling.
+    pollfd p{c->ac->c.fd, POLLIN | POLLOUT, 0};
+    if (::poll(&p, 1, 0) == 1) {
+      const auto now = Clock::now();
+      if ((p.revents & (POLLIN | POLLHUP | POLLERR)) != 0) c->last_read = now;
+      if ((p.revents & POLLOUT) != 0 && c->unwritten > 0) c->last_write = now;
+    }
     if (Clock::now() - c->stall_reference() >= self->settings.stall_timeout) {
       ++self->status.counters.stalls;
       self->close_conn(c, "no reply for " + ms_text(self->settings.stall_timeout) + ": connection stalled");

@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <functional>
 #include <optional>
+#include <thread>
 
 #include "clients/itest_util.h"
 #include "clients/redis.h"
@@ -104,6 +105,7 @@ TEST_F(RedisClientTest, CommandsRoundTripAndRepliesAreBinarySafe) {
 TEST_F(RedisClientTest, BurstOfConcurrentCommandsPipelinesOnOneConnection) {
   Settings s = settings_for(*server_);
   s.max_pending = 10000;
+  s.stall_timeout = 2s;  // this test is about pipelining; on a loaded box the server can lag
   Client redis(io_.get_executor(), s);
   redis.start();
   constexpr int kCommands = 5000;
@@ -252,6 +254,34 @@ TEST_F(RedisClientTest, DeadlineHonouredAgainstAPausedServerThenStalledConnectio
   EXPECT_EQ(st.counters.late_replies, 0u);
 }
 
+// Asio runs socket events before timers found in the same reactor pass, and the watchdog also
+// polls the socket before declaring a stall; either way a busy loop must not drop the connection.
+TEST_F(RedisClientTest, OurOwnLateEventLoopIsNotMistakenForAStall) {
+  Settings s = settings_for(*server_);
+  s.stall_timeout = 250ms;
+  Client redis(io_.get_executor(), s);
+  redis.start();
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await redis.wait_connected(2s));
+    // 1. Commands queued, then the loop blocks before it could write them.
+    int ok = 0;
+    for (int i = 0; i < 10; ++i)
+      redis.command(cmd("PING"), 2s, [&](Result r) { ok += (r && r->is_status("PONG")) ? 1 : 0; });
+    std::this_thread::sleep_for(600ms);  // deliberately blocks the event loop
+    co_await sleep_for(50ms);
+    EXPECT_EQ(ok, 10);
+    // 2. A command written and answered, but the loop blocks before it reads the reply.
+    std::optional<Result> got;
+    redis.command(cmd("PING"), 2s, [&](Result r) { got = std::move(r); });
+    co_await sleep_for(1ms);  // let it be written (the reply may already be read: then this proves less)
+    std::this_thread::sleep_for(600ms);
+    co_await sleep_for(50ms);
+    EXPECT_TRUE(got && *got && (*got)->is_status("PONG"));
+  });
+  EXPECT_EQ(redis.status().counters.stalls, 0u);
+  EXPECT_EQ(redis.status().counters.connects, 1u);
+}
+
 TEST_F(RedisClientTest, SteadyTrafficToABlackholeStillDropsTheConnection) {
   Settings s = settings_for(*server_);
   s.stall_timeout = 300ms;
@@ -277,7 +307,7 @@ TEST_F(RedisClientTest, SteadyTrafficToABlackholeStillDropsTheConnection) {
     EXPECT_GT(timeouts, 5);
     EXPECT_GT(not_connected, 3);
     EXPECT_GE(dropped_after, 299ms);
-    EXPECT_LT(dropped_after, 700ms);
+    EXPECT_LT(dropped_after, 1000ms);
     server_->resume();
     EXPECT_TRUE(co_await redis.wait_connected(2s));
   });
@@ -328,7 +358,7 @@ TEST_F(RedisClientTest, LateReplyAfterATimeoutIsDiscardedAndTheConnectionStaysIn
 
 TEST_F(RedisClientTest, RepliesStreamingForLongerThanTheStallTimeoutAreNotAStall) {
   Settings s = settings_for(*server_);
-  s.stall_timeout = 300ms;
+  s.stall_timeout = 500ms;
   s.max_pending = 100000;
   Client redis(io_.get_executor(), s);
   redis.start();
