@@ -38,6 +38,16 @@ inline boost::asio::awaitable<void> sleep_for(Clock::duration d) {
   co_await t.async_wait(boost::asio::use_awaitable);
 }
 
+// How late an operation may complete after its deadline in an assertion: event-loop latency on a
+// shared, sometimes heavily loaded 2-core machine (a load average of 12 delayed timers by ~200 ms).
+inline Ms margin(Ms deadline) {
+  return Ms(150) + deadline / 2;
+}
+
+// "At once": failing fast completes in the next turn of the event loop, which a loaded machine may
+// delay by tens of milliseconds; still far below the deadlines (100 ms and more) those calls had.
+inline constexpr Ms kFast{60};
+
 // Runs `body` as a coroutine on `io` until it finishes; fails the test after `limit`.
 inline void run(boost::asio::io_context& io, std::function<boost::asio::awaitable<void>()> body,
                 Ms limit = Ms(60000)) {

@@ -50,6 +50,9 @@ ConnectSettings connect_settings(std::uint16_t port) {
 PoolSettings pool_settings(std::uint16_t port) {
   PoolSettings s;
   s.connection = connect_settings(port);
+  // Generous: with a load average of 10 on this 2-core box a handshake took over 500 ms. Tests of
+  // the connect deadline set their own.
+  s.connection.connect_timeout = std::chrono::seconds(2);
   s.max_size = 4;
   s.min_size = 1;
   s.name = "test";
@@ -274,7 +277,7 @@ TEST_F(SharedServer, StatementDeadlineIsExactAndTheConnectionIsReplaced) {
       const Ms took = since(t0);
       EXPECT_TRUE(!r && r.error().code == Errc::timeout) << describe(r);
       EXPECT_GE(took, deadline - 1ms);
-      EXPECT_LT(took, deadline + 100ms) << "deadline " << deadline.count() << " ms";
+      EXPECT_LT(took, deadline + itest::margin(deadline)) << "deadline " << deadline.count() << " ms";
       std::printf("[ figures ] SLEEP(3) with a %lld ms deadline returned after %lld ms\n",
                   static_cast<long long>(deadline.count()), static_cast<long long>(took.count()));
     }
@@ -302,7 +305,7 @@ TEST_F(SharedServer, PoolExhaustionWaitersAndTheirDeadlines) {
     auto c = co_await pool.acquire(150ms);
     EXPECT_TRUE(!c && c.error().code == Errc::timeout) << describe(c);
     EXPECT_GE(since(t0), 149ms);
-    EXPECT_LT(since(t0), 250ms);
+    EXPECT_LT(since(t0), 150ms + itest::margin(150ms));
     // One waiter queued (max_waiters = 1): the next caller is turned away at once.
     std::optional<Result<Lease>> waited;
     asio::co_spawn(
@@ -313,7 +316,7 @@ TEST_F(SharedServer, PoolExhaustionWaitersAndTheirDeadlines) {
     t0 = Clock::now();
     auto d = co_await pool.acquire(1s);
     EXPECT_TRUE(!d && d.error().code == Errc::pool_exhausted) << describe(d);
-    EXPECT_LT(since(t0), 20ms);
+    EXPECT_LT(since(t0), itest::kFast);
     // Returning a connection hands it to the waiter.
     a->release();
     for (int i = 0; i < 100 && !waited; ++i)
@@ -464,7 +467,7 @@ TEST_F(SharedServer, CancellationAbandonsTheStatementAndClosesTheConnection) {
     signal.emit(asio::cancellation_type::terminal);
     while (!got)
       co_await sleep_for(1ms);
-    EXPECT_LT(since(t0), 50ms);
+    EXPECT_LT(since(t0), itest::kFast);
     EXPECT_TRUE(!*got && got->error().code == Errc::cancelled) << describe(*got);
     EXPECT_FALSE(conn.usable());
   });
@@ -485,7 +488,7 @@ TEST_F(OwnServer, DeadlinesHoldAgainstAPausedServerForStatementsAndConnects) {
       const Ms took = since(t0);
       EXPECT_TRUE(!r && (r.error().code == Errc::timeout || r.error().code == Errc::unavailable))
           << describe(r);
-      EXPECT_LT(took, deadline + 100ms);
+      EXPECT_LT(took, deadline + itest::margin(deadline));
       std::printf("[ figures ] statement against a paused server, deadline %lld ms: %s after %lld ms\n",
                   static_cast<long long>(deadline.count()), std::string(to_string(r.error().code)).c_str(),
                   static_cast<long long>(took.count()));
@@ -497,7 +500,7 @@ TEST_F(OwnServer, DeadlinesHoldAgainstAPausedServerForStatementsAndConnects) {
       const Ms took = since(t0);
       EXPECT_TRUE(!c && c.error().code == Errc::timeout) << describe(c);
       EXPECT_GE(took, deadline - 1ms);
-      EXPECT_LT(took, deadline + 100ms);
+      EXPECT_LT(took, deadline + itest::margin(deadline));
     }
     server_->resume();
     const auto t0 = Clock::now();
@@ -533,7 +536,7 @@ TEST_F(OwnServer, PoolRecoversWithinASecondOfARestartAndDetectsDeadIdleConnectio
     auto t0 = Clock::now();
     auto r = co_await pool.execute("SELECT 1", {}, 500ms);
     EXPECT_TRUE(!r && r.error().code == Errc::unavailable) << describe(r);
-    EXPECT_LT(since(t0), 20ms);
+    EXPECT_LT(since(t0), itest::kFast);
     co_await sleep_for(1000ms);  // the backoff reaches its cap
     server_->restart();          // returns once it accepts queries
     t0 = Clock::now();
@@ -629,7 +632,7 @@ TEST(MysqlConnect, DeadlineHoldsWhenTheSynIsNeverAnswered) {
       const Ms took = since(t0);
       EXPECT_TRUE(!c && c.error().code == Errc::timeout) << describe(c);
       EXPECT_GE(took, deadline - 1ms);
-      EXPECT_LT(took, deadline + 100ms);
+      EXPECT_LT(took, deadline + itest::margin(deadline));
     }
     EXPECT_EQ(itest::open_fds(), fds_before) << "the half-open sockets were closed by the library";
     // A pool against it: attempts time out, callers are told at once that nothing is available.
@@ -643,7 +646,7 @@ TEST(MysqlConnect, DeadlineHoldsWhenTheSynIsNeverAnswered) {
     const auto t0 = Clock::now();
     auto r = co_await pool.execute("SELECT 1", {}, 500ms);
     EXPECT_TRUE(!r && r.error().code == Errc::unavailable) << describe(r);
-    EXPECT_LT(since(t0), 20ms);
+    EXPECT_LT(since(t0), itest::kFast);
   });
 }
 
