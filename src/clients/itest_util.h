@@ -16,8 +16,11 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <stdexcept>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "clients/support.h"
@@ -34,6 +37,16 @@ inline boost::asio::awaitable<void> sleep_for(Clock::duration d) {
   boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, d);
   co_await t.async_wait(boost::asio::use_awaitable);
 }
+
+// How late an operation may complete after its deadline in an assertion: event-loop latency on a
+// shared, sometimes heavily loaded 2-core machine (a load average of 12 delayed timers by ~200 ms).
+inline Ms margin(Ms deadline) {
+  return Ms(150) + deadline / 2;
+}
+
+// "At once": failing fast completes in the next turn of the event loop, which a loaded machine may
+// delay by tens of milliseconds; still far below the deadlines (100 ms and more) those calls had.
+inline constexpr Ms kFast{60};
 
 // Runs `body` as a coroutine on `io` until it finishes; fails the test after `limit`.
 inline void run(boost::asio::io_context& io, std::function<boost::asio::awaitable<void>()> body,
@@ -57,6 +70,29 @@ inline std::size_t open_fds() {
   for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd"))
     ++n;
   return n;
+}
+
+// SIGSTOP is delivered asynchronously: a multi-threaded server may still answer a request right
+// after kill(2) returned. Waits until every thread of `pid` is stopped (state T in /proc).
+inline void wait_stopped(pid_t pid, Ms limit = Ms(2000)) {
+  const auto give_up = Clock::now() + limit;
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  while (Clock::now() < give_up) {
+    bool all = true;
+    std::error_code ec;
+    for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
+      std::ifstream in(task.path() / "stat");
+      std::string line;
+      std::getline(in, line);
+      const auto close_paren = line.rfind(')');
+      if (close_paren == std::string::npos || close_paren + 2 >= line.size()) continue;  // exited
+      const char state = line[close_paren + 2];
+      if (state != 'T' && state != 't') all = false;
+    }
+    if (!ec && all) return;
+    std::this_thread::sleep_for(Ms(1));
+  }
+  FAIL() << "process " << pid << " did not stop";
 }
 
 // A loopback port whose accept queue is full and never drained: the kernel drops further SYNs,

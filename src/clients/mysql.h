@@ -30,12 +30,15 @@
 //
 // Guarantees:
 // - Deadlines: connect, every statement, ping and acquire complete by their deadline (plus
-//   event-loop latency), to the millisecond. When a deadline passes mid-operation, the
-//   Connector/C state machine is abandoned and the connection is closed (shut down, never reused)
-//   and the call reports `timeout`. The server may still finish a statement it had started
-//   (e.g. commit a write whose acknowledgement was late); the pool never reuses that connection.
+//   event-loop latency), to the millisecond. When a deadline passes mid-operation, the socket is
+//   shut down, Connector/C is driven to finish the operation with an error at once (nothing is left
+//   suspended inside the library), the connection is closed (never reused) and the call reports
+//   `timeout`. The server may still finish a statement it had started (e.g. commit a write whose
+//   acknowledgement was late): the one ambiguity a timeout cannot remove.
 // - No blocking: sockets are watched by Asio (mysql_get_socket), Connector/C's own timeouts
 //   (MYSQL_WAIT_TIMEOUT) are honoured, the host must be a numeric IP (no DNS), TCP only.
+// - Results: integer columns come back as int64 (uint64 when UNSIGNED), FLOAT/DOUBLE as double,
+//   NULL as null, everything else (DECIMAL, dates, text, blobs) as the bytes the server sent.
 // - Errors are classified (Errc), with the server's error number, SQLSTATE and message when the
 //   server answered (e.g. 1062 for a duplicate key). A server error leaves the connection usable;
 //   a client-side error (lost connection, protocol) or a timeout makes it unusable.
@@ -45,9 +48,11 @@
 //   once with `unavailable` instead of waiting. Broken or timed-out connections are discarded when
 //   returned and replaced in the background; connect attempts are paced by exponential backoff with
 //   jitter (25 ms growing to 500 ms by default) and continue forever, so a pool started while
-//   MariaDB is down serves as soon as it is up (within ~backoff.max). Idle connections are pinged
-//   before being lent when idle longer than ping_idle_after or after another connection was lost,
-//   pinged in the background, and closed after max_idle (keeping min_size open).
+//   MariaDB is down serves as soon as it is up (within ~backoff.max). Idle connections are
+//   watched (a server that closes them, e.g. on restart, removes them from the pool at once),
+//   pinged before being lent when idle longer than ping_idle_after or after another connection was
+//   lost, pinged in the background, and closed after max_idle (keeping min_size open). acquire()
+//   before start() fails with `unavailable`.
 // - Transactions: a connection returned to the pool inside a transaction is closed (the server
 //   rolls back), never lent again.
 // - Threading: Connection and Pool are bound to the executor given at construction, which must run
@@ -59,6 +64,9 @@
 // - Cancellation: Asio terminal cancellation of an operation's coroutine (e.g. awaitable
 //   operators) abandons it like a timeout (the connection is closed) and reports `cancelled`.
 // - Not supported: multi-statements, CALL with several result sets, LOAD DATA LOCAL, TLS.
+// - Bootstrapping a schema: a pool whose `database` does not exist yet fails to connect (server
+//   error 1049) and keeps retrying; create it with Connection::connect(...) with an empty
+//   `database` and query("CREATE DATABASE IF NOT EXISTS ..."), and the pool comes up by itself.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>

@@ -10,6 +10,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <optional>
 
@@ -48,10 +50,38 @@ ConnectSettings connect_settings(std::uint16_t port) {
 PoolSettings pool_settings(std::uint16_t port) {
   PoolSettings s;
   s.connection = connect_settings(port);
+  // Generous: with a load average of 10 on this 2-core box a handshake took over 500 ms. Tests of
+  // the connect deadline set their own.
+  s.connection.connect_timeout = std::chrono::seconds(2);
   s.max_size = 4;
   s.min_size = 1;
   s.name = "test";
   return s;
+}
+
+// mariadb-install-db and mariadbd keep temporary tables in $TMPDIR (default /tmp), where two
+// installs running at once (parallel ctest on a shared machine) were seen to fail with "Error on
+// delete of '/tmp/#sql-temptable-...'". Each server here gets a private one.
+MariaDbServer start_mariadb(const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir / "tmp");
+  const char* previous = std::getenv("TMPDIR");
+  const std::optional<std::string> saved = previous ? std::optional<std::string>(previous) : std::nullopt;
+  ::setenv("TMPDIR", (dir / "tmp").c_str(), 1);
+  auto restore = [&] {
+    if (saved) {
+      ::setenv("TMPDIR", saved->c_str(), 1);
+    } else {
+      ::unsetenv("TMPDIR");
+    }
+  };
+  try {
+    MariaDbServer server = MariaDbServer::start(dir);
+    restore();
+    return server;
+  } catch (...) {
+    restore();
+    throw;
+  }
 }
 
 const char* const kSchema =
@@ -65,7 +95,7 @@ class SharedServer : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
-    server_ = new MariaDbServer(MariaDbServer::start(dir_->path() / "db"));
+    server_ = new MariaDbServer(start_mariadb(dir_->path() / "db"));
     server_->sql(kSchema);
   }
   static void TearDownTestSuite() {
@@ -87,7 +117,7 @@ MariaDbServer* SharedServer::server_ = nullptr;
 class OwnServer : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_.emplace(MariaDbServer::start(dir_.path() / "db"));
+    server_.emplace(start_mariadb(dir_.path() / "db"));
     server_->sql(kSchema);
   }
   void TearDown() override {
@@ -247,7 +277,7 @@ TEST_F(SharedServer, StatementDeadlineIsExactAndTheConnectionIsReplaced) {
       const Ms took = since(t0);
       EXPECT_TRUE(!r && r.error().code == Errc::timeout) << describe(r);
       EXPECT_GE(took, deadline - 1ms);
-      EXPECT_LT(took, deadline + 100ms) << "deadline " << deadline.count() << " ms";
+      EXPECT_LT(took, deadline + itest::margin(deadline)) << "deadline " << deadline.count() << " ms";
       std::printf("[ figures ] SLEEP(3) with a %lld ms deadline returned after %lld ms\n",
                   static_cast<long long>(deadline.count()), static_cast<long long>(took.count()));
     }
@@ -275,7 +305,7 @@ TEST_F(SharedServer, PoolExhaustionWaitersAndTheirDeadlines) {
     auto c = co_await pool.acquire(150ms);
     EXPECT_TRUE(!c && c.error().code == Errc::timeout) << describe(c);
     EXPECT_GE(since(t0), 149ms);
-    EXPECT_LT(since(t0), 250ms);
+    EXPECT_LT(since(t0), 150ms + itest::margin(150ms));
     // One waiter queued (max_waiters = 1): the next caller is turned away at once.
     std::optional<Result<Lease>> waited;
     asio::co_spawn(
@@ -286,7 +316,7 @@ TEST_F(SharedServer, PoolExhaustionWaitersAndTheirDeadlines) {
     t0 = Clock::now();
     auto d = co_await pool.acquire(1s);
     EXPECT_TRUE(!d && d.error().code == Errc::pool_exhausted) << describe(d);
-    EXPECT_LT(since(t0), 20ms);
+    EXPECT_LT(since(t0), itest::kFast);
     // Returning a connection hands it to the waiter.
     a->release();
     for (int i = 0; i < 100 && !waited; ++i)
@@ -388,6 +418,38 @@ TEST_F(SharedServer, ConnectErrorsAreClassified) {
   });
 }
 
+TEST_F(SharedServer, APoolWaitsForItsDatabaseToBeCreated) {
+  const std::string schema = "later_" + std::to_string(::getpid());
+  PoolSettings s = pool_settings(server_->port());
+  s.connection.database = schema;
+  Pool pool(io_.get_executor(), s);
+  pool.start();
+  run(io_, [&]() -> asio::awaitable<void> {
+    co_await sleep_for(200ms);
+    EXPECT_EQ(pool.status().state, PoolState::down);
+    EXPECT_NE(pool.status().last_error.find("Unknown database"), std::string::npos)
+        << pool.status().last_error;
+    ConnectSettings admin = connect_settings(server_->port());
+    admin.database.clear();
+    auto c = co_await Connection::connect(io_.get_executor(), admin, 1s);
+    EXPECT_TRUE(c) << describe(c);
+    if (!c) co_return;
+    auto created = co_await (*c)->query("CREATE DATABASE " + schema, 1s);
+    EXPECT_TRUE(created) << describe(created);
+    const auto t0 = Clock::now();
+    bool up = false;
+    while (!up && since(t0) < 2s) {
+      auto r = co_await pool.execute("SELECT DATABASE()", {}, 200ms);
+      up = r && r->rows.size() == 1 && r->rows[0][0].string() == schema;
+      if (!up) co_await sleep_for(10ms);
+    }
+    EXPECT_TRUE(up);
+    EXPECT_LT(since(t0), 1000ms);
+    auto dropped = co_await (*c)->query("DROP DATABASE " + schema, 1s);
+    EXPECT_TRUE(dropped) << describe(dropped);
+  });
+}
+
 TEST_F(SharedServer, CancellationAbandonsTheStatementAndClosesTheConnection) {
   run(io_, [&]() -> asio::awaitable<void> {
     auto c = co_await Connection::connect(io_.get_executor(), connect_settings(server_->port()), 1s);
@@ -405,7 +467,7 @@ TEST_F(SharedServer, CancellationAbandonsTheStatementAndClosesTheConnection) {
     signal.emit(asio::cancellation_type::terminal);
     while (!got)
       co_await sleep_for(1ms);
-    EXPECT_LT(since(t0), 50ms);
+    EXPECT_LT(since(t0), itest::kFast);
     EXPECT_TRUE(!*got && got->error().code == Errc::cancelled) << describe(*got);
     EXPECT_FALSE(conn.usable());
   });
@@ -418,6 +480,7 @@ TEST_F(OwnServer, DeadlinesHoldAgainstAPausedServerForStatementsAndConnects) {
     auto warm = co_await pool.execute("SELECT 1", {}, 2s);
     EXPECT_TRUE(warm) << describe(warm);
     server_->pause();  // SIGSTOP: connections stay open, nothing answers
+    itest::wait_stopped(server_->pid());
     for (const auto deadline : {Ms(100), Ms(300)}) {
       const auto t0 = Clock::now();
       std::vector<Value> p{"k"};
@@ -425,7 +488,7 @@ TEST_F(OwnServer, DeadlinesHoldAgainstAPausedServerForStatementsAndConnects) {
       const Ms took = since(t0);
       EXPECT_TRUE(!r && (r.error().code == Errc::timeout || r.error().code == Errc::unavailable))
           << describe(r);
-      EXPECT_LT(took, deadline + 100ms);
+      EXPECT_LT(took, deadline + itest::margin(deadline));
       std::printf("[ figures ] statement against a paused server, deadline %lld ms: %s after %lld ms\n",
                   static_cast<long long>(deadline.count()), std::string(to_string(r.error().code)).c_str(),
                   static_cast<long long>(took.count()));
@@ -437,7 +500,7 @@ TEST_F(OwnServer, DeadlinesHoldAgainstAPausedServerForStatementsAndConnects) {
       const Ms took = since(t0);
       EXPECT_TRUE(!c && c.error().code == Errc::timeout) << describe(c);
       EXPECT_GE(took, deadline - 1ms);
-      EXPECT_LT(took, deadline + 100ms);
+      EXPECT_LT(took, deadline + itest::margin(deadline));
     }
     server_->resume();
     const auto t0 = Clock::now();
@@ -473,7 +536,7 @@ TEST_F(OwnServer, PoolRecoversWithinASecondOfARestartAndDetectsDeadIdleConnectio
     auto t0 = Clock::now();
     auto r = co_await pool.execute("SELECT 1", {}, 500ms);
     EXPECT_TRUE(!r && r.error().code == Errc::unavailable) << describe(r);
-    EXPECT_LT(since(t0), 20ms);
+    EXPECT_LT(since(t0), itest::kFast);
     co_await sleep_for(1000ms);  // the backoff reaches its cap
     server_->restart();          // returns once it accepts queries
     t0 = Clock::now();
@@ -533,6 +596,7 @@ TEST_F(OwnServer, DestroyingThePoolWithStatementsInFlightIsSafe) {
     auto warm = co_await pool->execute("SELECT 1", {}, 2s);
     EXPECT_TRUE(warm) << describe(warm);
     server_->pause();
+    itest::wait_stopped(server_->pid());
     for (int i = 0; i < 6; ++i) {
       asio::co_spawn(
           io_,
@@ -568,7 +632,7 @@ TEST(MysqlConnect, DeadlineHoldsWhenTheSynIsNeverAnswered) {
       const Ms took = since(t0);
       EXPECT_TRUE(!c && c.error().code == Errc::timeout) << describe(c);
       EXPECT_GE(took, deadline - 1ms);
-      EXPECT_LT(took, deadline + 100ms);
+      EXPECT_LT(took, deadline + itest::margin(deadline));
     }
     EXPECT_EQ(itest::open_fds(), fds_before) << "the half-open sockets were closed by the library";
     // A pool against it: attempts time out, callers are told at once that nothing is available.
@@ -582,7 +646,7 @@ TEST(MysqlConnect, DeadlineHoldsWhenTheSynIsNeverAnswered) {
     const auto t0 = Clock::now();
     auto r = co_await pool.execute("SELECT 1", {}, 500ms);
     EXPECT_TRUE(!r && r.error().code == Errc::unavailable) << describe(r);
-    EXPECT_LT(since(t0), 20ms);
+    EXPECT_LT(since(t0), itest::kFast);
   });
 }
 

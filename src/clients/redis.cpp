@@ -17,7 +17,9 @@
 #include <arpa/inet.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <poll.h>
 
+#include <algorithm>
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -128,7 +130,30 @@ struct Conn : std::enable_shared_from_this<Conn> {
   bool reading = false, writing = false;       // an async_wait is in flight
   bool ready = false;                          // handshake done
   bool handshake_failed = false;
-  std::deque<Clock::time_point> pending;  // send times of user commands awaiting a reply, in order
+  // User commands awaiting a reply, in order: when each was queued, and when hiredis had written
+  // it out (known when its output buffer empties: the delWrite hook).
+  struct Sent {
+    Clock::time_point queued;
+    Clock::time_point written = Clock::time_point::max();
+  };
+  std::deque<Sent> pending;
+  std::size_t unwritten = 0;       // how many of the newest entries are not yet known written
+  Clock::time_point last_read{};   // the latest readable event (bytes or EOF from the server)
+  Clock::time_point last_write{};  // the latest writable event while output was pending
+
+  void flushed() {
+    const auto now = Clock::now();
+    for (std::size_t i = pending.size() - unwritten; i < pending.size(); ++i)
+      pending[i].written = now;
+    unwritten = 0;
+  }
+  // Stall detection counts from here: the later of when the oldest outstanding command reached the
+  // socket and the last byte read; while it is still unsent, from the last write progress.
+  Clock::time_point stall_reference() const {
+    const Sent& front = pending.front();
+    if (front.written != Clock::time_point::max()) return std::max(front.written, last_read);
+    return std::max({front.queued, last_write, last_read});
+  }
   std::string close_reason;
   std::uint64_t id;
 
@@ -236,7 +261,9 @@ void ev_add_write(void* p) {
   c->arm_write();
 }
 void ev_del_write(void* p) {
-  static_cast<Conn*>(p)->want_write = false;
+  auto* c = static_cast<Conn*>(p);
+  c->want_write = false;
+  c->flushed();  // hiredis stops writing when its output buffer is empty
 }
 void ev_cleanup(void* p) {
   static_cast<Conn*>(p)->on_cleanup();
@@ -250,6 +277,7 @@ void Conn::arm_read() {
   sd.async_wait(asio::posix::stream_descriptor::wait_read, [self = shared_from_this()](const error_code& ec) {
     self->reading = false;
     if (ec == asio::error::operation_aborted || self->ac == nullptr) return;
+    self->last_read = Clock::now();
     if (self->want_read) redisAsyncHandleRead(self->ac);  // may free the context (ac -> nullptr)
     self->arm_read();
   });
@@ -262,7 +290,10 @@ void Conn::arm_write() {
                 [self = shared_from_this()](const error_code& ec) {
                   self->writing = false;
                   if (ec == asio::error::operation_aborted || self->ac == nullptr) return;
-                  if (self->want_write) redisAsyncHandleWrite(self->ac);  // may free the context
+                  if (self->want_write) {
+                    self->last_write = Clock::now();
+                    redisAsyncHandleWrite(self->ac);  // may free the context
+                  }
                   self->arm_write();
                 });
 }
@@ -317,7 +348,10 @@ void on_reply_cb(redisAsyncContext* ac, void* r, void* privdata) {
   std::unique_ptr<std::shared_ptr<Request>> holder(static_cast<std::shared_ptr<Request>*>(privdata));
   const std::shared_ptr<Request>& req = *holder;
   auto* c = static_cast<Conn*>(ac->data);
-  if (!c->pending.empty()) c->pending.pop_front();
+  if (!c->pending.empty()) {
+    c->pending.pop_front();
+    c->unwritten = std::min(c->unwritten, c->pending.size());
+  }
   Client::Impl* impl = c->impl;
   if (!req->handler) {
     if (r != nullptr) ++impl->status.counters.late_replies;
@@ -527,7 +561,8 @@ void Client::Impl::submit(std::vector<std::string> args, Deadline deadline, Hand
     delete holder;
     return fail_now(std::move(handler), Errc::connection_lost, "connection is closing");
   }
-  conn->pending.push_back(Clock::now());
+  conn->pending.push_back(Conn::Sent{Clock::now()});
+  ++conn->unwritten;
   req->handler.emplace(std::move(handler));
 
   req->slot = asio::get_associated_cancellation_slot(*req->handler);
@@ -557,16 +592,26 @@ void Client::Impl::finish(const std::shared_ptr<Request>& req, Result r, bool fr
   complete_later(std::move(h), std::move(r), ex);
 }
 
-// Drops a connection whose oldest outstanding reply is stall_timeout late.
+// Drops a connection on which the server has sent nothing for stall_timeout since the oldest
+// outstanding command reached it (Conn::stall_reference). Not simply "the oldest command is that
+// old": a large burst may take longer than stall_timeout to send and answer while bytes flow.
 void Client::Impl::arm_watchdog() {
   if (watchdog_armed || !conn || conn->pending.empty()) return;
   watchdog_armed = true;
-  watchdog.expires_at(conn->pending.front() + settings.stall_timeout);
+  watchdog.expires_at(conn->stall_reference() + settings.stall_timeout);
   watchdog.async_wait([self = shared_from_this(), c = conn](const error_code& ec) {
     if (ec) return;  // cancelled by whoever reset watchdog_armed
     self->watchdog_armed = false;
     if (self->conn != c || c->ac == nullptr || c->pending.empty()) return;
-    if (Clock::now() - c->pending.front() >= self->settings.stall_timeout) {
+    // Our own loop may have been late (busy, or the machine loaded): bytes waiting to be read, or
+    // a socket ready to take output we have not written yet, are not the server stalling.
+    pollfd p{c->ac->c.fd, POLLIN | POLLOUT, 0};
+    if (::poll(&p, 1, 0) == 1) {
+      const auto now = Clock::now();
+      if ((p.revents & (POLLIN | POLLHUP | POLLERR)) != 0) c->last_read = now;
+      if ((p.revents & POLLOUT) != 0 && c->unwritten > 0) c->last_write = now;
+    }
+    if (Clock::now() - c->stall_reference() >= self->settings.stall_timeout) {
       ++self->status.counters.stalls;
       self->close_conn(c, "no reply for " + ms_text(self->settings.stall_timeout) + ": connection stalled");
       return;

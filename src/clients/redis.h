@@ -30,10 +30,11 @@
 //   command whose deadline passes completes at once with `timeout`; its reply, should it arrive
 //   later, is discarded. A connect attempt (TCP connect plus the AUTH/SELECT/PING handshake) that
 //   does not finish within `connect_timeout` is abandoned and counts as a failed attempt.
-// - Stalled connections: if the oldest outstanding reply is `stall_timeout` late (default 500 ms,
-//   far past any cache deadline), the connection is dropped (every outstanding command completes
-//   with `connection_lost`) and re-established with backoff. At most `max_pending` commands are
-//   outstanding on the connection; beyond that commands fail at once with `overloaded`. So a slow or
+// - Stalled connections: if the server sends nothing for `stall_timeout` (default 500 ms, far past
+//   any cache deadline) after the oldest outstanding command was written to it (or the socket
+//   takes no bytes for that long while it is still unsent), the connection is dropped (every outstanding
+//   command completes with `connection_lost`) and re-established with backoff. At most `max_pending` commands
+//   are outstanding on the connection; beyond that commands fail at once with `overloaded`. So a slow or
 //   blackholed server never builds an unbounded queue, and reconnects are paced by the backoff
 //   (the handshake of the new connection must answer within `connect_timeout`).
 // - Reconnect: after a lost connection or a failed attempt the next attempt waits
@@ -135,7 +136,7 @@ struct Settings {
   std::string name = "redis";  // shown in logs and status
 
   std::chrono::milliseconds connect_timeout{200};  // TCP connect + AUTH/SELECT/PING handshake
-  std::chrono::milliseconds stall_timeout{500};    // oldest reply this late: drop the connection
+  std::chrono::milliseconds stall_timeout{500};    // server silent this long: drop the connection
   std::size_t max_pending = 1024;                  // outstanding commands per connection
   BackoffPolicy reconnect{};                       // pacing of reconnect attempts
 

@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <functional>
 #include <optional>
+#include <thread>
 
 #include "clients/itest_util.h"
 #include "clients/redis.h"
@@ -42,6 +43,12 @@ template <typename... Args>
 std::vector<std::string> cmd(const Args&... args) {
   return std::vector<std::string>{std::string(args)...};
 }
+
+// Busy-waits inside the server for ARGV[1] ms (DEBUG SLEEP is disabled by default in Redis 7).
+const Script kBusyScript(
+    "local t = redis.call('TIME') local start = t[1] * 1000000 + t[2] "
+    "repeat local n = redis.call('TIME') until (n[1] * 1000000 + n[2]) - start > tonumber(ARGV[1]) * 1000 "
+    "return 'slow'");
 
 class RedisClientTest : public ::testing::Test {
  protected:
@@ -98,6 +105,7 @@ TEST_F(RedisClientTest, CommandsRoundTripAndRepliesAreBinarySafe) {
 TEST_F(RedisClientTest, BurstOfConcurrentCommandsPipelinesOnOneConnection) {
   Settings s = settings_for(*server_);
   s.max_pending = 10000;
+  s.stall_timeout = 2s;  // this test is about pipelining; on a loaded box the server can lag
   Client redis(io_.get_executor(), s);
   redis.start();
   constexpr int kCommands = 5000;
@@ -133,6 +141,7 @@ TEST_F(RedisClientTest, BurstOfConcurrentCommandsPipelinesOnOneConnection) {
   EXPECT_EQ(redis.status().counters.connects, 1u);
   EXPECT_EQ(redis.status().counters.replies, 2u * kCommands);
   EXPECT_EQ(redis.status().counters.overloaded, 0u);
+  EXPECT_EQ(redis.status().counters.stalls, 0u);
 }
 
 TEST_F(RedisClientTest, ScriptsFallBackToEvalOnNoscriptThenUseEvalsha) {
@@ -179,7 +188,7 @@ TEST_F(RedisClientTest, ReconnectsWithinASecondOfTheServerComingBack) {
     auto t0 = Clock::now();
     Result r = co_await redis.command(cmd("GET", "k"), 1s);
     EXPECT_TRUE(!r && r.error().code == Errc::not_connected) << (r ? "reply" : r.error().message);
-    EXPECT_LT(since(t0), 20ms);
+    EXPECT_LT(since(t0), itest::kFast);
     // Let the backoff grow to its cap while the server is away.
     co_await sleep_for(1500ms);
     EXPECT_GE(redis.status().counters.connect_failures, 4u);
@@ -206,17 +215,18 @@ TEST_F(RedisClientTest, DeadlineHonouredAgainstAPausedServerThenStalledConnectio
   run(io_, [&]() -> asio::awaitable<void> {
     EXPECT_TRUE(co_await redis.wait_connected(2s));
     server_->pause();  // SIGSTOP: TCP stays up, nothing answers (a blackhole)
+    itest::wait_stopped(server_->pid());
     auto t0 = Clock::now();
     Result r = co_await redis.command(cmd("GET", "k"), 100ms);
     const Ms took = since(t0);
     EXPECT_TRUE(!r && r.error().code == Errc::timeout);
     EXPECT_GE(took, 99ms);
-    EXPECT_LT(took, 250ms) << "deadline 100 ms, generous margin for a loaded machine";
+    EXPECT_LT(took, 100ms + itest::margin(100ms));
     // Until the stall is detected, further commands also end at their own deadline.
     t0 = Clock::now();
     r = co_await redis.command(cmd("GET", "k"), 50ms);
     EXPECT_TRUE(!r && r.error().code == Errc::timeout);
-    EXPECT_LT(since(t0), 200ms);
+    EXPECT_LT(since(t0), 50ms + itest::margin(50ms));
     // The oldest reply is now stall_timeout late: the connection is dropped, and reconnect attempts
     // fail their handshake (connect_timeout) with backoff. Commands fail fast meanwhile.
     co_await sleep_for(500ms);
@@ -225,7 +235,7 @@ TEST_F(RedisClientTest, DeadlineHonouredAgainstAPausedServerThenStalledConnectio
     t0 = Clock::now();
     r = co_await redis.command(cmd("GET", "k"), 100ms);
     EXPECT_TRUE(!r && r.error().code == Errc::not_connected);
-    EXPECT_LT(since(t0), 20ms);
+    EXPECT_LT(since(t0), itest::kFast);
     co_await sleep_for(600ms);
     const auto failures = redis.status().counters.connect_failures;
     EXPECT_GE(failures, 1u);
@@ -244,8 +254,68 @@ TEST_F(RedisClientTest, DeadlineHonouredAgainstAPausedServerThenStalledConnectio
   EXPECT_EQ(st.counters.late_replies, 0u);
 }
 
+// Asio runs socket events before timers found in the same reactor pass, and the watchdog also
+// polls the socket before declaring a stall; either way a busy loop must not drop the connection.
+TEST_F(RedisClientTest, OurOwnLateEventLoopIsNotMistakenForAStall) {
+  Settings s = settings_for(*server_);
+  s.stall_timeout = 250ms;
+  Client redis(io_.get_executor(), s);
+  redis.start();
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await redis.wait_connected(2s));
+    // 1. Commands queued, then the loop blocks before it could write them.
+    int ok = 0;
+    for (int i = 0; i < 10; ++i)
+      redis.command(cmd("PING"), 2s, [&](Result r) { ok += (r && r->is_status("PONG")) ? 1 : 0; });
+    std::this_thread::sleep_for(600ms);  // deliberately blocks the event loop
+    co_await sleep_for(50ms);
+    EXPECT_EQ(ok, 10);
+    // 2. A command written and answered, but the loop blocks before it reads the reply.
+    std::optional<Result> got;
+    redis.command(cmd("PING"), 2s, [&](Result r) { got = std::move(r); });
+    co_await sleep_for(1ms);  // let it be written (the reply may already be read: then this proves less)
+    std::this_thread::sleep_for(600ms);
+    co_await sleep_for(50ms);
+    EXPECT_TRUE(got && *got && (*got)->is_status("PONG"));
+  });
+  EXPECT_EQ(redis.status().counters.stalls, 0u);
+  EXPECT_EQ(redis.status().counters.connects, 1u);
+}
+
+TEST_F(RedisClientTest, SteadyTrafficToABlackholeStillDropsTheConnection) {
+  Settings s = settings_for(*server_);
+  s.stall_timeout = 300ms;
+  Client redis(io_.get_executor(), s);
+  redis.start();
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await redis.wait_connected(2s));
+    server_->pause();
+    itest::wait_stopped(server_->pid());
+    // New commands keep reaching the socket, but the server answers none: still a stall.
+    const auto t0 = Clock::now();
+    int timeouts = 0, not_connected = 0;
+    Ms dropped_after{0};
+    while (since(t0) < 800ms) {
+      Result r = co_await redis.command(cmd("GET", "k"), 20ms);
+      if (!r && r.error().code == Errc::timeout) ++timeouts;
+      if (!r && r.error().code == Errc::not_connected) {
+        if (not_connected++ == 0) dropped_after = since(t0);
+        co_await sleep_for(20ms);
+      }
+    }
+    EXPECT_EQ(redis.status().counters.stalls, 1u);
+    EXPECT_GT(timeouts, 5);
+    EXPECT_GT(not_connected, 3);
+    EXPECT_GE(dropped_after, 299ms);
+    EXPECT_LT(dropped_after, 1000ms);
+    server_->resume();
+    EXPECT_TRUE(co_await redis.wait_connected(2s));
+  });
+}
+
 TEST_F(RedisClientTest, ConnectHasADeadlineAgainstAPausedServer) {
   server_->pause();
+  itest::wait_stopped(server_->pid());
   Settings s = settings_for(*server_);
   s.connect_timeout = 150ms;
   Client redis(io_.get_executor(), s);
@@ -266,29 +336,59 @@ TEST_F(RedisClientTest, ConnectHasADeadlineAgainstAPausedServer) {
 }
 
 TEST_F(RedisClientTest, LateReplyAfterATimeoutIsDiscardedAndTheConnectionStaysInOrder) {
-  Client redis(io_.get_executor(), settings_for(*server_));
+  Settings s = settings_for(*server_);
+  s.stall_timeout = 2s;  // the 200 ms script must not be taken for a stall on a loaded machine
+  Client redis(io_.get_executor(), s);
   redis.start();
-  // Busy-waits inside the server for ARGV[1] ms (DEBUG SLEEP is disabled by default in Redis 7).
-  static const Script busy(
-      "local t = redis.call('TIME') local start = t[1] * 1000000 + t[2] "
-      "repeat local n = redis.call('TIME') until (n[1] * 1000000 + n[2]) - start > tonumber(ARGV[1]) * 1000 "
-      "return 'slow'");
   run(io_, [&]() -> asio::awaitable<void> {
     EXPECT_TRUE(co_await redis.wait_connected(2s));
     co_await redis.command(cmd("SET", "k", "fresh"), 1s);
     std::vector<std::string> args{"1"};
-    co_await redis.eval(busy, {}, args, 1s);  // load the script
+    co_await redis.eval(kBusyScript, {}, args, 1s);  // load the script
     args = {"200"};
     const auto t0 = Clock::now();
-    Result r = co_await redis.eval(busy, {}, args, 50ms);
+    Result r = co_await redis.eval(kBusyScript, {}, args, 50ms);
     EXPECT_TRUE(!r && r.error().code == Errc::timeout);
-    EXPECT_LT(since(t0), 150ms);
+    EXPECT_LT(since(t0), 50ms + itest::margin(50ms));
     r = co_await redis.command(cmd("GET", "k"), 1s);  // queued behind the slow script
     EXPECT_TRUE(r && r->str == "fresh") << "must not receive the slow script's late reply";
   });
   EXPECT_EQ(redis.status().counters.late_replies, 1u);
   EXPECT_EQ(redis.status().counters.stalls, 0u);
   EXPECT_TRUE(redis.connected());
+}
+
+TEST_F(RedisClientTest, RepliesStreamingForLongerThanTheStallTimeoutAreNotAStall) {
+  Settings s = settings_for(*server_);
+  s.stall_timeout = 500ms;
+  s.max_pending = 100000;
+  Client redis(io_.get_executor(), s);
+  redis.start();
+  constexpr int kGets = 20000;
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await redis.wait_connected(2s));
+    const std::string value(2048, 'v');
+    Result r = co_await redis.command(cmd("SET", "k", value), 2s);
+    EXPECT_TRUE(r && r->is_status("OK"));
+    // 20000 commands sent at once: their replies (40 MiB) keep arriving for longer than
+    // stall_timeout, but one completes every few microseconds, so the connection is not stalled.
+    int ok = 0, done = 0;
+    const auto t0 = Clock::now();
+    for (int i = 0; i < kGets; ++i) {
+      redis.command(cmd("GET", "k"), 20s, [&](Result got) {
+        ok += (got && got->str == value) ? 1 : 0;
+        ++done;
+      });
+    }
+    const Ms sending = since(t0);
+    while (done < kGets)
+      co_await sleep_for(1ms);
+    EXPECT_EQ(ok, kGets);
+    std::printf("[ figures ] %d pipelined GETs of 2 KiB: sent in %lld ms, all answered after %lld ms\n",
+                kGets, static_cast<long long>(sending.count()), static_cast<long long>(since(t0).count()));
+  });
+  EXPECT_EQ(redis.status().counters.stalls, 0u);
+  EXPECT_EQ(redis.status().counters.connects, 1u);
 }
 
 TEST_F(RedisClientTest, OverloadIsRejectedAtOnceInsteadOfQueueing) {
@@ -299,6 +399,7 @@ TEST_F(RedisClientTest, OverloadIsRejectedAtOnceInsteadOfQueueing) {
   run(io_, [&]() -> asio::awaitable<void> {
     EXPECT_TRUE(co_await redis.wait_connected(2s));
     server_->pause();
+    itest::wait_stopped(server_->pid());
     int timeouts = 0, overloaded = 0, done = 0;
     for (int i = 0; i < 10; ++i) {
       redis.command(cmd("GET", "k"), 100ms, [&](Result r) {
@@ -345,6 +446,7 @@ TEST_F(RedisClientTest, CancellationCompletesAtOnce) {
   run(io_, [&]() -> asio::awaitable<void> {
     EXPECT_TRUE(co_await redis.wait_connected(2s));
     server_->pause();
+    itest::wait_stopped(server_->pid());
     asio::cancellation_signal signal;
     std::optional<Result> got;
     redis.command(cmd("GET", "k"), 1s,
@@ -355,7 +457,7 @@ TEST_F(RedisClientTest, CancellationCompletesAtOnce) {
     signal.emit(asio::cancellation_type::terminal);
     while (!got)
       co_await sleep_for(1ms);
-    EXPECT_LT(since(t0), 50ms);
+    EXPECT_LT(since(t0), itest::kFast);
     EXPECT_TRUE(!*got && got->error().code == Errc::cancelled);
     server_->resume();
     Result r = co_await redis.ping(1s);  // the connection is still in order
@@ -372,6 +474,7 @@ TEST_F(RedisClientTest, StopAndDestructionWithCommandsInFlightCompleteThemWithSt
   run(io_, [&]() -> asio::awaitable<void> {
     EXPECT_TRUE(co_await redis->wait_connected(2s));
     server_->pause();
+    itest::wait_stopped(server_->pid());
     for (int i = 0; i < 50; ++i) {
       redis->command(cmd("GET", "k"), 5s, [&](Result r) {
         ++done;
@@ -405,7 +508,7 @@ TEST_F(RedisClientTest, NothingListeningMeansFastFailuresAndPacedRetries) {
     const auto t0 = Clock::now();
     Result r = co_await redis.command(cmd("GET", "k"), 100ms);
     EXPECT_TRUE(!r && r.error().code == Errc::not_connected);
-    EXPECT_LT(since(t0), 20ms);
+    EXPECT_LT(since(t0), itest::kFast);
   });
 }
 
@@ -425,7 +528,7 @@ TEST(RedisClient, ConnectHasADeadlineWhenTheSynIsNeverAnswered) {
     const auto t0 = Clock::now();
     Result r = co_await redis.command(cmd("GET", "k"), 100ms);
     EXPECT_TRUE(!r && r.error().code == Errc::not_connected);
-    EXPECT_LT(since(t0), 20ms);
+    EXPECT_LT(since(t0), itest::kFast);
   });
 }
 
