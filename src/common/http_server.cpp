@@ -2,6 +2,7 @@
 
 #include <sys/resource.h>
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -151,7 +152,20 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
     Response res = errors(status, message, version);
     finalize(res, false);
     conn.stream.expires_after(settings.write_timeout);
-    co_await bhttp::async_write(conn.stream, res, use_nothrow);
+    auto [ec, n] = co_await bhttp::async_write(conn.stream, res, use_nothrow);
+    if (ec) co_return;
+    // Lingering close: the client may still be sending the request we refused. Closing with unread
+    // data makes the kernel send RST, which can destroy our answer before the client reads it; so
+    // shut down our side and discard what still arrives, briefly and boundedly.
+    boost::system::error_code ignored;
+    conn.stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    conn.stream.expires_after(std::chrono::milliseconds(500));
+    std::array<char, 16 * 1024> scratch;
+    for (std::size_t drained = 0; drained < 4 * 1024 * 1024;) {
+      auto [rec, rn] = co_await conn.stream.async_read_some(asio::buffer(scratch), use_nothrow);
+      if (rec) break;
+      drained += rn;
+    }
   }
 
   asio::awaitable<void> serve(Connection& conn) {

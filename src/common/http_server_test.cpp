@@ -117,7 +117,9 @@ TEST_F(ServerFixture, BodyOverLimitIs413AndCloses) {
 TEST_F(ServerFixture, HugeHeaderIs431) {
   Start();
   auto s = Connect();
-  asio::write(s, asio::buffer("GET / HTTP/1.1\r\nX-Big: " + std::string(100 * 1024, 'a') + "\r\n\r\n"));
+  // The server answers after 16 KiB; our write of the rest may fail once it has closed.
+  boost::system::error_code ec;
+  asio::write(s, asio::buffer("GET / HTTP/1.1\r\nX-Big: " + std::string(100 * 1024, 'a') + "\r\n\r\n"), ec);
   const std::string out = ReadAll(s);
   EXPECT_TRUE(out.starts_with("HTTP/1.1 431")) << out.substr(0, 200);
 }
