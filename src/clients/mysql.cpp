@@ -358,6 +358,13 @@ Error conn_error(MYSQL* m) {
   return detail::make_error(mysql_errno(m), mysql_sqlstate(m), mysql_error(m));
 }
 
+// For a failure once the statement was handed to the library to send: unless the server itself
+// answered with an error (it refused or aborted the statement), the statement may have run.
+Error after_send(Error e) {
+  e.outcome_unknown = e.code != Errc::server;
+  return e;
+}
+
 // Reads every row of a stored prepared-statement result (no I/O: the rows are in memory).
 std::optional<Error> read_stmt_rows(MYSQL_STMT* stmt, ResultSet& rs) {
   MYSQL_RES* meta = mysql_stmt_result_metadata(stmt);
@@ -547,16 +554,18 @@ asio::awaitable<Result<ResultSet>> Connection::execute(std::string sql, std::vec
     co_return e;
   }
 
-  // 3. Execute, then read the whole result.
+  // 3. Execute, then read the whole result. From here on every failure goes through after_send():
+  //    the statement is on its way to the server (or ran), so unless the server answered with an
+  //    error, it may have taken effect.
   int rc = 0;
   Outcome out = co_await drive(
       c, deadline, [&] { return mysql_stmt_execute_start(&rc, stmt); },
       [&](int ev) { return mysql_stmt_execute_cont(&rc, stmt, ev); });
-  if (out != Outcome::done) co_return c.fail(outcome_error(out, "execute", budget));
+  if (out != Outcome::done) co_return after_send(c.fail(outcome_error(out, "execute", budget)));
   if (rc != 0) {
     Error e = stmt_error(stmt);
-    if (e.code == Errc::connection_lost) co_return c.fail(std::move(e));
-    co_return e;
+    if (e.code == Errc::connection_lost) co_return after_send(c.fail(std::move(e)));
+    co_return after_send(std::move(e));
   }
   ResultSet rs;
   if (mysql_stmt_field_count(stmt) > 0) {
@@ -565,17 +574,17 @@ asio::awaitable<Result<ResultSet>> Connection::execute(std::string sql, std::vec
     out = co_await drive(
         c, deadline, [&] { return mysql_stmt_store_result_start(&rc, stmt); },
         [&](int ev) { return mysql_stmt_store_result_cont(&rc, stmt, ev); });
-    if (out != Outcome::done) co_return c.fail(outcome_error(out, "reading the result", budget));
+    if (out != Outcome::done) co_return after_send(c.fail(outcome_error(out, "reading the result", budget)));
     if (rc != 0) {
       Error e = stmt_error(stmt);
-      if (e.code == Errc::connection_lost) co_return c.fail(std::move(e));
-      co_return e;
+      if (e.code == Errc::connection_lost) co_return after_send(c.fail(std::move(e)));
+      co_return after_send(std::move(e));
     }
     auto read_error = read_stmt_rows(stmt, rs);
     mysql_stmt_free_result(stmt);  // stored: frees memory only
     if (read_error) {
-      if (read_error->code == Errc::connection_lost) co_return c.fail(std::move(*read_error));
-      co_return std::move(*read_error);
+      if (read_error->code == Errc::connection_lost) co_return after_send(c.fail(std::move(*read_error)));
+      co_return after_send(std::move(*read_error));
     }
   } else {
     rs.affected_rows = mysql_stmt_affected_rows(stmt);
@@ -583,8 +592,8 @@ asio::awaitable<Result<ResultSet>> Connection::execute(std::string sql, std::vec
   rs.last_insert_id = mysql_stmt_insert_id(stmt);
   rs.warnings = mysql_warning_count(c.m);
   if (mysql_more_results(c.m))
-    co_return c.fail(
-        error(Errc::invalid_argument, "statements returning several result sets are not supported"));
+    co_return after_send(
+        c.fail(error(Errc::invalid_argument, "statements returning several result sets are not supported")));
   co_return rs;
 }
 
@@ -599,11 +608,12 @@ asio::awaitable<Result<ResultSet>> Connection::query(std::string sql, Deadline d
       c, deadline,
       [&] { return mysql_real_query_start(&rc, c.m, sql.data(), static_cast<unsigned long>(sql.size())); },
       [&](int ev) { return mysql_real_query_cont(&rc, c.m, ev); });
-  if (out != Outcome::done) co_return c.fail(outcome_error(out, "query", budget));
+  // As in execute(): once the statement is sent, failures go through after_send().
+  if (out != Outcome::done) co_return after_send(c.fail(outcome_error(out, "query", budget)));
   if (rc != 0) {
     Error e = conn_error(c.m);
-    if (e.code == Errc::connection_lost) co_return c.fail(std::move(e));
-    co_return e;
+    if (e.code == Errc::connection_lost) co_return after_send(c.fail(std::move(e)));
+    co_return after_send(std::move(e));
   }
   ResultSet rs;
   if (mysql_field_count(c.m) > 0) {
@@ -611,11 +621,11 @@ asio::awaitable<Result<ResultSet>> Connection::query(std::string sql, Deadline d
     out = co_await drive(
         c, deadline, [&] { return mysql_store_result_start(&res, c.m); },
         [&](int ev) { return mysql_store_result_cont(&res, c.m, ev); });
-    if (out != Outcome::done) co_return c.fail(outcome_error(out, "reading the result", budget));
+    if (out != Outcome::done) co_return after_send(c.fail(outcome_error(out, "reading the result", budget)));
     if (res == nullptr) {
       Error e = conn_error(c.m);
-      if (e.code == Errc::connection_lost) co_return c.fail(std::move(e));
-      co_return e;
+      if (e.code == Errc::connection_lost) co_return after_send(c.fail(std::move(e)));
+      co_return after_send(std::move(e));
     }
     const unsigned n = mysql_num_fields(res);
     const MYSQL_FIELD* fields = mysql_fetch_fields(res);
@@ -636,8 +646,8 @@ asio::awaitable<Result<ResultSet>> Connection::query(std::string sql, Deadline d
   }
   rs.warnings = mysql_warning_count(c.m);
   if (mysql_more_results(c.m))
-    co_return c.fail(
-        error(Errc::invalid_argument, "statements returning several result sets are not supported"));
+    co_return after_send(
+        c.fail(error(Errc::invalid_argument, "statements returning several result sets are not supported")));
   co_return rs;
 }
 

@@ -41,7 +41,9 @@
 //   NULL as null, everything else (DECIMAL, dates, text, blobs) as the bytes the server sent.
 // - Errors are classified (Errc), with the server's error number, SQLSTATE and message when the
 //   server answered (e.g. 1062 for a duplicate key). A server error leaves the connection usable;
-//   a client-side error (lost connection, protocol) or a timeout makes it unusable.
+//   a client-side error (lost connection, protocol) or a timeout makes it unusable. Every error
+//   also says whether the statement may still have taken effect (Error::outcome_unknown), so a
+//   caller can tell a write that certainly did not happen from one whose fate is unknown.
 // - Pool: at most max_size connections. acquire() waits in a FIFO queue (at most max_waiters;
 //   beyond that it fails at once with `pool_exhausted`) and fails with `timeout` at its deadline.
 //   While no connection can be opened (the last attempt failed and none is open) acquire fails at
@@ -155,6 +157,14 @@ struct Error {
   unsigned server_errno = 0;  // MariaDB/MySQL error number, when the server or library gave one
   std::string sqlstate{};     // e.g. "23000"
   std::string message{};
+  // Whether the statement may have taken effect although the call failed: true when the failure
+  // came after the statement was (or may have been) handed to the server and no reply said how it
+  // ended: a deadline or a cancellation mid-statement, the connection lost while the server ran it
+  // or answered it ("Lost connection to server during query"), a reply we could not read. A write
+  // that failed so may still have committed. False when the statement is known not to have run:
+  // connect, pool (acquire, unavailable, exhausted), prepare and bind failures, and the server's own
+  // error replies (it refused or aborted the statement: an autocommit statement is rolled back).
+  bool outcome_unknown = false;
 
   bool is_duplicate_key() const { return code == Errc::server && server_errno == 1062; }
   // True when retrying on another connection may succeed (nothing was refused by the server).

@@ -226,6 +226,90 @@ TEST_F(SharedServer, ErrorsAreClassifiedAndServerErrorsKeepTheConnection) {
   EXPECT_EQ(pool.status().counters.discarded, 0u);
 }
 
+// Error::outcome_unknown separates a statement known not to have run (refused by the server, no
+// connection, bad parameters) from one whose fate is unknown (the deadline passed or the connection
+// was lost while the server had it): the latter may have committed.
+TEST_F(SharedServer, ErrorsSayWhetherTheStatementMayHaveRun) {
+  PoolSettings s = pool_settings(server_->port());
+  s.max_size = 3;
+  Pool pool(io_.get_executor(), s);
+  pool.start();
+  run(io_, [&]() -> asio::awaitable<void> {
+    const std::string insert = "INSERT INTO user (id, name) VALUES (?, ?)";
+    std::vector<Value> p{"dup", "first"};
+    auto r = co_await pool.execute(insert, p, 2s);
+    EXPECT_TRUE(r) << describe(r);
+    // Known not to have run: the server's own error replies, at execute and at prepare, and
+    // parameters that do not fit the statement.
+    r = co_await pool.execute(insert, p, 2s);
+    EXPECT_TRUE(!r && r.error().is_duplicate_key() && !r.error().outcome_unknown) << describe(r);
+    r = co_await pool.execute("SELEKT 1", {}, 2s);
+    EXPECT_TRUE(!r && r.error().code == Errc::server && !r.error().outcome_unknown) << describe(r);
+    std::vector<Value> one{"x"};
+    r = co_await pool.execute("SELECT ?, ?", std::move(one), 2s);
+    EXPECT_TRUE(!r && r.error().code == Errc::invalid_argument && !r.error().outcome_unknown) << describe(r);
+
+    // The deadline passes while the server runs the statement: unknown.
+    r = co_await pool.execute("SELECT SLEEP(3)", {}, 100ms);
+    EXPECT_TRUE(!r && r.error().code == Errc::timeout && r.error().outcome_unknown) << describe(r);
+
+    // No connection within the deadline (all three leased): known not to have run.
+    {
+      auto a = co_await pool.acquire(2s);
+      auto b = co_await pool.acquire(2s);
+      auto c = co_await pool.acquire(2s);
+      EXPECT_TRUE(a && b && c);
+      r = co_await pool.execute("SELECT 1", {}, 50ms);
+      EXPECT_TRUE(!r && r.error().code == Errc::timeout && !r.error().outcome_unknown) << describe(r);
+    }
+
+    // A write waiting for a row lock held by another transaction, then interrupted by the server
+    // (KILL QUERY: it answers with an error, the statement is rolled back) or cut off with its
+    // connection (KILL CONNECTION: what a reset or a crash does; the client cannot know).
+    auto holder = co_await pool.acquire(2s);
+    EXPECT_TRUE(holder) << describe(holder);
+    if (!holder) co_return;
+    EXPECT_TRUE(co_await (*holder)->begin(2s));
+    std::vector<Value> lock{"held", "dup"};
+    auto locked = co_await (*holder)->execute("UPDATE user SET name = ? WHERE id = ?", std::move(lock), 2s);
+    EXPECT_TRUE(locked) << describe(locked);
+    for (const std::string kill : {"KILL QUERY ", "KILL CONNECTION "}) {
+      auto victim = co_await pool.acquire(2s);
+      auto killer = co_await pool.acquire(2s);
+      EXPECT_TRUE(victim && killer);
+      if (!victim || !killer) co_return;
+      auto id = co_await (*victim)->query("SELECT CONNECTION_ID()", 2s);
+      EXPECT_TRUE(id && id->rows.size() == 1) << describe(id);
+      if (!id || id->rows.empty()) co_return;
+      std::optional<Result<ResultSet>> blocked;
+      asio::co_spawn(
+          io_,
+          [&]() -> asio::awaitable<void> {
+            std::vector<Value> w{"victim", "dup"};
+            blocked.emplace(
+                co_await (*victim)->execute("UPDATE user SET name = ? WHERE id = ?", std::move(w), 20s));
+          },
+          [](std::exception_ptr) {});
+      co_await sleep_for(200ms);
+      EXPECT_FALSE(blocked) << "the UPDATE should wait for the row lock";
+      auto k = co_await (*killer)->query(kill + id->rows[0][0].to_text(), 2s);
+      EXPECT_TRUE(k) << kill << describe(k);
+      for (int i = 0; i < 500 && !blocked; ++i)
+        co_await sleep_for(10ms);
+      EXPECT_TRUE(blocked && !*blocked) << kill;
+      if (!blocked || *blocked) continue;
+      const Error& e = blocked->error();
+      if (kill == "KILL QUERY ") {
+        EXPECT_TRUE(e.code == Errc::server && e.server_errno == 1317 && !e.outcome_unknown) << describe(e);
+      } else {
+        EXPECT_TRUE(e.code == Errc::connection_lost && e.outcome_unknown) << describe(e);
+      }
+    }
+    EXPECT_TRUE(co_await (*holder)->rollback(2s));
+  });
+  EXPECT_EQ(server_->sql("SELECT name FROM users.user WHERE id = 'dup'"), "first\n");
+}
+
 TEST_F(SharedServer, TransactionsCommitAndRollBackOnOneConnection) {
   Pool pool(io_.get_executor(), pool_settings(server_->port()));
   pool.start();
@@ -409,7 +493,7 @@ TEST_F(SharedServer, ConnectErrorsAreClassified) {
     ConnectSettings refused = connect_settings(testing_support::free_port());
     const auto t0 = Clock::now();
     c = co_await Connection::connect(io_.get_executor(), refused, 1s);
-    EXPECT_TRUE(!c && c.error().code == Errc::connect_failed) << describe(c);
+    EXPECT_TRUE(!c && c.error().code == Errc::connect_failed && !c.error().outcome_unknown) << describe(c);
     EXPECT_LT(since(t0), 100ms);
     ConnectSettings dns = connect_settings(server_->port());
     dns.host = "localhost";
@@ -573,7 +657,7 @@ TEST_F(OwnServer, PoolStartedWhileMariaDbIsDownServesOnceItIsUp) {
     EXPECT_LE(st.counters.connect_failures, 10u) << "paced by the backoff";
     EXPECT_NE(st.last_error, "");
     auto r = co_await pool.execute("SELECT 1", {}, 500ms);
-    EXPECT_TRUE(!r && r.error().code == Errc::unavailable) << describe(r);
+    EXPECT_TRUE(!r && r.error().code == Errc::unavailable && !r.error().outcome_unknown) << describe(r);
     server_->restart();
     const auto t0 = Clock::now();
     bool served = false;

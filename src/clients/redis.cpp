@@ -227,6 +227,18 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
     complete_waiters(false);
   }
 
+  bool reset(std::string_view reason, std::uint64_t id) {
+    if (stopped || !conn || !conn->ready || conn->ac == nullptr) return false;
+    if (id != 0 && conn->id != id) return false;
+    ++status.counters.resets;
+    common::log::warn("redis connection reset", {{"client", settings.name}, {"reason", reason}});
+    // As for a stall: hiredis completes everything outstanding (NULL replies: connection_lost),
+    // then the cleanup hook posts on_closed(), which schedules the reconnect with backoff.
+    close_conn(conn, "reset: " + std::string(reason));
+    set_state(State::disconnected);  // at once: wait_connected() now waits for the new connection
+    return true;
+  }
+
   void connect();
   void attempt_failed(const std::string& reason);
   void schedule_reconnect();
@@ -654,6 +666,15 @@ void Client::stop() {
 
 Client::executor_type Client::get_executor() const {
   return impl_->ex;
+}
+
+bool Client::reset(std::string_view reason, std::uint64_t connection_id) {
+  return impl_->reset(reason, connection_id);
+}
+
+std::uint64_t Client::connection_id() const {
+  const auto& c = impl_->conn;
+  return c && c->ready && c->ac != nullptr ? c->id : 0;
 }
 
 bool Client::connected() const {

@@ -37,6 +37,9 @@
 //   are outstanding on the connection; beyond that commands fail at once with `overloaded`. So a slow or
 //   blackholed server never builds an unbounded queue, and reconnects are paced by the backoff
 //   (the handshake of the new connection must answer within `connect_timeout`).
+// - Desynchronised connections: hiredis matches replies to commands in order; a caller that
+//   receives a reply that cannot belong to its command calls reset(), which drops the connection
+//   (outstanding commands fail with `connection_lost`) and reconnects with backoff.
 // - Reconnect: after a lost connection or a failed attempt the next attempt waits
 //   Backoff::next() (25 ms growing to 500 ms by default, with jitter); a successful handshake resets
 //   it. So the client is connected again at most ~`backoff.max` + one round trip after the server
@@ -170,6 +173,7 @@ struct Counters {
   std::uint64_t connect_failures = 0;  // attempts that failed or timed out
   std::uint64_t disconnects = 0;       // established connections lost, dropped or closed
   std::uint64_t stalls = 0;            // of which: dropped because replies stopped coming
+  std::uint64_t resets = 0;            // of which: dropped by reset()
 };
 
 struct Status {
@@ -250,6 +254,19 @@ class Client {
         [this](auto handler, Deadline d) { start_wait_connected(d, ConnectedHandler(std::move(handler))); },
         token, deadline);
   }
+
+  // Drops the established connection at once, as if it had been lost: every outstanding command
+  // completes with `connection_lost` ("connection lost: reset: <reason>"), later commands fail with
+  // `not_connected`, and a new connection is made after the reconnect backoff. For a caller that
+  // finds a connection unusable although it is up, typically a reply that does not fit its command:
+  // the reply stream is then out of step with the commands (bytes lost or injected on the way), so
+  // every later reply on that connection would be matched to the wrong command.
+  // With `connection_id` (connection_id() read when the command was issued), only that connection
+  // is dropped: one established since then is left alone. Returns whether a connection was dropped.
+  bool reset(std::string_view reason, std::uint64_t connection_id = 0);
+  // The established connection (increasing ids, never reused), 0 while there is none. A command
+  // issued now is sent on this connection, if on any.
+  std::uint64_t connection_id() const;
 
   bool connected() const;
   // A snapshot for health checks and metrics.

@@ -358,6 +358,59 @@ TEST_F(RedisClientTest, LateReplyAfterATimeoutIsDiscardedAndTheConnectionStaysIn
   EXPECT_TRUE(redis.connected());
 }
 
+// reset(): what a caller does when a reply cannot belong to its command (the stream is out of step).
+TEST_F(RedisClientTest, ResetDropsTheConnectionFailsOutstandingCommandsAndReconnectsWithBackoff) {
+  Settings s = settings_for(*server_);
+  s.stall_timeout = 5s;  // only reset() may drop the connection here
+  s.reconnect = {.initial = 100ms, .max = 400ms, .multiplier = 2.0, .jitter = 0.0};
+  Client redis(io_.get_executor(), s);
+  redis.start();
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await redis.wait_connected(2s));
+    const std::uint64_t first = redis.connection_id();
+    EXPECT_NE(first, 0u);
+    // A command the server sits on for 300 ms is outstanding when the connection is reset.
+    std::optional<Result> in_flight;
+    asio::co_spawn(
+        io_,
+        [&]() -> asio::awaitable<void> {
+          in_flight.emplace(co_await redis.command(cmd("EVAL", kBusyScript.source(), "0", "300"), 5s));
+        },
+        asio::detached);
+    co_await sleep_for(20ms);
+    EXPECT_EQ(redis.status().outstanding, 1u);
+    EXPECT_FALSE(redis.reset("another connection's problem", first + 1));  // not this connection
+    EXPECT_EQ(redis.connection_id(), first);
+    const auto t0 = Clock::now();
+    EXPECT_TRUE(redis.reset("reply out of step", first));
+    EXPECT_EQ(redis.connection_id(), 0u);
+    EXPECT_FALSE(redis.connected());
+    Result r = co_await redis.ping(1s);
+    EXPECT_TRUE(!r && r.error().code == Errc::not_connected) << (r ? "ok" : r.error().message);
+    while (!in_flight)
+      co_await sleep_for(1ms);
+    EXPECT_LT(since(t0), itest::kFast) << "outstanding commands fail at once, not after the server answers";
+    EXPECT_TRUE(!*in_flight && in_flight->error().code == Errc::connection_lost &&
+                in_flight->error().message.find("reset: reply out of step") != std::string::npos)
+        << (*in_flight ? "ok" : in_flight->error().message);
+    // A new connection, after the backoff (100 ms without jitter), not at once.
+    EXPECT_TRUE(co_await redis.wait_connected(3s));
+    EXPECT_GE(since(t0), 100ms - 1ms);
+    const std::uint64_t second = redis.connection_id();
+    EXPECT_GT(second, first);
+    r = co_await redis.ping(1s);
+    EXPECT_TRUE(r && r->is_status("PONG"));
+    EXPECT_FALSE(redis.reset("late", first)) << "an old id never drops the new connection";
+    EXPECT_EQ(redis.connection_id(), second);
+  });
+  const Status st = redis.status();
+  EXPECT_EQ(st.counters.resets, 1u);
+  EXPECT_EQ(st.counters.disconnects, 1u);
+  EXPECT_EQ(st.counters.connects, 2u);
+  EXPECT_EQ(st.counters.connection_lost, 1u);
+  EXPECT_NE(st.last_error.find("reset: reply out of step"), std::string::npos) << st.last_error;
+}
+
 TEST_F(RedisClientTest, RepliesStreamingForLongerThanTheStallTimeoutAreNotAStall) {
   Settings s = settings_for(*server_);
   s.stall_timeout = 500ms;

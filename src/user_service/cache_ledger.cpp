@@ -1,14 +1,18 @@
 #include "user_service/cache_ledger.h"
 
+#include <algorithm>
+
 #include "common/log.h"
 
 namespace user_service {
 
 CacheLedger::CacheLedger(std::uint32_t repair_capacity, std::uint32_t recent_capacity,
-                         Clock::duration recent_window)
+                         Clock::duration recent_window, Clock::duration replica_lag_window)
     : repair_capacity_(repair_capacity == 0 ? 1 : repair_capacity),
       recent_capacity_(recent_capacity),
-      recent_window_(recent_window) {}
+      watched_capacity_(static_cast<std::size_t>(repair_capacity_) + recent_capacity),
+      recent_window_(recent_window),
+      replica_lag_window_(replica_lag_window) {}
 
 bool CacheLedger::known_stale_slow(std::string_view id, const CacheEntry& cached, bool from_replica) const {
   const auto it = items_.find(id);
@@ -17,32 +21,48 @@ bool CacheLedger::known_stale_slow(std::string_view id, const CacheEntry& cached
   return supersedes(it->second.entry, cached);
 }
 
+void CacheLedger::replica_caught_up_slow(std::string_view id, const CacheEntry& cached) {
+  const auto it = items_.find(id);
+  if (it == items_.end() || it->second.pending) return;  // a queued repair is the master's business
+  // Replication applies the master's updates in order: once the replica shows this version (or a
+  // newer one), it can no longer show an older one.
+  if (!supersedes(it->second.entry, cached)) erase_item(it);
+}
+
 void CacheLedger::erase_item(Map::iterator it) {
   if (it->second.pending)
     --pending_count_;
   else
-    --recent_count_;
+    --watched_count_;
   items_.erase(it);
 }
 
-void CacheLedger::make_recent(Map::iterator it, Clock::time_point now) {
+CacheLedger::Map::iterator CacheLedger::add_watched(std::string_view id, const CacheEntry& entry) {
+  const auto it = items_.emplace(std::string(id), Item{entry, false, false, {}}).first;
+  ++watched_count_;
+  return it;
+}
+
+void CacheLedger::watch(Map::iterator it, Clock::time_point now, Clock::duration window) {
   if (it->second.pending) {
     it->second.pending = false;
     --pending_count_;
-    ++recent_count_;
+    ++watched_count_;
   }
-  if (recent_capacity_ == 0 || recent_window_.count() <= 0) {
+  if (window.count() <= 0) {
     erase_item(it);
     return;
   }
-  it->second.applied_at = now;
-  recent_order_.emplace_back(it->first, now);
-  // Over capacity: forget the oldest recent writes first (their replication is the likeliest done).
-  while (recent_count_ > recent_capacity_ && !recent_order_.empty()) {
-    auto& [old_id, at] = recent_order_.front();
+  const auto until = now + window;
+  if (until <= it->second.expires) return;  // already watched at least that long
+  it->second.expires = until;
+  watch_order_.emplace_back(it->first, until);
+  // Over capacity: forget the oldest watched entries first (their replication is the likeliest done).
+  while (watched_count_ > watched_capacity_ && !watch_order_.empty()) {
+    auto& [old_id, at] = watch_order_.front();
     const auto old = items_.find(old_id);
-    if (old != items_.end() && !old->second.pending && old->second.applied_at == at) erase_item(old);
-    recent_order_.pop_front();
+    if (old != items_.end() && !old->second.pending && old->second.expires == at) erase_item(old);
+    watch_order_.pop_front();
   }
 }
 
@@ -55,21 +75,24 @@ void CacheLedger::record_write(std::string_view id, const CacheEntry& entry, boo
   }
   if (applied) {
     if (it == items_.end()) {
+      // A plain write the master acknowledged: watched only with the optional recent writes.
       if (recent_capacity_ == 0 || recent_window_.count() <= 0) return;
-      it = items_.emplace(std::string(id), Item{entry, false, false, now}).first;
-      ++recent_count_;
-    } else {
-      it->second.entry = entry;
-      // A queued older repair is superseded by what the master now holds.
+      watch(add_watched(id, entry), now, recent_window_);
+      return;
     }
-    make_recent(it, now);
+    // This user's update was queued (the master was away) or is watched: the master now holds a
+    // newer one, which the replica may lag behind as it may for a repair. A queued older repair is
+    // superseded (if it is in flight, its completion finds the item no longer pending).
+    it->second.entry = entry;
+    watch(it, now, lag_window());
     return;
   }
   if (it != items_.end()) {
     it->second.entry = entry;
     if (!it->second.pending) {
       it->second.pending = true;
-      --recent_count_;
+      it->second.expires = {};  // its watch record is stale now; watch() starts a new one
+      --watched_count_;
       ++pending_count_;
       if (!it->second.in_flight) queue_.emplace_back(it->first);
     }
@@ -97,6 +120,18 @@ void CacheLedger::record_write(std::string_view id, const CacheEntry& entry, boo
   queue_.emplace_back(it->first);
 }
 
+void CacheLedger::record_master_update(std::string_view id, const CacheEntry& entry, Clock::time_point now) {
+  auto it = items_.find(id);
+  if (it == items_.end()) {
+    if (lag_window().count() <= 0) return;
+    watch(add_watched(id, entry), now, lag_window());
+    return;
+  }
+  if (supersedes(entry, it->second.entry)) it->second.entry = entry;
+  // A queued repair stays queued (applying it is idempotent); it is watched once applied.
+  if (!it->second.pending) watch(it, now, lag_window());
+}
+
 std::vector<CacheLedger::Repair> CacheLedger::take_repairs(std::size_t max) {
   std::vector<Repair> out;
   while (out.size() < max && !queue_.empty()) {
@@ -116,7 +151,8 @@ void CacheLedger::repair_finished(std::string_view id, std::uint64_t version, bo
   it->second.in_flight = false;
   if (!it->second.pending) return;
   if (applied && it->second.entry.version == version) {
-    make_recent(it, now);
+    // On the master now; the replica receives it asynchronously.
+    watch(it, now, lag_window());
     return;
   }
   // Failed, or a newer write arrived meanwhile: keep it queued.
@@ -124,13 +160,22 @@ void CacheLedger::repair_finished(std::string_view id, std::uint64_t version, bo
 }
 
 void CacheLedger::expire(Clock::time_point now) {
-  while (!recent_order_.empty()) {
-    auto& [id, at] = recent_order_.front();
+  if (replica_untrusted_ && now >= replica_trusted_at_) replica_untrusted_ = false;
+  while (!watch_order_.empty()) {
+    auto& [id, at] = watch_order_.front();
     const auto it = items_.find(id);
-    const bool current = it != items_.end() && !it->second.pending && it->second.applied_at == at;
-    if (current && now - at < recent_window_) break;
+    const bool current = it != items_.end() && !it->second.pending && it->second.expires == at;
+    if (current && now < at) break;
     if (current) erase_item(it);
-    recent_order_.pop_front();
+    watch_order_.pop_front();
+  }
+}
+
+void CacheLedger::mark_trusted(Clock::time_point now) {
+  untrusted_ = false;
+  if (lag_window().count() > 0) {
+    replica_untrusted_ = true;
+    replica_trusted_at_ = now + lag_window();
   }
 }
 

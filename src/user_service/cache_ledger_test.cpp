@@ -24,7 +24,7 @@ TEST(CacheLedger, SupersedesRule) {
 }
 
 TEST(CacheLedger, FailedUpdateIsQueuedAndMakesOlderEntriesStale) {
-  CacheLedger l(10, 10, 10s);
+  CacheLedger l(10, 10, 10s, 0s);
   const auto now = Clock::now();
   EXPECT_FALSE(l.known_stale("u", value(5), true));
   l.record_write("u", value(6, "Joe"), false, now);
@@ -44,16 +44,16 @@ TEST(CacheLedger, FailedUpdateIsQueuedAndMakesOlderEntriesStale) {
   EXPECT_TRUE(l.take_repairs(10).empty());  // in flight
   l.repair_finished("u", 8, true, now);
   EXPECT_EQ(l.pending(), 0u);
-  EXPECT_EQ(l.recent(), 1u);
+  EXPECT_EQ(l.watched(), 1u);
   EXPECT_TRUE(l.known_stale("u", value(7), true));    // still remembered: a lagging replica is recognised
   EXPECT_FALSE(l.known_stale("u", value(7), false));  // but the master acknowledged it: trusted
   l.expire(now + 11s);
-  EXPECT_EQ(l.recent(), 0u);
+  EXPECT_EQ(l.watched(), 0u);
   EXPECT_FALSE(l.known_stale("u", value(7), true));
 }
 
 TEST(CacheLedger, FailedRepairIsRetriedAndNewerWriteDuringRepairKeepsItQueued) {
-  CacheLedger l(10, 10, 10s);
+  CacheLedger l(10, 10, 10s, 0s);
   const auto now = Clock::now();
   l.record_write("u", value(6), false, now);
   auto b = l.take_repairs(10);
@@ -70,7 +70,7 @@ TEST(CacheLedger, FailedRepairIsRetriedAndNewerWriteDuringRepairKeepsItQueued) {
 }
 
 TEST(CacheLedger, OlderWriteNeverReplacesNewerKnowledge) {
-  CacheLedger l(10, 10, 10s);
+  CacheLedger l(10, 10, 10s, 0s);
   const auto now = Clock::now();
   l.record_write("u", value(9), false, now);
   l.record_write("u", value(7), true, now);  // a slower, older write finishing last
@@ -81,7 +81,7 @@ TEST(CacheLedger, OlderWriteNeverReplacesNewerKnowledge) {
 }
 
 TEST(CacheLedger, OverflowMakesTheCacheUntrustedUntilMarked) {
-  CacheLedger l(2, 10, 10s);
+  CacheLedger l(2, 10, 10s, 0s);
   const auto now = Clock::now();
   l.record_write("a", value(1), false, now);
   l.record_write("b", value(2), false, now);
@@ -93,18 +93,127 @@ TEST(CacheLedger, OverflowMakesTheCacheUntrustedUntilMarked) {
   EXPECT_EQ(l.overflows(), 1u);
   EXPECT_EQ(l.pending(), 0u);
   EXPECT_TRUE(l.known_stale("zzz", value(100), true));
-  l.mark_trusted();
-  EXPECT_FALSE(l.known_stale("zzz", value(100), true));
+  l.mark_trusted(now);
+  EXPECT_FALSE(l.known_stale("zzz", value(100), false));
+  EXPECT_TRUE(l.known_stale("zzz", value(100), true));  // the replica: see below
 }
 
 TEST(CacheLedger, RecentWritesAreBoundedByCapacity) {
-  CacheLedger l(10, 3, 10s);
+  CacheLedger l(1, 3, 10s, 0s);  // watched entries: at most 1 + 3
   const auto now = Clock::now();
   for (std::uint64_t i = 0; i < 10; ++i)
     l.record_write("u" + std::to_string(i), value(i + 1), true, now);
-  EXPECT_EQ(l.recent(), 3u);
+  EXPECT_EQ(l.watched(), 4u);
   EXPECT_TRUE(l.known_stale("u9", value(1), true));
   EXPECT_FALSE(l.known_stale("u0", value(0), true));
+}
+
+// Without recent writes (the default), an update the master received from the repair queue is still
+// unknown to a replica that lags: it stays known-stale for replica reads until a replica read shows
+// it, or for the replica lag window.
+TEST(CacheLedger, RepairedEntryStaysStaleForTheReplicaUntilItCatchesUp) {
+  CacheLedger l(10, 10, 0s, 5s);
+  const auto now = Clock::now();
+  l.record_write("u", value(6, "Joe"), false, now);
+  l.record_write("d", tomb(7), false, now);
+  for (const auto& r : l.take_repairs(10))
+    l.repair_finished(r.id, r.entry.version, true, now);
+  EXPECT_EQ(l.pending(), 0u);
+  EXPECT_EQ(l.watched(), 2u);
+  EXPECT_FALSE(l.known_stale("u", value(5), false));  // the master has it
+  EXPECT_TRUE(l.known_stale("u", value(5), true));    // the replica may not yet
+  EXPECT_TRUE(l.known_stale("d", value(7), true));    // a deleted user's old value on the replica
+  // A replica read still showing the old value changes nothing; one showing the update (or a newer
+  // one) ends the watch.
+  l.replica_caught_up("u", value(5));
+  EXPECT_TRUE(l.known_stale("u", value(5), true));
+  l.replica_caught_up("u", value(6, "Joe"));
+  EXPECT_EQ(l.watched(), 1u);
+  EXPECT_FALSE(l.known_stale("u", value(5), true));
+  // Otherwise the window ends it.
+  l.expire(now + 4s);
+  EXPECT_TRUE(l.known_stale("d", value(7), true));
+  l.expire(now + 6s);
+  EXPECT_EQ(l.watched(), 0u);
+  EXPECT_FALSE(l.known_stale("d", value(7), true));
+}
+
+TEST(CacheLedger, WithoutAReplicaLagWindowARepairedEntryIsForgotten) {
+  CacheLedger l(10, 10, 0s, 0s);
+  const auto now = Clock::now();
+  l.record_write("u", value(6), false, now);
+  for (const auto& r : l.take_repairs(10))
+    l.repair_finished(r.id, r.entry.version, true, now);
+  EXPECT_EQ(l.watched(), 0u);
+  EXPECT_FALSE(l.known_stale("u", value(5), true));
+}
+
+// A write whose update reached the master while an older one of the same user was still queued:
+// the master was away for that user a moment ago, so the replica is not trusted for it either.
+TEST(CacheLedger, WriteAppliedOverAQueuedRepairIsWatchedForTheReplica) {
+  CacheLedger l(10, 10, 0s, 5s);
+  const auto now = Clock::now();
+  l.record_write("u", value(6), false, now);
+  l.record_write("u", value(8), true, now);
+  EXPECT_EQ(l.pending(), 0u);
+  EXPECT_FALSE(l.known_stale("u", value(6), false));
+  EXPECT_TRUE(l.known_stale("u", value(6), true));
+  EXPECT_FALSE(l.known_stale("u", value(8), true));
+  // A plain write to another user is not watched (recent writes are off).
+  l.record_write("v", value(9), true, now);
+  EXPECT_EQ(l.watched(), 1u);
+  EXPECT_FALSE(l.known_stale("v", value(1), true));
+}
+
+TEST(CacheLedger, MasterUpdatesAfterAnUnknownOutcomeAreWatched) {
+  CacheLedger l(10, 10, 0s, 5s);
+  const auto now = Clock::now();
+  l.record_master_update("u", value(6), now);
+  EXPECT_TRUE(l.known_stale("u", value(5), true));
+  EXPECT_FALSE(l.known_stale("u", value(5), false));
+  l.record_master_update("d", tomb(4), now);
+  EXPECT_TRUE(l.known_stale("d", value(4), true));
+  // A queued repair stays queued.
+  l.record_write("q", value(3), false, now);
+  l.record_master_update("q", value(5), now);
+  EXPECT_EQ(l.pending(), 1u);
+  const auto batch = l.take_repairs(10);
+  ASSERT_EQ(batch.size(), 1u);
+  EXPECT_EQ(batch[0].entry.version, 5u);
+}
+
+TEST(CacheLedger, AfterAnInvalidationTheReplicaIsTrustedOnlyOnceItCanHaveCaughtUp) {
+  CacheLedger l(1, 10, 0s, 5s);
+  const auto now = Clock::now();
+  l.record_write("a", value(1), false, now);
+  l.record_write("b", value(2), false, now);  // overflow
+  ASSERT_TRUE(l.untrusted());
+  l.mark_trusted(now);
+  EXPECT_FALSE(l.untrusted());
+  EXPECT_FALSE(l.known_stale("zzz", value(100), false));
+  EXPECT_TRUE(l.known_stale("zzz", value(100), true));
+  EXPECT_TRUE(l.replica_untrusted());
+  l.expire(now + 6s);
+  EXPECT_FALSE(l.replica_untrusted());
+  EXPECT_FALSE(l.known_stale("zzz", value(100), true));
+}
+
+TEST(CacheLedger, WatchedEntriesAreBoundedAndAFreshWatchOutlivesAnOldRecord) {
+  CacheLedger l(2, 1, 0s, 5s);  // at most 3 watched
+  const auto now = Clock::now();
+  for (std::uint64_t i = 0; i < 6; ++i)
+    l.record_master_update("u" + std::to_string(i), value(i + 1), now + std::chrono::seconds(i));
+  EXPECT_EQ(l.watched(), 3u);
+  EXPECT_FALSE(l.known_stale("u0", value(0), true));  // the oldest were forgotten
+  EXPECT_TRUE(l.known_stale("u5", value(0), true));
+  // Queued again, then applied again: watched from the new time on, not the old record's.
+  l.record_write("u5", value(20), false, now + 6s);
+  l.record_write("u5", value(21), true, now + 8s);
+  l.expire(now + 11s);  // past u5's first window (5 + 5 s), not its second (8 + 5 s)
+  EXPECT_TRUE(l.known_stale("u5", value(20), true));
+  l.expire(now + 14s);
+  EXPECT_FALSE(l.known_stale("u5", value(20), true));
+  EXPECT_EQ(l.watched(), 0u);
 }
 
 }  // namespace

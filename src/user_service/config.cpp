@@ -69,6 +69,8 @@ const std::vector<Key>& keys() {
        10'000'000},
       {"cache.recent_writes_window_ms", [](Config& c) -> Target { return &c.cache.recent_writes_window; }, 0,
        3'600'000},
+      {"cache.replica_lag_window_ms", [](Config& c) -> Target { return &c.cache.replica_lag_window; }, 0,
+       3'600'000},
       {"cache.max_background_fills", [](Config& c) -> Target { return &c.cache.max_background_fills; }, 0,
        100'000},
   };

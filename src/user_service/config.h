@@ -68,7 +68,9 @@ struct CacheConfig {
   std::uint32_t repair_queue_capacity = 10'000;   // distinct users whose cache update awaits the master
   std::uint32_t recent_writes_capacity = 10'000;  // writes remembered to detect a lagging replica
   Millis recent_writes_window{0};                 // ... for this long after they reached the master (0: off)
-  std::uint32_t max_background_fills = 256;       // concurrent cache fills after misses; more are skipped
+  Millis replica_lag_window{10'000};         // updates the master got after being away: stale on the replica
+                                             // until it shows them, or this long (0: off)
+  std::uint32_t max_background_fills = 256;  // concurrent cache fills after misses; more are skipped
 };
 
 struct Config {

@@ -16,6 +16,8 @@ std::string_view failure_name(Failure f) {
       return "unavailable";
     case Failure::rejected:
       return "rejected";
+    case Failure::desync:
+      return "desync";
   }
   return "unknown";
 }

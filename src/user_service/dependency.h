@@ -1,7 +1,7 @@
 // The health and circuit breaker of one dependency endpoint (mysql, redis-master, redis-replica).
 //
 // Breaker: closed while calls succeed; opens after `failure_threshold` consecutive failures or
-// deadline misses (Failure::timeout / Failure::unavailable; a rejected statement is not the server's
+// deadline misses (Failure::timeout / unavailable / desync; a rejected statement is not the server's
 // fault and does not count). While open, allow() is false and callers fail at once instead of
 // calling; the background prober (service.h) keeps probing every ~200 ms and the first success closes
 // it, so recovery needs no user traffic. A success of a call that was already in flight closes it too.

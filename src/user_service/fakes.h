@@ -1,8 +1,11 @@
 // In-memory UserStore and CachePort for unit tests of the service logic. Each dependency endpoint
-// can be made slow (a delay per call), failing (unavailable at once), hanging (no answer until the
-// caller's deadline, then Failure::timeout, as the real clients report a server that stopped
-// answering) or rejecting; the fake cache applies the same compare-and-set rule as the Lua script and
-// can stop replicating to simulate a lagging replica.
+// can be made slow (a delay per call), failing (unavailable at once: nothing sent), hanging (no answer
+// until the caller's deadline, then Failure::timeout, as the real clients report a server that
+// stopped answering; a store write that hangs has an unknown effect, as MysqlStore reports a statement
+// whose deadline passed), rejecting, or desynchronised (the cache reply was another command's:
+// Failure::desync); a store write can be applied and its acknowledgement lost (as a timeout, or as
+// a connection lost mid-statement). The fake cache applies the same compare-and-set rule as the Lua
+// script and can stop replicating to simulate a lagging replica.
 //
 // Usage:
 //   FakeStore store(io.get_executor());
@@ -24,10 +27,11 @@
 namespace user_service::fakes {
 
 struct Behaviour {
-  enum Mode { ok, fail, hang, reject } mode = ok;
+  enum Mode { ok, fail, hang, reject, desync } mode = ok;
   Clock::duration delay{0};
-  int fail_next = 0;      // the next N calls fail with `unavailable`, then `mode` applies again
-  bool ack_lost = false;  // FakeStore writes: applied, then reported as a timeout
+  int fail_next = 0;      // the next N calls fail with `unavailable` (nothing sent), then `mode` applies
+  bool ack_lost = false;  // FakeStore writes: applied, then reported as `ack_failure`, Effect::unknown
+  Failure ack_failure = Failure::timeout;  // or unavailable: "Lost connection to server during query"
 };
 
 // Plays a behaviour out: waits as told (never past the deadline) and says how the call ends.
@@ -35,8 +39,12 @@ inline boost::asio::awaitable<Failure> simulate(boost::asio::any_io_executor ex,
                                                 std::string& message) {
   if (b.fail_next > 0) {
     --b.fail_next;
-    message = "connection lost";
+    message = "connection lost before sending";
     co_return Failure::unavailable;
+  }
+  if (b.mode == Behaviour::desync) {
+    message = "HMGET reply for another user (connection dropped)";
+    co_return Failure::desync;
   }
   if (b.mode == Behaviour::fail) {
     message = "connection refused";
@@ -84,10 +92,11 @@ class FakeStore : public UserStore {
     ++calls;
     std::string m;
     if (auto f = co_await simulate(ex_, behaviour, d, m); f != Failure::none)
-      co_return Outcome<PutResult>::fail(f, m);
+      co_return Outcome<PutResult>::fail(f, m, write_effect(f));
     auto [it, created] = rows.try_emplace(std::string(id));
     it->second = StoredUser{std::string(name), ++sequence};
-    if (behaviour.ack_lost) co_return Outcome<PutResult>::fail(Failure::timeout, "deadline exceeded");
+    if (behaviour.ack_lost)
+      co_return Outcome<PutResult>::fail(behaviour.ack_failure, ack_message(), Effect::unknown);
     co_return Outcome<PutResult>::success(PutResult{created, it->second.version});
   }
   boost::asio::awaitable<Outcome<std::optional<std::uint64_t>>> remove(std::string_view id,
@@ -95,13 +104,14 @@ class FakeStore : public UserStore {
     ++calls;
     std::string m;
     if (auto f = co_await simulate(ex_, behaviour, d, m); f != Failure::none)
-      co_return Outcome<std::optional<std::uint64_t>>::fail(f, m);
+      co_return Outcome<std::optional<std::uint64_t>>::fail(f, m, write_effect(f));
     const auto it = rows.find(std::string(id));
     if (it == rows.end()) co_return Outcome<std::optional<std::uint64_t>>::success(std::nullopt);
     const auto v = it->second.version;
     rows.erase(it);
     if (behaviour.ack_lost)
-      co_return Outcome<std::optional<std::uint64_t>>::fail(Failure::timeout, "deadline exceeded");
+      co_return Outcome<std::optional<std::uint64_t>>::fail(behaviour.ack_failure, ack_message(),
+                                                            Effect::unknown);
     co_return Outcome<std::optional<std::uint64_t>>::success(v);
   }
   boost::asio::awaitable<Outcome<Done>> probe(Deadline d) override {
@@ -113,6 +123,14 @@ class FakeStore : public UserStore {
   }
 
  private:
+  // As MysqlStore classifies: a deadline that passed while the statement was out has an unknown
+  // effect; a refused connection or a rejected statement certainly left nothing.
+  static Effect write_effect(Failure f) { return f == Failure::timeout ? Effect::unknown : Effect::none; }
+  std::string ack_message() const {
+    return behaviour.ack_failure == Failure::timeout ? "deadline exceeded"
+                                                     : "Lost connection to server during query (2013)";
+  }
+
   boost::asio::any_io_executor ex_;
 };
 

@@ -11,9 +11,29 @@ namespace {
 
 template <typename T>
 Outcome<T> from_error(const mysql::Error& e) {
-  Failure f = Failure::unavailable;
+  const ErrorClass c = classify(e);
+  std::string message = e.message.empty() ? std::string(mysql::to_string(e.code)) : e.message;
+  if (e.server_errno != 0) message += " (" + std::to_string(e.server_errno) + ")";
+  return Outcome<T>::fail(c.failure, std::move(message), c.effect);
+}
+
+std::optional<std::uint64_t> as_u64(const mysql::Value& v) {
+  if (v.is_uint()) return std::get<std::uint64_t>(v.storage());
+  const auto i = v.to_int();
+  if (i && *i >= 0) return static_cast<std::uint64_t>(*i);
+  return std::nullopt;
+}
+
+}  // namespace
+
+ErrorClass classify(const mysql::Error& e) {
+  ErrorClass c;
+  // The client knows whether the statement was handed to the server before the failure (see
+  // clients::mysql::Error::outcome_unknown); this is the one fact that tells a write that certainly
+  // did not happen (a 503 that left nothing behind) from one that may have committed.
+  c.effect = e.outcome_unknown ? Effect::unknown : Effect::none;
   if (e.code == mysql::Errc::timeout) {
-    f = Failure::timeout;
+    c.failure = Failure::timeout;
   } else if (e.code == mysql::Errc::server || e.code == mysql::Errc::invalid_argument) {
     // The server refused this statement; it is up. Except errors that say it cannot work now.
     switch (e.server_errno) {
@@ -25,25 +45,17 @@ Outcome<T> from_error(const mysql::Error& e) {
       case 1213:  // deadlock
       case 1290:  // --read-only
       case 1836:  // read-only mode
-        f = Failure::unavailable;
+        c.failure = Failure::unavailable;
         break;
       default:
-        f = Failure::rejected;
+        c.failure = Failure::rejected;
     }
+  } else {
+    // connection_lost, connect_failed, unavailable, pool_exhausted, cancelled, stopped.
+    c.failure = Failure::unavailable;
   }
-  std::string message = e.message.empty() ? std::string(mysql::to_string(e.code)) : e.message;
-  if (e.server_errno != 0) message += " (" + std::to_string(e.server_errno) + ")";
-  return Outcome<T>::fail(f, std::move(message));
+  return c;
 }
-
-std::optional<std::uint64_t> as_u64(const mysql::Value& v) {
-  if (v.is_uint()) return std::get<std::uint64_t>(v.storage());
-  const auto i = v.to_int();
-  if (i && *i >= 0) return static_cast<std::uint64_t>(*i);
-  return std::nullopt;
-}
-
-}  // namespace
 
 MysqlStore::MysqlStore(mysql::Pool& pool, const MysqlConfig& config) : pool_(pool) {
   // The database name is an identifier (validated in config.cpp: letters, digits, '_' and '$').
@@ -92,10 +104,12 @@ asio::awaitable<Outcome<PutResult>> MysqlStore::put(std::string_view id, std::st
   params.emplace_back(name);
   auto r = co_await pool_.execute(upsert_sql_, std::move(params), clients::Deadline(d.at));
   if (!r) co_return from_error<PutResult>(r.error());
+  // The statement ran: an answer we cannot use leaves its effect unknown.
   if (r->affected_rows != 1 && r->affected_rows != 2)
-    co_return Outcome<PutResult>::fail(Failure::rejected,
-                                       "unexpected affected rows " + std::to_string(r->affected_rows));
-  if (r->last_insert_id == 0) co_return Outcome<PutResult>::fail(Failure::rejected, "no version returned");
+    co_return Outcome<PutResult>::fail(
+        Failure::rejected, "unexpected affected rows " + std::to_string(r->affected_rows), Effect::unknown);
+  if (r->last_insert_id == 0)
+    co_return Outcome<PutResult>::fail(Failure::rejected, "no version returned", Effect::unknown);
   co_return Outcome<PutResult>::success(PutResult{r->affected_rows == 1, r->last_insert_id});
 }
 
@@ -107,7 +121,7 @@ asio::awaitable<Outcome<std::optional<std::uint64_t>>> MysqlStore::remove(std::s
   if (!r) co_return from_error<std::optional<std::uint64_t>>(r.error());
   if (r->rows.empty()) co_return O::success(std::nullopt);
   const auto version = r->rows.front().empty() ? std::nullopt : as_u64(r->rows.front()[0]);
-  if (!version) co_return O::fail(Failure::rejected, "unexpected RETURNING row");
+  if (!version) co_return O::fail(Failure::rejected, "unexpected RETURNING row", Effect::unknown);
   co_return O::success(*version);
 }
 

@@ -8,7 +8,8 @@
 // The id collation is binary and NO PAD, so MariaDB tells apart exactly the ids Redis tells apart
 // ("a", "A" and "a " are three users). Every statement is a prepared statement with bound
 // parameters, and each operation is a single statement (one round trip, autocommit), so a write that
-// failed left nothing behind:
+// failed before it reached MariaDB, or that MariaDB refused, left nothing behind (one whose answer was
+// lost may have committed: its failure says Effect::unknown, see classify()):
 //   get:    SELECT name, version FROM user WHERE id = ?
 //   put:    INSERT ... VALUES (?, ?, LAST_INSERT_ID(NEXT VALUE FOR user_version), NOW(6))
 //           ON DUPLICATE KEY UPDATE name = VALUES(name),
@@ -31,6 +32,16 @@
 #include "user_service/ports.h"
 
 namespace user_service {
+
+// How a MariaDB error counts for the service: the failure class (breakers, metrics, read retries)
+// and whether the statement may still have taken effect (Effect::unknown: it was sent and no answer
+// said how it ended, e.g. "Lost connection to server during query" or a deadline mid-statement;
+// Effect::none: it certainly did not run, e.g. no connection, a pool timeout, a server error reply).
+struct ErrorClass {
+  Failure failure = Failure::unavailable;
+  Effect effect = Effect::none;
+};
+ErrorClass classify(const clients::mysql::Error& e);
 
 class MysqlStore : public UserStore {
  public:

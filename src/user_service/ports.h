@@ -40,26 +40,42 @@ struct Deadline {
   bool expired() const { return Clock::now() >= at; }
 };
 
-// How a dependency call failed. Only timeout and unavailable count against the dependency's
+// How a dependency call failed. Timeout, unavailable and desync count against the dependency's
 // circuit breaker: a rejected statement is the request's fault, not the server's.
 enum class Failure {
   none,
-  timeout,      // the deadline passed (the server may still apply a write it received)
+  timeout,      // the deadline passed
   unavailable,  // could not connect, connection lost, breaker open, not initialised
   rejected,     // the server answered with an error about this call (bad value, script error)
+  desync,       // the reply cannot belong to the call (the connection's reply stream is out of step
+                // with its commands); the connection was dropped, the reply must not be used
 };
 
 std::string_view failure_name(Failure f);
+
+// Whether a failed call may still have taken effect. What matters for a write: one that failed with
+// `unknown` may have committed (only its answer was lost), so what the cache holds for that id must
+// be re-checked against the store once it answers again; one that failed with `none` certainly left
+// nothing behind. Which failures are which is the adapter's knowledge (mysql_store.h), not the
+// Failure's: a timeout waiting for a pooled connection is `none`, a timeout after the statement was
+// sent is `unknown`, and so is a connection lost mid-statement.
+enum class Effect {
+  none,     // not executed: nothing was sent, or the server refused the call
+  unknown,  // sent, and no reply said how it ended (timeout, connection lost mid-call, garbled reply)
+};
 
 template <typename T>
 struct Outcome {
   Failure failure = Failure::none;
   std::string message;  // why it failed, for logs and /health/ready
   T value{};
+  Effect effect = Effect::none;  // for failures: may the call still have taken effect?
 
   bool ok() const { return failure == Failure::none; }
-  static Outcome success(T v) { return Outcome{Failure::none, {}, std::move(v)}; }
-  static Outcome fail(Failure f, std::string m) { return Outcome{f, std::move(m), T{}}; }
+  static Outcome success(T v) { return Outcome{Failure::none, {}, std::move(v), Effect::none}; }
+  static Outcome fail(Failure f, std::string m, Effect e = Effect::none) {
+    return Outcome{f, std::move(m), T{}, e};
+  }
 };
 
 using Done = std::monostate;
@@ -81,11 +97,12 @@ class UserStore {
   virtual ~UserStore() = default;
   // The user, or nullopt when there is no such row.
   virtual boost::asio::awaitable<Outcome<std::optional<StoredUser>>> get(std::string_view id, Deadline d) = 0;
-  // Insert or update; on failure nothing was written (unless the commit happened and only its
-  // acknowledgement was lost, which the caller reports as 503 like any other failure).
+  // Insert or update. On failure, Outcome::effect says whether the write may still have committed
+  // (Effect::unknown: the statement reached the server and its answer was lost) or certainly did not.
   virtual boost::asio::awaitable<Outcome<PutResult>> put(std::string_view id, std::string_view name,
                                                          Deadline d) = 0;
   // Deletes; returns the version the deleted row had, or nullopt when there was no such row.
+  // Failures carry Outcome::effect as put() does.
   virtual boost::asio::awaitable<Outcome<std::optional<std::uint64_t>>> remove(std::string_view id,
                                                                                Deadline d) = 0;
   // A cheap round trip used by the health prober. It also creates the schema while it is missing,
@@ -108,7 +125,9 @@ struct CacheEntry {
 class CachePort {
  public:
   virtual ~CachePort() = default;
-  // The entry for id on that node, or nullopt when there is none.
+  // The entry for id on that node, or nullopt when there is none. An entry is only returned when the
+  // reply is certainly the one for `id` (it names that id); a reply for another id, or of the wrong
+  // shape, is Failure::desync (the connection is dropped and re-established).
   virtual boost::asio::awaitable<Outcome<std::optional<CacheEntry>>> get(CacheNode node, std::string_view id,
                                                                          Deadline d) = 0;
   // On the master, atomically: replaces the entry for id when `entry` is newer (higher version, or the

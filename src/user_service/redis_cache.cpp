@@ -10,21 +10,25 @@ namespace redis = clients::redis;
 namespace {
 
 // KEYS[1] value hash, KEYS[2] tombstone; ARGV: version, ttl ms, "v" (value) or "t" (tombstone), id, name.
-// The current entry is whichever of the two exists (a hash without a version counts as version 0);
-// the new one replaces it only if it has a higher version, or the same version and is a tombstone.
+// The current entry is whichever of the two exists (a hash without a version counts as version 0;
+// a hash that does not name this id is not ours, is never served, and counts as absent); the new one
+// replaces it only if it has a higher version, or the same version and is a tombstone. The reply,
+// {1, id} if it replaced and {0, id} if not, names the id so that it cannot be mistaken for another
+// call's (a command lost on its way leaves the next reply matched to it: see desync()).
 constexpr std::string_view kStoreScript = R"lua(
 local new = tonumber(ARGV[1])
 local tomb = ARGV[3] == 't'
 local cur, cur_tomb = nil, false
 local t = redis.call('GET', KEYS[2])
 if t then cur = tonumber(t) or 0; cur_tomb = true end
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  local v = tonumber(redis.call('HGET', KEYS[1], 'version') or '0') or 0
+local h = redis.call('HMGET', KEYS[1], 'id', 'version')
+if h[1] == ARGV[4] then
+  local v = tonumber(h[2] or '0') or 0
   if cur == nil or v > cur then cur = v; cur_tomb = false end
 end
 if cur ~= nil then
-  if new < cur then return 0 end
-  if new == cur and (cur_tomb or not tomb) then return 0 end
+  if new < cur then return {0, ARGV[4]} end
+  if new == cur and (cur_tomb or not tomb) then return {0, ARGV[4]} end
 end
 redis.call('DEL', KEYS[1], KEYS[2])
 if tomb then
@@ -33,7 +37,7 @@ else
   redis.call('HSET', KEYS[1], 'id', ARGV[4], 'name', ARGV[5], 'version', ARGV[1])
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-return 1
+return {1, ARGV[4]}
 )lua";
 
 // Server errors that mean "this node cannot serve now" rather than "this call was wrong".
@@ -55,6 +59,16 @@ Outcome<T> from_error(const redis::Result& r) {
   }
   const auto& s = r->str;
   return Outcome<T>::fail(unavailable_reply(s) ? Failure::unavailable : Failure::rejected, s);
+}
+
+// A reply that cannot belong to the command it was matched to: the connection's reply stream is
+// out of step with its commands (bytes lost or injected on the way), so every later reply on it would
+// be someone else's. The connection that carried the command (`connection`, read when it was issued)
+// is dropped and re-established with backoff; the reply is not used.
+template <typename T>
+Outcome<T> desync(redis::Client& client, std::uint64_t connection, std::string what) {
+  if (connection != 0) client.reset(what, connection);  // logs it (warn)
+  return Outcome<T>::fail(Failure::desync, std::move(what) + " (connection dropped)", Effect::unknown);
 }
 
 bool parse_u64(std::string_view s, std::uint64_t& out) {
@@ -89,18 +103,32 @@ asio::awaitable<Outcome<std::optional<CacheEntry>>> RedisCache::get(CacheNode no
                                                                     Deadline d) {
   using O = Outcome<std::optional<CacheEntry>>;
   std::vector<std::string> args;
-  args.reserve(4);
+  args.reserve(5);
   args.emplace_back("HMGET");
   args.emplace_back(value_key(id));
+  args.emplace_back("id");
   args.emplace_back("name");
   args.emplace_back("version");
-  const redis::Result r = co_await client(node).command(std::move(args), clients::Deadline(d.at));
+  redis::Client& c = client(node);
+  const std::uint64_t connection = c.connection_id();
+  const redis::Result r = co_await c.command(std::move(args), clients::Deadline(d.at));
   if (!r || r->is_error()) co_return from_error<std::optional<CacheEntry>>(r);
-  if (!r->is_array() || r->elements.size() != 2)
-    co_return O::fail(Failure::rejected, "unexpected HMGET reply");
-  const auto& name = r->elements[0];
-  const auto& version = r->elements[1];
-  if (!name.is_string()) co_return O::success(std::nullopt);  // no entry (or one without a name)
+  // Only the reply to this HMGET can have this shape and name this id: anything else is another
+  // command's reply (a desynchronised connection), and serving it could give user A's name for B.
+  if (!r->is_array() || r->elements.size() != 3)
+    co_return desync<std::optional<CacheEntry>>(c, connection, "HMGET reply of the wrong shape");
+  for (const auto& e : r->elements) {
+    if (!e.is_nil() && !e.is_string())
+      co_return desync<std::optional<CacheEntry>>(c, connection, "HMGET reply of the wrong shape");
+  }
+  const auto& hash_id = r->elements[0];
+  const auto& name = r->elements[1];
+  const auto& version = r->elements[2];
+  if (hash_id.is_string() && hash_id.str != id)
+    co_return desync<std::optional<CacheEntry>>(c, connection, "HMGET reply for another user");
+  // No entry; or a hash that does not name its id (not written by us: never served, and replaced by
+  // the next fill, see the script), or without a name.
+  if (!hash_id.is_string() || !name.is_string()) co_return O::success(std::nullopt);
   CacheEntry entry;
   if (version.is_string() && !parse_u64(version.str, entry.version)) {
     co_return O::success(std::nullopt);  // not ours: never serve what we cannot order
@@ -122,16 +150,23 @@ asio::awaitable<Outcome<bool>> RedisCache::store_if_newer(std::string_view id, c
   args.emplace_back(entry.tombstone ? "t" : "v");
   args.emplace_back(id);
   args.push_back(entry.name);
+  const std::uint64_t connection = master_.connection_id();
   const redis::Result r =
       co_await master_.eval(store_script(), std::move(keys), std::move(args), clients::Deadline(d.at));
   if (!r || r->is_error()) co_return from_error<bool>(r);
-  if (!r->is_integer()) co_return Outcome<bool>::fail(Failure::rejected, "unexpected script reply");
-  co_return Outcome<bool>::success(r->integer == 1);
+  if (!r->is_array() || r->elements.size() != 2 || !r->elements[0].is_integer() ||
+      (r->elements[0].integer != 0 && r->elements[0].integer != 1) || !r->elements[1].is_string())
+    co_return desync<bool>(master_, connection, "unexpected script reply");
+  if (r->elements[1].str != id) co_return desync<bool>(master_, connection, "script reply for another user");
+  co_return Outcome<bool>::success(r->elements[0].integer == 1);
 }
 
 asio::awaitable<Outcome<Done>> RedisCache::ping(CacheNode node, Deadline d) {
-  const redis::Result r = co_await client(node).ping(clients::Deadline(d.at));
+  redis::Client& c = client(node);
+  const std::uint64_t connection = c.connection_id();
+  const redis::Result r = co_await c.ping(clients::Deadline(d.at));
   if (!r || r->is_error()) co_return from_error<Done>(r);
+  if (!r->is_status("PONG")) co_return desync<Done>(c, connection, "unexpected PING reply");
   co_return Outcome<Done>::success({});
 }
 
@@ -145,20 +180,29 @@ asio::awaitable<Outcome<std::uint64_t>> RedisCache::invalidate_values_step(std::
   args.push_back(match_);
   args.emplace_back("COUNT");
   args.emplace_back("500");
+  std::uint64_t connection = master_.connection_id();
   const redis::Result r = co_await master_.command(std::move(args), clients::Deadline(d.at));
   if (!r || r->is_error()) co_return from_error<std::uint64_t>(r);
-  if (!r->is_array() || r->elements.size() != 2 || !r->elements[1].is_array())
-    co_return O::fail(Failure::rejected, "unexpected SCAN reply");
   std::uint64_t next = 0;
-  if (!parse_u64(r->elements[0].str, next)) co_return O::fail(Failure::rejected, "unexpected SCAN cursor");
-  if (!r->elements[1].elements.empty()) {
+  if (!r->is_array() || r->elements.size() != 2 || !r->elements[0].is_string() ||
+      !parse_u64(r->elements[0].str, next) || !r->elements[1].is_array())
+    co_return desync<std::uint64_t>(master_, connection, "unexpected SCAN reply");
+  const auto& found = r->elements[1].elements;
+  for (const auto& k : found) {
+    // Only value keys of ours: a key outside the pattern means this is not SCAN's reply.
+    if (!k.is_string() || !k.str.starts_with(prefix_))
+      co_return desync<std::uint64_t>(master_, connection, "unexpected SCAN reply");
+  }
+  if (!found.empty()) {
     std::vector<std::string> unlink;
-    unlink.reserve(r->elements[1].elements.size() + 1);
+    unlink.reserve(found.size() + 1);
     unlink.emplace_back("UNLINK");
-    for (const auto& k : r->elements[1].elements)
+    for (const auto& k : found)
       unlink.push_back(k.str);
+    connection = master_.connection_id();
     const redis::Result u = co_await master_.command(std::move(unlink), clients::Deadline(d.at));
     if (!u || u->is_error()) co_return from_error<std::uint64_t>(u);
+    if (!u->is_integer()) co_return desync<std::uint64_t>(master_, connection, "unexpected UNLINK reply");
   }
   co_return O::success(next);
 }

@@ -8,6 +8,15 @@
 // value can never overwrite a newer value or resurrect a deleted user, whatever order concurrent
 // writers' and readers' updates arrive in. Reads are one HMGET on the master (or the replica).
 //
+// Every reply is checked against its command: an HMGET reply must have three fields (id, name,
+// version), each a string or nil, and name the id asked for; the script answers 0 or 1; PING answers
+// PONG; SCAN answers a cursor and keys under the prefix. A reply that fails its check belongs to
+// another command: the connection's replies are out of step with its commands (bytes lost or injected
+// between us and Redis). The call then fails with Failure::desync, its reply unused, and the
+// connection it came on is dropped and re-established (clients::redis::Client::reset), so no later
+// command is matched to a wrong reply either. A hash that does not name its id was not written by
+// this service: it is never served (a miss) and the next fill replaces it.
+//
 // Usage:
 //   clients::redis::Client master(ex, {...}), replica(ex, {...});
 //   RedisCache cache(master, replica, config.redis);

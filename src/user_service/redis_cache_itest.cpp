@@ -141,6 +141,35 @@ TEST_F(RedisCacheITest, ForeignEntriesAndBinaryValues) {
   EXPECT_EQ(Get("weird id/x")->name, name);
 }
 
+// A hash under user:x that names another id cannot be the reply to "HMGET user:x": treated as a
+// desynchronised connection (never served; the connection is dropped and comes back). A hash that
+// names no id was not written by the service: a miss. Either is replaced by the service's next
+// update of that user, whatever version it claims (it is not ours to order).
+TEST_F(RedisCacheITest, AHashNamingAnotherIdIsNeverServed) {
+  master_->command("HSET user:victim id intruder name Mallory version 99");
+  const auto first = master_client_->connection_id();
+  auto r = Run(cache_->get(CacheNode::master, "victim", D()));
+  EXPECT_EQ(r.failure, Failure::desync) << r.message;
+  EXPECT_FALSE(r.value.has_value());
+  EXPECT_EQ(master_client_->status().counters.resets, 1u);
+  ASSERT_TRUE(Run(master_client_->wait_connected(clients::Deadline(5s))));
+  EXPECT_GT(master_client_->connection_id(), first);
+  EXPECT_TRUE(Store("victim", {3, false, "Vic"}));
+  auto e = Get("victim");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->name, "Vic");
+  EXPECT_EQ(Bulk(master_->command("HGET user:victim id")), "victim");
+
+  master_->command("HSET user:noid name Jack version 99");
+  EXPECT_FALSE(Get("noid").has_value());
+  EXPECT_EQ(master_client_->status().counters.resets, 1u);
+  EXPECT_TRUE(Store("noid", {2, false, "Joe"}));
+  e = Get("noid");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->name, "Joe");
+  EXPECT_EQ(e->version, 2u);
+}
+
 TEST_F(RedisCacheITest, ReplicaReadsAndPing) {
   EXPECT_TRUE(Store("rep", {7, false, "Rita"}));
   std::optional<CacheEntry> e;

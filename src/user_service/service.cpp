@@ -17,8 +17,8 @@ namespace {
 
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::array<std::string_view, 3> kDepNames = {"mysql", "redis-master", "redis-replica"};
-constexpr std::array<std::string_view, 5> kOutcomeNames = {"ok", "timeout", "unavailable", "rejected",
-                                                           "short_circuited"};
+constexpr std::array<std::string_view, 6> kOutcomeNames = {"ok",       "timeout",         "unavailable",
+                                                           "rejected", "short_circuited", "desync"};
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -53,7 +53,7 @@ Service::Service(asio::any_io_executor executor, const Config& config, UserStore
             Dependency(std::string(kDepNames[2]), config.resilience.breaker_failures,
                        config.redis.call_deadline / 2, false)},
       ledger_(config.cache.repair_queue_capacity, config.cache.recent_writes_capacity,
-              config.cache.recent_writes_window) {
+              config.cache.recent_writes_window, config.cache.replica_lag_window) {
   for (std::size_t d = 0; d < deps_.size(); ++d) {
     for (std::size_t o = 0; o < kOutcomeNames.size(); ++o) {
       dep_metrics_[d].calls[o] = &registry.counter(
@@ -105,8 +105,13 @@ Service::Service(asio::any_io_executor executor, const Config& config, UserStore
     w.counter("user_service_cache_repair_queue_overflows_total",
               "Times the repair queue overflowed (cache then invalidated).", {},
               static_cast<double>(ledger_.overflows()));
-    w.gauge("user_service_cache_recent_writes", "Recent writes remembered to detect a lagging replica.", {},
-            static_cast<double>(ledger_.recent()));
+    w.gauge("user_service_cache_recent_writes",
+            "Updates the master has and the replica may not have yet (repairs, refreshes, recent writes), "
+            "remembered to detect a lagging replica.",
+            {}, static_cast<double>(ledger_.watched()));
+    w.gauge("user_service_cache_replica_untrusted",
+            "1 while replica entries are not trusted (after an invalidation, for the replica lag window).",
+            {}, ledger_.replica_untrusted() ? 1 : 0);
     w.gauge("user_service_cache_untrusted", "1 while cached entries are not trusted (after an overflow).", {},
             ledger_.untrusted() ? 1 : 0);
     w.gauge("user_service_cache_refreshes_pending", "Ids to re-read after a write whose outcome was unknown.",
@@ -139,6 +144,9 @@ void Service::account(Dep d, Failure f, std::string_view message, Clock::time_po
     case Failure::rejected:
       m.calls[rejected]->inc();
       break;
+    case Failure::desync:
+      m.calls[desync]->inc();
+      break;
   }
   deps_[d].record_failure(f, message);
   if (common::log::enabled(common::log::Level::debug)) {
@@ -158,7 +166,8 @@ asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline dead
   std::optional<CacheEntry> stale;
 
   // 1. The cache: the master, or the replica when the master cannot answer. An answer from either
-  //    (hit, miss or known-stale entry) ends the cache lookup.
+  //    (hit, miss or known-stale entry) ends the cache lookup. So does a desynchronised connection
+  //    (a reply that was not this read's): its connection was dropped, and MariaDB answers instead.
   for (const Dep d : {redis_master, redis_replica}) {
     if (!deps_[d].allow()) {
       short_circuit(d);
@@ -169,7 +178,9 @@ asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline dead
     auto got = co_await cache_.get(d == redis_master ? CacheNode::master : CacheNode::replica, id,
                                    call_deadline(d, deadline));
     account(d, got.failure, got.message, started);
+    if (got.failure == Failure::desync) break;
     if (!got.ok()) continue;
+    if (d == redis_replica && got.value) ledger_.replica_caught_up(id, *got.value);
     if (got.value && !got.value->tombstone) {
       if (!ledger_.known_stale(id, *got.value, d == redis_replica)) {
         result.status = ReadResult::found;
@@ -271,7 +282,7 @@ asio::awaitable<WriteResult> Service::put_user(std::string_view id, std::string_
   const auto started = Clock::now();
   auto put = co_await store_.put(id, name, call_deadline(mysql, deadline));
   account(mysql, put.failure, put.message, started);
-  if (put.failure == Failure::timeout) remember_uncertain(id);
+  if (!put.ok() && put.effect == Effect::unknown) remember_uncertain(id);
   if (!put.ok()) {
     result.reason = "MariaDB: " + put.message;
     co_return result;
@@ -293,7 +304,7 @@ asio::awaitable<WriteResult> Service::delete_user(std::string_view id, Deadline 
   const auto started = Clock::now();
   auto removed = co_await store_.remove(id, call_deadline(mysql, deadline));
   account(mysql, removed.failure, removed.message, started);
-  if (removed.failure == Failure::timeout) remember_uncertain(id);
+  if (!removed.ok() && removed.effect == Effect::unknown) remember_uncertain(id);
   if (!removed.ok()) {
     result.reason = "MariaDB: " + removed.message;
     co_return result;
@@ -311,10 +322,13 @@ asio::awaitable<WriteResult> Service::delete_user(std::string_view id, Deadline 
 
 // ---- writes whose outcome is unknown --------------------------------------------------------
 
-// A write that timed out may still have committed (only its acknowledgement was lost). Its caller got
-// a 503, so serving the previous value meanwhile is a correct answer; but the cache must not keep it
-// for the rest of its TTL: once MariaDB and the master answer again, the id is re-read from MariaDB
-// and the cache brought to what MariaDB holds, by the same compare-and-set.
+// A write that failed after its statement may have reached MariaDB (a deadline passed mid-statement,
+// the connection was lost while MariaDB ran or answered it: Effect::unknown) may still have committed;
+// only its acknowledgement was lost. One known not to have run (no connection, breaker open, refused)
+// is not tracked. Its caller got a 503, so serving the previous value meanwhile is a correct answer;
+// but the cache must not keep it for the rest of its TTL: once MariaDB and the master answer again,
+// the id is re-read from MariaDB and the cache brought to what MariaDB holds, by the same
+// compare-and-set (and the replica, which receives that update a moment later, is watched).
 void Service::remember_uncertain(std::string_view id) {
   if (uncertain_.size() >= config_.cache.repair_queue_capacity) {
     uncertain_dropped_->inc();
@@ -347,6 +361,7 @@ asio::awaitable<void> Service::refresh_uncertain() {
       auto r = co_await cache_.store_if_newer(id, *target, Deadline::after(config_.redis.call_deadline));
       account(redis_master, r.failure, r.message, started);
       if (!r.ok()) co_return;
+      ledger_.record_master_update(id, *target, Clock::now());
     }
     uncertain_.erase(id);
     refreshed_->inc();
@@ -417,7 +432,7 @@ asio::awaitable<void> Service::invalidate_all() {
     cursor = r.value;
   } while (cursor != 0);
   invalidations_->inc();
-  ledger_.mark_trusted();
+  ledger_.mark_trusted(Clock::now());
   common::log::info("cache invalidated after repair queue overflow; cache trusted again");
 }
 

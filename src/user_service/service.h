@@ -77,9 +77,9 @@ class Service {
   std::size_t uncertain_writes() const { return uncertain_.size(); }
 
  private:
-  enum Outcome_ { ok = 0, timeout = 1, unavailable_ = 2, rejected = 3, short_circuited = 4 };
+  enum Outcome_ { ok = 0, timeout = 1, unavailable_ = 2, rejected = 3, short_circuited = 4, desync = 5 };
   struct DepMetrics {
-    std::array<common::metrics::Counter*, 5> calls{};
+    std::array<common::metrics::Counter*, 6> calls{};
     common::metrics::Histogram* duration = nullptr;
   };
 
@@ -109,7 +109,7 @@ class Service {
   std::size_t background_ = 0;  // fills in flight
   std::array<std::unique_ptr<boost::asio::steady_timer>, 3> probe_timers_;
   std::unique_ptr<boost::asio::steady_timer> repair_timer_;
-  std::set<std::string> uncertain_;  // ids whose last write timed out (may or may not have committed)
+  std::set<std::string> uncertain_;  // ids of failed writes that may have committed (Effect::unknown)
 
   common::metrics::Counter* stale_detected_ = nullptr;
   common::metrics::Counter* stale_served_ = nullptr;

@@ -373,6 +373,7 @@ TEST_F(ServiceTest, RepairQueueOverflowDistrustsTheCacheUntilInvalidated) {
   EXPECT_EQ(Get("z").source, Source::origin);
   EXPECT_EQ(Get("c").name, "C2");
   cache_.master.behaviour.mode = Behaviour::ok;
+  cache_.replicate = false;  // the replica has not received the invalidation yet
   ASSERT_TRUE(WaitFor([&] { return !service_->ledger().untrusted(); }, 2s));
   EXPECT_EQ(cache_.invalidations, 1);
   // Stale values are gone from the master; reads fill it again from MariaDB.
@@ -380,6 +381,12 @@ TEST_F(ServiceTest, RepairQueueOverflowDistrustsTheCacheUntilInvalidated) {
   ASSERT_TRUE(WaitFor([&] { return cache_.master.entries.count("c") == 1; }, 1s));
   EXPECT_EQ(Get("c").source, Source::cache);
   EXPECT_EQ(Get("c").name, "C2");
+  // The replica is trusted only once it can have caught up with the invalidation.
+  EXPECT_TRUE(service_->ledger().replica_untrusted());
+  cache_.master.behaviour.mode = Behaviour::fail;
+  const auto r = Get("c");
+  EXPECT_EQ(r.source, Source::origin);
+  EXPECT_EQ(r.name, "C2");
 }
 
 TEST_F(ServiceTest, ConcurrentWritersAndReadersNeverLeaveAnOlderValueCached) {
@@ -430,6 +437,140 @@ TEST_F(ServiceTest, WriteWhoseAcknowledgementWasLostIsReconciledFromMariaDb) {
   EXPECT_EQ(Get("d").status, ReadResult::not_found);
 }
 
+// The catalog's "write/delete when 'mysql' resets connections" and "MariaDB goes away during the
+// write/delete": MariaDB ran the statement, then the connection was lost before its answer arrived
+// ("Lost connection to server during query"): a 503 whose write may have committed. Not a timeout,
+// yet just as unknown: the cache must be brought to what MariaDB holds once it answers again.
+TEST_F(ServiceTest, WriteWhoseConnectionWasLostMidStatementIsReconciledFromMariaDb) {
+  Start();
+  Seed("u", "Jack");
+  Seed("d", "Dora");
+  store_.behaviour.ack_lost = true;
+  store_.behaviour.ack_failure = Failure::unavailable;
+  EXPECT_EQ(Put("u", "Joe").status, WriteResult::unavailable);
+  EXPECT_EQ(Delete("d").status, WriteResult::unavailable);
+  EXPECT_EQ(store_.rows["u"].name, "Joe");  // committed: only the answer was lost
+  EXPECT_EQ(store_.rows.count("d"), 0u);
+  store_.behaviour.ack_lost = false;
+  ASSERT_TRUE(WaitFor([&] { return service_->uncertain_writes() == 0; }, 2s));
+  EXPECT_EQ(cache_.master.entries["u"].name, "Joe");
+  EXPECT_EQ(cache_.master.entries["u"].version, store_.rows["u"].version);
+  EXPECT_TRUE(cache_.master.entries["d"].tombstone);
+  auto r = Get("u");
+  EXPECT_EQ(r.source, Source::cache);
+  EXPECT_EQ(r.name, "Joe");
+  EXPECT_EQ(Get("d").status, ReadResult::not_found);
+}
+
+// Failures known to have left nothing behind are not reconciled (there is nothing to learn); a
+// deadline that passed while the statement was out is.
+TEST_F(ServiceTest, OnlyWritesThatMayHaveRunAreReconciled) {
+  Start();
+  Seed("u", "Jack");
+  store_.behaviour.mode = Behaviour::reject;  // MariaDB refused the statement
+  EXPECT_EQ(Put("u", "Joe").status, WriteResult::unavailable);
+  EXPECT_EQ(Delete("u").status, WriteResult::unavailable);
+  store_.behaviour.mode = Behaviour::ok;
+  store_.behaviour.fail_next = 2;  // no connection: never sent
+  EXPECT_EQ(Put("u", "Joe").status, WriteResult::unavailable);
+  EXPECT_EQ(Delete("u").status, WriteResult::unavailable);
+  EXPECT_EQ(service_->uncertain_writes(), 0u);
+  store_.behaviour.mode = Behaviour::fail;  // refused connections, until the breaker opens
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        Put("u", "Joe");
+        return service_->dependency(Service::mysql).breaker_open();
+      },
+      3s));
+  EXPECT_EQ(Put("u", "Joe").status, WriteResult::unavailable);  // short-circuited
+  EXPECT_EQ(service_->uncertain_writes(), 0u);
+  EXPECT_EQ(store_.rows["u"].name, "Jack");
+  store_.behaviour.mode = Behaviour::ok;
+  ASSERT_TRUE(WaitFor([&] { return service_->dependency(Service::mysql).allow(); }, 2s));
+  store_.behaviour.mode = Behaviour::hang;  // sent, and no answer by the deadline
+  EXPECT_EQ(Put("u", "Joe").status, WriteResult::unavailable);
+  EXPECT_EQ(service_->uncertain_writes(), 1u);
+}
+
+// The catalog once saw, 108 ms after the Redis master came back, a cached read answer the value from
+// before a write: the repair had landed on the master, the next read's master call failed, and the
+// replica had not received the repair yet. A repaired entry stays known-stale for replica reads
+// until the replica shows it (or the replica lag window ends), whatever the recent-writes setting.
+TEST_F(ServiceTest, RepairedEntryIsStaleOnALaggingReplicaUntilItCatchesUp) {
+  ASSERT_EQ(config_.cache.recent_writes_window, Clock::duration::zero());  // the default: off
+  Start();
+  Seed("u", "Jack");
+  Seed("d", "Dora");
+  cache_.master.behaviour.mode = Behaviour::fail;
+  EXPECT_EQ(Put("u", "Joe").status, WriteResult::updated);
+  EXPECT_EQ(Delete("d").status, WriteResult::deleted);
+  EXPECT_EQ(service_->ledger().pending(), 2u);
+  // The master returns and takes the repairs; the replica lags behind them.
+  cache_.replicate = false;
+  cache_.master.behaviour.mode = Behaviour::ok;
+  ASSERT_TRUE(WaitFor([&] { return service_->ledger().pending() == 0; }, 2s));
+  EXPECT_EQ(cache_.master.entries["u"].name, "Joe");
+  EXPECT_TRUE(cache_.master.entries["d"].tombstone);
+  EXPECT_EQ(cache_.replica.entries["u"].name, "Jack");
+  EXPECT_EQ(cache_.replica.entries["d"].name, "Dora");
+  EXPECT_EQ(Get("u").source, Source::cache);  // the master is trusted for what it acknowledged
+  // The master fails the next reads: the replica's entries are the old ones, known stale.
+  cache_.master.behaviour.mode = Behaviour::hang;
+  auto r = Get("u");
+  EXPECT_EQ(r.status, ReadResult::found);
+  EXPECT_EQ(r.source, Source::origin);
+  EXPECT_EQ(r.name, "Joe");
+  EXPECT_EQ(Get("d").status, ReadResult::not_found);
+  EXPECT_GT(cache_.replica.calls, 0);
+  // The replica catches up: its entry is served again, and the watch on it ends.
+  cache_.replica.entries = cache_.master.entries;
+  r = Get("u");
+  EXPECT_EQ(r.source, Source::cache);
+  EXPECT_EQ(r.name, "Joe");
+  EXPECT_EQ(Get("d").status, ReadResult::not_found);
+  EXPECT_EQ(service_->ledger().watched(), 0u);  // (Redis reads show a tombstone as a miss, so there
+                                                // a tombstone's watch ends with the window instead)
+}
+
+// The same for an entry the master received from a refresh after a write whose outcome was unknown.
+TEST_F(ServiceTest, RefreshedEntryIsStaleOnALaggingReplicaToo) {
+  Start();
+  Seed("u", "Jack");
+  cache_.replicate = false;
+  store_.behaviour.ack_lost = true;
+  store_.behaviour.ack_failure = Failure::unavailable;
+  EXPECT_EQ(Put("u", "Joe").status, WriteResult::unavailable);
+  store_.behaviour.ack_lost = false;
+  ASSERT_TRUE(WaitFor([&] { return service_->uncertain_writes() == 0; }, 2s));
+  EXPECT_EQ(cache_.master.entries["u"].name, "Joe");
+  EXPECT_EQ(cache_.replica.entries["u"].name, "Jack");
+  cache_.master.behaviour.mode = Behaviour::fail;
+  const auto r = Get("u");
+  EXPECT_EQ(r.source, Source::origin);
+  EXPECT_EQ(r.name, "Joe");
+}
+
+// A cache reply that was not this read's (Failure::desync: the adapter dropped the connection) is
+// never served, and the read goes to MariaDB rather than to another node.
+TEST_F(ServiceTest, DesynchronisedCacheReplyIsNotServedAndMariaDbAnswers) {
+  Start();
+  Seed("u", "Jack");
+  store_.rows["u"].name = "Joe";  // so a cache answer would show
+  cache_.master.behaviour.mode = Behaviour::desync;
+  const int replica_calls = cache_.replica.calls;
+  const auto r = Get("u");
+  EXPECT_EQ(r.status, ReadResult::found);
+  EXPECT_EQ(r.source, Source::origin);
+  EXPECT_EQ(r.name, "Joe");
+  EXPECT_EQ(cache_.replica.calls, replica_calls);
+  const std::string metrics = registry_.render();
+  const std::string line =
+      "user_service_dependency_calls_total{dependency=\"redis-master\",outcome=\"desync\"} ";
+  const auto at = metrics.find(line);
+  ASSERT_NE(at, std::string::npos) << metrics;
+  EXPECT_GE(std::strtod(metrics.c_str() + at + line.size(), nullptr), 1.0);
+}
+
 TEST_F(ServiceTest, WithoutRecentWritesExternallyReseededEntriesAreServed) {
   Start();  // default: recent writes off
   EXPECT_EQ(Put("u", "Joe").status, WriteResult::created);
@@ -443,7 +584,7 @@ TEST_F(ServiceTest, WithoutRecentWritesExternallyReseededEntriesAreServed) {
   EXPECT_EQ(Get("u").source, Source::cache);
   cache_.master.behaviour.mode = Behaviour::fail;
   auto r = Get("u");
-  EXPECT_EQ(r.source, Source::cache) << service_->ledger().recent() << " " << service_->ledger().pending()
+  EXPECT_EQ(r.source, Source::cache) << service_->ledger().watched() << " " << service_->ledger().pending()
                                      << " " << cache_.replica.calls << " " << service_->health_json();
   EXPECT_EQ(r.name, "Jack");
 }
