@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "testing/servers.h"
@@ -526,6 +527,132 @@ TEST_F(FaultproxyTest, LiveToxicChangesUnderTrafficAreByteExact) {
   EXPECT_GT(round, 20);
   ::close(fd);
 }
+
+// A client sending a numbered 64-byte message every `every` through an echo, in its own thread,
+// while the test changes toxics; then everything it sent must come back exactly (or, where a
+// toxic's removal closes the connection, a prefix of it and the end).
+class PacedClient {
+ public:
+  PacedClient(std::uint16_t port, std::chrono::milliseconds every) : fd_(connect_to(port)) {
+    writer_ = std::thread([this, every] {
+      auto next = Clock::now();
+      for (int i = 0; !stop_; ++i) {
+        std::string msg = "PING " + std::to_string(i) + " ";
+        msg.resize(62, '.');
+        msg += "\r\n";
+        if (::send(fd_, msg.data(), msg.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(msg.size())) break;
+        {
+          std::lock_guard lock(mutex_);
+          sent_ += msg;
+        }
+        next += every;
+        std::this_thread::sleep_until(next);
+      }
+    });
+  }
+  ~PacedClient() {
+    stop();
+    ::close(fd_);
+  }
+  bool ok() const { return fd_ >= 0; }
+  void stop() {
+    stop_ = true;
+    if (writer_.joinable()) writer_.join();
+  }
+  std::string sent() {
+    std::lock_guard lock(mutex_);
+    return sent_;
+  }
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+  std::atomic<bool> stop_{false};
+  std::mutex mutex_;
+  std::string sent_;
+  std::thread writer_;
+};
+
+struct LiveToxicCase {
+  std::string label;       // test name suffix
+  std::string toxic;       // POST body without the stream
+  std::string update;      // PATCH body, or empty
+  bool closes = false;     // removal closes the connection (timeout, as Toxiproxy)
+  int remove_after = 100;  // ms after the toxic was added
+};
+
+void PrintTo(const LiveToxicCase& c, std::ostream* os) {
+  *os << c.label;
+}
+
+class LiveToxicRemoval : public FaultproxyTest,
+                         public ::testing::WithParamInterface<std::tuple<LiveToxicCase, const char*>> {};
+
+// Adding, updating and removing a toxic on a live link never loses, duplicates or reorders a byte:
+// what the toxic held when it was removed flows on, in order.
+TEST_P(LiveToxicRemoval, LosesNoByte) {
+  const auto& [c, stream] = GetParam();
+  const auto port = fp_.proxy("live", echo_.port());
+  PacedClient client(port, 20ms);
+  ASSERT_TRUE(client.ok());
+  std::this_thread::sleep_for(100ms);
+  std::string body = c.toxic;
+  body.insert(body.size() - 1, std::string(R"(,"name":"t","stream":")") + stream + "\"");
+  fp_.toxic("live", body);
+  const auto added = Clock::now();
+  if (!c.update.empty()) {
+    std::this_thread::sleep_until(added + std::chrono::milliseconds(c.remove_after / 2));
+    ASSERT_EQ(fp_.call("PATCH", "/proxies/live/toxics/t", c.update).status, 200);
+  }
+  std::this_thread::sleep_until(added + std::chrono::milliseconds(c.remove_after));
+  ASSERT_EQ(fp_.call("DELETE", "/proxies/live/toxics/t").status, 204);
+  const double removed_after = ms_since(added);
+  std::this_thread::sleep_for(200ms);
+  client.stop();
+  const std::string sent = client.sent();
+  auto r = read_for(client.fd(), sent.size(), 10s);
+  if (c.closes) {
+    EXPECT_EQ(sent.compare(0, r.data.size(), r.data), 0) << "not a prefix of what was sent";
+    if (r.end == ReadResult::timeout) r = read_for(client.fd(), 1, 5s);
+    EXPECT_EQ(r.end, ReadResult::eof);
+    return;
+  }
+  EXPECT_EQ(r.end, ReadResult::timeout) << "the connection ended (removed after " << removed_after << " ms)";
+  ASSERT_EQ(r.data.size(), sent.size()) << "removed after " << removed_after << " ms";
+  EXPECT_TRUE(r.data == sent) << "bytes lost, duplicated or reordered";
+  EXPECT_GT(rtt(client.fd()), 0);  // and the link carries on
+}
+
+const LiveToxicCase kLiveCases[] = {
+    {"latency", R"({"type":"latency","attributes":{"latency":300}})", R"({"attributes":{"latency":500}})"},
+    {"bandwidth", R"({"type":"bandwidth","attributes":{"rate":1}})", R"({"attributes":{"rate":2}})"},
+    {"slicer", R"({"type":"slicer","attributes":{"average_size":3,"delay":10000}})",
+     R"({"attributes":{"average_size":5,"delay":20000}})"},
+    {"slow_close", R"({"type":"slow_close","attributes":{"delay":300}})", R"({"attributes":{"delay":500}})"},
+    {"limit_data", R"({"type":"limit_data","attributes":{"bytes":100000}})",
+     R"({"attributes":{"bytes":200000}})"},
+    {"noop", R"({"type":"noop"})", R"({"toxicity":0.5})"},
+    {"reset_peer", R"({"type":"reset_peer","attributes":{"timeout":1000}})",
+     R"({"attributes":{"timeout":1500}})"},
+    {"reset_peer_toxicity_off", R"({"type":"reset_peer","attributes":{"timeout":1000}})",
+     R"({"toxicity":0})"},
+    {"timeout", R"({"type":"timeout","attributes":{"timeout":1000}})", R"({"attributes":{"timeout":2000}})",
+     true},
+    // The catalog's case: reset_peer 300 removed (without update) 50-200 ms after it was added.
+    {"reset_peer_300_removed_after_50", R"({"type":"reset_peer","attributes":{"timeout":300}})", "", false,
+     50},
+    {"reset_peer_300_removed_after_100", R"({"type":"reset_peer","attributes":{"timeout":300}})", "", false,
+     100},
+    {"reset_peer_300_removed_after_200", R"({"type":"reset_peer","attributes":{"timeout":300}})", "", false,
+     200},
+};
+
+INSTANTIATE_TEST_SUITE_P(EveryToxic, LiveToxicRemoval,
+                         ::testing::Combine(::testing::ValuesIn(kLiveCases),
+                                            ::testing::Values("upstream", "downstream")),
+                         [](const auto& p) {
+                           return std::get<0>(p.param).label + "_" + std::get<1>(p.param);
+                         });
 
 TEST_F(FaultproxyTest, DisableClosesConnectionsAndRefusesNewOnes) {
   const auto port = fp_.proxy("d", echo_.port());

@@ -26,6 +26,9 @@ void Pipeline::flush_entry(std::size_t i, TimePoint now, bool removed, bool was_
 }
 
 void Pipeline::apply(const std::vector<ToxicSpec>& toxics, TimePoint now) {
+  // 0. Whatever was due by now happens under the old toxics (a reset_peer whose time has come
+  //    fires even if it is being removed; data due leaves before the change).
+  run(now);
   // 1. Removals, front to back: each hands what it holds to its successor, so order is kept even
   //    when neighbours are removed together.
   for (std::size_t i = 0; i < entries_.size();) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <random>
 
 namespace faultproxy {
@@ -16,12 +17,15 @@ ToxicSpec spec(std::uint64_t id, std::string name, ToxicType type, Attributes a,
   return ToxicSpec{id, version, std::move(name), type, toxicity, a};
 }
 
+// What the link's writer would write: data up to a close or reset (the link ends there).
 std::string drain(Pipeline& p, std::vector<EventKind>* terminals = nullptr) {
   std::string s;
+  bool ended = false;
   while (!p.output().empty()) {
     Event e = p.output().take_front();
+    if (e.kind == EventKind::close || e.kind == EventKind::reset) ended = true;
     if (e.kind == EventKind::data) {
-      s += e.bytes;
+      if (!ended) s += e.bytes;
     } else if (terminals) {
       terminals->push_back(e.kind);
     }
@@ -136,8 +140,95 @@ TEST(Pipeline, ActivationsAreReported) {
   EXPECT_EQ(seen, std::vector<std::string>{"on"});
 }
 
-// Random adds, updates and removals of delaying toxics while data flows: the output is exactly
-// the input, in order, whatever the schedule.
+// The catalog's scenario on one link: the upstream answers a PING every 20 ms; reset_peer 300 is
+// added and removed 50-310 ms later. Removed before it fired: every byte passes, in order, and the
+// link lives on. Removed after: the link was reset, and what came out before is a prefix.
+TEST(Pipeline, RemovingResetPeerBeforeItFiresLosesNoByte) {
+  for (int phase = 0; phase < 20; phase += 7) {
+    for (int remove_after = 50; remove_after <= 310; remove_after += 10) {
+      Pipeline p(1);
+      std::string sent, received;
+      std::vector<EventKind> terminals;
+      const TimePoint added = T0 + std::chrono::milliseconds(phase);
+      bool removed = false;
+      std::optional<TimePoint> first_after_add;
+      for (int ms = 0; ms <= 700; ++ms) {
+        const TimePoint now = T0 + std::chrono::milliseconds(ms);
+        if (now == added) p.apply({spec(1, "rp", ToxicType::reset_peer, {300})}, now);
+        if (now == added + std::chrono::milliseconds(remove_after)) {
+          p.apply({}, now);
+          removed = true;
+        }
+        if (ms % 20 == 0) {
+          const std::string pong = "+PONG" + std::to_string(ms / 20) + "\r\n";
+          sent += pong;
+          if (now >= added && !first_after_add) first_after_add = now;
+          p.push(Event::data(pong, now), now);
+        }
+        p.run(now);
+        received += drain(p, &terminals);
+        if (!terminals.empty()) break;
+      }
+      const bool fired_first = added + std::chrono::milliseconds(remove_after) >= *first_after_add + 300ms;
+      if (fired_first) {
+        EXPECT_FALSE(removed && terminals.empty());
+        EXPECT_EQ(terminals, std::vector<EventKind>{EventKind::reset}) << phase << " " << remove_after;
+        EXPECT_EQ(sent.compare(0, received.size(), received), 0);
+      } else {
+        EXPECT_TRUE(removed);
+        EXPECT_TRUE(terminals.empty()) << phase << " " << remove_after;
+        EXPECT_EQ(received, sent) << phase << " " << remove_after;
+        EXPECT_TRUE(p.idle());
+      }
+    }
+  }
+}
+
+// Data that reached a toxic before an update keeps the schedule it had (apply brings the chain up
+// to date first), even if the link had not run since it arrived.
+TEST(Pipeline, UpdateDoesNotRescheduleDataAlreadyInside) {
+  Pipeline p(1);
+  p.apply({spec(1, "lat", ToxicType::latency, {100})}, T0);
+  p.push(Event::data("a", T0), T0);
+  p.push(Event::data("b", T0 + 5ms), T0 + 5ms);  // no run() in between
+  p.apply({spec(1, "lat", ToxicType::latency, {300}, 1.0f, 2)}, T0 + 10ms);
+  EXPECT_EQ(p.run(T0 + 10ms), T0 + 100ms);
+  p.run(T0 + 100ms);
+  EXPECT_EQ(drain(p), "a");
+  EXPECT_EQ(p.run(T0 + 101ms), T0 + 105ms);
+  p.run(T0 + 105ms);
+  EXPECT_EQ(drain(p), "b");
+}
+
+// A toxic whose time had come when it was removed acted first.
+TEST(Pipeline, RemovalAfterTheDueTimeStillFires) {
+  Pipeline p(1);
+  p.apply({spec(1, "rp", ToxicType::reset_peer, {100})}, T0);
+  p.push(Event::data("x", T0), T0);
+  EXPECT_EQ(p.run(T0), T0 + 100ms);
+  p.apply({}, T0 + 150ms);  // the timer had not run yet
+  std::vector<EventKind> t;
+  EXPECT_EQ(drain(p, &t), "");
+  EXPECT_EQ(t, std::vector<EventKind>{EventKind::reset});
+}
+
+TEST(Pipeline, DeactivatedTimeoutPassesTheEndItHeld) {
+  Pipeline p(1);
+  p.apply({spec(1, "t", ToxicType::timeout, {0})}, T0);
+  p.push(Event::data("swallowed", T0), T0);
+  p.push(Event::terminal(EventKind::eof, T0 + 1ms), T0 + 1ms);
+  p.run(T0 + 1ms);
+  std::vector<EventKind> t;
+  EXPECT_EQ(drain(p, &t), "");
+  p.apply({spec(1, "t", ToxicType::timeout, {0}, 0.0f, 2)}, T0 + 2ms);
+  p.run(T0 + 2ms);
+  EXPECT_EQ(drain(p, &t), "");
+  EXPECT_EQ(t, std::vector<EventKind>{EventKind::eof});
+}
+
+// Random adds, updates and removals of every toxic that holds or passes data (reset_peer and
+// limit_data with bounds never reached, so that they hold and count without ending the link) while
+// data flows: the output is exactly the input, in order, whatever the schedule.
 TEST(Pipeline, LiveChangesNeverLoseDuplicateOrReorderBytes) {
   for (std::uint64_t trial = 0; trial < 60; ++trial) {
     std::mt19937_64 rng(trial);
@@ -157,9 +248,10 @@ TEST(Pipeline, LiveChangesNeverLoseDuplicateOrReorderBytes) {
         sent += chunk;
         p.push(Event::data(chunk, now), now);
       } else if (action < 7 && toxics.size() < 4) {
-        const ToxicType types[] = {ToxicType::latency, ToxicType::bandwidth, ToxicType::slicer,
-                                   ToxicType::slow_close, ToxicType::noop};
-        const ToxicType t = types[rng() % 5];
+        const ToxicType types[] = {ToxicType::latency,    ToxicType::bandwidth, ToxicType::slicer,
+                                   ToxicType::slow_close, ToxicType::noop,      ToxicType::reset_peer,
+                                   ToxicType::limit_data};
+        const ToxicType t = types[rng() % 7];
         Attributes a{};
         if (t == ToxicType::latency)
           a = {static_cast<std::int64_t>(rng() % 50), static_cast<std::int64_t>(rng() % 5), 0};
@@ -167,13 +259,20 @@ TEST(Pipeline, LiveChangesNeverLoseDuplicateOrReorderBytes) {
         if (t == ToxicType::slicer)
           a = {1 + static_cast<std::int64_t>(rng() % 20), static_cast<std::int64_t>(rng() % 5),
                static_cast<std::int64_t>(rng() % 2000)};
+        if (t == ToxicType::slow_close) a = {static_cast<std::int64_t>(rng() % 50), 0, 0};
+        if (t == ToxicType::reset_peer) a = {100'000 + static_cast<std::int64_t>(rng() % 1000), 0, 0};
+        if (t == ToxicType::limit_data) a = {1'000'000 + static_cast<std::int64_t>(rng() % 1000), 0, 0};
         toxics.push_back(
             spec(next_id, "t" + std::to_string(next_id), t, a, (rng() % 4) ? 1.0f : 0.5f, ++version));
         ++next_id;
         p.apply(toxics, now);
       } else if (action < 8 && !toxics.empty()) {
         auto& t = toxics[rng() % toxics.size()];
-        t.attributes[0] = static_cast<std::int64_t>(rng() % 40);
+        const auto v = static_cast<std::int64_t>(rng() % 40);
+        t.attributes[0] = t.type == ToxicType::reset_peer   ? 100'000 + v
+                          : t.type == ToxicType::limit_data ? 1'000'000 + v
+                          : t.type == ToxicType::bandwidth  ? 1 + v
+                                                            : v;
         t.toxicity = (rng() % 2) ? 1.0f : 0.0f;
         t.version = ++version;
         p.apply(toxics, now);
@@ -182,7 +281,9 @@ TEST(Pipeline, LiveChangesNeverLoseDuplicateOrReorderBytes) {
         p.apply(toxics, now);
       }
       p.run(now);
-      received += drain(p);
+      std::vector<EventKind> terminals;
+      received += drain(p, &terminals);
+      EXPECT_TRUE(terminals.empty()) << "trial " << trial << " step " << step;
       EXPECT_EQ(received.size() + p.buffered_bytes(), sent.size()) << "trial " << trial << " step " << step;
       EXPECT_EQ(sent.compare(0, received.size(), received), 0) << "trial " << trial << " step " << step;
     }

@@ -46,26 +46,30 @@ class NoopStage : public Stage {
 };
 
 // Each chunk is released `latency +/- jitter` after it was read, never before the previous one.
+// A chunk's release time is fixed when the stage first sees it, so an update of the attributes
+// applies to data that arrives afterwards and what the stage already holds keeps its schedule.
 class LatencyStage : public Stage {
  public:
   LatencyStage(const Attributes& a, std::uint64_t seed) : rng_(seed) { update(a, {}); }
 
   TimePoint step(EventQueue& in, TimePoint now, const Emitter& out) override {
+    while (dues_.size() < in.size()) {
+      const Event& e = in[dues_.size()];
+      last_due_ = std::max(e.is_terminal() ? e.at : e.read_at + delay(), last_due_);
+      dues_.push_back(last_due_);
+    }
     while (!in.empty()) {
-      Event& e = in.front();
-      TimePoint due = std::max(e.at, last_release_);
-      if (!e.is_terminal()) {
-        if (!pending_due_) pending_due_ = std::max(e.read_at + delay(), last_release_);
-        due = *pending_due_;
-      }
+      const TimePoint due = dues_.front();
       if (due > now) return due;
-      last_release_ = due;
-      pending_due_.reset();
+      dues_.pop_front();
       out(in.take_front(), due);
     }
     return kNever;
   }
-  void flush(EventQueue&, TimePoint, const Emitter&, bool) override { pending_due_.reset(); }
+  void flush(EventQueue&, TimePoint now, const Emitter&, bool) override {
+    dues_.clear();  // the pipeline passes the inbox on as is: everything held goes out now
+    last_due_ = std::min(last_due_, now);
+  }
   void update(const Attributes& a, TimePoint) override {
     latency_ = std::clamp<std::int64_t>(a[0], -kMaxMillis, kMaxMillis);
     jitter_ = clamp_ms(a[1]);
@@ -80,8 +84,8 @@ class LatencyStage : public Stage {
   }
   std::int64_t latency_ = 0, jitter_ = 0;
   std::mt19937_64 rng_;
-  std::optional<TimePoint> pending_due_;  // the head chunk's release time once drawn (jitter is drawn once)
-  TimePoint last_release_{};
+  std::deque<TimePoint> dues_;  // release times of the first dues_.size() events of the inbox
+  TimePoint last_due_{};
 };
 
 // Passes `rate` KB/s (1 KB = 1000 bytes): a chunk of n bytes occupies the link n/rate ms; chunks
@@ -123,7 +127,10 @@ class BandwidthStage : public Stage {
     return kNever;
   }
 
-  void flush(EventQueue&, TimePoint, const Emitter&, bool) override { started_ = false; }
+  void flush(EventQueue&, TimePoint now, const Emitter&, bool) override {
+    started_ = false;  // the pipeline passes the unsent rest of the head chunk on
+    busy_until_ = std::min(busy_until_, now);
+  }
 
   void update(const Attributes& a, TimePoint now) override {
     const std::int64_t new_rate = std::clamp<std::int64_t>(a[0], 0, std::int64_t{1} << 40);
@@ -178,7 +185,8 @@ class SlowCloseStage : public Stage {
 };
 
 // Swallows data; with timeout > 0 closes the connection `timeout` ms after it started or after the
-// last chunk it swallowed. Removing it closes the connection (Toxiproxy's Cleanup does so).
+// last chunk it swallowed. Removing it closes the connection (Toxiproxy's Cleanup does so). The end
+// of the source is held, not lost: if the toxic is deactivated (toxicity lowered), it passes on.
 class TimeoutStage : public Stage {
  public:
   explicit TimeoutStage(const Attributes& a) { update(a, {}); }
@@ -197,7 +205,8 @@ class TimeoutStage : public Stage {
         return kNever;
       }
       if (e.kind == EventKind::data) last_ = std::max(last_, e.at);
-      in.pop_front();  // data dropped, eof swallowed (the connection is held open)
+      if (e.kind == EventKind::eof) eof_held_ = true;
+      in.pop_front();  // data dropped, eof held (the connection is held open)
     }
     if (timeout_ <= 0) return kNever;
     const TimePoint due = add_ms(last_, timeout_);
@@ -207,10 +216,18 @@ class TimeoutStage : public Stage {
     return kNever;
   }
   void flush(EventQueue& in, TimePoint now, const Emitter& out, bool removed) override {
-    in.clear();  // swallowed, as it would have been
-    if (removed && !fired_) {
+    if (fired_) return;
+    // What reached the toxic while it acted was swallowed, as it would have been.
+    while (!in.empty()) {
+      if (in.front().is_terminal()) eof_held_ = true;
+      in.pop_front();
+    }
+    if (removed) {
       fired_ = true;
       out(Event::terminal(EventKind::close, now), now);
+    } else if (eof_held_) {
+      eof_held_ = false;
+      out(Event::terminal(EventKind::eof, now), now);
     }
   }
   void update(const Attributes& a, TimePoint now) override {
@@ -222,10 +239,12 @@ class TimeoutStage : public Stage {
  private:
   std::int64_t timeout_ = 0;
   TimePoint last_{};
-  bool fired_ = false;
+  bool fired_ = false, eof_held_ = false;
 };
 
-// At the first event, drops it and resets the connection `timeout` ms later.
+// At the first event, starts counting `timeout` ms, then resets the connection. What arrives in
+// the meantime is held (it dies with the connection). If the toxic is removed or deactivated before
+// it fires, everything it held passes on, in order, and the connection lives on.
 class ResetPeerStage : public Stage {
  public:
   explicit ResetPeerStage(const Attributes& a) { update(a, {}); }
@@ -235,18 +254,18 @@ class ResetPeerStage : public Stage {
       return kNever;
     }
     if (!triggered_ && !in.empty()) triggered_ = in.front().at;
-    in.clear();
     if (!triggered_) return kNever;
     const TimePoint due = add_ms(*triggered_, timeout_);
-    if (due > now) return due;
+    if (due > now) return due;  // everything stays in the inbox, held
     fired_ = true;
+    in.clear();
     out(Event::terminal(EventKind::reset, due), due);
     return kNever;
   }
-  void flush(EventQueue& in, TimePoint, const Emitter&, bool) override {
-    if (triggered_) in.clear();  // already being reset: what follows the first event is dropped
-    triggered_.reset();
+  void flush(EventQueue&, TimePoint, const Emitter&, bool) override {
+    triggered_.reset();  // the pipeline passes the held inbox on as is
   }
+  // The countdown keeps its start: a new timeout counts from the first event.
   void update(const Attributes& a, TimePoint) override { timeout_ = clamp_ms(a[0]); }
 
  private:
@@ -255,7 +274,9 @@ class ResetPeerStage : public Stage {
   bool fired_ = false;
 };
 
-// Slices each chunk around average_size +/- size_variation bytes, `delay` microseconds apart.
+// Slices each chunk around average_size +/- size_variation bytes, `delay` microseconds apart. An
+// update applies from the next slice on: the slice due next keeps its time, and a chunk already
+// being sliced keeps its slice sizes.
 class SlicerStage : public Stage {
  public:
   SlicerStage(const Attributes& a, std::uint64_t seed) : rng_(seed) { update(a, {}); }
@@ -270,26 +291,29 @@ class SlicerStage : public Stage {
       }
       if (!started_) {
         started_ = true;
-        start_ = std::max(e.at, busy_until_);
+        next_due_ = std::max(e.at, busy_until_);
         base_ = in.front_offset();
         offsets_ = slice_offsets(e.bytes.size() - base_, average_, variation_, rng_);
         next_ = 0;
       }
       while (next_ + 1 < offsets_.size()) {
-        const TimePoint due = start_ + microseconds(delay_us_) * static_cast<std::int64_t>(next_ / 2);
-        if (due > now) return due;
+        if (next_due_ > now) return next_due_;
         const std::size_t b = base_ + offsets_[next_], n = offsets_[next_ + 1] - offsets_[next_];
-        out(Event::data(e.bytes.substr(b, n), e.read_at), due);
+        out(Event::data(e.bytes.substr(b, n), e.read_at), next_due_);
         in.advance_front(n);
         next_ += 2;
+        busy_until_ = next_due_ + microseconds(delay_us_);
+        next_due_ = busy_until_;
       }
-      busy_until_ = start_ + microseconds(delay_us_) * static_cast<std::int64_t>(offsets_.size() / 2);
       started_ = false;
       in.pop_front();
     }
     return kNever;
   }
-  void flush(EventQueue&, TimePoint, const Emitter&, bool) override { started_ = false; }
+  void flush(EventQueue&, TimePoint now, const Emitter&, bool) override {
+    started_ = false;  // the pipeline passes the unsent rest of the head chunk on
+    busy_until_ = std::min(busy_until_, now);
+  }
   void update(const Attributes& a, TimePoint) override {
     average_ = std::max<std::int64_t>(a[0], 1);
     variation_ = std::max<std::int64_t>(a[1], 0);
@@ -300,7 +324,7 @@ class SlicerStage : public Stage {
   std::mt19937_64 rng_;
   std::int64_t average_ = 1, variation_ = 0, delay_us_ = 0;
   bool started_ = false;
-  TimePoint start_{}, busy_until_{};
+  TimePoint next_due_{}, busy_until_{};
   std::vector<std::size_t> offsets_;
   std::size_t next_ = 0;
   std::size_t base_ = 0;

@@ -65,6 +65,7 @@ class EventQueue {
   std::size_t bytes() const { return bytes_; }
   Event& front() { return q_.front(); }
   const Event& front() const { return q_.front(); }
+  const Event& operator[](std::size_t i) const { return q_[i]; }
   // Bytes of the head event already passed on.
   std::size_t front_offset() const { return head_off_; }
   std::string_view front_rest() const { return std::string_view(q_.front().bytes).substr(head_off_); }
@@ -141,7 +142,9 @@ class Stage {
   // Returns when it can make progress again without new input (kNever: only new input helps).
   virtual TimePoint step(EventQueue& in, TimePoint now, const Emitter& out) = 0;
   // The toxic is being removed or deactivated: everything it holds goes out now, in order, and
-  // `in` is left holding only what it has not started on (the caller passes that on as is).
+  // `in` is left holding only what must pass on as is (the caller does that: the unsent rest of a
+  // chunk begun, and everything the stage held in its inbox). Only timeout may drop data here (it
+  // swallowed it while it acted); nothing else is lost, duplicated or reordered.
   // `removed` distinguishes removal (timeout then closes the connection, as Toxiproxy does) from
   // deactivation through a toxicity update.
   virtual void flush(EventQueue& in, TimePoint now, const Emitter& out, bool removed);

@@ -105,6 +105,53 @@ TEST(Latency, NegativeLatencyPassesAtOnce) {
   EXPECT_EQ(h.bytes(), "x");
 }
 
+TEST(Latency, UpdateKeepsTheScheduleOfHeldChunks) {
+  Harness h(ToxicType::latency, {100, 0, 0});
+  h.data("a", T0);
+  h.data("b", T0 + 10ms);
+  EXPECT_EQ(h.step(T0 + 10ms), T0 + 100ms);
+  h.data("c", T0 + 15ms);
+  h.step(T0 + 16ms);  // c's release time is fixed here, before the update
+  h.stage().update({300, 0, 0}, T0 + 20ms);
+  h.data("d", T0 + 30ms);
+  EXPECT_EQ(h.step(T0 + 100ms), T0 + 110ms);
+  EXPECT_EQ(h.step(T0 + 110ms), T0 + 115ms);
+  EXPECT_EQ(h.step(T0 + 115ms), T0 + 330ms);
+  EXPECT_EQ(h.step(T0 + 330ms), kNever);
+  EXPECT_EQ(h.bytes(), "abcd");
+  ASSERT_EQ(h.out().size(), 4u);
+  EXPECT_EQ(h.out()[1].at, T0 + 110ms);
+  EXPECT_EQ(h.out()[2].at, T0 + 115ms);
+  EXPECT_EQ(h.out()[3].at, T0 + 330ms);
+}
+
+TEST(Latency, LowerLatencyNeverOvertakesHeldChunks) {
+  Harness h(ToxicType::latency, {300, 0, 0});
+  h.data("a", T0);
+  h.step(T0);
+  h.stage().update({10, 0, 0}, T0 + 1ms);
+  h.data("b", T0 + 2ms);
+  EXPECT_EQ(h.step(T0 + 2ms), T0 + 300ms);
+  h.step(T0 + 300ms);
+  EXPECT_EQ(h.bytes(), "ab");
+  EXPECT_EQ(h.out()[1].at, T0 + 300ms);
+}
+
+TEST(Latency, RemovalPassesEverythingHeldAtOnceInOrder) {
+  Harness h(ToxicType::latency, {300, 50, 0}, 3);
+  std::string sent;
+  for (int i = 0; i < 20; ++i) {
+    sent += "chunk" + std::to_string(i) + ";";
+    h.data("chunk" + std::to_string(i) + ";", T0 + std::chrono::milliseconds(20 * i));
+    h.step(T0 + std::chrono::milliseconds(20 * i));
+  }
+  h.terminal(EventKind::eof, T0 + 400ms);
+  h.step(T0 + 400ms);
+  h.flush(T0 + 401ms, true);
+  EXPECT_EQ(h.bytes(), sent);
+  EXPECT_EQ(h.out().back().kind, EventKind::eof);
+}
+
 TEST(Bandwidth, RateIsKilobytesPerSecondInHundredMillisecondPieces) {
   Harness h(ToxicType::bandwidth, {100, 0, 0});  // 100 KB/s = 100 bytes/ms; pieces of 10000 bytes
   h.data(std::string(25000, 'z'), T0);
@@ -145,6 +192,29 @@ TEST(Bandwidth, FlushMidChunkKeepsOnlyTheUnsentRest) {
   ASSERT_EQ(h.out().size(), 1u);
   h.flush(T0 + 120ms, true);
   EXPECT_EQ(h.bytes(), payload);
+}
+
+TEST(Bandwidth, UpdateMidChunkKeepsEveryByteInOrder) {
+  Harness h(ToxicType::bandwidth, {1, 0, 0});  // 1 byte/ms, pieces of 100 bytes
+  std::string payload(1000, 'a');
+  std::iota(payload.begin(), payload.end(), 'a');
+  h.data(payload.substr(0, 600), T0);
+  h.data(payload.substr(600), T0 + 1ms);
+  EXPECT_EQ(h.step(T0 + 150ms), T0 + 200ms);
+  h.stage().update({5, 0, 0}, T0 + 150ms);  // the rest of the chunk goes on at 5 bytes/ms from now
+  EXPECT_EQ(h.step(T0 + 150ms), T0 + 250ms);
+  h.step(T0 + 10s);
+  EXPECT_EQ(h.bytes(), payload);
+  for (std::size_t i = 1; i < h.out().size(); ++i)
+    EXPECT_GE(h.out()[i].at, h.out()[i - 1].at);
+}
+
+TEST(SlowClose, UpdateKeepsWhenTheEndArrived) {
+  Harness h(ToxicType::slow_close, {500, 0, 0});
+  h.terminal(EventKind::eof, T0);
+  EXPECT_EQ(h.step(T0), T0 + 500ms);
+  h.stage().update({200, 0, 0}, T0 + 100ms);
+  EXPECT_EQ(h.step(T0 + 100ms), T0 + 200ms);
 }
 
 TEST(SlowClose, DelaysTheEndOnly) {
@@ -203,6 +273,27 @@ TEST(Timeout, RemovalClosesButDeactivationDoesNot) {
   EXPECT_TRUE(deactivated.out().empty());
 }
 
+TEST(Timeout, DeactivationPassesAHeldEnd) {
+  Harness h(ToxicType::timeout, {0, 0, 0});
+  h.stage().activate(T0);
+  h.data("swallowed", T0);
+  h.terminal(EventKind::eof, T0 + 1ms);
+  h.step(T0 + 1ms);
+  EXPECT_TRUE(h.out().empty());
+  h.flush(T0 + 2ms, false);
+  ASSERT_EQ(h.out().size(), 1u);
+  EXPECT_EQ(h.out()[0].kind, EventKind::eof);
+}
+
+TEST(Timeout, UpdateRestartsTheQuietPeriod) {
+  Harness h(ToxicType::timeout, {500, 0, 0});
+  h.stage().activate(T0);
+  EXPECT_EQ(h.step(T0 + 400ms), T0 + 500ms);
+  h.stage().update({300, 0, 0}, T0 + 450ms);
+  EXPECT_EQ(h.step(T0 + 450ms), T0 + 750ms);
+  EXPECT_TRUE(h.out().empty());
+}
+
 TEST(ResetPeer, ResetsTimeoutAfterFirstDataAndDropsIt) {
   Harness h(ToxicType::reset_peer, {300, 0, 0});
   EXPECT_EQ(h.step(T0), kNever);  // nothing happens before data
@@ -212,6 +303,65 @@ TEST(ResetPeer, ResetsTimeoutAfterFirstDataAndDropsIt) {
   EXPECT_EQ(h.step(T0 + 1300ms), kNever);
   ASSERT_EQ(h.out().size(), 1u);
   EXPECT_EQ(h.out()[0].kind, EventKind::reset);
+}
+
+// The catalog's case: a PING every 20 ms, reset_peer 300 added, removed before it fires. Every byte
+// the toxic held passes on, in order, and no reset follows.
+TEST(ResetPeer, RemovalBeforeItFiresPassesEverythingHeldInOrder) {
+  for (bool removed : {true, false}) {  // removal, or deactivation by a toxicity update
+    Harness h(ToxicType::reset_peer, {300, 0, 0});
+    std::string sent;
+    for (int i = 0; i < 10; ++i) {
+      const std::string pong = "+PONG" + std::to_string(i) + "\r\n";
+      sent += pong;
+      const TimePoint t = T0 + std::chrono::milliseconds(20 * i);
+      h.data(pong, t);
+      EXPECT_EQ(h.step(t), T0 + 300ms) << i;
+    }
+    EXPECT_TRUE(h.out().empty());
+    h.flush(T0 + 250ms, removed);
+    EXPECT_EQ(h.bytes(), sent);
+    for (const auto& o : h.out())
+      EXPECT_EQ(o.kind, EventKind::data);
+  }
+}
+
+TEST(ResetPeer, HeldEndPassesOnRemoval) {
+  Harness h(ToxicType::reset_peer, {300, 0, 0});
+  h.data("x", T0);
+  h.terminal(EventKind::eof, T0 + 1ms);
+  h.step(T0 + 2ms);
+  h.flush(T0 + 3ms, true);
+  ASSERT_EQ(h.out().size(), 2u);
+  EXPECT_EQ(h.out()[0].bytes, "x");
+  EXPECT_EQ(h.out()[1].kind, EventKind::eof);
+}
+
+TEST(ResetPeer, UpdateKeepsTheCountdownStart) {
+  Harness h(ToxicType::reset_peer, {300, 0, 0});
+  h.data("x", T0);
+  EXPECT_EQ(h.step(T0), T0 + 300ms);
+  h.stage().update({100, 0, 0}, T0 + 50ms);
+  EXPECT_EQ(h.step(T0 + 50ms), T0 + 100ms);
+  h.stage().update({1000, 0, 0}, T0 + 60ms);
+  EXPECT_EQ(h.step(T0 + 100ms), T0 + 1000ms);
+  EXPECT_TRUE(h.out().empty());
+  EXPECT_EQ(h.step(T0 + 1000ms), kNever);
+  ASSERT_EQ(h.out().size(), 1u);
+  EXPECT_EQ(h.out()[0].kind, EventKind::reset);
+  EXPECT_EQ(h.out()[0].at, T0 + 1000ms);
+}
+
+TEST(ResetPeer, AfterReactivationCountsFromTheNextEvent) {
+  Harness h(ToxicType::reset_peer, {300, 0, 0});
+  h.data("a", T0);
+  h.step(T0);
+  h.flush(T0 + 100ms, false);
+  EXPECT_EQ(h.bytes(), "a");
+  h.stage().activate(T0 + 500ms);
+  EXPECT_EQ(h.step(T0 + 500ms), kNever);
+  h.data("b", T0 + 600ms);
+  EXPECT_EQ(h.step(T0 + 600ms), T0 + 900ms);
 }
 
 TEST(ResetPeer, ZeroTimeoutResetsAtOnce) {
@@ -270,6 +420,19 @@ TEST(Slicer, FlushMidChunkKeepsOnlyTheUnsentRest) {
   EXPECT_EQ(h.bytes(), "abcdefgh");
 }
 
+TEST(Slicer, UpdateKeepsTheNextSliceDueAndEveryByte) {
+  Harness h(ToxicType::slicer, {2, 0, 1000});  // 2-byte slices 1 ms apart
+  h.data("abcdefghij", T0);
+  EXPECT_EQ(h.step(T0 + 1ms), T0 + 2ms);
+  h.stage().update({5, 0, 10000}, T0 + 1500us);
+  EXPECT_EQ(h.step(T0 + 1500us), T0 + 2ms);  // the slice due next keeps its time
+  EXPECT_EQ(h.step(T0 + 2ms), T0 + 12ms);    // then the new delay
+  h.data("klmnopqrst", T0 + 3ms);            // a new chunk: new sizes
+  h.step(T0 + 1s);
+  EXPECT_EQ(h.bytes(), "abcdefghijklmnopqrst");
+  EXPECT_EQ(h.out().back().bytes.size(), 5u);
+}
+
 TEST(LimitData, PassesExactlyTheLimitThenCloses) {
   Harness h(ToxicType::limit_data, {10, 0, 0});
   h.data("aaaaaaaa", T0);
@@ -300,6 +463,19 @@ TEST(LimitData, ZeroClosesAtFirstData) {
   h.step(T0);
   ASSERT_EQ(h.out().size(), 1u);
   EXPECT_EQ(h.out()[0].kind, EventKind::close);
+}
+
+TEST(LimitData, RaisedLimitLetsTheRestThroughInOrder) {
+  Harness h(ToxicType::limit_data, {100, 0, 0});
+  h.data("aaaa", T0);
+  h.step(T0);
+  h.stage().update({1000, 0, 0}, T0 + 1ms);
+  h.data("bbbb", T0 + 2ms);
+  h.step(T0 + 2ms);
+  h.flush(T0 + 3ms, true);
+  EXPECT_EQ(h.bytes(), "aaaabbbb");
+  for (const auto& o : h.out())
+    EXPECT_EQ(o.kind, EventKind::data);
 }
 
 TEST(Noop, PassesEverything) {
