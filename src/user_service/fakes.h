@@ -27,7 +27,8 @@ struct Behaviour {
   enum Mode { ok, fail, hang, reject } mode = ok;
   Clock::duration delay{0};
   int fail_next = 0;      // the next N calls fail with `unavailable`, then `mode` applies again
-  bool ack_lost = false;  // FakeStore writes: applied, then reported as a timeout
+  bool ack_lost = false;  // FakeStore writes: applied, then reported as failed ...
+  Failure ack_lost_as = Failure::timeout;  // ... this way (a deadline, or a connection lost: unavailable)
 };
 
 // Plays a behaviour out: waits as told (never past the deadline) and says how the call ends.
@@ -87,7 +88,7 @@ class FakeStore : public UserStore {
       co_return Outcome<PutResult>::fail(f, m);
     auto [it, created] = rows.try_emplace(std::string(id));
     it->second = StoredUser{std::string(name), ++sequence};
-    if (behaviour.ack_lost) co_return Outcome<PutResult>::fail(Failure::timeout, "deadline exceeded");
+    if (behaviour.ack_lost) co_return Outcome<PutResult>::fail(behaviour.ack_lost_as, "acknowledgement lost");
     co_return Outcome<PutResult>::success(PutResult{created, it->second.version});
   }
   boost::asio::awaitable<Outcome<std::optional<std::uint64_t>>> remove(std::string_view id,
@@ -101,7 +102,7 @@ class FakeStore : public UserStore {
     const auto v = it->second.version;
     rows.erase(it);
     if (behaviour.ack_lost)
-      co_return Outcome<std::optional<std::uint64_t>>::fail(Failure::timeout, "deadline exceeded");
+      co_return Outcome<std::optional<std::uint64_t>>::fail(behaviour.ack_lost_as, "acknowledgement lost");
     co_return Outcome<std::optional<std::uint64_t>>::success(v);
   }
   boost::asio::awaitable<Outcome<Done>> probe(Deadline d) override {

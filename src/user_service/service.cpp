@@ -24,6 +24,15 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+// Whether a write that failed this way may still have committed. A deadline that passed, or a
+// connection lost, after the statement was sent leaves it unknown (the reply was lost, not
+// necessarily the statement: MariaDB runs a statement it received even if the client is gone).
+// Only a statement the server refused is known not to have run. (A connection that could not be
+// made counts as unknown too: telling the cases apart is not worth a stale cache entry.)
+bool maybe_committed(Failure f) {
+  return f == Failure::timeout || f == Failure::unavailable;
+}
+
 }  // namespace
 
 std::string_view source_name(Source s) {
@@ -271,7 +280,7 @@ asio::awaitable<WriteResult> Service::put_user(std::string_view id, std::string_
   const auto started = Clock::now();
   auto put = co_await store_.put(id, name, call_deadline(mysql, deadline));
   account(mysql, put.failure, put.message, started);
-  if (put.failure == Failure::timeout) remember_uncertain(id);
+  if (maybe_committed(put.failure)) remember_uncertain(id);
   if (!put.ok()) {
     result.reason = "MariaDB: " + put.message;
     co_return result;
@@ -293,12 +302,16 @@ asio::awaitable<WriteResult> Service::delete_user(std::string_view id, Deadline 
   const auto started = Clock::now();
   auto removed = co_await store_.remove(id, call_deadline(mysql, deadline));
   account(mysql, removed.failure, removed.message, started);
-  if (removed.failure == Failure::timeout) remember_uncertain(id);
+  if (maybe_committed(removed.failure)) remember_uncertain(id);
   if (!removed.ok()) {
     result.reason = "MariaDB: " + removed.message;
     co_return result;
   }
   if (!removed.value) {
+    // MariaDB has no such user, yet the cache may still hold a value whose deletion was never
+    // acknowledged (an earlier DELETE whose answer was lost): left there, it would answer 200 right
+    // after this 404. It is replaced now, or by the refresh as soon as the master can be asked.
+    if (!co_await tombstone_cached_value(id, deadline)) remember_uncertain(id);
     result.status = WriteResult::not_found;
     co_return result;
   }
@@ -330,27 +343,42 @@ asio::awaitable<void> Service::refresh_uncertain() {
     auto row = co_await store_.get(id, Deadline::after(config_.mysql.call_deadline));
     account(mysql, row.failure, row.message, started);
     if (!row.ok()) co_return;
-    std::optional<CacheEntry> target;
     if (row.value) {
-      target = CacheEntry{row.value->version, false, std::move(row.value->name)};
-    } else {
-      // Deleted: a tombstone at the cached value's version replaces exactly that value (and loses to
-      // anything newer that landed meanwhile).
+      const CacheEntry target{row.value->version, false, std::move(row.value->name)};
       started = Clock::now();
-      auto cached = co_await cache_.get(CacheNode::master, id, Deadline::after(config_.redis.call_deadline));
-      account(redis_master, cached.failure, cached.message, started);
-      if (!cached.ok()) co_return;
-      if (cached.value && !cached.value->tombstone) target = CacheEntry{cached.value->version, true, {}};
-    }
-    if (target) {
-      started = Clock::now();
-      auto r = co_await cache_.store_if_newer(id, *target, Deadline::after(config_.redis.call_deadline));
+      auto r = co_await cache_.store_if_newer(id, target, Deadline::after(config_.redis.call_deadline));
       account(redis_master, r.failure, r.message, started);
       if (!r.ok()) co_return;
+    } else {
+      // Deleted: a tombstone at the cached value's version.
+      const Deadline d = Deadline::after(config_.redis.call_deadline);
+      const bool cleared = co_await tombstone_cached_value(id, d);
+      if (!cleared) co_return;
     }
     uncertain_.erase(id);
     refreshed_->inc();
   }
+}
+
+// MariaDB has no row for `id`: a value cached for it is replaced by a tombstone at the value's own
+// version, so exactly that value goes (compare-and-set: anything newer that landed meanwhile wins).
+// False if the master could not be asked or could not answer.
+asio::awaitable<bool> Service::tombstone_cached_value(std::string_view id, Deadline request) {
+  if (!deps_[redis_master].allow()) {
+    short_circuit(redis_master);
+    co_return false;
+  }
+  auto started = Clock::now();
+  auto cached = co_await cache_.get(CacheNode::master, id, call_deadline(redis_master, request));
+  account(redis_master, cached.failure, cached.message, started);
+  if (!cached.ok()) co_return false;
+  if (!cached.value || cached.value->tombstone) co_return true;
+  // A local, not a temporary inside the co_await: GCC 12 destroys such a temporary twice.
+  const CacheEntry tombstone{cached.value->version, true, {}};
+  started = Clock::now();
+  auto r = co_await cache_.store_if_newer(id, tombstone, call_deadline(redis_master, request));
+  account(redis_master, r.failure, r.message, started);
+  co_return r.ok();
 }
 
 // ---- background: probes and repairs ---------------------------------------------------------

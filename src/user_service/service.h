@@ -95,6 +95,7 @@ class Service {
   boost::asio::awaitable<void> invalidate_all();
   void wake_repairer();
   void remember_uncertain(std::string_view id);
+  boost::asio::awaitable<bool> tombstone_cached_value(std::string_view id, Deadline request);
   boost::asio::awaitable<void> refresh_uncertain();
 
   boost::asio::any_io_executor executor_;
@@ -109,7 +110,7 @@ class Service {
   std::size_t background_ = 0;  // fills in flight
   std::array<std::unique_ptr<boost::asio::steady_timer>, 3> probe_timers_;
   std::unique_ptr<boost::asio::steady_timer> repair_timer_;
-  std::set<std::string> uncertain_;  // ids whose last write timed out (may or may not have committed)
+  std::set<std::string> uncertain_;  // ids whose last write failed unknown (may or may not have committed)
 
   common::metrics::Counter* stale_detected_ = nullptr;
   common::metrics::Counter* stale_served_ = nullptr;
