@@ -17,6 +17,13 @@ bool CacheLedger::known_stale_slow(std::string_view id, const CacheEntry& cached
   return supersedes(it->second.entry, cached);
 }
 
+std::optional<CacheEntry> CacheLedger::known_entry_slow(std::string_view id, bool from_replica) const {
+  const auto it = items_.find(id);
+  if (it == items_.end()) return std::nullopt;
+  if (!it->second.pending && !from_replica) return std::nullopt;  // the master acknowledged it
+  return it->second.entry;
+}
+
 void CacheLedger::erase_item(Map::iterator it) {
   if (it->second.pending)
     --pending_count_;

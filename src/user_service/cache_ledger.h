@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -49,6 +50,14 @@ class CacheLedger {
     if (untrusted_) return true;
     if (items_.empty()) return false;
     return known_stale_slow(id, cached, from_replica);
+  }
+
+  // The newest entry the ledger holds for `id` that known_stale() would compare a cached entry with
+  // (a queued repair; for the replica also a recent write), if any. A read takes it before it asks
+  // Redis, so that a repair applied while the read is in flight still counts against its reply.
+  std::optional<CacheEntry> known_entry(std::string_view id, bool from_replica) const {
+    if (items_.empty()) return std::nullopt;
+    return known_entry_slow(id, from_replica);
   }
 
   struct Repair {
@@ -84,6 +93,7 @@ class CacheLedger {
   using Map = std::unordered_map<std::string, Item, Hash, std::equal_to<>>;
 
   bool known_stale_slow(std::string_view id, const CacheEntry& cached, bool from_replica) const;
+  std::optional<CacheEntry> known_entry_slow(std::string_view id, bool from_replica) const;
   void make_recent(Map::iterator it, Clock::time_point now);
   void erase_item(Map::iterator it);
 

@@ -109,3 +109,25 @@ TEST(CacheLedger, RecentWritesAreBoundedByCapacity) {
 
 }  // namespace
 }  // namespace user_service
+
+namespace user_service {
+namespace {
+
+TEST(CacheLedger, KnownEntryIsWhatKnownStaleComparesWith) {
+  CacheLedger off(10, 10, 0s), on(10, 10, 10s);
+  const auto now = Clock::now();
+  EXPECT_FALSE(off.known_entry("u", true));
+  off.record_write("u", value(6, "Joe"), false, now);  // queued: known for both nodes
+  ASSERT_TRUE(off.known_entry("u", false));
+  EXPECT_EQ(off.known_entry("u", true)->version, 6u);
+  auto batch = off.take_repairs(10);
+  off.repair_finished("u", 6, true, now);  // applied; no recent writes: forgotten
+  EXPECT_FALSE(off.known_entry("u", true));
+  on.record_write("u", tomb(7), true, now);  // applied, remembered for the replica only
+  EXPECT_FALSE(on.known_entry("u", false));
+  ASSERT_TRUE(on.known_entry("u", true));
+  EXPECT_TRUE(on.known_entry("u", true)->tombstone);
+}
+
+}  // namespace
+}  // namespace user_service

@@ -174,13 +174,18 @@ asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline dead
       continue;
     }
     if (deadline.expired()) break;
+    // What the ledger knows before asking: the reply may predate a repair that lands (and leaves the
+    // ledger) while this read is in flight, e.g. a replica's answer overtaken by the master's repair.
+    const auto known_before = ledger_.known_entry(id, d == redis_replica);
     const auto started = Clock::now();
     auto got = co_await cache_.get(d == redis_master ? CacheNode::master : CacheNode::replica, id,
                                    call_deadline(d, deadline));
     account(d, got.failure, got.message, started);
     if (!got.ok()) continue;
     if (got.value && !got.value->tombstone) {
-      if (!ledger_.known_stale(id, *got.value, d == redis_replica)) {
+      const bool known_stale = ledger_.known_stale(id, *got.value, d == redis_replica) ||
+                               (known_before && supersedes(*known_before, *got.value));
+      if (!known_stale) {
         result.status = ReadResult::found;
         result.source = Source::cache;
         result.name = std::move(got.value->name);

@@ -486,6 +486,30 @@ TEST_F(ServiceTest, DeleteOfAnAbsentUserWhileTheMasterIsDownRepairsTheCacheWhenI
   EXPECT_EQ(Get("d").status, ReadResult::not_found);
 }
 
+// Found by the chaos soak (limit_data on the master's replies: the master flaps, reads fall back to
+// the replica while repairs land): a replica read sent while a repair was queued was answered after
+// the repair had landed and left the ledger, and its pre-repair value was served as fresh.
+TEST_F(ServiceTest, AReplicaReplyOvertakenByARepairIsStillKnownStale) {
+  config_.redis.call_deadline = 200ms;
+  Start();
+  Seed("u", "Jack");
+  cache_.master.behaviour.mode = Behaviour::fail;
+  ASSERT_TRUE(WaitFor([&] { return service_->dependency(Service::redis_master).breaker_open(); }, 2s));
+  EXPECT_EQ(Put("u", "Joe").status, WriteResult::updated);  // the cache update is queued
+  EXPECT_EQ(service_->ledger().pending(), 1u);
+  cache_.replica.behaviour.delay = 120ms;
+  cache_.replica.answer_as_of_call = true;  // the replica answers "Jack", as of the call
+  auto read = asio::co_spawn(io_, service_->get_user("u", RequestDeadline()), asio::use_future);
+  Settle(5ms);                                   // the replica read is in flight
+  cache_.master.behaviour.mode = Behaviour::ok;  // the master returns: the repair lands
+  ASSERT_TRUE(WaitFor([&] { return service_->ledger().pending() == 0; }, 2s));
+  ASSERT_EQ(read.wait_for(0s), std::future_status::timeout) << "the repair should land first";
+  ASSERT_TRUE(WaitFor([&] { return read.wait_for(0s) == std::future_status::ready; }, 2s));
+  const ReadResult r = read.get();
+  EXPECT_EQ(r.name, "Joe");
+  EXPECT_EQ(r.source, Source::origin);
+}
+
 TEST_F(ServiceTest, WithoutRecentWritesExternallyReseededEntriesAreServed) {
   Start();  // default: recent writes off
   EXPECT_EQ(Put("u", "Joe").status, WriteResult::created);
