@@ -124,6 +124,9 @@ class History {
 
   // A short index for an error text (at most 4096 distinct ones; later ones share the last index).
   std::uint16_t intern(std::string_view text);
+  const std::string& reason_text(std::uint16_t reason) const {
+    return reasons_[reason < reasons_.size() ? reason : 0];
+  }
   std::string describe(std::size_t record) const;
   // The last acknowledged write of `id` and up to `n` later writes that may have had an effect.
   std::string last_writes(std::uint32_t id, std::size_t n) const;

@@ -19,6 +19,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -43,6 +44,7 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 using namespace std::chrono_literals;
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr State kNoState = -3;  // no write in flight
 
 // ------------------------------------------------------------------------------------ options
 
@@ -55,7 +57,8 @@ struct Options {
   std::uint64_t seed = 0;
   bool seed_given = false;
   std::string replay;
-  std::string report_file, summary_file, chaos_log;
+  std::string report_file, summary_file, chaos_log, history_file;
+  bool chaos = true;
   int writers = 6, readers = 10, ids_per_writer = 64;
   int think_ms = 4;                      // mean pause between a worker's requests
   milliseconds client_timeout{5000};     // no answer within this: a hang
@@ -71,8 +74,11 @@ struct Options {
             << "usage: soak --service HOST:PORT --faultproxy HOST:PORT --mariadb-port N\n"
                "            --redis-master-port N --redis-replica-port N [--pid NAME=PID]...\n"
                "            [--seconds N] [--seed N] [--replay TEXT] [--report FILE] [--summary FILE]\n"
-               "            [--chaos-log FILE] [--writers N] [--readers N] [--ids-per-writer N]\n"
-               "            [--think-ms N] [--recovery-bound-ms N] [--rss-growth-limit FRACTION]\n";
+               "            [--chaos-log FILE] [--history FILE] [--writers N] [--readers N]\n"
+               "            [--ids-per-writer N] [--think-ms N] [--recovery-bound-ms N]\n"
+               "            [--rss-growth-limit FRACTION] [--no-chaos]\n"
+               "  --history FILE: every request (TSV), written when an invariant failed\n"
+               "  --no-chaos: load only (apply faults by hand); the final reset and checks still run\n";
   std::exit(2);
 }
 
@@ -128,6 +134,10 @@ Options parse_options(int argc, char** argv) {
       o.summary_file = value();
     } else if (a == "--chaos-log") {
       o.chaos_log = value();
+    } else if (a == "--history") {
+      o.history_file = value();
+    } else if (a == "--no-chaos") {
+      o.chaos = false;
     } else if (a == "--writers") {
       o.writers = static_cast<int>(number());
     } else if (a == "--readers") {
@@ -201,6 +211,7 @@ struct Run {
   asio::io_context io;
   History history;
   Clock::time_point start;
+  std::chrono::system_clock::time_point started_wall;
   milliseconds duration{0}, calm_at{0};
   bool stop = false, sampling = true;
   int workers_running = 0, helpers_running = 0;
@@ -215,10 +226,29 @@ struct Run {
   std::uint64_t bad_answer_count = 0, transport_error_count = 0, over_deadline = 0;
   std::ofstream chaos_log;
 
+  // Per id, as answers arrive: the last acknowledged state and when, whether a write of unknown
+  // outcome followed it, the state of a write in flight. A cache read that contradicts them makes
+  // the soak look at both Redis nodes at once (a diagnosis for the report; the judgement is History's).
+  std::vector<State> acked, in_flight;
+  std::vector<std::int64_t> acked_done_us;
+  std::vector<bool> unknown_since_ack;
+  std::map<std::size_t, std::string> peeks;  // record index -> what master and replica held
+
   std::optional<std::int64_t> recovered_ms, all_up_ms;  // after the faults were cleared
   std::string last_health;
   std::vector<Invariant> invariants;
 };
+
+std::string utc_text(std::chrono::system_clock::time_point t) {
+  const std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  ::gmtime_r(&secs, &tm);
+  char buf[48];
+  const auto ms = std::chrono::duration_cast<milliseconds>(t.time_since_epoch()).count() % 1000;
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  return buf;
+}
 
 asio::awaitable<void> sleep_for(Clock::duration d) {
   asio::steady_timer t(co_await asio::this_coro::executor);
@@ -316,6 +346,22 @@ void record(Run& run, Record rec, const HttpResult& res, const std::string& sent
                                 "; body: " + res.body.substr(0, 200));
   }
   ++run.by_status[{rec.op, res.status}];
+  if (rec.op != Op::get) {
+    run.in_flight[rec.id] = kNoState;
+    if (effect_of(rec) == Effect::applied) {
+      run.acked[rec.id] = state_after(rec);
+      run.acked_done_us[rec.id] = rec.done_us;
+      run.unknown_since_ack[rec.id] = false;
+    } else if (effect_of(rec) == Effect::unknown) {
+      run.unknown_since_ack[rec.id] = true;
+    }
+  } else if ((res.status == 200 || res.status == 404) && rec.source == Source::cache && !rec.stale &&
+             rec.sent_us > run.acked_done_us[rec.id] && !run.unknown_since_ack[rec.id] &&
+             rec.state != run.acked[rec.id] && rec.state != run.in_flight[rec.id] && run.peeks.size() < 50) {
+    run.peeks[run.history.records().size()] =
+        "right after: master holds " + peek_redis(run.o.redis_master_port, run.o.key_prefix, id) +
+        ", replica holds " + peek_redis(run.o.redis_replica_port, run.o.key_prefix, id);
+  }
   run.history.add(rec);
 }
 
@@ -335,6 +381,7 @@ asio::awaitable<void> writer(Run& run, int w, std::uint64_t seed) {
       rec.op = Op::put;
       const std::uint64_t seq = ++next_seq[k];
       rec.state = static_cast<State>(seq);
+      run.in_flight[id] = rec.state;
       const std::string name = make_name(name_id, seq);
       json::object body;
       body["name"] = name;
@@ -343,6 +390,7 @@ asio::awaitable<void> writer(Run& run, int w, std::uint64_t seed) {
       record(run, rec, res, name);
     } else {
       rec.op = Op::del;
+      run.in_flight[id] = kAbsent;
       auto res = co_await client.request("DELETE", "/users/" + name_id, "", run.o.client_timeout);
       record(run, rec, res, {});
     }
@@ -516,6 +564,8 @@ asio::awaitable<void> load_phase(Run& run, std::vector<Action> plan, std::string
   }
   auto ex = co_await asio::this_coro::executor;
   run.start = Clock::now();
+  run.started_wall = std::chrono::system_clock::now();
+  if (run.chaos_log.is_open()) run.chaos_log << "0 ms = " << utc_text(run.started_wall) << "\n";
   std::mt19937_64 seeds(run.o.seed);
   for (int w = 0; w < run.o.writers; ++w) {
     ++run.workers_running;
@@ -731,8 +781,10 @@ void check_everything(Run& run, const std::string& setup_error) {
                 {}};
     for (std::size_t k = 0; k < reads.origin.size() && i.examples.size() < 6; ++k)
       i.examples.push_back(reads.origin[k].detail);
-    for (std::size_t k = 0; k < reads.cache.size() && i.examples.size() < 10; ++k)
-      i.examples.push_back(reads.cache[k].detail);
+    for (std::size_t k = 0; k < reads.cache.size() && i.examples.size() < 10; ++k) {
+      const auto peek = run.peeks.find(reads.cache[k].read);
+      i.examples.push_back(reads.cache[k].detail + (peek == run.peeks.end() ? "" : "; " + peek->second));
+    }
     inv.push_back(i);
   }
 
@@ -953,8 +1005,10 @@ void check_everything(Run& run, const std::string& setup_error) {
 std::string report(Run& run) {
   std::ostringstream out;
   out << "\n==== soak report ====\n";
-  out << "seed " << run.o.seed << ", " << run.o.seconds << " s of load and chaos, " << run.o.writers
-      << " writers, " << run.o.readers << " readers, " << run.history.ids().size() << " ids\n";
+  out << "seed " << run.o.seed << ", " << run.o.seconds << " s of load "
+      << (run.o.chaos ? "and chaos" : "(no chaos)") << " from " << utc_text(run.started_wall) << ", "
+      << run.o.writers << " writers, " << run.o.readers << " readers, " << run.history.ids().size()
+      << " ids\n";
   out << "replay: " << (run.o.replay.empty() ? "soak ... --seed " + std::to_string(run.o.seed) : run.o.replay)
       << "\n\n";
 
@@ -1012,6 +1066,11 @@ std::string report(Run& run) {
 int main(int argc, char** argv) {
   using namespace soak;
   Run run(parse_options(argc, argv));
+  const std::size_t n = run.history.ids().size();
+  run.acked.assign(n, kAbsent);
+  run.in_flight.assign(n, kNoState);
+  run.acked_done_us.assign(n, -1);
+  run.unknown_since_ack.assign(n, false);
   run.duration = std::chrono::seconds(run.o.seconds);
   run.calm_at = std::max<milliseconds>(15s, run.duration / 4);
   if (run.calm_at + 5s > run.duration) run.calm_at = run.duration / 2;
@@ -1022,7 +1081,7 @@ int main(int argc, char** argv) {
   PlanOptions po;
   po.duration = run.duration;
   po.calm_at = run.calm_at;
-  std::vector<Action> plan = make_plan(run.o.seed, po);
+  std::vector<Action> plan = run.o.chaos ? make_plan(run.o.seed, po) : std::vector<Action>{};
 
   const std::string replay =
       run.o.replay.empty() ? "soak ... --seed " + std::to_string(run.o.seed) : run.o.replay;
@@ -1044,6 +1103,19 @@ int main(int argc, char** argv) {
   std::size_t failed = 0;
   for (const auto& i : run.invariants)
     failed += i.ok ? 0 : 1;
+  if (failed != 0 && !run.o.history_file.empty()) {
+    std::ofstream h(run.o.history_file);
+    h << "# op\tid\tseq\tstatus\tsent_ms\tdone_ms\tsource\tstale\tshort_circuit\treason\n";
+    for (const Record& r : run.history.records()) {
+      h << op_name(r.op) << '\t' << run.history.ids()[r.id] << '\t' << r.state << '\t'
+        << status_name(r.status) << '\t' << static_cast<double>(r.sent_us) / 1000.0 << '\t'
+        << static_cast<double>(r.done_us) / 1000.0 << '\t'
+        << (r.source == Source::cache    ? "cache"
+            : r.source == Source::origin ? "origin"
+                                         : "-")
+        << '\t' << r.stale << '\t' << r.short_circuit << '\t' << run.history.reason_text(r.reason) << '\n';
+    }
+  }
   if (!run.o.summary_file.empty()) {
     std::ofstream s(run.o.summary_file);
     for (const auto& i : run.invariants)

@@ -139,6 +139,28 @@ std::optional<CacheSnapshot> read_redis(int port, const std::string& prefix, std
   return snap;
 }
 
+std::string peek_redis(int port, const std::string& prefix, const std::string& id) {
+  const timeval tv{0, 300'000};
+  redisContext* c = redisConnectWithTimeout("127.0.0.1", port, tv);
+  if (c == nullptr || c->err) {
+    std::string e = c ? c->errstr : "out of memory";
+    if (c) redisFree(c);
+    return "unreadable (" + e + ")";
+  }
+  const std::unique_ptr<redisContext, decltype(&redisFree)> guard(c, &redisFree);
+  redisSetTimeout(c, tv);
+  Reply v = command(c, {"HMGET", prefix + id, "name", "version"});
+  Reply t = command(c, {"GET", "tombstone:" + prefix + id});
+  if (!v || !t || v->type != REDIS_REPLY_ARRAY || v->elements != 2) return "unreadable";
+  std::string out;
+  if (v->element[0]->type == REDIS_REPLY_STRING) {
+    out = "value v" + std::string(v->element[1]->type == REDIS_REPLY_STRING ? v->element[1]->str : "?") +
+          " " + std::string(v->element[0]->str, v->element[0]->len);
+  }
+  if (t->type == REDIS_REPLY_STRING) out += (out.empty() ? "" : " + ") + std::string("tombstone v") + t->str;
+  return out.empty() ? "nothing" : out;
+}
+
 bool process_alive(pid_t pid) {
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
   std::string line;

@@ -42,6 +42,10 @@ struct CacheSnapshot {
 
 std::optional<CacheSnapshot> read_redis(int port, const std::string& prefix, std::string& error);
 
+// What one Redis node holds for one id right now ("value v<version> <name>", "tombstone v<version>",
+// "nothing", or the error), for a diagnosis taken the moment something looks wrong.
+std::string peek_redis(int port, const std::string& prefix, const std::string& id);
+
 bool process_alive(pid_t pid);
 std::optional<std::uint64_t> rss_kib(pid_t pid);
 
