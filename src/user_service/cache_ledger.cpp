@@ -116,13 +116,15 @@ std::vector<CacheLedger::Repair> CacheLedger::take_repairs(std::size_t max) {
   return out;
 }
 
-void CacheLedger::repair_finished(std::string_view id, std::uint64_t version, bool applied,
+void CacheLedger::repair_finished(std::string_view id, const CacheEntry& entry, bool applied,
                                   Clock::time_point now) {
   const auto it = items_.find(id);
   if (it == items_.end()) return;
   it->second.in_flight = false;
   if (!it->second.pending) return;
-  if (applied && it->second.entry.version == version) {
+  // Not "same version": a tombstone of version v recorded while value v was being repaired must
+  // still be applied (found by the chaos soak: the deleted user came back from the cache).
+  if (applied && !supersedes(it->second.entry, entry)) {
     make_recent(it, now);
     return;
   }

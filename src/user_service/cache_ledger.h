@@ -24,7 +24,7 @@
 //   ledger.record_write("u-1", CacheEntry{7, false, "Joe"}, /*applied=*/false, Clock::now());
 //   ledger.known_stale("u-1", CacheEntry{5, false, "Jack"}, false);   // true
 //   for (auto& r : ledger.take_repairs(16)) { ...store_if_newer(r.id, r.entry)...;
-//                                             ledger.repair_finished(r.id, r.entry.version, ok); }
+//                                             ledger.repair_finished(r.id, r.entry, ok); }
 #pragma once
 
 #include <cstdint>
@@ -67,8 +67,10 @@ class CacheLedger {
   // Up to `max` queued repairs, oldest first; they stay in the ledger (marked in flight) until
   // repair_finished() is called for each.
   std::vector<Repair> take_repairs(std::size_t max);
-  // `applied`: the master now holds this version or a newer one.
-  void repair_finished(std::string_view id, std::uint64_t version, bool applied, Clock::time_point now);
+  // `entry`: the repair that was tried (as take_repairs() gave it); `applied`: the master now holds
+  // it or something newer. The item stays queued unless what it holds now is no newer than `entry`
+  // (a delete of the same version, recorded while the value's repair was in flight, is newer).
+  void repair_finished(std::string_view id, const CacheEntry& entry, bool applied, Clock::time_point now);
 
   // Forgets recent writes older than the window (call periodically).
   void expire(Clock::time_point now);

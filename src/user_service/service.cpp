@@ -465,14 +465,14 @@ asio::awaitable<void> Service::repair_loop() {
       bool failed = false;
       for (auto& repair : batch) {
         if (failed || !running_) {
-          ledger_.repair_finished(repair.id, repair.entry.version, false, Clock::now());
+          ledger_.repair_finished(repair.id, repair.entry, false, Clock::now());
           continue;
         }
         const auto started = Clock::now();
         auto r = co_await cache_.store_if_newer(repair.id, repair.entry,
                                                 Deadline::after(config_.redis.call_deadline));
         account(redis_master, r.failure, r.message, started);
-        ledger_.repair_finished(repair.id, repair.entry.version, r.ok(), Clock::now());
+        ledger_.repair_finished(repair.id, repair.entry, r.ok(), Clock::now());
         if (r.ok()) {
           repairs_applied_->inc();
         } else {
