@@ -965,6 +965,16 @@ void check_everything(Run& run, const std::string& setup_error) {
                     static_cast<double>(*pr.baseline) / 1024.0, static_cast<double>(*pr.end) / 1024.0,
                     growth * 100.0, static_cast<double>(peak) / 1024.0);
       m.figures += (m.figures.empty() ? "" : "; ") + std::string(buf);
+      // The shape of the curve tells a leak (a steady climb) from a warm-up (a plateau).
+      std::string curve;
+      for (int k = 0; k <= 10; ++k) {
+        const auto& sample =
+            pr.rss[std::min(pr.rss.size() - 1, pr.rss.size() * static_cast<std::size_t>(k) / 10)];
+        char point[24];
+        std::snprintf(point, sizeof point, " %.1f", static_cast<double>(sample.second) / 1024.0);
+        curve += point;
+      }
+      m.figures += "\n     " + pr.name + " RSS (MB) at every tenth of the run:" + curve;
       if (growth >= run.o.rss_growth_limit) {
         m.ok = false;
         m.examples.push_back(buf);
@@ -1072,8 +1082,9 @@ int main(int argc, char** argv) {
   run.acked_done_us.assign(n, -1);
   run.unknown_since_ack.assign(n, false);
   run.duration = std::chrono::seconds(run.o.seconds);
-  run.calm_at = std::max<milliseconds>(15s, run.duration / 4);
-  if (run.calm_at + 5s > run.duration) run.calm_at = run.duration / 2;
+  // The memory baseline: a calm moment a quarter into the run, but not before 30 s (or half the run):
+  // allocators (ASan's above all) keep growing for a while as new kinds of faults come by.
+  run.calm_at = std::max<milliseconds>(run.duration / 4, std::min<milliseconds>(30s, run.duration / 2));
   for (const auto& [name, pid] : run.o.pids)
     run.procs.push_back(Proc{name, pid, {}, {}, {}, {}});
   if (!run.o.chaos_log.empty()) run.chaos_log.open(run.o.chaos_log);
