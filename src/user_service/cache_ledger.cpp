@@ -21,6 +21,13 @@ bool CacheLedger::known_stale_slow(std::string_view id, const CacheEntry& cached
   return supersedes(it->second.entry, cached);
 }
 
+std::optional<CacheEntry> CacheLedger::known_entry_slow(std::string_view id, bool from_replica) const {
+  const auto it = items_.find(id);
+  if (it == items_.end()) return std::nullopt;
+  if (!it->second.pending && !from_replica) return std::nullopt;  // the master acknowledged it
+  return it->second.entry;
+}
+
 void CacheLedger::replica_caught_up_slow(std::string_view id, const CacheEntry& cached) {
   const auto it = items_.find(id);
   if (it == items_.end() || it->second.pending) return;  // a queued repair is the master's business
@@ -144,13 +151,15 @@ std::vector<CacheLedger::Repair> CacheLedger::take_repairs(std::size_t max) {
   return out;
 }
 
-void CacheLedger::repair_finished(std::string_view id, std::uint64_t version, bool applied,
+void CacheLedger::repair_finished(std::string_view id, const CacheEntry& entry, bool applied,
                                   Clock::time_point now) {
   const auto it = items_.find(id);
   if (it == items_.end()) return;
   it->second.in_flight = false;
   if (!it->second.pending) return;
-  if (applied && it->second.entry.version == version) {
+  // Not "same version": a tombstone of version v recorded while value v was being repaired must
+  // still be applied (found by the chaos soak: the deleted user came back from the cache).
+  if (applied && !supersedes(it->second.entry, entry)) {
     // On the master now; the replica receives it asynchronously.
     watch(it, now, lag_window());
     return;

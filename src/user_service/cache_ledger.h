@@ -39,13 +39,14 @@
 //   ledger.record_write("u-1", CacheEntry{7, false, "Joe"}, /*applied=*/false, Clock::now());
 //   ledger.known_stale("u-1", CacheEntry{5, false, "Jack"}, false);   // true
 //   for (auto& r : ledger.take_repairs(16)) { ...store_if_newer(r.id, r.entry)...;
-//                                             ledger.repair_finished(r.id, r.entry.version, ok, now); }
+//                                             ledger.repair_finished(r.id, r.entry, ok, now); }
 //   ledger.known_stale("u-1", CacheEntry{5, false, "Jack"}, true);    // true until the replica has 7
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -77,6 +78,14 @@ class CacheLedger {
     replica_caught_up_slow(id, cached);
   }
 
+  // The newest entry the ledger holds for `id` that known_stale() would compare a cached entry with
+  // (a queued repair; for the replica also a watched entry), if any. A read takes it before it asks
+  // Redis, so that a repair applied while the read is in flight still counts against its reply.
+  std::optional<CacheEntry> known_entry(std::string_view id, bool from_replica) const {
+    if (items_.empty()) return std::nullopt;
+    return known_entry_slow(id, from_replica);
+  }
+
   struct Repair {
     std::string id;
     CacheEntry entry;
@@ -84,8 +93,11 @@ class CacheLedger {
   // Up to `max` queued repairs, oldest first; they stay in the ledger (marked in flight) until
   // repair_finished() is called for each.
   std::vector<Repair> take_repairs(std::size_t max);
-  // `applied`: the master now holds this version or a newer one (it is then watched for the replica).
-  void repair_finished(std::string_view id, std::uint64_t version, bool applied, Clock::time_point now);
+  // `entry`: the repair that was tried (as take_repairs() gave it); `applied`: the master now holds
+  // it or something newer (it is then watched for the replica). The item stays queued if what it
+  // holds now is newer than `entry` (a delete of the same version, recorded while the value's repair
+  // was in flight, is newer).
+  void repair_finished(std::string_view id, const CacheEntry& entry, bool applied, Clock::time_point now);
 
   // Forgets watched entries whose window has passed (call periodically).
   void expire(Clock::time_point now);
@@ -114,6 +126,7 @@ class CacheLedger {
 
   bool known_stale_slow(std::string_view id, const CacheEntry& cached, bool from_replica) const;
   void replica_caught_up_slow(std::string_view id, const CacheEntry& cached);
+  std::optional<CacheEntry> known_entry_slow(std::string_view id, bool from_replica) const;
   // Marks the item watched (no longer pending) until now + window at least; erased if window <= 0.
   void watch(Map::iterator it, Clock::time_point now, Clock::duration window);
   Map::iterator add_watched(std::string_view id, const CacheEntry& entry);

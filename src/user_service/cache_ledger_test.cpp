@@ -42,7 +42,7 @@ TEST(CacheLedger, FailedUpdateIsQueuedAndMakesOlderEntriesStale) {
   EXPECT_EQ(batch[0].entry.version, 8u);
   EXPECT_EQ(batch[0].entry.name, "Jim");
   EXPECT_TRUE(l.take_repairs(10).empty());  // in flight
-  l.repair_finished("u", 8, true, now);
+  l.repair_finished("u", value(8, "Jim"), true, now);
   EXPECT_EQ(l.pending(), 0u);
   EXPECT_EQ(l.watched(), 1u);
   EXPECT_TRUE(l.known_stale("u", value(7), true));    // still remembered: a lagging replica is recognised
@@ -57,16 +57,36 @@ TEST(CacheLedger, FailedRepairIsRetriedAndNewerWriteDuringRepairKeepsItQueued) {
   const auto now = Clock::now();
   l.record_write("u", value(6), false, now);
   auto b = l.take_repairs(10);
-  l.repair_finished("u", 6, false, now);
+  l.repair_finished("u", value(6), false, now);
   EXPECT_EQ(l.pending(), 1u);
   b = l.take_repairs(10);
   ASSERT_EQ(b.size(), 1u);
   l.record_write("u", value(9), false, now);  // arrives while the repair of 6 is in flight
-  l.repair_finished("u", 6, true, now);
+  l.repair_finished("u", value(6), true, now);
   EXPECT_EQ(l.pending(), 1u);
   b = l.take_repairs(10);
   ASSERT_EQ(b.size(), 1u);
   EXPECT_EQ(b[0].entry.version, 9u);
+}
+
+// Found by the chaos soak: PUT (cache update failed, queued), its repair in flight, then DELETE of
+// that same version (tombstone queued); the value's repair succeeded and the ledger, comparing
+// versions only, forgot the tombstone: the deleted user was served from the cache.
+TEST(CacheLedger, ADeleteRecordedWhileTheValuesRepairIsInFlightStaysQueued) {
+  CacheLedger l(10, 10, 0s, 0s);
+  const auto now = Clock::now();
+  l.record_write("u", value(6, "Joe"), false, now);
+  auto b = l.take_repairs(10);
+  ASSERT_EQ(b.size(), 1u);
+  l.record_write("u", tomb(6), false, now);  // DELETE RETURNING version 6
+  l.repair_finished("u", b[0].entry, true, now);
+  EXPECT_EQ(l.pending(), 1u);
+  EXPECT_TRUE(l.known_stale("u", value(6, "Joe"), false));
+  b = l.take_repairs(10);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_TRUE(b[0].entry.tombstone);
+  l.repair_finished("u", b[0].entry, true, now);
+  EXPECT_EQ(l.pending(), 0u);
 }
 
 TEST(CacheLedger, OlderWriteNeverReplacesNewerKnowledge) {
@@ -117,7 +137,7 @@ TEST(CacheLedger, RepairedEntryStaysStaleForTheReplicaUntilItCatchesUp) {
   l.record_write("u", value(6, "Joe"), false, now);
   l.record_write("d", tomb(7), false, now);
   for (const auto& r : l.take_repairs(10))
-    l.repair_finished(r.id, r.entry.version, true, now);
+    l.repair_finished(r.id, r.entry, true, now);
   EXPECT_EQ(l.pending(), 0u);
   EXPECT_EQ(l.watched(), 2u);
   EXPECT_FALSE(l.known_stale("u", value(5), false));  // the master has it
@@ -143,7 +163,7 @@ TEST(CacheLedger, WithoutAReplicaLagWindowARepairedEntryIsForgotten) {
   const auto now = Clock::now();
   l.record_write("u", value(6), false, now);
   for (const auto& r : l.take_repairs(10))
-    l.repair_finished(r.id, r.entry.version, true, now);
+    l.repair_finished(r.id, r.entry, true, now);
   EXPECT_EQ(l.watched(), 0u);
   EXPECT_FALSE(l.known_stale("u", value(5), true));
 }
@@ -214,6 +234,28 @@ TEST(CacheLedger, WatchedEntriesAreBoundedAndAFreshWatchOutlivesAnOldRecord) {
   l.expire(now + 14s);
   EXPECT_FALSE(l.known_stale("u5", value(20), true));
   EXPECT_EQ(l.watched(), 0u);
+}
+
+}  // namespace
+}  // namespace user_service
+
+namespace user_service {
+namespace {
+
+TEST(CacheLedger, KnownEntryIsWhatKnownStaleComparesWith) {
+  CacheLedger off(10, 10, 0s, 0s), on(10, 10, 10s, 0s);
+  const auto now = Clock::now();
+  EXPECT_FALSE(off.known_entry("u", true));
+  off.record_write("u", value(6, "Joe"), false, now);  // queued: known for both nodes
+  ASSERT_TRUE(off.known_entry("u", false));
+  EXPECT_EQ(off.known_entry("u", true)->version, 6u);
+  auto batch = off.take_repairs(10);
+  off.repair_finished("u", value(6, "Joe"), true, now);  // applied; no recent writes: forgotten
+  EXPECT_FALSE(off.known_entry("u", true));
+  on.record_write("u", tomb(7), true, now);  // applied, remembered for the replica only
+  EXPECT_FALSE(on.known_entry("u", false));
+  ASSERT_TRUE(on.known_entry("u", true));
+  EXPECT_TRUE(on.known_entry("u", true)->tombstone);
 }
 
 }  // namespace

@@ -138,6 +138,9 @@ class FakeCache : public CachePort {
  public:
   struct Node {
     Behaviour behaviour;
+    // get() answers with the entry as it was when the call was made (a reply in flight while the
+    // entry changes), instead of as it is when the delay ends.
+    bool answer_as_of_call = false;
     std::map<std::string, CacheEntry> entries;
     int calls = 0;  // get/store calls (not pings)
   };
@@ -158,9 +161,12 @@ class FakeCache : public CachePort {
                                                                  Deadline d) override {
     auto& nd = node(n);
     ++nd.calls;
+    std::optional<CacheEntry> as_of_call;
+    if (const auto it = nd.entries.find(std::string(id)); it != nd.entries.end()) as_of_call = it->second;
     std::string m;
     if (auto f = co_await simulate(ex_, nd.behaviour, d, m); f != Failure::none)
       co_return Outcome<std::optional<CacheEntry>>::fail(f, m);
+    if (nd.answer_as_of_call) co_return Outcome<std::optional<CacheEntry>>::success(std::move(as_of_call));
     const auto it = nd.entries.find(std::string(id));
     co_return Outcome<std::optional<CacheEntry>>::success(it == nd.entries.end() ? std::nullopt
                                                                                  : std::optional(it->second));

@@ -174,6 +174,9 @@ asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline dead
       continue;
     }
     if (deadline.expired()) break;
+    // What the ledger knows before asking: the reply may predate a repair that lands (and leaves the
+    // ledger) while this read is in flight, e.g. a replica's answer overtaken by the master's repair.
+    const auto known_before = ledger_.known_entry(id, d == redis_replica);
     const auto started = Clock::now();
     auto got = co_await cache_.get(d == redis_master ? CacheNode::master : CacheNode::replica, id,
                                    call_deadline(d, deadline));
@@ -182,7 +185,9 @@ asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline dead
     if (!got.ok()) continue;
     if (d == redis_replica && got.value) ledger_.replica_caught_up(id, *got.value);
     if (got.value && !got.value->tombstone) {
-      if (!ledger_.known_stale(id, *got.value, d == redis_replica)) {
+      const bool known_stale = ledger_.known_stale(id, *got.value, d == redis_replica) ||
+                               (known_before && supersedes(*known_before, *got.value));
+      if (!known_stale) {
         result.status = ReadResult::found;
         result.source = Source::cache;
         result.name = std::move(got.value->name);
@@ -310,6 +315,10 @@ asio::awaitable<WriteResult> Service::delete_user(std::string_view id, Deadline 
     co_return result;
   }
   if (!removed.value) {
+    // MariaDB has no such user, yet the cache may still hold a value whose deletion was never
+    // acknowledged (an earlier DELETE whose answer was lost): left there, it would answer 200 right
+    // after this 404. It is replaced now, or by the refresh as soon as the master can be asked.
+    if (!co_await tombstone_cached_value(id, deadline)) remember_uncertain(id);
     result.status = WriteResult::not_found;
     co_return result;
   }
@@ -344,28 +353,43 @@ asio::awaitable<void> Service::refresh_uncertain() {
     auto row = co_await store_.get(id, Deadline::after(config_.mysql.call_deadline));
     account(mysql, row.failure, row.message, started);
     if (!row.ok()) co_return;
-    std::optional<CacheEntry> target;
     if (row.value) {
-      target = CacheEntry{row.value->version, false, std::move(row.value->name)};
-    } else {
-      // Deleted: a tombstone at the cached value's version replaces exactly that value (and loses to
-      // anything newer that landed meanwhile).
+      const CacheEntry target{row.value->version, false, std::move(row.value->name)};
       started = Clock::now();
-      auto cached = co_await cache_.get(CacheNode::master, id, Deadline::after(config_.redis.call_deadline));
-      account(redis_master, cached.failure, cached.message, started);
-      if (!cached.ok()) co_return;
-      if (cached.value && !cached.value->tombstone) target = CacheEntry{cached.value->version, true, {}};
-    }
-    if (target) {
-      started = Clock::now();
-      auto r = co_await cache_.store_if_newer(id, *target, Deadline::after(config_.redis.call_deadline));
+      auto r = co_await cache_.store_if_newer(id, target, Deadline::after(config_.redis.call_deadline));
       account(redis_master, r.failure, r.message, started);
       if (!r.ok()) co_return;
-      ledger_.record_master_update(id, *target, Clock::now());
+      ledger_.record_master_update(id, target, Clock::now());
+    } else if (!co_await tombstone_cached_value(id, Deadline::after(config_.redis.call_deadline))) {
+      co_return;
     }
     uncertain_.erase(id);
     refreshed_->inc();
   }
+}
+
+// MariaDB has no row for `id`: a value cached for it is replaced by a tombstone at the value's own
+// version, so exactly that value goes (compare-and-set: anything newer that landed meanwhile wins),
+// and the replica is watched until it has the tombstone. False if the master could not be asked or
+// could not answer.
+asio::awaitable<bool> Service::tombstone_cached_value(std::string_view id, Deadline request) {
+  if (!deps_[redis_master].allow()) {
+    short_circuit(redis_master);
+    co_return false;
+  }
+  auto started = Clock::now();
+  auto cached = co_await cache_.get(CacheNode::master, id, call_deadline(redis_master, request));
+  account(redis_master, cached.failure, cached.message, started);
+  if (!cached.ok()) co_return false;
+  if (!cached.value || cached.value->tombstone) co_return true;
+  // A local, not a temporary inside the co_await: GCC 12 destroys such a temporary twice.
+  const CacheEntry tombstone{cached.value->version, true, {}};
+  started = Clock::now();
+  auto r = co_await cache_.store_if_newer(id, tombstone, call_deadline(redis_master, request));
+  account(redis_master, r.failure, r.message, started);
+  if (!r.ok()) co_return false;
+  ledger_.record_master_update(id, tombstone, Clock::now());
+  co_return true;
 }
 
 // ---- background: probes and repairs ---------------------------------------------------------
@@ -447,14 +471,14 @@ asio::awaitable<void> Service::repair_loop() {
       bool failed = false;
       for (auto& repair : batch) {
         if (failed || !running_) {
-          ledger_.repair_finished(repair.id, repair.entry.version, false, Clock::now());
+          ledger_.repair_finished(repair.id, repair.entry, false, Clock::now());
           continue;
         }
         const auto started = Clock::now();
         auto r = co_await cache_.store_if_newer(repair.id, repair.entry,
                                                 Deadline::after(config_.redis.call_deadline));
         account(redis_master, r.failure, r.message, started);
-        ledger_.repair_finished(repair.id, repair.entry.version, r.ok(), Clock::now());
+        ledger_.repair_finished(repair.id, repair.entry, r.ok(), Clock::now());
         if (r.ok()) {
           repairs_applied_->inc();
         } else {

@@ -96,6 +96,7 @@ class Service {
   void wake_repairer();
   void remember_uncertain(std::string_view id);
   boost::asio::awaitable<void> refresh_uncertain();
+  boost::asio::awaitable<bool> tombstone_cached_value(std::string_view id, Deadline request);
 
   boost::asio::any_io_executor executor_;
   Config config_;

@@ -462,6 +462,67 @@ TEST_F(ServiceTest, WriteWhoseConnectionWasLostMidStatementIsReconciledFromMaria
   EXPECT_EQ(Get("d").status, ReadResult::not_found);
 }
 
+TEST_F(ServiceTest, AWriteTheServerRefusedIsNotTrackedAsUncertain) {
+  Start();
+  store_.behaviour.mode = Behaviour::reject;
+  EXPECT_EQ(Put("u", "Joe").status, WriteResult::unavailable);
+  EXPECT_EQ(service_->uncertain_writes(), 0u);
+}
+
+// Found by the chaos soak: a DELETE answered 404 left the value of a user whose earlier deletion
+// had committed unacknowledged in the cache, so reads answered 200 right after the 404.
+TEST_F(ServiceTest, DeleteOfAnAbsentUserRemovesItsStaleCachedValue) {
+  Start();
+  Seed("d", "Dora");
+  store_.rows.erase("d");  // deleted, but the cache was never told
+  EXPECT_EQ(Delete("d").status, WriteResult::not_found);
+  EXPECT_TRUE(cache_.master.entries["d"].tombstone);
+  EXPECT_EQ(Get("d").status, ReadResult::not_found);
+  EXPECT_EQ(service_->uncertain_writes(), 0u);
+  // A newer value is never replaced by that tombstone.
+  EXPECT_EQ(Put("d", "Dan").status, WriteResult::created);
+  EXPECT_EQ(Delete("nobody").status, WriteResult::not_found);
+  EXPECT_EQ(Get("d").name, "Dan");
+}
+
+TEST_F(ServiceTest, DeleteOfAnAbsentUserWhileTheMasterIsDownRepairsTheCacheWhenItReturns) {
+  Start();
+  Seed("d", "Dora");
+  store_.rows.erase("d");
+  cache_.master.behaviour.mode = Behaviour::fail;
+  EXPECT_EQ(Delete("d").status, WriteResult::not_found);
+  EXPECT_EQ(service_->uncertain_writes(), 1u);
+  cache_.master.behaviour.mode = Behaviour::ok;
+  ASSERT_TRUE(WaitFor([&] { return service_->uncertain_writes() == 0; }, 2s));
+  EXPECT_TRUE(cache_.master.entries["d"].tombstone);
+  EXPECT_EQ(Get("d").status, ReadResult::not_found);
+}
+
+// Found by the chaos soak (limit_data on the master's replies: the master flaps, reads fall back to
+// the replica while repairs land): a replica read sent while a repair was queued was answered after
+// the repair had landed and left the ledger, and its pre-repair value was served as fresh.
+TEST_F(ServiceTest, AReplicaReplyOvertakenByARepairIsStillKnownStale) {
+  config_.redis.call_deadline = 200ms;
+  config_.cache.replica_lag_window = 0ms;  // only the read's own memory of the queued repair counts
+  Start();
+  Seed("u", "Jack");
+  cache_.master.behaviour.mode = Behaviour::fail;
+  ASSERT_TRUE(WaitFor([&] { return service_->dependency(Service::redis_master).breaker_open(); }, 2s));
+  EXPECT_EQ(Put("u", "Joe").status, WriteResult::updated);  // the cache update is queued
+  EXPECT_EQ(service_->ledger().pending(), 1u);
+  cache_.replica.behaviour.delay = 120ms;
+  cache_.replica.answer_as_of_call = true;  // the replica answers "Jack", as of the call
+  auto read = asio::co_spawn(io_, service_->get_user("u", RequestDeadline()), asio::use_future);
+  Settle(5ms);                                   // the replica read is in flight
+  cache_.master.behaviour.mode = Behaviour::ok;  // the master returns: the repair lands
+  ASSERT_TRUE(WaitFor([&] { return service_->ledger().pending() == 0; }, 2s));
+  ASSERT_EQ(read.wait_for(0s), std::future_status::timeout) << "the repair should land first";
+  ASSERT_TRUE(WaitFor([&] { return read.wait_for(0s) == std::future_status::ready; }, 2s));
+  const ReadResult r = read.get();
+  EXPECT_EQ(r.name, "Joe");
+  EXPECT_EQ(r.source, Source::origin);
+}
+
 // Failures known to have left nothing behind are not reconciled (there is nothing to learn); a
 // deadline that passed while the statement was out is.
 TEST_F(ServiceTest, OnlyWritesThatMayHaveRunAreReconciled) {

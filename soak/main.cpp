@@ -1,0 +1,1136 @@
+// soak: the chaos soak driver (soak/README.md). It runs concurrent readers and writers against
+// user-service while it applies a seeded plan of faults through faultproxy's Toxiproxy API, then
+// clears every fault, waits for recovery, checks the invariants and prints a report. Exit status:
+// 0 if every invariant held, 1 if one failed (named in the report), 2 on a usage error.
+//
+// `./dev soak` starts a fresh stack and runs this against it; by hand:
+//   build/release/soak/soak --service 127.0.0.1:17080 --faultproxy 127.0.0.1:17474
+//     --mariadb-port 17306 --redis-master-port 17379 --redis-replica-port 17380
+//     --pid user-service=<pid> --pid faultproxy=<pid> --seconds 60 --seed 42
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+#include <cinttypes>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "soak/chaos.h"
+#include "soak/history.h"
+#include "soak/http_client.h"
+#include "soak/stores.h"
+
+namespace soak {
+namespace {
+
+namespace json = boost::json;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using namespace std::chrono_literals;
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr State kNoState = -3;  // no write in flight
+
+// ------------------------------------------------------------------------------------ options
+
+struct Options {
+  asio::ip::tcp::endpoint service{asio::ip::make_address("127.0.0.1"), 17080};
+  asio::ip::tcp::endpoint faultproxy{asio::ip::make_address("127.0.0.1"), 17474};
+  int mariadb_port = 17306, redis_master_port = 17379, redis_replica_port = 17380;
+  std::vector<std::pair<std::string, pid_t>> pids;
+  std::int64_t seconds = 300;
+  std::uint64_t seed = 0;
+  bool seed_given = false;
+  std::string replay;
+  std::string report_file, summary_file, chaos_log, history_file;
+  bool chaos = true;
+  int writers = 6, readers = 10, ids_per_writer = 64;
+  int think_ms = 4;                      // mean pause between a worker's requests
+  milliseconds client_timeout{5000};     // no answer within this: a hang
+  milliseconds recovery_bound{5000};     // faults cleared -> every dependency usable again
+  milliseconds recovery_timeout{20000};  // how long to wait at most before judging
+  milliseconds coherence_window{1000};   // recovered -> cache agrees with MariaDB
+  double rss_growth_limit = 0.10;
+  std::string key_prefix = "user:";
+};
+
+[[noreturn]] void usage(const std::string& error) {
+  std::cerr << "soak: " << error << "\n"
+            << "usage: soak --service HOST:PORT --faultproxy HOST:PORT --mariadb-port N\n"
+               "            --redis-master-port N --redis-replica-port N [--pid NAME=PID]...\n"
+               "            [--seconds N] [--seed N] [--replay TEXT] [--report FILE] [--summary FILE]\n"
+               "            [--chaos-log FILE] [--history FILE] [--writers N] [--readers N]\n"
+               "            [--ids-per-writer N] [--think-ms N] [--recovery-bound-ms N]\n"
+               "            [--rss-growth-limit FRACTION] [--no-chaos]\n"
+               "  --history FILE: every request (TSV), written when an invariant failed\n"
+               "  --no-chaos: load only (apply faults by hand); the final reset and checks still run\n";
+  std::exit(2);
+}
+
+asio::ip::tcp::endpoint parse_endpoint(const std::string& s) {
+  const auto colon = s.rfind(':');
+  if (colon == std::string::npos) usage("expected HOST:PORT, got '" + s + "'");
+  boost::system::error_code ec;
+  const auto addr = asio::ip::make_address(s.substr(0, colon), ec);
+  if (ec) usage("not a numeric address: '" + s + "'");
+  return {addr, static_cast<unsigned short>(std::stoi(s.substr(colon + 1)))};
+}
+
+Options parse_options(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage("missing value after " + a);
+      return argv[++i];
+    };
+    const auto number = [&]() -> std::int64_t {
+      const std::string v = value();
+      char* end = nullptr;
+      const long long n = std::strtoll(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || n < 0) usage("expected a number after " + a + ", got '" + v + "'");
+      return n;
+    };
+    if (a == "--service") {
+      o.service = parse_endpoint(value());
+    } else if (a == "--faultproxy") {
+      o.faultproxy = parse_endpoint(value());
+    } else if (a == "--mariadb-port") {
+      o.mariadb_port = static_cast<int>(number());
+    } else if (a == "--redis-master-port") {
+      o.redis_master_port = static_cast<int>(number());
+    } else if (a == "--redis-replica-port") {
+      o.redis_replica_port = static_cast<int>(number());
+    } else if (a == "--pid") {
+      const std::string v = value();
+      const auto eq = v.find('=');
+      if (eq == std::string::npos) usage("--pid wants NAME=PID");
+      o.pids.emplace_back(v.substr(0, eq), static_cast<pid_t>(std::stol(v.substr(eq + 1))));
+    } else if (a == "--seconds") {
+      o.seconds = number();
+    } else if (a == "--seed") {
+      o.seed = static_cast<std::uint64_t>(number());
+      o.seed_given = true;
+    } else if (a == "--replay") {
+      o.replay = value();
+    } else if (a == "--report") {
+      o.report_file = value();
+    } else if (a == "--summary") {
+      o.summary_file = value();
+    } else if (a == "--chaos-log") {
+      o.chaos_log = value();
+    } else if (a == "--history") {
+      o.history_file = value();
+    } else if (a == "--no-chaos") {
+      o.chaos = false;
+    } else if (a == "--writers") {
+      o.writers = static_cast<int>(number());
+    } else if (a == "--readers") {
+      o.readers = static_cast<int>(number());
+    } else if (a == "--ids-per-writer") {
+      o.ids_per_writer = static_cast<int>(number());
+    } else if (a == "--think-ms") {
+      o.think_ms = static_cast<int>(number());
+    } else if (a == "--recovery-bound-ms") {
+      o.recovery_bound = milliseconds(number());
+    } else if (a == "--rss-growth-limit") {
+      o.rss_growth_limit = std::stod(value());
+    } else if (a == "--help" || a == "-h") {
+      usage("help");
+    } else {
+      usage("unknown option '" + a + "'");
+    }
+  }
+  if (o.seconds < 10) usage("--seconds must be at least 10");
+  if (o.writers < 1 || o.readers < 1 || o.ids_per_writer < 1)
+    usage("writers, readers and ids must be positive");
+  if (!o.seed_given) o.seed = std::random_device{}() % 1'000'000'000ULL;
+  return o;
+}
+
+// ------------------------------------------------------------------------------------ the run
+
+struct ChaosCall {
+  Action action;
+  std::int64_t at_ms = 0;  // when it was sent
+  int status = 0;
+  std::string error;
+  bool ok = false;
+};
+
+struct Proc {
+  std::string name;
+  pid_t pid = 0;
+  std::vector<std::pair<std::int64_t, std::uint64_t>> rss;  // (ms, KiB)
+  std::optional<std::uint64_t> baseline, end;
+  std::optional<std::int64_t> died_ms;
+};
+
+struct Invariant {
+  std::string name;
+  bool ok = true;
+  std::string what;                   // the property, in one line
+  std::string figures;                // what was measured
+  std::vector<std::string> examples;  // when it failed
+};
+
+struct Run {
+  explicit Run(Options opts) : o(std::move(opts)), history(make_ids(o)), start(Clock::now()) {}
+
+  static std::vector<std::string> make_ids(const Options& o) {
+    std::vector<std::string> ids;
+    for (int w = 0; w < o.writers; ++w)
+      for (int k = 0; k < o.ids_per_writer; ++k)
+        ids.push_back("w" + std::to_string(w) + "-" + std::to_string(k));
+    return ids;
+  }
+
+  std::int64_t ms_now() const {
+    return std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
+  }
+  std::int64_t us(Clock::time_point t) const {
+    return std::chrono::duration_cast<std::chrono::microseconds>(t - start).count();
+  }
+
+  Options o;
+  asio::io_context io;
+  History history;
+  Clock::time_point start;
+  std::chrono::system_clock::time_point started_wall;
+  milliseconds duration{0}, calm_at{0};
+  bool stop = false, sampling = true;
+  int workers_running = 0, helpers_running = 0;
+  std::int64_t request_deadline_ms = 1000;
+
+  std::vector<ChaosCall> chaos;
+  std::vector<Proc> procs;
+  std::map<std::pair<Op, int>, std::uint64_t> by_status;
+  std::map<std::string, std::uint64_t> by_source;  // GET 200 by X-Data-Source
+  std::vector<std::int32_t> latency_us[3];
+  std::vector<std::string> bad_answers, transport_errors;
+  std::uint64_t bad_answer_count = 0, transport_error_count = 0, over_deadline = 0;
+  std::ofstream chaos_log;
+
+  // Per id, as answers arrive: the last acknowledged state and when, whether a write of unknown
+  // outcome followed it, the state of a write in flight. A cache read that contradicts them makes
+  // the soak look at both Redis nodes at once (a diagnosis for the report; the judgement is History's).
+  std::vector<State> acked, in_flight;
+  std::vector<std::int64_t> acked_done_us;
+  std::vector<bool> unknown_since_ack;
+  std::map<std::size_t, std::string> peeks;  // record index -> what master and replica held
+
+  std::optional<std::int64_t> recovered_ms, all_up_ms;  // after the faults were cleared
+  std::string last_health;
+  std::vector<Invariant> invariants;
+};
+
+std::string utc_text(std::chrono::system_clock::time_point t) {
+  const std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  ::gmtime_r(&secs, &tm);
+  char buf[48];
+  const auto ms = std::chrono::duration_cast<milliseconds>(t.time_since_epoch()).count() % 1000;
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  return buf;
+}
+
+asio::awaitable<void> sleep_for(Clock::duration d) {
+  asio::steady_timer t(co_await asio::this_coro::executor);
+  t.expires_after(d);
+  co_await t.async_wait(nothrow);
+}
+
+std::optional<json::value> parse_json(std::string_view s) {
+  boost::system::error_code ec;
+  json::value v = json::parse(s, ec);
+  if (ec) return std::nullopt;
+  return v;
+}
+
+std::string_view str_field(const json::value& v, std::string_view key) {
+  if (!v.is_object()) return {};
+  const auto* f = v.as_object().if_contains(key);
+  if (f == nullptr || !f->is_string()) return {};
+  return f->as_string();
+}
+
+std::string with_commas(std::uint64_t n) {
+  const std::string digits = std::to_string(n);
+  std::string s;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) s.push_back(',');
+    s.push_back(digits[i]);
+  }
+  return s;
+}
+
+// Judges one answer of user-service and records it.
+void record(Run& run, Record rec, const HttpResult& res, const std::string& sent_name) {
+  const std::string& id = run.history.ids()[rec.id];
+  rec.status = res.status;
+  rec.sent_us = run.us(res.sent);
+  rec.done_us = run.us(res.done);
+  std::string problem;
+  if (res.status < 0) {
+    ++run.transport_error_count;
+    if (run.transport_errors.size() < 10)
+      run.transport_errors.push_back(std::string(op_name(rec.op)) + " /users/" + id + ": " +
+                                     status_name(res.status) + " (" + res.error + ") at " +
+                                     std::to_string(rec.sent_us / 1000) + " ms");
+  } else {
+    const auto body = parse_json(res.body);
+    if (!allowed_status(rec.op, res.status)) problem = "status not allowed for this operation";
+    if (res.status == 503) {
+      rec.retry_after = res.has_header("Retry-After");
+      if (!rec.retry_after) problem = "503 without Retry-After";
+      rec.short_circuit =
+          body && str_field(*body, "error").find("MariaDB unavailable") != std::string_view::npos;
+      if (body) {
+        std::string_view why = str_field(*body, "error");
+        if (const auto colon = why.find(" now: "); colon != std::string_view::npos)
+          why.remove_prefix(colon + 6);
+        rec.reason = run.history.intern(why.substr(0, 120));
+      }
+    }
+    const std::string_view source = res.header("X-Data-Source");
+    rec.source = source == "cache" ? Source::cache : source == "origin" ? Source::origin : Source::none;
+    rec.stale = res.header("X-Cache-Stale") == "true";
+    if (rec.op == Op::get && res.status == 200) {
+      if (!body || str_field(*body, "id") != id) {
+        problem = "body is not this user";
+        rec.state = kUnparsable;
+      } else {
+        const auto seq = parse_name(id, str_field(*body, "name"));
+        rec.state = seq ? static_cast<State>(*seq) : kUnparsable;
+      }
+      if (rec.source == Source::none) problem = "200 without X-Data-Source";
+      ++run.by_source[rec.stale ? "cache (marked stale)" : std::string(source.empty() ? "none" : source)];
+    } else if (rec.op == Op::get) {
+      rec.state = kAbsent;
+    }
+    if (rec.op == Op::put && (res.status == 200 || res.status == 201)) {
+      if (!body || str_field(*body, "id") != id || str_field(*body, "name") != sent_name)
+        problem = "body is not the stored user";
+    }
+    if (rec.op == Op::del && res.status == 204 && !res.body.empty()) problem = "204 with a body";
+    if ((res.status == 404 || res.status == 503 || (res.status >= 400 && res.status < 500)) &&
+        (!body || !body->is_object() || !body->as_object().if_contains("error")))
+      problem = "error without a JSON {\"error\"} body";
+    const auto latency = std::chrono::duration_cast<std::chrono::microseconds>(res.done - res.sent).count();
+    run.latency_us[static_cast<int>(rec.op)].push_back(
+        static_cast<std::int32_t>(std::min<std::int64_t>(latency, INT32_MAX)));
+    if (latency > (run.request_deadline_ms + 100) * 1000) ++run.over_deadline;
+  }
+  rec.body_ok = problem.empty();
+  if (!problem.empty()) {
+    ++run.bad_answer_count;
+    if (run.bad_answers.size() < 10)
+      run.bad_answers.push_back(std::string(op_name(rec.op)) + " /users/" + id + " -> " +
+                                std::to_string(res.status) + ": " + problem +
+                                "; body: " + res.body.substr(0, 200));
+  }
+  ++run.by_status[{rec.op, res.status}];
+  if (rec.op != Op::get) {
+    run.in_flight[rec.id] = kNoState;
+    if (effect_of(rec) == Effect::applied) {
+      run.acked[rec.id] = state_after(rec);
+      run.acked_done_us[rec.id] = rec.done_us;
+      run.unknown_since_ack[rec.id] = false;
+    } else if (effect_of(rec) == Effect::unknown) {
+      run.unknown_since_ack[rec.id] = true;
+    }
+  } else if ((res.status == 200 || res.status == 404) && rec.source == Source::cache && !rec.stale &&
+             rec.sent_us > run.acked_done_us[rec.id] && !run.unknown_since_ack[rec.id] &&
+             rec.state != run.acked[rec.id] && rec.state != run.in_flight[rec.id] && run.peeks.size() < 50) {
+    run.peeks[run.history.records().size()] =
+        "right after: master holds " + peek_redis(run.o.redis_master_port, run.o.key_prefix, id) +
+        ", replica holds " + peek_redis(run.o.redis_replica_port, run.o.key_prefix, id);
+  }
+  run.history.add(rec);
+}
+
+asio::awaitable<void> writer(Run& run, int w, std::uint64_t seed) {
+  HttpClient client(co_await asio::this_coro::executor, run.o.service);
+  std::mt19937_64 rng(seed);
+  const std::uint32_t first = static_cast<std::uint32_t>(w * run.o.ids_per_writer);
+  std::vector<std::uint64_t> next_seq(static_cast<std::size_t>(run.o.ids_per_writer), 0);
+  while (!run.stop) {
+    const std::uint32_t k =
+        static_cast<std::uint32_t>(rng() % static_cast<std::uint64_t>(run.o.ids_per_writer));
+    const std::uint32_t id = first + k;
+    const std::string& name_id = run.history.ids()[id];
+    Record rec;
+    rec.id = id;
+    if (rng() % 100 < 70) {
+      rec.op = Op::put;
+      const std::uint64_t seq = ++next_seq[k];
+      rec.state = static_cast<State>(seq);
+      run.in_flight[id] = rec.state;
+      const std::string name = make_name(name_id, seq);
+      json::object body;
+      body["name"] = name;
+      auto res =
+          co_await client.request("PUT", "/users/" + name_id, json::serialize(body), run.o.client_timeout);
+      record(run, rec, res, name);
+    } else {
+      rec.op = Op::del;
+      run.in_flight[id] = kAbsent;
+      auto res = co_await client.request("DELETE", "/users/" + name_id, "", run.o.client_timeout);
+      record(run, rec, res, {});
+    }
+    if (run.o.think_ms > 0)
+      co_await sleep_for(milliseconds(rng() % static_cast<std::uint64_t>(2 * run.o.think_ms + 1)));
+  }
+  --run.workers_running;
+}
+
+asio::awaitable<void> reader(Run& run, std::uint64_t seed) {
+  HttpClient client(co_await asio::this_coro::executor, run.o.service);
+  std::mt19937_64 rng(seed);
+  const auto n = run.history.ids().size();
+  while (!run.stop) {
+    Record rec;
+    rec.op = Op::get;
+    rec.id = static_cast<std::uint32_t>(rng() % n);
+    auto res =
+        co_await client.request("GET", "/users/" + run.history.ids()[rec.id], "", run.o.client_timeout);
+    record(run, rec, res, {});
+    if (run.o.think_ms > 0)
+      co_await sleep_for(milliseconds(rng() % static_cast<std::uint64_t>(2 * run.o.think_ms + 1)));
+  }
+  --run.workers_running;
+}
+
+asio::awaitable<void> chaos_runner(Run& run, std::vector<Action> plan) {
+  HttpClient client(co_await asio::this_coro::executor, run.o.faultproxy);
+  for (auto& a : plan) {
+    if (a.at >= run.duration) break;
+    const auto wait = run.start + a.at - Clock::now();
+    if (wait > 0s) co_await sleep_for(wait);
+    if (run.stop) break;
+    ChaosCall call;
+    call.at_ms = run.ms_now();
+    auto res = co_await client.request(a.method, a.path, a.body, 3000ms);
+    call.status = res.status;
+    call.error = res.status < 0 ? res.error : res.status != static_cast<int>(a.expect) ? res.body : "";
+    call.ok = res.status == static_cast<int>(a.expect);
+    if (run.chaos_log.is_open()) {
+      run.chaos_log << call.at_ms << " ms  " << a.describe() << "  -> " << status_name(res.status)
+                    << (call.ok ? ""
+                                : "  UNEXPECTED (wanted " + std::to_string(a.expect) + "): " + call.error)
+                    << "\n";
+    }
+    call.action = std::move(a);
+    run.chaos.push_back(std::move(call));
+  }
+  --run.helpers_running;
+}
+
+void sample_processes(Run& run) {
+  const auto now = run.ms_now();
+  for (auto& p : run.procs) {
+    if (p.died_ms) continue;
+    if (!process_alive(p.pid)) {
+      p.died_ms = now;
+      continue;
+    }
+    if (const auto kib = rss_kib(p.pid)) p.rss.emplace_back(now, *kib);
+  }
+}
+
+asio::awaitable<void> sampler(Run& run) {
+  const auto baseline_at = run.calm_at + 1000ms;
+  bool baseline_taken = false;
+  while (run.sampling) {
+    sample_processes(run);
+    if (!baseline_taken && run.ms_now() >= baseline_at.count()) {
+      baseline_taken = true;
+      for (auto& p : run.procs)
+        if (!p.rss.empty() && !p.died_ms) p.baseline = p.rss.back().second;
+    }
+    co_await sleep_for(250ms);
+  }
+  --run.helpers_running;
+}
+
+asio::awaitable<void> progress(Run& run) {
+  std::uint64_t last = 0;
+  while (!run.stop) {
+    for (int i = 0; i < 100 && !run.stop; ++i)
+      co_await sleep_for(100ms);
+    if (run.stop) break;
+    std::uint64_t total = 0, ok = 0, nf = 0, unavailable = 0, other = 0;
+    for (const auto& [k, n] : run.by_status) {
+      total += n;
+      if (k.second >= 200 && k.second < 300)
+        ok += n;
+      else if (k.second == 404)
+        nf += n;
+      else if (k.second == 503)
+        unavailable += n;
+      else
+        other += n;
+    }
+    std::printf("  %4" PRId64 " s  %s requests (%s/s)  2xx %s  404 %s  503 %s  other %s  chaos calls %zu\n",
+                run.ms_now() / 1000, with_commas(total).c_str(), with_commas((total - last) / 10).c_str(),
+                with_commas(ok).c_str(), with_commas(nf).c_str(), with_commas(unavailable).c_str(),
+                with_commas(other).c_str(), run.chaos.size());
+    std::fflush(stdout);
+    last = total;
+  }
+  --run.helpers_running;
+}
+
+// GET /health/ready, parsed: (recovered = every breaker closed, nothing down, repair queue empty).
+struct Health {
+  bool answered = false, recovered = false, all_up = false;
+  std::string text;
+};
+
+asio::awaitable<Health> health(HttpClient& client) {
+  Health h;
+  auto res = co_await client.request("GET", "/health/ready", "", 2000ms);
+  if (res.status <= 0) co_return h;
+  h.answered = true;
+  h.text = res.body;
+  const auto v = parse_json(res.body);
+  if (!v || !v->is_object()) co_return h;
+  const auto* deps = v->as_object().if_contains("dependencies");
+  const auto* cache = v->as_object().if_contains("cache");
+  if (!deps || !deps->is_object() || !cache || !cache->is_object()) co_return h;
+  bool usable = true, up = true;
+  for (const auto& [name, d] : deps->as_object()) {
+    const auto state = str_field(d, "state");
+    if (str_field(d, "breaker") != "closed" || state == "down" || state.empty()) usable = false;
+    if (state != "up") up = false;
+  }
+  const auto* q = cache->as_object().if_contains("repair_queue");
+  const bool drained = q && q->is_int64() && q->as_int64() == 0;
+  h.recovered = usable && drained;
+  h.all_up = up && drained;
+  co_return h;
+}
+
+// The stack was just started: wait until every dependency is up, learn the request deadline,
+// and start from a faultproxy without faults.
+asio::awaitable<bool> preflight(Run& run, std::string& error) {
+  HttpClient svc(co_await asio::this_coro::executor, run.o.service);
+  HttpClient fp(co_await asio::this_coro::executor, run.o.faultproxy);
+  auto reset = co_await fp.request("POST", "/reset", "", 3000ms);
+  if (reset.status != 204) {
+    error = "faultproxy's POST /reset answered " + status_name(reset.status) + " " + reset.error + reset.body;
+    co_return false;
+  }
+  const auto deadline = Clock::now() + 60s;
+  Health h;
+  while (Clock::now() < deadline) {
+    h = co_await health(svc);
+    if (h.all_up) break;
+    co_await sleep_for(100ms);
+  }
+  if (!h.all_up) {
+    error = "user-service did not report every dependency up within 60 s: " + h.text;
+    co_return false;
+  }
+  auto cfg = co_await svc.request("GET", "/config", "", 2000ms);
+  if (const auto v = parse_json(cfg.body); v && v->is_object()) {
+    if (const auto* d = v->as_object().if_contains("request_deadline_ms"); d && d->is_int64())
+      run.request_deadline_ms = d->as_int64();
+  }
+  co_return true;
+}
+
+// The load and the chaos, then every fault cleared and the wait for recovery.
+asio::awaitable<void> load_phase(Run& run, std::vector<Action> plan, std::string& setup_error) {
+  if (!co_await preflight(run, setup_error)) {
+    run.sampling = false;
+    co_return;
+  }
+  auto ex = co_await asio::this_coro::executor;
+  run.start = Clock::now();
+  run.started_wall = std::chrono::system_clock::now();
+  if (run.chaos_log.is_open()) run.chaos_log << "0 ms = " << utc_text(run.started_wall) << "\n";
+  std::mt19937_64 seeds(run.o.seed);
+  for (int w = 0; w < run.o.writers; ++w) {
+    ++run.workers_running;
+    asio::co_spawn(ex, writer(run, w, seeds()), asio::detached);
+  }
+  for (int r = 0; r < run.o.readers; ++r) {
+    ++run.workers_running;
+    asio::co_spawn(ex, reader(run, seeds()), asio::detached);
+  }
+  run.helpers_running += 3;
+  asio::co_spawn(ex, chaos_runner(run, std::move(plan)), asio::detached);
+  asio::co_spawn(ex, sampler(run), asio::detached);
+  asio::co_spawn(ex, progress(run), asio::detached);
+
+  co_await sleep_for(run.duration);
+  run.stop = true;
+  while (run.workers_running > 0 || run.helpers_running > 1)
+    co_await sleep_for(10ms);  // the sampler goes on
+
+  // Every fault cleared at once, and checked to be.
+  HttpClient fp(ex, run.o.faultproxy);
+  ChaosCall clear;
+  clear.action.kind = Action::reset;
+  clear.action.method = "POST";
+  clear.action.path = "/reset";
+  clear.action.expect = 204;
+  clear.at_ms = run.ms_now();
+  const auto cleared_at = Clock::now();
+  auto res = co_await fp.request("POST", "/reset", "", 3000ms);
+  clear.status = res.status;
+  clear.ok = res.status == 204;
+  clear.error = res.error + res.body;
+  run.chaos.push_back(clear);
+  auto proxies = co_await fp.request("GET", "/proxies", "", 3000ms);
+  ChaosCall check;
+  check.action.kind = Action::reset;
+  check.action.method = "GET";
+  check.action.path = "/proxies (every proxy enabled, no toxic)";
+  check.at_ms = run.ms_now();
+  check.status = proxies.status;
+  check.ok = false;
+  if (const auto v = parse_json(proxies.body); proxies.status == 200 && v && v->is_object()) {
+    int clean = 0;
+    for (const char* name : kProxies) {
+      const auto* p = v->as_object().if_contains(name);
+      if (!p || !p->is_object()) continue;
+      const auto* enabled = p->as_object().if_contains("enabled");
+      const auto* toxics = p->as_object().if_contains("toxics");
+      if (enabled && enabled->is_bool() && enabled->as_bool() && toxics && toxics->is_array() &&
+          toxics->as_array().empty())
+        ++clean;
+    }
+    check.ok = clean == 3;
+  }
+  if (!check.ok) check.error = proxies.error + proxies.body.substr(0, 300);
+  run.chaos.push_back(check);
+  if (run.chaos_log.is_open()) {
+    run.chaos_log << clear.at_ms << " ms  final reset -> " << status_name(clear.status) << "; proxies "
+                  << (check.ok ? "clean" : "NOT clean: " + check.error) << "\n";
+  }
+
+  // Recovery: every breaker closed, nothing down, the repair queue drained.
+  HttpClient svc(ex, run.o.service);
+  const auto give_up = cleared_at + run.o.recovery_timeout;
+  while (Clock::now() < give_up) {
+    const Health h = co_await health(svc);
+    run.last_health = h.text;
+    const auto since = std::chrono::duration_cast<milliseconds>(Clock::now() - cleared_at).count();
+    if (h.recovered && !run.recovered_ms) run.recovered_ms = since;
+    if (h.all_up && !run.all_up_ms) run.all_up_ms = since;
+    if (run.recovered_ms && run.all_up_ms) break;
+    co_await sleep_for(50ms);
+  }
+  run.sampling = false;
+  while (run.helpers_running > 0)
+    co_await sleep_for(10ms);
+}
+
+// After recovery: every id read once through user-service, compared with MariaDB.
+asio::awaitable<void> read_back(Run& run, const std::map<std::string, Row>& rows, Invariant& inv) {
+  auto ex = co_await asio::this_coro::executor;
+  std::size_t next = 0, bad = 0, done_workers = 0, cache = 0, origin = 0;
+  const std::size_t workers = 4;
+  for (std::size_t w = 0; w < workers; ++w) {
+    asio::co_spawn(
+        ex,
+        [&]() -> asio::awaitable<void> {
+          HttpClient client(co_await asio::this_coro::executor, run.o.service);
+          while (next < run.history.ids().size()) {
+            const std::string& id = run.history.ids()[next++];
+            auto res = co_await client.request("GET", "/users/" + id, "", run.o.client_timeout);
+            const auto row = rows.find(id);
+            std::string problem;
+            if (row == rows.end()) {
+              if (res.status != 404) problem = "expected 404";
+            } else if (res.status != 200) {
+              problem = "expected 200";
+            } else if (const auto v = parse_json(res.body); !v || str_field(*v, "name") != row->second.name) {
+              problem = "name differs from MariaDB's";
+            }
+            if (res.header("X-Data-Source") == "cache") ++cache;
+            if (res.header("X-Data-Source") == "origin") ++origin;
+            if (!problem.empty()) {
+              ++bad;
+              if (inv.examples.size() < 10)
+                inv.examples.push_back("GET /users/" + id + " -> " + status_name(res.status) + " " +
+                                       res.error + ": " + problem + "; body: " + res.body.substr(0, 200));
+            }
+          }
+          ++done_workers;
+        },
+        asio::detached);
+  }
+  while (done_workers < workers)
+    co_await sleep_for(5ms);
+  inv.ok = bad == 0;
+  inv.figures = with_commas(run.history.ids().size()) + " ids read: " + with_commas(cache) + " from cache, " +
+                with_commas(origin) + " from origin, " + with_commas(bad) + " wrong";
+}
+
+// ------------------------------------------------------------------------------------ checks
+
+std::string ms_text(std::int64_t ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f s", static_cast<double>(ms) / 1000.0);
+  return buf;
+}
+
+std::string percentiles(std::vector<std::int32_t>& v) {
+  if (v.empty()) return "-";
+  std::sort(v.begin(), v.end());
+  const auto at = [&](double q) {
+    return static_cast<double>(
+               v[std::min(v.size() - 1, static_cast<std::size_t>(q * static_cast<double>(v.size())))]) /
+           1000.0;
+  };
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "p50 %.1f ms  p99 %.1f ms  max %.1f ms", at(0.5), at(0.99),
+                static_cast<double>(v.back()) / 1000.0);
+  return buf;
+}
+
+// Compares the cached values of one Redis node with MariaDB's rows.
+std::vector<std::string> cache_disagreements(const std::string& node, const CacheSnapshot& snap,
+                                             const std::map<std::string, Row>& rows) {
+  std::vector<std::string> out;
+  for (const auto& [id, e] : snap.values) {
+    const auto row = rows.find(id);
+    if (row == rows.end()) {
+      out.push_back(node + ": user:" + id + " holds version " + e.version + " but MariaDB has no such user");
+    } else if (!e.has_name || !e.has_version || e.name != row->second.name ||
+               e.version != std::to_string(row->second.version)) {
+      out.push_back(node + ": user:" + id + " holds version " + e.version + ", MariaDB version " +
+                    std::to_string(row->second.version) +
+                    (e.name != row->second.name ? " (names differ)" : ""));
+    }
+  }
+  return out;
+}
+
+void check_everything(Run& run, const std::string& setup_error) {
+  auto& inv = run.invariants;
+  if (!setup_error.empty()) {
+    inv.push_back({"setup", false, "the fresh stack is ready and faultproxy answers", "", {setup_error}});
+    return;
+  }
+  std::uint64_t total = 0;
+  for (const auto& [k, n] : run.by_status)
+    total += n;
+
+  {
+    Invariant i{"answers", run.bad_answer_count == 0,
+                "every answer is allowed for its operation (GET 200/404/503, PUT 200/201/503, DELETE "
+                "204/404/503), every 503 carries Retry-After, every body is what its status promises",
+                with_commas(total) + " answers, " + with_commas(run.bad_answer_count) + " not allowed",
+                run.bad_answers};
+    inv.push_back(i);
+  }
+  inv.push_back({"connections", run.transport_error_count == 0,
+                 "no connection to user-service refused, reset or closed without an answer, no request "
+                 "unanswered after " +
+                     std::to_string(run.o.client_timeout.count() / 1000) + " s",
+                 with_commas(run.transport_error_count) + " transport errors", run.transport_errors});
+
+  const ReadReport reads = run.history.check_reads();
+  {
+    Invariant i{
+        "values",
+        reads.unknown.empty(),
+        "every value read is one that was written for that user (no corrupted, truncated, foreign "
+        "or future value)",
+        with_commas(reads.checked_cache + reads.checked_origin + reads.marked_stale + reads.unknown.size()) +
+            " reads answered 200/404, " + with_commas(reads.unknown.size()) + " with an unknown value",
+        {}};
+    for (std::size_t k = 0; k < reads.unknown.size() && k < 10; ++k)
+      i.examples.push_back(reads.unknown[k].detail);
+    inv.push_back(i);
+  }
+  {
+    std::size_t late = 0;
+    for (const auto* list : {&reads.origin, &reads.cache})
+      for (const auto& v : *list)
+        late += v.late_unacknowledged ? 1 : 0;
+    Invariant i{"fresh-reads",
+                reads.origin.empty() && reads.cache.empty(),
+                "no read (from MariaDB, or from the cache unmarked) older than the last write acknowledged "
+                "before it was sent; only X-Cache-Stale answers may be older",
+                with_commas(reads.checked_origin) + " origin reads, " + with_commas(reads.checked_cache) +
+                    " cache reads, " + with_commas(reads.marked_stale) +
+                    " marked stale; older than acknowledged: " + with_commas(reads.origin.size()) +
+                    " origin, " + with_commas(reads.cache.size()) + " cache (" + with_commas(late) +
+                    " of them an older 503 write's value)",
+                {}};
+    for (std::size_t k = 0; k < reads.origin.size() && i.examples.size() < 6; ++k)
+      i.examples.push_back(reads.origin[k].detail);
+    for (std::size_t k = 0; k < reads.cache.size() && i.examples.size() < 10; ++k) {
+      const auto peek = run.peeks.find(reads.cache[k].read);
+      i.examples.push_back(reads.cache[k].detail + (peek == run.peeks.end() ? "" : "; " + peek->second));
+    }
+    inv.push_back(i);
+  }
+
+  // Recovery.
+  inv.push_back({"recovery", run.recovered_ms && *run.recovered_ms <= run.o.recovery_bound.count(),
+                 "within " + ms_text(run.o.recovery_bound.count()) +
+                     " of clearing every fault, every dependency is usable again and the repair queue is "
+                     "empty (contract: 1 s; the bound leaves room for a loaded machine)",
+                 std::string("usable after ") + (run.recovered_ms ? ms_text(*run.recovered_ms) : "never") +
+                     ", every dependency 'up' after " + (run.all_up_ms ? ms_text(*run.all_up_ms) : "never"),
+                 run.recovered_ms ? std::vector<std::string>{}
+                                  : std::vector<std::string>{"last /health/ready: " + run.last_health}});
+
+  // MariaDB and the cache, after recovery.
+  std::string err;
+  std::optional<std::map<std::string, Row>> rows;
+  {
+    Invariant coh{"cache-coherence",
+                  false,
+                  "after recovery every cached value (master and replica) agrees with MariaDB within " +
+                      ms_text(run.o.coherence_window.count()),
+                  "",
+                  {}};
+    const auto until = Clock::now() + run.o.coherence_window;
+    const auto began = Clock::now();
+    std::vector<std::string> diffs;
+    std::size_t cached = 0, tombstones = 0, polls = 0;
+    do {
+      if (polls++ > 0) std::this_thread::sleep_for(50ms);
+      rows = read_mariadb(run.o.mariadb_port, err);
+      auto master = read_redis(run.o.redis_master_port, run.o.key_prefix, err);
+      auto replica =
+          rows && master ? read_redis(run.o.redis_replica_port, run.o.key_prefix, err) : std::nullopt;
+      if (!rows || !master || !replica) {
+        diffs = {"cannot read the stores: " + err};
+        continue;
+      }
+      diffs = cache_disagreements("master", *master, *rows);
+      auto more = cache_disagreements("replica", *replica, *rows);
+      diffs.insert(diffs.end(), more.begin(), more.end());
+      cached = master->values.size();
+      tombstones = master->tombstones.size();
+    } while (!diffs.empty() && Clock::now() < until);
+    coh.ok = diffs.empty();
+    const auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - began).count();
+    coh.figures = with_commas(cached) + " cached values, " + with_commas(tombstones) +
+                  " tombstones on the master; " +
+                  (coh.ok ? "agreed after " + ms_text(took) + " (" + std::to_string(polls) + " polls)"
+                          : with_commas(diffs.size()) + " disagreements after " + ms_text(took));
+    for (std::size_t k = 0; k < diffs.size() && k < 10; ++k) {
+      // "<node>: user:<id> ...": add what the soak did to that id last.
+      std::string text = diffs[k];
+      const auto at = text.find("user:");
+      const auto end = at == std::string::npos ? at : text.find(' ', at);
+      if (end != std::string::npos) {
+        const std::string id = text.substr(at + 5, end - at - 5);
+        const auto& ids = run.history.ids();
+        if (const auto it = std::find(ids.begin(), ids.end(), id); it != ids.end()) {
+          if (rows) {
+            const auto row = rows->find(id);
+            const auto seq = row == rows->end() ? std::nullopt : parse_name(id, row->second.name);
+            text += row == rows->end() ? "; MariaDB: absent"
+                    : seq              ? "; MariaDB: seq " + std::to_string(*seq)
+                                       : "";
+          }
+          text +=
+              "; last writes: " + run.history.last_writes(static_cast<std::uint32_t>(it - ids.begin()), 6);
+        }
+      }
+      coh.examples.push_back(text);
+    }
+    // Final MariaDB state for the durability check.
+    rows = read_mariadb(run.o.mariadb_port, err);
+
+    Invariant dur{"durability",
+                  false,
+                  "every acknowledged write is in MariaDB with the latest acknowledged value (or, after it, "
+                  "the value of a later write whose answer was 503 or lost)",
+                  "",
+                  {}};
+    if (!rows) {
+      dur.examples.push_back("cannot read MariaDB: " + err);
+    } else {
+      std::map<FinalVerdict::Kind, std::size_t> kinds;
+      for (std::uint32_t id = 0; id < run.history.ids().size(); ++id) {
+        const std::string& name_id = run.history.ids()[id];
+        State stored = kAbsent;
+        if (const auto row = rows->find(name_id); row != rows->end()) {
+          const auto seq = parse_name(name_id, row->second.name);
+          stored = seq ? static_cast<State>(*seq) : kUnparsable;
+        }
+        const FinalVerdict v = run.history.check_final(id, stored);
+        ++kinds[v.kind];
+        if (v.kind != FinalVerdict::ok && v.kind != FinalVerdict::ok_unacknowledged &&
+            dur.examples.size() < 10)
+          dur.examples.push_back(std::string(verdict_name(v.kind)) + ": " + v.detail);
+      }
+      std::size_t foreign = 0;
+      const std::unordered_set<std::string> known(run.history.ids().begin(), run.history.ids().end());
+      for (const auto& [id, row] : *rows) {
+        if (!known.contains(id)) {
+          ++foreign;
+          if (dur.examples.size() < 10) dur.examples.push_back("MariaDB holds a user no writer wrote: " + id);
+        }
+      }
+      const std::size_t bad = kinds[FinalVerdict::late_unacknowledged] + kinds[FinalVerdict::lost] +
+                              kinds[FinalVerdict::unknown] + foreign;
+      dur.ok = bad == 0;
+      dur.figures = with_commas(run.history.applied_writes()) + " acknowledged writes over " +
+                    with_commas(run.history.ids().size()) +
+                    " ids; final state: " + with_commas(kinds[FinalVerdict::ok]) + " latest acknowledged, " +
+                    with_commas(kinds[FinalVerdict::ok_unacknowledged]) + " a later 503 write's, " +
+                    with_commas(kinds[FinalVerdict::late_unacknowledged]) +
+                    " an earlier 503 write's (lost update), " + with_commas(kinds[FinalVerdict::lost]) +
+                    " lost, " + with_commas(kinds[FinalVerdict::unknown]) + " unknown";
+    }
+    inv.push_back(dur);
+    inv.push_back(coh);
+  }
+
+  // Every id read back through the service.
+  {
+    Invariant rb{"read-back",
+                 false,
+                 "after recovery every user reads back (200 or 404, no 503) exactly what MariaDB holds",
+                 "",
+                 {}};
+    if (!rows) {
+      rb.examples.push_back("cannot read MariaDB: " + err);
+    } else {
+      run.io.restart();
+      asio::co_spawn(run.io, read_back(run, *rows, rb), asio::detached);
+      run.io.run();
+    }
+    inv.push_back(rb);
+  }
+
+  // The processes.
+  sample_processes(run);
+  {
+    Invariant p{"processes", true, "user-service and faultproxy never exited", "", {}};
+    for (const auto& pr : run.procs) {
+      const bool alive = !pr.died_ms && process_alive(pr.pid);
+      if (!alive) {
+        p.ok = false;
+        p.examples.push_back(pr.name + " (pid " + std::to_string(pr.pid) + ") is gone" +
+                             (pr.died_ms ? " since " + ms_text(*pr.died_ms) : std::string()));
+      }
+      p.figures += (p.figures.empty() ? "" : ", ") + pr.name + " pid " + std::to_string(pr.pid) +
+                   (alive ? " alive" : " GONE");
+    }
+    if (run.procs.empty()) p.figures = "no pid given: not checked";
+    inv.push_back(p);
+  }
+  {
+    Invariant m{"memory",
+                true,
+                "RSS of user-service and faultproxy grew by less than " +
+                    std::to_string(static_cast<int>(run.o.rss_growth_limit * 100)) + " % from the warm-up (" +
+                    ms_text(run.calm_at.count() + 1000) + ", a calm moment) to the end",
+                "",
+                {}};
+    for (auto& pr : run.procs) {
+      if (!pr.rss.empty()) pr.end = pr.rss.back().second;
+      std::uint64_t peak = 0;
+      for (const auto& [t, k] : pr.rss)
+        peak = std::max(peak, k);
+      char buf[256];
+      if (!pr.baseline || !pr.end) {
+        m.ok = false;
+        m.examples.push_back(pr.name + ": no RSS sample " +
+                             (pr.baseline ? "at the end" : "after the warm-up"));
+        continue;
+      }
+      const double growth = (static_cast<double>(*pr.end) - static_cast<double>(*pr.baseline)) /
+                            static_cast<double>(*pr.baseline);
+      std::snprintf(buf, sizeof buf, "%s %.1f MB -> %.1f MB (%+.1f %%, peak %.1f MB)", pr.name.c_str(),
+                    static_cast<double>(*pr.baseline) / 1024.0, static_cast<double>(*pr.end) / 1024.0,
+                    growth * 100.0, static_cast<double>(peak) / 1024.0);
+      m.figures += (m.figures.empty() ? "" : "; ") + std::string(buf);
+      // The shape of the curve tells a leak (a steady climb) from a warm-up (a plateau).
+      std::string curve;
+      for (int k = 0; k <= 10; ++k) {
+        const auto& sample =
+            pr.rss[std::min(pr.rss.size() - 1, pr.rss.size() * static_cast<std::size_t>(k) / 10)];
+        char point[24];
+        std::snprintf(point, sizeof point, " %.1f", static_cast<double>(sample.second) / 1024.0);
+        curve += point;
+      }
+      m.figures += "\n     " + pr.name + " RSS (MB) at every tenth of the run:" + curve;
+      if (growth >= run.o.rss_growth_limit) {
+        m.ok = false;
+        m.examples.push_back(buf);
+      }
+    }
+    if (run.procs.empty()) m.figures = "no pid given: not checked";
+    inv.push_back(m);
+  }
+  {
+    Invariant c{"chaos-api",
+                true,
+                "faultproxy's API answered every chaos call as Toxiproxy would, and after the final reset "
+                "every proxy is enabled without toxics",
+                "",
+                {}};
+    std::map<Action::Kind, std::size_t> n;
+    std::size_t bad = 0;
+    for (const auto& call : run.chaos) {
+      ++n[call.action.kind];
+      if (!call.ok) {
+        ++bad;
+        c.ok = false;
+        if (c.examples.size() < 10)
+          c.examples.push_back(std::to_string(call.at_ms) + " ms " + call.action.method + " " +
+                               call.action.path + " " + call.action.body + " -> " + status_name(call.status) +
+                               " (wanted " + std::to_string(call.action.expect) + "): " + call.error);
+      }
+    }
+    c.figures = with_commas(run.chaos.size()) + " calls: " + std::to_string(n[Action::add_toxic]) +
+                " toxics added, " + std::to_string(n[Action::update_toxic]) + " updated, " +
+                std::to_string(n[Action::remove_toxic]) + " removed, " + std::to_string(n[Action::disable]) +
+                " outages, " + std::to_string(n[Action::enable]) + " recoveries, " +
+                std::to_string(n[Action::reset]) + " resets/checks; " + std::to_string(bad) + " unexpected";
+    inv.push_back(c);
+  }
+}
+
+std::string report(Run& run) {
+  std::ostringstream out;
+  out << "\n==== soak report ====\n";
+  out << "seed " << run.o.seed << ", " << run.o.seconds << " s of load "
+      << (run.o.chaos ? "and chaos" : "(no chaos)") << " from " << utc_text(run.started_wall) << ", "
+      << run.o.writers << " writers, " << run.o.readers << " readers, " << run.history.ids().size()
+      << " ids\n";
+  out << "replay: " << (run.o.replay.empty() ? "soak ... --seed " + std::to_string(run.o.seed) : run.o.replay)
+      << "\n\n";
+
+  std::uint64_t total = 0;
+  for (const auto& [k, n] : run.by_status)
+    total += n;
+  out << "requests: " << with_commas(total) << " ("
+      << with_commas(total / static_cast<std::uint64_t>(run.o.seconds)) << "/s)\n";
+  for (const Op op : {Op::get, Op::put, Op::del}) {
+    std::uint64_t sum = 0;
+    std::string line;
+    for (const auto& [k, n] : run.by_status) {
+      if (k.first != op) continue;
+      sum += n;
+      line += "  " + status_name(k.second) + ": " + with_commas(n);
+    }
+    char name[16];
+    std::snprintf(name, sizeof name, "%-7s", std::string(op_name(op)).c_str());
+    out << "  " << name << with_commas(sum) << "  " << line << "\n";
+    out << "          latency " << percentiles(run.latency_us[static_cast<int>(op)]) << "\n";
+  }
+  out << "  GET 200 by source:";
+  for (const auto& [s, n] : run.by_source)
+    out << "  " << s << ": " << with_commas(n);
+  out << "\n  answers later than the request deadline (" << run.request_deadline_ms
+      << " ms) + 100 ms: " << with_commas(run.over_deadline) << "\n\n";
+
+  std::size_t passed = 0, failed = 0;
+  for (const auto& i : run.invariants) {
+    (i.ok ? passed : failed)++;
+    out << (i.ok ? "PASS " : "FAIL ") << i.name << ": " << i.what << "\n";
+    if (!i.figures.empty()) out << "     " << i.figures << "\n";
+    for (const auto& e : i.examples)
+      out << "       - " << e << "\n";
+  }
+  out << "\nsoak: " << passed << " invariants passed, " << failed << " failed";
+  if (failed) {
+    out << " (";
+    bool first = true;
+    for (const auto& i : run.invariants) {
+      if (i.ok) continue;
+      out << (first ? "" : ", ") << i.name;
+      first = false;
+    }
+    out << ")";
+  }
+  out << "\nreplay: "
+      << (run.o.replay.empty() ? "soak ... --seed " + std::to_string(run.o.seed) : run.o.replay) << "\n";
+  return out.str();
+}
+
+}  // namespace
+}  // namespace soak
+
+int main(int argc, char** argv) {
+  using namespace soak;
+  Run run(parse_options(argc, argv));
+  const std::size_t n = run.history.ids().size();
+  run.acked.assign(n, kAbsent);
+  run.in_flight.assign(n, kNoState);
+  run.acked_done_us.assign(n, -1);
+  run.unknown_since_ack.assign(n, false);
+  run.duration = std::chrono::seconds(run.o.seconds);
+  // The memory baseline: a calm moment a quarter into the run, but not before 30 s (or half the run):
+  // allocators (ASan's above all) keep growing for a while as new kinds of faults come by.
+  run.calm_at = std::max<milliseconds>(run.duration / 4, std::min<milliseconds>(30s, run.duration / 2));
+  for (const auto& [name, pid] : run.o.pids)
+    run.procs.push_back(Proc{name, pid, {}, {}, {}, {}});
+  if (!run.o.chaos_log.empty()) run.chaos_log.open(run.o.chaos_log);
+
+  PlanOptions po;
+  po.duration = run.duration;
+  po.calm_at = run.calm_at;
+  std::vector<Action> plan = run.o.chaos ? make_plan(run.o.seed, po) : std::vector<Action>{};
+
+  const std::string replay =
+      run.o.replay.empty() ? "soak ... --seed " + std::to_string(run.o.seed) : run.o.replay;
+  std::printf("soak: seed %" PRIu64 ", %" PRId64
+              " s, %d writers, %d readers, %zu ids, %zu chaos actions planned\n"
+              "soak: replay with: %s\n",
+              run.o.seed, run.o.seconds, run.o.writers, run.o.readers, run.history.ids().size(), plan.size(),
+              replay.c_str());
+  std::fflush(stdout);
+
+  std::string setup_error;
+  asio::co_spawn(run.io, load_phase(run, std::move(plan), setup_error), asio::detached);
+  run.io.run();
+  check_everything(run, setup_error);
+
+  const std::string text = report(run);
+  std::fputs(text.c_str(), stdout);
+  if (!run.o.report_file.empty()) std::ofstream(run.o.report_file) << text;
+  std::size_t failed = 0;
+  for (const auto& i : run.invariants)
+    failed += i.ok ? 0 : 1;
+  if (failed != 0 && !run.o.history_file.empty()) {
+    std::ofstream h(run.o.history_file);
+    h << "# op\tid\tseq\tstatus\tsent_ms\tdone_ms\tsource\tstale\tshort_circuit\treason\n";
+    for (const Record& r : run.history.records()) {
+      h << op_name(r.op) << '\t' << run.history.ids()[r.id] << '\t' << r.state << '\t'
+        << status_name(r.status) << '\t' << static_cast<double>(r.sent_us) / 1000.0 << '\t'
+        << static_cast<double>(r.done_us) / 1000.0 << '\t'
+        << (r.source == Source::cache    ? "cache"
+            : r.source == Source::origin ? "origin"
+                                         : "-")
+        << '\t' << r.stale << '\t' << r.short_circuit << '\t' << run.history.reason_text(r.reason) << '\n';
+    }
+  }
+  if (!run.o.summary_file.empty()) {
+    std::ofstream s(run.o.summary_file);
+    for (const auto& i : run.invariants)
+      s << (i.ok ? "pass " : "fail ") << i.name << "\n";
+  }
+  return failed == 0 ? 0 : 1;
+}
