@@ -16,6 +16,7 @@
 #include <ctime>
 #include <list>
 #include <mutex>
+#include <tuple>
 
 #include "common/log.h"
 
@@ -216,7 +217,14 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       const bool keep_alive = req.keep_alive() && res.keep_alive() && !draining;
       finalize(res, keep_alive);
       conn.stream.expires_after(settings.write_timeout);
-      auto [wec, wn] = co_await bhttp::async_write(conn.stream, res, use_nothrow);
+      boost::system::error_code wec;
+      if (req.method() == bhttp::verb::head) {
+        // The header GET would get (Content-Length included), never a body (RFC 9110 9.3.2).
+        bhttp::response_serializer<bhttp::string_body> sr{res};
+        std::tie(wec, std::ignore) = co_await bhttp::async_write_header(conn.stream, sr, use_nothrow);
+      } else {
+        std::tie(wec, std::ignore) = co_await bhttp::async_write(conn.stream, res, use_nothrow);
+      }
       if (wec || !keep_alive) co_return;
     }
   }

@@ -176,6 +176,24 @@ TEST_F(ServerFixture, NoContentHasNoLengthOrBody) {
   EXPECT_TRUE(out.ends_with("\r\n\r\n")) << out;
 }
 
+// Found by fuzz/http_server: the body of a response to HEAD was sent, so a keep-alive client read
+// it as the start of the next response. The header stays as GET's would be (Content-Length too).
+TEST_F(ServerFixture, HeadResponseHasNoBody) {
+  Start();
+  auto s = Connect();
+  asio::write(s, asio::buffer(std::string("HEAD /x HTTP/1.1\r\nHost: x\r\n\r\n"
+                                          "POST /y HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                                          "Connection: close\r\n\r\nhi")));
+  const std::string out = ReadAll(s);
+  const auto second = out.find("HTTP/1.1 200 OK", 1);
+  ASSERT_NE(second, std::string::npos) << out;
+  const std::string head = out.substr(0, second);
+  EXPECT_TRUE(head.starts_with("HTTP/1.1 200 OK")) << out;
+  EXPECT_TRUE(head.ends_with("\r\n\r\n")) << "no body after the HEAD response's header: " << out;
+  EXPECT_NE(head.find("Content-Length: 5\r\n"), std::string::npos) << "the length GET would have: " << out;
+  EXPECT_TRUE(out.ends_with("echo:hi")) << out;
+}
+
 TEST_F(ServerFixture, ShutdownFinishesRequestsInFlightAndStopsAccepting) {
   Start();
   auto busy = Connect();
