@@ -37,6 +37,7 @@ using namespace std::chrono_literals;
 using fuzz_support::check;
 
 constexpr std::uint64_t kBodyLimit = 64 * 1024;
+constexpr std::uint32_t kHeaderLimit = 16 * 1024;
 
 // Shared by every input; the guard keeps it from stopping when it runs out of work between inputs.
 // Never destroyed: the server (also never destroyed) lives on it.
@@ -54,6 +55,7 @@ common::http::Server& server() {
         settings.request_timeout = 5s;
         settings.idle_timeout = 5s;
         settings.body_limit = kBodyLimit;
+        settings.header_limit = kHeaderLimit;
         return settings;
       }(),
       [](common::http::Request& req,
@@ -68,11 +70,17 @@ common::http::Server& server() {
 
 // What a conforming HTTP/1.1 server could read from `input`: the methods of the complete
 // requests, in order, the way the server's parser sees them, up to one that ends the connection.
-std::vector<bhttp::verb> complete_requests(std::string_view input) {
+//
+// Beast enforces header_limit on the bytes not yet consumed: fields parsed in an earlier read do
+// not count, so a header that arrives in pieces may exceed the limit by up to what the first read
+// held (at most about twice the limit; 100 KB is refused, see the hostile-client tests). The
+// server's answers are therefore bounded by what a parser reading everything at once accepts with
+// the limit and with twice the limit.
+std::vector<bhttp::verb> complete_requests(std::string_view input, std::uint32_t header_limit) {
   std::vector<bhttp::verb> verbs;
   while (!input.empty()) {
     bhttp::request_parser<bhttp::string_body> p;
-    p.header_limit(16 * 1024);
+    p.header_limit(header_limit);
     p.body_limit(kBodyLimit);
     p.eager(true);
     boost::system::error_code ec;
@@ -137,7 +145,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
 
   // The answers: one per complete request, well-formed, nothing else.
-  const auto verbs = complete_requests(input);
+  const auto verbs = complete_requests(input, 2 * kHeaderLimit);
+  const std::size_t at_least = complete_requests(input, kHeaderLimit).size();
   std::string_view rest = ex->response;
   std::size_t answered = 0;
   bool closed_on_error = false;
@@ -165,9 +174,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     ++answered;
   }
   if (!closed_on_error) {
-    check(answered == verbs.size(), "the server did not answer every complete request",
-          std::to_string(answered) + " answers, " + std::to_string(verbs.size()) + " requests\n" +
-              ex->response);
+    check(answered >= at_least && answered <= verbs.size(),
+          "the server did not answer every complete request",
+          std::to_string(answered) + " answers, " + std::to_string(at_least) + ".." +
+              std::to_string(verbs.size()) + " requests\n" + ex->response);
   } else {
     check(answered <= verbs.size() + 1, "more answers than requests", ex->response);
   }
