@@ -79,7 +79,9 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
   struct Connection {
     explicit Connection(asio::ip::tcp::socket s) : stream(std::move(s)) {}
     beast::tcp_stream stream;
-    bool busy = false;  // a request is being read, handled or answered
+    bool busy = false;                                      // a request is being read, handled or answered
+    bool shed = false;                                      // closed to make room; its session is winding up
+    std::list<std::shared_ptr<Connection>>::iterator self;  // its place in `connections`
   };
 
   Impl(asio::any_io_executor ex, ServerSettings s, Handler h, ErrorResponder e)
@@ -90,8 +92,25 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
   ServerSettings settings;
   Handler handler;
   ErrorResponder errors;
+  // Most recently active first: a connection moves to the front when accepted and after each
+  // request, so the idle one at the back is the one idle the longest.
   std::list<std::shared_ptr<Connection>> connections;
   bool draining = false;
+  std::size_t shed_pending = 0;  // shed connections still in the list (their descriptors are closed)
+
+  // At the cap: closes the connection idle the longest to make room. False if all are busy.
+  bool shed_idle_connection() {
+    for (auto it = connections.rbegin(); it != connections.rend(); ++it) {
+      Connection& c = **it;
+      if (c.busy || c.shed) continue;
+      boost::system::error_code ignored;
+      c.stream.socket().close(ignored);  // its session sees its read aborted and ends
+      c.shed = true;
+      ++shed_pending;
+      return true;
+    }
+    return false;
+  }
 
   void finalize(Response& res, bool keep_alive) {
     if (settings.add_date_header && res.find(bhttp::field::date) == res.end()) {
@@ -120,7 +139,8 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         co_await backoff.async_wait(use_nothrow);
         continue;
       }
-      if (draining || connections.size() >= settings.max_connections) {
+      if (draining ||
+          (connections.size() - shed_pending >= settings.max_connections && !shed_idle_connection())) {
         boost::system::error_code ignored;
         socket.close(ignored);
         continue;
@@ -129,12 +149,12 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       socket.set_option(asio::ip::tcp::no_delay(true), ignored);
       auto conn = std::make_shared<Connection>(std::move(socket));
       connections.push_front(conn);
-      asio::co_spawn(executor, session(conn, connections.begin()), asio::detached);
+      conn->self = connections.begin();
+      asio::co_spawn(executor, session(conn), asio::detached);
     }
   }
 
-  asio::awaitable<void> session(std::shared_ptr<Connection> conn,
-                                std::list<std::shared_ptr<Connection>>::iterator self_it) {
+  asio::awaitable<void> session(std::shared_ptr<Connection> conn) {
     auto self = shared_from_this();
     try {
       co_await serve(*conn);
@@ -144,7 +164,8 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
     boost::system::error_code ignored;
     conn->stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     conn->stream.socket().close(ignored);
-    connections.erase(self_it);
+    if (conn->shed) --shed_pending;
+    connections.erase(conn->self);
   }
 
   asio::awaitable<void> write_error(Connection& conn, bhttp::status status, std::string_view message,
@@ -226,6 +247,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         std::tie(wec, std::ignore) = co_await bhttp::async_write(conn.stream, res, use_nothrow);
       }
       if (wec || !keep_alive) co_return;
+      connections.splice(connections.begin(), connections, conn.self);  // most recently active
     }
   }
 };
