@@ -90,6 +90,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
   asio::any_io_executor executor;
   asio::ip::tcp::acceptor acceptor;
   ServerSettings settings;
+  std::size_t max_connections = 0;  // settings.max_connections, lowered to fit the descriptor limit
   Handler handler;
   ErrorResponder errors;
   // Most recently active first: a connection moves to the front when accepted and after each
@@ -133,14 +134,19 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
       if (ec) {
-        // EMFILE and friends: wait a little instead of spinning; the listener stays up.
+        // Out of descriptors (something else took them: the cap leaves a reserve): an idle
+        // connection gives one back and the client waiting in the backlog is accepted at once.
+        if ((ec == asio::error::no_descriptors || ec == boost::system::errc::too_many_files_open_in_system) &&
+            shed_idle_connection()) {
+          continue;
+        }
+        // Otherwise wait a little instead of spinning; the listener stays up.
         log::warn("accept failed", {{"error", ec.message()}});
         backoff.expires_after(std::chrono::milliseconds(50));
         co_await backoff.async_wait(use_nothrow);
         continue;
       }
-      if (draining ||
-          (connections.size() - shed_pending >= settings.max_connections && !shed_idle_connection())) {
+      if (draining || (connections.size() - shed_pending >= max_connections && !shed_idle_connection())) {
         boost::system::error_code ignored;
         socket.close(ignored);
         continue;
@@ -287,7 +293,21 @@ asio::ip::tcp::endpoint Server::local_endpoint() const {
 }
 
 void Server::start() {
-  asio::co_spawn(impl_->executor, impl_->accept_loop(), asio::detached);
+  auto& impl = *impl_;
+  impl.max_connections = impl.settings.max_connections;
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY) {
+    const auto limit = static_cast<std::size_t>(lim.rlim_cur);
+    const std::size_t reserve = impl.settings.reserved_descriptors;
+    const std::size_t fit = limit > reserve + 1 ? limit - reserve : 1;
+    if (fit < impl.max_connections) {
+      impl.max_connections = fit;
+      log::info(
+          "connection cap lowered to fit the descriptor limit",
+          {{"max_connections", impl.settings.max_connections}, {"descriptor_limit", limit}, {"cap", fit}});
+    }
+  }
+  asio::co_spawn(impl.executor, impl.accept_loop(), asio::detached);
 }
 
 asio::awaitable<void> Server::shutdown(std::chrono::milliseconds grace) {

@@ -62,6 +62,10 @@ struct ServerSettings {
   // the longest (waiting for a first or next request: closing it is what an idle timeout does);
   // only if every connection is busy with a request is the new one closed at once.
   std::size_t max_connections = 20'000;
+  // Descriptors left to the rest of the process (dependency connections, files, logs): when the
+  // descriptor limit (RLIMIT_NOFILE, read at start()) minus this is lower than max_connections,
+  // it is the cap, so that a flood of connections never leaves the process without descriptors.
+  std::size_t reserved_descriptors = 128;
   bool add_date_header = true;  // `Date:` on every response, as Go and nginx do
 };
 
