@@ -8,7 +8,9 @@
 // testing/hostile_clients.h), so that its thousands of connections disturb nothing else.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "testing/hostile_clients.h"
 #include "testing/servers.h"
@@ -39,12 +41,17 @@ class HostileClients : public ::testing::Test {
     delete dir;
   }
 
-  void SetUp() override {
+  void SetUp() override { StartFaultproxy({}); }
+
+  // `wrapper`: words put before the binary (e.g. prlimit to lower its descriptor limit).
+  void StartFaultproxy(std::vector<std::string> wrapper) {
     api_ = testing_support::free_port();
     proxy_ = testing_support::free_port();
-    faultproxy_ = testing_support::Process::spawn(
-        {FAULTPROXY_BINARY, "-host", "127.0.0.1", "-port", std::to_string(api_)},
-        dir->path() / "faultproxy.log");
+    std::vector<std::string> argv = std::move(wrapper);
+    const std::vector<std::string> args = {FAULTPROXY_BINARY, "-host", "127.0.0.1", "-port",
+                                           std::to_string(api_)};
+    argv.insert(argv.end(), args.begin(), args.end());
+    faultproxy_ = testing_support::Process::spawn(argv, dir->path() / "faultproxy.log");
     const auto give_up = std::chrono::steady_clock::now() + 20s;
     while (hostile::http(api_, "GET", "/version", {}, 500ms).status != 200 &&
            std::chrono::steady_clock::now() < give_up)
@@ -59,6 +66,7 @@ class HostileClients : public ::testing::Test {
   }
 
   void TearDown() override {
+    if (HasFailure()) std::cout << "--- the last lines of its log:\n" << LogTail() << "\n";
     EXPECT_TRUE(faultproxy_.running()) << "faultproxy died under attack";
     faultproxy_.stop();
   }
@@ -88,6 +96,14 @@ class HostileClients : public ::testing::Test {
           return Ping();
         },
         100ms);
+  }
+
+  static std::string LogTail() {
+    std::ifstream in(dir->path() / "faultproxy.log");
+    std::stringstream all;
+    all << in.rdbuf();
+    const std::string text = all.str();
+    return text.substr(text.size() > 4000 ? text.size() - 4000 : 0);
   }
 
   void ExpectServed(const hostile::NormalClient::Stats& s, std::string_view attack) {
@@ -219,6 +235,24 @@ TEST_F(HostileClients, ApiHalfClosedConnectionsAreAnsweredAndClosed) {
   std::cout << "[ API half-closed ] " << rounds * 600
             << " connections half-closed, each answered or closed at once\n";
   ExpectServed(normal->stop(), "half-closed API connections");
+  ExpectDescriptorsReturned();
+}
+
+// More idle API connections than faultproxy may open descriptors: the API server's cap fits the
+// descriptor limit, so idle connections are shed and a normal client still gets in.
+TEST_F(HostileClients, ApiIdleConnectionsBeyondTheDescriptorLimit) {
+  faultproxy_.stop();
+  StartFaultproxy({"prlimit", "--nofile=1024:1024", "--"});
+  baseline_fds_ = hostile::open_fds(faultproxy_.pid());
+  auto normal = StartNormalClient();
+  {
+    hostile::Flood idle(api_, 2'000, 5s);
+    std::this_thread::sleep_for(kAttackTime);
+    std::cout << "[ API idle flood beyond the fd limit ] " << idle.established()
+              << " connections established, " << idle.closed_by_server() << " closed; faultproxy fds "
+              << hostile::open_fds(faultproxy_.pid()) << "\n";
+  }
+  ExpectServed(normal->stop(), "2,000 idle API connections, 1,024 descriptors");
   ExpectDescriptorsReturned();
 }
 
