@@ -1,7 +1,8 @@
 # project_options: warnings and definitions every target of ours links against.
 add_library(project_options INTERFACE)
 target_compile_options(project_options INTERFACE
-  -Wall -Wextra -Werror -Wpedantic -Wshadow -Wnon-virtual-dtor -Wno-mismatched-new-delete)
+  -Wall -Wextra -Werror -Wpedantic -Wshadow -Wnon-virtual-dtor
+  $<$<CXX_COMPILER_ID:GNU>:-Wno-mismatched-new-delete>)  # GCC only (clang has no such warning)
 target_compile_definitions(project_options INTERFACE
   BOOST_ASIO_NO_DEPRECATED BOOST_BEAST_USE_STD_STRING_VIEW BOOST_ASIO_DISABLE_CONCEPTS)
 target_include_directories(project_options INTERFACE ${PROJECT_SOURCE_DIR}/src)

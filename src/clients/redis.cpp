@@ -397,6 +397,7 @@ void Client::Impl::connect() {
     redisAsyncFree(ac);  // no adapter attached yet: hiredis just closes the fd
     return attempt_failed("cannot watch the socket: " + ec.message());
   }
+  detail::limit_reply_arrays(ac->c.reader);
   c->ac = ac;
   ac->data = c.get();
   ac->ev.data = c.get();

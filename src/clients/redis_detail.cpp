@@ -34,6 +34,29 @@ Reply to_reply(const redisReply* r) {
 
 namespace {
 
+// hiredis' default reply functions, captured from the first reader limited (they are one static
+// table in hiredis, the same for every reader).
+const redisReplyObjectFunctions* default_functions = nullptr;
+
+void* create_array_limited(const redisReadTask* task, int elements) {
+  if (elements < 0 || elements > kMaxReplyElements) return nullptr;  // the reader reports out of memory
+  return default_functions->createArray(task, elements);
+}
+
+}  // namespace
+
+void limit_reply_arrays(redisReader* reader) {
+  static redisReplyObjectFunctions limited = [reader] {
+    default_functions = reader->fn;
+    redisReplyObjectFunctions f = *reader->fn;
+    f.createArray = create_array_limited;
+    return f;
+  }();
+  reader->fn = &limited;
+}
+
+namespace {
+
 std::uint32_t rotl(std::uint32_t v, int n) {
   return (v << n) | (v >> (32 - n));
 }

@@ -9,12 +9,22 @@
 #include "clients/redis.h"
 
 struct redisReply;
+struct redisReader;
 
 namespace clients::redis::detail {
 
 // A deep copy of a hiredis reply (nullptr gives nil). Arrays nest to any depth; strings keep
 // every byte (embedded NULs included).
 Reply to_reply(const redisReply* reply);
+
+// The largest array reply accepted (our commands get 2 elements, SCAN ~500 keys).
+inline constexpr int kMaxReplyElements = 1 << 20;
+
+// Makes `reader` (created with hiredis' default reply functions) refuse an array reply announcing
+// more than kMaxReplyElements elements: hiredis 0.14 allocates the element pointers as soon as it
+// reads the count, so "*1000000000" from a server took 8 GB before any element arrived. The reader
+// reports an out-of-memory error instead and the client drops the connection.
+void limit_reply_arrays(redisReader* reader);
 
 // SHA1 of `data` as 40 lowercase hex digits (what Redis uses to name scripts).
 std::string sha1_hex(std::string_view data);

@@ -21,6 +21,28 @@ Reply parse(const std::string& wire) {
   return r;
 }
 
+// Found by fuzz/redis_reply: an array reply's announced size was allocated at once ("*1155555555"
+// asked for 9 GB). A limited reader refuses it as an error; arrays within the limit still parse.
+TEST(RedisReply, HugeArrayCountIsAnErrorNotAnAllocation) {
+  std::unique_ptr<redisReader, void (*)(redisReader*)> reader(redisReaderCreate(), redisReaderFree);
+  limit_reply_arrays(reader.get());
+  const std::string huge = "*1155555555\r\n:1\r\n";
+  ASSERT_EQ(redisReaderFeed(reader.get(), huge.data(), huge.size()), REDIS_OK);
+  void* obj = nullptr;
+  EXPECT_EQ(redisReaderGetReply(reader.get(), &obj), REDIS_ERR);
+  EXPECT_EQ(obj, nullptr);
+
+  std::unique_ptr<redisReader, void (*)(redisReader*)> ok(redisReaderCreate(), redisReaderFree);
+  limit_reply_arrays(ok.get());
+  const std::string two = "*2\r\n$1\r\na\r\n*1\r\n:7\r\n";
+  ASSERT_EQ(redisReaderFeed(ok.get(), two.data(), two.size()), REDIS_OK);
+  ASSERT_EQ(redisReaderGetReply(ok.get(), &obj), REDIS_OK);
+  ASSERT_NE(obj, nullptr);
+  EXPECT_EQ(to_reply(static_cast<redisReply*>(obj)),
+            Reply::from_array({Reply::from_string("a"), Reply::from_array({Reply::from_integer(7)})}));
+  freeReplyObject(obj);
+}
+
 TEST(RedisReply, ScalarsConvert) {
   EXPECT_EQ(parse("+OK\r\n"), Reply::from_status("OK"));
   EXPECT_TRUE(parse("+PONG\r\n").is_status("PONG"));

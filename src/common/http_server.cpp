@@ -17,6 +17,7 @@
 #include <ctime>
 #include <list>
 #include <mutex>
+#include <tuple>
 
 #include "common/log.h"
 
@@ -79,7 +80,9 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
   struct Connection {
     explicit Connection(asio::ip::tcp::socket s) : stream(std::move(s)) {}
     beast::tcp_stream stream;
-    bool busy = false;  // a request is being read, handled or answered
+    bool busy = false;                                      // a request is being read, handled or answered
+    bool shed = false;                                      // closed to make room; its session is winding up
+    std::list<std::shared_ptr<Connection>>::iterator self;  // its place in `connections`
   };
 
   Impl(asio::any_io_executor ex, ServerSettings s, Handler h, ErrorResponder e)
@@ -88,10 +91,28 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
   asio::any_io_executor executor;
   asio::ip::tcp::acceptor acceptor;
   ServerSettings settings;
+  std::size_t max_connections = 0;  // settings.max_connections, lowered to fit the descriptor limit
   Handler handler;
   ErrorResponder errors;
+  // Most recently active first: a connection moves to the front when accepted and after each
+  // request, so the idle one at the back is the one idle the longest.
   std::list<std::shared_ptr<Connection>> connections;
   bool draining = false;
+  std::size_t shed_pending = 0;  // shed connections still in the list (their descriptors are closed)
+
+  // At the cap: closes the connection idle the longest to make room. False if all are busy.
+  bool shed_idle_connection() {
+    for (auto it = connections.rbegin(); it != connections.rend(); ++it) {
+      Connection& c = **it;
+      if (c.busy || c.shed) continue;
+      boost::system::error_code ignored;
+      c.stream.socket().close(ignored);  // its session sees its read aborted and ends
+      c.shed = true;
+      ++shed_pending;
+      return true;
+    }
+    return false;
+  }
 
   void finalize(Response& res, bool keep_alive) {
     if (settings.add_date_header && res.find(bhttp::field::date) == res.end()) {
@@ -114,13 +135,19 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
       if (ec) {
-        // EMFILE and friends: wait a little instead of spinning; the listener stays up.
+        // Out of descriptors (something else took them: the cap leaves a reserve): an idle
+        // connection gives one back and the client waiting in the backlog is accepted at once.
+        if ((ec == asio::error::no_descriptors || ec == boost::system::errc::too_many_files_open_in_system) &&
+            shed_idle_connection()) {
+          continue;
+        }
+        // Otherwise wait a little instead of spinning; the listener stays up.
         log::warn("accept failed", {{"error", ec.message()}});
         backoff.expires_after(std::chrono::milliseconds(50));
         co_await backoff.async_wait(use_nothrow);
         continue;
       }
-      if (draining || connections.size() >= settings.max_connections) {
+      if (draining || (connections.size() - shed_pending >= max_connections && !shed_idle_connection())) {
         boost::system::error_code ignored;
         socket.close(ignored);
         continue;
@@ -129,12 +156,12 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       socket.set_option(asio::ip::tcp::no_delay(true), ignored);
       auto conn = std::make_shared<Connection>(std::move(socket));
       connections.push_front(conn);
-      asio::co_spawn(executor, session(conn, connections.begin()), asio::detached);
+      conn->self = connections.begin();
+      asio::co_spawn(executor, session(conn), asio::detached);
     }
   }
 
-  asio::awaitable<void> session(std::shared_ptr<Connection> conn,
-                                std::list<std::shared_ptr<Connection>>::iterator self_it) {
+  asio::awaitable<void> session(std::shared_ptr<Connection> conn) {
     auto self = shared_from_this();
     try {
       co_await serve(*conn);
@@ -144,7 +171,8 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
     boost::system::error_code ignored;
     conn->stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     conn->stream.socket().close(ignored);
-    connections.erase(self_it);
+    if (conn->shed) --shed_pending;
+    connections.erase(conn->self);
   }
 
   asio::awaitable<void> write_error(Connection& conn, bhttp::status status, std::string_view message,
@@ -230,8 +258,16 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       const bool keep_alive = req.keep_alive() && res.keep_alive() && !draining;
       finalize(res, keep_alive);
       conn.stream.expires_after(settings.write_timeout);
-      auto [wec, wn] = co_await bhttp::async_write(conn.stream, res, use_nothrow);
+      boost::system::error_code wec;
+      if (req.method() == bhttp::verb::head) {
+        // The header GET would get (Content-Length included), never a body (RFC 9110 9.3.2).
+        bhttp::response_serializer<bhttp::string_body> sr{res};
+        std::tie(wec, std::ignore) = co_await bhttp::async_write_header(conn.stream, sr, use_nothrow);
+      } else {
+        std::tie(wec, std::ignore) = co_await bhttp::async_write(conn.stream, res, use_nothrow);
+      }
       if (wec || !keep_alive) co_return;
+      connections.splice(connections.begin(), connections, conn.self);  // most recently active
     }
   }
 };
@@ -271,7 +307,21 @@ asio::ip::tcp::endpoint Server::local_endpoint() const {
 }
 
 void Server::start() {
-  asio::co_spawn(impl_->executor, impl_->accept_loop(), asio::detached);
+  auto& impl = *impl_;
+  impl.max_connections = impl.settings.max_connections;
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY) {
+    const auto limit = static_cast<std::size_t>(lim.rlim_cur);
+    const std::size_t reserve = impl.settings.reserved_descriptors;
+    const std::size_t fit = limit > reserve + 1 ? limit - reserve : 1;
+    if (fit < impl.max_connections) {
+      impl.max_connections = fit;
+      log::info(
+          "connection cap lowered to fit the descriptor limit",
+          {{"max_connections", impl.settings.max_connections}, {"descriptor_limit", limit}, {"cap", fit}});
+    }
+  }
+  asio::co_spawn(impl.executor, impl.accept_loop(), asio::detached);
 }
 
 asio::awaitable<void> Server::shutdown(std::chrono::milliseconds grace) {

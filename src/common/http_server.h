@@ -1,7 +1,8 @@
 // An HTTP/1.1 server on Boost.Beast: one coroutine per connection, keep-alive, pipelining,
 // `Expect: 100-continue`, and the limits a server facing hostile clients needs (header and body
 // size, a deadline for a request to arrive once its first byte did, an idle timeout between
-// requests, a connection cap), plus a graceful shutdown that drains in-flight requests.
+// requests, a connection cap that sheds idle connections first), plus a graceful shutdown that
+// drains in-flight requests.
 //
 // Both user-service and faultproxy's API serve through it. The application supplies a coroutine
 // that turns a request into a response, and a function that formats the errors the server itself
@@ -57,8 +58,15 @@ struct ServerSettings {
   std::chrono::milliseconds write_timeout{30'000};
   std::uint32_t header_limit = 16 * 1024;  // larger header: 431
   std::uint64_t body_limit = 1024 * 1024;  // larger body: 413
-  std::size_t max_connections = 20'000;    // accepted beyond this: closed at once
-  bool add_date_header = true;             // `Date:` on every response, as Go and nginx do
+  // Open connections at most. A connection accepted beyond this takes the place of the one idle
+  // the longest (waiting for a first or next request: closing it is what an idle timeout does);
+  // only if every connection is busy with a request is the new one closed at once.
+  std::size_t max_connections = 20'000;
+  // Descriptors left to the rest of the process (dependency connections, files, logs): when the
+  // descriptor limit (RLIMIT_NOFILE, read at start()) minus this is lower than max_connections,
+  // it is the cap, so that a flood of connections never leaves the process without descriptors.
+  std::size_t reserved_descriptors = 128;
+  bool add_date_header = true;  // `Date:` on every response, as Go and nginx do
 };
 
 // What the server knows of a request besides the message itself.

@@ -27,8 +27,9 @@ class ServerFixture : public ::testing::Test {
         io_.get_executor(), settings, [this](Request& req, const RequestInfo&) -> asio::awaitable<Response> {
           ++handled_;
           if (req.target() == "/throw") throw std::runtime_error("boom");
-          if (req.target() == "/slow") {
-            asio::steady_timer t(co_await asio::this_coro::executor, 200ms);
+          if (req.target() == "/slow" || req.target() == "/hold") {
+            asio::steady_timer t(co_await asio::this_coro::executor,
+                                 req.target() == "/slow" ? 200ms : 1500ms);
             co_await t.async_wait(asio::use_awaitable);
           }
           if (req.target() == "/empty") co_return make_response(req, bhttp::status::no_content, "", "");
@@ -69,6 +70,16 @@ class ServerFixture : public ::testing::Test {
       out.append(buf, static_cast<std::size_t>(n));
     }
     return out;
+  }
+
+  // True if the server closed the connection (EOF or reset) within `wait`, with nothing to read.
+  static bool ClosedByServer(tcp::socket& s, std::chrono::milliseconds wait) {
+    timeval tv{static_cast<time_t>(wait.count() / 1000),
+               static_cast<suseconds_t>((wait.count() % 1000) * 1000)};
+    setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char c;
+    const ssize_t n = ::recv(s.native_handle(), &c, 1, 0);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
   }
 
   static std::size_t Count(const std::string& hay, std::string_view needle) {
@@ -176,6 +187,63 @@ TEST_F(ServerFixture, NoContentHasNoLengthOrBody) {
   EXPECT_TRUE(out.starts_with("HTTP/1.1 204")) << out;
   EXPECT_EQ(out.find("Content-Length"), std::string::npos) << out;
   EXPECT_TRUE(out.ends_with("\r\n\r\n")) << out;
+}
+
+// Found by fuzz/http_server: the body of a response to HEAD was sent, so a keep-alive client read
+// it as the start of the next response. The header stays as GET's would be (Content-Length too).
+TEST_F(ServerFixture, HeadResponseHasNoBody) {
+  Start();
+  auto s = Connect();
+  asio::write(s, asio::buffer(std::string("HEAD /x HTTP/1.1\r\nHost: x\r\n\r\n"
+                                          "POST /y HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                                          "Connection: close\r\n\r\nhi")));
+  const std::string out = ReadAll(s);
+  const auto second = out.find("HTTP/1.1 200 OK", 1);
+  ASSERT_NE(second, std::string::npos) << out;
+  const std::string head = out.substr(0, second);
+  EXPECT_TRUE(head.starts_with("HTTP/1.1 200 OK")) << out;
+  EXPECT_TRUE(head.ends_with("\r\n\r\n")) << "no body after the HEAD response's header: " << out;
+  EXPECT_NE(head.find("Content-Length: 5\r\n"), std::string::npos) << "the length GET would have: " << out;
+  EXPECT_TRUE(out.ends_with("echo:hi")) << out;
+}
+
+// At the connection cap a new client is served in place of the connection idle the longest (found
+// by the hostile-client tests: 10,000 idle connections locked every other client out).
+TEST_F(ServerFixture, AtTheCapTheLongestIdleConnectionMakesRoom) {
+  ServerSettings settings;
+  settings.max_connections = 2;
+  Start(settings);
+  const std::string get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  auto a = Connect();
+  asio::write(a, asio::buffer(get));
+  EXPECT_TRUE(ReadAll(a, 300ms).starts_with("HTTP/1.1 200")) << "a is served";
+  auto b = Connect();
+  asio::write(b, asio::buffer(get));
+  EXPECT_TRUE(ReadAll(b, 300ms).starts_with("HTTP/1.1 200")) << "b is served";
+
+  // Both idle now, a for longer: c takes a's place.
+  auto c = Connect();
+  asio::write(c, asio::buffer(get));
+  EXPECT_TRUE(ReadAll(c, 300ms).starts_with("HTTP/1.1 200")) << "c is served at the cap";
+  EXPECT_TRUE(ClosedByServer(a, 2000ms)) << "a, idle the longest, was closed";
+  asio::write(b, asio::buffer(get));
+  EXPECT_TRUE(ReadAll(b, 300ms).starts_with("HTTP/1.1 200")) << "b still works";
+}
+
+TEST_F(ServerFixture, AtTheCapWithEveryConnectionBusyANewOneIsClosed) {
+  ServerSettings settings;
+  settings.max_connections = 2;
+  Start(settings);
+  auto a = Connect();
+  auto b = Connect();
+  asio::write(a, asio::buffer(std::string("GET /hold HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")));
+  asio::write(b, asio::buffer(std::string("GET /hold HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")));
+  std::this_thread::sleep_for(400ms);  // both requests are in the handler (held 1.5 s)
+  auto d = Connect();
+  asio::write(d, asio::buffer(std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n")));
+  EXPECT_TRUE(ClosedByServer(d, 1000ms)) << "no room: closed without an answer";
+  EXPECT_TRUE(ReadAll(a).starts_with("HTTP/1.1 200")) << "requests in flight are not shed";
+  EXPECT_TRUE(ReadAll(b).starts_with("HTTP/1.1 200"));
 }
 
 TEST_F(ServerFixture, ShutdownFinishesRequestsInFlightAndStopsAccepting) {

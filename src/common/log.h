@@ -60,7 +60,8 @@ void init_from_env(Level fallback = Level::info);
 std::string format_line(Level level, std::string_view message, std::initializer_list<Field> fields);
 void write(Level level, std::string_view message, std::initializer_list<Field> fields = {});
 
-// Appends s to out as the inside of a JSON string (quotes not included).
+// Appends s to out as the inside of a JSON string (quotes not included). Bytes that are not UTF-8
+// become U+FFFD, so the result is valid JSON whatever `s` holds.
 void append_json_escaped(std::string& out, std::string_view s);
 
 inline void trace(std::string_view m, std::initializer_list<Field> f = {}) {

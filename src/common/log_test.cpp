@@ -31,6 +31,28 @@ TEST(Log, ControlCharactersAreEscaped) {
   EXPECT_EQ(out, "a\\u0001\\u007fb");
 }
 
+// Found by fuzz/user_service_validation: bytes that are not UTF-8 (a request target, a client's
+// header) were copied into the line as they were, and the line was no longer JSON.
+TEST(Log, InvalidUtf8BecomesReplacementCharacters) {
+  const std::string_view bad[] = {"\xff",     "\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                                  "a\xe2\x82"};
+  for (const auto s : bad) {
+    const std::string line = format_line(Level::info, "m", {{"target", s}});
+    boost::system::error_code ec;
+    const auto v = boost::json::parse(line, ec);
+    ASSERT_FALSE(ec) << line;
+    EXPECT_NE(v.at("target").as_string().find("\xef\xbf\xbd"), std::string::npos) << line;
+  }
+  std::string out;
+  append_json_escaped(out,
+                      "a\xff"
+                      "b\xc3\xa9\xf0\x9f\x98\x80\xe2\x82");
+  EXPECT_EQ(out,
+            "a\\ufffd"
+            "b\xc3\xa9\xf0\x9f\x98\x80\\ufffd\\ufffd")
+      << "valid UTF-8 is kept as is";
+}
+
 TEST(Log, ParsesLevels) {
   EXPECT_EQ(parse_level("DEBUG"), Level::debug);
   EXPECT_EQ(parse_level("warning"), Level::warn);

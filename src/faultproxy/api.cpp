@@ -208,7 +208,10 @@ std::optional<ApiError> decode_proxy(const gojson::Value& root, std::string_view
     return bad_body("json: cannot unmarshal " + std::string(root.go_kind()) + " into Go value of type " +
                     std::string(go_type));
   }
-  for (const auto& [key, value] : root.members) {
+  for (const gojson::Member& member : root.members) {
+    // Named references, not a structured binding: lambdas may capture those only since clang 16.
+    const std::string& key = member.key;
+    const gojson::Value& value = member.value;
     auto str = [&](std::string_view field, std::optional<std::string>& out) {
       if (!gojson::Decoder::key_is(key, field)) return;
       std::string s = out.value_or("");

@@ -23,16 +23,27 @@
 
 namespace faultproxy::gojson {
 
+struct Member;
+
 struct Value {
   enum class Kind { null, boolean, number, string, array, object };
   Kind kind = Kind::null;
   bool boolean = false;
   std::string text;  // string: decoded; number: the literal as written
   std::vector<Value> items;
-  std::vector<std::pair<std::string, Value>> members;  // in document order, duplicates kept
+  // In document order, duplicates kept. (A vector of an incomplete type is allowed; a std::pair
+  // holding one is not, and libstdc++ rejects it under clang.)
+  std::vector<Member> members;
 
   // Go's name for the kind in type errors: "string", "number", "bool", "array", "object".
   std::string_view go_kind() const;
+};
+
+// One object member; `auto& [key, value] = member` works as it did with std::pair.
+struct Member {
+  Member(std::string k, Value v) : key(std::move(k)), value(std::move(v)) {}
+  std::string key;
+  Value value;
 };
 
 struct Parsed {

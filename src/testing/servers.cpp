@@ -161,7 +161,7 @@ Process::~Process() {
   kill_now();
 }
 
-Process::Process(Process&& other) noexcept : pid_(other.pid_) {
+Process::Process(Process&& other) noexcept : pid_(other.pid_), wait_status_(other.wait_status_) {
   other.pid_ = -1;
 }
 
@@ -169,6 +169,7 @@ Process& Process::operator=(Process&& other) noexcept {
   if (this != &other) {
     kill_now();
     pid_ = other.pid_;
+    wait_status_ = other.wait_status_;
     other.pid_ = -1;
   }
   return *this;
@@ -180,6 +181,7 @@ bool Process::running() {
   const pid_t r = ::waitpid(pid_, &status, WNOHANG);
   if (r == pid_) {
     pid_ = -1;
+    wait_status_ = status;
     return false;
   }
   return true;
@@ -198,6 +200,7 @@ void Process::kill_now() {
   int status = 0;
   ::waitpid(pid_, &status, 0);
   pid_ = -1;
+  wait_status_ = status;
 }
 
 void Process::pause() {

@@ -55,6 +55,8 @@ class Process {
 
   pid_t pid() const { return pid_; }
   bool running();
+  // How it ended (a waitpid status), once reaped by running(), stop() or kill_now().
+  std::optional<int> wait_status() const { return wait_status_; }
   // SIGTERM, then SIGKILL if still running after `grace`; reaps the child.
   void stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
   void kill_now();
@@ -63,6 +65,7 @@ class Process {
 
  private:
   pid_t pid_ = -1;
+  std::optional<int> wait_status_;
 };
 
 class RedisServer {

@@ -310,8 +310,8 @@ LoadedConfig load_config(int argc, const char* const* argv, const char* const* e
   for (int i = 1; i < argc; ++i) {
     std::string_view arg(argv[i]);
     if (arg == "--help" || arg == "-h") {
-      out.help = true;
-      continue;
+      out.help = true;  // as Go's flag package: the rest is not read
+      break;
     }
     if (arg == "--print-config") {
       out.print = true;

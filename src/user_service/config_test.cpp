@@ -129,6 +129,21 @@ TEST(Config, HelpListsEveryKey) {
   }
 }
 
+// Found by fuzz/user_service_config: `--help` followed by a bad argument came back as help with an
+// empty usage text (main printed nothing and exited 0). As Go's flag package does, arguments are
+// read in order: --help stops there and prints the usage; an error before it is reported.
+TEST(Config, HelpStopsReadingArguments) {
+  const char* help_first[] = {"user-service", "--help", "--no-such-flag", "stray"};
+  const auto loaded = load_config(4, help_first, nullptr);
+  EXPECT_TRUE(loaded.help);
+  EXPECT_NE(loaded.usage.find("usage: user-service"), std::string::npos);
+
+  const char* error_first[] = {"user-service", "--no-such-flag", "--help"};
+  const auto failed = load_config(3, error_first, nullptr);
+  EXPECT_FALSE(failed.help);
+  EXPECT_NE(failed.error.find("--no-such-flag"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace user_service
 

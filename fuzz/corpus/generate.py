@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the fuzz targets (fuzz/corpus/<target>/) from the project's own
+examples: the Toxiproxy 2.12 API transcript's requests, stack/ configuration files, and hand-written
+valid and invalid inputs. Run from the repository root; the output is committed. Seeds are small
+and meaningful; libFuzzer's own finds go to build/fuzz/corpus, never here."""
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT = os.path.join(ROOT, "fuzz", "corpus")
+TRANSCRIPT = sys.argv[1] if len(sys.argv) > 1 else "/work/shared/reference/toxiproxy-2.12-api-transcript.txt"
+
+corpora = {}
+
+
+def seed(target, data, name=None, raw=False):
+    """raw: the string's characters are bytes (\xff is the byte 0xff, not U+00FF in UTF-8)."""
+    if isinstance(data, str):
+        data = data.encode("latin-1" if raw else "utf-8")
+    name = name or hashlib.sha1(data).hexdigest()[:16]
+    corpora.setdefault(target, {})[name] = data
+
+
+def script(*requests):
+    return "\n%%\n".join(requests)
+
+
+# ---------------------------------------------------------------------------- Toxiproxy transcript
+curl = re.compile(r"^\$ curl -i -X (\w+) '([^']*)'(?: -H '[^']*')?(?: --data-binary '((?:[^']|'\\'')*)')?\s*$")
+requests = []
+if os.path.exists(TRANSCRIPT):
+    for line in open(TRANSCRIPT, encoding="utf-8"):
+        m = curl.match(line)
+        if not m:
+            continue
+        method, url, body = m.group(1), m.group(2), m.group(3)
+        target = re.sub(r"^https?://[^/]+", "", url)
+        requests.append((method, target, body))
+
+echo = 'POST /proxies\n\n{"name":"echo","listen":"127.0.0.1:18480","upstream":"127.0.0.1:18100"}'
+for method, target, body in requests:
+    if body is not None:
+        seed("faultproxy_json", body)
+    text = f"{method} {target}\n" + (f"\n{body}" if body is not None else "")
+    seed("faultproxy_api", script(echo, text) if "/proxies/echo" in target else text)
+    if target == "/populate" and body:
+        seed("faultproxy_config", body)
+# The transcript as sessions of a dozen requests, each starting from the proxy they use.
+for i in range(0, len(requests), 12):
+    chunk = [f"{m} {t}\n" + (f"\n{b}" if b is not None else "") for m, t, b in requests[i:i + 12]]
+    seed("faultproxy_api", script(echo, *chunk), f"transcript-{i // 12:02d}")
+
+# ------------------------------------------------------------------------------ faultproxy, more
+seed("faultproxy_api", script("GET /version", "GET /metrics", "GET /proxies/", "GET /nope//x",
+                              "GET /proxies/%2e%2e", "PUT /proxies"), "routes")
+seed("faultproxy_api", script("GET /version\nUser-Agent: Mozilla/5.0\n"), "browser")
+seed("faultproxy_api", script(
+    'POST /populate\n\n[{"name":"a","listen":"127.0.0.1:0","upstream":"127.0.0.1:1","toxics":'
+    '[{"type":"latency","attributes":{"latency":100,"jitter":5}},{"type":"timeout","stream":"upstream",'
+    '"attributes":{"timeout":0}}]}]',
+    'PATCH /proxies/a/toxics/latency_downstream\n\n{"attributes":{"latency":5},"toxicity":0.5}',
+    'POST /populate\n\n[{"name":"a","listen":"127.0.0.1:0","upstream":"127.0.0.1:1","toxics":null}]',
+    "DELETE /proxies/a/toxics/timeout_upstream", "POST /reset", "DELETE /proxies/a"), "populate-toxics")
+proxies_json = open(os.path.join(ROOT, "stack", "proxies.json")).read()
+proxies_json = re.sub(r"\$\{[A-Z_]+\}", "0", proxies_json)
+seed("faultproxy_config", proxies_json, "stack-proxies")
+seed("faultproxy_config", '[{"name":"r","listen":"127.0.0.1:0","upstream":"127.0.0.1:6379","enabled":false,'
+     '"toxics":[{"name":"lat","type":"latency","stream":"downstream","toxicity":1,"attributes":'
+     '{"latency":1000,"jitter":100}},{"type":"bandwidth","stream":"UPSTREAM","attributes":{"rate":1}},'
+     '{"type":"slicer","attributes":{"average_size":1,"size_variation":1,"delay":1}},'
+     '{"type":"limit_data","attributes":{"bytes":10}},{"type":"reset_peer","attributes":{"timeout":1}},'
+     '{"type":"slow_close","attributes":{"delay":1}},{"type":"noop"}]}]', "toxics")
+for text in ['null', '[null]', '[{"name":"x"}]', '[{"name":"a","upstream":"b"},{"name":"a","upstream":"b"}]',
+             '{"name":"a"}', '[{"name":"a","upstream":"b","listen":"[::1]:0"}]',
+             '[{"name":"a","upstream":"b","listen":"localhost:http"}]']:
+    seed("faultproxy_config", text)
+for text in ['{"a":[1,-0.5e+10,true,false,null,"\\u00e9\\ud83d\\ude00\\ud800"]}', '"\\u2028<>&"', '1e400',
+             '{"Name":"x","NAME":"y"}', '[' * 50 + ']' * 50, '{"a":1} trailing', ' \t\n', '"\xff\xfe"',
+             '-', '01', '{"a" 1}', '[1,]', 'nul', '"\\x"', '123456789012345678901234567890']:
+    seed("faultproxy_json", text, raw=True)
+
+# ---------------------------------------------------------------------------------- user-service
+for text in ["u-1", "%C3%A9t%C3%A9", "a%2Fb", "%", "%zz", "%00", "%C2%85", "\xc3\xa9", "\xed\xa0\x80",
+             "\xf4\x90\x80\x80", "\xc0\xaf", "x" * 255, "x" * 256, '{"name":"Jack"}', '{"name":""}',
+             '{"name":1}', '{"name":"a","name":"b"}', '[]', '{"nom":"x"}', '{"name":"\\u00e9\\ud83d\\ude00"}',
+             '{"name":"\\ud800"}', '{"name":"' + "n" * 256 + '"}', '{' * 40 + '}' * 40, 'not json',
+             '{"name":"Jack"} extra', "\x7f", "line\nbreak", '{"name":"\xff"}']:
+    seed("user_service_validation", text, raw=True)
+
+seed("user_service_api", script('PUT /users/u-1\nContent-Type: application/json\n\n{"name":"Jack"}',
+                                "GET /users/u-1", 'PUT /users/u-1\n\n{"name":"Joe"}', "GET /users/u-1",
+                                "DELETE /users/u-1", "GET /users/u-1", "DELETE /users/u-1"), "round-trip")
+seed("user_service_api", script("GET /health/live", "GET /health/ready", "GET /metrics", "GET /config",
+                                "POST /health/live", "GET /nope", "GET /users/", "GET /users/a/b",
+                                "PATCH /users/x", "HEAD /users/x", "GET /users/%zz?x=1"), "routes")
+seed("user_service_api", script('PUT /users/%C3%A9\n\n{"name":"\\u00e9"}', "GET /users/%C3%A9",
+                                'PUT /users/x\n\n{"name":1}', "PUT /users/x\n\nnot json", "PUT /users/x",
+                                'PUT /users/%00\n\n{"name":"a"}', 'PUT /users/' + 'y' * 300 + '\n\n{"name":"a"}'),
+     "validation")
+seed("user_service_api", script("GET /users/a\nX-Request-Id: client-id-1\n", "GET /users/a\nX-Request-Id: has space\n",
+                                "GET /users/a\nX-Request-Id: " + "r" * 200 + "\n"), "request-ids")
+seed("user_service_api", script('PUT /users/a\n\n{"name":"A"}', "@store=fail\nGET /users/a",
+                                "@master=fail @replica=fail\nGET /users/a", '@store=ok\nPUT /users/a\n\n{"name":"B"}',
+                                "@master=ok @replica=reject\nGET /users/a", "GET /health/ready",
+                                "@store=acklost\nDELETE /users/a", "@store=ok\nGET /users/a",
+                                "@replicate=0\nPUT /users/b\n\n{\"name\":\"b\"}", "GET /users/b"), "faults")
+
+example = open(os.path.join(ROOT, "stack", "user-service.example.json")).read()
+seed("user_service_config", example, "example")
+stack_cfg = re.sub(r"\$\{[A-Z_]+\}", "1", open(os.path.join(ROOT, "stack", "user-service.json")).read())
+seed("user_service_config", stack_cfg, "stack")
+seed("user_service_config", '{"listen":"[::1]:8080","redis":{"master":"127.0.0.1:1","key_prefix":"u:"}}\n%%\n'
+     "USER_SERVICE_MYSQL_PORT=3307\nUSER_SERVICE_LOG_LEVEL=debug\nPATH=/bin\n%%\n--mysql.password=pw\n"
+     "--redis.ttl_s\n60\n--print-config", "env-and-flags")
+for text in ['{}', '[]', '{"redis":{"mastr":"x:1"}}', '{"request_deadline_ms":-1}', '{"mysql":{"port":70000}}',
+             '{"listen":"localhost:80"}', '{"mysql":{"database":"a;drop"}}', '{"redis":{"key_prefix":""}}',
+             '{"log_level":"loud"}', '{"redis":{"reconnect_min_ms":500,"reconnect_max_ms":100}}',
+             '{}\n%%\nUSER_SERVICE_NOPE=1', '{}\n%%\n\n%%\n--help', '{}\n%%\n\n%%\n--listen',
+             '{}\n%%\n\n%%\n--help\n--no-such-flag']:  # the last: regression (help with no usage text)
+    seed("user_service_config", text)
+
+# ---------------------------------------------------------------------------------- HTTP server
+for text in ["GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+             "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nHEAD /c HTTP/1.1\r\n\r\n",
+             "PUT /users/u HTTP/1.1\r\nContent-Length: 15\r\n\r\n{\"name\":\"Jack\"}",
+             "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n",
+             "POST /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
+             "GET / HTTP/1.0\r\n\r\nGET /ignored HTTP/1.0\r\n\r\n",
+             "GET / HTTP/1.1\r\nConnection: close\r\n\r\nGET /after-close HTTP/1.1\r\n\r\n",
+             "HEAD / HTTP/1.1\r\n\r\n", "GET /throw HTTP/1.1\r\n\r\nGET /after HTTP/1.1\r\n\r\n",
+             "GARBAGE\r\n\r\n", "GET / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
+             "GET / HTTP/1.1\r\nX: " + "a" * 17000 + "\r\n\r\n", "GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\nab",
+             "GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+             "\r\n\r\nGET / HTTP/1.1\r\n\r\n", "GET / HTTP/1.1\n\n", "GET / HTTP/2.0\r\n\r\n"]:
+    seed("http_server", text)
+
+# ----------------------------------------------------------------------------------------- Redis
+for text in ["+OK\r\n", "+PONG\r\n", "-ERR unknown command\r\n", "-NOSCRIPT No matching script.\r\n", ":1\r\n",
+             ":-9223372036854775808\r\n", "$5\r\nhello\r\n", "$-1\r\n", "*-1\r\n", "$0\r\n\r\n",
+             "*2\r\n$4\r\nJack\r\n$3\r\n101\r\n", "*2\r\n$-1\r\n$-1\r\n", "*2\r\n$1\r\n0\r\n*2\r\n$6\r\nuser:1\r\n$6\r\nuser:2\r\n",
+             "*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", "$3\r\na\x00b\r\n", "+OK\r\n:2\r\n$1\r\nx\r\n", "?bad\r\n",
+             ":notanumber\r\n", "$2\r\nabc\r\n"]:
+    seed("redis_reply", text)
+# Regression: found by this target (an array count hiredis 0.14 allocated at once).
+seed("redis_reply", "*1\r\n*1155555555\r\n*1\r\n*1\r\n:1\r\n", "regression-huge-array-count")
+
+# ----------------------------------------------------------------------------------------- MySQL
+for type_index, flags, text in [(1, 0, "-128"), (8, 1, "18446744073709551615"), (8, 0, "9223372036854775808"),
+                                (3, 0, "12abc"), (4, 0, "1.5"), (5, 0, "1e308"), (5, 0, "nan"), (16, 0, "3.14"),
+                                (19, 0, "Jack"), (17, 0, "\x00\x01\x02"), (13, 1, "2024"), (8, 2, ""),
+                                (12, 0, "2024-01-01 00:00:00"), (8, 0, "\x01\x00\x00\x00\x00\x00\x00\x00")]:
+    seed("mysql_values", bytes([type_index, flags]) + text.encode("latin-1"))
+
+# ------------------------------------------------------------------------------------------ write
+for target, files in corpora.items():
+    d = os.path.join(OUT, target)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    for name, data in files.items():
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+    print(f"{target}: {len(files)} seeds")
