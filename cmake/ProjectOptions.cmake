@@ -4,7 +4,7 @@ target_compile_options(project_options INTERFACE
   -Wall -Wextra -Werror -Wpedantic -Wshadow -Wnon-virtual-dtor
   $<$<CXX_COMPILER_ID:GNU>:-Wno-mismatched-new-delete>)  # GCC only (clang has no such warning)
 target_compile_definitions(project_options INTERFACE
-  BOOST_ASIO_NO_DEPRECATED BOOST_BEAST_USE_STD_STRING_VIEW BOOST_ASIO_DISABLE_CONCEPTS)
+  BOOST_ASIO_NO_DEPRECATED BOOST_ASIO_DISABLE_CONCEPTS)
 target_include_directories(project_options INTERFACE ${PROJECT_SOURCE_DIR}/src)
 
 # add_project_test(<name> SOURCES <files...> LIBS <targets...> [INTEGRATION])
