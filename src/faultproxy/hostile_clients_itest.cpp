@@ -7,13 +7,11 @@
 // Each test runs in a private network namespace when the system allows it (see
 // testing/hostile_clients.h), so that its thousands of connections disturb nothing else.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <fstream>
 #include <iostream>
 #include <optional>
-#include <sstream>
 
+#include "testing/hostile_checks.h"
 #include "testing/hostile_clients.h"
 #include "testing/servers.h"
 
@@ -71,16 +69,7 @@ class HostileClients : public ::testing::Test {
 
   void TearDown() override {
     if (HasFailure()) std::cout << "--- the last lines of its log:\n" << LogTail() << "\n";
-    EXPECT_TRUE(faultproxy_.running()) << "faultproxy died under attack";
-    faultproxy_.stop();
-    // A clean exit on SIGTERM: LeakSanitizer (on in the debug build) fails it with status 23 when
-    // anything leaked, and any sanitizer report at shutdown makes it non-zero too.
-    const auto status = faultproxy_.wait_status();
-    ASSERT_TRUE(status.has_value());
-    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
-        << "exit status " << (WIFEXITED(*status) ? WEXITSTATUS(*status) : -1) << ", signal "
-        << (WIFSIGNALED(*status) ? WTERMSIG(*status) : 0) << "\n"
-        << LogTail();
+    hostile::expect_clean_exit(faultproxy_, "faultproxy", dir->path() / "faultproxy.log");
   }
 
   // PING through the proxied listener: +PONG, then the connection closes (FIN both ways).
@@ -110,32 +99,15 @@ class HostileClients : public ::testing::Test {
         100ms);
   }
 
-  static std::string LogTail() {
-    std::ifstream in(dir->path() / "faultproxy.log");
-    std::stringstream all;
-    all << in.rdbuf();
-    const std::string text = all.str();
-    return text.substr(text.size() > 4000 ? text.size() - 4000 : 0);
-  }
+  static std::string LogTail() { return hostile::log_tail(dir->path() / "faultproxy.log"); }
 
   void ExpectServed(const hostile::NormalClient::Stats& s, std::string_view attack,
                     Millis bound = kLatencyBound, std::size_t min_requests = 6) {
-    std::cout << "[ normal client during " << attack << " ] " << s.summary() << "\n";
-    ::testing::Test::RecordProperty(std::string(attack), s.summary());
-    EXPECT_GE(s.requests, min_requests);
-    EXPECT_EQ(s.failures, 0u) << s.first_failure;
-    EXPECT_LT(s.max, bound) << s.summary();
+    hostile::expect_served(s, attack, bound, min_requests);
   }
 
-  void ExpectDescriptorsReturned() {
-    const auto give_up = std::chrono::steady_clock::now() + 10s;
-    std::size_t now = hostile::open_fds(faultproxy_.pid());
-    while (now > baseline_fds_ + 8 && std::chrono::steady_clock::now() < give_up) {
-      std::this_thread::sleep_for(50ms);
-      now = hostile::open_fds(faultproxy_.pid());
-    }
-    EXPECT_LE(now, baseline_fds_ + 8) << "descriptors before the attack: " << baseline_fds_;
-  }
+  // The attack's connections are gone: the server holds no more descriptors than before.
+  void ExpectDescriptorsReturned() { hostile::expect_descriptors_returned(faultproxy_.pid(), baseline_fds_); }
 
   static inline testing_support::TempDir* dir = nullptr;
   static inline testing_support::RedisServer* redis = nullptr;
@@ -189,47 +161,19 @@ TEST_F(HostileClients, ApiTenThousandIdleConnections) {
 
 TEST_F(HostileClients, ApiHugeHeadersAre431AndClosed) {
   auto normal = StartNormalClient();
-  const std::string request =
-      "GET /version HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(100 * 1024, 'a') + "\r\n\r\n";
-  std::size_t rounds = 0;
-  for (const auto end = std::chrono::steady_clock::now() + kAttackTime;
-       std::chrono::steady_clock::now() < end;) {
-    hostile::Flood big(api_, 50);
-    big.send_all(request);
-    ASSERT_EQ(big.wait_closed_by_server(10s), 50u);
-    for (const auto& answer : big.received())
-      ASSERT_TRUE(answer.starts_with("HTTP/1.1 431")) << answer.substr(0, 200);
-    ++rounds;
-  }
-  std::cout << "[ API huge headers ] " << rounds * 50 << " requests of 100 KB headers, each 431 and closed\n";
+  std::size_t n = 0;
+  ASSERT_NO_FATAL_FAILURE(hostile::huge_headers_attack(api_, "/version", kAttackTime, n));
+  std::cout << "[ API huge headers ] " << n << " requests of 100 KB headers, each 431 and closed\n";
   ExpectServed(normal->stop(), "100 KB headers on the API");
   ExpectDescriptorsReturned();
 }
 
 TEST_F(HostileClients, ApiPipelinedGarbageGetsAnswersThen400AndClose) {
   auto normal = StartNormalClient();
-  std::string bytes;
-  for (int i = 0; i < 5; ++i)
-    bytes += "GET /version HTTP/1.1\r\nHost: x\r\n\r\n";
-  bytes += "\x01\x02\x03 garbage \xff\xfe\r\n\r\nDELETE /proxies/redis HTTP/1.1\r\n\r\n";
-  std::size_t rounds = 0;
-  for (const auto end = std::chrono::steady_clock::now() + kAttackTime;
-       std::chrono::steady_clock::now() < end;) {
-    hostile::Flood pipelined(api_, 100);
-    pipelined.send_all(bytes);
-    ASSERT_EQ(pipelined.wait_closed_by_server(10s), 100u);
-    for (const auto& answer : pipelined.received()) {
-      std::size_t ok = 0;
-      for (auto p = answer.find("HTTP/1.1 200 OK"); p != std::string::npos;
-           p = answer.find("HTTP/1.1 200 OK", p + 1))
-        ++ok;
-      ASSERT_EQ(ok, 5u) << answer.substr(0, 300);
-      ASSERT_NE(answer.find("HTTP/1.1 400 Bad Request"), std::string::npos) << answer.substr(0, 300);
-    }
-    ++rounds;
-  }
-  std::cout << "[ API pipelined garbage ] " << rounds * 100
-            << " connections: 5 answers, then 400 and closed\n";
+  std::size_t n = 0;
+  ASSERT_NO_FATAL_FAILURE(hostile::pipelined_garbage_attack(
+      api_, "/version", "DELETE /proxies/redis HTTP/1.1\r\n\r\n", kAttackTime, n));
+  std::cout << "[ API pipelined garbage ] " << n << " connections: 5 answers, then 400 and closed\n";
   EXPECT_EQ(hostile::http(api_, "GET", "/proxies/redis").status, 200) << "nothing after the garbage was run";
   ExpectServed(normal->stop(), "pipelined garbage on the API");
   ExpectDescriptorsReturned();
@@ -237,30 +181,9 @@ TEST_F(HostileClients, ApiPipelinedGarbageGetsAnswersThen400AndClose) {
 
 TEST_F(HostileClients, ApiHalfClosedConnectionsAreAnsweredAndClosed) {
   auto normal = StartNormalClient();
-  std::size_t rounds = 0;
-  for (const auto end = std::chrono::steady_clock::now() + kAttackTime;
-       std::chrono::steady_clock::now() < end;) {
-    hostile::Flood complete(api_, 200);
-    complete.send_all("GET /version HTTP/1.1\r\nHost: x\r\n\r\n");
-    complete.half_close_all();
-    hostile::Flood silent(api_, 200);
-    silent.half_close_all();
-    hostile::Flood partial(api_, 200);
-    partial.send_all("GET /version HTTP/1.1\r\nHost:");
-    partial.half_close_all();
-    ASSERT_EQ(complete.wait_closed_by_server(1500ms), 200u);
-    ASSERT_EQ(silent.wait_closed_by_server(1500ms), 200u);
-    ASSERT_EQ(partial.wait_closed_by_server(1500ms), 200u);
-    for (const auto& answer : complete.received())
-      ASSERT_TRUE(answer.starts_with("HTTP/1.1 200 OK")) << answer.substr(0, 200);
-    for (const auto& answer : silent.received())
-      ASSERT_EQ(answer, "");
-    for (const auto& answer : partial.received())
-      ASSERT_EQ(answer, "");
-    ++rounds;
-  }
-  std::cout << "[ API half-closed ] " << rounds * 600
-            << " connections half-closed, each answered or closed at once\n";
+  std::size_t n = 0;
+  ASSERT_NO_FATAL_FAILURE(hostile::half_closed_attack(api_, "/version", kAttackTime, n));
+  std::cout << "[ API half-closed ] " << n << " connections half-closed, each answered or closed at once\n";
   ExpectServed(normal->stop(), "half-closed API connections");
   ExpectDescriptorsReturned();
 }

@@ -6,14 +6,12 @@
 // Each test runs in a private network namespace when the system allows it (see
 // testing/hostile_clients.h), so that its thousands of connections disturb nothing else.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <boost/json.hpp>
-#include <fstream>
 #include <iostream>
 #include <optional>
-#include <sstream>
 
+#include "testing/hostile_checks.h"
 #include "testing/hostile_clients.h"
 #include "testing/servers.h"
 
@@ -83,16 +81,7 @@ class HostileClients : public ::testing::Test {
 
   void TearDown() override {
     if (HasFailure()) std::cout << "--- the last lines of its log:\n" << LogTail() << "\n";
-    EXPECT_TRUE(service_.running()) << "user-service died under attack";
-    service_.stop();
-    // A clean exit on SIGTERM: LeakSanitizer (on in the debug build) fails it with status 23 when
-    // anything leaked, and any sanitizer report at shutdown makes it non-zero too.
-    const auto status = service_.wait_status();
-    ASSERT_TRUE(status.has_value());
-    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
-        << "exit status " << (WIFEXITED(*status) ? WEXITSTATUS(*status) : -1) << ", signal "
-        << (WIFSIGNALED(*status) ? WTERMSIG(*status) : 0) << "\n"
-        << LogTail();
+    hostile::expect_clean_exit(service_, "service", servers->dir.path() / "user-service.log");
   }
 
   // Writes and reads users, alternately, every 100 ms.
@@ -111,33 +100,15 @@ class HostileClients : public ::testing::Test {
         100ms);
   }
 
-  static std::string LogTail() {
-    std::ifstream in(servers->dir.path() / "user-service.log");
-    std::stringstream all;
-    all << in.rdbuf();
-    const std::string text = all.str();
-    return text.substr(text.size() > 4000 ? text.size() - 4000 : 0);
-  }
+  static std::string LogTail() { return hostile::log_tail(servers->dir.path() / "user-service.log"); }
 
   void ExpectServed(const hostile::NormalClient::Stats& s, std::string_view attack,
                     Millis bound = kLatencyBound, std::size_t min_requests = 6) {
-    std::cout << "[ normal client during " << attack << " ] " << s.summary() << "\n";
-    ::testing::Test::RecordProperty(std::string(attack), s.summary());
-    EXPECT_GE(s.requests, min_requests);
-    EXPECT_EQ(s.failures, 0u) << s.first_failure;
-    EXPECT_LT(s.max, bound) << s.summary();
+    hostile::expect_served(s, attack, bound, min_requests);
   }
 
-  // The attack's connections are gone: the service holds no more descriptors than before.
-  void ExpectDescriptorsReturned() {
-    const auto give_up = std::chrono::steady_clock::now() + 10s;
-    std::size_t now = hostile::open_fds(service_.pid());
-    while (now > baseline_fds_ + 8 && std::chrono::steady_clock::now() < give_up) {
-      std::this_thread::sleep_for(50ms);
-      now = hostile::open_fds(service_.pid());
-    }
-    EXPECT_LE(now, baseline_fds_ + 8) << "descriptors before the attack: " << baseline_fds_;
-  }
+  // The attack's connections are gone: the server holds no more descriptors than before.
+  void ExpectDescriptorsReturned() { hostile::expect_descriptors_returned(service_.pid(), baseline_fds_); }
 
   static inline Servers* servers = nullptr;
   static inline std::size_t fd_limit = 0;
@@ -196,81 +167,28 @@ TEST_F(HostileClients, TenThousandIdleConnections) {
 
 TEST_F(HostileClients, HugeHeadersAre431AndClosed) {
   auto normal = StartNormalClient();
-  const std::string request =
-      "GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(100 * 1024, 'a') + "\r\n\r\n";
-  std::size_t rounds = 0;
-  for (const auto end = std::chrono::steady_clock::now() + kAttackTime;
-       std::chrono::steady_clock::now() < end;) {
-    hostile::Flood big(port_, 50);
-    big.send_all(request);
-    ASSERT_EQ(big.wait_closed_by_server(10s), 50u);
-    for (const auto& answer : big.received())
-      ASSERT_TRUE(answer.starts_with("HTTP/1.1 431")) << answer.substr(0, 200);
-    ++rounds;
-  }
-  std::cout << "[ huge headers ] " << rounds * 50 << " requests of 100 KB headers, each 431 and closed\n";
+  std::size_t n = 0;
+  ASSERT_NO_FATAL_FAILURE(hostile::huge_headers_attack(port_, "/health/live", kAttackTime, n));
+  std::cout << "[ huge headers ] " << n << " requests of 100 KB headers, each 431 and closed\n";
   ExpectServed(normal->stop(), "100 KB headers");
   ExpectDescriptorsReturned();
 }
 
 TEST_F(HostileClients, PipelinedGarbageGetsAnswersThen400AndClose) {
   auto normal = StartNormalClient();
-  std::string bytes;
-  for (int i = 0; i < 5; ++i)
-    bytes += "GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n";
-  bytes += "\x01\x02\x03 garbage \xff\xfe\r\n\r\nGET /after HTTP/1.1\r\n\r\n";
-  std::size_t rounds = 0;
-  for (const auto end = std::chrono::steady_clock::now() + kAttackTime;
-       std::chrono::steady_clock::now() < end;) {
-    hostile::Flood pipelined(port_, 100);
-    pipelined.send_all(bytes);
-    ASSERT_EQ(pipelined.wait_closed_by_server(10s), 100u);
-    for (const auto& answer : pipelined.received()) {
-      std::size_t ok = 0;
-      for (auto p = answer.find("HTTP/1.1 200 OK"); p != std::string::npos;
-           p = answer.find("HTTP/1.1 200 OK", p + 1))
-        ++ok;
-      ASSERT_EQ(ok, 5u) << answer.substr(0, 300);
-      ASSERT_NE(answer.find("HTTP/1.1 400 Bad Request"), std::string::npos) << answer.substr(0, 300);
-      ASSERT_EQ(answer.find("/after"), std::string::npos);
-    }
-    ++rounds;
-  }
-  std::cout << "[ pipelined garbage ] " << rounds * 100 << " connections: 5 answers, then 400 and closed\n";
+  std::size_t n = 0;
+  ASSERT_NO_FATAL_FAILURE(hostile::pipelined_garbage_attack(port_, "/health/live",
+                                                            "GET /after HTTP/1.1\r\n\r\n", kAttackTime, n));
+  std::cout << "[ pipelined garbage ] " << n << " connections: 5 answers, then 400 and closed\n";
   ExpectServed(normal->stop(), "pipelined garbage");
   ExpectDescriptorsReturned();
 }
 
 TEST_F(HostileClients, HalfClosedConnectionsAreAnsweredAndClosed) {
   auto normal = StartNormalClient();
-  std::size_t rounds = 0;
-  for (const auto end = std::chrono::steady_clock::now() + kAttackTime;
-       std::chrono::steady_clock::now() < end;) {
-    // A complete request, then FIN: the answer still comes, then the service closes.
-    hostile::Flood complete(port_, 200);
-    complete.send_all("GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n");
-    complete.half_close_all();
-    // FIN without a byte, and FIN in the middle of a header: closed at once, no answer.
-    hostile::Flood silent(port_, 200);
-    silent.half_close_all();
-    hostile::Flood partial(port_, 200);
-    partial.send_all("GET /health/live HTTP/1.1\r\nHost:");
-    partial.half_close_all();
-
-    // Far sooner than any timeout of the service (idle 60 s, request 2 s).
-    ASSERT_EQ(complete.wait_closed_by_server(1500ms), 200u);
-    ASSERT_EQ(silent.wait_closed_by_server(1500ms), 200u);
-    ASSERT_EQ(partial.wait_closed_by_server(1500ms), 200u);
-    for (const auto& answer : complete.received())
-      ASSERT_TRUE(answer.starts_with("HTTP/1.1 200 OK")) << answer.substr(0, 200);
-    for (const auto& answer : silent.received())
-      ASSERT_EQ(answer, "");
-    for (const auto& answer : partial.received())
-      ASSERT_EQ(answer, "");
-    ++rounds;
-  }
-  std::cout << "[ half-closed ] " << rounds * 600
-            << " connections half-closed, each answered or closed at once\n";
+  std::size_t n = 0;
+  ASSERT_NO_FATAL_FAILURE(hostile::half_closed_attack(port_, "/health/live", kAttackTime, n));
+  std::cout << "[ half-closed ] " << n << " connections half-closed, each answered or closed at once\n";
   ExpectServed(normal->stop(), "half-closed connections");
   ExpectDescriptorsReturned();
 }
