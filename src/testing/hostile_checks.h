@@ -51,6 +51,20 @@ inline void expect_served(const NormalClient::Stats& s, std::string_view attack,
   EXPECT_LT(s.max, bound) << s.summary();
 }
 
+// The server's open descriptors once they stop changing (three equal samples 100 ms apart, 3 s at
+// most): a baseline taken right after a request would count that request's connection if the
+// server had not closed it yet.
+inline std::size_t settled_fds(pid_t pid) {
+  std::size_t last = open_fds(pid), same = 0;
+  for (int i = 0; i < 30 && same < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const std::size_t now = open_fds(pid);
+    same = now == last ? same + 1 : 0;
+    last = now;
+  }
+  return last;
+}
+
 // The attack's connections are gone: the server holds at most a few more descriptors than before
 // it (waits up to 10 s for them to be closed).
 inline void expect_descriptors_returned(pid_t pid, std::size_t baseline) {
