@@ -8,10 +8,12 @@
 //       connections). Writes "echo source oneshot" ports to FILE once listening.
 //   proxy_bench free-ports N
 //       Prints N distinct ports free on 127.0.0.1 a moment ago.
-//   proxy_bench run --target SPEC [--target SPEC...] [--seconds S] [--idle N]
+//   proxy_bench run --target SPEC [--target SPEC...] [--seconds S] [--idle N] [--only GROUPS]
 //       SPEC = name=NAME,echo=PORT,source=PORT,oneshot=PORT[,pid=PID][,api=HOST:PORT,echo_proxy=PROXY]
 //       The first target is the baseline (direct). pid: the proxy process, for its RSS. api and
 //       echo_proxy: a Toxiproxy API where a 100 ms latency toxic can be put on the echo proxy.
+//       GROUPS: comma-separated figure groups to measure (default all): rss (idle RSS), bulk,
+//       rr (request/response and the round-trip latency), conn (new connections), toxic (100 ms).
 //
 // Figures: bulk throughput with 1 and 4 streams (upstream -> client), request/response rate with 1
 // and 50 clients (64-byte messages, one outstanding per connection), new connections per second
@@ -252,6 +254,10 @@ struct Settings {
   std::chrono::milliseconds duration{3000};
   std::chrono::milliseconds warmup{250};
   int idle_connections = 1000;
+  std::vector<std::string> only;  // figure groups to measure (rss, bulk, rr, conn, toxic); empty: all
+  bool wants(const std::string& group) const {
+    return only.empty() || std::find(only.begin(), only.end(), group) != only.end();
+  }
 };
 
 struct Figure {
@@ -759,7 +765,7 @@ int run(const std::vector<Target>& targets, const Settings& s) {
     rows.push_back(r);
   };
 
-  if (faultproxy != nullptr || haproxy != nullptr) {
+  if ((faultproxy != nullptr || haproxy != nullptr) && s.wants("rss")) {
     progress("RSS of " + std::to_string(s.idle_connections) + " idle connections");
     std::vector<Figure> f;
     for (const auto& t : targets)
@@ -782,6 +788,7 @@ int run(const std::vector<Target>& targets, const Settings& s) {
   }
 
   for (int streams : {1, 4}) {
+    if (!s.wants("bulk")) break;
     progress("bulk throughput, " + std::to_string(streams) + " stream(s)");
     std::vector<Figure> f;
     for (const auto& t : targets)
@@ -792,6 +799,7 @@ int run(const std::vector<Target>& targets, const Settings& s) {
 
   std::vector<std::vector<std::int64_t>> rtts;
   for (int clients : {1, 50}) {
+    if (!s.wants("rr")) break;
     progress("request/response, " + std::to_string(clients) + " client(s)");
     std::vector<Figure> f;
     for (const auto& t : targets) {
@@ -803,15 +811,15 @@ int run(const std::vector<Target>& targets, const Settings& s) {
               f, clients == 1 ? "ratio >= haproxy's" : "ratio >= haproxy's (~0.65x)", true);
   }
 
-  progress("new connections per second");
-  {
+  if (s.wants("conn")) {
+    progress("new connections per second");
     std::vector<Figure> f;
     for (const auto& t : targets)
       f.push_back(new_connections(t, 8, s));
     ratio_row("new connections", "k conn/s", 1e3, 1, f, "ratio >= haproxy's (~0.25x)", true);
   }
 
-  {
+  if (!rtts.empty()) {
     std::vector<double> p50, p99;
     for (auto& v : rtts) {
       p50.push_back(percentile(v, 0.50) / 1e3);
@@ -839,7 +847,8 @@ int run(const std::vector<Target>& targets, const Settings& s) {
     }
   }
 
-  if (faultproxy != nullptr && !faultproxy->api.empty() && !faultproxy->echo_proxy.empty()) {
+  if (faultproxy != nullptr && !faultproxy->api.empty() && !faultproxy->echo_proxy.empty() &&
+      s.wants("toxic")) {
     for (int clients : {1, 50}) {
       progress("delay through a 100 ms latency toxic, " + std::to_string(clients) + " client(s)");
       Row r{"100 ms latency toxic, " + std::to_string(clients) + " client" + (clients > 1 ? "s" : "") +
@@ -908,6 +917,7 @@ int usage() {
   std::cerr << "usage: proxy_bench upstream --ports-file FILE\n"
                "       proxy_bench free-ports N\n"
                "       proxy_bench run --target SPEC [--target SPEC...] [--seconds S] [--idle N]\n"
+               "         [--only rss,bulk,rr,conn,toxic]\n"
                "         SPEC = "
                "name=NAME,echo=PORT,source=PORT,oneshot=PORT[,pid=PID][,api=HOST:PORT,echo_proxy=P]\n";
   return 2;
@@ -940,6 +950,14 @@ int main(int argc, char** argv) {
       settings.idle_connections = std::atoi(v.c_str());
       if (settings.idle_connections < 1 || settings.idle_connections > 10000)
         die("--idle must be in 1..10000");
+    } else if (args[i] == "--only") {
+      std::stringstream ss(v);
+      std::string group;
+      while (std::getline(ss, group, ',')) {
+        if (group != "rss" && group != "bulk" && group != "rr" && group != "conn" && group != "toxic")
+          die("--only takes a comma-separated list of rss, bulk, rr, conn, toxic");
+        settings.only.push_back(group);
+      }
     } else {
       return usage();
     }
