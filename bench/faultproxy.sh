@@ -12,12 +12,16 @@
 # exactly those processes, by the PIDs it recorded, and removes the folder. A run takes about a
 # minute with the default 3 s per figure (13 figures x 3 targets); at most ~2 minutes.
 #
-# Usage: bench/faultproxy.sh [--seconds S] [--idle N] [--threads N] [--build-dir DIR]
+# Usage: bench/faultproxy.sh [--seconds S] [--idle N] [--threads N] [--only GROUPS] [--build-dir DIR]
 #   --seconds S     measuring time per figure and target (default 3; env BENCH_SECONDS)
 #   --idle N        idle proxied connections for the RSS figure (default 1000; env BENCH_IDLE)
 #   --threads N     faultproxy -threads (default: faultproxy's own default; env FAULTPROXY_THREADS)
+#   --only GROUPS   measure only these comma-separated figure groups: rss, bulk, rr (request/response
+#                   and round-trip latency), conn (new connections), toxic (100 ms latency toxic)
 #   --build-dir DIR where the binaries are (default <repo>/build/release; env BUILD_DIR)
-# Env: HAPROXY=path of haproxy (default: haproxy from PATH; without it the HAProxy column is skipped).
+# Env: HAPROXY=path of haproxy (default: haproxy from PATH; without it the HAProxy column is skipped;
+# HAPROXY=none skips it too). FAULTPROXY=path of the faultproxy binary to measure (default: the one in
+# the build dir; e.g. a copy of an older build, to compare two versions run after run).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,6 +30,7 @@ idle="${BENCH_IDLE:-1000}"
 threads="${FAULTPROXY_THREADS:-}"
 build_dir="${BUILD_DIR:-$repo/build/release}"
 haproxy_bin="${HAPROXY:-$(command -v haproxy || true)}"
+only=""
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
@@ -33,6 +38,7 @@ while [[ $# -gt 0 ]]; do
     --seconds) seconds="${2:?--seconds needs a value}"; shift 2 ;;
     --idle) idle="${2:?--idle needs a value}"; shift 2 ;;
     --threads) threads="${2:?--threads needs a value}"; shift 2 ;;
+    --only) only="${2:?--only needs a value}"; shift 2 ;;
     --build-dir) build_dir="${2:?--build-dir needs a value}"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "faultproxy.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
@@ -40,7 +46,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 bench_bin="$build_dir/bench/proxy_bench"
-faultproxy_bin="$build_dir/src/faultproxy/faultproxy"
+faultproxy_bin="${FAULTPROXY:-$build_dir/src/faultproxy/faultproxy}"
 cli_bin="$build_dir/src/faultproxy/cli/faultproxy-cli"
 for bin in "$bench_bin" "$faultproxy_bin" "$cli_bin"; do
   if [[ ! -x "$bin" ]]; then
@@ -91,7 +97,7 @@ targets=(--target "name=direct,echo=$up_echo,source=$up_source,oneshot=$up_onesh
 
 # HAProxy: TCP mode, one thread, one frontend per upstream.
 haproxy_note="not installed: skipped"
-if [[ -n "$haproxy_bin" && -x "$haproxy_bin" ]]; then
+if [[ "$haproxy_bin" != none && -n "$haproxy_bin" && -x "$haproxy_bin" ]]; then
   read -r hp_echo hp_source hp_oneshot <<<"$("$bench_bin" free-ports 3)"
   cat >"$work/haproxy.cfg" <<CFG
 global
@@ -140,5 +146,7 @@ targets+=(--target "name=faultproxy,echo=${fp_port[bench_echo]},source=${fp_port
 
 echo "faultproxy benchmark: $(nproc) CPUs, ${seconds} s per figure; haproxy: $haproxy_note;" \
   "faultproxy: -threads ${threads:-default}; binaries from $build_dir"
-timeout 300 "$bench_bin" run "${targets[@]}" --seconds "$seconds" --idle "$idle" ||
+only_args=()
+[[ -n "$only" ]] && only_args=(--only "$only")
+timeout 300 "$bench_bin" run "${targets[@]}" --seconds "$seconds" --idle "$idle" "${only_args[@]}" ||
   fail "the benchmark driver failed (exit $?)"
