@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fuzz/run.sh: builds the fuzz targets (clang, the `fuzz` preset) and runs each for a while.
 #
-#   fuzz/run.sh [--seconds N] [--jobs N] [--no-build] [target ...]
+#   fuzz/run.sh [--seconds N] [--jobs N] [--seed S] [--no-build] [target ...]
 #
 # Each target <name> runs with its seed corpus fuzz/corpus/<name> (read only: every seed is
 # replayed first, so a fixed crash whose input was added there is a regression test) and a working
@@ -9,18 +9,22 @@
 # Logs and crash reproducers go to reports/fuzz/. Prints executions and coverage per target and
 # ends with `fuzz: N passed, N failed` (a crash, a leak, a hang or an invariant violated is a
 # failure, with the reproducer's path). Run one input again: build/fuzz/fuzz/<name>_fuzz <file>.
+# --seed S (or FUZZ_SEED) fixes libFuzzer's random seed: a run then repeats the same mutations
+# (./dev test does, so that CI is reproducible); without it every run explores anew.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 SECONDS_EACH=60
 JOBS=2
+SEED=${FUZZ_SEED:-}
 BUILD=1
 TARGETS=()
 while (($#)); do
   case $1 in
     --seconds) SECONDS_EACH=$2; shift ;;
     --jobs) JOBS=$2; shift ;;
+    --seed) SEED=$2; shift ;;
     --no-build) BUILD=0 ;;
     -h | --help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "fuzz/run.sh: unknown option $1" >&2; exit 2 ;;
@@ -29,6 +33,7 @@ while (($#)); do
   shift
 done
 [[ $SECONDS_EACH =~ ^[0-9]+$ && $SECONDS_EACH -gt 0 ]] || { echo "fuzz/run.sh: seconds must be a positive integer" >&2; exit 2; }
+[[ -z $SEED || $SEED =~ ^[1-9][0-9]*$ ]] || { echo "fuzz/run.sh: the seed must be a positive integer" >&2; exit 2; }
 
 # The dictionary of each target (by the input language it reads).
 dict_for() {
@@ -66,6 +71,7 @@ run_one() { # <target>: runs it, writes $REPORTS/<target>.log and .result
   mkdir -p "$work" "$REPORTS/$t"
   dict=$(dict_for "$t")
   [[ -n $dict ]] && args+=("-dict=$dict")
+  [[ -n $SEED ]] && args+=("-seed=$SEED")
   [[ -d $seeds ]] || seeds=
   local rc=0
   # -timeout: one input running 10 s is a hang; -error_exitcode: any finding exits non-zero.
@@ -76,7 +82,7 @@ run_one() { # <target>: runs it, writes $REPORTS/<target>.log and .result
   echo "$rc" >"$REPORTS/$t.result"
 }
 
-echo "fuzzing ${#TARGETS[@]} targets, ${SECONDS_EACH} s each, $JOBS at a time (logs in $REPORTS/)"
+echo "fuzzing ${#TARGETS[@]} targets, ${SECONDS_EACH} s each, $JOBS at a time, seed ${SEED:-random} (logs in $REPORTS/)"
 started=$SECONDS
 for t in "${TARGETS[@]}"; do
   [[ -x $BIN/${t}_fuzz ]] || { echo "fuzz/run.sh: no such target '$t'" >&2; exit 2; }

@@ -11,6 +11,7 @@
 #include <variant>
 
 #include "common/log.h"
+#include "user_service/validation.h"
 
 namespace user_service {
 namespace {
@@ -248,6 +249,14 @@ std::string validate(const Config& c) {
     return "redis.reconnect_min_ms must not exceed redis.reconnect_max_ms";
   if (c.mysql.reconnect_min > c.mysql.reconnect_max)
     return "mysql.reconnect_min_ms must not exceed mysql.reconnect_max_ms";
+  // Every setting is text, shown as JSON by GET /config: bytes that are not UTF-8 are refused
+  // (found by fuzzing: a key prefix of raw bytes made GET /config answer invalid JSON).
+  Config copy = c;  // the key table hands out mutable pointers
+  for (const auto& key : keys()) {
+    const auto target = key.target(copy);
+    if (const auto* text = std::get_if<std::string*>(&target); text && !is_valid_utf8(**text))
+      return std::string(key.path) + " must be valid UTF-8";
+  }
   if (c.redis.key_prefix.empty()) return "redis.key_prefix must not be empty";
   if (("tombstone:" + c.redis.key_prefix).starts_with(c.redis.key_prefix))
     return "redis.key_prefix must not be a prefix of \"tombstone:\" + itself (tombstone keys would collide)";

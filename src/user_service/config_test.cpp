@@ -119,6 +119,21 @@ TEST(Config, JsonOutputRedactsThePasswordAndRoundTrips) {
     EXPECT_FALSE(key.empty());
 }
 
+// Found by fuzzing: a key prefix of raw bytes was accepted, and GET /config answered invalid JSON.
+TEST(Config, TextSettingsMustBeValidUtf8) {
+  Config c;
+  c.redis.key_prefix = "\xff\xfeuser:";
+  EXPECT_EQ(validate(c), "redis.key_prefix must be valid UTF-8");
+  c.redis.key_prefix = "usr:";
+  c.mysql.user = "ro\xc3";
+  EXPECT_EQ(validate(c), "mysql.user must be valid UTF-8");
+  c.mysql.user = "r\xc3\xb6ot";  // "röot": UTF-8 is fine
+  EXPECT_EQ(validate(c), "");
+  EXPECT_TRUE(boost::json::parse(config_to_json(c)).is_object());
+  const char* argv[] = {"user-service", "--redis.key_prefix=\x80x:"};
+  EXPECT_NE(load_config(2, argv, nullptr).error.find("UTF-8"), std::string::npos);
+}
+
 TEST(Config, HelpListsEveryKey) {
   const char* argv[] = {"user-service", "--help"};
   const auto loaded = load_config(2, argv, nullptr);
