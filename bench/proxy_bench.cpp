@@ -49,6 +49,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/scheduling.h"
 #include "faultproxy/cli/http_client.h"
 
 namespace bench {
@@ -122,28 +123,6 @@ int connect_to(std::uint16_t port, std::chrono::milliseconds timeout = 2000ms) {
   return fd;
 }
 
-// The bench's own scheduling delay counts in every latency figure it takes (for every target
-// alike): ask for the shortest EEVDF slice (100 us, Linux >= 6.12), as faultproxy's workers do, so
-// that on a busy machine the client and the echo server preempt CPU-bound work when a reply or a
-// send time wakes them instead of waiting for its slice to end. Best effort.
-void request_short_slices() {
-#ifdef SYS_sched_setattr
-  struct SchedAttr {
-    std::uint32_t size, sched_policy;
-    std::uint64_t sched_flags;
-    std::int32_t sched_nice;
-    std::uint32_t sched_priority;
-    std::uint64_t sched_runtime, sched_deadline, sched_period;
-  };
-  SchedAttr attr{};
-  attr.size = sizeof attr;
-  attr.sched_policy = SCHED_OTHER;
-  attr.sched_nice = static_cast<std::int32_t>(::getpriority(PRIO_PROCESS, 0));
-  attr.sched_runtime = 100'000;
-  ::syscall(SYS_sched_setattr, 0, &attr, 0);
-#endif
-}
-
 void raise_fd_limit() {
   rlimit r{};
   ::getrlimit(RLIMIT_NOFILE, &r);
@@ -159,7 +138,7 @@ constexpr std::size_t kRrSize = 64;
 
 int run_upstream(const std::string& ports_file) {
   raise_fd_limit();
-  request_short_slices();
+  common::request_short_slices();
   ::signal(SIGPIPE, SIG_IGN);
   enum Kind : std::uint8_t { kEchoListener, kSourceListener, kOneshotListener, kEcho, kSource, kOneshot };
   struct Conn {
@@ -748,7 +727,11 @@ std::string load_average() {
 int run(const std::vector<Target>& targets, const Settings& s) {
   const std::string load_before = load_average();
   raise_fd_limit();
-  request_short_slices();
+  // The bench's own scheduling delay counts in every latency figure it takes (for every target
+  // alike): ask for the shortest EEVDF slice (100 us, Linux >= 6.12), as faultproxy's workers do, so
+  // that on a busy machine the client and the echo server preempt CPU-bound work when a reply or a
+  // send time wakes them instead of waiting for its slice to end. Best effort.
+  common::request_short_slices();
   ::signal(SIGPIPE, SIG_IGN);
   const Target& base = targets.front();
   const auto find = [&](const std::string& name) -> const Target* {

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "clients/support.h"
+#include "testing/servers.h"
 
 namespace clients::itest {
 
@@ -72,27 +73,10 @@ inline std::size_t open_fds() {
   return n;
 }
 
-// SIGSTOP is delivered asynchronously: a multi-threaded server may still answer a request right
-// after kill(2) returned. Waits until every thread of `pid` is stopped (state T in /proc).
+// SIGSTOP is delivered asynchronously: waits until every thread of `pid` is stopped
+// (testing_support::wait_stopped); fails the test if that takes longer than `limit`.
 inline void wait_stopped(pid_t pid, Ms limit = Ms(2000)) {
-  const auto give_up = Clock::now() + limit;
-  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
-  while (Clock::now() < give_up) {
-    bool all = true;
-    std::error_code ec;
-    for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
-      std::ifstream in(task.path() / "stat");
-      std::string line;
-      std::getline(in, line);
-      const auto close_paren = line.rfind(')');
-      if (close_paren == std::string::npos || close_paren + 2 >= line.size()) continue;  // exited
-      const char state = line[close_paren + 2];
-      if (state != 'T' && state != 't') all = false;
-    }
-    if (!ec && all) return;
-    std::this_thread::sleep_for(Ms(1));
-  }
-  FAIL() << "process " << pid << " did not stop";
+  if (!testing_support::wait_stopped(pid, limit)) FAIL() << "process " << pid << " did not stop";
 }
 
 // A loopback port whose accept queue is full and never drained: the kernel drops further SYNs,

@@ -2,10 +2,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sched.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <boost/asio/connect.hpp>
@@ -15,6 +12,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "common/scheduling.h"
 
 namespace faultproxy {
 namespace {
@@ -33,27 +31,6 @@ bool would_block(int err) {
 }
 
 }  // namespace
-
-bool request_short_slices() {
-#ifdef SYS_sched_setattr
-  // struct sched_attr of <linux/sched/types.h>, which cannot be included next to glibc's <sched.h>.
-  struct SchedAttr {
-    std::uint32_t size, sched_policy;
-    std::uint64_t sched_flags;
-    std::int32_t sched_nice;
-    std::uint32_t sched_priority;
-    std::uint64_t sched_runtime, sched_deadline, sched_period;
-  };
-  SchedAttr attr{};
-  attr.size = sizeof attr;
-  attr.sched_policy = SCHED_OTHER;
-  attr.sched_nice = static_cast<std::int32_t>(::getpriority(PRIO_PROCESS, 0));  // keep the nice value
-  attr.sched_runtime = 100'000;                                                 // ns: the kernel's minimum
-  return ::syscall(SYS_sched_setattr, 0, &attr, 0) == 0;
-#else
-  return false;
-#endif
-}
 
 std::string_view direction_name(Direction d) {
   return d == Direction::upstream ? "upstream" : "downstream";
@@ -529,11 +506,11 @@ Workers::~Workers() {
 }
 
 void Workers::start_threads() {
-  if (!request_short_slices()) common::log::debug("short scheduler slices not available");
+  if (!common::request_short_slices()) common::log::debug("short scheduler slices not available");
   for (std::size_t i = 1; i < workers_.size(); ++i) {
     Worker* w = workers_[i].get();
     w->thread = std::thread([w] {
-      request_short_slices();
+      common::request_short_slices();
       auto guard = asio::make_work_guard(w->context);
       w->context.run();
     });

@@ -70,14 +70,6 @@ struct ProxyRuntime {
 
 class Connection;
 
-// Asks the kernel to schedule the calling thread with the shortest time slice it grants (100 us,
-// Linux >= 6.12: sched_setattr with sched_runtime on SCHED_OTHER). The EEVDF scheduler gives a
-// task with a short slice an earlier deadline, so when a timer or a socket wakes a worker on a busy
-// machine it preempts CPU-bound work at once instead of waiting up to a default slice (~3 ms): on
-// the loaded 2-core VM this cut the p99 lateness of Asio timer wake-ups from ~0.6 ms to ~0.2 ms.
-// Fairness is unchanged (same weight, same share of CPU). Best effort: false where unsupported.
-bool request_short_slices();
-
 // Large read buffers, recycled per worker so that the data path does not allocate per chunk and
 // idle links hold none.
 class BufferPool {
@@ -117,7 +109,8 @@ class Workers {
   std::size_t size() const { return workers_.size(); }
 
   // Starts the threads of workers 1..n-1 (worker 0 is run by the caller). Every worker thread,
-  // the caller included, asks the scheduler for short time slices (request_short_slices()).
+  // the caller included, asks the scheduler for short time slices (common::request_short_slices(),
+  // common/scheduling.h).
   void start_threads();
   // Stops every context and joins the threads.
   void stop();

@@ -113,6 +113,27 @@ TempDir::~TempDir() {
   fs::remove_all(path_, ec);
 }
 
+bool wait_stopped(pid_t pid, std::chrono::milliseconds limit) {
+  const auto give_up = std::chrono::steady_clock::now() + limit;
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  while (std::chrono::steady_clock::now() < give_up) {
+    bool all = true;
+    std::error_code ec;
+    for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
+      std::ifstream in(task.path() / "stat");
+      std::string line;
+      std::getline(in, line);
+      const auto close_paren = line.rfind(')');
+      if (close_paren == std::string::npos || close_paren + 2 >= line.size()) continue;  // exited
+      const char state = line[close_paren + 2];
+      if (state != 'T' && state != 't') all = false;
+    }
+    if (!ec && all) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return false;
+}
+
 std::uint16_t free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr = loopback(0);

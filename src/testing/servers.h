@@ -43,6 +43,11 @@ std::uint16_t free_port();
 // True once a TCP connect to 127.0.0.1:port succeeds.
 bool port_accepts(std::uint16_t port);
 
+// SIGSTOP is delivered asynchronously: a multi-threaded server may still answer a request right
+// after kill(2) returned. Waits until every thread of `pid` is stopped (state T in /proc); false
+// if that did not happen within `limit`.
+bool wait_stopped(pid_t pid, std::chrono::milliseconds limit);
+
 // A child process; killed (SIGKILL) on destruction if still running.
 class Process {
  public:

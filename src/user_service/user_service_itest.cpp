@@ -119,27 +119,9 @@ std::string Bulk(const std::string& resp) {  // "$4\r\nJack\r\n" -> "Jack"; nil 
   return resp.substr(eol + 2, static_cast<std::size_t>(len));
 }
 
-// SIGSTOP takes effect asynchronously: a server may still answer right after kill(2) returned.
-// Waits until every thread of `pid` is stopped (state T in /proc).
+// SIGSTOP takes effect asynchronously: waits until every thread of `pid` is stopped.
 void WaitStopped(pid_t pid) {
-  const auto give_up = Clock::now() + 5s;
-  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
-  while (Clock::now() < give_up) {
-    bool all = true;
-    std::error_code ec;
-    for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
-      std::ifstream in(task.path() / "stat");
-      std::string line;
-      std::getline(in, line);
-      const auto close_paren = line.rfind(')');
-      if (close_paren == std::string::npos || close_paren + 2 >= line.size()) continue;  // exited
-      const char state = line[close_paren + 2];
-      if (state != 'T' && state != 't') all = false;
-    }
-    if (!ec && all) return;
-    std::this_thread::sleep_for(1ms);
-  }
-  FAIL() << "process " << pid << " did not stop";
+  if (!testing_support::wait_stopped(pid, 5s)) FAIL() << "process " << pid << " did not stop";
 }
 
 bool WaitUntil(const std::function<bool()>& cond, Clock::duration limit, Clock::duration step = 20ms) {
