@@ -91,6 +91,10 @@ class Link {
   void pump();
   void stop();
   bool finished() const { return eof_sent_; }
+  // The source said EOF: nothing is left unread on it, and nothing more will come.
+  bool source_ended() const { return src_eof_; }
+  // shutdown(SHUT_WR) was called on the destination.
+  bool destination_shut() const { return dst_shut_; }
 
  private:
   bool flush();
@@ -111,7 +115,7 @@ class Link {
   std::unique_ptr<asio::steady_timer> timer_;
   TimePoint timer_at_ = kNever, wake_ = kNever;
   bool read_wait_ = false, write_wait_ = false, pump_posted_ = false, in_pump_ = false;
-  bool src_eof_ = false, eof_pending_fast_ = false, eof_sent_ = false, large_ = false;
+  bool src_eof_ = false, eof_pending_fast_ = false, eof_sent_ = false, large_ = false, dst_shut_ = false;
   // The last read returned less than asked: the socket was drained, so the next read would only
   // say EAGAIN. Wait for readiness instead (epoll is edge-triggered: data that arrived since is
   // reported as a new edge).
@@ -367,7 +371,13 @@ bool Link::flush() {
 void Link::shutdown_dst() {
   if (eof_sent_) return;
   eof_sent_ = true;
-  ::shutdown(dst_->native_handle(), SHUT_WR);
+  // When the other direction already ended (its source, our destination, said EOF), this end
+  // closes the connection: close(2) sends the FIN itself, as nothing is left unread on that socket.
+  const Link& other = dir_ == Direction::upstream ? conn_.down_ : conn_.up_;
+  if (!(other.finished() && other.source_ended())) {
+    ::shutdown(dst_->native_handle(), SHUT_WR);
+    dst_shut_ = true;
+  }
   conn_.link_finished();
 }
 
@@ -484,16 +494,24 @@ void Connection::teardown(bool rst) {
   if (connect_timer_) connect_timer_->cancel();
   if (resolver_) resolver_->cancel();
   boost::system::error_code ignored;
-  for (tcp::socket* s : {&client_, &upstream_}) {
+  // Per socket: did we read its EOF (up_ reads the client, down_ the upstream), and did we already
+  // send our FIN on it (down_ writes to the client, up_ to the upstream)?
+  const struct {
+    tcp::socket* socket;
+    bool eof_read, shut;
+  } sockets[] = {{&client_, up_.source_ended(), down_.destination_shut()},
+                 {&upstream_, down_.source_ended(), up_.destination_shut()}};
+  for (const auto& [s, eof_read, shut] : sockets) {
     if (!s->is_open()) continue;
     const int fd = s->native_handle();
     if (rst) {
       const linger lg{1, 0};
       ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    } else {
+    } else if (!eof_read) {
       // A normal close: FIN first, then discard what the peer sent that nobody will read, so that
-      // close(2) does not turn into a RST.
-      ::shutdown(fd, SHUT_WR);
+      // close(2) does not turn into a RST. After its EOF nothing is unread, and close(2) alone
+      // sends the FIN (if shutdown did not already).
+      if (!shut) ::shutdown(fd, SHUT_WR);
       char scratch[4096];
       for (int i = 0; i < 64 && ::recv(fd, scratch, sizeof scratch, MSG_DONTWAIT) > 0; ++i) {
       }
