@@ -154,7 +154,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   SnapshotPtr snapshot_;
   std::uint64_t index_;
   Link up_, down_;
-  bool connected_ = false, closed_ = false;
+  bool connected_ = false, closed_ = false, upstream_nodelay_ = false;
   std::unique_ptr<asio::steady_timer> connect_timer_;
   std::unique_ptr<tcp::resolver> resolver_;
 
@@ -163,6 +163,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
  private:
+  void connect_direct(const tcp::endpoint& ep);
+  void finish_connect();
+  void arm_connect_timer();
   void on_connected();
   void connect_failed(const boost::system::error_code& ec);
   void teardown(bool rst);
@@ -426,21 +429,8 @@ void Connection::start() {
   const TimePoint now = Clock::now();
   up_.apply(snapshot_->by_direction[0], now);
   down_.apply(snapshot_->by_direction[1], now);
-  connect_timer_ = std::make_unique<asio::steady_timer>(worker_.context, runtime_->connect_timeout);
-  connect_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
-    if (ec || self->connected_ || self->closed_) return;
-    boost::system::error_code ignored;
-    self->upstream_.cancel(ignored);
-    if (self->resolver_) self->resolver_->cancel();
-  });
-  if (runtime_->upstream_endpoint) {
-    upstream_.async_connect(*runtime_->upstream_endpoint,
-                            [self = shared_from_this()](boost::system::error_code ec) {
-                              if (ec) return self->connect_failed(ec);
-                              self->on_connected();
-                            });
-    return;
-  }
+  if (runtime_->upstream_endpoint) return connect_direct(*runtime_->upstream_endpoint);
+  arm_connect_timer();
   resolver_ = std::make_unique<tcp::resolver>(worker_.context);
   resolver_->async_resolve(
       runtime_->upstream_host, runtime_->upstream_port,
@@ -452,6 +442,58 @@ void Connection::start() {
                               self->on_connected();
                             });
       });
+}
+
+// The upstream is an IP literal: connect(2) directly (Asio's async_connect always waits for the
+// reactor first, then polls). On loopback the handshake has usually completed by the time connect(2)
+// returns EINPROGRESS, so a zero-timeout poll saves a trip through the event loop.
+// The deadline to reach the upstream: cancels the resolve or connect under way.
+void Connection::arm_connect_timer() {
+  connect_timer_ = std::make_unique<asio::steady_timer>(worker_.context, runtime_->connect_timeout);
+  connect_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || self->connected_ || self->closed_) return;
+    boost::system::error_code ignored;
+    self->upstream_.cancel(ignored);
+    if (self->resolver_) self->resolver_->cancel();
+  });
+}
+
+void Connection::connect_direct(const tcp::endpoint& ep) {
+  boost::system::error_code ec;
+  upstream_.open(ep.protocol(), ec);
+  if (!ec) upstream_.non_blocking(true, ec);
+  if (ec) return connect_failed(ec);
+  const int fd = upstream_.native_handle();
+  const int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  upstream_nodelay_ = true;
+  if (::connect(fd, ep.data(), static_cast<socklen_t>(ep.size())) == 0) return on_connected();
+  const int err = errno;
+  if (err != EINPROGRESS && err != EINTR) {
+    return connect_failed(boost::system::error_code(err, boost::system::system_category()));
+  }
+  // One getsockopt tells both whether the handshake is over and whether it failed.
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 && info.tcpi_state != TCP_SYN_SENT) {
+    if (info.tcpi_state == TCP_ESTABLISHED) return on_connected();
+    return finish_connect();  // failed (or closed already): SO_ERROR says why
+  }
+  arm_connect_timer();  // a timer only for connections that have to wait
+  upstream_.async_wait(tcp::socket::wait_write, [self = shared_from_this()](boost::system::error_code wec) {
+    if (wec) return self->connect_failed(wec);
+    self->finish_connect();
+  });
+}
+
+// The connect(2) started by connect_direct ended: its outcome is in SO_ERROR.
+void Connection::finish_connect() {
+  if (closed_) return;
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(upstream_.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (err != 0) return connect_failed(boost::system::error_code(err, boost::system::system_category()));
+  on_connected();
 }
 
 void Connection::connect_failed(const boost::system::error_code& ec) {
@@ -467,10 +509,13 @@ void Connection::on_connected() {
   connected_ = true;
   if (connect_timer_) connect_timer_->cancel();
   resolver_.reset();
-  // The client socket came from accept4 non-blocking and with TCP_NODELAY; Asio made the upstream
-  // socket non-blocking for the connect. Reads and writes pass MSG_DONTWAIT all the same.
-  const int one = 1;
-  ::setsockopt(upstream_.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  // The client socket came from accept4 non-blocking and with TCP_NODELAY; the upstream socket is
+  // non-blocking since its connect. Reads and writes pass MSG_DONTWAIT all the same.
+  if (!upstream_nodelay_) {
+    const int one = 1;
+    ::setsockopt(upstream_.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    upstream_nodelay_ = true;
+  }
   up_.pump();
   down_.pump();
 }
