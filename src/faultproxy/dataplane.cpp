@@ -610,23 +610,33 @@ void Workers::stop() {
     if (w->thread.joinable()) w->thread.join();
 }
 
-void Workers::start_connection(int fd, tcp protocol, std::shared_ptr<ProxyRuntime> runtime,
-                               SnapshotPtr snapshot, std::uint64_t index) {
-  Worker* w = workers_[next_].get();
-  next_ = (next_ + 1) % workers_.size();
-  asio::post(w->context,
-             [w, fd, protocol, runtime = std::move(runtime), snapshot = std::move(snapshot), index] {
-               boost::system::error_code aec;
-               tcp::socket socket(w->context);
-               socket.assign(protocol, fd, aec);
-               if (aec) {
-                 ::close(fd);
-                 return;
-               }
-               auto conn = std::make_shared<Connection>(*w, std::move(socket), runtime, snapshot, index);
-               w->connections[runtime->id].emplace(conn.get(), conn);
-               conn->start();
-             });
+void Workers::start_connections(const std::vector<int>& fds, tcp protocol,
+                                const std::shared_ptr<ProxyRuntime>& runtime, const SnapshotPtr& snapshot,
+                                std::uint64_t first_index) {
+  batches_.resize(workers_.size());
+  for (std::size_t i = 0; i < fds.size(); ++i) {
+    batches_[next_].emplace_back(fds[i], first_index + i);
+    next_ = (next_ + 1) % workers_.size();
+  }
+  for (std::size_t k = 0; k < workers_.size(); ++k) {
+    if (batches_[k].empty()) continue;
+    Worker* w = workers_[k].get();
+    asio::post(w->context, [w, batch = std::move(batches_[k]), protocol, runtime, snapshot] {
+      for (const auto& [fd, index] : batch) {
+        boost::system::error_code aec;
+        tcp::socket socket(w->context);
+        socket.assign(protocol, fd, aec);
+        if (aec) {
+          ::close(fd);
+          continue;
+        }
+        auto conn = std::make_shared<Connection>(*w, std::move(socket), runtime, snapshot, index);
+        w->connections[runtime->id].emplace(conn.get(), conn);
+        conn->start();
+      }
+    });
+    batches_[k].clear();  // moved from: empty again, ready for the next call
+  }
 }
 
 void Workers::apply_toxics(std::uint64_t runtime_id, SnapshotPtr snapshot) {

@@ -122,15 +122,18 @@ class Workers {
   // Stops every context and joins the threads.
   void stop();
 
-  // Hands an accepted client socket (non-blocking fd) to a worker, round robin; control thread only.
-  void start_connection(int fd, tcp protocol, std::shared_ptr<ProxyRuntime> runtime, SnapshotPtr snapshot,
-                        std::uint64_t index);
+  // Hands accepted client sockets (non-blocking fds) to the workers, round robin, with one post per
+  // worker that gets any; fds[i] is the connection of index first_index + i. Control thread only.
+  void start_connections(const std::vector<int>& fds, tcp protocol,
+                         const std::shared_ptr<ProxyRuntime>& runtime, const SnapshotPtr& snapshot,
+                         std::uint64_t first_index);
   void apply_toxics(std::uint64_t runtime_id, SnapshotPtr snapshot);
   void close_connections(std::uint64_t runtime_id);
 
  private:
   std::vector<std::unique_ptr<Worker>> workers_;
   std::size_t next_ = 0;
+  std::vector<std::vector<std::pair<int, std::uint64_t>>> batches_;  // start_connections' scratch
 };
 
 }  // namespace faultproxy
