@@ -16,7 +16,7 @@
 // Usage (what ProxyCollection does):
 //   Workers workers(2);
 //   auto runtime = std::make_shared<ProxyRuntime>(...);      // per started proxy
-//   workers.start_connection(std::move(client_socket), runtime, snapshot);   // on worker 0's thread
+//   workers.start_connections(accepted_fds, protocol, runtime, snapshot, first_index);  // worker 0
 //   workers.apply_toxics(runtime->id, new_snapshot);          // after an API change
 //   workers.close_connections(runtime->id);                   // proxy disabled / deleted
 #pragma once
