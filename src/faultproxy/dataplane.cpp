@@ -68,6 +68,10 @@ class Link {
   void pump();
   void stop();
   bool finished() const { return eof_sent_; }
+  // The source said EOF: nothing is left unread on it, and nothing more will come.
+  bool source_ended() const { return src_eof_; }
+  // shutdown(SHUT_WR) was called on the destination.
+  bool destination_shut() const { return dst_shut_; }
 
  private:
   bool flush();
@@ -88,7 +92,7 @@ class Link {
   std::unique_ptr<asio::steady_timer> timer_;
   TimePoint timer_at_ = kNever, wake_ = kNever;
   bool read_wait_ = false, write_wait_ = false, pump_posted_ = false, in_pump_ = false;
-  bool src_eof_ = false, eof_pending_fast_ = false, eof_sent_ = false, large_ = false;
+  bool src_eof_ = false, eof_pending_fast_ = false, eof_sent_ = false, large_ = false, dst_shut_ = false;
   // The last read returned less than asked: the socket was drained, so the next read would only
   // say EAGAIN. Wait for readiness instead (epoll is edge-triggered: data that arrived since is
   // reported as a new edge).
@@ -127,7 +131,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   SnapshotPtr snapshot_;
   std::uint64_t index_;
   Link up_, down_;
-  bool connected_ = false, closed_ = false;
+  bool connected_ = false, closed_ = false, upstream_nodelay_ = false;
   std::unique_ptr<asio::steady_timer> connect_timer_;
   std::unique_ptr<tcp::resolver> resolver_;
 
@@ -136,6 +140,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
  private:
+  void connect_direct(const tcp::endpoint& ep);
+  void finish_connect();
+  void arm_connect_timer();
   void on_connected();
   void connect_failed(const boost::system::error_code& ec);
   void teardown(bool rst);
@@ -344,7 +351,13 @@ bool Link::flush() {
 void Link::shutdown_dst() {
   if (eof_sent_) return;
   eof_sent_ = true;
-  ::shutdown(dst_->native_handle(), SHUT_WR);
+  // When the other direction already ended (its source, our destination, said EOF), this end
+  // closes the connection: close(2) sends the FIN itself, as nothing is left unread on that socket.
+  const Link& other = dir_ == Direction::upstream ? conn_.down_ : conn_.up_;
+  if (!(other.finished() && other.source_ended())) {
+    ::shutdown(dst_->native_handle(), SHUT_WR);
+    dst_shut_ = true;
+  }
   conn_.link_finished();
 }
 
@@ -393,21 +406,8 @@ void Connection::start() {
   const TimePoint now = Clock::now();
   up_.apply(snapshot_->by_direction[0], now);
   down_.apply(snapshot_->by_direction[1], now);
-  connect_timer_ = std::make_unique<asio::steady_timer>(worker_.context, runtime_->connect_timeout);
-  connect_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
-    if (ec || self->connected_ || self->closed_) return;
-    boost::system::error_code ignored;
-    self->upstream_.cancel(ignored);
-    if (self->resolver_) self->resolver_->cancel();
-  });
-  if (runtime_->upstream_endpoint) {
-    upstream_.async_connect(*runtime_->upstream_endpoint,
-                            [self = shared_from_this()](boost::system::error_code ec) {
-                              if (ec) return self->connect_failed(ec);
-                              self->on_connected();
-                            });
-    return;
-  }
+  if (runtime_->upstream_endpoint) return connect_direct(*runtime_->upstream_endpoint);
+  arm_connect_timer();
   resolver_ = std::make_unique<tcp::resolver>(worker_.context);
   resolver_->async_resolve(
       runtime_->upstream_host, runtime_->upstream_port,
@@ -419,6 +419,58 @@ void Connection::start() {
                               self->on_connected();
                             });
       });
+}
+
+// The upstream is an IP literal: connect(2) directly (Asio's async_connect always waits for the
+// reactor first, then polls). On loopback the handshake has usually completed by the time connect(2)
+// returns EINPROGRESS, so a zero-timeout poll saves a trip through the event loop.
+// The deadline to reach the upstream: cancels the resolve or connect under way.
+void Connection::arm_connect_timer() {
+  connect_timer_ = std::make_unique<asio::steady_timer>(worker_.context, runtime_->connect_timeout);
+  connect_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || self->connected_ || self->closed_) return;
+    boost::system::error_code ignored;
+    self->upstream_.cancel(ignored);
+    if (self->resolver_) self->resolver_->cancel();
+  });
+}
+
+void Connection::connect_direct(const tcp::endpoint& ep) {
+  boost::system::error_code ec;
+  upstream_.open(ep.protocol(), ec);
+  if (!ec) upstream_.non_blocking(true, ec);
+  if (ec) return connect_failed(ec);
+  const int fd = upstream_.native_handle();
+  const int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  upstream_nodelay_ = true;
+  if (::connect(fd, ep.data(), static_cast<socklen_t>(ep.size())) == 0) return on_connected();
+  const int err = errno;
+  if (err != EINPROGRESS && err != EINTR) {
+    return connect_failed(boost::system::error_code(err, boost::system::system_category()));
+  }
+  // One getsockopt tells both whether the handshake is over and whether it failed.
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 && info.tcpi_state != TCP_SYN_SENT) {
+    if (info.tcpi_state == TCP_ESTABLISHED) return on_connected();
+    return finish_connect();  // failed (or closed already): SO_ERROR says why
+  }
+  arm_connect_timer();  // a timer only for connections that have to wait
+  upstream_.async_wait(tcp::socket::wait_write, [self = shared_from_this()](boost::system::error_code wec) {
+    if (wec) return self->connect_failed(wec);
+    self->finish_connect();
+  });
+}
+
+// The connect(2) started by connect_direct ended: its outcome is in SO_ERROR.
+void Connection::finish_connect() {
+  if (closed_) return;
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(upstream_.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (err != 0) return connect_failed(boost::system::error_code(err, boost::system::system_category()));
+  on_connected();
 }
 
 void Connection::connect_failed(const boost::system::error_code& ec) {
@@ -434,10 +486,13 @@ void Connection::on_connected() {
   connected_ = true;
   if (connect_timer_) connect_timer_->cancel();
   resolver_.reset();
-  // The client socket came from accept4 non-blocking and with TCP_NODELAY; Asio made the upstream
-  // socket non-blocking for the connect. Reads and writes pass MSG_DONTWAIT all the same.
-  const int one = 1;
-  ::setsockopt(upstream_.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  // The client socket came from accept4 non-blocking and with TCP_NODELAY; the upstream socket is
+  // non-blocking since its connect. Reads and writes pass MSG_DONTWAIT all the same.
+  if (!upstream_nodelay_) {
+    const int one = 1;
+    ::setsockopt(upstream_.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    upstream_nodelay_ = true;
+  }
   up_.pump();
   down_.pump();
 }
@@ -461,16 +516,24 @@ void Connection::teardown(bool rst) {
   if (connect_timer_) connect_timer_->cancel();
   if (resolver_) resolver_->cancel();
   boost::system::error_code ignored;
-  for (tcp::socket* s : {&client_, &upstream_}) {
+  // Per socket: did we read its EOF (up_ reads the client, down_ the upstream), and did we already
+  // send our FIN on it (down_ writes to the client, up_ to the upstream)?
+  const struct {
+    tcp::socket* socket;
+    bool eof_read, shut;
+  } sockets[] = {{&client_, up_.source_ended(), down_.destination_shut()},
+                 {&upstream_, down_.source_ended(), up_.destination_shut()}};
+  for (const auto& [s, eof_read, shut] : sockets) {
     if (!s->is_open()) continue;
     const int fd = s->native_handle();
     if (rst) {
       const linger lg{1, 0};
       ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    } else {
+    } else if (!eof_read) {
       // A normal close: FIN first, then discard what the peer sent that nobody will read, so that
-      // close(2) does not turn into a RST.
-      ::shutdown(fd, SHUT_WR);
+      // close(2) does not turn into a RST. After its EOF nothing is unread, and close(2) alone
+      // sends the FIN (if shutdown did not already).
+      if (!shut) ::shutdown(fd, SHUT_WR);
       char scratch[4096];
       for (int i = 0; i < 64 && ::recv(fd, scratch, sizeof scratch, MSG_DONTWAIT) > 0; ++i) {
       }
@@ -524,23 +587,33 @@ void Workers::stop() {
     if (w->thread.joinable()) w->thread.join();
 }
 
-void Workers::start_connection(int fd, tcp protocol, std::shared_ptr<ProxyRuntime> runtime,
-                               SnapshotPtr snapshot, std::uint64_t index) {
-  Worker* w = workers_[next_].get();
-  next_ = (next_ + 1) % workers_.size();
-  asio::post(w->context,
-             [w, fd, protocol, runtime = std::move(runtime), snapshot = std::move(snapshot), index] {
-               boost::system::error_code aec;
-               tcp::socket socket(w->context);
-               socket.assign(protocol, fd, aec);
-               if (aec) {
-                 ::close(fd);
-                 return;
-               }
-               auto conn = std::make_shared<Connection>(*w, std::move(socket), runtime, snapshot, index);
-               w->connections[runtime->id].emplace(conn.get(), conn);
-               conn->start();
-             });
+void Workers::start_connections(const std::vector<int>& fds, tcp protocol,
+                                const std::shared_ptr<ProxyRuntime>& runtime, const SnapshotPtr& snapshot,
+                                std::uint64_t first_index) {
+  batches_.resize(workers_.size());
+  for (std::size_t i = 0; i < fds.size(); ++i) {
+    batches_[next_].emplace_back(fds[i], first_index + i);
+    next_ = (next_ + 1) % workers_.size();
+  }
+  for (std::size_t k = 0; k < workers_.size(); ++k) {
+    if (batches_[k].empty()) continue;
+    Worker* w = workers_[k].get();
+    asio::post(w->context, [w, batch = std::move(batches_[k]), protocol, runtime, snapshot] {
+      for (const auto& [fd, index] : batch) {
+        boost::system::error_code aec;
+        tcp::socket socket(w->context);
+        socket.assign(protocol, fd, aec);
+        if (aec) {
+          ::close(fd);
+          continue;
+        }
+        auto conn = std::make_shared<Connection>(*w, std::move(socket), runtime, snapshot, index);
+        w->connections[runtime->id].emplace(conn.get(), conn);
+        conn->start();
+      }
+    });
+    batches_[k].clear();  // moved from: empty again, ready for the next call
+  }
 }
 
 void Workers::apply_toxics(std::uint64_t runtime_id, SnapshotPtr snapshot) {

@@ -16,7 +16,7 @@
 // Usage (what ProxyCollection does):
 //   Workers workers(2);
 //   auto runtime = std::make_shared<ProxyRuntime>(...);      // per started proxy
-//   workers.start_connection(std::move(client_socket), runtime, snapshot);   // on worker 0's thread
+//   workers.start_connections(accepted_fds, protocol, runtime, snapshot, first_index);  // worker 0
 //   workers.apply_toxics(runtime->id, new_snapshot);          // after an API change
 //   workers.close_connections(runtime->id);                   // proxy disabled / deleted
 #pragma once
@@ -115,15 +115,18 @@ class Workers {
   // Stops every context and joins the threads.
   void stop();
 
-  // Hands an accepted client socket (non-blocking fd) to a worker, round robin; control thread only.
-  void start_connection(int fd, tcp protocol, std::shared_ptr<ProxyRuntime> runtime, SnapshotPtr snapshot,
-                        std::uint64_t index);
+  // Hands accepted client sockets (non-blocking fds) to the workers, round robin, with one post per
+  // worker that gets any; fds[i] is the connection of index first_index + i. Control thread only.
+  void start_connections(const std::vector<int>& fds, tcp protocol,
+                         const std::shared_ptr<ProxyRuntime>& runtime, const SnapshotPtr& snapshot,
+                         std::uint64_t first_index);
   void apply_toxics(std::uint64_t runtime_id, SnapshotPtr snapshot);
   void close_connections(std::uint64_t runtime_id);
 
  private:
   std::vector<std::unique_ptr<Worker>> workers_;
   std::size_t next_ = 0;
+  std::vector<std::vector<std::pair<int, std::uint64_t>>> batches_;  // start_connections' scratch
 };
 
 }  // namespace faultproxy

@@ -242,6 +242,8 @@ void ProxyCollection::start_listener(Proxy& p, BoundListener bound) {
   p.listener = std::move(bound.listener);
   p.listener->runtime = make_runtime(p, p.listen);
   p.listener->snapshot = snapshot_of(p);
+  boost::system::error_code ec;
+  p.listener->protocol = p.listener->acceptor.local_endpoint(ec).protocol();
   common::log::info("started proxy", {{"name", p.name}, {"listen", p.listen}, {"upstream", p.upstream}});
   arm_accept(p.listener);
 }
@@ -265,20 +267,16 @@ void ProxyCollection::arm_accept(const std::shared_ptr<Listener>& l) {
 }
 
 void ProxyCollection::accept_ready(const std::shared_ptr<Listener>& l) {
-  const auto protocol = l->acceptor.local_endpoint().protocol();
+  accepted_.clear();
+  bool backoff = false;
   for (int i = 0; i < 64; ++i) {
     const int fd = ::accept4(l->acceptor.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       const int err = errno;
       if (err == EINTR || err == ECONNABORTED) continue;
       if (err != EAGAIN && err != EWOULDBLOCK) {
-        // EMFILE and friends: try again a little later instead of spinning.
         common::log::warn("accept failed", {{"proxy", l->runtime->name}, {"error", go_errno(err)}});
-        auto timer = std::make_shared<asio::steady_timer>(workers_.control(), std::chrono::milliseconds(50));
-        timer->async_wait([this, l, timer](boost::system::error_code) {
-          if (l->open) arm_accept(l);
-        });
-        return;
+        backoff = true;
       }
       break;
     }
@@ -289,9 +287,21 @@ void ProxyCollection::accept_ready(const std::shared_ptr<Listener>& l) {
       common::log::debug("accepted client", {{"proxy", l->runtime->name},
                                              {"listen", l->runtime->listen},
                                              {"upstream", l->runtime->upstream},
-                                             {"index", l->next_index}});
+                                             {"index", l->next_index + accepted_.size()}});
     }
-    workers_.start_connection(fd, protocol, l->runtime, l->snapshot, l->next_index++);
+    accepted_.push_back(fd);
+  }
+  // One hand-over per worker for all of this wake-up's connections.
+  if (!accepted_.empty()) {
+    workers_.start_connections(accepted_, l->protocol, l->runtime, l->snapshot, l->next_index);
+    l->next_index += accepted_.size();
+  }
+  if (backoff) {  // EMFILE and friends: try again a little later instead of spinning
+    auto timer = std::make_shared<asio::steady_timer>(workers_.control(), std::chrono::milliseconds(50));
+    timer->async_wait([this, l, timer](boost::system::error_code) {
+      if (l->open) arm_accept(l);
+    });
+    return;
   }
   arm_accept(l);
 }

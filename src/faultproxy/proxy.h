@@ -52,6 +52,7 @@ struct Listener {
   tcp::acceptor acceptor;
   std::shared_ptr<ProxyRuntime> runtime;
   SnapshotPtr snapshot;
+  tcp protocol = tcp::v4();  // of the bound address, for the accepted sockets
   std::uint64_t next_index = 0;
   bool open = true;
 };
@@ -131,6 +132,7 @@ class ProxyCollection {
   std::map<std::string, std::unique_ptr<Proxy>, std::less<>> proxies_;
   std::uint64_t next_runtime_id_ = 1;
   std::uint64_t next_toxic_id_ = 1;
+  std::vector<int> accepted_;  // accept_ready's scratch
 };
 
 }  // namespace faultproxy
