@@ -12,10 +12,13 @@
 # exactly those processes, by the PIDs it recorded, and removes the folder. A run takes about a
 # minute with the default 3 s per figure (13 figures x 3 targets); at most ~2 minutes.
 #
-# Usage: bench/faultproxy.sh [--seconds S] [--idle N] [--threads N] [--only GROUPS] [--build-dir DIR]
+# Usage: bench/faultproxy.sh [--seconds S] [--idle N] [--threads N] [--busy-poll-us N] [--only GROUPS]
+#                            [--build-dir DIR]
 #   --seconds S     measuring time per figure and target (default 3; env BENCH_SECONDS)
 #   --idle N        idle proxied connections for the RSS figure (default 1000; env BENCH_IDLE)
 #   --threads N     faultproxy -threads (default: faultproxy's own default; env FAULTPROXY_THREADS)
+#   --busy-poll-us N  faultproxy -busy-poll-us (default: faultproxy's own default; env
+#                   FAULTPROXY_BUSY_POLL_US); 0 shows the figures without busy polling
 #   --only GROUPS   measure only these comma-separated figure groups: rss, bulk, rr (request/response
 #                   and round-trip latency), conn (new connections), toxic (100 ms latency toxic)
 #   --build-dir DIR where the binaries are (default <repo>/build/release; env BUILD_DIR)
@@ -28,6 +31,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 seconds="${BENCH_SECONDS:-3}"
 idle="${BENCH_IDLE:-1000}"
 threads="${FAULTPROXY_THREADS:-}"
+busy_poll="${FAULTPROXY_BUSY_POLL_US:-}"
 build_dir="${BUILD_DIR:-$repo/build/release}"
 haproxy_bin="${HAPROXY:-$(command -v haproxy || true)}"
 only=""
@@ -38,6 +42,7 @@ while [[ $# -gt 0 ]]; do
     --seconds) seconds="${2:?--seconds needs a value}"; shift 2 ;;
     --idle) idle="${2:?--idle needs a value}"; shift 2 ;;
     --threads) threads="${2:?--threads needs a value}"; shift 2 ;;
+    --busy-poll-us) busy_poll="${2:?--busy-poll-us needs a value}"; shift 2 ;;
     --only) only="${2:?--only needs a value}"; shift 2 ;;
     --build-dir) build_dir="${2:?--build-dir needs a value}"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
@@ -130,6 +135,7 @@ fi
 api_port="$("$bench_bin" free-ports 1)"
 fp_args=(-host 127.0.0.1 -port "$api_port")
 [[ -n "$threads" ]] && fp_args+=(-threads "$threads")
+[[ -n "$busy_poll" ]] && fp_args+=(-busy-poll-us "$busy_poll")
 LOG_LEVEL="${LOG_LEVEL:-error}" "$faultproxy_bin" "${fp_args[@]}" >"$work/faultproxy.log" 2>&1 &
 fp_pid=$!
 pids+=("$fp_pid")
@@ -145,7 +151,7 @@ while IFS=$'\t' read -r name listen _; do fp_port[$name]="${listen##*:}"; done <
 targets+=(--target "name=faultproxy,echo=${fp_port[bench_echo]},source=${fp_port[bench_source]},oneshot=${fp_port[bench_oneshot]},pid=$fp_pid,api=127.0.0.1:$api_port,echo_proxy=bench_echo")
 
 echo "faultproxy benchmark: $(nproc) CPUs, ${seconds} s per figure; haproxy: $haproxy_note;" \
-  "faultproxy: -threads ${threads:-default}; binaries from $build_dir"
+  "faultproxy: -threads ${threads:-default} -busy-poll-us ${busy_poll:-default}; binaries from $build_dir"
 only_args=()
 [[ -n "$only" ]] && only_args=(--only "$only")
 timeout 300 "$bench_bin" run "${targets[@]}" --seconds "$seconds" --idle "$idle" "${only_args[@]}" ||

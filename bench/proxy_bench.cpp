@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
@@ -40,6 +41,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -266,7 +268,32 @@ struct Settings {
 struct Figure {
   std::optional<double> value;
   std::string error;
+  std::optional<double> cpu_us_per_op = std::nullopt;  // of the proxy process (target pid), when known
 };
+
+// CPU time used so far by every thread of `pid`, in ns (/proc/PID/task/*/schedstat), or -1.
+std::int64_t process_cpu_ns(int pid) {
+  if (pid <= 0) return -1;
+  std::error_code ec;
+  std::int64_t total = 0;
+  bool any = false;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream in(task.path() / "schedstat");
+    std::int64_t ns = 0;
+    if (in >> ns) {
+      total += ns;
+      any = true;
+    }
+  }
+  return any ? total : -1;
+}
+
+// The proxy's CPU per operation over a whole measurement (warm-up included in both).
+std::optional<double> cpu_per_op(int pid, std::int64_t cpu_before, std::uint64_t ops) {
+  const std::int64_t after = process_cpu_ns(pid);
+  if (cpu_before < 0 || after < 0 || ops == 0) return std::nullopt;
+  return static_cast<double>(after - cpu_before) / 1e3 / static_cast<double>(ops);
+}
 
 double percentile(std::vector<std::int64_t>& v, double q) {
   if (v.empty()) return std::nan("");
@@ -352,9 +379,10 @@ RrResult request_response(const Target& t, int clients, const Settings& s) {
       result.rate.error = "send failed";
     }
   }
+  const std::int64_t cpu_before = process_cpu_ns(t.pid);
   const std::int64_t start = now_ns() + std::chrono::nanoseconds(s.warmup).count();
   const std::int64_t end = start + std::chrono::nanoseconds(s.duration).count();
-  std::uint64_t done = 0;
+  std::uint64_t done = 0, all = 0;
   char buf[4096];
   epoll_event events[64];
   std::int64_t last_progress = now_ns();
@@ -379,6 +407,7 @@ RrResult request_response(const Target& t, int clients, const Settings& s) {
       c.got -= kRrSize;
       const std::int64_t t_recv = now_ns();
       last_progress = t_recv;
+      ++all;
       if (c.sent >= start && t_recv < end) {
         ++done;
         result.rtt_ns.push_back(t_recv - c.sent);
@@ -390,6 +419,7 @@ RrResult request_response(const Target& t, int clients, const Settings& s) {
       }
     }
   }
+  result.rate.cpu_us_per_op = cpu_per_op(t.pid, cpu_before, all);
   ::close(ep);
   cleanup();
   if (result.rate.error.empty()) {
@@ -405,9 +435,10 @@ Figure new_connections(const Target& t, int in_flight, const Settings& s) {
     bool connected = false;
     std::size_t got = 0;
   };
+  const std::int64_t cpu_before = process_cpu_ns(t.pid);
   const int ep = ::epoll_create1(EPOLL_CLOEXEC);
   std::vector<Slot> slots(static_cast<std::size_t>(in_flight));
-  std::uint64_t done = 0, errors = 0;
+  std::uint64_t done = 0, errors = 0, all = 0;
   char msg[kOneshotSize];
   std::memset(msg, 'c', sizeof msg);
   sockaddr_in addr = loopback(t.oneshot);
@@ -468,6 +499,7 @@ Figure new_connections(const Target& t, int in_flight, const Settings& s) {
       if (finished || failed) {
         close_slot(i);
         last_progress = Clock::now();
+        if (finished) ++all;
         if (last_progress >= start && last_progress < end) {
           if (finished) ++done;
           if (failed) ++errors;
@@ -476,14 +508,15 @@ Figure new_connections(const Target& t, int in_flight, const Settings& s) {
       }
     }
   }
+  const auto cpu = cpu_per_op(t.pid, cpu_before, all);
   for (std::size_t i = 0; i < slots.size(); ++i) {
     if (slots[i].fd >= 0) close_slot(i);
   }
   ::close(ep);
-  if (Clock::now() < end) return {std::nullopt, "stalled (no connection completed for 2 s)"};
+  if (Clock::now() < end) return {std::nullopt, "stalled (no connection completed for 2 s)", cpu};
   const double rate = static_cast<double>(done) / std::chrono::duration<double>(s.duration).count();
-  if (errors > done / 100) return {rate, std::to_string(errors) + " failed"};
-  return {rate, {}};
+  if (errors > done / 100) return {rate, std::to_string(errors) + " failed", cpu};
+  return {rate, {}, cpu};
 }
 
 struct Delays {
@@ -806,12 +839,17 @@ int run(const std::vector<Target>& targets, const Settings& s) {
   }
 
   std::vector<std::vector<std::int64_t>> rtts;
+  // The proxy's CPU per request (1 and 50 clients) and per new connection, per target.
+  std::vector<std::array<std::optional<double>, 3>> cpu(targets.size());
+  bool cpu_measured = false;
   for (int clients : {1, 50}) {
     if (!s.wants("rr")) break;
     progress("request/response, " + std::to_string(clients) + " client(s)");
     std::vector<Figure> f;
     for (const auto& t : targets) {
       RrResult r = request_response(t, clients, s);
+      cpu[f.size()][clients == 1 ? 0 : 1] = r.rate.cpu_us_per_op;
+      cpu_measured = true;
       f.push_back(r.rate);
       if (clients == 1) rtts.push_back(std::move(r.rtt_ns));
     }
@@ -822,9 +860,30 @@ int run(const std::vector<Target>& targets, const Settings& s) {
   if (s.wants("conn")) {
     progress("new connections per second");
     std::vector<Figure> f;
-    for (const auto& t : targets)
+    for (const auto& t : targets) {
       f.push_back(new_connections(t, 8, s));
+      cpu[f.size() - 1][2] = f.back().cpu_us_per_op;
+    }
+    cpu_measured = true;
     ratio_row("new connections", "k conn/s", 1e3, 1, f, "ratio >= haproxy's (~0.25x)", true);
+  }
+
+  if (cpu_measured) {
+    // What the figures above cost the proxy: busy polling (faultproxy -busy-poll-us) trades CPU
+    // for latency, and this row shows how much.
+    Row r{"proxy CPU (us per req 1 / req 50 / conn)", {}, "", ""};
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+      if (targets[i].pid <= 0) {
+        r.cells.push_back("-");
+        continue;
+      }
+      std::string cell;
+      for (std::size_t k = 0; k < 3; ++k) {
+        cell += (k ? " / " : "") + (cpu[i][k] ? fmt(*cpu[i][k], 1) : std::string("-"));
+      }
+      r.cells.push_back(cell);
+    }
+    rows.push_back(r);
   }
 
   if (!rtts.empty()) {
@@ -845,7 +904,9 @@ int run(const std::vector<Target>& targets, const Settings& s) {
           continue;
         }
         r.cells.push_back(fmt(p[i], 1) +
-                          (i > 0 && !std::isnan(p[0]) ? " (+" + fmt(p[i] - p[0], 1) + ")" : ""));
+                          (i > 0 && !std::isnan(p[0])
+                               ? std::string(" (") + (p[i] >= p[0] ? "+" : "") + fmt(p[i] - p[0], 1) + ")"
+                               : ""));
       }
       if (which == 0 && faultproxy != nullptr) {
         const auto i = static_cast<std::size_t>(faultproxy - &targets.front());

@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -549,7 +550,7 @@ void Connection::teardown(bool rst) {
 
 // ---- Workers -----------------------------------------------------------------------------------
 
-Workers::Workers(std::size_t count) {
+Workers::Workers(std::size_t count, std::chrono::microseconds busy_poll) : busy_poll_(busy_poll) {
   for (std::size_t i = 0; i < std::max<std::size_t>(count, 1); ++i)
     workers_.push_back(std::make_unique<Worker>());
 }
@@ -572,11 +573,33 @@ void Workers::start_threads() {
   if (!common::request_short_slices()) common::log::debug("short scheduler slices not available");
   for (std::size_t i = 1; i < workers_.size(); ++i) {
     Worker* w = workers_[i].get();
-    w->thread = std::thread([w] {
+    w->thread = std::thread([this, w] {
       common::request_short_slices();
-      auto guard = asio::make_work_guard(w->context);
-      w->context.run();
+      run(w->context);
     });
+  }
+}
+
+void Workers::run_control() {
+  run(control());
+}
+
+void Workers::run(asio::io_context& context) const {
+  auto guard = asio::make_work_guard(context);
+  if (busy_poll_.count() <= 0) {
+    context.run();
+    return;
+  }
+  while (context.run_one() != 0) {  // sleeps in epoll_wait until there is something to do
+    auto until = Clock::now() + busy_poll_;
+    while (!context.stopped()) {
+      if (context.poll() != 0) {  // epoll_wait without waiting, then what became ready
+        until = Clock::now() + busy_poll_;
+        continue;
+      }
+      if (Clock::now() >= until) break;
+      ::sched_yield();  // whoever else is runnable on this CPU goes first
+    }
   }
 }
 

@@ -775,6 +775,25 @@ TEST(FaultproxyProcess, ConfigFileWithToxicsAndSigtermExitsCleanly) {
   EXPECT_LT(ms_since(t), 5000);
 }
 
+TEST(FaultproxyProcess, BusyPollCanBeTurnedOffAndIsBounded) {
+  EchoServer echo;
+  Faultproxy fp({"-busy-poll-us", "0"});
+  const int fd = connect_to(fp.proxy("echo", echo.port()));
+  ASSERT_GE(fd, 0);
+  for (int i = 0; i < 100; ++i)
+    ASSERT_GE(rtt(fd), 0) << "round trip " << i;
+  ::close(fd);
+
+  testing_support::TempDir dir;
+  for (const char* bad : {"-1", "10001", "fast"}) {
+    Child p({FAULTPROXY_BINARY, "-port", std::to_string(testing_support::free_port()), "-busy-poll-us", bad},
+            dir.path() / "log");
+    const auto status = p.wait_exit(10s);
+    ASSERT_TRUE(status.has_value()) << bad;
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 2) << bad;
+  }
+}
+
 TEST(FaultproxyProcess, BadConfigFileFailsTheStart) {
   testing_support::TempDir dir;
   const auto config = dir.path() / "proxies.json";

@@ -1,7 +1,7 @@
 // faultproxy: a drop-in for toxiproxy-server.
 //
 //   faultproxy [-host localhost] [-port 8474] [-config proxies.json] [-seed N] [-proxy-metrics]
-//              [-runtime-metrics] [-threads N] [-version]
+//              [-runtime-metrics] [-threads N] [-busy-poll-us N] [-version]
 //
 // Flags are read as Go's flag package reads them (-flag value, -flag=value, --flag); LOG_LEVEL sets
 // the log level. SIGTERM or SIGINT: stop accepting, close every connection, exit 0.
@@ -41,10 +41,13 @@ struct Flags {
   bool runtime_metrics = false;
   bool version = false;
   std::size_t threads = 2;
+  std::int64_t busy_poll_us = 50;
 };
 
 void usage(std::ostream& out) {
   out << "Usage of faultproxy:\n"
+         "  -busy-poll-us int\n        Microseconds a worker keeps polling after I/O before it sleeps; 0: "
+         "off (default 50)\n"
          "  -config string\n        JSON file containing proxies to create on startup\n"
          "  -host string\n        Host for faultproxy's API to listen on (default \"localhost\")\n"
          "  -port string\n        Port for faultproxy's API to listen on (default \"8474\")\n"
@@ -102,19 +105,22 @@ std::optional<Flags> parse_flags(int argc, char** argv) {
       auto v = take();
       if (!v) return std::nullopt;
       f.config = *v;
-    } else if (arg == "seed" || arg == "threads") {
+    } else if (arg == "seed" || arg == "threads" || arg == "busy-poll-us") {
       auto v = take();
       if (!v) return std::nullopt;
       std::int64_t n = 0;
       auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
-      if (ec != std::errc() || p != v->data() + v->size() || (arg == "threads" && (n < 1 || n > 64))) {
+      if (ec != std::errc() || p != v->data() + v->size() || (arg == "threads" && (n < 1 || n > 64)) ||
+          (arg == "busy-poll-us" && (n < 0 || n > 10'000))) {
         std::cerr << "invalid value \"" << *v << "\" for flag -" << arg << "\n";
         return std::nullopt;
       }
       if (arg == "seed") {
         f.seed = n;
-      } else {
+      } else if (arg == "threads") {
         f.threads = static_cast<std::size_t>(n);
+      } else {
+        f.busy_poll_us = n;
       }
     } else if (arg == "proxy-metrics") {
       if (!boolean(f.proxy_metrics)) return std::nullopt;
@@ -171,7 +177,7 @@ int main(int argc, char** argv) {
                                  ? static_cast<std::uint64_t>(*flags->seed)
                                  : (std::uint64_t{std::random_device{}()} << 32) ^ std::random_device{}();
 
-  Workers workers(flags->threads);
+  Workers workers(flags->threads, std::chrono::microseconds(flags->busy_poll_us));
   common::metrics::Registry registry;
   ProxyCollection proxies(workers,
                           {.seed = seed, .proxy_metrics = flags->proxy_metrics ? &registry : nullptr});
@@ -186,7 +192,8 @@ int main(int argc, char** argv) {
 
   common::log::info("starting faultproxy", {{"version", kFaultproxyVersion},
                                             {"toxiproxy_api", kToxiproxyVersion},
-                                            {"threads", static_cast<unsigned long>(flags->threads)}});
+                                            {"threads", static_cast<unsigned long>(flags->threads)},
+                                            {"busy_poll_us", flags->busy_poll_us}});
 
   if (!flags->config.empty()) {
     std::ifstream in(flags->config, std::ios::binary);
@@ -249,10 +256,7 @@ int main(int argc, char** argv) {
   });
 
   workers.start_threads();
-  {
-    auto guard = asio::make_work_guard(workers.control());
-    workers.control().run();
-  }
+  workers.run_control();
   workers.stop();
   common::log::info("stopped");
   return 0;
