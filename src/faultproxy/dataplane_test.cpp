@@ -22,7 +22,9 @@ using namespace std::chrono_literals;
 std::chrono::microseconds process_cpu() {
   rusage ru{};
   ::getrusage(RUSAGE_SELF, &ru);
-  const auto us = [](const timeval& tv) { return std::chrono::seconds(tv.tv_sec) + std::chrono::microseconds(tv.tv_usec); };
+  const auto us = [](const timeval& tv) {
+    return std::chrono::seconds(tv.tv_sec) + std::chrono::microseconds(tv.tv_usec);
+  };
   return std::chrono::duration_cast<std::chrono::microseconds>(us(ru.ru_utime) + us(ru.ru_stime));
 }
 
