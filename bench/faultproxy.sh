@@ -12,9 +12,11 @@
 # exactly those processes, by the PIDs it recorded, and removes the folder. A run takes about a
 # minute with the default 3 s per figure (13 figures x 3 targets); at most ~2 minutes.
 #
-# Usage: bench/faultproxy.sh [--seconds S] [--idle N] [--threads N] [--busy-poll-us N] [--only GROUPS]
-#                            [--build-dir DIR]
+# Usage: bench/faultproxy.sh [--seconds S] [--rounds N] [--idle N] [--threads N] [--busy-poll-us N]
+#                            [--only GROUPS] [--build-dir DIR]
 #   --seconds S     measuring time per figure and target (default 3; env BENCH_SECONDS)
+#   --rounds N      throughput figures: S is split into N rounds, the targets taking turns, and each
+#                   figure is the median of its rounds (default 3; env BENCH_ROUNDS)
 #   --idle N        idle proxied connections for the RSS figure (default 1000; env BENCH_IDLE)
 #   --threads N     faultproxy -threads (default: faultproxy's own default; env FAULTPROXY_THREADS)
 #   --busy-poll-us N  faultproxy -busy-poll-us (default: faultproxy's own default; env
@@ -29,6 +31,7 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 seconds="${BENCH_SECONDS:-3}"
+rounds="${BENCH_ROUNDS:-3}"
 idle="${BENCH_IDLE:-1000}"
 threads="${FAULTPROXY_THREADS:-}"
 busy_poll="${FAULTPROXY_BUSY_POLL_US:-}"
@@ -40,6 +43,7 @@ usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --seconds) seconds="${2:?--seconds needs a value}"; shift 2 ;;
+    --rounds) rounds="${2:?--rounds needs a value}"; shift 2 ;;
     --idle) idle="${2:?--idle needs a value}"; shift 2 ;;
     --threads) threads="${2:?--threads needs a value}"; shift 2 ;;
     --busy-poll-us) busy_poll="${2:?--busy-poll-us needs a value}"; shift 2 ;;
@@ -154,5 +158,5 @@ echo "faultproxy benchmark: $(nproc) CPUs, ${seconds} s per figure; haproxy: $ha
   "faultproxy: -threads ${threads:-default} -busy-poll-us ${busy_poll:-default}; binaries from $build_dir"
 only_args=()
 [[ -n "$only" ]] && only_args=(--only "$only")
-timeout 300 "$bench_bin" run "${targets[@]}" --seconds "$seconds" --idle "$idle" "${only_args[@]}" ||
+timeout 300 "$bench_bin" run "${targets[@]}" --seconds "$seconds" --rounds "$rounds" --idle "$idle" "${only_args[@]}" ||
   fail "the benchmark driver failed (exit $?)"

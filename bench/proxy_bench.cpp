@@ -8,12 +8,14 @@
 //       connections). Writes "echo source oneshot" ports to FILE once listening.
 //   proxy_bench free-ports N
 //       Prints N distinct ports free on 127.0.0.1 a moment ago.
-//   proxy_bench run --target SPEC [--target SPEC...] [--seconds S] [--idle N] [--only GROUPS]
+//   proxy_bench run --target SPEC [--target SPEC...] [--seconds S] [--rounds N] [--idle N] [--only GROUPS]
 //       SPEC = name=NAME,echo=PORT,source=PORT,oneshot=PORT[,pid=PID][,api=HOST:PORT,echo_proxy=PROXY]
 //       The first target is the baseline (direct). pid: the proxy process, for its RSS. api and
 //       echo_proxy: a Toxiproxy API where a 100 ms latency toxic can be put on the echo proxy.
 //       GROUPS: comma-separated figure groups to measure (default all): rss (idle RSS), bulk,
 //       rr (request/response and the round-trip latency), conn (new connections), toxic (100 ms).
+//       Throughput figures take S seconds per target in N interleaved rounds (default 3 s, 3
+//       rounds), each figure the median of its rounds.
 //
 // Figures: bulk throughput with 1 and 4 streams (upstream -> client), request/response rate with 1
 // and 50 clients (64-byte messages, one outstanding per connection), new connections per second
@@ -201,7 +203,9 @@ int run_upstream(const std::string& ports_file) {
           }
         }
         if (events[i].events & EPOLLOUT) {
-          for (;;) {
+          // A bounded burst: a reader as fast as this writer never makes send() say EAGAIN, and an
+          // unbounded loop would starve the other streams (epoll is level-triggered here).
+          for (int burst = 0; burst < 16; ++burst) {
             const ssize_t w = ::send(fd, source_data, sizeof source_data, MSG_NOSIGNAL);
             if (w < 0) {
               if (errno != EAGAIN) close_conn(fd);
@@ -256,8 +260,9 @@ struct Target {
 };
 
 struct Settings {
-  std::chrono::milliseconds duration{3000};
-  std::chrono::milliseconds warmup{250};
+  std::chrono::milliseconds duration{3000};  // per figure and target, split over the rounds
+  std::chrono::milliseconds warmup{250};     // before each round
+  int rounds = 3;
   int idle_connections = 1000;
   std::vector<std::string> only;  // figure groups to measure (rss, bulk, rr, conn, toxic); empty: all
   bool wants(const std::string& group) const {
@@ -293,6 +298,46 @@ std::optional<double> cpu_per_op(int pid, std::int64_t cpu_before, std::uint64_t
   const std::int64_t after = process_cpu_ns(pid);
   if (cpu_before < 0 || after < 0 || ops == 0) return std::nullopt;
   return static_cast<double>(after - cpu_before) / 1e3 / static_cast<double>(ops);
+}
+
+// Measures every target `rounds` times, the targets taking turns within a round (each round
+// starting with a different one), and returns results[target][round]. Each figure is then the
+// median of its rounds (median()): a disturbance from elsewhere on the machine (these are shared
+// 2-core VMs) spoils one round of one target, not the comparison.
+template <typename Measure>
+auto interleaved(const std::vector<Target>& targets, int rounds, const Measure& measure) {
+  std::vector<std::vector<decltype(measure(targets.front()))>> results(targets.size());
+  for (int r = 0; r < rounds; ++r) {
+    for (std::size_t k = 0; k < targets.size(); ++k) {
+      const std::size_t i = (k + static_cast<std::size_t>(r)) % targets.size();
+      results[i].push_back(measure(targets[i]));
+    }
+  }
+  return results;
+}
+
+// The median of the rounds that succeeded (of their values and of their CPU figures); the error of
+// a failed round is kept, so that it shows next to the figure.
+Figure median(const std::vector<Figure>& rounds) {
+  std::vector<double> values, cpu;
+  std::string error;
+  int failed = 0;
+  for (const auto& r : rounds) {
+    if (r.value) values.push_back(*r.value);
+    if (r.cpu_us_per_op) cpu.push_back(*r.cpu_us_per_op);
+    if (!r.error.empty() && error.empty()) error = r.error;
+    if (!r.value) ++failed;
+  }
+  auto mid = [](std::vector<double>& v) -> std::optional<double> {
+    if (v.empty()) return std::nullopt;
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  };
+  Figure out{mid(values), error, mid(cpu)};
+  if (failed > 0 && out.value) {
+    out.error = std::to_string(failed) + " of " + std::to_string(rounds.size()) + " rounds failed: " + error;
+  }
+  return out;
 }
 
 double percentile(std::vector<std::int64_t>& v, double q) {
@@ -779,6 +824,10 @@ int run(const std::vector<Target>& targets, const Settings& s) {
 
   auto progress = [](const std::string& what) { std::cerr << "  measuring " << what << "...\n"; };
 
+  // Throughput figures: see interleaved(); a round takes duration / rounds.
+  Settings round = s;
+  round.duration = std::max(std::chrono::milliseconds(100), s.duration / s.rounds);
+
   // A figure measured on every target: the absolute value and the ratio to the baseline.
   auto ratio_row = [&](const std::string& label, const std::string& unit, double scale, int decimals,
                        const std::vector<Figure>& figures, const std::string& target_text, bool vs_haproxy) {
@@ -832,8 +881,8 @@ int run(const std::vector<Target>& targets, const Settings& s) {
     if (!s.wants("bulk")) break;
     progress("bulk throughput, " + std::to_string(streams) + " stream(s)");
     std::vector<Figure> f;
-    for (const auto& t : targets)
-      f.push_back(bulk(t, streams, s));
+    for (const auto& rounds : interleaved(targets, s.rounds, [&](const Target& t) { return bulk(t, streams, round); }))
+      f.push_back(median(rounds));
     ratio_row("bulk " + std::to_string(streams) + " stream" + (streams > 1 ? "s" : ""), "MiB/s",
               1024.0 * 1024.0, 0, f, "ratio >= haproxy's (~0.67x)", true);
   }
@@ -846,13 +895,18 @@ int run(const std::vector<Target>& targets, const Settings& s) {
     if (!s.wants("rr")) break;
     progress("request/response, " + std::to_string(clients) + " client(s)");
     std::vector<Figure> f;
-    for (const auto& t : targets) {
-      RrResult r = request_response(t, clients, s);
-      cpu[f.size()][clients == 1 ? 0 : 1] = r.rate.cpu_us_per_op;
-      cpu_measured = true;
-      f.push_back(r.rate);
-      if (clients == 1) rtts.push_back(std::move(r.rtt_ns));
+    for (auto& rounds : interleaved(targets, s.rounds, [&](const Target& t) { return request_response(t, clients, round); })) {
+      std::vector<Figure> rates;
+      std::vector<std::int64_t> samples;
+      for (auto& r : rounds) {
+        rates.push_back(r.rate);
+        samples.insert(samples.end(), r.rtt_ns.begin(), r.rtt_ns.end());
+      }
+      f.push_back(median(rates));
+      cpu[f.size() - 1][clients == 1 ? 0 : 1] = f.back().cpu_us_per_op;
+      if (clients == 1) rtts.push_back(std::move(samples));
     }
+    cpu_measured = true;
     ratio_row("req/resp " + std::to_string(clients) + " client" + (clients > 1 ? "s" : ""), "k req/s", 1e3, 1,
               f, clients == 1 ? "ratio >= haproxy's" : "ratio >= haproxy's (~0.65x)", true);
   }
@@ -860,8 +914,8 @@ int run(const std::vector<Target>& targets, const Settings& s) {
   if (s.wants("conn")) {
     progress("new connections per second");
     std::vector<Figure> f;
-    for (const auto& t : targets) {
-      f.push_back(new_connections(t, 8, s));
+    for (const auto& rounds : interleaved(targets, s.rounds, [&](const Target& t) { return new_connections(t, 8, round); })) {
+      f.push_back(median(rounds));
       cpu[f.size() - 1][2] = f.back().cpu_us_per_op;
     }
     cpu_measured = true;
@@ -962,8 +1016,9 @@ int run(const std::vector<Target>& targets, const Settings& s) {
   }
 
   std::cout << "\nProxy benchmark: " << std::chrono::duration<double>(s.duration).count()
-            << " s per figure and target (after " << s.warmup.count()
-            << " ms warm-up), 127.0.0.1, ratios are to '" << base.name << "'; load average " << load_before
+            << " s per figure and target (" << s.rounds << " interleaved rounds of "
+            << std::chrono::duration<double>(round.duration).count() << " s, each after " << s.warmup.count()
+            << " ms warm-up; medians), 127.0.0.1, ratios are to '" << base.name << "'; load average " << load_before
             << " before, " << load_average() << " after on " << std::thread::hardware_concurrency()
             << " CPUs (figures from a loaded machine are noisy)\n\n";
   print_table(targets, rows);
@@ -985,7 +1040,7 @@ int free_ports(int n) {
 int usage() {
   std::cerr << "usage: proxy_bench upstream --ports-file FILE\n"
                "       proxy_bench free-ports N\n"
-               "       proxy_bench run --target SPEC [--target SPEC...] [--seconds S] [--idle N]\n"
+               "       proxy_bench run --target SPEC [--target SPEC...] [--seconds S] [--rounds N] [--idle N]\n"
                "         [--only rss,bulk,rr,conn,toxic]\n"
                "         SPEC = "
                "name=NAME,echo=PORT,source=PORT,oneshot=PORT[,pid=PID][,api=HOST:PORT,echo_proxy=P]\n";
@@ -1015,6 +1070,9 @@ int main(int argc, char** argv) {
       const double sec = std::atof(v.c_str());
       if (sec <= 0 || sec > 60) die("--seconds must be in (0, 60]");
       settings.duration = std::chrono::milliseconds(static_cast<long>(sec * 1000));
+    } else if (args[i] == "--rounds") {
+      settings.rounds = std::atoi(v.c_str());
+      if (settings.rounds < 1 || settings.rounds > 20) die("--rounds must be in 1..20");
     } else if (args[i] == "--idle") {
       settings.idle_connections = std::atoi(v.c_str());
       if (settings.idle_connections < 1 || settings.idle_connections > 10000)
