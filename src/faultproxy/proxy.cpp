@@ -169,6 +169,8 @@ std::variant<BoundListener, ApiError> ProxyCollection::bind(const std::string& l
   }
   if (ec) return ApiError{500, "listen tcp " + go_endpoint(ep) + ": socket: " + go_errno(ec.value())};
   a.set_option(asio::socket_base::reuse_address(true), ec);
+  // Linux copies TCP_NODELAY to every accepted socket: one setsockopt per proxy, not per connection.
+  a.set_option(tcp::no_delay(true), ec);
   if (ep.address().is_v6()) a.set_option(asio::ip::v6_only(false), ec);
   a.bind(ep, ec);
   if (ec) return ApiError{500, "listen tcp " + go_endpoint(ep) + ": bind: " + go_errno(ec.value())};
@@ -280,8 +282,7 @@ void ProxyCollection::accept_ready(const std::shared_ptr<Listener>& l) {
       }
       break;
     }
-    const int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    // TCP_NODELAY is inherited from the listening socket (set in bind()).
     if (l->runtime->accepted) l->runtime->accepted->inc();
     if (common::log::enabled(common::log::Level::debug)) {
       common::log::debug("accepted client", {{"proxy", l->runtime->name},
