@@ -29,7 +29,6 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -316,6 +315,13 @@ auto interleaved(const std::vector<Target>& targets, int rounds, const Measure& 
   return results;
 }
 
+// The median of `v` (reordered), or nothing when it is empty.
+std::optional<double> median_of(std::vector<double>& v) {
+  if (v.empty()) return std::nullopt;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
 // The median of the rounds that succeeded (of their values and of their CPU figures); the error of
 // a failed round is kept, so that it shows next to the figure.
 Figure median(const std::vector<Figure>& rounds) {
@@ -328,12 +334,7 @@ Figure median(const std::vector<Figure>& rounds) {
     if (!r.error.empty() && error.empty()) error = r.error;
     if (!r.value) ++failed;
   }
-  auto mid = [](std::vector<double>& v) -> std::optional<double> {
-    if (v.empty()) return std::nullopt;
-    std::sort(v.begin(), v.end());
-    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-  };
-  Figure out{mid(values), error, mid(cpu)};
+  Figure out{median_of(values), error, median_of(cpu)};
   if (failed > 0 && out.value) {
     out.error = std::to_string(failed) + " of " + std::to_string(rounds.size()) + " rounds failed: " + error;
   }
@@ -891,7 +892,6 @@ int run(const std::vector<Target>& targets, const Settings& s) {
   std::vector<std::vector<std::int64_t>> rtts;
   // The proxy's CPU per request (1 and 50 clients) and per new connection, per target.
   std::vector<std::array<std::optional<double>, 3>> cpu(targets.size());
-  bool cpu_measured = false;
   for (int clients : {1, 50}) {
     if (!s.wants("rr")) break;
     progress("request/response, " + std::to_string(clients) + " client(s)");
@@ -908,7 +908,6 @@ int run(const std::vector<Target>& targets, const Settings& s) {
       cpu[f.size() - 1][clients == 1 ? 0 : 1] = f.back().cpu_us_per_op;
       if (clients == 1) rtts.push_back(std::move(samples));
     }
-    cpu_measured = true;
     ratio_row("req/resp " + std::to_string(clients) + " client" + (clients > 1 ? "s" : ""), "k req/s", 1e3, 1,
               f, clients == 1 ? "ratio >= haproxy's" : "ratio >= haproxy's (~0.65x)", true);
   }
@@ -921,11 +920,10 @@ int run(const std::vector<Target>& targets, const Settings& s) {
       f.push_back(median(rounds));
       cpu[f.size() - 1][2] = f.back().cpu_us_per_op;
     }
-    cpu_measured = true;
     ratio_row("new connections", "k conn/s", 1e3, 1, f, "ratio >= haproxy's (~0.25x)", true);
   }
 
-  if (cpu_measured) {
+  if (s.wants("rr") || s.wants("conn")) {
     // What the figures above cost the proxy: busy polling (faultproxy -busy-poll-us) trades CPU
     // for latency, and this row shows how much.
     Row r{"proxy CPU (us per req 1 / req 50 / conn)", {}, "", ""};
@@ -1018,14 +1016,8 @@ int run(const std::vector<Target>& targets, const Settings& s) {
           out.max = std::max(out.max, static_cast<double>(d.ns.back()) / 1e6);  // sorted by percentile()
           out.n += d.ns.size();
         }
-        auto mid = [](std::vector<double>& v) {
-          std::sort(v.begin(), v.end());
-          return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-        };
-        if (!p50s.empty()) {
-          out.p50 = mid(p50s);
-          out.p99 = mid(p99s);
-        }
+        out.p50 = median_of(p50s).value_or(0);
+        out.p99 = median_of(p99s).value_or(0);
         return out;
       };
       auto cell = [](const Summary& d) {

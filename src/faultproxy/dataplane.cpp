@@ -132,7 +132,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   SnapshotPtr snapshot_;
   std::uint64_t index_;
   Link up_, down_;
-  bool connected_ = false, closed_ = false, upstream_nodelay_ = false;
+  bool connected_ = false, closed_ = false;
   std::unique_ptr<asio::steady_timer> connect_timer_;
   std::unique_ptr<tcp::resolver> resolver_;
 
@@ -422,9 +422,6 @@ void Connection::start() {
       });
 }
 
-// The upstream is an IP literal: connect(2) directly (Asio's async_connect always waits for the
-// reactor first, then polls). On loopback the handshake has usually completed by the time connect(2)
-// returns EINPROGRESS, so a zero-timeout poll saves a trip through the event loop.
 // The deadline to reach the upstream: cancels the resolve or connect under way.
 void Connection::arm_connect_timer() {
   connect_timer_ = std::make_unique<asio::steady_timer>(worker_.context, runtime_->connect_timeout);
@@ -436,6 +433,9 @@ void Connection::arm_connect_timer() {
   });
 }
 
+// The upstream is an IP literal: connect(2) directly (Asio's async_connect always waits for the
+// reactor first, then polls). On loopback the handshake has usually completed by the time connect(2)
+// returns EINPROGRESS, so asking TCP_INFO at once saves a trip through the event loop.
 void Connection::connect_direct(const tcp::endpoint& ep) {
   boost::system::error_code ec;
   upstream_.open(ep.protocol(), ec);
@@ -444,7 +444,6 @@ void Connection::connect_direct(const tcp::endpoint& ep) {
   const int fd = upstream_.native_handle();
   const int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  upstream_nodelay_ = true;
   if (::connect(fd, ep.data(), static_cast<socklen_t>(ep.size())) == 0) return on_connected();
   const int err = errno;
   if (err != EINPROGRESS && err != EINTR) {
@@ -487,12 +486,12 @@ void Connection::on_connected() {
   connected_ = true;
   if (connect_timer_) connect_timer_->cancel();
   resolver_.reset();
-  // The client socket came from accept4 non-blocking and with TCP_NODELAY; the upstream socket is
-  // non-blocking since its connect. Reads and writes pass MSG_DONTWAIT all the same.
-  if (!upstream_nodelay_) {
+  // The client socket came from accept4 non-blocking and with TCP_NODELAY (from the listening
+  // socket); the upstream socket is non-blocking since its connect, and connect_direct already set
+  // TCP_NODELAY on it. Reads and writes pass MSG_DONTWAIT all the same.
+  if (!runtime_->upstream_endpoint) {
     const int one = 1;
     ::setsockopt(upstream_.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    upstream_nodelay_ = true;
   }
   up_.pump();
   down_.pump();

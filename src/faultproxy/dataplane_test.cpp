@@ -28,53 +28,59 @@ std::chrono::microseconds process_cpu() {
   return std::chrono::duration_cast<std::chrono::microseconds>(us(ru.ru_utime) + us(ru.ru_stime));
 }
 
+// Two workers with the test's busy-poll window, worker 0 run by `control_` (as main does).
 class WorkersRun : public ::testing::TestWithParam<int> {
  protected:
-  std::chrono::microseconds busy_poll() const { return std::chrono::microseconds(GetParam()); }
+  WorkersRun() : workers_(2, std::chrono::microseconds(GetParam())) {
+    workers_.start_threads();
+    control_ = std::async(std::launch::async, [this] { workers_.run_control(); });
+  }
+  ~WorkersRun() override {
+    workers_.control().stop();
+    control_.wait();
+    workers_.stop();
+  }
+  // Posts n handlers to worker 0, each counting itself in ran_.
+  void post_counted(int n) {
+    for (int i = 0; i < n; ++i)
+      boost::asio::post(workers_.control(), [this] { ran_.fetch_add(1); });
+  }
+
+  Workers workers_;
+  std::future<void> control_;
+  std::atomic<int> ran_{0};
 };
 
 TEST_P(WorkersRun, RunsPostedWorkAndTimersThenStops) {
-  Workers workers(2, busy_poll());
-  workers.start_threads();
-  auto control = std::async(std::launch::async, [&] { workers.run_control(); });
-
-  std::atomic<int> ran{0};
-  for (int i = 0; i < 1000; ++i)
-    boost::asio::post(workers.control(), [&] { ran.fetch_add(1); });
+  post_counted(1000);
   std::promise<std::chrono::steady_clock::time_point> fired;
   const auto armed = std::chrono::steady_clock::now();
-  boost::asio::steady_timer timer(workers.control(), 20ms);
+  boost::asio::steady_timer timer(workers_.control(), 20ms);
   timer.async_wait([&](boost::system::error_code) { fired.set_value(std::chrono::steady_clock::now()); });
 
   auto when = fired.get_future();
   ASSERT_EQ(when.wait_for(10s), std::future_status::ready) << "the timer never fired";
   EXPECT_GE(when.get() - armed, 20ms);
-  EXPECT_EQ(ran.load(), 1000);
+  EXPECT_EQ(ran_.load(), 1000);
 
   // Keep the loop busy, then stop it: run_control returns although work keeps coming.
   std::atomic<bool> feeding{true};
   std::thread feeder([&] {
     while (feeding) {
-      boost::asio::post(workers.control(), [] {});
+      boost::asio::post(workers_.control(), [] {});
       std::this_thread::sleep_for(10us);
     }
   });
   std::this_thread::sleep_for(50ms);
-  workers.control().stop();
-  EXPECT_EQ(control.wait_for(10s), std::future_status::ready) << "run_control did not return after stop()";
+  workers_.control().stop();
+  EXPECT_EQ(control_.wait_for(10s), std::future_status::ready) << "run_control did not return after stop()";
   feeding = false;
   feeder.join();
-  workers.stop();
 }
 
 TEST_P(WorkersRun, AnIdleWorkerSleeps) {
-  Workers workers(2, busy_poll());
-  workers.start_threads();
-  auto control = std::async(std::launch::async, [&] { workers.run_control(); });
-  std::atomic<int> ran{0};
-  for (int i = 0; i < 100; ++i)
-    boost::asio::post(workers.control(), [&] { ran.fetch_add(1); });
-  while (ran.load() < 100)
+  post_counted(100);
+  while (ran_.load() < 100)
     std::this_thread::sleep_for(1ms);
   std::this_thread::sleep_for(20ms);  // past any busy-poll window (at most 10 ms)
 
@@ -85,9 +91,8 @@ TEST_P(WorkersRun, AnIdleWorkerSleeps) {
   const auto used = process_cpu() - before;
   EXPECT_LT(used, 150ms) << "CPU used while idle: " << used.count() << " us";
 
-  workers.control().stop();
-  EXPECT_EQ(control.wait_for(10s), std::future_status::ready);
-  workers.stop();
+  workers_.control().stop();
+  EXPECT_EQ(control_.wait_for(10s), std::future_status::ready);
 }
 
 INSTANTIATE_TEST_SUITE_P(BusyPollMicroseconds, WorkersRun, ::testing::Values(0, 50, 2000));
