@@ -1,9 +1,9 @@
 // Shared pieces of the dependency clients (clients::redis, clients::mysql): deadlines and the
 // reconnect pacing policy.
 //
-// A Deadline is an absolute point on the steady clock. Every client call takes one, built
-// implicitly from a duration ("100 ms from now") or from a time point (for example the request's
-// own deadline), so a caller can pass whichever is earlier:
+// A Deadline (common/deadline.h) is an absolute point on the steady clock. Every client call takes
+// one, built implicitly from a duration ("100 ms from now") or from a time point (for example the
+// request's own deadline), so a caller can pass whichever is earlier:
 //   co_await redis.command(args, 100ms);
 //   co_await redis.command(args, std::min(request_deadline, clients::Deadline(100ms)));
 //
@@ -20,31 +20,15 @@
 #include <cstdint>
 #include <random>
 
+#include "common/deadline.h"
+
 namespace clients {
 
-using Clock = std::chrono::steady_clock;
+using Clock = common::Clock;
 
-class Deadline {
- public:
-  // "d from now"; negative or zero durations are already expired.
-  template <typename Rep, typename Period>
-  Deadline(std::chrono::duration<Rep, Period> d)  // NOLINT: implicit on purpose
-      : at_(Clock::now() + std::chrono::duration_cast<Clock::duration>(d)) {}
-  Deadline(Clock::time_point at) : at_(at) {}  // NOLINT: implicit on purpose
+// The one deadline type (src/common/deadline.h).
+using common::Deadline;
 
-  Clock::time_point at() const { return at_; }
-  bool expired() const { return Clock::now() >= at_; }
-  // Time left, zero once expired.
-  Clock::duration remaining() const {
-    const auto left = at_ - Clock::now();
-    return left > Clock::duration::zero() ? left : Clock::duration::zero();
-  }
-  friend bool operator<(const Deadline& a, const Deadline& b) { return a.at_ < b.at_; }
-  friend Deadline min(const Deadline& a, const Deadline& b) { return b < a ? b : a; }
-
- private:
-  Clock::time_point at_;
-};
 
 struct BackoffPolicy {
   std::chrono::milliseconds initial{25};  // delay after the first failure (before jitter)

@@ -59,7 +59,7 @@ class Api {
   std::string id_prefix_;
   std::uint64_t id_counter_ = 0;
   std::string retry_after_;
-  std::array<std::array<std::array<std::array<common::metrics::Counter*, 3>, kStatuses.size()>, kMethods>,
+  std::array<std::array<std::array<std::array<common::metrics::Counter*, kSources>, kStatuses.size()>, kMethods>,
              kRoutes>
       requests_{};
   std::array<std::array<common::metrics::Histogram*, kMethods>, kRoutes> durations_{};

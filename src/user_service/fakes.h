@@ -201,8 +201,87 @@ class FakeCache : public CachePort {
   }
   int invalidations = 0;
 
+  // The cache feed's lease and position, kept like the Lua scripts keep them (on the master).
+  std::string lease_owner;
+  Clock::time_point lease_until{};
+  std::string position;
+  boost::asio::awaitable<Outcome<bool>> take_lease(std::string_view owner, Clock::duration ttl,
+                                                   Deadline d) override {
+    std::string m;
+    if (auto f = co_await simulate(ex_, master.behaviour, d, m); f != Failure::none)
+      co_return Outcome<bool>::fail(f, m);
+    if (Clock::now() < lease_until && lease_owner != owner) co_return Outcome<bool>::success(false);
+    lease_owner = owner;
+    lease_until = Clock::now() + ttl;
+    co_return Outcome<bool>::success(true);
+  }
+  boost::asio::awaitable<Outcome<bool>> release_lease(std::string_view owner, Deadline d) override {
+    std::string m;
+    if (auto f = co_await simulate(ex_, master.behaviour, d, m); f != Failure::none)
+      co_return Outcome<bool>::fail(f, m);
+    if (lease_owner != owner || Clock::now() >= lease_until) co_return Outcome<bool>::success(false);
+    lease_until = {};
+    co_return Outcome<bool>::success(true);
+  }
+  boost::asio::awaitable<Outcome<bool>> save_position(std::string_view owner, std::string_view pos,
+                                                      Deadline d) override {
+    std::string m;
+    if (auto f = co_await simulate(ex_, master.behaviour, d, m); f != Failure::none)
+      co_return Outcome<bool>::fail(f, m);
+    if (lease_owner != owner || Clock::now() >= lease_until) co_return Outcome<bool>::success(false);
+    position = pos;
+    co_return Outcome<bool>::success(true);
+  }
+  boost::asio::awaitable<Outcome<std::string>> load_position(Deadline d) override {
+    std::string m;
+    if (auto f = co_await simulate(ex_, master.behaviour, d, m); f != Failure::none)
+      co_return Outcome<std::string>::fail(f, m);
+    co_return Outcome<std::string>::success(position);
+  }
+
  private:
   boost::asio::any_io_executor ex_;
+};
+
+// A change feed whose transactions a test commits: a list of committed changes with positions
+// "0-1-<n>"; a reader started after position p gets the changes after p. Can be made failing.
+class FakeChangeSource : public ChangeSource {
+ public:
+  explicit FakeChangeSource(boost::asio::any_io_executor ex) : ex_(ex) {}
+
+  std::vector<Change> log;  // committed, in order; change i has position "0-1-<i+1>"
+  Behaviour behaviour;
+  bool running = false;
+  std::string started_from;
+
+  void commit(std::string id, CacheEntry e) { log.push_back(Change{std::move(id), std::move(e)}); }
+
+  void start(std::string position) override {
+    running = true;
+    started_from = position;
+    next_ = position.empty() ? log.size() : static_cast<std::size_t>(std::stoull(position.substr(4)));
+  }
+  void stop() override { running = false; }
+  boost::asio::awaitable<Outcome<ChangeBatch>> next(std::size_t max, Deadline d) override {
+    std::string m;
+    if (auto f = co_await simulate(ex_, behaviour, Deadline::after(std::chrono::milliseconds(1)), m);
+        f != Failure::none)
+      co_return Outcome<ChangeBatch>::fail(f, m);
+    boost::asio::steady_timer t(ex_);
+    while (running && next_ >= log.size() && !d.expired()) {
+      t.expires_after(std::chrono::milliseconds(2));
+      co_await t.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    }
+    ChangeBatch b;
+    while (running && next_ < log.size() && b.changes.size() < max)
+      b.changes.push_back(log[next_++]);
+    b.position = "0-1-" + std::to_string(next_);
+    co_return Outcome<ChangeBatch>::success(std::move(b));
+  }
+
+ private:
+  boost::asio::any_io_executor ex_;
+  std::size_t next_ = 0;
 };
 
 }  // namespace user_service::fakes

@@ -53,10 +53,10 @@ clients::redis::Settings redis_settings(const RedisConfig& c, const HostPort& en
   return s;
 }
 
-clients::mysql::PoolSettings pool_settings(const MysqlConfig& c) {
+clients::mysql::PoolSettings pool_settings(const MysqlConfig& c, const HostPort& endpoint, std::string name) {
   clients::mysql::PoolSettings s;
-  s.connection.host = c.host;
-  s.connection.port = c.port;
+  s.connection.host = endpoint.host;
+  s.connection.port = endpoint.port;
   s.connection.user = c.user;
   s.connection.password = c.password;
   s.connection.database = "";  // tables are qualified: the pool works before the database exists
@@ -64,13 +64,20 @@ clients::mysql::PoolSettings pool_settings(const MysqlConfig& c) {
   s.max_size = c.pool_size;
   s.min_size = 1;
   s.reconnect = backoff(c.reconnect_min, c.reconnect_max);
-  s.name = "mysql";
+  s.name = std::move(name);
   return s;
 }
 
+// The MariaDB endpoints: `mysql.endpoints`, or the one `mysql.host`/`mysql.port`.
+std::vector<HostPort> mysql_endpoints(const MysqlConfig& c) {
+  if (!c.endpoints.empty()) return c.endpoints;
+  return {HostPort{c.host, c.port}};
+}
+
 void add_client_metrics(common::metrics::Registry& registry, const clients::redis::Client& master,
-                        const clients::redis::Client& replica, const clients::mysql::Pool& pool) {
-  registry.add_collector([&master, &replica, &pool](common::metrics::Writer& w) {
+                        const clients::redis::Client& replica,
+                        const std::vector<std::unique_ptr<clients::mysql::Pool>>& pools) {
+  registry.add_collector([&master, &replica, &pools](common::metrics::Writer& w) {
     for (const auto* c : {&master, &replica}) {
       const auto st = c->status();
       const common::metrics::Labels l{{"node", c->settings().name}};
@@ -81,19 +88,30 @@ void add_client_metrics(common::metrics::Registry& registry, const clients::redi
       w.counter("user_service_redis_reconnects_total", "Redis connections established.", l,
                 static_cast<double>(st.counters.connects));
     }
-    const auto ps = pool.status();
-    w.gauge("user_service_mysql_pool_connections", "MariaDB pool connections by state.", {{"state", "idle"}},
-            static_cast<double>(ps.idle));
-    w.gauge("user_service_mysql_pool_connections", "MariaDB pool connections by state.",
-            {{"state", "in_use"}}, static_cast<double>(ps.in_use));
-    w.gauge("user_service_mysql_pool_connections", "MariaDB pool connections by state.",
-            {{"state", "connecting"}}, static_cast<double>(ps.connecting));
-    w.gauge("user_service_mysql_pool_waiters", "Callers waiting for a pool connection.", {},
-            static_cast<double>(ps.waiters));
-    w.gauge("user_service_mysql_pool_max_size", "Pool size limit.", {},
-            static_cast<double>(pool.settings().max_size));
-    w.counter("user_service_mysql_connects_total", "MariaDB connections opened.", {},
-              static_cast<double>(ps.counters.connects));
+    // One family at a time (a family's samples must be contiguous), each pool labelled by endpoint.
+    const auto each_pool = [&](auto&& write) {
+      for (const auto& p : pools)
+        write(*p, p->status(), common::metrics::Labels{{"endpoint", p->settings().name}});
+    };
+    for (const char* state : {"idle", "in_use", "connecting"}) {
+      each_pool([&](const clients::mysql::Pool&, const clients::mysql::PoolStatus& ps, common::metrics::Labels l) {
+        const std::string_view st(state);
+        const double v = st == "idle" ? ps.idle : st == "in_use" ? ps.in_use : ps.connecting;
+        l.emplace_back("state", state);
+        w.gauge("user_service_mysql_pool_connections", "MariaDB pool connections by state.", l, v);
+      });
+    }
+    each_pool([&](const clients::mysql::Pool&, const clients::mysql::PoolStatus& ps, const common::metrics::Labels& l) {
+      w.gauge("user_service_mysql_pool_waiters", "Callers waiting for a pool connection.", l,
+              static_cast<double>(ps.waiters));
+    });
+    each_pool([&](const clients::mysql::Pool& p, const clients::mysql::PoolStatus&, const common::metrics::Labels& l) {
+      w.gauge("user_service_mysql_pool_max_size", "Pool size limit.", l, static_cast<double>(p.settings().max_size));
+    });
+    each_pool([&](const clients::mysql::Pool&, const clients::mysql::PoolStatus& ps, const common::metrics::Labels& l) {
+      w.counter("user_service_mysql_connects_total", "MariaDB connections opened.", l,
+                static_cast<double>(ps.counters.connects));
+    });
   });
 }
 
@@ -123,13 +141,24 @@ int main(int argc, char** argv) {
   try {
     clients::redis::Client master(ex, redis_settings(config.redis, config.redis.master, "redis-master"));
     clients::redis::Client replica(ex, redis_settings(config.redis, config.redis.replica, "redis-replica"));
-    clients::mysql::Pool pool(ex, pool_settings(config.mysql));
+    std::vector<std::unique_ptr<clients::mysql::Pool>> pools;
+    std::vector<clients::mysql::Pool*> nodes;
+    for (const auto& endpoint : mysql_endpoints(config.mysql)) {
+      pools.push_back(std::make_unique<clients::mysql::Pool>(
+          ex, pool_settings(config.mysql, endpoint, endpoint.to_string())));
+      nodes.push_back(pools.back().get());
+    }
     RedisCache cache(master, replica, config.redis);
-    MysqlStore store(pool, config.mysql);
+    MysqlStore store(nodes, config.mysql);
 
     common::metrics::Registry registry;
-    add_client_metrics(registry, master, replica, pool);
+    add_client_metrics(registry, master, replica, pools);
     Service service(ex, config, store, cache, registry);
+    service.set_topology_json([&] {
+      return "\"mysql\":" + store.topology_json() + ",\"redis\":{\"master\":\"" + master.settings().host + ":" +
+             std::to_string(master.settings().port) + "\",\"replica\":\"" + replica.settings().host + ":" +
+             std::to_string(replica.settings().port) + "\"}";
+    });
     Api api(service, config, registry);
     common::http::Server server(
         ex, api.server_settings(),
@@ -144,7 +173,8 @@ int main(int argc, char** argv) {
     }
     master.start();
     replica.start();
-    pool.start();
+    for (auto& p : pools)
+      p->start();
     service.start();
     server.start();
     const auto bound = server.local_endpoint();
@@ -152,7 +182,13 @@ int main(int argc, char** argv) {
                       {{"address", bound.address().to_string() + ":" + std::to_string(bound.port())},
                        {"redis_master", config.redis.master.to_string()},
                        {"redis_replica", config.redis.replica.to_string()},
-                       {"mysql", config.mysql.host + ":" + std::to_string(config.mysql.port)},
+                       {"mysql", [&] {
+                          std::string all;
+                          for (const auto* p : nodes)
+                            all += (all.empty() ? "" : ",") + p->settings().name;
+                          return all;
+                        }()},
+                       {"instance", config.instance_name},
                        {"threads", 1}});
 
     asio::signal_set signals(io, SIGTERM, SIGINT);
@@ -167,7 +203,8 @@ int main(int argc, char** argv) {
             co_await service.stop();
             master.stop();
             replica.stop();
-            pool.stop();
+            for (auto& p : pools)
+              p->stop();
             common::log::info("stopped");
             io.stop();
           },

@@ -24,6 +24,16 @@ std::optional<std::uint64_t> as_u64(const mysql::Value& v) {
   return std::nullopt;
 }
 
+// The answer of select_sql_: no row, or one (name, version).
+Outcome<std::optional<StoredUser>> user_from(const mysql::ResultSet& r) {
+  using O = Outcome<std::optional<StoredUser>>;
+  if (r.rows.empty()) return O::success(std::nullopt);
+  const auto& row = r.rows.front();
+  const auto version = row.size() == 2 ? as_u64(row[1]) : std::nullopt;
+  if (!version || !row[0].is_string()) return O::fail(Failure::rejected, "unexpected row shape");
+  return O::success(StoredUser{row[0].string(), *version});
+}
+
 }  // namespace
 
 ErrorClass classify(const mysql::Error& e) {
@@ -57,7 +67,8 @@ ErrorClass classify(const mysql::Error& e) {
   return c;
 }
 
-MysqlStore::MysqlStore(mysql::Pool& pool, const MysqlConfig& config) : pool_(pool) {
+MysqlStore::MysqlStore(std::vector<mysql::Pool*> nodes, const MysqlConfig& config)
+    : nodes_(std::move(nodes)), roles_(nodes_.size(), Role::unknown), primary_(nodes_.size() > 1 ? -1 : 0) {
   // The database name is an identifier (validated in config.cpp: letters, digits, '_' and '$').
   const std::string db = "`" + config.database + "`";
   schema_ = {
@@ -88,13 +99,11 @@ asio::awaitable<Outcome<std::optional<StoredUser>>> MysqlStore::get(std::string_
   using O = Outcome<std::optional<StoredUser>>;
   std::vector<mysql::Value> params;
   params.emplace_back(id);
-  auto r = co_await pool_.execute(select_sql_, std::move(params), clients::Deadline(d.at));
+  mysql::Pool* pool = primary_pool();
+  if (!pool) co_return O::fail(Failure::unavailable, "no writable MariaDB endpoint known");
+  auto r = co_await pool->execute(select_sql_, std::move(params), d);
   if (!r) co_return from_error<std::optional<StoredUser>>(r.error());
-  if (r->rows.empty()) co_return O::success(std::nullopt);
-  const auto& row = r->rows.front();
-  const auto version = row.size() == 2 ? as_u64(row[1]) : std::nullopt;
-  if (!version || !row[0].is_string()) co_return O::fail(Failure::rejected, "unexpected row shape");
-  co_return O::success(StoredUser{row[0].string(), *version});
+  co_return user_from(*r);
 }
 
 asio::awaitable<Outcome<PutResult>> MysqlStore::put(std::string_view id, std::string_view name, Deadline d) {
@@ -102,7 +111,9 @@ asio::awaitable<Outcome<PutResult>> MysqlStore::put(std::string_view id, std::st
   params.reserve(2);
   params.emplace_back(id);
   params.emplace_back(name);
-  auto r = co_await pool_.execute(upsert_sql_, std::move(params), clients::Deadline(d.at));
+  mysql::Pool* pool = primary_pool();
+  if (!pool) co_return Outcome<PutResult>::fail(Failure::unavailable, "no writable MariaDB endpoint known");
+  auto r = co_await pool->execute(upsert_sql_, std::move(params), d);
   if (!r) co_return from_error<PutResult>(r.error());
   // The statement ran: an answer we cannot use leaves its effect unknown.
   if (r->affected_rows != 1 && r->affected_rows != 2)
@@ -117,7 +128,9 @@ asio::awaitable<Outcome<std::optional<std::uint64_t>>> MysqlStore::remove(std::s
   using O = Outcome<std::optional<std::uint64_t>>;
   std::vector<mysql::Value> params;
   params.emplace_back(id);
-  auto r = co_await pool_.execute(delete_sql_, std::move(params), clients::Deadline(d.at));
+  mysql::Pool* pool = primary_pool();
+  if (!pool) co_return O::fail(Failure::unavailable, "no writable MariaDB endpoint known");
+  auto r = co_await pool->execute(delete_sql_, std::move(params), d);
   if (!r) co_return from_error<std::optional<std::uint64_t>>(r.error());
   if (r->rows.empty()) co_return O::success(std::nullopt);
   const auto version = r->rows.front().empty() ? std::nullopt : as_u64(r->rows.front()[0]);
@@ -126,12 +139,15 @@ asio::awaitable<Outcome<std::optional<std::uint64_t>>> MysqlStore::remove(std::s
 }
 
 asio::awaitable<Outcome<Done>> MysqlStore::probe(Deadline d) {
-  auto lease = co_await pool_.acquire(clients::Deadline(d.at));
+  if (nodes_.size() > 1) co_await discover(d);
+  mysql::Pool* pool = primary_pool();
+  if (!pool) co_return Outcome<Done>::fail(Failure::unavailable, "no MariaDB endpoint answers read_only = 0");
+  auto lease = co_await pool->acquire(d);
   if (!lease) co_return from_error<Done>(lease.error());
   mysql::Connection& conn = **lease;
   if (!schema_ready_) {
     for (const auto& ddl : schema_) {
-      auto r = co_await conn.query(ddl, clients::Deadline(d.at));
+      auto r = co_await conn.query(ddl, d);
       if (!r) {
         auto o = from_error<Done>(r.error());
         o.message = "creating the schema: " + o.message;
@@ -143,7 +159,7 @@ asio::awaitable<Outcome<Done>> MysqlStore::probe(Deadline d) {
     co_return Outcome<Done>::success({});
   }
   // A real statement on the table, so a schema dropped under us is noticed and created again.
-  auto r = co_await conn.execute(probe_sql_, {}, clients::Deadline(d.at));
+  auto r = co_await conn.execute(probe_sql_, {}, d);
   if (!r) {
     if (r.error().server_errno == 1146 || r.error().server_errno == 1049) {
       schema_ready_ = false;
@@ -152,6 +168,100 @@ asio::awaitable<Outcome<Done>> MysqlStore::probe(Deadline d) {
     co_return from_error<Done>(r.error());
   }
   co_return Outcome<Done>::success({});
+}
+
+asio::awaitable<void> MysqlStore::discover(Deadline d) {
+  // One endpoint after the other, each with its share of the budget, so a blackholed one costs only
+  // its share (the others are still asked within this probe).
+  const auto share = d.remaining() / static_cast<int>(nodes_.size());
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    auto r = co_await nodes_[i]->execute("SELECT @@read_only", {}, Deadline::after(share).at_most(d));
+    if (!r || r->rows.empty() || r->rows.front().empty()) {
+      roles_[i] = Role::unknown;
+      continue;
+    }
+    const auto ro = r->rows.front().front().to_int();
+    roles_[i] = ro && *ro == 0 ? Role::primary : Role::replica;
+  }
+  const int before = primary_;
+  if (primary_ < 0 || roles_[primary_] != Role::primary) {
+    // The current primary did not say read_only = 0: the first endpoint that did takes over.
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+      if (roles_[i] == Role::primary) {
+        primary_ = static_cast<int>(i);
+        break;
+      }
+    }
+    // A fenced (read-only) primary is no primary; one that merely did not answer stays until another
+    // says it is writable.
+    if (primary_ >= 0 && roles_[primary_] == Role::replica) primary_ = -1;
+  }
+  int replica = -1;
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    if (roles_[i] == Role::replica && static_cast<int>(i) != primary_) {
+      replica = static_cast<int>(i);
+      if (i == static_cast<std::size_t>(replica_)) break;  // keep the current one while it qualifies
+    }
+  }
+  replica_ = replica;
+  if (primary_ != before) {
+    schema_ready_ = false;  // CREATE ... IF NOT EXISTS once on the new primary
+    common::log::warn("MariaDB primary changed",
+                      {{"primary", primary_ < 0 ? std::string("none") : nodes_[primary_]->settings().name},
+                       {"was", before < 0 ? std::string("none") : nodes_[before]->settings().name}});
+    if (on_primary_change_) on_primary_change_(primary_);
+  }
+}
+
+asio::awaitable<Outcome<Done>> MysqlStore::probe_replica(Deadline d) {
+  if (replica_ < 0) co_return Outcome<Done>::fail(Failure::unavailable, "no MariaDB replica answers read_only = 1");
+  auto r = co_await nodes_[replica_]->execute("SELECT 1", {}, d);
+  if (!r) co_return from_error<Done>(r.error());
+  co_return Outcome<Done>::success({});
+}
+
+asio::awaitable<Outcome<std::optional<StoredUser>>> MysqlStore::get_from_replica(std::string_view id, Deadline d) {
+  using O = Outcome<std::optional<StoredUser>>;
+  if (replica_ < 0) co_return O::fail(Failure::unavailable, "no MariaDB replica answers read_only = 1");
+  auto lease = co_await nodes_[replica_]->acquire(d);
+  if (!lease) co_return from_error<std::optional<StoredUser>>(lease.error());
+  mysql::Connection& conn = **lease;
+  // What the replica has received (with semi-synchronous replication, every write the primary
+  // acknowledged) must be applied before it answers.
+  auto status = co_await conn.query("SHOW SLAVE STATUS", d);
+  if (!status) co_return from_error<std::optional<StoredUser>>(status.error());
+  std::string received;
+  for (std::size_t c = 0; c < status->columns.size(); ++c) {
+    if (status->columns[c] == "Gtid_IO_Pos" && !status->rows.empty()) received = status->rows.front()[c].to_text();
+  }
+  if (status->rows.empty()) co_return O::fail(Failure::unavailable, "the replica does not replicate");
+  if (!received.empty()) {
+    const double seconds = std::chrono::duration<double>(d.remaining()).count();
+    std::vector<mysql::Value> params;
+    params.emplace_back(received);
+    params.emplace_back(seconds);
+    auto waited = co_await conn.execute("SELECT MASTER_GTID_WAIT(?, ?)", std::move(params), d);
+    if (!waited) co_return from_error<std::optional<StoredUser>>(waited.error());
+    const auto applied = waited->rows.empty() || waited->rows.front().empty()
+                             ? std::nullopt
+                             : waited->rows.front().front().to_int();
+    if (!applied || *applied != 0)
+      co_return O::fail(Failure::timeout, "the replica has not applied " + received + " in time");
+  }
+  std::vector<mysql::Value> params;
+  params.emplace_back(id);
+  auto r = co_await conn.execute(select_sql_, std::move(params), d);
+  if (!r) co_return from_error<std::optional<StoredUser>>(r.error());
+  co_return user_from(*r);
+}
+
+std::string MysqlStore::topology_json() const {
+  std::string out = "{\"primary\":";
+  out += primary_ < 0 ? "null" : "\"" + nodes_[primary_]->settings().name + "\"";
+  out += ",\"replica\":";
+  out += replica_ < 0 ? "null" : "\"" + nodes_[replica_]->settings().name + "\"";
+  out += "}";
+  return out;
 }
 
 }  // namespace user_service

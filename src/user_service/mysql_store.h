@@ -19,13 +19,24 @@
 // The pool connects without a default database (tables are qualified), so it comes up even while
 // the database does not exist yet.
 //
+// Several endpoints (`mysql.endpoints`: a primary and its replicas, one pool each): every probe asks
+// each one `SELECT @@read_only` and the primary is the one that answers 0. The choice is sticky: the
+// current primary stays while it says read_only = 0, and another becomes primary only when it says so
+// and the current one does not (it is down, or was fenced read-only), so an old primary that returns
+// writable never takes a write while the promoted one serves (the stack also restarts every node
+// read-only). Writes with no primary known fail at once. Replica reads wait for the replica to apply
+// what it received (`Gtid_IO_Pos`, with `MASTER_GTID_WAIT`) before reading. The service's account
+// must not have READ ONLY ADMIN (or SUPER), which `read_only` does not restrict.
+//
 // Usage:
 //   clients::mysql::Pool pool(ex, settings);  pool.start();
-//   MysqlStore store(pool, config.mysql);
+//   MysqlStore store({&pool}, config.mysql);
 //   auto put = co_await store.put("u-1", "Jack", deadline);
 #pragma once
 
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "clients/mysql.h"
 #include "user_service/config.h"
@@ -45,7 +56,8 @@ ErrorClass classify(const clients::mysql::Error& e);
 
 class MysqlStore : public UserStore {
  public:
-  MysqlStore(clients::mysql::Pool& pool, const MysqlConfig& config);
+  // One pool per endpoint, in the configuration's order; all must outlive the store.
+  MysqlStore(std::vector<clients::mysql::Pool*> nodes, const MysqlConfig& config);
 
   boost::asio::awaitable<Outcome<std::optional<StoredUser>>> get(std::string_view id, Deadline d) override;
   boost::asio::awaitable<Outcome<PutResult>> put(std::string_view id, std::string_view name,
@@ -53,13 +65,34 @@ class MysqlStore : public UserStore {
   boost::asio::awaitable<Outcome<std::optional<std::uint64_t>>> remove(std::string_view id,
                                                                        Deadline d) override;
   boost::asio::awaitable<Outcome<Done>> probe(Deadline d) override;
+  bool has_replica() const override { return nodes_.size() > 1; }
+  boost::asio::awaitable<Outcome<std::optional<StoredUser>>> get_from_replica(std::string_view id,
+                                                                              Deadline d) override;
+  boost::asio::awaitable<Outcome<Done>> probe_replica(Deadline d) override;
+
+  // The endpoint that takes writes now, and one that serves replica reads (-1: none known).
+  int primary() const { return primary_; }
+  int replica() const { return replica_; }
+  // Called on the executor whenever the primary changes (the cache feed follows it).
+  void on_primary_change(std::function<void(int primary)> f) { on_primary_change_ = std::move(f); }
+  // {"primary":"127.0.0.1:3306","replica":...,"endpoints":[{"address":..,"role":..}]}
+  std::string topology_json() const;
 
   bool schema_ready() const { return schema_ready_; }
   // The DDL run by probe(), in order (for tests and documentation).
   const std::vector<std::string>& schema_statements() const { return schema_; }
 
  private:
-  clients::mysql::Pool& pool_;
+  enum class Role { unknown, primary, replica };
+  // Asks every endpoint its role and picks the primary and a replica (see above).
+  boost::asio::awaitable<void> discover(Deadline d);
+  clients::mysql::Pool* primary_pool() const { return primary_ < 0 ? nullptr : nodes_[primary_]; }
+
+  std::vector<clients::mysql::Pool*> nodes_;
+  std::vector<Role> roles_;  // as last answered
+  int primary_ = 0;          // with one endpoint it is the primary, unasked
+  int replica_ = -1;
+  std::function<void(int)> on_primary_change_;
   std::vector<std::string> schema_;
   std::string select_sql_, upsert_sql_, delete_sql_, probe_sql_;
   bool schema_ready_ = false;

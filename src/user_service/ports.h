@@ -21,24 +21,17 @@
 #include <string_view>
 #include <utility>
 #include <variant>
+#include <vector>
+
+#include "common/deadline.h"
 
 namespace user_service {
 
-using Clock = std::chrono::steady_clock;
+using Clock = common::Clock;
 
-// A point in time by which an operation must complete. Deadlines are passed down, never recomputed
-// from scratch: a dependency call's deadline is the request's, shortened to the call's own budget.
-struct Deadline {
-  Clock::time_point at;
-
-  static Deadline after(Clock::duration d) { return {Clock::now() + d}; }
-  Deadline at_most(Deadline other) const { return other.at < at ? other : *this; }
-  Clock::duration remaining() const {
-    const auto r = at - Clock::now();
-    return r.count() > 0 ? r : Clock::duration::zero();
-  }
-  bool expired() const { return Clock::now() >= at; }
-};
+// The one deadline type (common/deadline.h): a dependency call's deadline is the request's,
+// shortened to the call's own budget.
+using common::Deadline;
 
 // How a dependency call failed. Timeout, unavailable and desync count against the dependency's
 // circuit breaker: a rejected statement is the request's fault, not the server's.
@@ -108,6 +101,16 @@ class UserStore {
   // A cheap round trip used by the health prober. It also creates the schema while it is missing,
   // so a store that started before MariaDB becomes usable as soon as MariaDB answers.
   virtual boost::asio::awaitable<Outcome<Done>> probe(Deadline d) = 0;
+
+  // With several MariaDB endpoints (a primary and replicas): the calls above go to the primary, the
+  // endpoint that answers `@@read_only = 0` (none known: Failure::unavailable at once), and these
+  // read from a replica. get_from_replica() answers only once the replica has applied every
+  // transaction it has received from the primary (with semi-synchronous replication that includes
+  // every acknowledged write), within `d`; otherwise Failure::timeout.
+  virtual bool has_replica() const { return false; }
+  virtual boost::asio::awaitable<Outcome<std::optional<StoredUser>>> get_from_replica(std::string_view id,
+                                                                                      Deadline d);
+  virtual boost::asio::awaitable<Outcome<Done>> probe_replica(Deadline d);
 };
 
 // ---- Redis ---------------------------------------------------------------------------------
@@ -140,6 +143,41 @@ class CachePort {
   // and returns the next cursor, 0 when the scan is complete. Used after the repair queue overflowed.
   virtual boost::asio::awaitable<Outcome<std::uint64_t>> invalidate_values_step(std::uint64_t cursor,
                                                                                 Deadline d) = 0;
+
+  // The cache feed's lease and position (cache_feed.h), on the master beside the entries they cover.
+  // take_lease: atomically, if nobody or `owner` holds it, (re)sets it to `owner` for `ttl`; returns
+  // whether `owner` holds it now. save_position: stores `position` only while `owner` holds the lease;
+  // returns whether it did. load_position: the stored position, "" when there is none.
+  virtual boost::asio::awaitable<Outcome<bool>> take_lease(std::string_view owner, Clock::duration ttl,
+                                                           Deadline d);
+  virtual boost::asio::awaitable<Outcome<bool>> release_lease(std::string_view owner, Deadline d);
+  virtual boost::asio::awaitable<Outcome<bool>> save_position(std::string_view owner, std::string_view position,
+                                                              Deadline d);
+  virtual boost::asio::awaitable<Outcome<std::string>> load_position(Deadline d);
+};
+
+// ---- the change feed: MariaDB's committed changes, in commit order ----------------------------
+
+// One committed change of a user: its new value, or (deleted) a tombstone at the deleted row's version.
+struct Change {
+  std::string id;
+  CacheEntry entry;
+};
+
+struct ChangeBatch {
+  std::vector<Change> changes;  // whole transactions, in commit order
+  std::string position;         // where to resume after them (a GTID position)
+};
+
+class ChangeSource {
+ public:
+  virtual ~ChangeSource() = default;
+  // (Re)starts reading after `position` ("" = only changes committed from now on).
+  virtual void start(std::string position) = 0;
+  virtual void stop() = 0;
+  // The next changes (whole transactions, at most about `max`), or an empty batch at `d`. A failure
+  // (MariaDB lost, position gone) leaves the source reconnecting by itself from the last position.
+  virtual boost::asio::awaitable<Outcome<ChangeBatch>> next(std::size_t max, Deadline d) = 0;
 };
 
 }  // namespace user_service

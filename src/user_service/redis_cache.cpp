@@ -40,6 +40,48 @@ end
 return {1, ARGV[4]}
 )lua";
 
+// The cache feed's lease (KEYS[1]) and position (KEYS[2]); every reply is {0|1, <echo of ARGV[1]>},
+// so it cannot be mistaken for another command's.
+// take: if nobody or ARGV[1] holds the lease, (re)set it to ARGV[1] for ARGV[2] ms.
+constexpr std::string_view kTakeLease = R"lua(
+local cur = redis.call('GET', KEYS[1])
+if cur == false or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return {1, ARGV[1]}
+end
+return {0, ARGV[1]}
+)lua";
+// release: delete the lease if ARGV[1] holds it.
+constexpr std::string_view kReleaseLease = R"lua(
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) return {1, ARGV[1]} end
+return {0, ARGV[1]}
+)lua";
+// save: store the position ARGV[2] only while ARGV[1] holds the lease.
+constexpr std::string_view kSavePosition = R"lua(
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[2], ARGV[2]) return {1, ARGV[1]} end
+return {0, ARGV[1]}
+)lua";
+
+// A GTID position as MariaDB writes it: "domain-server-seq" items separated by commas, or empty.
+bool is_gtid_position(std::string_view s) {
+  int dashes = 0;
+  bool digit = false;
+  for (const char c : s) {
+    if (c >= '0' && c <= '9') {
+      digit = true;
+    } else if (c == '-' && digit && dashes < 2) {
+      ++dashes;
+      digit = false;
+    } else if (c == ',' && digit && dashes == 2) {
+      dashes = 0;
+      digit = false;
+    } else {
+      return false;
+    }
+  }
+  return s.empty() || (digit && dashes == 2);
+}
+
 // Server errors that mean "this node cannot serve now" rather than "this call was wrong".
 bool unavailable_reply(const std::string& s) {
   for (std::string_view p : {"LOADING", "READONLY", "MASTERDOWN", "BUSY", "TRYAGAIN", "CLUSTERDOWN"}) {
@@ -97,7 +139,9 @@ RedisCache::RedisCache(redis::Client& master, redis::Client& replica, const Redi
       replica_(replica),
       prefix_(config.key_prefix),
       ttl_ms_(std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(config.ttl).count())),
-      match_(escape_glob(config.key_prefix) + "*") {}
+      match_(escape_glob(config.key_prefix) + "*"),
+      lease_key_("feed:" + config.key_prefix + "lease"),
+      position_key_("feed:" + config.key_prefix + "position") {}
 
 asio::awaitable<Outcome<std::optional<CacheEntry>>> RedisCache::get(CacheNode node, std::string_view id,
                                                                     Deadline d) {
@@ -111,7 +155,7 @@ asio::awaitable<Outcome<std::optional<CacheEntry>>> RedisCache::get(CacheNode no
   args.emplace_back("version");
   redis::Client& c = client(node);
   const std::uint64_t connection = c.connection_id();
-  const redis::Result r = co_await c.command(std::move(args), clients::Deadline(d.at));
+  const redis::Result r = co_await c.command(std::move(args), d);
   if (!r || r->is_error()) co_return from_error<std::optional<CacheEntry>>(r);
   // Only the reply to this HMGET can have this shape and name this id: anything else is another
   // command's reply (a desynchronised connection), and serving it could give user A's name for B.
@@ -152,7 +196,8 @@ asio::awaitable<Outcome<bool>> RedisCache::store_if_newer(std::string_view id, c
   args.push_back(entry.name);
   const std::uint64_t connection = master_.connection_id();
   const redis::Result r =
-      co_await master_.eval(store_script(), std::move(keys), std::move(args), clients::Deadline(d.at));
+      co_await master_.eval(store_script(), std::move(keys), std::move(args), d);
+  if (r && r->is_error() && r->str.starts_with("READONLY") && on_demoted_) on_demoted_();
   if (!r || r->is_error()) co_return from_error<bool>(r);
   if (!r->is_array() || r->elements.size() != 2 || !r->elements[0].is_integer() ||
       (r->elements[0].integer != 0 && r->elements[0].integer != 1) || !r->elements[1].is_string())
@@ -163,10 +208,27 @@ asio::awaitable<Outcome<bool>> RedisCache::store_if_newer(std::string_view id, c
 
 asio::awaitable<Outcome<Done>> RedisCache::ping(CacheNode node, Deadline d) {
   redis::Client& c = client(node);
+  // A probe may wait for a connection being made (after a failover moved the client), within its
+  // deadline: user calls never wait for one.
+  if (!c.connected()) co_await c.wait_connected(d);
   const std::uint64_t connection = c.connection_id();
-  const redis::Result r = co_await c.ping(clients::Deadline(d.at));
+  if (node == CacheNode::replica) {
+    const redis::Result r = co_await c.ping(d);
+    if (!r || r->is_error()) co_return from_error<Done>(r);
+    if (!r->is_status("PONG")) co_return desync<Done>(c, connection, "unexpected PING reply");
+    co_return Outcome<Done>::success({});
+  }
+  // The master is asked its ROLE: a demoted master keeps its connections open and answers reads, so
+  // only its role tells that writes must go elsewhere.
+  std::vector<std::string> args{"ROLE"};
+  const redis::Result r = co_await c.command(std::move(args), d);
   if (!r || r->is_error()) co_return from_error<Done>(r);
-  if (!r->is_status("PONG")) co_return desync<Done>(c, connection, "unexpected PING reply");
+  if (!r->is_array() || r->elements.empty() || !r->elements[0].is_string())
+    co_return desync<Done>(c, connection, "unexpected ROLE reply");
+  if (r->elements[0].str != "master") {
+    if (on_demoted_) on_demoted_();
+    co_return Outcome<Done>::fail(Failure::unavailable, "the master node is a " + r->elements[0].str + " now");
+  }
   co_return Outcome<Done>::success({});
 }
 
@@ -181,7 +243,7 @@ asio::awaitable<Outcome<std::uint64_t>> RedisCache::invalidate_values_step(std::
   args.emplace_back("COUNT");
   args.emplace_back("500");
   std::uint64_t connection = master_.connection_id();
-  const redis::Result r = co_await master_.command(std::move(args), clients::Deadline(d.at));
+  const redis::Result r = co_await master_.command(std::move(args), d);
   if (!r || r->is_error()) co_return from_error<std::uint64_t>(r);
   std::uint64_t next = 0;
   if (!r->is_array() || r->elements.size() != 2 || !r->elements[0].is_string() ||
@@ -200,11 +262,56 @@ asio::awaitable<Outcome<std::uint64_t>> RedisCache::invalidate_values_step(std::
     for (const auto& k : found)
       unlink.push_back(k.str);
     connection = master_.connection_id();
-    const redis::Result u = co_await master_.command(std::move(unlink), clients::Deadline(d.at));
+    const redis::Result u = co_await master_.command(std::move(unlink), d);
     if (!u || u->is_error()) co_return from_error<std::uint64_t>(u);
     if (!u->is_integer()) co_return desync<std::uint64_t>(master_, connection, "unexpected UNLINK reply");
   }
   co_return O::success(next);
+}
+
+asio::awaitable<Outcome<bool>> RedisCache::lease_script(const redis::Script& script, std::vector<std::string> args,
+                                                        std::string_view echo, Deadline d) {
+  std::vector<std::string> keys{lease_key_, position_key_};
+  const std::uint64_t connection = master_.connection_id();
+  const redis::Result r = co_await master_.eval(script, std::move(keys), std::move(args), d);
+  if (r && r->is_error() && r->str.starts_with("READONLY") && on_demoted_) on_demoted_();
+  if (!r || r->is_error()) co_return from_error<bool>(r);
+  if (!r->is_array() || r->elements.size() != 2 || !r->elements[0].is_integer() ||
+      (r->elements[0].integer != 0 && r->elements[0].integer != 1) || !r->elements[1].is_string() ||
+      r->elements[1].str != echo)
+    co_return desync<bool>(master_, connection, "unexpected lease script reply");
+  co_return Outcome<bool>::success(r->elements[0].integer == 1);
+}
+
+asio::awaitable<Outcome<bool>> RedisCache::take_lease(std::string_view owner, Clock::duration ttl, Deadline d) {
+  static const redis::Script script{std::string(kTakeLease)};
+  std::vector<std::string> args{std::string(owner),
+                                std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(ttl).count())};
+  co_return co_await lease_script(script, std::move(args), owner, d);
+}
+
+asio::awaitable<Outcome<bool>> RedisCache::release_lease(std::string_view owner, Deadline d) {
+  static const redis::Script script{std::string(kReleaseLease)};
+  std::vector<std::string> args{std::string(owner)};
+  co_return co_await lease_script(script, std::move(args), owner, d);
+}
+
+asio::awaitable<Outcome<bool>> RedisCache::save_position(std::string_view owner, std::string_view position,
+                                                         Deadline d) {
+  static const redis::Script script{std::string(kSavePosition)};
+  std::vector<std::string> args{std::string(owner), std::string(position)};
+  co_return co_await lease_script(script, std::move(args), owner, d);
+}
+
+asio::awaitable<Outcome<std::string>> RedisCache::load_position(Deadline d) {
+  std::vector<std::string> args{"GET", position_key_};
+  const std::uint64_t connection = master_.connection_id();
+  const redis::Result r = co_await master_.command(std::move(args), d);
+  if (!r || r->is_error()) co_return from_error<std::string>(r);
+  if (r->is_nil()) co_return Outcome<std::string>::success({});
+  if (!r->is_string() || !is_gtid_position(r->str))
+    co_return desync<std::string>(master_, connection, "unexpected GET reply for the feed position");
+  co_return Outcome<std::string>::success(r->str);
 }
 
 }  // namespace user_service

@@ -3,6 +3,8 @@
 // Layout in Redis (prefix configurable, default "user:"):
 //   user:{id}            hash {id, name, version}, TTL redis.ttl_s    - a cached user
 //   tombstone:user:{id}  string "<version>", TTL redis.ttl_s          - a deleted user
+//   feed:user:lease      string "<owner>", TTL the lease's            - the cache feed's lease
+//   feed:user:position   string "<GTID position>"                     - where the feed resumes
 // At most one of the two exists for an id. Every update goes through one Lua script on the master
 // that compares versions and replaces the entry only with a newer one (see README.md), so an older
 // value can never overwrite a newer value or resurrect a deleted user, whatever order concurrent
@@ -10,7 +12,7 @@
 //
 // Every reply is checked against its command: an HMGET reply must have three fields (id, name,
 // version), each a string or nil, and name the id asked for; the script answers 0 or 1; PING answers
-// PONG; SCAN answers a cursor and keys under the prefix. A reply that fails its check belongs to
+// PONG; ROLE (the master's probe) an array naming a role; SCAN answers a cursor and keys under the prefix. A reply that fails its check belongs to
 // another command: the connection's replies are out of step with its commands (bytes lost or injected
 // between us and Redis). The call then fails with Failure::desync, its reply unused, and the
 // connection it came on is dropped and re-established (clients::redis::Client::reset), so no later
@@ -23,6 +25,7 @@
 //   auto got = co_await cache.get(CacheNode::master, "u-1", deadline);
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "clients/redis.h"
@@ -42,6 +45,16 @@ class RedisCache : public CachePort {
   boost::asio::awaitable<Outcome<Done>> ping(CacheNode node, Deadline d) override;
   boost::asio::awaitable<Outcome<std::uint64_t>> invalidate_values_step(std::uint64_t cursor,
                                                                         Deadline d) override;
+  boost::asio::awaitable<Outcome<bool>> take_lease(std::string_view owner, Clock::duration ttl,
+                                                   Deadline d) override;
+  boost::asio::awaitable<Outcome<bool>> release_lease(std::string_view owner, Deadline d) override;
+  boost::asio::awaitable<Outcome<bool>> save_position(std::string_view owner, std::string_view position,
+                                                      Deadline d) override;
+  boost::asio::awaitable<Outcome<std::string>> load_position(Deadline d) override;
+
+  // Called when the master node turns out not to be one (ROLE says replica, or a write answered
+  // READONLY: what a demoted master does), so the topology is re-resolved at once.
+  void on_master_demoted(std::function<void()> f) { on_demoted_ = std::move(f); }
 
   std::string value_key(std::string_view id) const { return prefix_ + std::string(id); }
   std::string tombstone_key(std::string_view id) const { return "tombstone:" + prefix_ + std::string(id); }
@@ -54,9 +67,15 @@ class RedisCache : public CachePort {
 
   clients::redis::Client& master_;
   clients::redis::Client& replica_;
+  std::function<void()> on_demoted_;
   std::string prefix_;
   std::string ttl_ms_;
-  std::string match_;  // SCAN pattern for value keys (prefix with glob characters escaped)
+  std::string match_;
+  std::string lease_key_, position_key_;
+  // Runs one of the lease scripts (reply {0|1, <echo>}); false if the script said 0.
+  boost::asio::awaitable<Outcome<bool>> lease_script(const clients::redis::Script& script,
+                                                     std::vector<std::string> args, std::string_view echo,
+                                                     Deadline d);  // SCAN pattern for value keys (prefix with glob characters escaped)
 };
 
 }  // namespace user_service

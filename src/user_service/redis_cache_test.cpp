@@ -135,6 +135,7 @@ std::string Hash(const std::string& id, const std::string& name, const std::stri
 // Answers like a Redis holding `user:a` = {a, Ann, 5} and `user:b` = {b, Bob, 7}.
 std::optional<std::string> Honest(const std::vector<std::string>& args) {
   if (args.at(0) == "PING") return "+PONG\r\n";
+  if (args.at(0) == "ROLE") return "*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n";
   if (args.at(0) == "HMGET" && args.at(1) == "user:a") return Hash("a", "Ann", "5");
   if (args.at(0) == "HMGET" && args.at(1) == "user:b") return Hash("b", "Bob", "7");
   if (args.at(0) == "HMGET") return "*3\r\n$-1\r\n$-1\r\n$-1\r\n";
@@ -268,14 +269,33 @@ TEST_F(RedisCacheDesync, RepliesOfTheWrongShapeAreDesyncs) {
         Run(cache_->store_if_newer("a", CacheEntry{6, false, "Ann"}, D())).failure);
   wrong = "*2\r\n:7\r\n$1\r\na\r\n";
   check("the script answered 7", Run(cache_->store_if_newer("a", CacheEntry{6, false, "Ann"}, D())).failure);
-  victim = "PING";
+  victim = "ROLE";
   wrong = ":1\r\n";
-  check("PING answered with an integer", Run(cache_->ping(CacheNode::master, D())).failure);
+  check("ROLE answered with an integer", Run(cache_->ping(CacheNode::master, D())).failure);
   victim = "SCAN";
   wrong = Hash("a", "Ann", "5");
   check("SCAN answered with a hash", Run(cache_->invalidate_values_step(0, D())).failure);
   wrong = "*2\r\n$1\r\n0\r\n*1\r\n$7\r\nsession\r\n";  // a key that is not ours
   check("SCAN answered with a foreign key", Run(cache_->invalidate_values_step(0, D())).failure);
+}
+
+// A master that says it is a replica (demoted by a failover) fails its probe and is reported, so the
+// topology is re-resolved; the connection is fine (no desync).
+TEST_F(RedisCacheDesync, ADemotedMasterFailsItsProbeAndIsReported) {
+  Connect([](const std::vector<std::string>& args) -> std::optional<std::string> {
+    if (args.at(0) == "ROLE") return "*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:1\r\n";
+    if (args.at(0) == "EVALSHA") return "-READONLY You can't write against a read only replica.\r\n";
+    return Honest(args);
+  });
+  int demoted = 0;
+  cache_->on_master_demoted([&] { ++demoted; });
+  const auto probe = Run(cache_->ping(CacheNode::master, D()));
+  EXPECT_EQ(probe.failure, Failure::unavailable);
+  EXPECT_EQ(demoted, 1);
+  const auto write = Run(cache_->store_if_newer("a", CacheEntry{6, false, "Ann"}, D()));
+  EXPECT_EQ(write.failure, Failure::unavailable);
+  EXPECT_EQ(demoted, 2);
+  EXPECT_EQ(master_->status().counters.resets, 0u);
 }
 
 // A hash that does not name its id was not written by the service: it is never served, but it is no

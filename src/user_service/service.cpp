@@ -16,13 +16,6 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
-constexpr std::array<std::string_view, 3> kDepNames = {"mysql", "redis-master", "redis-replica"};
-constexpr std::array<std::string_view, 6> kOutcomeNames = {"ok",       "timeout",         "unavailable",
-                                                           "rejected", "short_circuited", "desync"};
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 }  // namespace
 
@@ -32,6 +25,8 @@ std::string_view source_name(Source s) {
       return "cache";
     case Source::origin:
       return "origin";
+    case Source::origin_replica:
+      return "origin-replica";
     case Source::none:
       break;
   }
@@ -44,26 +39,18 @@ Service::Service(asio::any_io_executor executor, const Config& config, UserStore
       config_(config),
       store_(store),
       cache_(cache),
-      // Every dependency starts "down" (not yet probed): the first successful probe brings it up, so
-      // /health/ready never claims a dependency it has not seen.
-      deps_{Dependency(std::string(kDepNames[0]), config.resilience.breaker_failures,
-                       config.mysql.call_deadline / 2, false),
-            Dependency(std::string(kDepNames[1]), config.resilience.breaker_failures,
-                       config.redis.call_deadline / 2, false),
-            Dependency(std::string(kDepNames[2]), config.resilience.breaker_failures,
-                       config.redis.call_deadline / 2, false)},
+      mysql_("mysql", config.mysql.call_deadline, config.resilience.breaker_failures, registry),
+      mysql_replica_(store.has_replica() ? std::make_unique<Endpoint>("mysql-replica", config.mysql.call_deadline,
+                                                                      config.resilience.breaker_failures, registry)
+                                         : nullptr),
+      redis_master_("redis-master", config.redis.call_deadline, config.resilience.breaker_failures, registry),
+      redis_replica_("redis-replica", config.redis.call_deadline, config.resilience.breaker_failures, registry),
       ledger_(config.cache.repair_queue_capacity, config.cache.recent_writes_capacity,
               config.cache.recent_writes_window, config.cache.replica_lag_window) {
-  for (std::size_t d = 0; d < deps_.size(); ++d) {
-    for (std::size_t o = 0; o < kOutcomeNames.size(); ++o) {
-      dep_metrics_[d].calls[o] = &registry.counter(
-          "user_service_dependency_calls_total", "Calls to each dependency by outcome.",
-          {{"dependency", std::string(kDepNames[d])}, {"outcome", std::string(kOutcomeNames[o])}});
-    }
-    dep_metrics_[d].duration = &registry.histogram(
-        "user_service_dependency_call_duration_seconds", "Duration of dependency calls (probes included).",
-        common::metrics::default_latency_buckets(), {{"dependency", std::string(kDepNames[d])}});
-  }
+  mysql_.set_probe([this](Deadline d) { return store_.probe(d); });
+  if (mysql_replica_) mysql_replica_->set_probe([this](Deadline d) { return store_.probe_replica(d); });
+  redis_master_.set_probe([this](Deadline d) { return cache_.ping(CacheNode::master, d); });
+  redis_replica_.set_probe([this](Deadline d) { return cache_.ping(CacheNode::replica, d); });
   stale_detected_ =
       &registry.counter("user_service_cache_known_stale_total",
                         "Cache entries not served because this instance knows a newer version.");
@@ -86,16 +73,21 @@ Service::Service(asio::any_io_executor executor, const Config& config, UserStore
       &registry.counter("user_service_cache_invalidations_total",
                         "Full invalidations of cached values after the repair queue overflowed.");
   registry.add_collector([this](common::metrics::Writer& w) {
-    for (std::size_t d = 0; d < deps_.size(); ++d) {
-      const common::metrics::Labels labels{{"dependency", std::string(kDepNames[d])}};
+    // One family at a time (a family's samples must be contiguous in the exposition).
+    const auto endpoints = this->endpoints();
+    for (const Endpoint* e : endpoints) {
       w.gauge("user_service_circuit_breaker_open", "1 while the dependency's circuit breaker is open.",
-              labels, deps_[d].breaker_open() ? 1 : 0);
-      w.counter("user_service_circuit_breaker_openings_total", "Times the circuit breaker opened.", labels,
-                static_cast<double>(deps_[d].breaker_openings()));
+              {{"dependency", e->name()}}, e->health().breaker_open() ? 1 : 0);
+    }
+    for (const Endpoint* e : endpoints) {
+      w.counter("user_service_circuit_breaker_openings_total", "Times the circuit breaker opened.",
+                {{"dependency", e->name()}}, static_cast<double>(e->health().breaker_openings()));
+    }
+    for (const Endpoint* e : endpoints) {
       for (const DepState s : {DepState::up, DepState::degraded, DepState::down}) {
         w.gauge("user_service_dependency_state", "1 for the dependency's current state (up, degraded, down).",
-                {{"dependency", std::string(kDepNames[d])}, {"state", std::string(dep_state_name(s))}},
-                deps_[d].state() == s ? 1 : 0);
+                {{"dependency", e->name()}, {"state", std::string(dep_state_name(s))}},
+                e->health().state() == s ? 1 : 0);
       }
     }
     w.gauge("user_service_cache_repair_queue_size", "Cache updates waiting for the Redis master.", {},
@@ -122,72 +114,47 @@ Service::Service(asio::any_io_executor executor, const Config& config, UserStore
 
 Service::~Service() = default;
 
-Deadline Service::call_deadline(Dep d, Deadline request) const {
-  const auto budget = d == mysql ? config_.mysql.call_deadline : config_.redis.call_deadline;
-  return Deadline::after(budget).at_most(request);
+std::vector<Endpoint*> Service::endpoints() {
+  std::vector<Endpoint*> out{&mysql_};
+  if (mysql_replica_) out.push_back(mysql_replica_.get());
+  out.push_back(&redis_master_);
+  out.push_back(&redis_replica_);
+  return out;
 }
 
-void Service::account(Dep d, Failure f, std::string_view message, Clock::time_point started) {
-  auto& m = dep_metrics_[d];
-  m.duration->observe(seconds_since(started));
-  switch (f) {
-    case Failure::none:
-      m.calls[ok]->inc();
-      deps_[d].record_success(Clock::now() - started);
-      return;
-    case Failure::timeout:
-      m.calls[timeout]->inc();
-      break;
-    case Failure::unavailable:
-      m.calls[unavailable_]->inc();
-      break;
-    case Failure::rejected:
-      m.calls[rejected]->inc();
-      break;
-    case Failure::desync:
-      m.calls[desync]->inc();
-      break;
-  }
-  deps_[d].record_failure(f, message);
-  if (common::log::enabled(common::log::Level::debug)) {
-    common::log::debug("dependency call failed",
-                       {{"dependency", kDepNames[d]}, {"outcome", failure_name(f)}, {"error", message}});
-  }
-}
-
-void Service::short_circuit(Dep d) {
-  dep_metrics_[d].calls[short_circuited]->inc();
+std::vector<const Endpoint*> Service::endpoints() const {
+  std::vector<const Endpoint*> out{&mysql_};
+  if (mysql_replica_) out.push_back(mysql_replica_.get());
+  out.push_back(&redis_master_);
+  out.push_back(&redis_replica_);
+  return out;
 }
 
 // ---- reads --------------------------------------------------------------------------------
 
 asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline deadline) {
-  ReadResult result;
   std::optional<CacheEntry> stale;
 
   // 1. The cache: the master, or the replica when the master cannot answer. An answer from either
   //    (hit, miss or known-stale entry) ends the cache lookup. So does a desynchronised connection
   //    (a reply that was not this read's): its connection was dropped, and MariaDB answers instead.
-  for (const Dep d : {redis_master, redis_replica}) {
-    if (!deps_[d].allow()) {
-      short_circuit(d);
-      continue;
-    }
+  for (Endpoint* node : {&redis_master_, &redis_replica_}) {
     if (deadline.expired()) break;
+    const bool replica = node == &redis_replica_;
     // What the ledger knows before asking: the reply may predate a repair that lands (and leaves the
     // ledger) while this read is in flight, e.g. a replica's answer overtaken by the master's repair.
-    const auto known_before = ledger_.known_entry(id, d == redis_replica);
-    const auto started = Clock::now();
-    auto got = co_await cache_.get(d == redis_master ? CacheNode::master : CacheNode::replica, id,
-                                   call_deadline(d, deadline));
-    account(d, got.failure, got.message, started);
+    const auto known_before = ledger_.known_entry(id, replica);
+    auto got = co_await node->call<std::optional<CacheEntry>>(deadline, [&](Deadline d) {
+      return cache_.get(replica ? CacheNode::replica : CacheNode::master, id, d);
+    });
     if (got.failure == Failure::desync) break;
     if (!got.ok()) continue;
-    if (d == redis_replica && got.value) ledger_.replica_caught_up(id, *got.value);
+    if (replica && got.value) ledger_.replica_caught_up(id, *got.value);
     if (got.value && !got.value->tombstone) {
-      const bool known_stale = ledger_.known_stale(id, *got.value, d == redis_replica) ||
+      const bool known_stale = ledger_.known_stale(id, *got.value, replica) ||
                                (known_before && supersedes(*known_before, *got.value));
       if (!known_stale) {
+        ReadResult result;
         result.status = ReadResult::found;
         result.source = Source::cache;
         result.name = std::move(got.value->name);
@@ -198,21 +165,23 @@ asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline dead
     }
     break;
   }
+  co_return co_await read_origin(id, deadline, std::move(stale));
+}
 
-  // 2. MariaDB. A read is idempotent: after a lost connection it is retried, within the deadline.
+// 2. MariaDB's primary; a read is idempotent: after a lost connection it is retried, within the
+//    deadline. If the primary cannot answer, a replica that has applied every write it received (with
+//    semi-synchronous replication: every acknowledged write). 3. If neither can, a known-stale entry,
+//    marked as such, is better than nothing.
+asio::awaitable<ReadResult> Service::read_origin(std::string_view id, Deadline deadline,
+                                                 std::optional<CacheEntry> stale) {
+  ReadResult result;
   for (std::uint32_t attempt = 0;; ++attempt) {
-    if (!deps_[mysql].allow()) {
-      short_circuit(mysql);
-      result.reason = "MariaDB unavailable: " + deps_[mysql].last_error();
-      break;
-    }
     if (deadline.expired()) {
       result.reason = "request deadline exceeded";
       break;
     }
-    const auto started = Clock::now();
-    auto got = co_await store_.get(id, call_deadline(mysql, deadline));
-    account(mysql, got.failure, got.message, started);
+    auto got = co_await mysql_.call<std::optional<StoredUser>>(
+        deadline, [&](Deadline d) { return store_.get(id, d); });
     if (got.ok()) {
       result.source = Source::origin;
       if (!got.value) {
@@ -225,10 +194,25 @@ asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline dead
       co_return result;
     }
     result.reason = "MariaDB: " + got.message;
-    if (got.failure != Failure::unavailable || attempt >= config_.resilience.read_retries) break;
+    if (got.failure != Failure::unavailable || !mysql_.allow() || attempt >= config_.resilience.read_retries)
+      break;
   }
 
-  // 3. MariaDB could not answer: a stale entry is better than nothing, marked as such.
+  if (mysql_replica_ && !deadline.expired()) {
+    auto got = co_await mysql_replica_->call<std::optional<StoredUser>>(
+        deadline, [&](Deadline d) { return store_.get_from_replica(id, d); });
+    if (got.ok()) {
+      // Not written back to the cache: the primary is away, and a fill would race the writes that
+      // resume on a promoted one. The next read after its return fills it.
+      result.source = Source::origin_replica;
+      result.status = got.value ? ReadResult::found : ReadResult::not_found;
+      if (got.value) result.name = std::move(got.value->name);
+      result.reason.clear();
+      co_return result;
+    }
+    result.reason += "; MariaDB replica: " + got.message;
+  }
+
   if (stale) {
     stale_served_->inc();
     result.status = ReadResult::found;
@@ -242,7 +226,7 @@ asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline dead
 }
 
 void Service::spawn_fill(std::string_view id, CacheEntry entry) {
-  if (ledger_.untrusted() || !deps_[redis_master].allow() ||
+  if (ledger_.untrusted() || !redis_master_.allow() ||
       background_ >= config_.cache.max_background_fills || !running_) {
     fills_skipped_->inc();
     return;
@@ -253,40 +237,26 @@ void Service::spawn_fill(std::string_view id, CacheEntry entry) {
 }
 
 asio::awaitable<void> Service::fill(std::string id, CacheEntry entry) {
-  const auto started = Clock::now();
-  auto r = co_await cache_.store_if_newer(id, entry, Deadline::after(config_.redis.call_deadline));
-  account(redis_master, r.failure, r.message, started);
+  co_await redis_master_.call<bool>(Deadline::after(redis_master_.budget()),
+                                    [&](Deadline d) { return cache_.store_if_newer(id, entry, d); });
   --background_;
 }
 
 // ---- writes -------------------------------------------------------------------------------
 
 asio::awaitable<bool> Service::update_cache(std::string_view id, const CacheEntry& entry, Deadline request) {
-  if (!deps_[redis_master].allow()) {
-    short_circuit(redis_master);
-    co_return false;
-  }
   // The write is committed: give the cache update its own budget even if the request's is spent,
   // bounded so the answer is not held long (on failure it is queued for repair anyway).
-  Deadline d = call_deadline(redis_master, request);
-  if (d.remaining() < 5ms) d = Deadline::after(std::min<Clock::duration>(5ms, config_.redis.call_deadline));
-  const auto started = Clock::now();
-  auto r = co_await cache_.store_if_newer(id, entry, d);
-  account(redis_master, r.failure, r.message, started);
+  if (request.remaining() < 5ms) request = Deadline::after(std::min<Clock::duration>(5ms, redis_master_.budget()));
+  auto r = co_await redis_master_.call<bool>(request,
+                                             [&](Deadline d) { return cache_.store_if_newer(id, entry, d); });
   co_return r.ok();
 }
 
 asio::awaitable<WriteResult> Service::put_user(std::string_view id, std::string_view name,
                                                Deadline deadline) {
   WriteResult result;
-  if (!deps_[mysql].allow()) {
-    short_circuit(mysql);
-    result.reason = "MariaDB unavailable: " + deps_[mysql].last_error();
-    co_return result;
-  }
-  const auto started = Clock::now();
-  auto put = co_await store_.put(id, name, call_deadline(mysql, deadline));
-  account(mysql, put.failure, put.message, started);
+  auto put = co_await mysql_.call<PutResult>(deadline, [&](Deadline d) { return store_.put(id, name, d); });
   if (!put.ok() && put.effect == Effect::unknown) remember_uncertain(id);
   if (!put.ok()) {
     result.reason = "MariaDB: " + put.message;
@@ -301,14 +271,8 @@ asio::awaitable<WriteResult> Service::put_user(std::string_view id, std::string_
 
 asio::awaitable<WriteResult> Service::delete_user(std::string_view id, Deadline deadline) {
   WriteResult result;
-  if (!deps_[mysql].allow()) {
-    short_circuit(mysql);
-    result.reason = "MariaDB unavailable: " + deps_[mysql].last_error();
-    co_return result;
-  }
-  const auto started = Clock::now();
-  auto removed = co_await store_.remove(id, call_deadline(mysql, deadline));
-  account(mysql, removed.failure, removed.message, started);
+  auto removed = co_await mysql_.call<std::optional<std::uint64_t>>(
+      deadline, [&](Deadline d) { return store_.remove(id, d); });
   if (!removed.ok() && removed.effect == Effect::unknown) remember_uncertain(id);
   if (!removed.ok()) {
     result.reason = "MariaDB: " + removed.message;
@@ -347,17 +311,15 @@ void Service::remember_uncertain(std::string_view id) {
 }
 
 asio::awaitable<void> Service::refresh_uncertain() {
-  while (!uncertain_.empty() && running_ && deps_[mysql].allow() && deps_[redis_master].allow()) {
+  while (!uncertain_.empty() && running_ && mysql_.allow() && redis_master_.allow()) {
     const std::string id = *uncertain_.begin();
-    auto started = Clock::now();
-    auto row = co_await store_.get(id, Deadline::after(config_.mysql.call_deadline));
-    account(mysql, row.failure, row.message, started);
+    auto row = co_await mysql_.call<std::optional<StoredUser>>(Deadline::after(mysql_.budget()),
+                                                              [&](Deadline d) { return store_.get(id, d); });
     if (!row.ok()) co_return;
     if (row.value) {
       const CacheEntry target{row.value->version, false, std::move(row.value->name)};
-      started = Clock::now();
-      auto r = co_await cache_.store_if_newer(id, target, Deadline::after(config_.redis.call_deadline));
-      account(redis_master, r.failure, r.message, started);
+      auto r = co_await redis_master_.call<bool>(Deadline::after(redis_master_.budget()),
+                                                 [&](Deadline d) { return cache_.store_if_newer(id, target, d); });
       if (!r.ok()) co_return;
       ledger_.record_master_update(id, target, Clock::now());
     } else if (!co_await tombstone_cached_value(id, Deadline::after(config_.redis.call_deadline))) {
@@ -373,20 +335,14 @@ asio::awaitable<void> Service::refresh_uncertain() {
 // and the replica is watched until it has the tombstone. False if the master could not be asked or
 // could not answer.
 asio::awaitable<bool> Service::tombstone_cached_value(std::string_view id, Deadline request) {
-  if (!deps_[redis_master].allow()) {
-    short_circuit(redis_master);
-    co_return false;
-  }
-  auto started = Clock::now();
-  auto cached = co_await cache_.get(CacheNode::master, id, call_deadline(redis_master, request));
-  account(redis_master, cached.failure, cached.message, started);
+  auto cached = co_await redis_master_.call<std::optional<CacheEntry>>(
+      request, [&](Deadline d) { return cache_.get(CacheNode::master, id, d); });
   if (!cached.ok()) co_return false;
   if (!cached.value || cached.value->tombstone) co_return true;
   // A local, not a temporary inside the co_await: GCC 12 destroys such a temporary twice.
   const CacheEntry tombstone{cached.value->version, true, {}};
-  started = Clock::now();
-  auto r = co_await cache_.store_if_newer(id, tombstone, call_deadline(redis_master, request));
-  account(redis_master, r.failure, r.message, started);
+  auto r = co_await redis_master_.call<bool>(request,
+                                             [&](Deadline d) { return cache_.store_if_newer(id, tombstone, d); });
   if (!r.ok()) co_return false;
   ledger_.record_master_update(id, tombstone, Clock::now());
   co_return true;
@@ -397,10 +353,11 @@ asio::awaitable<bool> Service::tombstone_cached_value(std::string_view id, Deadl
 void Service::start() {
   if (running_) return;
   running_ = true;
-  for (const Dep d : {mysql, redis_master, redis_replica}) {
-    probe_timers_[d] = std::make_unique<asio::steady_timer>(executor_);
+  probe_timers_.clear();
+  for (Endpoint* e : endpoints()) {
+    probe_timers_.push_back(std::make_unique<asio::steady_timer>(executor_));
     ++loops_running_;
-    asio::co_spawn(executor_, probe_loop(d), asio::detached);
+    asio::co_spawn(executor_, probe_loop(*e, *probe_timers_.back()), asio::detached);
   }
   repair_timer_ = std::make_unique<asio::steady_timer>(executor_);
   ++loops_running_;
@@ -423,22 +380,20 @@ void Service::wake_repairer() {
   if (repair_timer_) repair_timer_->cancel();
 }
 
-asio::awaitable<void> Service::probe_loop(Dep d) {
-  auto& timer = *probe_timers_[d];
+void Service::master_changed() {
+  // The prober of the master (second in endpoints() order after the MariaDB ones) runs at once.
+  const auto all = endpoints();
+  for (std::size_t i = 0; i < all.size(); ++i)
+    if (all[i] == &redis_master_ && i < probe_timers_.size() && probe_timers_[i]) probe_timers_[i]->cancel();
+}
+
+asio::awaitable<void> Service::probe_loop(Endpoint& endpoint, asio::steady_timer& timer) {
   while (running_) {
     const auto started = Clock::now();
-    const bool was_usable = deps_[d].allow();
-    Outcome<Done> r;
-    if (d == mysql) {
-      r = co_await store_.probe(Deadline::after(config_.mysql.call_deadline));
-    } else {
-      r = co_await cache_.ping(d == redis_master ? CacheNode::master : CacheNode::replica,
-                               Deadline::after(config_.redis.call_deadline));
-    }
+    const bool was_usable = endpoint.allow();
+    co_await endpoint.probe();
     if (!running_) break;
-    account(d, r.failure, r.message, started);
-    if (r.ok() && !deps_[d].initialised()) deps_[d].set_initialised(true);
-    if (d == redis_master && !was_usable && deps_[d].allow()) wake_repairer();
+    if (&endpoint == &redis_master_ && !was_usable && endpoint.allow()) wake_repairer();
     timer.expires_at(started + config_.resilience.probe_interval);
     co_await timer.async_wait(use_nothrow);
   }
@@ -448,10 +403,10 @@ asio::awaitable<void> Service::probe_loop(Dep d) {
 asio::awaitable<void> Service::invalidate_all() {
   std::uint64_t cursor = 0;
   do {
-    if (!running_ || !deps_[redis_master].allow()) co_return;
-    const auto started = Clock::now();
-    auto r = co_await cache_.invalidate_values_step(cursor, Deadline::after(config_.redis.call_deadline));
-    account(redis_master, r.failure, r.message, started);
+    if (!running_) co_return;
+    auto r = co_await redis_master_.call<std::uint64_t>(
+        Deadline::after(redis_master_.budget()),
+        [&](Deadline d) { return cache_.invalidate_values_step(cursor, d); });
     if (!r.ok()) co_return;
     cursor = r.value;
   } while (cursor != 0);
@@ -465,7 +420,7 @@ asio::awaitable<void> Service::repair_loop() {
   while (running_) {
     ledger_.expire(Clock::now());
     bool more = false;
-    if (deps_[redis_master].allow()) {
+    if (redis_master_.allow()) {
       if (ledger_.untrusted()) co_await invalidate_all();
       auto batch = ledger_.take_repairs(64);
       bool failed = false;
@@ -474,10 +429,9 @@ asio::awaitable<void> Service::repair_loop() {
           ledger_.repair_finished(repair.id, repair.entry, false, Clock::now());
           continue;
         }
-        const auto started = Clock::now();
-        auto r = co_await cache_.store_if_newer(repair.id, repair.entry,
-                                                Deadline::after(config_.redis.call_deadline));
-        account(redis_master, r.failure, r.message, started);
+        auto r = co_await redis_master_.call<bool>(
+            Deadline::after(redis_master_.budget()),
+            [&](Deadline d) { return cache_.store_if_newer(repair.id, repair.entry, d); });
         ledger_.repair_finished(repair.id, repair.entry, r.ok(), Clock::now());
         if (r.ok()) {
           repairs_applied_->inc();
@@ -486,7 +440,7 @@ asio::awaitable<void> Service::repair_loop() {
           failed = true;
         }
       }
-      more = !failed && ledger_.pending() > 0 && deps_[redis_master].allow();
+      more = !failed && ledger_.pending() > 0 && redis_master_.allow();
       if (!more && !failed) co_await refresh_uncertain();
     }
     if (more || !running_) continue;
@@ -499,12 +453,12 @@ asio::awaitable<void> Service::repair_loop() {
 // ---- health ---------------------------------------------------------------------------------
 
 DepState Service::overall_state() const {
-  const bool all_up = deps_[mysql].state() == DepState::up && deps_[redis_master].state() == DepState::up &&
-                      deps_[redis_replica].state() == DepState::up;
+  bool all_up = true, nothing = true;
+  for (const Endpoint* e : endpoints()) {
+    all_up = all_up && e->health().state() == DepState::up;
+    nothing = nothing && e->health().state() == DepState::down;
+  }
   if (all_up) return DepState::up;
-  const bool nothing = deps_[mysql].state() == DepState::down &&
-                       deps_[redis_master].state() == DepState::down &&
-                       deps_[redis_replica].state() == DepState::down;
   return nothing ? DepState::down : DepState::degraded;
 }
 
@@ -513,17 +467,21 @@ bool Service::ready() const {
 }
 
 std::string Service::health_json() const {
-  std::string out = "{\"status\":\"";
+  std::string out = "{\"instance\":\"";
+  common::log::append_json_escaped(out, config_.instance_name);
+  out += "\",\"status\":\"";
   out += dep_state_name(overall_state());
   out += "\",\"ready\":";
   out += ready() ? "true" : "false";
   out += ",\"dependencies\":{";
-  for (std::size_t d = 0; d < deps_.size(); ++d) {
-    if (d) out += ",";
+  bool first = true;
+  for (const Endpoint* e : endpoints()) {
+    if (!first) out += ",";
+    first = false;
     out += "\"";
-    out += kDepNames[d];
+    out += e->name();
     out += "\":";
-    out += deps_[d].to_json();
+    out += e->health().to_json();
   }
   out += "},\"cache\":{\"repair_queue\":";
   out += std::to_string(ledger_.pending());
@@ -531,7 +489,13 @@ std::string Service::health_json() const {
   out += std::to_string(config_.cache.repair_queue_capacity);
   out += ",\"untrusted\":";
   out += ledger_.untrusted() ? "true" : "false";
-  out += "}}";
+  out += "}";
+  if (topology_json_) {
+    out += ",\"topology\":{";
+    out += topology_json_();
+    out += "}";
+  }
+  out += "}";
   return out;
 }
 

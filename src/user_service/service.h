@@ -20,20 +20,26 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/metrics.h"
 #include "user_service/cache_ledger.h"
 #include "user_service/config.h"
-#include "user_service/dependency.h"
+#include "user_service/endpoint.h"
 #include "user_service/ports.h"
 
 namespace user_service {
 
-enum class Source { none = 0, cache = 1, origin = 2 };
+// Where a read's answer came from (X-Data-Source): the cache, MariaDB's primary, or a MariaDB replica
+// (when the primary cannot answer; only once the replica applied every write it had received).
+enum class Source { none = 0, cache = 1, origin = 2, origin_replica = 3 };
+inline constexpr std::size_t kSources = 4;
 std::string_view source_name(Source s);
 
 struct ReadResult {
@@ -71,26 +77,32 @@ class Service {
   bool ready() const;
   DepState overall_state() const;
 
-  enum Dep { mysql = 0, redis_master = 1, redis_replica = 2 };
-  const Dependency& dependency(Dep d) const { return deps_[d]; }
+  // The endpoints: MariaDB's primary (`mysql`) and, with several MariaDB endpoints, a replica
+  // (`mysql-replica`); the Redis master and replica (whichever servers play those roles now).
+  Endpoint& mysql() { return mysql_; }
+  Endpoint& redis_master() { return redis_master_; }
+  Endpoint& redis_replica() { return redis_replica_; }
+  Endpoint* mysql_replica() { return mysql_replica_.get(); }
+  const Endpoint& mysql() const { return mysql_; }
+  const Endpoint& redis_master() const { return redis_master_; }
+  // Extra members of /health/ready's "topology" object (the adapters' view: which servers play which
+  // role), e.g. {"mysql":{...},"redis":{...}} without the braces.
+  void set_topology_json(std::function<std::string()> f) { topology_json_ = std::move(f); }
+  // Wakes the prober of the Redis master (after the topology changed: a new master is used at once).
+  void master_changed();
   const CacheLedger& ledger() const { return ledger_; }
   std::size_t uncertain_writes() const { return uncertain_.size(); }
 
  private:
-  enum Outcome_ { ok = 0, timeout = 1, unavailable_ = 2, rejected = 3, short_circuited = 4, desync = 5 };
-  struct DepMetrics {
-    std::array<common::metrics::Counter*, 6> calls{};
-    common::metrics::Histogram* duration = nullptr;
-  };
-
-  Deadline call_deadline(Dep d, Deadline request) const;
-  // Breaker and metrics bookkeeping after a call that started at `started`.
-  void account(Dep d, Failure f, std::string_view message, Clock::time_point started);
-  void short_circuit(Dep d);
+  // Every endpoint, for the probers, /health/ready and the metrics.
+  std::vector<Endpoint*> endpoints();
+  std::vector<const Endpoint*> endpoints() const;
+  boost::asio::awaitable<ReadResult> read_origin(std::string_view id, Deadline deadline,
+                                                 std::optional<CacheEntry> stale);
   boost::asio::awaitable<bool> update_cache(std::string_view id, const CacheEntry& entry, Deadline request);
   void spawn_fill(std::string_view id, CacheEntry entry);
   boost::asio::awaitable<void> fill(std::string id, CacheEntry entry);
-  boost::asio::awaitable<void> probe_loop(Dep d);
+  boost::asio::awaitable<void> probe_loop(Endpoint& endpoint, boost::asio::steady_timer& timer);
   boost::asio::awaitable<void> repair_loop();
   boost::asio::awaitable<void> invalidate_all();
   void wake_repairer();
@@ -102,15 +114,18 @@ class Service {
   Config config_;
   UserStore& store_;
   CachePort& cache_;
-  std::array<Dependency, 3> deps_;
-  std::array<DepMetrics, 3> dep_metrics_;
+  Endpoint mysql_;
+  std::unique_ptr<Endpoint> mysql_replica_;  // only with several MariaDB endpoints
+  Endpoint redis_master_;
+  Endpoint redis_replica_;
   CacheLedger ledger_;
   bool running_ = false;
   std::size_t loops_running_ = 0;
   std::size_t background_ = 0;  // fills in flight
-  std::array<std::unique_ptr<boost::asio::steady_timer>, 3> probe_timers_;
+  std::vector<std::unique_ptr<boost::asio::steady_timer>> probe_timers_;  // in endpoints() order
   std::unique_ptr<boost::asio::steady_timer> repair_timer_;
-  std::set<std::string> uncertain_;  // ids of failed writes that may have committed (Effect::unknown)
+  std::set<std::string> uncertain_;
+  std::function<std::string()> topology_json_;  // ids of failed writes that may have committed (Effect::unknown)
 
   common::metrics::Counter* stale_detected_ = nullptr;
   common::metrics::Counter* stale_served_ = nullptr;

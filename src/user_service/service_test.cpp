@@ -174,7 +174,7 @@ TEST_F(ServiceTest, MariaDbHangingFailsWithinTheDeadlineThenFastOnceTheBreakerOp
   EXPECT_EQ(r.source, Source::cache);
   EXPECT_LT(cached, 30ms);
   // The probes and calls open the breaker; then refusals are immediate.
-  ASSERT_TRUE(WaitFor([&] { return service_->dependency(Service::mysql).breaker_open(); }, 3s));
+  ASSERT_TRUE(WaitFor([&] { return service_->mysql().health().breaker_open(); }, 3s));
   WriteResult w;
   const auto fast = Timed([&] { w = Put("new", "X"); });
   EXPECT_EQ(w.status, WriteResult::unavailable);
@@ -183,7 +183,7 @@ TEST_F(ServiceTest, MariaDbHangingFailsWithinTheDeadlineThenFastOnceTheBreakerOp
   // Recovery: the background probe closes the breaker without user traffic.
   store_.behaviour.mode = Behaviour::ok;
   const auto recovered =
-      Timed([&] { ASSERT_TRUE(WaitFor([&] { return service_->dependency(Service::mysql).allow(); }, 2s)); });
+      Timed([&] { ASSERT_TRUE(WaitFor([&] { return service_->mysql().health().allow(); }, 2s)); });
   EXPECT_LT(recovered, config_.mysql.call_deadline + 4 * config_.resilience.probe_interval + 200ms);
   EXPECT_EQ(Put("new", "X").status, WriteResult::created);
 }
@@ -283,7 +283,7 @@ TEST_F(ServiceTest, SlowMasterFallsBackToReplicaWithinDeadlineThenFast) {
   EXPECT_EQ(r.source, Source::cache);
   EXPECT_GE(first, config_.redis.call_deadline - 5ms);
   EXPECT_LT(first, config_.request_deadline);
-  ASSERT_TRUE(WaitFor([&] { return service_->dependency(Service::redis_master).breaker_open(); }, 2s));
+  ASSERT_TRUE(WaitFor([&] { return service_->redis_master().health().breaker_open(); }, 2s));
   const auto fast = Timed([&] { r = Get("u"); });
   EXPECT_EQ(r.source, Source::cache);
   EXPECT_LT(fast, 20ms);
@@ -304,8 +304,8 @@ TEST_F(ServiceTest, BothRedisDownReadsFromMariaDbWithoutPilingUpCacheCalls) {
   EXPECT_EQ(r.source, Source::origin);
   ASSERT_TRUE(WaitFor(
       [&] {
-        return service_->dependency(Service::redis_master).breaker_open() &&
-               service_->dependency(Service::redis_replica).breaker_open();
+        return service_->redis_master().health().breaker_open() &&
+               service_->redis_replica().health().breaker_open();
       },
       2s));
   const int master_calls = cache_.master.calls, replica_calls = cache_.replica.calls;
@@ -507,7 +507,7 @@ TEST_F(ServiceTest, AReplicaReplyOvertakenByARepairIsStillKnownStale) {
   Start();
   Seed("u", "Jack");
   cache_.master.behaviour.mode = Behaviour::fail;
-  ASSERT_TRUE(WaitFor([&] { return service_->dependency(Service::redis_master).breaker_open(); }, 2s));
+  ASSERT_TRUE(WaitFor([&] { return service_->redis_master().health().breaker_open(); }, 2s));
   EXPECT_EQ(Put("u", "Joe").status, WriteResult::updated);  // the cache update is queued
   EXPECT_EQ(service_->ledger().pending(), 1u);
   cache_.replica.behaviour.delay = 120ms;
@@ -540,14 +540,14 @@ TEST_F(ServiceTest, OnlyWritesThatMayHaveRunAreReconciled) {
   ASSERT_TRUE(WaitFor(
       [&] {
         Put("u", "Joe");
-        return service_->dependency(Service::mysql).breaker_open();
+        return service_->mysql().health().breaker_open();
       },
       3s));
   EXPECT_EQ(Put("u", "Joe").status, WriteResult::unavailable);  // short-circuited
   EXPECT_EQ(service_->uncertain_writes(), 0u);
   EXPECT_EQ(store_.rows["u"].name, "Jack");
   store_.behaviour.mode = Behaviour::ok;
-  ASSERT_TRUE(WaitFor([&] { return service_->dependency(Service::mysql).allow(); }, 2s));
+  ASSERT_TRUE(WaitFor([&] { return service_->mysql().health().allow(); }, 2s));
   store_.behaviour.mode = Behaviour::hang;  // sent, and no answer by the deadline
   EXPECT_EQ(Put("u", "Joe").status, WriteResult::unavailable);
   EXPECT_EQ(service_->uncertain_writes(), 1u);
