@@ -158,8 +158,9 @@ struct Node {
     status.address = a;
   }
   Address address;
-  std::unique_ptr<Client> client;  // SENTINEL queries
-  SentinelNodeStatus status;
+  std::unique_ptr<Client> client;       // SENTINEL queries
+  SentinelNodeStatus status;            // `reachable` is computed by status()
+  std::uint64_t failed_connection = 0;  // the query connection on which a query last failed
   Backoff sub_backoff;
   asio::steady_timer sub_timer;
 };
@@ -342,14 +343,15 @@ asio::awaitable<bool> Sentinel::Impl::round() {
     if (c.status().state == State::connecting) co_await c.wait_connected(d);
     if (stopped) co_return false;
     std::vector<std::string> args{"SENTINEL", "get-master-addr-by-name", settings.master_name};
+    const std::uint64_t connection = c.connection_id();
     Result r = co_await c.command(std::move(args), d);
     if (stopped) co_return false;
     if (!r) {
-      n.status.reachable = false;
+      n.failed_connection = connection;
       n.status.last_error = "get-master-addr-by-name: " + r.error().message;
       continue;
     }
-    n.status.reachable = true;
+    n.failed_connection = 0;
     if (r->is_error()) {
       n.status.last_error = "get-master-addr-by-name: " + r->str;
       continue;
@@ -437,7 +439,6 @@ void Sentinel::Impl::adopt(const Address& master, std::optional<std::vector<Addr
                        {"previous", topology.master ? topology.master->to_string() : ""}});
   }
   topology = std::move(next);
-  if (new_master) complete_waiters(true);
   // Listeners run from a post, with this view, in order; never after stop().
   asio::post(ex, [self = shared_from_this(), snapshot = topology] {
     for (std::size_t i = 0; i < self->listeners.size() && !self->stopped; ++i) {
@@ -445,6 +446,8 @@ void Sentinel::Impl::adopt(const Address& master, std::optional<std::vector<Addr
       l(snapshot);
     }
   });
+  // After the listeners (posted first): a caller woken by wait_master finds its clients retargeted.
+  if (new_master) complete_waiters(true);
 }
 
 // ---- events -------------------------------------------------------------------------------------
@@ -544,8 +547,9 @@ void Sentinel::Impl::on_message(std::size_t idx, const detail::Push& push) {
     spawn([self = shared_from_this(), to = sw->to, idx] { return self->adopt_switch(self, to, idx); });
     return;
   }
-  const auto name = detail::event_master_name(push.payload);
-  if (name && *name == settings.master_name) refresh();
+  // A master or replica of ours changed state; events about sentinels do not change the view.
+  const auto event = detail::parse_instance_event(push.payload);
+  if (event && event->master_name == settings.master_name && event->type != "sentinel") refresh();
 }
 
 asio::awaitable<void> Sentinel::Impl::adopt_switch(std::shared_ptr<Impl> keep_alive, Address to,
@@ -605,8 +609,11 @@ void Sentinel::refresh() {
 
 SentinelStatus Sentinel::status() const {
   SentinelStatus s;
-  for (const auto& n : impl_->nodes)
+  for (const auto& n : impl_->nodes) {
     s.sentinels.push_back(n->status);
+    const Client& c = *n->client;
+    s.sentinels.back().reachable = c.connected() && c.connection_id() != n->failed_connection;
+  }
   s.topology = impl_->topology;
   s.counters = impl_->counters;
   return s;

@@ -43,7 +43,7 @@
 //   +switch-master, +sdown, -sdown, +odown, +convert-to-slave and +slave. On +switch-master for our
 //   name, the new address is adopted after the same ROLE check (the view changes within one round trip
 //   of the first sentinel announcing the failover), then replicas are re-read. The other events
-//   trigger a refresh.
+//   trigger a refresh when they are about our master or one of its replicas (not about sentinels).
 // - What the view is: topology() is the last *verified* master. A round that cannot verify any answer
 //   (every sentinel down, or the master they name not answering ROLE, as between a master's crash and
 //   its replacement) keeps the previous view and counts a failure: the caller's own client notices
@@ -115,7 +115,9 @@ struct Topology {
 
 struct SentinelNodeStatus {
   Address address{};
-  bool reachable = false;    // its latest query was answered
+  // Its query connection is up (handshake answered) and no query on that connection has failed
+  // (a timed-out query marks it unreachable until it reconnects: a stalled connection is dropped).
+  bool reachable = false;
   bool subscribed = false;   // its event subscription is up
   std::string last_error{};  // the latest problem with it (query, bad answer, subscription)
 };
@@ -164,8 +166,9 @@ class Sentinel {
   // Asks for a discovery round now: coalesced with one running or queued, never blocks, never fails.
   void refresh();
 
-  // Completes with true as soon as a master is known (at once if it is), false at the deadline or on
-  // stop(). For start-up and tests. Signature: void(bool).
+  // Completes with true as soon as a master is known (at once if it is), after the on_change
+  // listeners have seen it; false at the deadline or on stop(). For start-up and tests; requests
+  // never wait for discovery. Signature: void(bool).
   template <typename CompletionToken = const boost::asio::use_awaitable_t<>&>
   auto wait_master(Deadline deadline, CompletionToken&& token = boost::asio::use_awaitable) {
     return boost::asio::async_initiate<CompletionToken, void(bool)>(

@@ -153,13 +153,13 @@ std::optional<SwitchMaster> parse_switch_master(std::string_view payload) {
   return SwitchMaster{std::string(parts[0]), std::move(*from), std::move(*to)};
 }
 
-std::optional<std::string> event_master_name(std::string_view payload) {
+std::optional<InstanceEvent> parse_instance_event(std::string_view payload) {
   const auto parts = split_spaces(payload);
   if (parts.size() < 4) return std::nullopt;
-  if (parts[0] == "master") return std::string(parts[1]);
+  if (parts[0] == "master") return InstanceEvent{"master", std::string(parts[1])};
   const auto at = std::find(parts.begin(), parts.end(), "@");
   if (at == parts.end() || at + 1 == parts.end()) return std::nullopt;
-  return std::string(*(at + 1));
+  return InstanceEvent{std::string(parts[0]), std::string(*(at + 1))};
 }
 
 std::optional<Push> parse_push(const Reply& reply) {

@@ -39,10 +39,15 @@ struct SwitchMaster {
 };
 std::optional<SwitchMaster> parse_switch_master(std::string_view payload);
 
-// The master name an instance event (+sdown, -sdown, +odown, +convert-to-slave, +slave) is about:
-// "<type> <name> <ip> <port> @ <master-name> <master-ip> <master-port>" for a replica or sentinel,
+// An instance event (+sdown, -sdown, +odown, +convert-to-slave, +slave): what kind of instance it is
+// about and under which master name. The payload is
+// "<type> <name> <ip> <port> @ <master-name> <master-ip> <master-port>" for a replica or a sentinel,
 // "master <name> <ip> <port> [...]" for a master. nullopt if malformed.
-std::optional<std::string> event_master_name(std::string_view payload);
+struct InstanceEvent {
+  std::string type;  // "master", "slave", "sentinel"
+  std::string master_name;
+};
+std::optional<InstanceEvent> parse_instance_event(std::string_view payload);
 
 // A pub/sub push: ["message", channel, payload], ["subscribe", channel, count], ["pong", ...].
 struct Push {

@@ -135,13 +135,24 @@ TEST(SentinelMessages, SwitchMaster) {
   EXPECT_FALSE(parse_switch_master(""));
 }
 
-TEST(SentinelMessages, InstanceEventsNameTheirMaster) {
-  EXPECT_EQ(event_master_name("master users 127.0.0.1 17389"), "users");
-  EXPECT_EQ(event_master_name("master users 127.0.0.1 17389 #quorum 2/2"), "users");
-  EXPECT_EQ(event_master_name("slave 127.0.0.1:17390 127.0.0.1 17390 @ users 127.0.0.1 17389"), "users");
-  EXPECT_EQ(event_master_name("sentinel 0f3c 127.0.0.1 17501 @ other 127.0.0.1 1"), "other");
-  EXPECT_FALSE(event_master_name("slave 127.0.0.1:17390 127.0.0.1 17390 @"));
-  EXPECT_FALSE(event_master_name("master users"));
+TEST(SentinelMessages, InstanceEvents) {
+  auto e = parse_instance_event("master users 127.0.0.1 17389");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->type, "master");
+  EXPECT_EQ(e->master_name, "users");
+  e = parse_instance_event("master users 127.0.0.1 17389 #quorum 2/2");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->master_name, "users");
+  e = parse_instance_event("slave 127.0.0.1:17390 127.0.0.1 17390 @ users 127.0.0.1 17389");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->type, "slave");
+  EXPECT_EQ(e->master_name, "users");
+  e = parse_instance_event("sentinel 0f3c 127.0.0.1 17501 @ other 127.0.0.1 1");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->type, "sentinel");
+  EXPECT_EQ(e->master_name, "other");
+  EXPECT_FALSE(parse_instance_event("slave 127.0.0.1:17390 127.0.0.1 17390 @"));
+  EXPECT_FALSE(parse_instance_event("master users"));
 }
 
 TEST(SentinelMessages, Pushes) {

@@ -198,7 +198,8 @@ TEST_F(SentinelDiscoveryTest, FindsTheMasterAndTheHealthyReplicasAndSubscribesTo
     EXPECT_TRUE(co_await eventually(
         [&] {
           const auto st = sentinel.status();
-          return std::all_of(st.sentinels.begin(), st.sentinels.end(), [](auto& n) { return n.subscribed; });
+          return std::all_of(st.sentinels.begin(), st.sentinels.end(),
+                             [](auto& n) { return n.subscribed && n.reachable; });
         },
         5s));
     co_await sleep_for(20ms);  // the listener runs from a post
@@ -327,6 +328,57 @@ TEST_F(SentinelDiscoveryTest, StopWithEverythingInFlightCompletesWaitsAndCallsNo
   });
   EXPECT_EQ(calls, 0);
   c.sentinels[2].resume();
+}
+
+// What the service does on every READONLY reply: many refresh() calls, each returning at once,
+// coalesced into a round or two.
+TEST_F(SentinelDiscoveryTest, RefreshIsCoalescedAndNeverBlocks) {
+  Cluster& c = *cluster_;
+  SentinelSettings s = settings_for(c.sentinel_addresses());
+  s.refresh_interval = 10s;
+  s.refresh_min_gap = 100ms;
+  Sentinel sentinel(io_.get_executor(), s);
+  sentinel.refresh();  // before start(): nothing
+  sentinel.start();
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await sentinel.wait_master(5s));
+    co_await sleep_for(500ms);  // the rounds the subscriptions asked for are over
+    const auto before = sentinel.status().counters.rounds;
+    const auto t0 = Clock::now();
+    for (int i = 0; i < 10000; ++i)
+      sentinel.refresh();
+    EXPECT_LT(since(t0), 50ms);
+    co_await sleep_for(400ms);
+    const auto rounds = sentinel.status().counters.rounds - before;
+    EXPECT_GE(rounds, 1u);
+    EXPECT_LE(rounds, 2u);
+  });
+}
+
+// A replica that dies is flagged by the sentinels (+sdown after down-after-milliseconds): the event
+// triggers a round, and the replica leaves the view.
+TEST_F(SentinelDiscoveryTest, AReplicaThatGoesDownLeavesTheView) {
+  Cluster& c = *cluster_;
+  SentinelSettings s = settings_for(c.sentinel_addresses());
+  s.refresh_interval = 10s;  // only the event can make it quick
+  Sentinel sentinel(io_.get_executor(), s);
+  sentinel.start();
+  const Address gone = local(c.replicas[1].port());
+  const Address kept = local(c.replicas[0].port());
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await sentinel.wait_master(5s));
+    EXPECT_TRUE(co_await eventually([&] { return sentinel.topology().replicas.size() == 2; }, 5s));
+    co_await sleep_for(500ms);
+    const auto t0 = Clock::now();
+    c.replicas[1].kill();
+    EXPECT_TRUE(
+        co_await eventually([&] { return sentinel.topology().replicas == std::vector<Address>{kept}; }, 8s));
+    std::printf("[ figures ] replica dropped from the view %lld ms after its SIGKILL (down-after 1000 ms)\n",
+                static_cast<long long>(since(t0).count()));
+  });
+  EXPECT_EQ(sentinel.topology().master, local(c.master->port()));
+  EXPECT_EQ(std::count(sentinel.topology().replicas.begin(), sentinel.topology().replicas.end(), gone), 0);
+  c.replicas[1].restart();  // back for the tests that follow in this process
 }
 
 // A fresh cluster: this one loses its master.
