@@ -381,6 +381,41 @@ TEST_F(SentinelDiscoveryTest, AReplicaThatGoesDownLeavesTheView) {
   c.replicas[1].restart();  // back for the tests that follow in this process
 }
 
+// A paused sentinel keeps its TCP connections open but answers nothing: its query times out (the
+// next sentinel answers), its silent subscription is dropped by the keep-alive, and both come back
+// after it resumes.
+TEST_F(SentinelDiscoveryTest, APausedSentinelIsPassedOverAndItsSilentSubscriptionDropped) {
+  Cluster& c = *cluster_;
+  SentinelSettings s = settings_for(c.sentinel_addresses());
+  s.refresh_interval = 300ms;
+  Sentinel sentinel(io_.get_executor(), s);
+  sentinel.start();
+  auto node = [&](std::size_t i) { return sentinel.status().sentinels[i]; };
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await sentinel.wait_master(5s));
+    EXPECT_TRUE(co_await eventually([&] { return node(0).subscribed && node(0).reachable; }, 5s));
+    c.sentinels[0].pause();
+    itest::wait_stopped(c.sentinels[0].pid());
+    const auto t0 = Clock::now();
+    // Keep-alive: a PING every 300 ms, dropped after a silent interval: well within 3 s.
+    EXPECT_TRUE(co_await eventually([&] { return !node(0).subscribed; }, 3s));
+    EXPECT_TRUE(co_await eventually([&] { return !node(0).reachable; }, 3s));
+    std::printf(
+        "[ figures ] paused sentinel: subscription dropped and query connection unreachable after %lld ms\n",
+        static_cast<long long>(since(t0).count()));
+    const auto discoveries = sentinel.status().counters.discoveries;
+    EXPECT_TRUE(
+        co_await eventually([&] { return sentinel.status().counters.discoveries > discoveries + 2; }, 3s))
+        << "rounds go on through the others";
+    EXPECT_EQ(sentinel.topology().master, local(c.master->port()));
+    c.sentinels[0].resume();
+    EXPECT_TRUE(co_await eventually([&] { return node(0).subscribed && node(0).reachable; }, 5s))
+        << node(0).last_error;
+  });
+  EXPECT_GE(sentinel.status().counters.subscription_drops, 1u);
+  EXPECT_EQ(sentinel.status().counters.master_changes, 1u);
+}
+
 // A fresh cluster: this one loses its master.
 TEST(SentinelFailover, AKilledMasterIsReplacedAndThePromotedReplicaAdoptedThroughSwitchMaster) {
   TempDir dir;
