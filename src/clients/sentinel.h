@@ -52,6 +52,11 @@
 //   undo a failover already adopted.
 // - Addresses are numeric IPs only (no DNS on the event loop): a sentinel announcing hostnames is
 //   treated as giving a bad answer.
+// - Limits: no AUTH (neither to the sentinels nor for the ROLE check) and no TLS; the list of sentinels
+//   is the configured one (no `SENTINEL sentinels` refresh); the answer carries no config epoch, so a
+//   sentinel cut off from the others that still names the old master, while the old master is
+//   reachable and still says `master` (a partition, not a crash), is believed until a later answer
+//   or +switch-master replaces it, as with any client following the spec.
 // - Threading: like Client, bound to one executor that runs on one thread at a time; every member
 //   function must be called there. on_change listeners and wait_master completions are posted, never
 //   invoked inside a member function.
