@@ -14,7 +14,6 @@
 //   callback exactly once per command (with NULL when the context is freed), which deletes it.
 #include "clients/redis.h"
 
-#include <arpa/inet.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <poll.h>
@@ -79,10 +78,12 @@ void throw_exception_from_error(const Error& e, const boost::source_location&) {
 }
 
 void Settings::validate() const {
-  unsigned char buf[16];
-  if (::inet_pton(AF_INET, host.c_str(), buf) != 1 && ::inet_pton(AF_INET6, host.c_str(), buf) != 1)
+  if (!detail::is_numeric_ip(host))
     throw std::invalid_argument("redis host must be a numeric IP address (no DNS on the event loop): '" +
                                 host + "'");
+  if (!source_address.empty() && !detail::is_numeric_ip(source_address))
+    throw std::invalid_argument("redis source_address must be empty or a numeric IP address: '" +
+                                source_address + "'");
   if (port == 0) throw std::invalid_argument("redis port must not be 0");
   if (database < 0) throw std::invalid_argument("redis database must be >= 0");
   if (connect_timeout.count() <= 0) throw std::invalid_argument("redis connect_timeout must be > 0");
@@ -239,6 +240,42 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
     return true;
   }
 
+  bool retarget(std::string host, std::uint16_t port) {
+    if (stopped) return false;
+    if (host == settings.host && port == settings.port) return false;
+    const std::string target = host + ":" + std::to_string(port);
+    if (port == 0 || !detail::is_numeric_ip(host)) {
+      status.last_error = "retarget refused: '" + target + "' is not a numeric IP address and port";
+      common::log::warn("redis retarget refused", {{"client", settings.name}, {"address", target}});
+      return false;
+    }
+    common::log::info("redis retarget", {{"client", settings.name},
+                                         {"from", settings.host + ":" + std::to_string(settings.port)},
+                                         {"to", target}});
+    settings.host = std::move(host);
+    settings.port = port;
+    if (!started) return true;  // start() connects to the new address
+    retry_timer.cancel();
+    connect_timer.cancel();
+    watchdog.cancel();
+    watchdog_armed = false;
+    if (auto old = std::move(conn)) {
+      // `conn` no longer points at it, so its on_closed() (posted by the cleanup hook) is ignored:
+      // account for it here. hiredis completes its outstanding commands with NULL replies, which
+      // lost_error() turns into `connection_lost` with this reason.
+      const std::string reason = "retarget to " + target;
+      if (old->ready) {
+        ++status.counters.disconnects;
+        status.last_error = reason;
+      }
+      close_conn(old, reason);
+    }
+    backoff.reset();
+    failure_logged = false;
+    connect();  // at once: the new address owes us no backoff
+    return true;
+  }
+
   void connect();
   void attempt_failed(const std::string& reason);
   void schedule_reconnect();
@@ -383,7 +420,12 @@ void on_reply_cb(redisAsyncContext* ac, void* r, void* privdata) {
 void Client::Impl::connect() {
   if (stopped) return;
   set_state(State::connecting);
-  redisAsyncContext* ac = redisAsyncConnect(settings.host.c_str(), settings.port);
+  // With a source address, hiredis binds the socket to it (getaddrinfo on a numeric address: no
+  // DNS) before its non-blocking connect.
+  redisAsyncContext* ac =
+      settings.source_address.empty()
+          ? redisAsyncConnect(settings.host.c_str(), settings.port)
+          : redisAsyncConnectBind(settings.host.c_str(), settings.port, settings.source_address.c_str());
   if (ac == nullptr) return attempt_failed("cannot allocate a hiredis context");
   if (ac->err != 0) {
     std::string reason = std::string("connect failed: ") + ac->errstr;
@@ -671,6 +713,10 @@ Client::executor_type Client::get_executor() const {
 
 bool Client::reset(std::string_view reason, std::uint64_t connection_id) {
   return impl_->reset(reason, connection_id);
+}
+
+bool Client::retarget(std::string host, std::uint16_t port) {
+  return impl_->retarget(std::move(host), port);
 }
 
 std::uint64_t Client::connection_id() const {

@@ -20,6 +20,7 @@
 //   std::vector<std::string> keys{"k"};                       // (GCC 12: no braced list in co_await)
 //   auto v = co_await redis.eval(get, std::move(keys), {}, 100ms);  // EVALSHA, EVAL on NOSCRIPT
 //   redis.status();                                           // state, since, last error, counts
+//   redis.retarget("127.0.0.1", 6380);                        // after a failover: new address now
 //   redis.stop();                                             // or just destroy it
 //
 // Every async operation also takes any Asio completion token as its last argument (the default is
@@ -137,6 +138,9 @@ struct Settings {
   std::string password{};      // AUTH on connect when not empty
   int database = 0;            // SELECT on connect when not 0
   std::string name = "redis";  // shown in logs and status
+  // Local IP (numeric) the outgoing socket is bound to before connecting; empty: any. Lets faults
+  // (a partition, a toxic) hit one process's path and not another's on the same host.
+  std::string source_address{};
 
   std::chrono::milliseconds connect_timeout{200};  // TCP connect + AUTH/SELECT/PING handshake
   std::chrono::milliseconds stall_timeout{500};    // server silent this long: drop the connection
@@ -264,6 +268,15 @@ class Client {
   // With `connection_id` (connection_id() read when the command was issued), only that connection
   // is dropped: one established since then is left alone. Returns whether a connection was dropped.
   bool reset(std::string_view reason, std::uint64_t connection_id = 0);
+  // Points the client at another server (after a failover): if (host, port) differ from the current
+  // address, drops the established connection as reset() does (outstanding commands complete with
+  // `connection_lost`, "connection lost: retarget to <host>:<port>"), or abandons a connect attempt
+  // in progress, and connects to the new address at once (no backoff wait; later retries back off
+  // as usual). settings().host/port reflect the new address from the call on. Before start() it
+  // only changes the address; on a stopped client it does nothing. Returns whether the address
+  // changed. A host that is not a numeric IP, or port 0, is refused (returns false, logged,
+  // status().last_error says why): addresses from clients::redis::Sentinel are always valid.
+  bool retarget(std::string host, std::uint16_t port);
   // The established connection (increasing ids, never reused), 0 while there is none. A command
   // issued now is sent on this connection, if on any.
   std::uint64_t connection_id() const;

@@ -1,5 +1,6 @@
 #include "clients/redis_detail.h"
 
+#include <arpa/inet.h>
 #include <hiredis/hiredis.h>
 
 #include <array>
@@ -162,6 +163,13 @@ std::vector<std::string> eval_command(std::string_view verb, std::string_view sc
 
 bool is_noscript(const Reply& reply) {
   return reply.is_error() && reply.str.rfind("NOSCRIPT", 0) == 0;
+}
+
+bool is_numeric_ip(std::string_view host) {
+  const std::string h(host);  // inet_pton wants a NUL-terminated string
+  if (h.size() != host.size() || h.find('\0') != std::string::npos) return false;
+  unsigned char buf[16];
+  return ::inet_pton(AF_INET, h.c_str(), buf) == 1 || ::inet_pton(AF_INET6, h.c_str(), buf) == 1;
 }
 
 }  // namespace clients::redis::detail

@@ -41,4 +41,7 @@ std::vector<std::string> eval_command(std::string_view verb, std::string_view sc
 // True for an error reply saying the server does not know the script.
 bool is_noscript(const Reply& reply);
 
+// True for a numeric IPv4 or IPv6 address (what may be connected to without a DNS lookup).
+bool is_numeric_ip(std::string_view host);
+
 }  // namespace clients::redis::detail

@@ -565,6 +565,116 @@ TEST_F(RedisClientTest, NothingListeningMeansFastFailuresAndPacedRetries) {
   });
 }
 
+// source_address: the socket is bound to the given local IP before connecting, so the server sees
+// it as the peer (all of 127.0.0.0/8 is local on Linux).
+TEST_F(RedisClientTest, ConnectsFromTheConfiguredSourceAddress) {
+  Settings s = settings_for(*server_);
+  s.source_address = "127.0.1.7";
+  Client redis(io_.get_executor(), s);
+  redis.start();
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await redis.wait_connected(2s));
+    Result r = co_await redis.command(cmd("CLIENT", "INFO"), 1s);
+    EXPECT_TRUE(r && r->str.find("addr=127.0.1.7:") != std::string::npos) << (r ? r->str : r.error().message);
+  });
+  EXPECT_NE(server_->command("CLIENT LIST").find("addr=127.0.1.7:"), std::string::npos);
+}
+
+// retarget(): a failover hands the client a new address; it moves there at once, without waiting
+// for a backoff, and what was outstanding on the old server fails with connection_lost.
+TEST_F(RedisClientTest, RetargetMovesToTheNewServerAtOnceAndFailsWhatWasOutstanding) {
+  auto other = RedisServer::start(dir_.path() / "other");
+  Settings s = settings_for(*server_);
+  s.stall_timeout = 5s;
+  s.reconnect = {.initial = 3s, .max = 3s, .multiplier = 1.0, .jitter = 0.0};  // a backoff would show
+  Client redis(io_.get_executor(), s);
+  redis.start();
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await redis.wait_connected(2s));
+    Result r = co_await redis.command(cmd("SET", "where", "first"), 1s);
+    EXPECT_TRUE(r && r->is_status("OK"));
+    const std::uint64_t first = redis.connection_id();
+    std::optional<Result> in_flight;
+    asio::co_spawn(
+        io_,
+        [&]() -> asio::awaitable<void> {
+          in_flight.emplace(co_await redis.command(cmd("EVAL", kBusyScript.source(), "0", "300"), 5s));
+        },
+        asio::detached);
+    co_await sleep_for(20ms);
+    EXPECT_FALSE(redis.retarget("127.0.0.1", server_->port())) << "same address: nothing to do";
+    EXPECT_EQ(redis.connection_id(), first);
+    const auto t0 = Clock::now();
+    EXPECT_TRUE(redis.retarget("127.0.0.1", other.port()));
+    EXPECT_EQ(redis.settings().port, other.port());
+    EXPECT_EQ(redis.connection_id(), 0u);
+    while (!in_flight)
+      co_await sleep_for(1ms);
+    EXPECT_LT(since(t0), itest::kFast);
+    EXPECT_TRUE(!*in_flight && in_flight->error().code == Errc::connection_lost &&
+                in_flight->error().message.find("retarget to 127.0.0.1:") != std::string::npos)
+        << (*in_flight ? "ok" : in_flight->error().message);
+    EXPECT_TRUE(co_await redis.wait_connected(2s));
+    EXPECT_LT(since(t0), 1s) << "no 3 s backoff before connecting to the new address";
+    EXPECT_GT(redis.connection_id(), first);
+    r = co_await redis.command(cmd("GET", "where"), 1s);
+    EXPECT_TRUE(r && r->is_nil()) << "the new server, not the old one";
+  });
+  const Status st = redis.status();
+  EXPECT_EQ(st.counters.connects, 2u);
+  EXPECT_EQ(st.counters.disconnects, 1u);
+  EXPECT_EQ(st.counters.connection_lost, 1u);
+  EXPECT_EQ(st.state, State::connected);
+}
+
+// A connect attempt that hangs (SYN never answered) is abandoned for the new address at once.
+TEST_F(RedisClientTest, RetargetAbandonsAConnectAttemptInProgress) {
+  itest::SynBlackhole hole;
+  Settings s = settings_for(*server_);
+  s.port = hole.port();
+  s.connect_timeout = 5s;
+  s.reconnect = {.initial = 3s, .max = 3s, .multiplier = 1.0, .jitter = 0.0};
+  run(io_, [&]() -> asio::awaitable<void> { co_await sleep_for(1ms); });  // the reactor's own fds
+  const std::size_t fds_before = itest::open_fds();
+  {
+    Client redis(io_.get_executor(), s);
+    EXPECT_FALSE(redis.retarget("127.0.0.1", hole.port())) << "the address it has";
+    redis.start();
+    run(io_, [&]() -> asio::awaitable<void> {
+      co_await sleep_for(50ms);
+      EXPECT_EQ(redis.status().state, State::connecting);
+      const auto t0 = Clock::now();
+      EXPECT_TRUE(redis.retarget("127.0.0.1", server_->port()));
+      EXPECT_TRUE(co_await redis.wait_connected(2s));
+      EXPECT_LT(since(t0), 1s);
+      Result r = co_await redis.ping(1s);
+      EXPECT_TRUE(r && r->is_status("PONG"));
+    });
+    EXPECT_EQ(redis.status().counters.connects, 1u);
+    EXPECT_EQ(redis.status().counters.disconnects, 0u);
+  }
+  run(io_, [&]() -> asio::awaitable<void> { co_await sleep_for(10ms); });
+  EXPECT_LE(itest::open_fds(), fds_before) << "the abandoned socket is closed";
+}
+
+TEST_F(RedisClientTest, RetargetBeforeStartAfterStopAndToNonsense) {
+  Settings s = settings_for(*server_);
+  s.port = testing_support::free_port();
+  Client redis(io_.get_executor(), s);
+  EXPECT_TRUE(redis.retarget("127.0.0.1", server_->port()));  // before start: only the address
+  EXPECT_EQ(redis.status().state, State::idle);
+  EXPECT_FALSE(redis.retarget("localhost", 6379));
+  EXPECT_FALSE(redis.retarget("127.0.0.1", 0));
+  EXPECT_NE(redis.status().last_error.find("retarget refused"), std::string::npos);
+  EXPECT_EQ(redis.settings().host, "127.0.0.1");
+  EXPECT_EQ(redis.settings().port, server_->port());
+  redis.start();
+  run(io_, [&]() -> asio::awaitable<void> { EXPECT_TRUE(co_await redis.wait_connected(2s)); });
+  redis.stop();
+  EXPECT_FALSE(redis.retarget("127.0.0.2", server_->port()));
+  EXPECT_EQ(redis.settings().host, "127.0.0.1");
+}
+
 TEST(RedisClient, ConnectHasADeadlineWhenTheSynIsNeverAnswered) {
   itest::SynBlackhole hole;
   asio::io_context io;
@@ -591,6 +701,9 @@ TEST(RedisSettings, RejectsHostnamesAndNonsense) {
   EXPECT_THROW(Client(io.get_executor(), Settings{.port = 0}), std::invalid_argument);
   EXPECT_THROW(Client(io.get_executor(), Settings{.max_pending = 0}), std::invalid_argument);
   EXPECT_NO_THROW(Client(io.get_executor(), Settings{.host = "::1"}));
+  EXPECT_THROW(Client(io.get_executor(), Settings{.source_address = "localhost"}), std::invalid_argument);
+  EXPECT_THROW(Client(io.get_executor(), Settings{.source_address = "127.0.1"}), std::invalid_argument);
+  EXPECT_NO_THROW(Client(io.get_executor(), Settings{.source_address = "127.0.1.7"}));
 }
 
 }  // namespace

@@ -295,8 +295,12 @@ void RedisServer::restart() {
 }
 
 std::string RedisServer::command(const std::string& line) const {
-  const int fd = connect_loopback(port_);
-  if (fd < 0) throw std::runtime_error("cannot connect to redis on port " + std::to_string(port_));
+  return redis_command(port_, line);
+}
+
+std::string redis_command(std::uint16_t port, const std::string& line) {
+  const int fd = connect_loopback(port);
+  if (fd < 0) throw std::runtime_error("cannot connect to redis on port " + std::to_string(port));
   const std::string wire = line + "\r\n";
   if (::send(fd, wire.data(), wire.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(wire.size())) {
     ::close(fd);
@@ -323,7 +327,7 @@ std::string RedisServer::command(const std::string& line) const {
     }
   }
   ::close(fd);
-  if (reply.empty()) throw std::runtime_error("no reply from redis on port " + std::to_string(port_));
+  if (reply.empty()) throw std::runtime_error("no reply from redis on port " + std::to_string(port));
   return reply;
 }
 
@@ -338,6 +342,88 @@ void RedisServer::wait_replication_up(std::chrono::milliseconds timeout) const {
       },
       timeout);
   if (!up) throw std::runtime_error("redis replica on port " + std::to_string(port_) + " did not attach");
+}
+
+SentinelServer SentinelServer::start(const fs::path& dir, const std::string& master_name,
+                                     std::uint16_t master_port, Options options) {
+  SentinelServer r;
+  r.dir_ = dir;
+  r.master_name_ = master_name;
+  fs::create_directories(dir);
+  // A free port can be taken by another process before the server binds it: retry on a new one.
+  for (int attempt = 1;; ++attempt) {
+    r.port_ = free_port();
+    {
+      std::ofstream conf(dir / "sentinel.conf", std::ios::trunc);
+      conf << "port " << r.port_ << "\n"
+           << "bind 127.0.0.1\n"
+           << "protected-mode no\n"
+           << "daemonize no\n"
+           << "dir " << dir.string() << "\n"
+           << "sentinel monitor " << master_name << " 127.0.0.1 " << master_port << " " << options.quorum
+           << "\n"
+           << "sentinel down-after-milliseconds " << master_name << " " << options.down_after.count() << "\n"
+           << "sentinel failover-timeout " << master_name << " " << options.failover_timeout.count() << "\n"
+           << "sentinel parallel-syncs " << master_name << " 1\n";
+    }
+    try {
+      r.restart();
+      return r;
+    } catch (const std::runtime_error&) {
+      if (attempt == 5) throw;
+    }
+  }
+}
+
+void SentinelServer::restart() {
+  process_.stop();
+  const fs::path log = dir_ / "sentinel.log";
+  process_ = Process::spawn({"redis-server", (dir_ / "sentinel.conf").string(), "--sentinel"}, log);
+  const std::string ours = "process_id:" + std::to_string(process_.pid()) + "\r\n";
+  bool died = false;
+  const bool up = wait_until(
+      [&] {
+        if (!process_.running()) return died = true;
+        try {
+          return command("INFO server").find(ours) != std::string::npos;
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      10s);
+  if (!up || died) {
+    process_.kill_now();
+    throw std::runtime_error("redis sentinel did not start on port " + std::to_string(port_) + ":\n" +
+                             tail_of(log));
+  }
+}
+
+void SentinelServer::wait_monitoring(int replicas, int sentinels, std::chrono::milliseconds timeout) const {
+  // INFO sentinel: "master0:name=users,status=ok,address=127.0.0.1:6379,slaves=2,sentinels=3".
+  const std::string name = "name=" + master_name_ + ",";
+  auto field = [](const std::string& line, const std::string& key) {
+    const auto at = line.find("," + key + "=");
+    return at == std::string::npos ? -1 : std::atoi(line.c_str() + at + key.size() + 2);
+  };
+  std::string last;
+  const bool ok = wait_until(
+      [&] {
+        try {
+          last = command("INFO sentinel");
+        } catch (const std::exception&) {
+          return false;
+        }
+        const auto at = last.find(name);
+        if (at == std::string::npos) return false;
+        const std::string line = last.substr(at, last.find("\r\n", at) - at);
+        return line.find("status=ok") != std::string::npos && field(line, "slaves") >= replicas &&
+               field(line, "sentinels") >= sentinels;
+      },
+      timeout);
+  if (!ok)
+    throw std::runtime_error("sentinel on port " + std::to_string(port_) + " does not see " +
+                             std::to_string(replicas) + " replica(s) and " + std::to_string(sentinels) +
+                             " sentinel(s):\n" + last);
 }
 
 MariaDbServer MariaDbServer::start(const fs::path& dir, std::optional<std::uint16_t> port) {

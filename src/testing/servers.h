@@ -11,6 +11,11 @@
 //   auto db = testing_support::MariaDbServer::start(dir.path() / "db");
 //   db.sql("CREATE DATABASE users");        // runs the mariadb client over TCP
 //   master.pause(); ...; master.resume();
+//
+//   // Sentinels watching `master` as "users" (quorum 2): a failover ~2-3 s after the master dies.
+//   auto s1 = testing_support::SentinelServer::start(dir.path() / "s1", "users", master.port());
+//   s1.wait_monitoring(/*replicas=*/1, /*sentinels=*/3);   // once all three know each other
+//   s1.command("SENTINEL get-master-addr-by-name users");
 #pragma once
 
 #include <sys/types.h>
@@ -86,6 +91,7 @@ class RedisServer {
   void wait_replication_up(std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
 
   void stop() { process_.stop(); }
+  void kill() { process_.kill_now(); }  // SIGKILL: a crash
   // Starts again on the same port with the same settings (data is not kept).
   void restart();
   void pause() { process_.pause(); }
@@ -95,6 +101,50 @@ class RedisServer {
  private:
   std::filesystem::path dir_;
   std::optional<std::uint16_t> replica_of_;
+  std::uint16_t port_ = 0;
+  Process process_;
+};
+
+// Sends one command (inline protocol) to 127.0.0.1:port and returns the raw reply; throws on
+// connection errors. What RedisServer::command and SentinelServer::command use.
+std::string redis_command(std::uint16_t port, const std::string& line);
+
+// A Redis Sentinel (`redis-server <conf> --sentinel`) on a free port, monitoring one master at
+// 127.0.0.1:master_port under `master_name`. Its configuration file is fresh and writable in `dir`
+// (Sentinel rewrites it: its id, the replicas and sentinels it learns, the epoch), so a restart keeps
+// what it knew, like a real deployment.
+class SentinelServer {
+ public:
+  struct Options {
+    int quorum = 2;
+    std::chrono::milliseconds down_after{1000};        // down-after-milliseconds
+    std::chrono::milliseconds failover_timeout{3000};  // failover-timeout
+  };
+  static SentinelServer start(const std::filesystem::path& dir, const std::string& master_name,
+                              std::uint16_t master_port, Options options);
+  static SentinelServer start(const std::filesystem::path& dir, const std::string& master_name,
+                              std::uint16_t master_port) {
+    return start(dir, master_name, master_port, Options{});
+  }
+
+  std::uint16_t port() const { return port_; }
+  std::string command(const std::string& line) const { return redis_command(port_, line); }
+  // Waits until this sentinel sees the master with at least `replicas` replicas and `sentinels`
+  // sentinels (itself included), as INFO sentinel reports; throws after `timeout`.
+  void wait_monitoring(int replicas, int sentinels,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(15)) const;
+
+  void stop() { process_.stop(); }
+  void kill() { process_.kill_now(); }
+  // Starts again on the same port from its (rewritten) configuration file.
+  void restart();
+  void pause() { process_.pause(); }
+  void resume() { process_.resume(); }
+  pid_t pid() const { return process_.pid(); }
+
+ private:
+  std::filesystem::path dir_;
+  std::string master_name_;
   std::uint16_t port_ = 0;
   Process process_;
 };
