@@ -720,6 +720,39 @@ TEST_F(FaultproxyTest, ClientCidrLimitsALatencyToOneClient) {
       << metrics;
 }
 
+// A dual-stack listener sees an IPv4 client as ::ffff:a.b.c.d: an IPv4 CIDR still covers it, and an
+// IPv6 CIDR covers an IPv6 client.
+TEST_F(FaultproxyTest, ClientCidrOnADualStackListener) {
+  auto r = fp_.call(
+      "POST", "/proxies",
+      R"({"name":"ds","listen":"[::]:0","upstream":"127.0.0.1:)" + std::to_string(echo_.port()) + "\"}");
+  ASSERT_EQ(r.status, 201) << r.body;
+  const auto at = r.body.find("\"listen\":\"[::]:");
+  if (at == std::string::npos) GTEST_SKIP() << "no IPv6 here: " << r.body;
+  const auto port = static_cast<std::uint16_t>(std::stoi(r.body.substr(at + 15)));
+  const int v4 = connect_from("127.0.1.2", port);
+  const int v6 = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_port = htons(port);
+  a.sin6_addr = in6addr_loopback;
+  ASSERT_GE(v4, 0);
+  if (::connect(v6, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(v4);
+    ::close(v6);
+    GTEST_SKIP() << "no IPv6 loopback: " << std::strerror(errno);
+  }
+  fp_.toxic("ds",
+            R"({"name":"l","type":"latency","client_cidr":"127.0.1.0/24","attributes":{"latency":400}})");
+  EXPECT_GE(rtt(v4), 399);
+  EXPECT_LT(rtt(v6), 200);
+  ASSERT_EQ(fp_.call("PATCH", "/proxies/ds/toxics/l", R"({"client_cidr":"::1/128"})").status, 200);
+  EXPECT_LT(rtt(v4), 200);
+  EXPECT_GE(rtt(v6), 399);
+  ::close(v4);
+  ::close(v6);
+}
+
 // The partition the HA catalog needs: a timeout for one instance only; the other keeps talking.
 TEST_F(FaultproxyTest, ClientCidrPartitionsOneClientWithATimeout) {
   const auto port = fp_.proxy("part", echo_.port());
