@@ -20,7 +20,8 @@ using Entries = std::vector<ProxyCollection::PopulateEntry>;
 
 bool same_toxic(const ToxicDef& a, const ToxicDef& b) {
   return a.name == b.name && a.type == b.type && a.stream == b.stream && a.direction == b.direction &&
-         a.toxicity == b.toxicity && a.attributes == b.attributes;
+         a.toxicity == b.toxicity && a.attributes == b.attributes && a.client.text == b.client.text &&
+         a.client.cidr == b.client.cidr;
 }
 
 }  // namespace

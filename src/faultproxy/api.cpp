@@ -123,6 +123,15 @@ std::vector<std::string> split_path(const std::string& path) {
   return parts;
 }
 
+// A toxic's client_cidr as sent (our extension): empty is every client, else a CIDR.
+std::variant<ClientFilter, ApiError> parse_client_filter(const std::string& text) {
+  ClientFilter f{text, std::nullopt};
+  if (text.empty()) return f;
+  f.cidr = Cidr::parse(text);
+  if (!f.cidr) return bad_body("client_cidr: invalid CIDR address: " + text);
+  return f;
+}
+
 // Decodes a toxic's attributes object into `out` (create) or `set` (update), Go-style.
 void decode_attributes(const gojson::Value& v, const ToxicTypeInfo& info, gojson::Decoder& d, Attributes* out,
                        std::vector<std::optional<std::int64_t>>* set) {
@@ -159,9 +168,10 @@ std::variant<ToxicDef, ApiError> parse_toxic(const gojson::Value& root, const Pr
   }
   gojson::Decoder d("ToxicWrapper");
   const gojson::Value* attributes = nullptr;
-  std::string type_name;
+  std::string type_name, client_cidr;
   for (const auto& [key, value] : root.members) {
     if (gojson::Decoder::key_is(key, "name")) d.string(value, "name", def.name);
+    if (gojson::Decoder::key_is(key, "client_cidr")) d.string(value, "client_cidr", client_cidr);
     if (gojson::Decoder::key_is(key, "type")) d.string(value, "type", type_name);
     if (gojson::Decoder::key_is(key, "stream")) d.string(value, "stream", def.stream);
     if (gojson::Decoder::key_is(key, "toxicity")) d.float32(value, "toxicity", def.toxicity);
@@ -192,6 +202,9 @@ std::variant<ToxicDef, ApiError> parse_toxic(const gojson::Value& root, const Pr
     decode_attributes(*attributes, *info, ad, &def.attributes, nullptr);
     if (ad.failed()) return bad_body(ad.error());
   }
+  auto client = parse_client_filter(client_cidr);
+  if (auto* e = std::get_if<ApiError>(&client)) return *e;
+  def.client = std::move(std::get<ClientFilter>(client));
   return def;
 }
 
@@ -289,8 +302,12 @@ std::string toxic_json(const ToxicDef& t) {
   gojson::append_string(s, info.name);
   s += ",\"stream\":";
   gojson::append_string(s, t.stream);
-  s += ",\"toxicity\":" + gojson::format_float32(t.toxicity) + "}";
-  return s;
+  s += ",\"toxicity\":" + gojson::format_float32(t.toxicity);
+  if (!t.client.text.empty()) {  // only when set: answers for other toxics stay Toxiproxy's
+    s += ",\"client_cidr\":";
+    gojson::append_string(s, t.client.text);
+  }
+  return s + "}";
 }
 
 std::string proxy_json(const Proxy& p) {
@@ -571,6 +588,8 @@ Response Api::handle(const Request& req, const common::http::RequestInfo& info) 
         const ToxicTypeInfo& type_info = toxic_type_info(t->type);
         std::vector<std::optional<std::int64_t>> set(type_info.attributes.size());
         std::optional<float> toxicity;
+        std::optional<std::string> client_text;
+        std::optional<ClientFilter> client;
         const auto& root = parsed.value;
         if (root.kind != gojson::Value::Kind::object && root.kind != gojson::Value::Kind::null) {
           return go_error(
@@ -588,11 +607,22 @@ Response Api::handle(const Request& req, const common::http::RequestInfo& info) 
             d.float32(value, "toxicity", f);
             if (value.kind == gojson::Value::Kind::number) toxicity = f;
           }
+          if (gojson::Decoder::key_is(key, "client_cidr")) {  // absent or null: kept; "": every client
+            std::string text;
+            d.string(value, "client_cidr", text);
+            if (value.kind == gojson::Value::Kind::string) client_text = std::move(text);
+          }
           if (d.failed()) break;
         }
         if (d.failed()) return go_error(c, bad_body(d.error()));
+        if (client_text) {
+          auto filter = parse_client_filter(*client_text);
+          if (auto* e = std::get_if<ApiError>(&filter)) return go_error(c, *e);
+          client = std::move(std::get<ClientFilter>(filter));
+        }
         const std::string toxic_name = t->name;
-        if (auto e = proxies_.update_toxic(parts[1], toxic_name, set, toxicity)) return go_error(c, *e);
+        if (auto e = proxies_.update_toxic(parts[1], toxic_name, set, toxicity, client))
+          return go_error(c, *e);
         return json_ok(c, toxic_json(*proxies_.find(parts[1])->find_toxic(toxic_name)));
       }
       case Route::none:

@@ -447,6 +447,74 @@ TEST_F(ApiTest, Populate) {
             std::string::npos);
 }
 
+// Our extension: the toxic-level client_cidr, echoed only when set.
+TEST_F(ApiTest, ClientCidrIsValidatedEchoedAndUpdated) {
+  make_proxy("echo");
+  auto r =
+      post("/proxies/echo/toxics",
+           R"({"name":"part","type":"timeout","client_cidr":"127.0.1.2/32","attributes":{"timeout":0}})");
+  EXPECT_EQ(r.status, 200) << r.body;
+  const std::string with_cidr =
+      R"({"attributes":{"timeout":0},"name":"part","type":"timeout","stream":"downstream","toxicity":1,"client_cidr":"127.0.1.2/32"})";
+  EXPECT_EQ(r.body, with_cidr);
+  EXPECT_EQ(get("/proxies/echo/toxics/part").body, with_cidr);
+  EXPECT_NE(get("/proxies/echo").body.find(with_cidr), std::string::npos);
+  const auto& snapshot = *proxies_.find("echo")->listener->snapshot;
+  EXPECT_TRUE(snapshot.client_filtered);
+  ASSERT_EQ(snapshot.by_direction[1].size(), 1u);
+  EXPECT_EQ(snapshot.by_direction[1][0].client_cidr, Cidr::parse("127.0.1.2/32"));
+  // Empty or null: every client, and the answer is Toxiproxy's to the byte.
+  r = post("/proxies/echo/toxics", R"({"name":"all","type":"latency","client_cidr":""})");
+  EXPECT_EQ(
+      r.body,
+      R"({"attributes":{"latency":0,"jitter":0},"name":"all","type":"latency","stream":"downstream","toxicity":1})");
+  r = post("/proxies/echo/toxics", R"({"name":"all2","type":"latency","client_cidr":null})");
+  EXPECT_EQ(r.body.find("client_cidr"), std::string::npos);
+  r = post("/proxies/echo/toxics", R"({"name":"v6","type":"latency","Client_CIDR":"::1/128"})");
+  EXPECT_NE(r.body.find(R"("toxicity":1,"client_cidr":"::1/128"})"), std::string::npos) << r.body;
+  // Malformed: 400 in Toxiproxy's error format, nothing added.
+  for (const std::string bad :
+       {"127.0.1.2", "127.0.1.0/33", "::1/129", "127.0.1/24", "abc", " 127.0.1.2/32"}) {
+    expect_go_error(
+        post("/proxies/echo/toxics", R"({"name":"bad","type":"latency","client_cidr":")" + bad + "\"}"), 400,
+        "bad request body: client_cidr: invalid CIDR address: " + bad);
+  }
+  expect_go_error(post("/proxies/echo/toxics", R"({"name":"bad","type":"latency","client_cidr":24})"), 400,
+                  "bad request body: json: cannot unmarshal number into Go struct field "
+                  "ToxicWrapper.client_cidr of type string");
+  EXPECT_EQ(get("/proxies/echo/toxics/bad").status, 404);
+  // Update: a new CIDR, kept when absent or null, "" for every client; a bad one changes nothing.
+  r = patch("/proxies/echo/toxics/part", R"({"client_cidr":"127.0.1.0/24"})");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find(R"("client_cidr":"127.0.1.0/24"})"), std::string::npos) << r.body;
+  r = patch("/proxies/echo/toxics/part", R"({"attributes":{"timeout":5},"client_cidr":null})");
+  EXPECT_EQ(
+      r.body,
+      R"({"attributes":{"timeout":5},"name":"part","type":"timeout","stream":"downstream","toxicity":1,"client_cidr":"127.0.1.0/24"})");
+  expect_go_error(patch("/proxies/echo/toxics/part", R"({"attributes":{"timeout":7},"client_cidr":"x/1"})"),
+                  400, "bad request body: client_cidr: invalid CIDR address: x/1");
+  EXPECT_NE(get("/proxies/echo/toxics/part").body.find(R"({"timeout":5})"), std::string::npos);
+  r = patch("/proxies/echo/toxics/all", R"({"client_cidr":"127.0.1.1/32"})");
+  EXPECT_NE(r.body.find(R"("client_cidr":"127.0.1.1/32"})"), std::string::npos) << r.body;
+  r = patch("/proxies/echo/toxics/part", R"({"client_cidr":""})");
+  EXPECT_EQ(
+      r.body,
+      R"({"attributes":{"timeout":5},"name":"part","type":"timeout","stream":"downstream","toxicity":1})");
+  EXPECT_EQ(proxies_.find("echo")->listener->snapshot->by_direction[1][0].client_cidr, std::nullopt);
+  // /populate and -config: the same field and the same errors, naming the entry.
+  r = post(
+      "/populate",
+      R"([{"name":"pc","listen":"127.0.0.1:0","upstream":"x:1","toxics":[{"type":"latency","client_cidr":"127.0.1.0/24"}]}])");
+  EXPECT_EQ(r.status, 201) << r.body;
+  EXPECT_NE(r.body.find(R"("toxicity":1,"client_cidr":"127.0.1.0/24"})"), std::string::npos) << r.body;
+  r = post(
+      "/populate",
+      R"([{"name":"pc","listen":"127.0.0.1:0","upstream":"x:1","toxics":[{"type":"latency","client_cidr":"127.0.1.0/99"}]}])");
+  EXPECT_EQ(
+      r.body,
+      R"({"error":"bad request body: client_cidr: invalid CIDR address: 127.0.1.0/99 at proxy 1 toxic 1","status":400,"proxies":null})");
+}
+
 TEST_F(ApiTest, RoutingErrorsLikeGorillaMux) {
   make_proxy("echo");
   for (const char* path : {"/nosuchpath", "/proxies/", "/version/", "/proxies/a%20b%2Fc", "/metrics"}) {

@@ -66,6 +66,7 @@ class Link {
     dst_ = dst;
   }
   void apply(const std::vector<ToxicSpec>& toxics, TimePoint now);
+  const Pipeline* pipeline() const { return pipeline_.get(); }
   void pump();
   void stop();
   bool finished() const { return eof_sent_; }
@@ -120,6 +121,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void start();
   void apply(SnapshotPtr snap);
+  // The toxics of the current snapshot for one link: the snapshot's own list, or this client's
+  // part of it when some toxic has a client_cidr.
+  void apply_to(Link& link, Direction d, TimePoint now);
   void close() { teardown(false); }
   void reset() { teardown(true); }
   void link_finished() {
@@ -135,6 +139,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool connected_ = false, closed_ = false;
   std::unique_ptr<asio::steady_timer> connect_timer_;
   std::unique_ptr<tcp::resolver> resolver_;
+  // The client's address, looked up (getpeername) the first time a snapshot filters by client.
+  std::optional<IpAddress> client_address_;
+  bool client_address_known_ = false;
 
   std::uint64_t link_seed(Direction d) const {
     return mix64(runtime_->seed ^ mix64(index_ * 2 + static_cast<std::uint64_t>(d)));
@@ -403,10 +410,25 @@ void Link::arm_timer() {
 
 // ---- Connection --------------------------------------------------------------------------------
 
+void Connection::apply_to(Link& link, Direction d, TimePoint now) {
+  const auto& toxics = snapshot_->by_direction[static_cast<int>(d)];
+  if (!snapshot_->client_filtered) return link.apply(toxics, now);
+  if (!client_address_known_) {
+    client_address_known_ = true;
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    // Fails only when the client is gone already (ENOTCONN after its RST): no client_cidr
+    // covers it then, and the connection is about to close anyway.
+    if (::getpeername(client_.native_handle(), reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+      client_address_ = IpAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss), len);
+  }
+  link.apply(toxics_for_client(toxics, client_address_, link.pipeline()), now);
+}
+
 void Connection::start() {
   const TimePoint now = Clock::now();
-  up_.apply(snapshot_->by_direction[0], now);
-  down_.apply(snapshot_->by_direction[1], now);
+  apply_to(up_, Direction::upstream, now);
+  apply_to(down_, Direction::downstream, now);
   if (runtime_->upstream_endpoint) return connect_direct(*runtime_->upstream_endpoint);
   arm_connect_timer();
   resolver_ = std::make_unique<tcp::resolver>(worker_.context);
@@ -501,9 +523,9 @@ void Connection::apply(SnapshotPtr snap) {
   if (closed_) return;
   snapshot_ = std::move(snap);
   const TimePoint now = Clock::now();
-  up_.apply(snapshot_->by_direction[0], now);
+  apply_to(up_, Direction::upstream, now);
   if (closed_) return;
-  down_.apply(snapshot_->by_direction[1], now);
+  apply_to(down_, Direction::downstream, now);
 }
 
 void Connection::teardown(bool rst) {

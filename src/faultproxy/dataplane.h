@@ -55,6 +55,9 @@ std::string_view direction_name(Direction d);
 // The toxics of one proxy at one moment, per direction, in order. Immutable once published.
 struct ToxicSnapshot {
   std::array<std::vector<ToxicSpec>, 2> by_direction;  // indexed by Direction
+  // Some toxic has a client_cidr: each connection takes its own part (toxics_for_client). False,
+  // connections use by_direction as is and never look up their client's address.
+  bool client_filtered = false;
 };
 using SnapshotPtr = std::shared_ptr<const ToxicSnapshot>;
 

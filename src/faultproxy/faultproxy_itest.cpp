@@ -52,6 +52,29 @@ int connect_to(std::uint16_t port) {
   return fd;
 }
 
+// A client bound to its own loopback source address (127.0.1.N, as the HA stack binds its service
+// instances) before it connects.
+int connect_from(const char* source, std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in s{};
+  s.sin_family = AF_INET;
+  ::inet_pton(AF_INET, source, &s.sin_addr);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&s), sizeof s) != 0 ||
+      ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    const int err = errno;
+    ::close(fd);
+    errno = err;
+    return -1;
+  }
+  const int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
 void send_all(int fd, std::string_view data) {
   while (!data.empty()) {
     const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
@@ -653,6 +676,113 @@ INSTANTIATE_TEST_SUITE_P(EveryToxic, LiveToxicRemoval,
                          [](const auto& p) {
                            return std::get<0>(p.param).label + "_" + std::get<1>(p.param);
                          });
+
+// client_cidr: one proxy, two clients on their own loopback source addresses; the toxic acts only
+// on the one in its CIDR, on connections opened before and after it was added, follows a change of
+// the CIDR, and its removal restores the other.
+TEST_F(FaultproxyTest, ClientCidrLimitsALatencyToOneClient) {
+  const auto port = fp_.proxy("ha", echo_.port());
+  const int a1 = connect_from("127.0.1.1", port), b1 = connect_from("127.0.1.2", port);
+  ASSERT_GE(a1, 0) << std::strerror(errno);
+  ASSERT_GE(b1, 0) << std::strerror(errno);
+  EXPECT_LT(rtt(a1), 200);
+  EXPECT_LT(rtt(b1), 200);
+  fp_.toxic(
+      "ha",
+      R"({"name":"slow_b","type":"latency","client_cidr":"127.0.1.2/32","attributes":{"latency":400}})");
+  const int a2 = connect_from("127.0.1.1", port), b2 = connect_from("127.0.1.2", port);
+  ASSERT_GE(a2, 0);
+  ASSERT_GE(b2, 0);
+  for (int fd : {a1, a2})
+    EXPECT_LT(rtt(fd), 200);  // well under the 400 ms the other one pays
+  for (int fd : {b1, b2})
+    EXPECT_GE(rtt(fd), 399);
+  // The CIDR changed to the other client: the toxic moves with it, on the live connections too.
+  ASSERT_EQ(fp_.call("PATCH", "/proxies/ha/toxics/slow_b", R"({"client_cidr":"127.0.1.1/32"})").status, 200);
+  for (int fd : {a1, a2})
+    EXPECT_GE(rtt(fd), 399);
+  for (int fd : {b1, b2})
+    EXPECT_LT(rtt(fd), 200);
+  // A whole network covers both.
+  ASSERT_EQ(fp_.call("PATCH", "/proxies/ha/toxics/slow_b", R"({"client_cidr":"127.0.1.0/24"})").status, 200);
+  for (int fd : {a1, b1})
+    EXPECT_GE(rtt(fd), 399);
+  ASSERT_EQ(fp_.call("DELETE", "/proxies/ha/toxics/slow_b").status, 204);
+  for (int fd : {a1, a2, b1, b2}) {
+    EXPECT_LT(rtt(fd), 200);
+    ::close(fd);
+  }
+  const auto metrics = fp_.call("GET", "/metrics").body;
+  EXPECT_NE(
+      metrics.find(
+          R"(faultproxy_toxic_activations_total{proxy="ha",toxic="slow_b",type="latency",direction="downstream"} 6)"),
+      std::string::npos)
+      << metrics;
+}
+
+// A dual-stack listener sees an IPv4 client as ::ffff:a.b.c.d: an IPv4 CIDR still covers it, and an
+// IPv6 CIDR covers an IPv6 client.
+TEST_F(FaultproxyTest, ClientCidrOnADualStackListener) {
+  auto r = fp_.call(
+      "POST", "/proxies",
+      R"({"name":"ds","listen":"[::]:0","upstream":"127.0.0.1:)" + std::to_string(echo_.port()) + "\"}");
+  ASSERT_EQ(r.status, 201) << r.body;
+  const auto at = r.body.find("\"listen\":\"[::]:");
+  if (at == std::string::npos) GTEST_SKIP() << "no IPv6 here: " << r.body;
+  const auto port = static_cast<std::uint16_t>(std::stoi(r.body.substr(at + 15)));
+  const int v4 = connect_from("127.0.1.2", port);
+  const int v6 = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_port = htons(port);
+  a.sin6_addr = in6addr_loopback;
+  ASSERT_GE(v4, 0);
+  if (::connect(v6, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(v4);
+    ::close(v6);
+    GTEST_SKIP() << "no IPv6 loopback: " << std::strerror(errno);
+  }
+  fp_.toxic("ds",
+            R"({"name":"l","type":"latency","client_cidr":"127.0.1.0/24","attributes":{"latency":400}})");
+  EXPECT_GE(rtt(v4), 399);
+  EXPECT_LT(rtt(v6), 200);
+  ASSERT_EQ(fp_.call("PATCH", "/proxies/ds/toxics/l", R"({"client_cidr":"::1/128"})").status, 200);
+  EXPECT_LT(rtt(v4), 200);
+  EXPECT_GE(rtt(v6), 399);
+  ::close(v4);
+  ::close(v6);
+}
+
+// The partition the HA catalog needs: a timeout for one instance only; the other keeps talking.
+TEST_F(FaultproxyTest, ClientCidrPartitionsOneClientWithATimeout) {
+  const auto port = fp_.proxy("part", echo_.port());
+  const int a1 = connect_from("127.0.1.1", port), b1 = connect_from("127.0.1.2", port);
+  ASSERT_GE(a1, 0);
+  ASSERT_GE(b1, 0);
+  fp_.toxic("part", R"({"type":"timeout","client_cidr":"127.0.1.2/32","attributes":{"timeout":0}})");
+  const int a2 = connect_from("127.0.1.1", port), b2 = connect_from("127.0.1.2", port);
+  ASSERT_GE(a2, 0);
+  ASSERT_GE(b2, 0);
+  for (int fd : {b1, b2})
+    send_all(fd, "swallowed");
+  for (int fd : {a1, a2})
+    EXPECT_GT(rtt(fd), 0);
+  for (int fd : {b1, b2}) {
+    auto r = read_for(fd, 1, 700ms);
+    EXPECT_EQ(r.end, ReadResult::timeout);
+    EXPECT_TRUE(r.data.empty());
+  }
+  // Removal closes the connections it held, as Toxiproxy's timeout does; the others live on.
+  ASSERT_EQ(fp_.call("DELETE", "/proxies/part/toxics/timeout_downstream").status, 204);
+  for (int fd : {b1, b2})
+    EXPECT_EQ(read_for(fd, 1, 3s).end, ReadResult::eof);
+  for (int fd : {a1, a2})
+    EXPECT_GT(rtt(fd), 0);
+  const int b3 = connect_from("127.0.1.2", port);
+  EXPECT_GT(rtt(b3), 0);
+  for (int fd : {a1, a2, b1, b2, b3})
+    ::close(fd);
+}
 
 TEST_F(FaultproxyTest, DisableClosesConnectionsAndRefusesNewOnes) {
   const auto port = fp_.proxy("d", echo_.port());

@@ -42,7 +42,10 @@ void Pipeline::apply(const std::vector<ToxicSpec>& toxics, TimePoint now) {
     flush_entry(i, now, /*removed=*/true, entries_[i]->active);
     entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(i));
   }
-  // 2. Updates of the survivors and additions at the end (Toxiproxy only ever appends).
+  // 2. Updates of the survivors, and additions where they stand in `toxics`: at the end as Toxiproxy
+  //    only ever appends, or in between when a toxic's client_cidr came to cover this connection
+  //    (toxics_for_client). A stage inserted mid-chain starts with an empty inbox: what already
+  //    passed its place is older than anything that will go through it, so order is kept.
   std::size_t next_existing = 0;
   for (const ToxicSpec& spec : toxics) {
     std::size_t found = entries_.size();
@@ -77,9 +80,29 @@ void Pipeline::apply(const std::vector<ToxicSpec>& toxics, TimePoint now) {
       entry->stage->activate(now);
       if (on_activation_) on_activation_(entry->spec);
     }
-    entries_.push_back(std::move(entry));
-    next_existing = entries_.size();
+    entries_.insert(entries_.begin() + static_cast<std::ptrdiff_t>(next_existing), std::move(entry));
+    ++next_existing;
   }
+}
+
+bool Pipeline::acting(std::uint64_t toxic_id) const {
+  return std::any_of(entries_.begin(), entries_.end(),
+                     [toxic_id](const auto& e) { return e->spec.id == toxic_id && e->active; });
+}
+
+std::vector<ToxicSpec> toxics_for_client(const std::vector<ToxicSpec>& toxics,
+                                         const std::optional<IpAddress>& client, const Pipeline* current) {
+  std::vector<ToxicSpec> out;
+  out.reserve(toxics.size());
+  for (const ToxicSpec& t : toxics) {
+    if (!t.client_cidr || (client && t.client_cidr->contains(*client))) {
+      out.push_back(t);
+    } else if (current && current->acting(t.id)) {
+      out.push_back(t);
+      out.back().toxicity = 0;  // rolls are in [0,1): never acts
+    }
+  }
+  return out;
 }
 
 void Pipeline::push(Event e, TimePoint now) {

@@ -21,9 +21,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "faultproxy/cidr.h"
 #include "faultproxy/toxics.h"
 
 namespace faultproxy {
@@ -37,10 +39,24 @@ struct ToxicSpec {
   ToxicType type = ToxicType::noop;
   float toxicity = 1.0f;
   Attributes attributes{};
+  // Our extension: the toxic acts only on connections whose client address is in this network
+  // (absent: on every connection). See toxics_for_client().
+  std::optional<Cidr> client_cidr{};
 };
 
 // The toxicity dice for (connection seed, toxic name): uniform in [0,1).
 double toxicity_roll(std::uint64_t connection_seed, std::string_view toxic_name);
+
+class Pipeline;
+
+// The part of a direction's toxics that concerns a connection whose client is at `client` (unknown:
+// only toxics without a client_cidr), computed when toxics change, never per chunk. A toxic whose
+// client_cidr does not cover the client is left out, so a connection that no toxic concerns keeps
+// the link's fast path; but if `current` (the link's pipeline, may be null) has it acting, it is
+// kept with toxicity 0: deactivated exactly as a toxicity update would (what it holds flows on, a
+// timeout does not close the connection), then dropped at the next change.
+std::vector<ToxicSpec> toxics_for_client(const std::vector<ToxicSpec>& toxics,
+                                         const std::optional<IpAddress>& client, const Pipeline* current);
 
 class Pipeline {
  public:
@@ -60,6 +76,8 @@ class Pipeline {
   // Bytes held anywhere in the chain, output included.
   std::size_t buffered_bytes() const;
   std::size_t stage_count() const { return entries_.size(); }
+  // The toxic of that id has a stage here and it is acting (not turned off by its toxicity).
+  bool acting(std::uint64_t toxic_id) const;
   // No stages and nothing held: the link may go back to its fast path.
   bool idle() const { return entries_.empty() && output_.empty(); }
 

@@ -296,5 +296,146 @@ TEST(Pipeline, LiveChangesNeverLoseDuplicateOrReorderBytes) {
   }
 }
 
+// ---- client_cidr: toxics_for_client and the chain it feeds -------------------------------------
+
+ToxicSpec for_net(ToxicSpec s, std::string_view cidr) {
+  s.client_cidr = Cidr::parse(cidr);
+  EXPECT_TRUE(s.client_cidr) << cidr;
+  return s;
+}
+
+const std::optional<IpAddress> kClient1 = IpAddress::parse("127.0.1.1");
+const std::optional<IpAddress> kClient2 = IpAddress::parse("127.0.1.2");
+
+std::vector<std::uint64_t> ids(const std::vector<ToxicSpec>& v) {
+  std::vector<std::uint64_t> out;
+  for (const auto& t : v)
+    out.push_back(t.id);
+  return out;
+}
+
+TEST(ToxicsForClient, KeepsToxicsWithoutAFilterAndThoseCoveringTheClient) {
+  const std::vector<ToxicSpec> toxics = {spec(1, "all", ToxicType::latency, {10}),
+                                         for_net(spec(2, "one", ToxicType::latency, {20}), "127.0.1.2/32"),
+                                         for_net(spec(3, "net", ToxicType::latency, {30}), "127.0.1.0/24"),
+                                         for_net(spec(4, "v6", ToxicType::latency, {40}), "::1/128")};
+  EXPECT_EQ(ids(toxics_for_client(toxics, kClient1, nullptr)), (std::vector<std::uint64_t>{1, 3}));
+  EXPECT_EQ(ids(toxics_for_client(toxics, kClient2, nullptr)), (std::vector<std::uint64_t>{1, 2, 3}));
+  EXPECT_EQ(ids(toxics_for_client(toxics, IpAddress::parse("::1"), nullptr)),
+            (std::vector<std::uint64_t>{1, 4}));
+  EXPECT_EQ(ids(toxics_for_client(toxics, std::nullopt, nullptr)), (std::vector<std::uint64_t>{1}));
+}
+
+TEST(ToxicsForClient, AnActingToxicThatStopsCoveringTheClientIsDeactivatedNotRemoved) {
+  Pipeline p(1);
+  std::vector<ToxicSpec> toxics = {for_net(spec(1, "t", ToxicType::timeout, {0}), "127.0.1.0/24")};
+  p.apply(toxics_for_client(toxics, kClient1, &p), T0);
+  ASSERT_TRUE(p.acting(1));
+  p.push(Event::data("swallowed", T0), T0);
+  p.push(Event::terminal(EventKind::eof, T0 + 1ms), T0 + 1ms);
+  p.run(T0 + 1ms);
+  std::vector<EventKind> t;
+  EXPECT_EQ(drain(p, &t), "");
+  toxics[0] = for_net(spec(1, "t", ToxicType::timeout, {0}, 1.0f, 2), "127.0.1.2/32");  // updated
+  auto mine = toxics_for_client(toxics, kClient1, &p);
+  ASSERT_EQ(mine.size(), 1u);
+  EXPECT_EQ(mine[0].toxicity, 0.0f);
+  p.apply(mine, T0 + 2ms);
+  p.run(T0 + 2ms);
+  EXPECT_EQ(drain(p, &t), "");
+  EXPECT_EQ(t, std::vector<EventKind>{EventKind::eof});  // the end passes on, no close as on removal
+  EXPECT_FALSE(p.acting(1));
+  // At the next change it is dropped, and the link may go back to its fast path.
+  p.apply(toxics_for_client(toxics, kClient1, &p), T0 + 3ms);
+  EXPECT_EQ(p.stage_count(), 0u);
+  EXPECT_TRUE(p.idle());
+}
+
+TEST(Pipeline, AToxicThatComesToCoverTheClientTakesItsPlaceInTheChain) {
+  Pipeline p(1);
+  std::vector<ToxicSpec> toxics = {for_net(spec(1, "a", ToxicType::latency, {100}), "127.0.1.2/32"),
+                                   spec(2, "b", ToxicType::latency, {50})};
+  p.apply(toxics_for_client(toxics, kClient1, &p), T0);
+  EXPECT_EQ(p.stage_count(), 1u);
+  p.push(Event::data("old", T0), T0);
+  p.run(T0);
+  toxics[0] = for_net(spec(1, "a", ToxicType::latency, {100}, 1.0f, 2), "127.0.1.0/24");
+  p.apply(toxics_for_client(toxics, kClient1, &p), T0 + 10ms);
+  EXPECT_EQ(p.stage_count(), 2u);
+  toxics[1].version = 2;  // a later change finds both where they are: no duplicate stage
+  toxics[1].attributes = {60};
+  p.apply(toxics_for_client(toxics, kClient1, &p), T0 + 20ms);
+  EXPECT_EQ(p.stage_count(), 2u);
+  p.push(Event::data("new", T0 + 20ms), T0 + 20ms);
+  // "old" was already past a's place: only b delays it. "new" goes through a (100 ms from its read).
+  EXPECT_EQ(p.run(T0 + 20ms), T0 + 50ms);
+  p.run(T0 + 50ms);
+  EXPECT_EQ(drain(p), "old");
+  EXPECT_EQ(p.run(T0 + 50ms), T0 + 120ms);
+  p.run(T0 + 120ms);
+  EXPECT_EQ(drain(p), "new");
+}
+
+// As LiveChangesNeverLoseDuplicateOrReorderBytes, with client_cidr changes that move toxics in and
+// out of the connection's part.
+TEST(Pipeline, ClientFilterChangesNeverLoseDuplicateOrReorderBytes) {
+  const std::string_view nets[] = {"", "127.0.1.1/32", "127.0.1.2/32", "127.0.0.0/16"};
+  for (std::uint64_t trial = 0; trial < 40; ++trial) {
+    std::mt19937_64 rng(trial);
+    Pipeline p(trial);
+    std::vector<ToxicSpec> toxics;
+    std::uint64_t next_id = 1, version = 1;
+    std::string sent, received;
+    TimePoint now = T0;
+    auto set_net = [&](ToxicSpec& t) {
+      const auto net = nets[rng() % 4];
+      t.client_cidr = net.empty() ? std::nullopt : Cidr::parse(net);
+    };
+    for (int step = 0; step < 300; ++step) {
+      now += std::chrono::microseconds(rng() % 3000);
+      const int action = static_cast<int>(rng() % 10);
+      if (action < 5) {
+        std::string chunk(1 + rng() % 200, ' ');
+        for (std::size_t i = 0; i < chunk.size(); ++i)
+          chunk[i] = static_cast<char>('!' + (sent.size() + i) % 90);
+        sent += chunk;
+        p.push(Event::data(chunk, now), now);
+      } else if (action < 7 && toxics.size() < 4) {
+        const ToxicType types[] = {ToxicType::latency, ToxicType::slicer, ToxicType::bandwidth,
+                                   ToxicType::noop};
+        const ToxicType t = types[rng() % 4];
+        Attributes a{};
+        if (t == ToxicType::latency) a = {static_cast<std::int64_t>(rng() % 50), 0, 0};
+        if (t == ToxicType::slicer) a = {1 + static_cast<std::int64_t>(rng() % 20), 0, 0};
+        if (t == ToxicType::bandwidth) a = {1 + static_cast<std::int64_t>(rng() % 100), 0, 0};
+        toxics.push_back(spec(next_id, "t" + std::to_string(next_id), t, a, 1.0f, ++version));
+        set_net(toxics.back());
+        ++next_id;
+      } else if (action < 9 && !toxics.empty()) {
+        auto& t = toxics[rng() % toxics.size()];
+        set_net(t);
+        t.version = ++version;
+      } else if (!toxics.empty()) {
+        toxics.erase(toxics.begin() + static_cast<std::ptrdiff_t>(rng() % toxics.size()));
+      }
+      p.apply(toxics_for_client(toxics, kClient1, &p), now);
+      ASSERT_LE(p.stage_count(), toxics.size()) << "trial " << trial << " step " << step;
+      p.run(now);
+      std::vector<EventKind> terminals;
+      received += drain(p, &terminals);
+      EXPECT_TRUE(terminals.empty()) << "trial " << trial << " step " << step;
+      EXPECT_EQ(sent.compare(0, received.size(), received), 0) << "trial " << trial << " step " << step;
+    }
+    for (auto& t : toxics)  // every one stops covering the client: all of them deactivate
+      t.client_cidr = Cidr::parse("127.0.1.2/32"), t.version = ++version;
+    p.apply(toxics_for_client(toxics, kClient1, &p), now);
+    p.apply(toxics_for_client(toxics, kClient1, &p), now);
+    p.run(now);
+    received += drain(p);
+    EXPECT_EQ(received, sent) << "trial " << trial;
+    EXPECT_TRUE(p.idle());
+  }
+}
+
 }  // namespace
 }  // namespace faultproxy

@@ -227,7 +227,8 @@ SnapshotPtr ProxyCollection::snapshot_of(const Proxy& p) const {
   auto s = std::make_shared<ToxicSnapshot>();
   for (const auto& t : p.toxics) {
     s->by_direction[static_cast<int>(t.direction)].push_back(
-        ToxicSpec{t.id, t.version, t.name, t.type, t.toxicity, t.attributes});
+        ToxicSpec{t.id, t.version, t.name, t.type, t.toxicity, t.attributes, t.client.cidr});
+    if (t.client.cidr) s->client_filtered = true;
   }
   return s;
 }
@@ -408,7 +409,8 @@ std::optional<ApiError> ProxyCollection::add_toxic(std::string_view proxy, Toxic
 
 std::optional<ApiError> ProxyCollection::update_toxic(
     std::string_view proxy, std::string_view toxic,
-    const std::vector<std::optional<std::int64_t>>& attributes, std::optional<float> toxicity) {
+    const std::vector<std::optional<std::int64_t>>& attributes, std::optional<float> toxicity,
+    const std::optional<ClientFilter>& client) {
   auto it = proxies_.find(proxy);
   if (it == proxies_.end()) return ApiError{404, "proxy not found"};
   Proxy& p = *it->second;
@@ -417,6 +419,7 @@ std::optional<ApiError> ProxyCollection::update_toxic(
     for (std::size_t i = 0; i < attributes.size() && i < t.attributes.size(); ++i)
       if (attributes[i]) t.attributes[i] = *attributes[i];
     if (toxicity) t.toxicity = *toxicity;
+    if (client) t.client = *client;
     ++t.version;
     publish(p);
     return std::nullopt;

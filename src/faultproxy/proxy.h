@@ -31,6 +31,12 @@ struct ApiError {
   std::string message;
 };
 
+// A toxic's `client_cidr` (our extension): as sent (echoed verbatim), and parsed. Empty: every client.
+struct ClientFilter {
+  std::string text;
+  std::optional<Cidr> cidr;
+};
+
 struct ToxicDef {
   std::uint64_t id = 0;
   std::uint64_t version = 0;
@@ -40,6 +46,7 @@ struct ToxicDef {
   Direction direction = Direction::downstream;
   float toxicity = 1.0f;
   Attributes attributes{};
+  ClientFilter client{};
 };
 
 struct ProxyConfig {
@@ -103,9 +110,11 @@ class ProxyCollection {
   std::optional<ApiError> populate(std::vector<PopulateEntry> entries, std::vector<std::string>& names);
 
   std::optional<ApiError> add_toxic(std::string_view proxy, ToxicDef def);
+  // `client`: a new client_cidr (validated by the API layer), or std::nullopt to keep it.
   std::optional<ApiError> update_toxic(std::string_view proxy, std::string_view toxic,
                                        const std::vector<std::optional<std::int64_t>>& attributes,
-                                       std::optional<float> toxicity);
+                                       std::optional<float> toxicity,
+                                       const std::optional<ClientFilter>& client = std::nullopt);
   std::optional<ApiError> remove_toxic(std::string_view proxy, std::string_view toxic);
   // POST /reset: every proxy enabled, every toxic removed; live connections survive.
   std::optional<ApiError> reset();

@@ -194,7 +194,9 @@ class Runner {
     auto tox = toxicity(flags);
     if (!tox) return fail("toxicity should be a float between 0 and 1.\n");
     options.toxicity = *tox;
-    options.attributes = parse_attributes(flags.slice("attribute"));
+    std::vector<std::string> raw_attributes = flags.slice("attribute");
+    options.client_cidr = take_client_cidr(raw_attributes);  // faultproxy's extension, not an attribute
+    options.attributes = parse_attributes(raw_attributes);
 
     if (cmd.action == Action::kToxicAdd) {
       auto added = client.add_toxic(options);

@@ -240,6 +240,41 @@ TEST_F(CliEndToEnd, CommandsChangeWhatTheServerHolds) {
   EXPECT_EQ(run_piped(cli, {"-h", api(), "ls"}).out, "");
 }
 
+// faultproxy's client_cidr through `-a client_cidr=...`: set, shown, changed, cleared, refused.
+TEST_F(CliEndToEnd, ClientCidrThroughTheAttributeFlag) {
+  const std::string cli = FAULTPROXY_CLI_BIN;
+  ASSERT_EQ(run_piped(cli, {"-h", api(), "c", "-l", addr(), "-u", addr(), "p"}).code, 0);
+  ASSERT_EQ(run_piped(cli, {"-h", api(), "t", "a", "-t", "timeout", "-a", "timeout=0", "-a",
+                            "client_cidr=127.0.1.2/32", "p"})
+                .code,
+            0);
+  EXPECT_EQ(
+      get("/proxies/p/toxics/timeout_downstream"),
+      R"({"attributes":{"timeout":0},"name":"timeout_downstream","type":"timeout","stream":"downstream",)"
+      R"("toxicity":1,"client_cidr":"127.0.1.2/32"})");
+  EXPECT_EQ(run_piped(cli, {"-h", api(), "i", "p"}).out,
+            "timeout_downstream\ttype=timeout\tstream=downstream\ttoxicity=1.00\tclient_cidr=127.0.1.2/32\t"
+            "attributes=[\ttimeout=0\t]\n");
+  ASSERT_EQ(
+      run_piped(cli, {"-h", api(), "t", "u", "-n", "timeout_downstream", "-a", "client_cidr=::1/128", "p"})
+          .code,
+      0);
+  EXPECT_NE(get("/proxies/p/toxics/timeout_downstream").find(R"("client_cidr":"::1/128"})"),
+            std::string::npos);
+  const Outcome bad = run_piped(
+      cli, {"-h", api(), "t", "u", "-n", "timeout_downstream", "-a", "client_cidr=10.0.0.0/40", "p"});
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("HTTP 400: bad request body: client_cidr: invalid CIDR address: 10.0.0.0/40"),
+            std::string::npos)
+      << bad.err;
+  ASSERT_EQ(
+      run_piped(cli, {"-h", api(), "t", "u", "-n", "timeout_downstream", "-a", "client_cidr=", "p"}).code, 0);
+  EXPECT_EQ(
+      get("/proxies/p/toxics/timeout_downstream"),
+      R"({"attributes":{"timeout":0},"name":"timeout_downstream","type":"timeout","stream":"downstream",)"
+      R"("toxicity":1})");
+}
+
 TEST_F(CliEndToEnd, NamedFaultproxyCliItSaysSo) {
   const Outcome help = run_piped(FAULTPROXY_CLI_BIN, {"help"});
   EXPECT_EQ(help.code, 0);

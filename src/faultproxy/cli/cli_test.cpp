@@ -109,6 +109,26 @@ TEST_F(CliTest, SendsTheBodiesToxiproxyCliSends) {
             R"("attributes":{"jitter":7,"latency":100}}]})");
 }
 
+// faultproxy's client_cidr: `-a client_cidr=...` is sent beside the attributes, not among them.
+TEST_F(CliTest, ClientCidrGoesBesideTheAttributes) {
+  ASSERT_EQ(run({"-h", "127.0.0.1:18474", "create", "-l", "127.0.0.1:1", "-u", "127.0.0.1:2", "p"}).code, 0);
+  ASSERT_EQ(run({"-h", "127.0.0.1:18474", "toxic", "add", "-t", "timeout", "-a", "timeout=0", "-a",
+                 "client_cidr=127.0.1.2/32", "p"})
+                .code,
+            0);
+  EXPECT_EQ(last_body(), R"({"name":"","type":"timeout","stream":"downstream","toxicity":1,)"
+                         R"("attributes":{"timeout":0},"client_cidr":"127.0.1.2/32"})");
+  ASSERT_EQ(run({"-h", "127.0.0.1:18474", "t", "u", "-n", "timeout_downstream", "-a",
+                 "client_cidr=127.0.1.0/24", "p"})
+                .code,
+            0);
+  EXPECT_EQ(last_body(), R"({"attributes":{},"toxicity":1,"client_cidr":"127.0.1.0/24"})");
+  ASSERT_EQ(
+      run({"-h", "127.0.0.1:18474", "t", "u", "-n", "timeout_downstream", "-a", "client_cidr=", "p"}).code,
+      0);
+  EXPECT_EQ(last_body(), R"({"attributes":{},"toxicity":1,"client_cidr":""})");
+}
+
 TEST_F(CliTest, ToxicityAndStreamChecks) {
   for (const char* tox : {"-0.1", "1.5", "abc", "inf", "1e39"}) {
     const Outcome r =

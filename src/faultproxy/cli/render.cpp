@@ -77,6 +77,7 @@ void list_toxics(std::string& out, bool tty, const std::vector<const Toxic*>& to
     out += "type=" + t->type + "\t";
     out += "stream=" + t->stream + "\t";
     out += "toxicity=" + format_toxicity(t->toxicity) + "\t";
+    if (!t->client_cidr.empty()) out += "client_cidr=" + t->client_cidr + "\t";  // faultproxy's extension
     out += "attributes=[";
     for (const auto& [key, value] : t->attributes)
       out += "\t" + key + "=" + format_attribute(value);

@@ -69,6 +69,14 @@ TEST(RenderInspect, PipedListsToxicsInServerOrderAndNothingWithoutToxics) {
   EXPECT_EQ(render_inspect(p, false, "x"), "");
 }
 
+TEST(RenderInspect, ShowsAClientCidrOnlyWhereSet) {
+  Proxy p{"p", "l", "u", true, {toxic("part", "timeout", "downstream", 1, R"({"timeout":0})")}};
+  p.toxics[0].client_cidr = "127.0.1.2/32";
+  EXPECT_EQ(render_inspect(p, false, "x"),
+            "part\ttype=timeout\tstream=downstream\ttoxicity=1.00\tclient_cidr=127.0.1.2/"
+            "32\tattributes=[\ttimeout=0\t]\n");
+}
+
 TEST(RenderInspect, TtyWithoutToxics) {
   Proxy p{"p", "127.0.0.1:1", "127.0.0.1:2", true, {}};
   EXPECT_EQ(render_inspect(p, true, "faultproxy-cli"),

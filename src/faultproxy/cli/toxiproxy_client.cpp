@@ -192,6 +192,17 @@ Attributes parse_attributes(const std::vector<std::string>& raw) {
   return parsed;
 }
 
+std::optional<std::string> take_client_cidr(std::vector<std::string>& raw) {
+  std::optional<std::string> found;
+  constexpr std::string_view kKey = "client_cidr=";
+  std::erase_if(raw, [&](const std::string& entry) {
+    if (entry.rfind(kKey, 0) != 0) return false;
+    found = entry.substr(kKey.size());
+    return true;
+  });
+  return found;
+}
+
 Result<Toxic> decode_toxic(const json::value& v) {
   if (!v.is_object()) return Result<Toxic>::failure(type_error(v, "Proxy.toxics", "toxiproxy.Toxic"));
   const auto& o = v.get_object();
@@ -199,7 +210,8 @@ Result<Toxic> decode_toxic(const json::value& v) {
   std::string error;
   if (!read_string(o, "name", "Toxic.name", t.name, error) ||
       !read_string(o, "type", "Toxic.type", t.type, error) ||
-      !read_string(o, "stream", "Toxic.stream", t.stream, error)) {
+      !read_string(o, "stream", "Toxic.stream", t.stream, error) ||
+      !read_string(o, "client_cidr", "Toxic.client_cidr", t.client_cidr, error)) {
     return Result<Toxic>::failure(error);
   }
   if (const json::value* tox = o.if_contains("toxicity"); tox != nullptr && !tox->is_null()) {
@@ -279,16 +291,20 @@ Result<std::string> encode_add_toxic(const ToxicOptions& options) {
   std::string out =
       "{\"name\":" + go::json_quote(options.toxic_name) + ",\"type\":" + go::json_quote(options.type);
   if (!options.stream.empty()) out += ",\"stream\":" + go::json_quote(options.stream);
-  out += ",\"toxicity\":" + *tox.value + ",\"attributes\":" + *attrs.value + "}";
-  return {out, {}};
+  out += ",\"toxicity\":" + *tox.value + ",\"attributes\":" + *attrs.value;
+  if (options.client_cidr) out += ",\"client_cidr\":" + go::json_quote(*options.client_cidr);
+  return {out + "}", {}};
 }
 
-Result<std::string> encode_update_toxic(float toxicity, const Attributes& attributes) {
+Result<std::string> encode_update_toxic(float toxicity, const Attributes& attributes,
+                                        const std::optional<std::string>& client_cidr) {
   auto attrs = encode_attributes(attributes);
   if (!attrs.ok()) return attrs;
   auto tox = encode_toxicity(toxicity);
   if (!tox.ok()) return tox;
-  return {"{\"attributes\":" + *attrs.value + ",\"toxicity\":" + *tox.value + "}", {}};
+  std::string out = "{\"attributes\":" + *attrs.value + ",\"toxicity\":" + *tox.value;
+  if (client_cidr) out += ",\"client_cidr\":" + go::json_quote(*client_cidr);
+  return {out + "}", {}};
 }
 
 std::string proxy_path(std::string_view name) {
@@ -402,7 +418,7 @@ Result<Toxic> ToxiproxyClient::update_toxic(const ToxicOptions& options) {
   }
   const std::string wrap =
       "failed to update toxic '" + options.toxic_name + "' of proxy '" + options.proxy_name + "': ";
-  auto request = encode_update_toxic(options.toxicity, options.attributes);
+  auto request = encode_update_toxic(options.toxicity, options.attributes, options.client_cidr);
   if (!request.ok()) return Result<Toxic>::failure(wrap + request.error);
   const std::string& name = p.value->name.empty() ? options.proxy_name : p.value->name;
   auto body =

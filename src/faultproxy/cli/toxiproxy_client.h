@@ -41,6 +41,7 @@ struct Toxic {
   std::string stream;
   float toxicity = 0;                                    // Go's client keeps it as float32
   std::map<std::string, boost::json::value> attributes;  // sorted, as the CLI prints them
+  std::string client_cidr{};                             // faultproxy's extension; "" when absent
 };
 
 struct Proxy {
@@ -60,6 +61,11 @@ using Attributes = std::map<std::string, AttributeValue>;
 // "-a latency=100" -> {"latency": 100.0}; an entry without '=' is ignored; the last of a key wins.
 Attributes parse_attributes(const std::vector<std::string>& raw);
 
+// faultproxy's toxic-level field `client_cidr` is given as `-a client_cidr=127.0.1.0/24` (so the
+// flags and help texts stay toxiproxy-cli's): takes those entries out of `raw` and returns the
+// last one's value ("" clears the filter on update), std::nullopt when there is none.
+std::optional<std::string> take_client_cidr(std::vector<std::string>& raw);
+
 struct ToxicOptions {
   std::string proxy_name;
   std::string toxic_name;
@@ -67,6 +73,7 @@ struct ToxicOptions {
   std::string stream;
   float toxicity = 1;
   Attributes attributes;
+  std::optional<std::string> client_cidr{};  // sent beside the attributes when set
 };
 
 // JSON decoding of the server's answers (exposed for tests).
@@ -79,7 +86,10 @@ Result<std::string> encode_new_proxy(const std::string& name, const std::string&
                                      const std::string& upstream);
 Result<std::string> encode_proxy(const Proxy& proxy);
 Result<std::string> encode_add_toxic(const ToxicOptions& options);
-Result<std::string> encode_update_toxic(float toxicity, const Attributes& attributes);
+// `client_cidr`, when set, is appended as a toxic-level field (faultproxy's extension); without it
+// the bodies are toxiproxy-cli's to the byte.
+Result<std::string> encode_update_toxic(float toxicity, const Attributes& attributes,
+                                        const std::optional<std::string>& client_cidr = std::nullopt);
 
 // "/proxies/" + name with everything outside RFC 3986's pchar set percent-encoded.
 std::string proxy_path(std::string_view name);

@@ -65,6 +65,26 @@ TEST(Encode, BodiesAreByteForByteGoMarshal) {
             R"({"attributes":{"jitter":2.5},"toxicity":0.25})");
 }
 
+TEST(ClientCidr, TakenOutOfTheAttributesAndSentBesideThem) {
+  std::vector<std::string> raw = {"latency=100", "client_cidr=127.0.1.0/24", "client_cidrx=1",
+                                  "client_cidr=::1/128"};
+  EXPECT_EQ(take_client_cidr(raw), "::1/128");  // the last one wins
+  EXPECT_EQ(raw, (std::vector<std::string>{"latency=100", "client_cidrx=1"}));
+  EXPECT_EQ(take_client_cidr(raw), std::nullopt);
+  std::vector<std::string> clear = {"client_cidr="};
+  EXPECT_EQ(take_client_cidr(clear), "");
+  ToxicOptions add{"p",           "n", "latency", "downstream", 1.0f, parse_attributes({"latency=100"}),
+                   "127.0.1.2/32"};
+  EXPECT_EQ(*encode_add_toxic(add).value,
+            R"({"name":"n","type":"latency","stream":"downstream","toxicity":1,"attributes":{"latency":100},)"
+            R"("client_cidr":"127.0.1.2/32"})");
+  EXPECT_EQ(*encode_update_toxic(1.0f, {}, "").value, R"({"attributes":{},"toxicity":1,"client_cidr":""})");
+  auto t = decode_toxic(boost::json::parse(
+      R"({"attributes":{},"name":"n","type":"timeout","stream":"downstream","toxicity":1,"client_cidr":"::1/128"})"));
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t.value->client_cidr, "::1/128");
+}
+
 TEST(Encode, NonFiniteNumbersFailAsInGo) {
   EXPECT_EQ(encode_update_toxic(1.0f, parse_attributes({"latency=inf"})).error,
             "json: unsupported value: +Inf");
