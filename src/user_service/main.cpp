@@ -27,6 +27,7 @@
 #include "user_service/config.h"
 #include "user_service/mysql_store.h"
 #include "user_service/redis_cache.h"
+#include "user_service/redis_topology.h"
 #include "user_service/service.h"
 
 extern char** environ;
@@ -41,16 +42,6 @@ clients::BackoffPolicy backoff(Millis min, Millis max) {
   p.initial = min;
   p.max = max;
   return p;
-}
-
-clients::redis::Settings redis_settings(const RedisConfig& c, const HostPort& endpoint, std::string name) {
-  clients::redis::Settings s;
-  s.host = endpoint.host;
-  s.port = endpoint.port;
-  s.name = std::move(name);
-  s.connect_timeout = c.connect_timeout;
-  s.reconnect = backoff(c.reconnect_min, c.reconnect_max);
-  return s;
 }
 
 clients::mysql::PoolSettings pool_settings(const MysqlConfig& c, const HostPort& endpoint, std::string name) {
@@ -139,8 +130,9 @@ int main(int argc, char** argv) {
   asio::io_context io(1);
   const auto ex = io.get_executor();
   try {
-    clients::redis::Client master(ex, redis_settings(config.redis, config.redis.master, "redis-master"));
-    clients::redis::Client replica(ex, redis_settings(config.redis, config.redis.replica, "redis-replica"));
+    RedisTopology redis(ex, config);
+    clients::redis::Client& master = redis.master();
+    clients::redis::Client& replica = redis.replica();
     std::vector<std::unique_ptr<clients::mysql::Pool>> pools;
     std::vector<clients::mysql::Pool*> nodes;
     for (const auto& endpoint : mysql_endpoints(config.mysql)) {
@@ -154,11 +146,8 @@ int main(int argc, char** argv) {
     common::metrics::Registry registry;
     add_client_metrics(registry, master, replica, pools);
     Service service(ex, config, store, cache, registry);
-    service.set_topology_json([&] {
-      return "\"mysql\":" + store.topology_json() + ",\"redis\":{\"master\":\"" + master.settings().host + ":" +
-             std::to_string(master.settings().port) + "\",\"replica\":\"" + replica.settings().host + ":" +
-             std::to_string(replica.settings().port) + "\"}";
-    });
+    service.set_topology_json([&] { return "\"mysql\":" + store.topology_json() + ",\"redis\":" + redis.to_json(); });
+    cache.on_master_demoted([&] { redis.refresh(); });
     Api api(service, config, registry);
     common::http::Server server(
         ex, api.server_settings(),
@@ -171,8 +160,7 @@ int main(int argc, char** argv) {
       common::log::error("cannot listen", {{"address", config.listen.to_string()}, {"error", ec.message()}});
       return 1;
     }
-    master.start();
-    replica.start();
+    redis.start([&] { service.master_changed(); });
     for (auto& p : pools)
       p->start();
     service.start();
@@ -180,8 +168,7 @@ int main(int argc, char** argv) {
     const auto bound = server.local_endpoint();
     common::log::info("user-service listening",
                       {{"address", bound.address().to_string() + ":" + std::to_string(bound.port())},
-                       {"redis_master", config.redis.master.to_string()},
-                       {"redis_replica", config.redis.replica.to_string()},
+                       {"redis", redis.to_json()},
                        {"mysql", [&] {
                           std::string all;
                           for (const auto* p : nodes)
@@ -201,8 +188,7 @@ int main(int argc, char** argv) {
           [&]() -> asio::awaitable<void> {
             co_await server.shutdown(config.shutdown_grace);
             co_await service.stop();
-            master.stop();
-            replica.stop();
+            redis.stop();
             for (auto& p : pools)
               p->stop();
             common::log::info("stopped");
