@@ -11,6 +11,12 @@
 //   auto db = testing_support::MariaDbServer::start(dir.path() / "db");
 //   db.sql("CREATE DATABASE users");        // runs the mariadb client over TCP
 //   master.pause(); ...; master.resume();
+//
+//   // MariaDB with the binary log (ROW, GTID), and a GTID replica of it:
+//   auto primary = testing_support::MariaDbServer::start(dir.path() / "p", {}, {.server_id = 1});
+//   auto replica = testing_support::MariaDbServer::start(dir.path() / "r", {}, {.server_id = 2, .read_only =
+//   true}); replica.replicate_from(primary.port()); primary.sql("INSERT ...");
+//   replica.wait_gtid(primary.gtid_binlog_pos());   // applied on the replica
 #pragma once
 
 #include <sys/types.h>
@@ -99,19 +105,40 @@ class RedisServer {
   Process process_;
 };
 
+struct MariaDbOptions {
+  // > 0: the binary log is on, as a replicated MariaDB runs it: this server id, log-bin,
+  // binlog_format=ROW, binlog_row_image=FULL, gtid_strict_mode, log_slave_updates, sync_binlog=1,
+  // innodb_flush_log_at_trx_commit=1. 0: no binary log (the default).
+  std::uint32_t server_id = 0;
+  bool read_only = false;                 // started --read-only=1 (a replica)
+  std::vector<std::string> extra_args{};  // more mariadbd options, e.g. "--binlog-row-metadata=FULL"
+};
+
 class MariaDbServer {
  public:
   // Initialises a datadir (once per dir) and starts mariadbd on a free port (or `port`), TCP on
   // 127.0.0.1, root without password. Waits until it accepts queries.
-  static MariaDbServer start(const std::filesystem::path& dir, std::optional<std::uint16_t> port = {});
+  static MariaDbServer start(const std::filesystem::path& dir, std::optional<std::uint16_t> port = {},
+                             MariaDbOptions options = {});
 
   std::uint16_t port() const { return port_; }
   // Runs SQL through the mariadb command-line client; returns its tab-separated output (no header).
   // Throws std::runtime_error with the client's error output if it fails.
   std::string sql(const std::string& statements) const;
 
+  // With the binary log: @@gtid_binlog_pos, e.g. "0-1-42" ("" before the first transaction).
+  std::string gtid_binlog_pos() const;
+  // Makes this server a GTID replica of 127.0.0.1:primary_port (CHANGE MASTER ... MASTER_USE_GTID=
+  // slave_pos, START SLAVE) and waits until both replication threads run.
+  void replicate_from(std::uint16_t primary_port,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
+  // Waits until this replica has applied `gtid_position` (MASTER_GTID_WAIT); throws on timeout.
+  void wait_gtid(const std::string& gtid_position,
+                 std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
+
   void stop() { process_.stop(); }
-  void restart();  // same datadir and port: data is kept
+  void kill() { process_.kill_now(); }  // SIGKILL: a crash (committed transactions survive)
+  void restart();                       // same datadir, port and options: data is kept
   void pause() { process_.pause(); }
   void resume() { process_.resume(); }
   pid_t pid() const { return process_.pid(); }
@@ -120,6 +147,7 @@ class MariaDbServer {
   void launch();
   std::filesystem::path dir_;
   std::uint16_t port_ = 0;
+  MariaDbOptions options_;
   Process process_;
 };
 
