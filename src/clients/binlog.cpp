@@ -690,6 +690,19 @@ class Stream {
   }
 };
 
+// The initiation lives outside the coroutine: GCC 12 destroyed a lambda temporary holding a
+// shared_ptr twice when it was built inside the co_await expression.
+template <typename Token>
+auto async_wait_batch(const std::shared_ptr<Impl>& p, std::size_t max_changes, Deadline deadline,
+                      Token&& token) {
+  return asio::async_initiate<Token, void(Result<Batch>)>(
+      [p, max_changes, deadline](auto handler) {
+        p->add_waiter(asio::any_completion_handler<void(Result<Batch>)>(std::move(handler)), max_changes,
+                      deadline);
+      },
+      token);
+}
+
 }  // namespace
 
 BinlogReader::BinlogReader(executor_type executor, BinlogSettings settings) {
@@ -729,12 +742,7 @@ asio::awaitable<Result<Batch>> BinlogReader::next(std::size_t max_changes, Deadl
   if (max_changes == 0) co_return error(Errc::invalid_argument, "next(): max_changes must be > 0");
   if (self->waiter) co_return error(Errc::invalid_argument, "next(): one call at a time");
   if (auto r = self->take(max_changes, deadline.expired())) co_return std::move(*r);
-  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(Result<Batch>)>(
-      [self, max_changes, deadline](auto handler) {
-        self->add_waiter(asio::any_completion_handler<void(Result<Batch>)>(std::move(handler)), max_changes,
-                         deadline);
-      },
-      asio::use_awaitable);
+  co_return co_await async_wait_batch(self, max_changes, deadline, asio::use_awaitable);
 }
 
 std::string BinlogReader::position() const {

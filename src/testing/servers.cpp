@@ -432,19 +432,21 @@ std::string MariaDbServer::gtid_binlog_pos() const {
 void MariaDbServer::replicate_from(std::uint16_t primary_port, std::chrono::milliseconds timeout) const {
   sql("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=" + std::to_string(primary_port) +
       ", MASTER_USER='root', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1; START SLAVE;");
+  std::string last;
   const bool up = wait_until(
       [&] {
         try {
-          const std::string s = sql("SHOW SLAVE STATUS\\G");
-          return s.find("Slave_IO_Running: Yes") != std::string::npos &&
-                 s.find("Slave_SQL_Running: Yes") != std::string::npos;
-        } catch (const std::runtime_error&) {
+          last = sql("SHOW STATUS LIKE 'Slave_running'");
+          return last.find("ON") != std::string::npos;
+        } catch (const std::runtime_error& e) {
+          last = e.what();
           return false;
         }
       },
       timeout);
   if (!up)
-    throw std::runtime_error("replica on port " + std::to_string(port_) + " did not start replicating");
+    throw std::runtime_error("replica on port " + std::to_string(port_) +
+                             " did not start replicating: " + last + "\n" + tail_of(dir_ / "error.log"));
 }
 
 void MariaDbServer::wait_gtid(const std::string& gtid_position, std::chrono::milliseconds timeout) const {
