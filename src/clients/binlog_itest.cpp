@@ -232,11 +232,16 @@ TEST_F(Binlog, ResumingFromAReturnedPositionDeliversExactlyWhatCameAfter) {
 TEST_F(Binlog, StartFromEmptyDeliversOnlyNewChanges) {
   commit(*server_, "INSERT INTO users.user (id) VALUES ('old')");
   const std::string before = server_->gtid_binlog_pos();
-  BinlogReader reader(io_.get_executor(), settings_for(server_->port(), 104));
+  auto s = settings_for(server_->port(), 104);
+  s.connection.source_address = "127.0.1.8";
+  BinlogReader reader(io_.get_executor(), s);
   reader.start("");
   run(io_, [&]() -> asio::awaitable<void> {
     EXPECT_TRUE(co_await eventually([&] { return reader.status().connected; }, 15s));
     EXPECT_EQ(reader.position(), before);  // resolved at the first connect
+    EXPECT_EQ(server_->sql("SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+                           " WHERE COMMAND = 'Binlog Dump' AND HOST LIKE '127.0.1.8:%'"),
+              "1\n");
     commit(*server_, "INSERT INTO users.user (id) VALUES ('new')");
     auto got = co_await collect(reader, 1, 15s);
     EXPECT_EQ(ids(got.changes), (std::vector<std::string>{"new"}));

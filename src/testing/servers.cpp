@@ -349,7 +349,8 @@ MariaDbServer MariaDbServer::start(const fs::path& dir, std::optional<std::uint1
   // A private tmpdir: the bootstrap's temporary tables in a shared /tmp were seen vanishing while
   // other MariaDB instances ran on the machine ("Error on delete of '/tmp/#sql-temptable-...'").
   fs::create_directories(dir / "tmp");
-  if (!fs::exists(dir / "data" / "mysql")) {
+  const bool fresh = !fs::exists(dir / "data" / "mysql");
+  if (fresh) {
     const std::string cmd =
         "mariadb-install-db --no-defaults --user=root --datadir=" + shell_quote((dir / "data").string()) +
         " --tmpdir=" + shell_quote((dir / "tmp").string()) +
@@ -363,11 +364,19 @@ MariaDbServer MariaDbServer::start(const fs::path& dir, std::optional<std::uint1
     m.port_ = port ? *port : free_port();
     try {
       m.launch();
-      return m;
+      break;
     } catch (const std::runtime_error&) {
       if (port || attempt == 5) throw;
     }
   }
+  // The installer lets root in from localhost only; clients bound to another loopback source
+  // (ConnectSettings::source_address, e.g. 127.0.1.7) would be refused (error 1130). Not written to
+  // the binlog: a replica's own local GTIDs would break GTID strict mode when it replicates.
+  if (fresh)
+    m.sql(
+        "SET SESSION sql_log_bin = 0; CREATE USER IF NOT EXISTS 'root'@'127.%';"
+        " GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.%' WITH GRANT OPTION;");
+  return m;
 }
 
 void MariaDbServer::launch() {

@@ -117,7 +117,8 @@ struct MariaDbOptions {
 class MariaDbServer {
  public:
   // Initialises a datadir (once per dir) and starts mariadbd on a free port (or `port`), TCP on
-  // 127.0.0.1, root without password. Waits until it accepts queries.
+  // 127.0.0.1, root without password, from any 127.x.y.z source address. Waits until it accepts
+  // queries.
   static MariaDbServer start(const std::filesystem::path& dir, std::optional<std::uint16_t> port = {},
                              MariaDbOptions options = {});
 
