@@ -2,7 +2,8 @@
 // through src/testing): row changes of users.user in commit order with kinds, values and GTIDs;
 // other tables skipped; whole transactions per batch; resuming from a returned position; start("")
 // from the current position; empty batches at the deadline; stop() with a pending next(); a
-// SIGKILLed and restarted server (an error, then no change lost or duplicated); backpressure;
+// SIGKILLed and restarted server (an error, then no change lost or duplicated); a SIGSTOPped one
+// (the read timeout, heartbeats keeping an idle stream alive); backpressure;
 // a replica's binlog (log_slave_updates); a server whose binlog is not usable (then fixed).
 #include <gtest/gtest.h>
 
@@ -264,7 +265,8 @@ TEST_F(Binlog, NextCompletesEmptyAtItsDeadlineAndRejectsMisuse) {
     EXPECT_TRUE(co_await eventually([&] { return reader.status().connected; }, 15s));
     auto zero = co_await reader.next(0, 1s);
     EXPECT_TRUE(!zero && zero.error().code == Errc::invalid_argument);
-    for (const Ms deadline : {Ms(0), Ms(300)}) {
+    // 2.5 s: longer than read_timeout (2 s), so the idle stream lives on the server's heartbeats.
+    for (const Ms deadline : {Ms(0), Ms(2500)}) {
       const auto t0 = Clock::now();
       auto b = co_await reader.next(10, deadline);
       const auto took = since(t0);
@@ -272,6 +274,10 @@ TEST_F(Binlog, NextCompletesEmptyAtItsDeadlineAndRejectsMisuse) {
       EXPECT_GE(took, deadline - Ms(5));
       EXPECT_LE(took, deadline + itest::margin(deadline));
     }
+    const auto st = reader.status();
+    EXPECT_EQ(st.counters.failures, 0U) << st.last_error;
+    EXPECT_GE(st.counters.heartbeats, 2U);
+    EXPECT_TRUE(st.connected);
   });
 }
 
@@ -357,6 +363,33 @@ TEST_F(Binlog, ServerKilledAndRestartedResumesWithNoChangeLostOrDuplicated) {
     EXPECT_TRUE(more && more->changes.empty());
     EXPECT_GE(reader.status().counters.connects, 2U);
   });
+}
+
+// A server that stops answering (SIGSTOP: the connection stays open, nothing arrives, not even
+// heartbeats) is detected after read_timeout; the reader then retries and resumes once it is back.
+TEST_F(Binlog, AnUnresponsiveServerIsDetectedByTheReadTimeout) {
+  BinlogReader reader(io_.get_executor(), settings_for(server_->port(), 111));
+  reader.start(server_->gtid_binlog_pos());
+  bool paused = false;
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await eventually([&] { return reader.status().connected; }, 15s));
+    server_->pause();
+    paused = true;
+    itest::wait_stopped(server_->pid());
+    const auto t0 = Clock::now();
+    auto b = co_await reader.next(10, 10s);
+    const auto took = since(t0);
+    EXPECT_TRUE(!b && b.error().is_transient()) << (b ? "ok" : describe(b.error()));
+    const Ms read_timeout = 2s;
+    EXPECT_GE(took, read_timeout - Ms(600));  // a heartbeat may have been due when it stopped
+    EXPECT_LE(took, read_timeout + itest::margin(read_timeout));
+    server_->resume();
+    paused = false;
+    commit(*server_, "INSERT INTO users.user (id) VALUES ('after pause')");
+    auto got = co_await collect(reader, 1, 20s);
+    EXPECT_EQ(ids(got.changes), (std::vector<std::string>{"after pause"}));
+  });
+  if (paused) server_->resume();
 }
 
 // A replica with log_slave_updates writes what it applies to its own binlog, with the primary's
