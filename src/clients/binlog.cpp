@@ -665,9 +665,13 @@ class Stream {
       if (!complete)
         return error(Errc::invalid_argument,
                      where + "the row image lacks columns (binlog_row_image must be FULL)");
-      changes_.push_back(RowChange{kind, r_.settings.database, r_.settings.table,
-                                   kind == RowChange::Kind::update ? std::move(after) : std::move(before),
-                                   gtid});
+      if (kind == RowChange::Kind::update) {
+        changes_.push_back(RowChange{kind, r_.settings.database, r_.settings.table, std::move(after), gtid,
+                                     std::move(before)});
+      } else {
+        changes_.push_back(
+            RowChange{kind, r_.settings.database, r_.settings.table, std::move(before), gtid, {}});
+      }
     }
     return std::nullopt;
   }

@@ -49,13 +49,13 @@
 //   stops reading (the server then holds the stream; after its net_write_timeout, 60 s by
 //   default, it drops it and the reader reconnects from where it was).
 // - Values: each Row has every column of the table in table order: for insert and update the
-//   row after the change, for remove the row before it. Integers are int64 (uint64 when UNSIGNED:
-//   from the table map's SIGNEDNESS metadata when binlog_row_metadata is MINIMAL or FULL, else from
-//   information_schema.COLUMNS read at connect), FLOAT/DOUBLE double, NULL null,
-//   CHAR/VARCHAR/TEXT/BLOB/BIT their bytes, DECIMAL its text ("-12.50"), DATE "YYYY-MM-DD",
-//   DATETIME "YYYY-MM-DD HH:MM:SS[.ffffff]", TIMESTAMP the same in UTC, TIME "[-]HH:MM:SS[.f]",
-//   YEAR int64, ENUM and SET their index and bitmask (uint64). A row image without every column
-//   (binlog_row_image other than FULL) fails the stream.
+//   row after the change (RowChange::before: the row before an update), for remove the row before
+//   it. Integers are int64 (uint64 when UNSIGNED: from the table map's SIGNEDNESS metadata when
+//   binlog_row_metadata is MINIMAL or FULL, else from information_schema.COLUMNS read at connect),
+//   FLOAT/DOUBLE double, NULL null, CHAR/VARCHAR/TEXT/BLOB/BIT their bytes, DECIMAL its text
+//   ("-12.50"), DATE "YYYY-MM-DD", DATETIME "YYYY-MM-DD HH:MM:SS[.ffffff]", TIMESTAMP the same in
+//   UTC, TIME "[-]HH:MM:SS[.f]", YEAR int64, ENUM and SET their index and bitmask (uint64). A row
+//   image without every column (binlog_row_image other than FULL) fails the stream.
 // - Threading: Connector/C's replication API blocks, so each reader runs it on ONE thread of its
 //   own, started by start() and joined by stop() (the only thread it adds). That thread hands
 //   transactions to the executor through the bounded queue; every member function must be called
@@ -66,10 +66,12 @@
 //   the reader before its executor's execution context.
 // - Cancellation: Asio terminal cancellation of a pending next() completes it with `cancelled`
 //   (nothing is lost: queued transactions stay queued).
-// - Not delivered: DDL (ALTER, TRUNCATE, DROP), statement-based events, XA transactions are
-//   delivered at XA PREPARE (as if committed). A failover to a server whose binlog does not hold
-//   the stored position (transactions lost with the old primary, or purged binlogs) fails every
-//   attempt with the server's error 1236 until the consumer starts again from a new position.
+// - Limits: DDL (ALTER, TRUNCATE, DROP) is not delivered (TRUNCATE removes rows without row
+//   events), nor are changes a session wrote with binlog_format=STATEMENT (the global setting is
+//   checked, a session's is not). XA transactions are delivered at XA PREPARE, as if committed.
+//   A failover to a server whose binlog does not hold the stored position (transactions lost with
+//   the old primary, or purged binlogs) fails every attempt with the server's error 1236 until the
+//   consumer starts again from a new position (and resynchronises what it derives from the table).
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -92,6 +94,7 @@ struct RowChange {
   std::string table{};
   Row row{};  // all columns in table order: the after image (insert/update), the before image (remove)
   std::string gtid{};  // the transaction's GTID, "domain-server-seq"
+  Row before{};        // update only: the row before the change (an UPDATE may change the key too)
 };
 std::string_view to_string(RowChange::Kind kind);
 

@@ -157,6 +157,8 @@ TEST_F(Binlog, DeliversRowChangesInCommitOrderWithKindsValuesAndGtids) {
     EXPECT_EQ(c[1].kind, RowChange::Kind::update);
     EXPECT_EQ(c[1].gtid, g2);
     EXPECT_EQ(c[1].row, (Row{"a", "Alicia", std::uint64_t{2}, "2024-01-02 03:04:05.123456"}));
+    EXPECT_EQ(c[1].before, (Row{"a", "Zoe", std::uint64_t{1}, "2024-01-02 03:04:05.123456"}));
+    EXPECT_TRUE(c[0].before.empty() && c[3].before.empty());
     EXPECT_EQ(c[2].kind, RowChange::Kind::insert);
     EXPECT_EQ(c[2].gtid, g3);
     EXPECT_EQ(c[2].row, (Row{"b", nullptr, UINT64_MAX, nullptr}));
@@ -390,6 +392,29 @@ TEST_F(Binlog, AnUnresponsiveServerIsDetectedByTheReadTimeout) {
     EXPECT_EQ(ids(got.changes), (std::vector<std::string>{"after pause"}));
   });
   if (paused) server_->resume();
+}
+
+// UNSIGNED comes from the table map when the server logs it (binlog_row_metadata MINIMAL or FULL):
+// here the table did not exist when the reader connected, so information_schema could not tell.
+TEST_F(Binlog, SignednessFromTheTableMapWhenTheServerLogsIt) {
+  server_->sql("DROP TABLE IF EXISTS users.meta; SET GLOBAL binlog_row_metadata = 'FULL'");
+  auto s = settings_for(server_->port(), 112);
+  s.table = "meta";
+  BinlogReader reader(io_.get_executor(), s);
+  reader.start(server_->gtid_binlog_pos());
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await eventually([&] { return reader.status().connected; }, 15s));
+    commit(
+        *server_,
+        "CREATE TABLE users.meta (u INT UNSIGNED PRIMARY KEY, s BIGINT, t TINYINT UNSIGNED, d DECIMAL(6,2));"
+        " INSERT INTO users.meta VALUES (4294967295, -1, 255, -12.5)");
+    auto got = co_await collect(reader, 1, 15s);
+    EXPECT_EQ(got.changes.size(), 1U);
+    if (got.changes.size() != 1) co_return;
+    EXPECT_EQ(got.changes[0].row,
+              (Row{std::uint64_t{4294967295}, std::int64_t{-1}, std::uint64_t{255}, "-12.50"}));
+  });
+  server_->sql("SET GLOBAL binlog_row_metadata = 'NO_LOG'; DROP TABLE users.meta");
 }
 
 // A replica with log_slave_updates writes what it applies to its own binlog, with the primary's
