@@ -273,6 +273,10 @@ class Stream {
     if (resolved_) position_ = *detail::GtidPosition::parse(r_.start_position);
   }
 
+  ~Stream() { close(); }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
   void run() {
     bool failing = false;
     while (!r_.stop_requested()) {
@@ -736,7 +740,20 @@ void BinlogReader::start(std::string gtid_position) {
     r.status.running = true;
   }
   r.started = true;
-  r.thread = std::thread([self = impl_] { Stream(*self).run(); });
+  r.thread = std::thread([self = impl_] {
+    try {
+      Stream(*self).run();
+    } catch (const std::exception& e) {  // out of memory: the reader ends, next() reports it
+      common::log::error("binlog reader thread failed", {{"error", e.what()}});
+      {
+        std::lock_guard lock(self->mu);
+        self->status.running = false;
+        self->status.connected = false;
+        self->status.last_error = std::string("binlog reader thread failed: ") + e.what();
+      }
+      self->push(Item{{}, {}, error(Errc::stopped, std::string("binlog reader thread failed: ") + e.what())});
+    }
+  });
 }
 
 asio::awaitable<Result<Batch>> BinlogReader::next(std::size_t max_changes, Deadline deadline) {
