@@ -13,10 +13,16 @@
 //   master.pause(); ...; master.resume();
 //
 //   // MariaDB with the binary log (ROW, GTID), and a GTID replica of it:
-//   auto primary = testing_support::MariaDbServer::start(dir.path() / "p", {}, {.server_id = 1});
-//   auto replica = testing_support::MariaDbServer::start(dir.path() / "r", {}, {.server_id = 2, .read_only =
-//   true}); replica.replicate_from(primary.port()); primary.sql("INSERT ...");
-//   replica.wait_gtid(primary.gtid_binlog_pos());   // applied on the replica
+//   using testing_support::MariaDbServer;
+//   auto primary_db = MariaDbServer::start(dir.path() / "p", {}, {.server_id = 1});
+//   auto replica_db = MariaDbServer::start(dir.path() / "r", {}, {.server_id = 2, .read_only = true});
+//   replica_db.replicate_from(primary_db.port());
+//   primary_db.sql("INSERT ...");
+//   replica_db.wait_gtid(primary_db.gtid_binlog_pos());   // applied on the replica
+//   // Semi-synchronous replication through extra_args: on the primary
+//   // "--rpl-semi-sync-master-enabled=1", "--rpl-semi-sync-master-wait-point=AFTER_SYNC",
+//   // "--rpl-semi-sync-master-timeout=250"; on the replica "--rpl-semi-sync-slave-enabled=1" (never
+//   // master-enabled on a replica: see shared/reference/local-servers.md).
 #pragma once
 
 #include <sys/types.h>
