@@ -1,12 +1,15 @@
 // clients::mysql::BinlogReader against real mariadbd processes with the binary log on (started
 // through src/testing): row changes of users.user in commit order with kinds, values and GTIDs;
 // other tables skipped; whole transactions per batch; resuming from a returned position; start("")
-// from the current position; empty batches at the deadline; stop() with a pending next(); a
-// SIGKILLed and restarted server (an error, then no change lost or duplicated); a SIGSTOPped one
-// (the read timeout, heartbeats keeping an idle stream alive); backpressure;
-// a replica's binlog (log_slave_updates); a server whose binlog is not usable (then fixed).
+// from the current position; empty batches at the deadline; cancellation and stop() of a pending
+// next(); backpressure; a SIGKILLed and restarted server (an error, then no change lost or
+// duplicated); a SIGSTOPped one (the read timeout; heartbeats keep an idle stream alive); UNSIGNED
+// from the table map; a replica's binlog (log_slave_updates) and a position resumed on it after a
+// failover; a server whose binlog is not usable (then fixed).
 #include <gtest/gtest.h>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -283,6 +286,26 @@ TEST_F(Binlog, NextCompletesEmptyAtItsDeadlineAndRejectsMisuse) {
   });
 }
 
+TEST_F(Binlog, CancellingAPendingNextLosesNothing) {
+  BinlogReader reader(io_.get_executor(), settings_for(server_->port(), 115));
+  reader.start(server_->gtid_binlog_pos());
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await eventually([&] { return reader.status().connected; }, 15s));
+    std::optional<Result<Batch>> result;
+    asio::cancellation_signal cancel;
+    asio::co_spawn(
+        io_, [&]() -> asio::awaitable<void> { result.emplace(co_await reader.next(10, 20s)); },
+        asio::bind_cancellation_slot(cancel.slot(), asio::detached));
+    co_await sleep_for(100ms);
+    cancel.emit(asio::cancellation_type::terminal);
+    EXPECT_TRUE(co_await eventually([&] { return result.has_value(); }, 1s));
+    EXPECT_TRUE(result && !*result && (*result).error().code == Errc::cancelled);
+    commit(*server_, "INSERT INTO users.user (id) VALUES ('x1')");
+    auto got = co_await collect(reader, 1, 15s);
+    EXPECT_EQ(ids(got.changes), (std::vector<std::string>{"x1"}));
+  });
+}
+
 TEST_F(Binlog, StopCompletesAPendingNextPromptly) {
   BinlogReader reader(io_.get_executor(), settings_for(server_->port(), 106));
   reader.start(server_->gtid_binlog_pos());
@@ -418,21 +441,42 @@ TEST_F(Binlog, SignednessFromTheTableMapWhenTheServerLogsIt) {
 }
 
 // A replica with log_slave_updates writes what it applies to its own binlog, with the primary's
-// GTIDs: a reader can follow the replica instead of the primary.
-TEST_F(Binlog, ReadsTheBinlogOfAReplica) {
+// GTIDs: a reader can follow the replica instead of the primary, and a position read from the
+// primary resumes on the replica, before and after the replica is promoted (a failover).
+TEST_F(Binlog, ReadsTheBinlogOfAReplicaAndResumesOnItAfterAFailover) {
   auto replica = MariaDbServer::start(dir_->path() / "replica", {}, {.server_id = 2, .read_only = true});
   replica.replicate_from(server_->port());
   replica.wait_gtid(server_->gtid_binlog_pos());
-  BinlogReader reader(io_.get_executor(), settings_for(replica.port(), 109));
-  reader.start(replica.gtid_binlog_pos());
-  const std::string g = commit(*server_, "INSERT INTO users.user VALUES ('r1', 'via replica', 5, NULL)");
+  BinlogReader on_replica(io_.get_executor(), settings_for(replica.port(), 109));
+  on_replica.start(replica.gtid_binlog_pos());
+  BinlogReader on_primary(io_.get_executor(), settings_for(server_->port(), 113));
+  on_primary.start(server_->gtid_binlog_pos());
+  const std::string g1 = commit(*server_, "INSERT INTO users.user VALUES ('r1', 'via replica', 5, NULL)");
+  std::string from_primary;
   run(io_, [&]() -> asio::awaitable<void> {
-    auto got = co_await collect(reader, 1, 15s);
+    auto got = co_await collect(on_replica, 1, 15s);
     EXPECT_EQ(got.changes.size(), 1U);
     if (got.changes.size() != 1) co_return;
-    EXPECT_EQ(got.changes[0].gtid, g);  // the primary's GTID (server id 1)
+    EXPECT_EQ(got.changes[0].gtid, g1);  // the primary's GTID (server id 1)
     EXPECT_EQ(got.changes[0].row, (Row{"r1", "via replica", std::uint64_t{5}, nullptr}));
-    EXPECT_EQ(got.position, g);
+    EXPECT_EQ(got.position, g1);
+    auto p = co_await collect(on_primary, 1, 15s);
+    EXPECT_EQ(ids(p.changes), (std::vector<std::string>{"r1"}));
+    from_primary = p.position;
+  });
+  on_primary.stop();
+  // Failover: r2 reaches the replica, the primary is left behind, the replica is promoted.
+  commit(*server_, "INSERT INTO users.user (id) VALUES ('r2')");
+  replica.wait_gtid(server_->gtid_binlog_pos());
+  replica.sql("STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = 0;");
+  const std::string g3 = commit(replica, "INSERT INTO users.user (id) VALUES ('r3')");
+  EXPECT_EQ(g3.rfind("0-2-", 0), 0U) << g3;
+  BinlogReader after_failover(io_.get_executor(), settings_for(replica.port(), 114));
+  after_failover.start(from_primary);
+  run(io_, [&]() -> asio::awaitable<void> {
+    auto got = co_await collect(after_failover, 2, 15s);
+    EXPECT_EQ(ids(got.changes), (std::vector<std::string>{"r2", "r3"}));
+    EXPECT_EQ(got.position, g3);
   });
 }
 
