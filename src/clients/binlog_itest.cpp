@@ -480,6 +480,22 @@ TEST_F(Binlog, ReadsTheBinlogOfAReplicaAndResumesOnItAfterAFailover) {
   });
 }
 
+// A position the server's binlog does not hold (here: ahead of it, as after a failover to a server
+// that lacks the old primary's last transactions) fails every attempt with the server's error.
+TEST_F(Binlog, APositionTheServerDoesNotHoldFailsWithItsError) {
+  BinlogReader reader(io_.get_executor(), settings_for(server_->port(), 116));
+  reader.start("0-1-999999");
+  run(io_, [&]() -> asio::awaitable<void> {
+    auto b = co_await reader.next(10, 10s);
+    EXPECT_TRUE(!b && b.error().code == Errc::server && b.error().server_errno == 1236 &&
+                !b.error().is_transient())
+        << (b ? "ok" : describe(b.error()));
+    b = co_await reader.next(10, 10s);  // and again: it retries, the server still refuses
+    EXPECT_TRUE(!b && b.error().server_errno == 1236) << (b ? "ok" : describe(b.error()));
+    EXPECT_EQ(reader.position(), "0-1-999999");
+  });
+}
+
 // The server's settings are checked at every connect: an unusable binlog fails each attempt with a
 // clear error, and the reader comes up by itself once the server is fixed.
 TEST_F(Binlog, AServerWithoutRowEventsFailsClearlyUntilFixed) {
