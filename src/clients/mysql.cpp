@@ -96,6 +96,10 @@ void ConnectSettings::validate() const {
   if (::inet_pton(AF_INET, host.c_str(), buf) != 1 && ::inet_pton(AF_INET6, host.c_str(), buf) != 1)
     throw std::invalid_argument("mysql host must be a numeric IP address (TCP, no DNS): '" + host + "'");
   if (port == 0) throw std::invalid_argument("mysql port must not be 0");
+  if (!source_address.empty() && ::inet_pton(AF_INET, source_address.c_str(), buf) != 1 &&
+      ::inet_pton(AF_INET6, source_address.c_str(), buf) != 1)
+    throw std::invalid_argument("mysql source_address must be a numeric IP address: '" + source_address +
+                                "'");
   if (user.empty()) throw std::invalid_argument("mysql user must not be empty");
   if (charset.empty()) throw std::invalid_argument("mysql charset must not be empty");
   if (connect_timeout.count() <= 0) throw std::invalid_argument("mysql connect_timeout must be > 0");
@@ -473,6 +477,8 @@ asio::awaitable<Result<std::unique_ptr<Connection>>> Connection::connect(executo
   mysql_options(c.m, MYSQL_OPT_RECONNECT, &no);
   unsigned no_local_infile = 0;
   mysql_options(c.m, MYSQL_OPT_LOCAL_INFILE, &no_local_infile);
+  if (!c.settings.source_address.empty())
+    mysql_optionsv(c.m, MYSQL_OPT_BIND, c.settings.source_address.c_str());
 
   const Deadline d = min(deadline, Deadline(c.settings.connect_timeout));
   const auto budget = d.remaining();

@@ -189,6 +189,10 @@ struct ConnectSettings {
   std::string charset = "utf8mb4";
   std::chrono::milliseconds connect_timeout{500};  // TCP connect + authentication
   std::size_t statement_cache_size = 64;           // prepared statements kept per connection
+  // Local IP address to bind outgoing connections to (MYSQL_OPT_BIND), so that the server, a
+  // proxy or a firewall sees (and can single out) this client by its source; empty = any.
+  // Numeric IPv4/IPv6 only.
+  std::string source_address{};
 
   // Throws std::invalid_argument naming the bad field.
   void validate() const;

@@ -502,6 +502,31 @@ TEST_F(SharedServer, ConnectErrorsAreClassified) {
   });
 }
 
+TEST_F(SharedServer, ConnectionsLeaveFromTheirSourceAddress) {
+  run(io_, [&]() -> asio::awaitable<void> {
+    ConnectSettings s = connect_settings(server_->port());
+    s.source_address = "127.0.1.7";
+    auto c = co_await Connection::connect(io_.get_executor(), s, 2s);
+    EXPECT_TRUE(c) << describe(c);
+    if (!c) co_return;
+    auto r = co_await (*c)->query(
+        "SELECT host FROM information_schema.processlist WHERE id = CONNECTION_ID()", 2s);
+    EXPECT_TRUE(r) << describe(r);
+    if (!r) co_return;
+    EXPECT_EQ(r->rows.size(), 1U);
+    if (r->rows.size() != 1) co_return;
+    EXPECT_EQ(r->rows[0][0].string().rfind("127.0.1.7:", 0), 0U) << r->rows[0][0].to_text();
+    // Without it, the kernel picks 127.0.0.1.
+    auto plain = co_await Connection::connect(io_.get_executor(), connect_settings(server_->port()), 2s);
+    EXPECT_TRUE(plain) << describe(plain);
+    if (!plain) co_return;
+    r = co_await (*plain)->query("SELECT host FROM information_schema.processlist WHERE id = CONNECTION_ID()",
+                                 2s);
+    EXPECT_TRUE(r && r->rows.size() == 1 && r->rows[0][0].string().rfind("127.0.0.1:", 0) == 0)
+        << describe(r);
+  });
+}
+
 TEST_F(SharedServer, APoolWaitsForItsDatabaseToBeCreated) {
   const std::string schema = "later_" + std::to_string(::getpid());
   PoolSettings s = pool_settings(server_->port());
@@ -746,6 +771,12 @@ TEST(MysqlSettings, RejectsNonsenseAtConstruction) {
   s.max_size = 0;
   EXPECT_THROW(Pool(io.get_executor(), s), std::invalid_argument);
   s.max_size = 2;
+  EXPECT_NO_THROW(Pool(io.get_executor(), s));
+  s.connection.source_address = "my-host";
+  EXPECT_THROW(Pool(io.get_executor(), s), std::invalid_argument);
+  s.connection.source_address = "127.0.1.7";
+  EXPECT_NO_THROW(Pool(io.get_executor(), s));
+  s.connection.source_address = "::1";
   EXPECT_NO_THROW(Pool(io.get_executor(), s));
 }
 

@@ -426,14 +426,17 @@ void SentinelServer::wait_monitoring(int replicas, int sentinels, std::chrono::m
                              " sentinel(s):\n" + last);
 }
 
-MariaDbServer MariaDbServer::start(const fs::path& dir, std::optional<std::uint16_t> port) {
+MariaDbServer MariaDbServer::start(const fs::path& dir, std::optional<std::uint16_t> port,
+                                   MariaDbOptions options) {
   MariaDbServer m;
   m.dir_ = dir;
+  m.options_ = std::move(options);
   fs::create_directories(dir);
   // A private tmpdir: the bootstrap's temporary tables in a shared /tmp were seen vanishing while
   // other MariaDB instances ran on the machine ("Error on delete of '/tmp/#sql-temptable-...'").
   fs::create_directories(dir / "tmp");
-  if (!fs::exists(dir / "data" / "mysql")) {
+  const bool fresh = !fs::exists(dir / "data" / "mysql");
+  if (fresh) {
     const std::string cmd =
         "mariadb-install-db --no-defaults --user=root --datadir=" + shell_quote((dir / "data").string()) +
         " --tmpdir=" + shell_quote((dir / "tmp").string()) +
@@ -447,22 +450,46 @@ MariaDbServer MariaDbServer::start(const fs::path& dir, std::optional<std::uint1
     m.port_ = port ? *port : free_port();
     try {
       m.launch();
-      return m;
+      break;
     } catch (const std::runtime_error&) {
       if (port || attempt == 5) throw;
     }
   }
+  // The installer lets root in from localhost only; clients bound to another loopback source
+  // (ConnectSettings::source_address, e.g. 127.0.1.7) would be refused (error 1130). Not written to
+  // the binlog: a replica's own local GTIDs would break GTID strict mode when it replicates.
+  if (fresh)
+    m.sql(
+        "SET SESSION sql_log_bin = 0; CREATE USER IF NOT EXISTS 'root'@'127.%';"
+        " GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.%' WITH GRANT OPTION;");
+  return m;
 }
 
 void MariaDbServer::launch() {
   const fs::path log = dir_ / "error.log";
-  process_ = Process::spawn(
-      {"mariadbd", "--no-defaults", "--user=root", "--datadir=" + (dir_ / "data").string(),
-       "--tmpdir=" + (dir_ / "tmp").string(), "--bind-address=127.0.0.1", "--port=" + std::to_string(port_),
-       "--socket=" + (dir_ / "mysqld.sock").string(), "--pid-file=" + (dir_ / "mysqld.pid").string(),
-       "--log-error=" + log.string(), "--skip-name-resolve", "--innodb-log-file-size=8M",
-       "--innodb-buffer-pool-size=32M", "--max-connections=500"},
-      dir_ / "stdout.log");
+  std::vector<std::string> argv = {"mariadbd",
+                                   "--no-defaults",
+                                   "--user=root",
+                                   "--datadir=" + (dir_ / "data").string(),
+                                   "--tmpdir=" + (dir_ / "tmp").string(),
+                                   "--bind-address=127.0.0.1",
+                                   "--port=" + std::to_string(port_),
+                                   "--socket=" + (dir_ / "mysqld.sock").string(),
+                                   "--pid-file=" + (dir_ / "mysqld.pid").string(),
+                                   "--log-error=" + log.string(),
+                                   "--skip-name-resolve",
+                                   "--innodb-log-file-size=8M",
+                                   "--innodb-buffer-pool-size=32M",
+                                   "--max-connections=500"};
+  if (options_.server_id > 0) {
+    argv.insert(argv.end(), {"--server-id=" + std::to_string(options_.server_id), "--log-bin=mysql-bin",
+                             "--relay-log=relay-bin", "--binlog-format=ROW", "--binlog-row-image=FULL",
+                             "--gtid-strict-mode=1", "--log-slave-updates=1", "--sync-binlog=1",
+                             "--innodb-flush-log-at-trx-commit=1"});
+  }
+  if (options_.read_only) argv.emplace_back("--read-only=1");
+  argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
+  process_ = Process::spawn(argv, dir_ / "stdout.log");
   const std::string ping = "mariadb-admin --no-defaults --protocol=TCP -h127.0.0.1 -P" +
                            std::to_string(port_) + " -uroot --connect-timeout=2 ping";
   const std::string datadir = (dir_ / "data").string();
@@ -488,6 +515,40 @@ void MariaDbServer::launch() {
 void MariaDbServer::restart() {
   process_.stop();
   launch();
+}
+
+std::string MariaDbServer::gtid_binlog_pos() const {
+  std::string out = sql("SELECT @@GLOBAL.gtid_binlog_pos");
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r'))
+    out.pop_back();
+  return out;
+}
+
+void MariaDbServer::replicate_from(std::uint16_t primary_port, std::chrono::milliseconds timeout) const {
+  sql("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=" + std::to_string(primary_port) +
+      ", MASTER_USER='root', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1; START SLAVE;");
+  std::string last;
+  const bool up = wait_until(
+      [&] {
+        try {
+          last = sql("SHOW STATUS LIKE 'Slave_running'");
+          return last.find("ON") != std::string::npos;
+        } catch (const std::runtime_error& e) {
+          last = e.what();
+          return false;
+        }
+      },
+      timeout);
+  if (!up)
+    throw std::runtime_error("replica on port " + std::to_string(port_) +
+                             " did not start replicating: " + last + "\n" + tail_of(dir_ / "error.log"));
+}
+
+void MariaDbServer::wait_gtid(const std::string& gtid_position, std::chrono::milliseconds timeout) const {
+  const std::string seconds = std::to_string(static_cast<double>(timeout.count()) / 1000.0);
+  const std::string out = sql("SELECT MASTER_GTID_WAIT('" + gtid_position + "', " + seconds + ")");
+  if (out.rfind("0", 0) != 0)
+    throw std::runtime_error("replica on port " + std::to_string(port_) + " did not apply " + gtid_position);
 }
 
 std::string MariaDbServer::sql(const std::string& statements) const {

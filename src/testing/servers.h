@@ -16,6 +16,17 @@
 //   auto s1 = testing_support::SentinelServer::start(dir.path() / "s1", "users", master.port());
 //   s1.wait_monitoring(/*replicas=*/1, /*sentinels=*/3);   // once all three know each other
 //   s1.command("SENTINEL get-master-addr-by-name users");
+//   // MariaDB with the binary log (ROW, GTID), and a GTID replica of it:
+//   using testing_support::MariaDbServer;
+//   auto primary_db = MariaDbServer::start(dir.path() / "p", {}, {.server_id = 1});
+//   auto replica_db = MariaDbServer::start(dir.path() / "r", {}, {.server_id = 2, .read_only = true});
+//   replica_db.replicate_from(primary_db.port());
+//   primary_db.sql("INSERT ...");
+//   replica_db.wait_gtid(primary_db.gtid_binlog_pos());   // applied on the replica
+//   // Semi-synchronous replication through extra_args: on the primary
+//   // "--rpl-semi-sync-master-enabled=1", "--rpl-semi-sync-master-wait-point=AFTER_SYNC",
+//   // "--rpl-semi-sync-master-timeout=250"; on the replica "--rpl-semi-sync-slave-enabled=1" (never
+//   // master-enabled on a replica: see shared/reference/local-servers.md).
 #pragma once
 
 #include <sys/types.h>
@@ -147,21 +158,41 @@ class SentinelServer {
   std::string master_name_;
   std::uint16_t port_ = 0;
   Process process_;
+struct MariaDbOptions {
+  // > 0: the binary log is on, as a replicated MariaDB runs it: this server id, log-bin,
+  // binlog_format=ROW, binlog_row_image=FULL, gtid_strict_mode, log_slave_updates, sync_binlog=1,
+  // innodb_flush_log_at_trx_commit=1. 0: no binary log (the default).
+  std::uint32_t server_id = 0;
+  bool read_only = false;                 // started --read-only=1 (a replica)
+  std::vector<std::string> extra_args{};  // more mariadbd options, e.g. "--binlog-row-metadata=FULL"
 };
 
 class MariaDbServer {
  public:
   // Initialises a datadir (once per dir) and starts mariadbd on a free port (or `port`), TCP on
-  // 127.0.0.1, root without password. Waits until it accepts queries.
-  static MariaDbServer start(const std::filesystem::path& dir, std::optional<std::uint16_t> port = {});
+  // 127.0.0.1, root without password, from any 127.x.y.z source address. Waits until it accepts
+  // queries.
+  static MariaDbServer start(const std::filesystem::path& dir, std::optional<std::uint16_t> port = {},
+                             MariaDbOptions options = {});
 
   std::uint16_t port() const { return port_; }
   // Runs SQL through the mariadb command-line client; returns its tab-separated output (no header).
   // Throws std::runtime_error with the client's error output if it fails.
   std::string sql(const std::string& statements) const;
 
+  // With the binary log: @@gtid_binlog_pos, e.g. "0-1-42" ("" before the first transaction).
+  std::string gtid_binlog_pos() const;
+  // Makes this server a GTID replica of 127.0.0.1:primary_port (CHANGE MASTER ... MASTER_USE_GTID=
+  // slave_pos, START SLAVE) and waits until both replication threads run.
+  void replicate_from(std::uint16_t primary_port,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
+  // Waits until this replica has applied `gtid_position` (MASTER_GTID_WAIT); throws on timeout.
+  void wait_gtid(const std::string& gtid_position,
+                 std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
+
   void stop() { process_.stop(); }
-  void restart();  // same datadir and port: data is kept
+  void kill() { process_.kill_now(); }  // SIGKILL: a crash (committed transactions survive)
+  void restart();                       // same datadir, port and options: data is kept
   void pause() { process_.pause(); }
   void resume() { process_.resume(); }
   pid_t pid() const { return process_.pid(); }
@@ -170,6 +201,7 @@ class MariaDbServer {
   void launch();
   std::filesystem::path dir_;
   std::uint16_t port_ = 0;
+  MariaDbOptions options_;
   Process process_;
 };
 
