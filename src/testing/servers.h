@@ -158,6 +158,8 @@ class SentinelServer {
   std::string master_name_;
   std::uint16_t port_ = 0;
   Process process_;
+};
+
 struct MariaDbOptions {
   // > 0: the binary log is on, as a replicated MariaDB runs it: this server id, log-bin,
   // binlog_format=ROW, binlog_row_image=FULL, gtid_strict_mode, log_slave_updates, sync_binlog=1,

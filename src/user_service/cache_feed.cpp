@@ -102,7 +102,9 @@ asio::awaitable<void> CacheFeed::run() {
   Clock::time_point stay_out_until{};
   while (running_) {
     if (!holder_) {
-      if (Clock::now() >= stay_out_until && master_.allow() && co_await renew()) {
+      bool took = false;
+      if (Clock::now() >= stay_out_until && master_.allow()) took = co_await renew();
+      if (took) {
         auto pos = co_await master_.call<std::string>(Deadline::after(master_.budget()),
                                                       [&](Deadline d) { return cache_.load_position(d); });
         if (!pos.ok()) {
@@ -123,12 +125,16 @@ asio::awaitable<void> CacheFeed::run() {
       co_await timer_.async_wait(use_nothrow);
       continue;
     }
-    if (Clock::now() - renewed_at_ >= renew_every && !co_await renew()) {
-      co_await lose("cannot renew the lease");
-      continue;
+    if (Clock::now() - renewed_at_ >= renew_every) {
+      const bool renewed = co_await renew();
+      if (!renewed) {
+        co_await lose("cannot renew the lease");
+        continue;
+      }
     }
     if (pending) {
-      if (!co_await apply(*pending)) {
+      const bool applied = co_await apply(*pending);
+      if (!applied) {
         timer_.expires_after(renew_every / 2);
         co_await timer_.async_wait(use_nothrow);
         continue;

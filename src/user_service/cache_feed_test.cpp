@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 #include <functional>
@@ -72,6 +73,8 @@ class CacheFeedTest : public ::testing::Test {
   }
 
   asio::io_context io_;
+  // The loop must not stop when it runs out of work between the test's steps.
+  asio::executor_work_guard<asio::io_context::executor_type> work_{io_.get_executor()};
   common::metrics::Registry registry_;
   fakes::FakeCache cache_{io_.get_executor()};
   std::unique_ptr<Instance> a_, b_;
