@@ -84,6 +84,8 @@ const std::vector<Key>& keys() {
        3'600'000},
       {"cache.max_background_fills", [](Config& c) -> Target { return &c.cache.max_background_fills; }, 0,
        100'000},
+      {"cache.feed_server_id", [](Config& c) -> Target { return &c.cache.feed_server_id; }, 0, 4'294'967'295},
+      {"cache.feed_lease_ms", [](Config& c) -> Target { return &c.cache.feed_lease; }, 40, 60'000},
   };
   return table;
 }

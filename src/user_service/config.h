@@ -76,6 +76,8 @@ struct CacheConfig {
   Millis replica_lag_window{10'000};         // updates the master got after being away: stale on the replica
                                              // until it shows them, or this long (0: off)
   std::uint32_t max_background_fills = 256;  // concurrent cache fills after misses; more are skipped
+  std::uint32_t feed_server_id = 0;  // the cache feed's binlog replica id, unique per instance (0: no feed)
+  Millis feed_lease{600};            // the feed's lease on the Redis master (renewed every quarter)
 };
 
 struct Config {

@@ -15,7 +15,10 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <unistd.h>
+
 #include <cstdio>
+#include <random>
 #include <iostream>
 
 #include "clients/mysql.h"
@@ -24,6 +27,8 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "user_service/api.h"
+#include "user_service/binlog_source.h"
+#include "user_service/cache_feed.h"
 #include "user_service/config.h"
 #include "user_service/mysql_store.h"
 #include "user_service/redis_cache.h"
@@ -44,8 +49,10 @@ clients::BackoffPolicy backoff(Millis min, Millis max) {
   return p;
 }
 
-clients::mysql::PoolSettings pool_settings(const MysqlConfig& c, const HostPort& endpoint, std::string name) {
+clients::mysql::PoolSettings pool_settings(const Config& config, const HostPort& endpoint, std::string name) {
+  const MysqlConfig& c = config.mysql;
   clients::mysql::PoolSettings s;
+  s.connection.source_address = config.source_address;
   s.connection.host = endpoint.host;
   s.connection.port = endpoint.port;
   s.connection.user = c.user;
@@ -57,6 +64,14 @@ clients::mysql::PoolSettings pool_settings(const MysqlConfig& c, const HostPort&
   s.reconnect = backoff(c.reconnect_min, c.reconnect_max);
   s.name = std::move(name);
   return s;
+}
+
+// Who holds the cache feed's lease: unique per process, readable in logs.
+std::string feed_owner(const Config& config) {
+  std::random_device rd;
+  char token[16];
+  std::snprintf(token, sizeof token, "%08x", static_cast<unsigned>(rd()));
+  return config.instance_name + "/" + std::to_string(::getpid()) + "/" + token;
 }
 
 // The MariaDB endpoints: `mysql.endpoints`, or the one `mysql.host`/`mysql.port`.
@@ -137,7 +152,7 @@ int main(int argc, char** argv) {
     std::vector<clients::mysql::Pool*> nodes;
     for (const auto& endpoint : mysql_endpoints(config.mysql)) {
       pools.push_back(std::make_unique<clients::mysql::Pool>(
-          ex, pool_settings(config.mysql, endpoint, endpoint.to_string())));
+          ex, pool_settings(config, endpoint, endpoint.to_string())));
       nodes.push_back(pools.back().get());
     }
     RedisCache cache(master, replica, config.redis);
@@ -146,7 +161,20 @@ int main(int argc, char** argv) {
     common::metrics::Registry registry;
     add_client_metrics(registry, master, replica, pools);
     Service service(ex, config, store, cache, registry);
-    service.set_topology_json([&] { return "\"mysql\":" + store.topology_json() + ",\"redis\":" + redis.to_json(); });
+    // The cache feed (cache_feed.h), when this instance has a binlog replica id.
+    std::unique_ptr<BinlogChangeSource> changes;
+    std::unique_ptr<CacheFeed> feed;
+    if (config.cache.feed_server_id != 0) {
+      changes = std::make_unique<BinlogChangeSource>(ex, store, nodes, config);
+      CacheFeedSettings fs;
+      fs.owner = feed_owner(config);
+      fs.lease_ttl = config.cache.feed_lease;
+      feed = std::make_unique<CacheFeed>(ex, fs, *changes, cache, service.redis_master(), registry);
+    }
+    service.set_topology_json([&] {
+      return "\"mysql\":" + store.topology_json() + ",\"redis\":" + redis.to_json() +
+             ",\"cache_feed\":" + (feed ? feed->to_json() : std::string("null"));
+    });
     cache.on_master_demoted([&] { redis.refresh(); });
     Api api(service, config, registry);
     common::http::Server server(
@@ -164,6 +192,7 @@ int main(int argc, char** argv) {
     for (auto& p : pools)
       p->start();
     service.start();
+    if (feed) feed->start();
     server.start();
     const auto bound = server.local_endpoint();
     common::log::info("user-service listening",
@@ -187,6 +216,7 @@ int main(int argc, char** argv) {
           io,
           [&]() -> asio::awaitable<void> {
             co_await server.shutdown(config.shutdown_grace);
+            if (feed) co_await feed->stop();
             co_await service.stop();
             redis.stop();
             for (auto& p : pools)
