@@ -52,7 +52,8 @@ BeforeAll(async function () {
   await data.open();
 });
 
-Before(async function () {
+// The @ha scenarios run against the HA stack, with hooks of their own (support/ha.js).
+Before({ tags: 'not @ha' }, async function () {
   this.settings = await settings();
   const faulted = await faults.resetAll();
   const before = Object.fromEntries(Object.entries(await successfulCalls()).filter(([dep]) => faulted.includes(dep)));
@@ -71,7 +72,14 @@ After({ tags: '@faultproxy' }, async function () {
   await faults.removeProxy(SCRATCH_PROXY);
 });
 
-After(async function ({ result }) {
+// Cleanups of every scenario (After hooks run in the reverse order of their definition: this one last).
+After(async function () {
+  for (const cleanup of this.cleanups ?? []) cleanup();
+  await stopInstances();
+  for (const db of this.databasesToDrop ?? []) await (await data.mariadb()).query(`DROP DATABASE IF EXISTS \`${db}\``);
+});
+
+After({ tags: 'not @ha' }, async function ({ result }) {
   if (result?.status === 'FAILED') {
     const ready = await readiness().catch((err) => ({ answer: null, err }));
     this.attach(
@@ -84,9 +92,6 @@ After(async function ({ result }) {
       'text/plain',
     );
   }
-  for (const cleanup of this.cleanups ?? []) cleanup();
-  await stopInstances();
-  for (const db of this.databasesToDrop ?? []) await (await data.mariadb()).query(`DROP DATABASE IF EXISTS \`${db}\``);
 });
 
 AfterAll(async function () {
