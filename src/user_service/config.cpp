@@ -20,7 +20,8 @@ namespace json = boost::json;
 using Seconds = std::chrono::seconds;
 
 // A pointer to the setting a key controls.
-using Target = std::variant<Millis*, Seconds*, std::uint32_t*, std::uint16_t*, std::string*, HostPort*>;
+using Target = std::variant<Millis*, Seconds*, std::uint32_t*, std::uint16_t*, std::string*, HostPort*,
+                            std::vector<HostPort>*>;
 
 struct Key {
   std::string_view path;
@@ -34,6 +35,8 @@ struct Key {
 const std::vector<Key>& keys() {
   static const std::vector<Key> table = {
       {"listen", [](Config& c) -> Target { return &c.listen; }},
+      {"instance_name", [](Config& c) -> Target { return &c.instance_name; }},
+      {"source_address", [](Config& c) -> Target { return &c.source_address; }},
       {"request_deadline_ms", [](Config& c) -> Target { return &c.request_deadline; }, 1, 600'000},
       {"shutdown_grace_ms", [](Config& c) -> Target { return &c.shutdown_grace; }, 0, 600'000},
       {"log_level", [](Config& c) -> Target { return &c.log_level; }},
@@ -42,6 +45,12 @@ const std::vector<Key>& keys() {
       {"http.max_connections", [](Config& c) -> Target { return &c.http.max_connections; }, 1, 1'000'000},
       {"redis.master", [](Config& c) -> Target { return &c.redis.master; }},
       {"redis.replica", [](Config& c) -> Target { return &c.redis.replica; }},
+      {"redis.sentinels", [](Config& c) -> Target { return &c.redis.sentinels; }},
+      {"redis.master_name", [](Config& c) -> Target { return &c.redis.master_name; }},
+      {"redis.discovery_deadline_ms", [](Config& c) -> Target { return &c.redis.discovery_deadline; }, 1,
+       60'000},
+      {"redis.discovery_interval_ms", [](Config& c) -> Target { return &c.redis.discovery_interval; }, 10,
+       3'600'000},
       {"redis.call_deadline_ms", [](Config& c) -> Target { return &c.redis.call_deadline; }, 1, 60'000},
       {"redis.connect_timeout_ms", [](Config& c) -> Target { return &c.redis.connect_timeout; }, 1, 60'000},
       {"redis.reconnect_min_ms", [](Config& c) -> Target { return &c.redis.reconnect_min; }, 1, 60'000},
@@ -50,6 +59,7 @@ const std::vector<Key>& keys() {
       {"redis.ttl_s", [](Config& c) -> Target { return &c.redis.ttl; }, 1, 365ull * 24 * 3600},
       {"mysql.host", [](Config& c) -> Target { return &c.mysql.host; }},
       {"mysql.port", [](Config& c) -> Target { return &c.mysql.port; }, 1, 65535},
+      {"mysql.endpoints", [](Config& c) -> Target { return &c.mysql.endpoints; }},
       {"mysql.user", [](Config& c) -> Target { return &c.mysql.user; }},
       {"mysql.password", [](Config& c) -> Target { return &c.mysql.password; }, 0, 0, true},
       {"mysql.database", [](Config& c) -> Target { return &c.mysql.database; }},
@@ -150,6 +160,19 @@ std::string store_string(const Key& key, Config& config, std::string_view s, boo
         } else if constexpr (std::is_same_v<T, HostPort>) {
           if (auto e = parse_host_port(s, *p); !e.empty()) return std::string(key.path) + ": " + e;
           return {};
+        } else if constexpr (std::is_same_v<T, std::vector<HostPort>>) {
+          // From the environment or a flag: "h:p,h:p" (empty: none). In a file: a JSON array.
+          if (!from_text) return std::string(key.path) + ": expected an array of \"host:port\" strings";
+          p->clear();
+          for (std::string_view rest = s; !rest.empty();) {
+            const auto comma = rest.find(',');
+            HostPort hp;
+            if (auto e = parse_host_port(rest.substr(0, comma), hp); !e.empty())
+              return std::string(key.path) + ": " + e;
+            p->push_back(std::move(hp));
+            rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+          }
+          return {};
         } else {
           if (!from_text) return std::string(key.path) + ": expected a number, got a string";
           std::uint64_t v = 0;
@@ -176,14 +199,26 @@ std::string apply_json_value(Config& config, const std::string& path, const json
     return "unknown configuration key \"" + path + "\"";
   }
   if (v.is_string()) return store_string(*key, config, v.as_string(), false);
+  const Target target = key->target(config);
+  if (auto* const* list = std::get_if<std::vector<HostPort>*>(&target); list && v.is_array()) {
+    (*list)->clear();
+    for (const auto& item : v.as_array()) {
+      HostPort hp;
+      if (!item.is_string()) return path + ": expected an array of \"host:port\" strings";
+      if (auto e = parse_host_port(item.as_string(), hp); !e.empty()) return path + ": " + e;
+      (*list)->push_back(std::move(hp));
+    }
+    return {};
+  }
   if (v.is_uint64()) return store_number(*key, config, v.as_uint64());
   if (v.is_int64()) {
     if (v.as_int64() < 0) return path + ": must not be negative";
     return store_number(*key, config, static_cast<std::uint64_t>(v.as_int64()));
   }
+  if (std::holds_alternative<std::vector<HostPort>*>(target))
+    return path + ": expected an array of \"host:port\" strings";
   return path + ": expected a " +
-         std::string(std::holds_alternative<std::string*>(key->target(config)) ||
-                             std::holds_alternative<HostPort*>(key->target(config))
+         std::string(std::holds_alternative<std::string*>(target) || std::holds_alternative<HostPort*>(target)
                          ? "string"
                          : "non-negative integer");
 }
@@ -265,11 +300,29 @@ std::string validate(const Config& c) {
                                                               {"redis.master", &c.redis.master.host},
                                                               {"redis.replica", &c.redis.replica.host},
                                                               {"mysql.host", &c.mysql.host}};
-  for (const auto& [key, host] : hosts) {
+  const auto numeric = [](const std::string& host) {
     boost::system::error_code ec;
-    boost::asio::ip::make_address(*host, ec);
-    if (ec) return std::string(key) + ": \"" + *host + "\" is not a numeric IP address (use 127.0.0.1)";
+    boost::asio::ip::make_address(host, ec);
+    return !ec;
+  };
+  for (const auto& [key, host] : hosts) {
+    if (!numeric(*host))
+      return std::string(key) + ": \"" + *host + "\" is not a numeric IP address (use 127.0.0.1)";
   }
+  const std::pair<const char*, const std::vector<HostPort>*> lists[] = {
+      {"redis.sentinels", &c.redis.sentinels}, {"mysql.endpoints", &c.mysql.endpoints}};
+  for (const auto& [key, list] : lists) {
+    for (const auto& hp : *list) {
+      if (!numeric(hp.host))
+        return std::string(key) + ": \"" + hp.host + "\" is not a numeric IP address (use 127.0.0.1)";
+    }
+    if (list->size() > 16) return std::string(key) + ": at most 16 addresses";
+  }
+  if (!c.source_address.empty() && !numeric(c.source_address))
+    return "source_address: \"" + c.source_address + "\" is not a numeric IP address";
+  if (!c.redis.sentinels.empty() && c.redis.master_name.empty())
+    return "redis.master_name must not be empty when redis.sentinels is set";
+  if (c.instance_name.empty()) return "instance_name must not be empty";
   if (c.mysql.host.empty()) return "mysql.host must not be empty";
   if (c.mysql.database.empty()) return "mysql.database must not be empty";
   for (const char ch : c.mysql.database) {
@@ -294,6 +347,11 @@ std::string config_to_json(const Config& config_in) {
           } else if constexpr (std::is_same_v<T, std::string>) {
             if (key.secret) return json::value(p->empty() ? "" : "***");
             return json::value(*p);
+          } else if constexpr (std::is_same_v<T, std::vector<HostPort>>) {
+            json::array a;
+            for (const auto& hp : *p)
+              a.emplace_back(hp.to_string());
+            return a;
           } else {
             return json::value(p->to_string());
           }

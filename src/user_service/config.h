@@ -34,19 +34,24 @@ struct HttpConfig {
 };
 
 struct RedisConfig {
-  HostPort master{"127.0.0.1", 6379};
+  HostPort master{"127.0.0.1", 6379};  // static topology: used while `sentinels` is empty
   HostPort replica{"127.0.0.1", 6380};
-  Millis call_deadline{100};    // one command, including queueing behind others on the connection
-  Millis connect_timeout{100};  // one connection attempt
-  Millis reconnect_min{50};     // backoff between connection attempts: from min, doubling,
-  Millis reconnect_max{400};    // up to max, with jitter; max < 1 s so a return is seen within 1 s
+  std::vector<HostPort> sentinels;  // Sentinel topology: the master (and replicas) of `master_name`
+  std::string master_name = "users";
+  Millis discovery_deadline{100};   // one Sentinel query or ROLE check
+  Millis discovery_interval{1000};  // periodic re-discovery (failovers are also pushed: +switch-master)
+  Millis call_deadline{100};        // one command, including queueing behind others on the connection
+  Millis connect_timeout{100};      // one connection attempt
+  Millis reconnect_min{50};         // backoff between connection attempts: from min, doubling,
+  Millis reconnect_max{400};        // up to max, with jitter; max < 1 s so a return is seen within 1 s
   std::string key_prefix = "user:";
   std::chrono::seconds ttl{3600};  // of every entry and tombstone
 };
 
 struct MysqlConfig {
-  std::string host = "127.0.0.1";
+  std::string host = "127.0.0.1";  // the one server, while `endpoints` is empty
   std::uint16_t port = 3306;
+  std::vector<HostPort> endpoints;  // a primary and its replicas: writes go where @@read_only = 0
   std::string user = "root";
   std::string password;  // redacted in GET /config and logs
   std::string database = "users";
@@ -75,6 +80,8 @@ struct CacheConfig {
 
 struct Config {
   HostPort listen{"127.0.0.1", 8080};
+  std::string instance_name = "user-service";  // in logs, /health/ready and cache-feed lease ownership
+  std::string source_address;                  // outgoing connections bind to this IP (empty: any)
   Millis request_deadline{1000};
   Millis shutdown_grace{5000};  // SIGTERM: in-flight requests get this long to finish
   std::string log_level = "info";

@@ -51,6 +51,41 @@ TEST(Config, UnknownKeysAndWrongTypesAreErrors) {
   EXPECT_NE(apply_json(c, "{not json"), "");
 }
 
+TEST(Config, AddressListsFromFileEnvironmentAndFlags) {
+  Config c;
+  EXPECT_EQ(apply_json(c, R"({"redis":{"sentinels":["127.0.0.1:26379","127.0.0.2:26380"],"master_name":"m"},
+      "mysql":{"endpoints":["127.0.0.1:3306","[::1]:3307"]},"source_address":"127.0.1.2",
+      "instance_name":"user-service-2"})"),
+            "");
+  ASSERT_EQ(c.redis.sentinels.size(), 2u);
+  EXPECT_EQ(c.redis.sentinels[1].to_string(), "127.0.0.2:26380");
+  EXPECT_EQ(c.redis.master_name, "m");
+  ASSERT_EQ(c.mysql.endpoints.size(), 2u);
+  EXPECT_EQ(c.mysql.endpoints[1].host, "::1");
+  EXPECT_EQ(c.source_address, "127.0.1.2");
+  EXPECT_EQ(validate(c), "");
+  const char* env[] = {"USER_SERVICE_MYSQL_ENDPOINTS=127.0.0.1:1,127.0.0.1:2", nullptr};
+  EXPECT_EQ(apply_env(c, env), "");
+  ASSERT_EQ(c.mysql.endpoints.size(), 2u);
+  EXPECT_EQ(c.mysql.endpoints[1].port, 2);
+  EXPECT_EQ(apply_flag(c, "redis.sentinels", ""), "");
+  EXPECT_TRUE(c.redis.sentinels.empty());
+  const auto json = boost::json::parse(config_to_json(c));
+  EXPECT_EQ(json.at("mysql").at("endpoints").as_array().size(), 2u);
+  EXPECT_EQ(json.at("mysql").at("endpoints").at(0).as_string(), "127.0.0.1:1");
+
+  EXPECT_NE(apply_json(c, R"({"mysql":{"endpoints":"127.0.0.1:1"}})"), "");
+  EXPECT_NE(apply_json(c, R"({"mysql":{"endpoints":[1]}})"), "");
+  EXPECT_NE(apply_json(c, R"({"mysql":{"endpoints":["nohost"]}})"), "");
+  EXPECT_NE(apply_flag(c, "mysql.endpoints", "127.0.0.1:1,,"), "");
+  Config d;
+  EXPECT_EQ(apply_json(d, R"({"redis":{"sentinels":["localhost:26379"]}})"), "");
+  EXPECT_NE(validate(d).find("numeric"), std::string::npos);
+  Config e;
+  e.source_address = "my-host";
+  EXPECT_NE(validate(e).find("source_address"), std::string::npos);
+}
+
 TEST(Config, EnvironmentOverridesAndUnknownVariablesAreErrors) {
   Config c;
   const char* env[] = {"PATH=/bin", "USER_SERVICE_REDIS_MASTER=127.0.0.1:7001",
