@@ -162,7 +162,7 @@ async function metricsRequests(name) {
   const a = await viaInstance(name, 'GET', '/metrics');
   let sum = 0;
   for (const line of a.text.split('\n')) {
-    const m = line.match(/^user_service_http_requests_total\{([^}]*)\} (\d+(?:\.\d+)?)/);
+    const m = line.match(/^user_service_http_requests_total\{(.*)\} (\d+(?:\.\d+)?)$/);
     if (m && m[1].includes('route="/users/{id}"')) sum += Number(m[2]);
   }
   return sum;

@@ -2,19 +2,19 @@
 // (from the environment `./dev test` exports, defaulting to `./dev up --ha`'s, base 17000), process
 // faults by pid file (kill -9, SIGSTOP, SIGCONT), `./dev restart|start <component>` and
 // `./dev failover mysql` on that stack (DEV_STACK), what the Sentinels, Redis nodes and MariaDB nodes
-// say about their roles, and the hook that gives every @ha scenario a whole, healthy stack.
+// say about their roles, and makeWhole(), which gives every @ha scenario a whole, healthy stack (the
+// hooks: ha_hooks.js).
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
-import { After, Before } from '@cucumber/cucumber';
 import mysql from 'mysql2/promise';
 import { createClient } from 'redis';
 
 import * as faults from './faults.js';
-import { call, describe, readiness, settings } from './service.js';
+import { call, describe, readiness } from './service.js';
 
 const env = process.env;
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -128,14 +128,15 @@ export async function withRedis(port, fn) {
   try {
     return await fn(client);
   } finally {
-    await client.quit().catch(() => {});
+    client.destroy(); // not quit(): Sentinel has no QUIT command
   }
 }
 
 function pairs(reply) {
   const o = {};
   if (reply instanceof Map) for (const [k, v] of reply) o[String(k)] = v;
-  else for (let i = 0; i + 1 < (reply?.length ?? 0); i += 2) o[String(reply[i])] = reply[i + 1];
+  else if (Array.isArray(reply)) for (let i = 0; i + 1 < reply.length; i += 2) o[String(reply[i])] = reply[i + 1];
+  else Object.assign(o, reply);
   return o;
 }
 
@@ -325,27 +326,3 @@ export async function makeWhole() {
     return seen.size === ha.instances.length || `served by ${[...seen].join(', ')}`;
   });
 }
-
-Before({ tags: '@ha' }, async function () {
-  this.settings = await settings();
-  this.ha = ha;
-  await makeWhole();
-});
-
-After({ tags: '@ha' }, async function ({ result }) {
-  if (result?.status !== 'FAILED') return;
-  const status = await dev('status').catch((err) => err.message);
-  const ready = [];
-  for (const i of ha.instances) ready.push(`${i.name}: ${await readiness(i.url).then((r) => describe(r.answer)).catch((err) => err.message)}`);
-  this.attach(
-    [
-      'answers in this scenario:',
-      ...this.answers.map((a) => `  ${describe(a)}`),
-      `./dev status:\n${status}`,
-      `sentinels: ${JSON.stringify(await sentinelMasters().catch((err) => err.message))}`,
-      ...ready,
-      `faultproxy:\n${await faults.describeProxies()}`,
-    ].join('\n'),
-    'text/plain',
-  );
-});
