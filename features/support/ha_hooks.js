@@ -7,9 +7,9 @@ import { dev, ha, makeWhole, sentinelMasters } from './ha.js';
 import { describe, readiness, settings } from './service.js';
 
 Before({ tags: '@ha' }, async function () {
-  this.settings = await settings();
   this.ha = ha;
   await makeWhole();
+  this.settings = await settings();
 });
 
 After({ tags: '@ha' }, async function ({ result }) {

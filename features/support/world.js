@@ -1,7 +1,7 @@
 // The state of one scenario, and the hooks that give every scenario a healthy, empty stack: faultproxy
 // reset, user-service reporting every dependency up, Redis and MariaDB emptied. Scenarios therefore do
 // not depend on their order.
-import { After, AfterAll, Before, BeforeAll, setDefaultTimeout, setWorldConstructor, World } from '@cucumber/cucumber';
+import { After, AfterAll, Before, setDefaultTimeout, setWorldConstructor, World } from '@cucumber/cucumber';
 
 import * as data from './data.js';
 import * as faults from './faults.js';
@@ -47,10 +47,8 @@ class CatalogWorld extends World {
 }
 setWorldConstructor(CatalogWorld);
 
-BeforeAll(async function () {
-  await settings();
-  await data.open();
-});
+// The service's settings and the connections to the data are made on first use (in the first Before):
+// the @ha scenarios start with a stack that may still be broken, which their own hook repairs.
 
 // The @ha scenarios run against the HA stack, with hooks of their own (support/ha.js).
 Before({ tags: 'not @ha' }, async function () {
