@@ -7,5 +7,6 @@ const common = {
 // The catalog against the small stack (`./dev up`): every top-level feature; the @ha ones need the HA stack.
 export default { ...common, paths: ['*.feature'], tags: 'not @ha' };
 
-// The @ha scenarios against the HA stack (`./dev up --ha`): `npx cucumber-js --profile ha`.
-export const ha = { ...common, paths: ['ha/*.feature'], tags: '@ha' };
+// The @ha scenarios against the HA stack (`./dev up --ha`): `npx cucumber-js --profile ha` (not @wip:
+// scenarios whose steps or service behaviour do not exist yet).
+export const ha = { ...common, paths: ['ha/*.feature'], tags: '@ha and not @wip' };
