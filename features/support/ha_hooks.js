@@ -6,7 +6,9 @@ import * as faults from './faults.js';
 import { dev, ha, makeWhole, sentinelMasters } from './ha.js';
 import { describe, readiness, settings } from './service.js';
 
-Before({ tags: '@ha' }, async function () {
+// Repairing may take a while (a restarted MariaDB node, Sentinel turning a returned master into a
+// replica within ~10 s): a bound of its own, above the default step timeout.
+Before({ tags: '@ha', timeout: 120_000 }, async function () {
   this.ha = ha;
   await makeWhole();
   this.settings = await settings();
