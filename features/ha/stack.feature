@@ -32,6 +32,14 @@ Feature: The HA stack is what it claims to be
     When './dev restart user-service-2' brings it back
     Then HAProxy sends requests to 'user-service-2' again within 5 s
 
+  Scenario: HAProxy keeps answering while an instance is stopped
+    Given a stored user is read through HAProxy without pause
+    When 'user-service-3' is stopped with SIGSTOP
+    Then for 3 s every read through HAProxy is answered 200 within 2000 ms
+    And HAProxy sends no request to 'user-service-3' from 2 s after it stopped
+    When 'user-service-3' is continued with SIGCONT
+    Then HAProxy sends requests to 'user-service-3' again within 5 s
+
   Scenario: ./dev failover mysql promotes the replica and the old primary follows it
     Given the MariaDB primary and its replica
     When './dev failover mysql' runs

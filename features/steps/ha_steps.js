@@ -7,7 +7,8 @@ import { Given, Then, When } from '@cucumber/cucumber';
 
 import {
   agreedRedisMaster, failoverMysql, ha, kill9, mariadbRole, mariadbRoles, mariadbSlaveStatus, mariadbValue, processState,
-  redisInfo, redisNodeAt, redisRole, restart, sentinelMasters, sentinelView, viaHaproxy, viaInstance, withMariadb, withRedis,
+  redisInfo, redisNodeAt, redisRole, restart, resume, sentinelMasters, sentinelView, stop, viaHaproxy, viaInstance, withMariadb,
+  withRedis,
 } from '../support/ha.js';
 import { describe, pollUntil } from '../support/service.js';
 
@@ -216,12 +217,12 @@ Given('a stored user is read through HAProxy without pause', async function () {
 
 When('{string} is killed with SIGKILL', async function (name) {
   const pid = await kill9(name);
-  this.killedAt = performance.now();
+  this.faultAt = performance.now();
   this.attach(`${name} (pid ${pid}) killed`);
 });
 
 Then('for {int} s every read through HAProxy is answered {int} within {int} ms', async function (seconds, status, ms) {
-  const from = this.killedAt ?? performance.now();
+  const from = this.faultAt ?? performance.now();
   const until = from + seconds * 1000;
   while (performance.now() < until) await new Promise((r) => setTimeout(r, 50));
   // The read in flight at the kill counts too: it started before `from` but ended after.
@@ -230,7 +231,28 @@ Then('for {int} s every read through HAProxy is answered {int} within {int} ms',
   const bad = window.filter(({ a }) => a.status !== status || a.ms > ms || a.json?.name !== 'Ann');
   assert.that(bad.length === 0, () => `${bad.length} of ${window.length} reads failed or were slow:\n${bad.slice(0, 5).map(({ a }) => `  ${describe(a)}`).join('\n')}`);
   const slowest = Math.max(...window.map(({ a }) => a.ms));
-  this.attach(`${window.length} reads in ${seconds} s after the kill, the slowest ${Math.round(slowest)} ms`);
+  this.attach(`${window.length} reads in ${seconds} s after the fault, the slowest ${Math.round(slowest)} ms`);
+});
+
+When('{string} is stopped with SIGSTOP', async function (name) {
+  const pid = await stop(name);
+  this.faultAt = performance.now();
+  this.attach(`${name} (pid ${pid}) stopped`);
+});
+
+When('{string} is continued with SIGCONT', async function (name) {
+  await resume(name);
+});
+
+// HAProxy's health checks (inter 250 ms, fall 2, timeout check 500 ms) take a stopped instance out.
+Then('HAProxy sends no request to {string} from {int} s after it stopped', async function (name, seconds) {
+  const from = this.faultAt + seconds * 1000;
+  const upTo = performance.now();
+  assert.that(upTo > from + 500, `the scenario did not wait past ${seconds} s after the stop`);
+  const after = this.reader.answers.filter(({ at }) => at >= from && at <= upTo);
+  const sent = after.filter(({ a }) => a.headers.get('x-served-by') === name);
+  assert.that(after.length >= 3, `only ${after.length} reads after ${seconds} s`);
+  assert.that(sent.length === 0, `${sent.length} of ${after.length} reads started ${seconds} s after the stop were served by ${name}`);
 });
 
 When("{string} brings it back", async function (command) {
