@@ -1,7 +1,7 @@
 // The state of one scenario, and the hooks that give every scenario a healthy, empty stack: faultproxy
 // reset, user-service reporting every dependency up, Redis and MariaDB emptied. Scenarios therefore do
 // not depend on their order.
-import { After, AfterAll, Before, BeforeAll, setDefaultTimeout, setWorldConstructor, World } from '@cucumber/cucumber';
+import { After, AfterAll, Before, setDefaultTimeout, setWorldConstructor, World } from '@cucumber/cucumber';
 
 import * as data from './data.js';
 import * as faults from './faults.js';
@@ -47,12 +47,11 @@ class CatalogWorld extends World {
 }
 setWorldConstructor(CatalogWorld);
 
-BeforeAll(async function () {
-  await settings();
-  await data.open();
-});
+// The service's settings and the connections to the data are made on first use (in the first Before):
+// the @ha scenarios start with a stack that may still be broken, which their own hook repairs.
 
-Before(async function () {
+// The @ha scenarios run against the HA stack, with hooks of their own (support/ha.js).
+Before({ tags: 'not @ha' }, async function () {
   this.settings = await settings();
   const faulted = await faults.resetAll();
   const before = Object.fromEntries(Object.entries(await successfulCalls()).filter(([dep]) => faulted.includes(dep)));
@@ -71,7 +70,14 @@ After({ tags: '@faultproxy' }, async function () {
   await faults.removeProxy(SCRATCH_PROXY);
 });
 
-After(async function ({ result }) {
+// Cleanups of every scenario (After hooks run in the reverse order of their definition: this one last).
+After(async function () {
+  for (const cleanup of this.cleanups ?? []) cleanup();
+  await stopInstances();
+  for (const db of this.databasesToDrop ?? []) await (await data.mariadb()).query(`DROP DATABASE IF EXISTS \`${db}\``);
+});
+
+After({ tags: 'not @ha' }, async function ({ result }) {
   if (result?.status === 'FAILED') {
     const ready = await readiness().catch((err) => ({ answer: null, err }));
     this.attach(
@@ -84,9 +90,6 @@ After(async function ({ result }) {
       'text/plain',
     );
   }
-  for (const cleanup of this.cleanups ?? []) cleanup();
-  await stopInstances();
-  for (const db of this.databasesToDrop ?? []) await (await data.mariadb()).query(`DROP DATABASE IF EXISTS \`${db}\``);
 });
 
 AfterAll(async function () {

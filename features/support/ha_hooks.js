@@ -1,0 +1,33 @@
+// The hooks of the @ha scenarios (world.js's hooks skip them): before each, the HA stack is made
+// whole and healthy again (support/ha.js, makeWhole); after a failure, what the stack looked like.
+import { After, Before } from '@cucumber/cucumber';
+
+import * as faults from './faults.js';
+import { dev, ha, makeWhole, sentinelMasters } from './ha.js';
+import { describe, readiness, settings } from './service.js';
+
+// Repairing may take a while (a restarted MariaDB node, Sentinel turning a returned master into a
+// replica within ~10 s): a bound of its own, above the default step timeout.
+Before({ tags: '@ha', timeout: 120_000 }, async function () {
+  this.ha = ha;
+  await makeWhole();
+  this.settings = await settings();
+});
+
+After({ tags: '@ha' }, async function ({ result }) {
+  if (result?.status !== 'FAILED') return;
+  const status = await dev('status').catch((err) => err.message);
+  const ready = [];
+  for (const i of ha.instances) ready.push(`${i.name}: ${await readiness(i.url).then((r) => describe(r.answer)).catch((err) => err.message)}`);
+  this.attach(
+    [
+      'answers in this scenario:',
+      ...this.answers.map((a) => `  ${describe(a)}`),
+      `./dev status:\n${status}`,
+      `sentinels: ${JSON.stringify(await sentinelMasters().catch((err) => err.message))}`,
+      ...ready,
+      `faultproxy:\n${await faults.describeProxies()}`,
+    ].join('\n'),
+    'text/plain',
+  );
+});
