@@ -4,7 +4,7 @@
 // endpoint, background health probes, the repair queue and known-stale tracking (cache_ledger.h).
 // HTTP is not known here (see api.h); dependencies are reached only through ports.h.
 //
-// Behaviour contract: /work/shared/design/failure-matrix.md, explained in README.md beside this file.
+// Behaviour contract: the failure-mode catalog (features/), explained in README.md beside this file.
 //
 // Threading: everything runs on the one executor given at construction (a single event loop).
 //
