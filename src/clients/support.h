@@ -29,7 +29,6 @@ using Clock = common::Clock;
 // The one deadline type (src/common/deadline.h).
 using common::Deadline;
 
-
 struct BackoffPolicy {
   std::chrono::milliseconds initial{25};  // delay after the first failure (before jitter)
   std::chrono::milliseconds max{500};     // cap: bounds the time to notice a server's return

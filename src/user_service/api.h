@@ -59,8 +59,9 @@ class Api {
   std::string id_prefix_;
   std::uint64_t id_counter_ = 0;
   std::string retry_after_;
-  std::array<std::array<std::array<std::array<common::metrics::Counter*, kSources>, kStatuses.size()>, kMethods>,
-             kRoutes>
+  std::array<
+      std::array<std::array<std::array<common::metrics::Counter*, kSources>, kStatuses.size()>, kMethods>,
+      kRoutes>
       requests_{};
   std::array<std::array<common::metrics::Histogram*, kMethods>, kRoutes> durations_{};
 };

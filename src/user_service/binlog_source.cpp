@@ -1,8 +1,8 @@
 #include "user_service/binlog_source.h"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/as_tuple.hpp>
 
 #include "common/log.h"
 

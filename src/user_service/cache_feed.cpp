@@ -117,8 +117,9 @@ asio::awaitable<void> CacheFeed::run() {
         pending.reset();
         source_ok = Clock::now();
         source_.start(position_);
-        common::log::info("cache feed: this instance holds the lease",
-                          {{"owner", settings_.owner}, {"position", position_.empty() ? "(now)" : position_}});
+        common::log::info(
+            "cache feed: this instance holds the lease",
+            {{"owner", settings_.owner}, {"position", position_.empty() ? "(now)" : position_}});
         continue;
       }
       timer_.expires_after(renew_every);

@@ -17,7 +17,8 @@
 // coalesced per id (the newest wins), so catching up on a backlog never sets an entry back in time.
 //
 // Usage (on the service's event loop):
-//   CacheFeed feed(ex, {.owner = "user-service-1/42", .lease_ttl = 600ms}, source, cache, service.redis_master(),
+//   CacheFeed feed(ex, {.owner = "user-service-1/42", .lease_ttl = 600ms}, source, cache,
+//   service.redis_master(),
 //                  registry);
 //   feed.start();  ...  co_await feed.stop();
 #pragma once
@@ -34,9 +35,9 @@
 namespace user_service {
 
 struct CacheFeedSettings {
-  std::string owner;                             // unique per process: instance name, pid, random
+  std::string owner;  // unique per process: instance name, pid, random
   Clock::duration lease_ttl{std::chrono::milliseconds(600)};
-  std::size_t batch = 256;                       // changes per batch, about
+  std::size_t batch = 256;  // changes per batch, about
 };
 
 class CacheFeed {

@@ -24,8 +24,8 @@ struct Instance {
   Instance(asio::io_context& io, std::string owner, fakes::FakeCache& cache, common::metrics::Registry& r)
       : master("redis-master", 40ms, 3, r),
         source(io.get_executor()),
-        feed(io.get_executor(), {.owner = std::move(owner), .lease_ttl = 200ms, .batch = 64}, source, cache, master,
-             r) {
+        feed(io.get_executor(), {.owner = std::move(owner), .lease_ttl = 200ms, .batch = 64}, source, cache,
+             master, r) {
     master.set_probe([&cache](Deadline d) { return cache.ping(CacheNode::master, d); });
   }
   Endpoint master;

@@ -17,12 +17,13 @@ Endpoint::Endpoint(std::string name, Clock::duration budget, std::uint32_t break
     // /health/ready never claims a dependency it has not seen. Slower than half its budget: degraded.
     : health_(std::move(name), breaker_failures, budget / 2, false), budget_(budget) {
   for (std::size_t o = 0; o < kOutcomeNames.size(); ++o) {
-    calls_[o] = &registry.counter("user_service_dependency_calls_total", "Calls to each dependency by outcome.",
-                                  {{"dependency", health_.name()}, {"outcome", std::string(kOutcomeNames[o])}});
+    calls_[o] =
+        &registry.counter("user_service_dependency_calls_total", "Calls to each dependency by outcome.",
+                          {{"dependency", health_.name()}, {"outcome", std::string(kOutcomeNames[o])}});
   }
-  duration_ = &registry.histogram("user_service_dependency_call_duration_seconds",
-                                  "Duration of dependency calls (probes included).",
-                                  common::metrics::default_latency_buckets(), {{"dependency", health_.name()}});
+  duration_ = &registry.histogram(
+      "user_service_dependency_call_duration_seconds", "Duration of dependency calls (probes included).",
+      common::metrics::default_latency_buckets(), {{"dependency", health_.name()}});
 }
 
 void Endpoint::account(Failure f, std::string_view message, Clock::time_point started) {

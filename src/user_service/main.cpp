@@ -9,17 +9,16 @@
 // belongs to Redis/MariaDB (and the load generator); one loop needs no locks on the hot path, and a
 // cache hit costs a few microseconds of CPU, so the loop is not the bottleneck before Redis is.
 #include <signal.h>
+#include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <unistd.h>
-
 #include <cstdio>
-#include <random>
 #include <iostream>
+#include <random>
 
 #include "clients/mysql.h"
 #include "clients/redis.h"
@@ -100,21 +99,26 @@ void add_client_metrics(common::metrics::Registry& registry, const clients::redi
         write(*p, p->status(), common::metrics::Labels{{"endpoint", p->settings().name}});
     };
     for (const char* state : {"idle", "in_use", "connecting"}) {
-      each_pool([&](const clients::mysql::Pool&, const clients::mysql::PoolStatus& ps, common::metrics::Labels l) {
-        const std::string_view st(state);
-        const double v = st == "idle" ? ps.idle : st == "in_use" ? ps.in_use : ps.connecting;
-        l.emplace_back("state", state);
-        w.gauge("user_service_mysql_pool_connections", "MariaDB pool connections by state.", l, v);
-      });
+      each_pool(
+          [&](const clients::mysql::Pool&, const clients::mysql::PoolStatus& ps, common::metrics::Labels l) {
+            const std::string_view st(state);
+            const double v = st == "idle" ? ps.idle : st == "in_use" ? ps.in_use : ps.connecting;
+            l.emplace_back("state", state);
+            w.gauge("user_service_mysql_pool_connections", "MariaDB pool connections by state.", l, v);
+          });
     }
-    each_pool([&](const clients::mysql::Pool&, const clients::mysql::PoolStatus& ps, const common::metrics::Labels& l) {
+    each_pool([&](const clients::mysql::Pool&, const clients::mysql::PoolStatus& ps,
+                  const common::metrics::Labels& l) {
       w.gauge("user_service_mysql_pool_waiters", "Callers waiting for a pool connection.", l,
               static_cast<double>(ps.waiters));
     });
-    each_pool([&](const clients::mysql::Pool& p, const clients::mysql::PoolStatus&, const common::metrics::Labels& l) {
-      w.gauge("user_service_mysql_pool_max_size", "Pool size limit.", l, static_cast<double>(p.settings().max_size));
+    each_pool([&](const clients::mysql::Pool& p, const clients::mysql::PoolStatus&,
+                  const common::metrics::Labels& l) {
+      w.gauge("user_service_mysql_pool_max_size", "Pool size limit.", l,
+              static_cast<double>(p.settings().max_size));
     });
-    each_pool([&](const clients::mysql::Pool&, const clients::mysql::PoolStatus& ps, const common::metrics::Labels& l) {
+    each_pool([&](const clients::mysql::Pool&, const clients::mysql::PoolStatus& ps,
+                  const common::metrics::Labels& l) {
       w.counter("user_service_mysql_connects_total", "MariaDB connections opened.", l,
                 static_cast<double>(ps.counters.connects));
     });
@@ -151,8 +155,8 @@ int main(int argc, char** argv) {
     std::vector<std::unique_ptr<clients::mysql::Pool>> pools;
     std::vector<clients::mysql::Pool*> nodes;
     for (const auto& endpoint : mysql_endpoints(config.mysql)) {
-      pools.push_back(std::make_unique<clients::mysql::Pool>(
-          ex, pool_settings(config, endpoint, endpoint.to_string())));
+      pools.push_back(
+          std::make_unique<clients::mysql::Pool>(ex, pool_settings(config, endpoint, endpoint.to_string())));
       nodes.push_back(pools.back().get());
     }
     RedisCache cache(master, replica, config.redis);
@@ -198,7 +202,8 @@ int main(int argc, char** argv) {
     common::log::info("user-service listening",
                       {{"address", bound.address().to_string() + ":" + std::to_string(bound.port())},
                        {"redis", redis.to_json()},
-                       {"mysql", [&] {
+                       {"mysql",
+                        [&] {
                           std::string all;
                           for (const auto* p : nodes)
                             all += (all.empty() ? "" : ",") + p->settings().name;

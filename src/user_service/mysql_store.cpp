@@ -214,13 +214,15 @@ asio::awaitable<void> MysqlStore::discover(Deadline d) {
 }
 
 asio::awaitable<Outcome<Done>> MysqlStore::probe_replica(Deadline d) {
-  if (replica_ < 0) co_return Outcome<Done>::fail(Failure::unavailable, "no MariaDB replica answers read_only = 1");
+  if (replica_ < 0)
+    co_return Outcome<Done>::fail(Failure::unavailable, "no MariaDB replica answers read_only = 1");
   auto r = co_await nodes_[replica_]->execute("SELECT 1", {}, d);
   if (!r) co_return from_error<Done>(r.error());
   co_return Outcome<Done>::success({});
 }
 
-asio::awaitable<Outcome<std::optional<StoredUser>>> MysqlStore::get_from_replica(std::string_view id, Deadline d) {
+asio::awaitable<Outcome<std::optional<StoredUser>>> MysqlStore::get_from_replica(std::string_view id,
+                                                                                 Deadline d) {
   using O = Outcome<std::optional<StoredUser>>;
   if (replica_ < 0) co_return O::fail(Failure::unavailable, "no MariaDB replica answers read_only = 1");
   auto lease = co_await nodes_[replica_]->acquire(d);
@@ -232,9 +234,18 @@ asio::awaitable<Outcome<std::optional<StoredUser>>> MysqlStore::get_from_replica
   if (!status) co_return from_error<std::optional<StoredUser>>(status.error());
   std::string received;
   for (std::size_t c = 0; c < status->columns.size(); ++c) {
-    if (status->columns[c] == "Gtid_IO_Pos" && !status->rows.empty()) received = status->rows.front()[c].to_text();
+    if (status->columns[c] == "Gtid_IO_Pos" && !status->rows.empty())
+      received = status->rows.front()[c].to_text();
   }
-  if (status->rows.empty()) co_return O::fail(Failure::unavailable, "the replica does not replicate");
+  if (status->rows.empty()) {
+    // Not replicating: promoted a moment ago (writable: everything it had is applied, and it is the
+    // primary the next probe adopts), or cut off for good (read-only: its data has no bound).
+    auto ro = co_await conn.execute("SELECT @@read_only", {}, d);
+    if (!ro) co_return from_error<std::optional<StoredUser>>(ro.error());
+    const auto v =
+        ro->rows.empty() || ro->rows.front().empty() ? std::nullopt : ro->rows.front().front().to_int();
+    if (!v || *v != 0) co_return O::fail(Failure::unavailable, "the replica does not replicate");
+  }
   if (!received.empty()) {
     const double seconds = std::chrono::duration<double>(d.remaining()).count();
     std::vector<mysql::Value> params;

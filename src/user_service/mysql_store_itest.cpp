@@ -43,8 +43,8 @@ class MysqlStoreITest : public ::testing::Test {
       pools_.push_back(std::make_unique<clients::mysql::Pool>(io_.get_executor(), s));
       pools_.back()->start();
     }
-    store_ = std::make_unique<MysqlStore>(std::vector<clients::mysql::Pool*>{pools_[0].get(), pools_[1].get()},
-                                          config_);
+    store_ = std::make_unique<MysqlStore>(
+        std::vector<clients::mysql::Pool*>{pools_[0].get(), pools_[1].get()}, config_);
   }
   void TearDown() override {
     store_.reset();

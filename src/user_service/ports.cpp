@@ -4,7 +4,7 @@ namespace user_service {
 
 // A store of one MariaDB server has no replica.
 boost::asio::awaitable<Outcome<std::optional<StoredUser>>> UserStore::get_from_replica(std::string_view,
-                                                                                        Deadline) {
+                                                                                       Deadline) {
   co_return Outcome<std::optional<StoredUser>>::fail(Failure::unavailable, "no MariaDB replica configured");
 }
 

@@ -151,8 +151,8 @@ class CachePort {
   virtual boost::asio::awaitable<Outcome<bool>> take_lease(std::string_view owner, Clock::duration ttl,
                                                            Deadline d);
   virtual boost::asio::awaitable<Outcome<bool>> release_lease(std::string_view owner, Deadline d);
-  virtual boost::asio::awaitable<Outcome<bool>> save_position(std::string_view owner, std::string_view position,
-                                                              Deadline d);
+  virtual boost::asio::awaitable<Outcome<bool>> save_position(std::string_view owner,
+                                                              std::string_view position, Deadline d);
   virtual boost::asio::awaitable<Outcome<std::string>> load_position(Deadline d);
 };
 

@@ -195,8 +195,7 @@ asio::awaitable<Outcome<bool>> RedisCache::store_if_newer(std::string_view id, c
   args.emplace_back(id);
   args.push_back(entry.name);
   const std::uint64_t connection = master_.connection_id();
-  const redis::Result r =
-      co_await master_.eval(store_script(), std::move(keys), std::move(args), d);
+  const redis::Result r = co_await master_.eval(store_script(), std::move(keys), std::move(args), d);
   if (r && r->is_error() && r->str.starts_with("READONLY") && on_demoted_) on_demoted_();
   if (!r || r->is_error()) co_return from_error<bool>(r);
   if (!r->is_array() || r->elements.size() != 2 || !r->elements[0].is_integer() ||
@@ -227,7 +226,8 @@ asio::awaitable<Outcome<Done>> RedisCache::ping(CacheNode node, Deadline d) {
     co_return desync<Done>(c, connection, "unexpected ROLE reply");
   if (r->elements[0].str != "master") {
     if (on_demoted_) on_demoted_();
-    co_return Outcome<Done>::fail(Failure::unavailable, "the master node is a " + r->elements[0].str + " now");
+    co_return Outcome<Done>::fail(Failure::unavailable,
+                                  "the master node is a " + r->elements[0].str + " now");
   }
   co_return Outcome<Done>::success({});
 }
@@ -269,8 +269,9 @@ asio::awaitable<Outcome<std::uint64_t>> RedisCache::invalidate_values_step(std::
   co_return O::success(next);
 }
 
-asio::awaitable<Outcome<bool>> RedisCache::lease_script(const redis::Script& script, std::vector<std::string> args,
-                                                        std::string_view echo, Deadline d) {
+asio::awaitable<Outcome<bool>> RedisCache::lease_script(const redis::Script& script,
+                                                        std::vector<std::string> args, std::string_view echo,
+                                                        Deadline d) {
   std::vector<std::string> keys{lease_key_, position_key_};
   const std::uint64_t connection = master_.connection_id();
   const redis::Result r = co_await master_.eval(script, std::move(keys), std::move(args), d);
@@ -283,10 +284,11 @@ asio::awaitable<Outcome<bool>> RedisCache::lease_script(const redis::Script& scr
   co_return Outcome<bool>::success(r->elements[0].integer == 1);
 }
 
-asio::awaitable<Outcome<bool>> RedisCache::take_lease(std::string_view owner, Clock::duration ttl, Deadline d) {
+asio::awaitable<Outcome<bool>> RedisCache::take_lease(std::string_view owner, Clock::duration ttl,
+                                                      Deadline d) {
   static const redis::Script script{std::string(kTakeLease)};
-  std::vector<std::string> args{std::string(owner),
-                                std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(ttl).count())};
+  std::vector<std::string> args{
+      std::string(owner), std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(ttl).count())};
   co_return co_await lease_script(script, std::move(args), owner, d);
 }
 

@@ -283,7 +283,8 @@ TEST_F(RedisCacheDesync, RepliesOfTheWrongShapeAreDesyncs) {
 // topology is re-resolved; the connection is fine (no desync).
 TEST_F(RedisCacheDesync, ADemotedMasterFailsItsProbeAndIsReported) {
   Connect([](const std::vector<std::string>& args) -> std::optional<std::string> {
-    if (args.at(0) == "ROLE") return "*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:1\r\n";
+    if (args.at(0) == "ROLE")
+      return "*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:1\r\n";
     if (args.at(0) == "EVALSHA") return "-READONLY You can't write against a read only replica.\r\n";
     return Honest(args);
   });

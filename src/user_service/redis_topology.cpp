@@ -71,7 +71,8 @@ void RedisTopology::adopt(const redis::Topology& t) {
   }
   replica_.retarget(replica.host, replica.port);
   if (moved || !clients_started_) {
-    common::log::info("Redis topology", {{"master", t.master->to_string()}, {"replica", replica.to_string()},
+    common::log::info("Redis topology", {{"master", t.master->to_string()},
+                                         {"replica", replica.to_string()},
                                          {"generation", static_cast<long long>(t.generation)}});
   }
   if (!clients_started_) {
@@ -93,7 +94,9 @@ void RedisTopology::refresh() {
 }
 
 std::string RedisTopology::to_json() const {
-  const auto address = [](const redis::Client& c) { return c.settings().host + ":" + std::to_string(c.settings().port); };
+  const auto address = [](const redis::Client& c) {
+    return c.settings().host + ":" + std::to_string(c.settings().port);
+  };
   std::string out = "{\"sentinel\":";
   out += sentinel_ ? "true" : "false";
   out += ",\"master\":\"" + address(master_) + "\",\"replica\":\"" + address(replica_) + "\"";
@@ -101,8 +104,8 @@ std::string RedisTopology::to_json() const {
     const auto st = sentinel_->status();
     out += ",\"master_changes\":" + std::to_string(st.counters.master_changes);
     out += ",\"sentinels_reachable\":";
-    out += std::to_string(std::count_if(st.sentinels.begin(), st.sentinels.end(),
-                                        [](const auto& s) { return s.reachable; }));
+    out += std::to_string(
+        std::count_if(st.sentinels.begin(), st.sentinels.end(), [](const auto& s) { return s.reachable; }));
   }
   out += "}";
   return out;

@@ -40,11 +40,13 @@ Service::Service(asio::any_io_executor executor, const Config& config, UserStore
       store_(store),
       cache_(cache),
       mysql_("mysql", config.mysql.call_deadline, config.resilience.breaker_failures, registry),
-      mysql_replica_(store.has_replica() ? std::make_unique<Endpoint>("mysql-replica", config.mysql.call_deadline,
-                                                                      config.resilience.breaker_failures, registry)
-                                         : nullptr),
+      mysql_replica_(store.has_replica()
+                         ? std::make_unique<Endpoint>("mysql-replica", config.mysql.call_deadline,
+                                                      config.resilience.breaker_failures, registry)
+                         : nullptr),
       redis_master_("redis-master", config.redis.call_deadline, config.resilience.breaker_failures, registry),
-      redis_replica_("redis-replica", config.redis.call_deadline, config.resilience.breaker_failures, registry),
+      redis_replica_("redis-replica", config.redis.call_deadline, config.resilience.breaker_failures,
+                     registry),
       ledger_(config.cache.repair_queue_capacity, config.cache.recent_writes_capacity,
               config.cache.recent_writes_window, config.cache.replica_lag_window) {
   mysql_.set_probe([this](Deadline d) { return store_.probe(d); });
@@ -180,8 +182,8 @@ asio::awaitable<ReadResult> Service::read_origin(std::string_view id, Deadline d
       result.reason = "request deadline exceeded";
       break;
     }
-    auto got = co_await mysql_.call<std::optional<StoredUser>>(
-        deadline, [&](Deadline d) { return store_.get(id, d); });
+    auto got = co_await mysql_.call<std::optional<StoredUser>>(deadline,
+                                                               [&](Deadline d) { return store_.get(id, d); });
     if (got.ok()) {
       result.source = Source::origin;
       if (!got.value) {
@@ -226,8 +228,8 @@ asio::awaitable<ReadResult> Service::read_origin(std::string_view id, Deadline d
 }
 
 void Service::spawn_fill(std::string_view id, CacheEntry entry) {
-  if (ledger_.untrusted() || !redis_master_.allow() ||
-      background_ >= config_.cache.max_background_fills || !running_) {
+  if (ledger_.untrusted() || !redis_master_.allow() || background_ >= config_.cache.max_background_fills ||
+      !running_) {
     fills_skipped_->inc();
     return;
   }
@@ -247,7 +249,8 @@ asio::awaitable<void> Service::fill(std::string id, CacheEntry entry) {
 asio::awaitable<bool> Service::update_cache(std::string_view id, const CacheEntry& entry, Deadline request) {
   // The write is committed: give the cache update its own budget even if the request's is spent,
   // bounded so the answer is not held long (on failure it is queued for repair anyway).
-  if (request.remaining() < 5ms) request = Deadline::after(std::min<Clock::duration>(5ms, redis_master_.budget()));
+  if (request.remaining() < 5ms)
+    request = Deadline::after(std::min<Clock::duration>(5ms, redis_master_.budget()));
   auto r = co_await redis_master_.call<bool>(request,
                                              [&](Deadline d) { return cache_.store_if_newer(id, entry, d); });
   co_return r.ok();
@@ -314,12 +317,13 @@ asio::awaitable<void> Service::refresh_uncertain() {
   while (!uncertain_.empty() && running_ && mysql_.allow() && redis_master_.allow()) {
     const std::string id = *uncertain_.begin();
     auto row = co_await mysql_.call<std::optional<StoredUser>>(Deadline::after(mysql_.budget()),
-                                                              [&](Deadline d) { return store_.get(id, d); });
+                                                               [&](Deadline d) { return store_.get(id, d); });
     if (!row.ok()) co_return;
     if (row.value) {
       const CacheEntry target{row.value->version, false, std::move(row.value->name)};
-      auto r = co_await redis_master_.call<bool>(Deadline::after(redis_master_.budget()),
-                                                 [&](Deadline d) { return cache_.store_if_newer(id, target, d); });
+      auto r = co_await redis_master_.call<bool>(Deadline::after(redis_master_.budget()), [&](Deadline d) {
+        return cache_.store_if_newer(id, target, d);
+      });
       if (!r.ok()) co_return;
       ledger_.record_master_update(id, target, Clock::now());
     } else if (!co_await tombstone_cached_value(id, Deadline::after(config_.redis.call_deadline))) {
@@ -341,8 +345,8 @@ asio::awaitable<bool> Service::tombstone_cached_value(std::string_view id, Deadl
   if (!cached.value || cached.value->tombstone) co_return true;
   // A local, not a temporary inside the co_await: GCC 12 destroys such a temporary twice.
   const CacheEntry tombstone{cached.value->version, true, {}};
-  auto r = co_await redis_master_.call<bool>(request,
-                                             [&](Deadline d) { return cache_.store_if_newer(id, tombstone, d); });
+  auto r = co_await redis_master_.call<bool>(
+      request, [&](Deadline d) { return cache_.store_if_newer(id, tombstone, d); });
   if (!r.ok()) co_return false;
   ledger_.record_master_update(id, tombstone, Clock::now());
   co_return true;
@@ -429,9 +433,9 @@ asio::awaitable<void> Service::repair_loop() {
           ledger_.repair_finished(repair.id, repair.entry, false, Clock::now());
           continue;
         }
-        auto r = co_await redis_master_.call<bool>(
-            Deadline::after(redis_master_.budget()),
-            [&](Deadline d) { return cache_.store_if_newer(repair.id, repair.entry, d); });
+        auto r = co_await redis_master_.call<bool>(Deadline::after(redis_master_.budget()), [&](Deadline d) {
+          return cache_.store_if_newer(repair.id, repair.entry, d);
+        });
         ledger_.repair_finished(repair.id, repair.entry, r.ok(), Clock::now());
         if (r.ok()) {
           repairs_applied_->inc();

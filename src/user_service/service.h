@@ -121,11 +121,12 @@ class Service {
   CacheLedger ledger_;
   bool running_ = false;
   std::size_t loops_running_ = 0;
-  std::size_t background_ = 0;  // fills in flight
+  std::size_t background_ = 0;                                            // fills in flight
   std::vector<std::unique_ptr<boost::asio::steady_timer>> probe_timers_;  // in endpoints() order
   std::unique_ptr<boost::asio::steady_timer> repair_timer_;
   std::set<std::string> uncertain_;
-  std::function<std::string()> topology_json_;  // ids of failed writes that may have committed (Effect::unknown)
+  std::function<std::string()>
+      topology_json_;  // ids of failed writes that may have committed (Effect::unknown)
 
   common::metrics::Counter* stale_detected_ = nullptr;
   common::metrics::Counter* stale_served_ = nullptr;
