@@ -24,7 +24,9 @@ function load(tag) {
       for (const [method, body] of [['PUT', { name: `n${i}` }], ['GET', undefined]]) {
         let status = 'error';
         try {
-          status = (await h.viaHaproxy(method, `/users/${id}`, body ? { body } : {})).status;
+          const a = await h.viaHaproxy(method, `/users/${id}`, body ? { body } : {});
+          status = a.status;
+          if (process.env.BENCH_VERBOSE && method === 'GET' && status === 503) console.log(`  GET ${id} 503: ${a.text}`);
         } catch { /* counted as error */ }
         counts.set(`${method} ${status}`, (counts.get(`${method} ${status}`) ?? 0) + 1);
       }

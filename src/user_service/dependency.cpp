@@ -84,6 +84,17 @@ bool Dependency::record_failure(Failure failure, std::string_view message) {
   return opened;
 }
 
+void Dependency::server_changed(std::string_view who) {
+  consecutive_failures_ = 0;
+  slow_ = false;
+  if (open_) {
+    open_ = false;
+    common::log::info("circuit breaker closed: another server plays the role",
+                      {{"dependency", name_}, {"server", who}});
+  }
+  update_state();
+}
+
 void Dependency::set_initialised(bool initialised, std::string_view why) {
   if (!why.empty()) {
     last_error_.assign(why);

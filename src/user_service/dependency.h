@@ -46,6 +46,9 @@ class Dependency {
   // Returns true if this failure opened the breaker.
   bool record_failure(Failure failure, std::string_view message);
   void set_initialised(bool initialised, std::string_view why = {});
+  // Another server plays this role now (a promoted MariaDB primary): the failures that opened the
+  // breaker were the old server's, so it closes and counting starts afresh.
+  void server_changed(std::string_view who);
 
   DepState state() const { return state_; }
   std::chrono::system_clock::time_point since() const { return since_; }

@@ -7,6 +7,17 @@ namespace {
 
 using namespace std::chrono_literals;
 
+TEST(Dependency, AnotherServerInTheRoleClosesTheBreaker) {
+  Dependency d("mysql", 2, 250ms);
+  d.record_failure(Failure::unavailable, "refused");
+  d.record_failure(Failure::unavailable, "refused");
+  ASSERT_FALSE(d.allow());
+  d.server_changed("127.0.0.1:3307");
+  EXPECT_TRUE(d.allow());
+  EXPECT_EQ(d.consecutive_failures(), 0u);
+  EXPECT_EQ(d.state(), DepState::up);
+}
+
 TEST(Dependency, OpensAfterConsecutiveFailuresAndClosesOnSuccess) {
   Dependency d("mysql", 3, 250ms);
   EXPECT_TRUE(d.allow());

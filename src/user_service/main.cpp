@@ -180,6 +180,9 @@ int main(int argc, char** argv) {
              ",\"cache_feed\":" + (feed ? feed->to_json() : std::string("null"));
     });
     cache.on_master_demoted([&] { redis.refresh(); });
+    store.on_primary_change([&](int primary) {
+      if (primary >= 0) service.mysql().health().server_changed(nodes[primary]->settings().name);
+    });
     Api api(service, config, registry);
     common::http::Server server(
         ex, api.server_settings(),

@@ -205,7 +205,7 @@ asio::awaitable<void> MysqlStore::discover(Deadline d) {
   }
   replica_ = replica;
   if (primary_ != before) {
-    schema_ready_ = false;  // CREATE ... IF NOT EXISTS once on the new primary
+    // The schema came with replication; the probe's statement on the table finds it missing if not.
     common::log::warn("MariaDB primary changed",
                       {{"primary", primary_ < 0 ? std::string("none") : nodes_[primary_]->settings().name},
                        {"was", before < 0 ? std::string("none") : nodes_[before]->settings().name}});
