@@ -39,6 +39,11 @@ CacheFeed::CacheFeed(asio::any_io_executor executor, CacheFeedSettings settings,
   });
 }
 
+void CacheFeed::master_changed() {
+  if (holder_) master_changed_ = true;
+  timer_.cancel();
+}
+
 void CacheFeed::start() {
   if (running_) return;
   running_ = true;
@@ -84,7 +89,9 @@ asio::awaitable<bool> CacheFeed::apply(const ChangeBatch& batch) {
     auto [it, inserted] = newest.try_emplace(c.id, &c.entry);
     if (!inserted && supersedes(c.entry, *it->second)) it->second = &c.entry;
   }
-  for (const auto& [id, entry] : newest) {
+  for (const auto& change : newest) {
+    const std::string_view id = change.first;  // (clang: no lambda capture of structured bindings)
+    const CacheEntry* entry = change.second;
     if (!running_) co_return false;
     auto r = co_await master_.call<bool>(Deadline::after(master_.budget()),
                                          [&](Deadline d) { return cache_.store_if_newer(id, *entry, d); });
@@ -124,6 +131,15 @@ asio::awaitable<void> CacheFeed::run() {
       }
       timer_.expires_after(renew_every);
       co_await timer_.async_wait(use_nothrow);
+      continue;
+    }
+    if (master_changed_) {
+      // Another Redis master: what the old one took last may not have reached it (replication is
+      // asynchronous). Resume from the position stored on the new one, which only covers updates it
+      // has (the position is written after the updates it covers, on the same connection): the
+      // replay brings back whatever the switch lost.
+      master_changed_ = false;
+      co_await lose("the Redis master changed; resuming from the position the new master holds");
       continue;
     }
     if (Clock::now() - renewed_at_ >= renew_every) {

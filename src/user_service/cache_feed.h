@@ -12,6 +12,10 @@
 // instances feeding at once (a lease lost in a Redis failover) apply the same idempotent
 // compare-and-sets, and an older change never overwrites a newer entry.
 //
+// A Redis failover can lose the last updates the old master took (replication is asynchronous): on
+// every master change the holder resumes from the position the new master holds, which never claims
+// an update the new master lacks, so the replay restores them.
+//
 // Bounds: while a holder runs, a committed change reaches the master within one batch (milliseconds);
 // after the holder dies, within the lease TTL + renew period + the catch-up. Changes of a batch are
 // coalesced per id (the newest wins), so catching up on a backlog never sets an entry back in time.
@@ -51,6 +55,9 @@ class CacheFeed {
   // Stops feeding, releases the lease if held, and waits for the loop to end.
   boost::asio::awaitable<void> stop();
 
+  // The Redis master changed (a failover): the holder resumes from the position the new master holds.
+  void master_changed();
+
   bool holder() const { return holder_; }
   const std::string& position() const { return position_; }
   // {"holder":true,"owner":"...","position":"0-1-42","applied":12}
@@ -72,6 +79,7 @@ class CacheFeed {
   bool running_ = false;
   bool loop_running_ = false;
   bool holder_ = false;
+  bool master_changed_ = false;
   Clock::time_point renewed_at_{};
   std::string position_;
   std::uint64_t applied_ = 0;

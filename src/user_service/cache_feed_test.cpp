@@ -154,5 +154,23 @@ TEST_F(CacheFeedTest, WhileTheMasterIsAwayNothingIsLostAndThePositionWaits) {
   ASSERT_TRUE(WaitFor([&] { return cache_.position == "0-1-2"; }, 2s));
 }
 
+// A Redis failover loses the last updates the old master took, and the position saved after them:
+// the holder resumes from the position the new master holds and the replay brings them back.
+TEST_F(CacheFeedTest, AfterAMasterChangeWhatTheOldMasterLostIsReplayed) {
+  a_ = StartInstance("a");
+  ASSERT_TRUE(WaitFor([&] { return a_->feed.holder(); }, 2s));
+  ASSERT_TRUE(WaitFor([&] { return cache_.position == "0-1-0"; }, 2s));
+  Commit("u1", {1, false, "one"});
+  ASSERT_TRUE(WaitFor([&] { return cache_.position == "0-1-1"; }, 2s));
+  Commit("u2", {2, false, "two"});
+  ASSERT_TRUE(WaitFor([&] { return cache_.position == "0-1-2"; }, 2s));
+  // The new master has u1 and the position after it, not u2 nor the position after u2.
+  cache_.master.entries.erase("u2");
+  cache_.position = "0-1-1";
+  a_->feed.master_changed();
+  ASSERT_TRUE(WaitFor([&] { return Cached("u2") && Cached("u2")->name == "two"; }, 2s));
+  EXPECT_TRUE(WaitFor([&] { return cache_.position == "0-1-2" && a_->feed.holder(); }, 2s));
+}
+
 }  // namespace
 }  // namespace user_service

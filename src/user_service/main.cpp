@@ -195,7 +195,10 @@ int main(int argc, char** argv) {
       common::log::error("cannot listen", {{"address", config.listen.to_string()}, {"error", ec.message()}});
       return 1;
     }
-    redis.start([&] { service.master_changed(); });
+    redis.start([&] {
+      service.master_changed();
+      if (feed) feed->master_changed();
+    });
     for (auto& p : pools)
       p->start();
     service.start();
