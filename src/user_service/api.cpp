@@ -111,7 +111,17 @@ void Api::count(Route route, Method method, unsigned status, Source source, Cloc
 }
 
 asio::awaitable<Response> Api::handle(Request& req, const RequestInfo& info) {
-  const Deadline deadline{info.received + config_.request_deadline};
+  // The deadline runs from when the request arrived: from when the load balancer received it, if it
+  // says (X-Request-Start), since a request can wait in a stopped process's socket for longer than
+  // its deadline, and must then not be executed after the balancer gave up on it.
+  Deadline deadline{info.received + config_.request_deadline};
+  if (const auto it = req.find("X-Request-Start"); it != req.end()) {
+    if (const auto at = parse_request_start(it->value())) {
+      const auto waited = std::chrono::system_clock::now() - *at;
+      if (waited > Clock::duration::zero())
+        deadline = deadline.at_most(Deadline(info.received - waited + config_.request_deadline));
+    }
+  }
   const auto started = Clock::now();
 
   std::string request_id;
@@ -202,6 +212,10 @@ asio::awaitable<Response> Api::users(Request& req, std::string_view segment, Met
   }
   std::string id;
   if (auto e = decode_user_id(segment, id); !e.empty()) co_return error(req, bhttp::status::bad_request, e);
+  if (deadline.expired()) {
+    co_return error(req, bhttp::status::service_unavailable,
+                    "the request waited past its deadline before it reached the service: not executed");
+  }
 
   if (method == m_get) {
     ReadResult r = co_await service_.get_user(id, deadline);

@@ -93,6 +93,30 @@ TEST_F(ApiTest, PutGetDeleteRoundTrip) {
   EXPECT_EQ(Call(bhttp::verb::delete_, "/users/u-1").result_int(), 404);
 }
 
+// A request the load balancer received longer ago than the request deadline (it waited in a stopped
+// instance's socket, and was retried elsewhere meanwhile) is not executed: an old write must not land
+// after a newer one. A recent X-Request-Start changes nothing.
+TEST_F(ApiTest, ARequestOlderThanItsDeadlineIsNotExecuted) {
+  using namespace std::chrono;
+  const auto ms = [](system_clock::time_point t) {
+    return "t=" + std::to_string(duration_cast<milliseconds>(t.time_since_epoch()).count());
+  };
+  const auto old = ms(system_clock::now() - config_.request_deadline - 500ms);
+  auto r = Call(bhttp::verb::delete_, "/users/u-9", {}, {{"X-Request-Start", old}});
+  EXPECT_EQ(r.result_int(), 503);
+  EXPECT_NE(ErrorOf(r).find("not executed"), std::string::npos);
+  EXPECT_EQ(r[bhttp::field::retry_after], "1");
+  r = Call(bhttp::verb::put, "/users/u-9", R"({"name":"Old"})", {{"X-Request-Start", old}});
+  EXPECT_EQ(r.result_int(), 503);
+  EXPECT_EQ(store_.rows.count("u-9"), 0u);
+  r = Call(bhttp::verb::put, "/users/u-9", R"({"name":"New"})",
+           {{"X-Request-Start", ms(system_clock::now())}});
+  EXPECT_EQ(r.result_int(), 201);
+  // Malformed values are ignored (the deadline runs from when the service read the request).
+  r = Call(bhttp::verb::get, "/users/u-9", {}, {{"X-Request-Start", "t=12x"}});
+  EXPECT_EQ(r.result_int(), 200);
+}
+
 TEST_F(ApiTest, OriginReadsAreMarked) {
   store_.rows["u-2"] = StoredUser{"Joe", 3};
   auto r = Call(bhttp::verb::get, "/users/u-2?x=1");

@@ -138,4 +138,25 @@ bool acceptable_request_id(std::string_view id) {
   return true;
 }
 
+std::optional<std::chrono::system_clock::time_point> parse_request_start(std::string_view value) {
+  if (!value.starts_with("t=")) return std::nullopt;
+  value.remove_prefix(2);
+  std::int64_t n = 0;
+  for (const char c : value) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + (c - '0');
+  }
+  using namespace std::chrono;
+  switch (value.size()) {
+    case 10:
+      return system_clock::time_point(seconds(n));
+    case 13:
+      return system_clock::time_point(milliseconds(n));
+    case 16:
+      return system_clock::time_point(duration_cast<system_clock::duration>(microseconds(n)));
+    default:
+      return std::nullopt;
+  }
+}
+
 }  // namespace user_service

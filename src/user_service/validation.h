@@ -9,7 +9,9 @@
 //   std::string body = user_json(id, name);   // {"id":"...","name":"..."}
 #pragma once
 
+#include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -34,6 +36,11 @@ std::string parse_put_body(std::string_view body, std::string& name);
 std::string user_json(std::string_view id, std::string_view name);
 // {"error":"<message>"}, escaped.
 std::string error_json(std::string_view message);
+
+// X-Request-Start (set by the load balancer when it received the request, e.g. HAProxy's
+// `t=%Ts%ms`): "t=" and a Unix time in seconds, milliseconds or microseconds (10, 13 or 16 digits).
+// nullopt when it is not one of those.
+std::optional<std::chrono::system_clock::time_point> parse_request_start(std::string_view value);
 
 // An X-Request-Id a client sent is echoed if it is 1..128 visible ASCII characters; otherwise a new
 // one is generated.

@@ -74,5 +74,15 @@ TEST(Validation, RequestIds) {
   EXPECT_FALSE(acceptable_request_id("a\x01"));
 }
 
+TEST(Validation, RequestStartInSecondsMillisecondsOrMicroseconds) {
+  using namespace std::chrono;
+  EXPECT_EQ(parse_request_start("t=1700000000")->time_since_epoch(), seconds(1700000000));
+  EXPECT_EQ(parse_request_start("t=1700000000123")->time_since_epoch(), milliseconds(1700000000123));
+  EXPECT_EQ(parse_request_start("t=1700000000123456")->time_since_epoch(), microseconds(1700000000123456));
+  for (const char* bad :
+       {"", "t=", "1700000000", "t=17000000001", "t=-700000000", "t=170000000x", " t=1700000000"})
+    EXPECT_FALSE(parse_request_start(bad).has_value()) << bad;
+}
+
 }  // namespace
 }  // namespace user_service
