@@ -571,7 +571,14 @@ When('every process of the stack is killed with SIGKILL and started again in a r
     [order[k], order[j]] = [order[j], order[k]];
   }
   this.attach(`started again in this order: ${order.join(', ')}`);
-  for (const name of order) await start(name);
+  // ./dev start waits until each process is ready; HAProxy's readiness is an answer from an instance,
+  // which needs the others: its start is awaited after the rest were started.
+  let haproxy;
+  for (const name of order) {
+    if (name === 'haproxy') haproxy = start(name);
+    else await start(name);
+  }
+  await haproxy;
   this.restartedAt = performance.now();
 });
 
