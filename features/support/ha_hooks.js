@@ -15,6 +15,9 @@ Before({ tags: '@ha', timeout: 120_000 }, async function () {
 });
 
 After({ tags: '@ha' }, async function ({ result }) {
+  // Loops and child processes a scenario started end with it, whatever its outcome.
+  for (const cleanup of this.cleanups ?? []) await cleanup();
+  this.cleanups = [];
   if (result?.status !== 'FAILED') return;
   const status = await dev('status').catch((err) => err.message);
   const ready = [];
