@@ -190,7 +190,9 @@ TEST(Plan, HaPlansAddOneProcessFaultAtATimeAndEndWhole) {
         EXPECT_TRUE(m.calm()) << "seed " << seed;
         calm_checked = true;
       }
-      if (is_process_fault(a.kind)) EXPECT_LE(a.at + milliseconds(2'000), o.duration) << "seed " << seed;
+      if (is_process_fault(a.kind)) {
+        EXPECT_LE(a.at + milliseconds(2'000), o.duration) << "seed " << seed;
+      }
       apply(m, a);
       if (a.kind == Action::add_toxic || a.kind == Action::disable) {
         EXPECT_NE(std::find(o.proxies.begin(), o.proxies.end(), a.proxy), o.proxies.end()) << a.proxy;
