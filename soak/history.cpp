@@ -261,7 +261,7 @@ FinalVerdict History::check_final(std::uint32_t id, State stored) const {
   return v;
 }
 
-ReadReport History::check_reads(std::int64_t tolerance_us) const {
+ReadReport History::check_reads(std::int64_t tolerance_us, const std::vector<Window>& no_master) const {
   ReadReport out;
   out.tolerance_us = tolerance_us;
   for (std::size_t i = 0; i < records_.size(); ++i) {
@@ -336,6 +336,17 @@ ReadReport History::check_reads(std::int64_t tolerance_us) const {
     if (stale.first <= tolerance_us) {
       ++out.within_tolerance;
       continue;
+    }
+    if (stale.second >= 0) {
+      const std::int64_t acked = records_[w[static_cast<std::size_t>(stale.second)]].done_us;
+      bool excused = false;
+      for (const auto& [from, to] : no_master)
+        excused = excused || (acked >= from && acked <= to && r.sent_us - to <= tolerance_us);
+      if (excused) {
+        ++out.excused;
+        out.max_excused_us = std::max(out.max_excused_us, stale.first);
+        continue;
+      }
     }
     v.detail = describe(i) + ": returned " + state_text(r.state) + ", but " +
                (k >= 0 ? describe(w[k]) : std::string("nothing")) + " was acknowledged before it was sent" +

@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace soak {
@@ -110,7 +111,12 @@ struct ReadViolation {
 // the HA stack's contract across instances is 1 s.
 struct ReadReport {
   std::int64_t tolerance_us = 0;
-  std::uint64_t within_tolerance = 0;   // unmarked reads stale by at most the tolerance (> 0)
+  std::uint64_t within_tolerance = 0;  // unmarked reads stale by at most the tolerance (> 0)
+  // Stale by more than the tolerance, but the write they missed was acknowledged while no Redis
+  // master was reachable (a window given to check_reads) and they were sent within the tolerance of
+  // that window's end: the HA contract's bound holds "whenever some Redis master is reachable".
+  std::uint64_t excused = 0;
+  std::int64_t max_excused_us = 0;      // the largest staleness among them
   std::int64_t max_staleness_us = 0;    // the largest staleness of an unmarked read (any source)
   std::size_t max_staleness_read = 0;   // that read (index into records()), if max_staleness_us > 0
   std::size_t max_staleness_write = 0;  // the acknowledged write it missed (index into records())
@@ -130,8 +136,11 @@ class History {
 
   // `stored`: the id's state in MariaDB at the end.
   FinalVerdict check_final(std::uint32_t id, State stored) const;
-  // Unmarked reads (cache or origin) stale by more than `tolerance_us` are violations.
-  ReadReport check_reads(std::int64_t tolerance_us = 0) const;
+  // Unmarked reads (cache or origin) stale by more than `tolerance_us` are violations, unless the
+  // write they missed was acknowledged inside one of `no_master` (from, to) windows and they were sent
+  // at most `tolerance_us` after its end.
+  using Window = std::pair<std::int64_t, std::int64_t>;
+  ReadReport check_reads(std::int64_t tolerance_us = 0, const std::vector<Window>& no_master = {}) const;
   // Writes to `id` in the order they were sent (indexes into records()).
   const std::vector<std::size_t>& writes_of(std::uint32_t id) const { return writes_[id]; }
   // The number of acknowledged (applied) writes over all ids.

@@ -226,8 +226,14 @@ TEST(Reads, ABoundToleratesStalenessUpToItAndReportsTheLargest) {
   EXPECT_EQ(r.max_staleness_us, 2'000);
   EXPECT_EQ(r.max_staleness_read, 3u);
   EXPECT_EQ(r.max_staleness_write, 1u);
-  EXPECT_EQ(r.checked_origin, 3u);  // origin and origin-replica
-  r = h.check_reads();              // strict: both stale reads
+  EXPECT_EQ(r.checked_origin, 3u);           // origin and origin-replica
+  r = h.check_reads(1'000, {{900, 2'500}});  // seq 2 acknowledged with no master until 2,500
+  EXPECT_TRUE(r.cache.empty());
+  EXPECT_EQ(r.excused, 1u);
+  EXPECT_EQ(r.max_excused_us, 2'000);
+  r = h.check_reads(1'000, {{900, 1'900}});  // no master until 1,900: read at 3,000 is 1,100 later
+  EXPECT_EQ(r.cache.size(), 1u);
+  r = h.check_reads();  // strict: both stale reads
   EXPECT_EQ(r.origin.size(), 1u);
   EXPECT_EQ(r.cache.size(), 1u);
   EXPECT_EQ(r.within_tolerance, 0u);
