@@ -261,6 +261,27 @@ FinalVerdict History::check_final(std::uint32_t id, State stored) const {
   return v;
 }
 
+FinalVerdict History::check_at(std::uint32_t id, State stored, std::int64_t cutoff_us) const {
+  const auto& w = writes_[id];
+  FinalVerdict v;
+  std::ptrdiff_t k = -1;
+  for (std::size_t j = 0; j < w.size() && records_[w[j]].done_us < cutoff_us; ++j)
+    if (effect_of(records_[w[j]]) == Effect::applied) k = static_cast<std::ptrdiff_t>(j);
+  v.expected = k >= 0 ? state_after(records_[w[static_cast<std::size_t>(k)]]) : kAbsent;
+  if (stored == v.expected) return v;
+  for (std::size_t j = static_cast<std::size_t>(k + 1); j < w.size(); ++j) {
+    if (effect_of(records_[w[j]]) != Effect::none && state_after(records_[w[j]]) == stored) {
+      v.kind = FinalVerdict::ok_unacknowledged;
+      return v;
+    }
+  }
+  v.kind = FinalVerdict::lost;
+  v.detail = ids_[id] + ": holds " + state_text(stored) + ", but " +
+             (k >= 0 ? describe(w[static_cast<std::size_t>(k)]) : std::string("nothing")) +
+             " was acknowledged before the primary was lost";
+  return v;
+}
+
 ReadReport History::check_reads(std::int64_t tolerance_us, const std::vector<Window>& no_master) const {
   ReadReport out;
   out.tolerance_us = tolerance_us;

@@ -141,6 +141,10 @@ class History {
   // at most `tolerance_us` after its end.
   using Window = std::pair<std::int64_t, std::int64_t>;
   ReadReport check_reads(std::int64_t tolerance_us = 0, const std::vector<Window>& no_master = {}) const;
+  // `stored`: the id's state in a MariaDB node read just now (after a failover), against the writes
+  // acknowledged before `cutoff_us` (the primary's loss): ok if it is the latest of them, or the state
+  // of any later write that may have had an effect; otherwise `lost`.
+  FinalVerdict check_at(std::uint32_t id, State stored, std::int64_t cutoff_us) const;
   // Writes to `id` in the order they were sent (indexes into records()).
   const std::vector<std::size_t>& writes_of(std::uint32_t id) const { return writes_[id]; }
   // The number of acknowledged (applied) writes over all ids.

@@ -239,5 +239,18 @@ TEST(Reads, ABoundToleratesStalenessUpToItAndReportsTheLargest) {
   EXPECT_EQ(r.within_tolerance, 0u);
 }
 
+TEST(Final, AtAFailoverTheWritesAcknowledgedBeforeTheLossMustBeThere) {
+  History h({"a"});
+  h.add(put(1, 201, 0, 10));
+  h.add(put(2, 200, 20, 30));  // acknowledged before the primary was lost at 50
+  h.add(put(3, 503, 60, 70));  // unknown outcome, after
+  h.add(put(4, 200, 80, 90));  // acknowledged by the new primary
+  EXPECT_EQ(h.check_at(0, 2, 50).kind, FinalVerdict::ok);
+  EXPECT_EQ(h.check_at(0, 3, 50).kind, FinalVerdict::ok_unacknowledged);
+  EXPECT_EQ(h.check_at(0, 4, 50).kind, FinalVerdict::ok_unacknowledged);
+  EXPECT_EQ(h.check_at(0, 1, 50).kind, FinalVerdict::lost);
+  EXPECT_EQ(h.check_at(0, kAbsent, 50).kind, FinalVerdict::lost);
+}
+
 }  // namespace
 }  // namespace soak

@@ -310,6 +310,10 @@ struct Run {
   milliseconds lag{0};
   // From a SIGKILL/SIGSTOP of the Redis master until a node answers ROLE master again (us since start).
   std::vector<History::Window> no_master;
+  // After every ./dev failover mysql: the new primary against the writes acknowledged before the old
+  // one was lost (durability across the failover, before later writes overwrite the evidence).
+  std::int64_t primary_lost_us = -1;
+  std::vector<std::string> failover_checks, failover_losses;
   std::vector<Invariant> invariants;
 };
 
@@ -593,27 +597,36 @@ std::string resolve_target(const Run& run, const Action& a) {
   return a.target;
 }
 
-// After the Redis master was killed or stopped: until another node (or the same, resumed or restarted)
-// answers ROLE master, polled every 50 ms on the nodes' own ports. The window is where the HA
-// contract's staleness bound does not hold ("whenever some Redis master is reachable").
-asio::awaitable<void> master_watch(Run& run, std::string lost, std::int64_t from_us) {
+// What the Sentinels say the Redis master is (the first that answers), empty if none does.
+std::string sentinels_master(const Run& run) {
+  for (const auto& [name, port] : nodes_of(run.o, "redis-sentinel-"))
+    if (auto m = sentinel_master(port, "users")) return *m;
+  return {};
+}
+
+// After the Redis master was killed or stopped: until the Sentinels announce another master
+// (+switch-master: what the instances follow), or the lost node, resumed or restarted, answers ROLE
+// master again; polled every 50 ms. The window is where the HA contract's staleness bound does not
+// hold ("whenever some Redis master is reachable").
+asio::awaitable<void> master_watch(Run& run, std::string lost, std::string was, std::int64_t from_us) {
   const auto give_up = Clock::now() + 60s;
   std::string found;
+  int lost_port = 0;
+  for (const auto& [name, port] : nodes_of(run.o, "redis-"))
+    if (name == lost) lost_port = port;
   while (found.empty() && Clock::now() < give_up) {
     co_await sleep_for(50ms);
-    for (const auto& [name, port] : nodes_of(run.o, "redis-")) {
-      if (name == lost && run.fault_target == lost) continue;  // still killed or stopped
-      if (const auto role = redis_role(port, 200); role && role->role == "master") {
-        found = name;
-        break;
-      }
+    if (const std::string now = sentinels_master(run); !now.empty() && now != was) {
+      found = "the Sentinels announce " + now;
+    } else if (run.fault_target != lost) {
+      if (const auto role = redis_role(lost_port, 200); role && role->role == "master")
+        found = lost + " (back) answers ROLE master";
     }
   }
   run.no_master.emplace_back(from_us, run.us(Clock::now()));
   if (run.chaos_log.is_open())
     run.chaos_log << run.ms_now() << " ms  (no Redis master reachable since " << from_us / 1000 << " ms; now "
-                  << (found.empty() ? std::string("none after 60 s") : found + " answers ROLE master")
-                  << ")\n";
+                  << (found.empty() ? std::string("none after 60 s") : found) << ")\n";
   --run.helpers_running;
 }
 
@@ -635,6 +648,45 @@ void restarted(Run& run, const std::string& component) {
     p->died_ms.reset();
     ++p->restarts;
   }
+}
+
+std::int64_t ms_of(std::int64_t us) {
+  return us / 1000;
+}
+
+// The new primary, read right after the failover, against every write acknowledged before the old
+// primary was lost (or before now, if it was not killed).
+void check_after_failover(Run& run) {
+  std::string err;
+  const std::int64_t cutoff = run.primary_lost_us >= 0 ? run.primary_lost_us : run.us(Clock::now());
+  std::optional<std::map<std::string, Row>> rows;
+  for (const auto& [name, port] : nodes_of(run.o, "mariadb-"))
+    if (mariadb_read_only(port) == false) rows = read_mariadb(port, err);
+  if (!rows) {
+    run.failover_losses.push_back("after the failover at " + std::to_string(run.ms_now()) +
+                                  " ms: cannot read the new primary: " + err);
+    return;
+  }
+  std::size_t lost = 0;
+  for (std::uint32_t id = 0; id < run.history.ids().size(); ++id) {
+    const std::string& name_id = run.history.ids()[id];
+    State stored = kAbsent;
+    if (const auto row = rows->find(name_id); row != rows->end()) {
+      const auto seq = parse_name(name_id, row->second.name);
+      stored = seq ? static_cast<State>(*seq) : kUnparsable;
+    }
+    const FinalVerdict v = run.history.check_at(id, stored, cutoff);
+    if (v.kind == FinalVerdict::lost) {
+      ++lost;
+      if (run.failover_losses.size() < 10)
+        run.failover_losses.push_back("after the failover at " + std::to_string(run.ms_now()) +
+                                      " ms: " + v.detail);
+    }
+  }
+  run.failover_checks.push_back("failover at " + std::to_string(run.ms_now()) + " ms (primary lost at " +
+                                std::to_string(ms_of(cutoff)) + " ms): " + std::to_string(lost) +
+                                " ids miss an acknowledged write");
+  run.primary_lost_us = -1;
 }
 
 asio::awaitable<void> apply_process_fault(Run& run, const Action& a, ChaosCall& call) {
@@ -659,10 +711,12 @@ asio::awaitable<void> apply_process_fault(Run& run, const Action& a, ChaosCall& 
       run.fault_stopped = a.kind == Action::stop;
       if (a.target == "redis:master") {
         ++run.helpers_running;
-        asio::co_spawn(co_await asio::this_coro::executor, master_watch(run, target, run.us(Clock::now())),
+        asio::co_spawn(co_await asio::this_coro::executor,
+                       master_watch(run, target, sentinels_master(run), run.us(Clock::now())),
                        asio::detached);
       }
       if (a.kind == Action::kill) {
+        if (a.target == "mariadb:primary") run.primary_lost_us = run.us(Clock::now());
         if (Proc* p = proc_named(run, target)) p->chaos_down = true;
         ::kill(pid, SIGKILL);
         call.ok = co_await wait_until([pid] { return !process_alive(pid); }, 5s);
@@ -705,6 +759,7 @@ asio::awaitable<void> apply_process_fault(Run& run, const Action& a, ChaosCall& 
       std::vector<std::string> failover_args{"failover", "mysql"};  // GCC 12: no braced list in co_await
       const int rc = co_await run_dev(run, std::move(failover_args), call.error);
       call.ok = rc == 0;
+      if (call.ok) check_after_failover(run);
       break;
     }
     default:
@@ -1347,7 +1402,7 @@ void check_everything(Run& run, const std::string& setup_error) {
       }
       const std::size_t bad = kinds[FinalVerdict::late_unacknowledged] + kinds[FinalVerdict::lost] +
                               kinds[FinalVerdict::unknown] + foreign;
-      dur.ok = bad == 0;
+      dur.ok = bad == 0 && run.failover_losses.empty();
       dur.figures = with_commas(run.history.applied_writes()) + " acknowledged writes over " +
                     with_commas(run.history.ids().size()) +
                     " ids; final state: " + with_commas(kinds[FinalVerdict::ok]) + " latest acknowledged, " +
@@ -1355,6 +1410,10 @@ void check_everything(Run& run, const std::string& setup_error) {
                     with_commas(kinds[FinalVerdict::late_unacknowledged]) +
                     " an earlier 503 write's (lost update), " + with_commas(kinds[FinalVerdict::lost]) +
                     " lost, " + with_commas(kinds[FinalVerdict::unknown]) + " unknown";
+      for (const auto& c : run.failover_checks)
+        dur.figures += "\n     " + c;
+      for (const auto& l : run.failover_losses)
+        if (dur.examples.size() < 20) dur.examples.push_back(l);
     }
     inv.push_back(dur);
     inv.push_back(coh);
@@ -1490,6 +1549,7 @@ void check_everything(Run& run, const std::string& setup_error) {
     std::map<Action::Kind, std::size_t> n;
     std::size_t bad = 0;
     for (const auto& call : run.chaos) {
+      if (is_process_fault(call.action.kind)) continue;  // judged by `processes`
       ++n[call.action.kind];
       if (!call.ok) {
         ++bad;
@@ -1500,8 +1560,12 @@ void check_everything(Run& run, const std::string& setup_error) {
                                " (wanted " + std::to_string(call.action.expect) + "): " + call.error);
       }
     }
-    c.figures = with_commas(run.chaos.size()) + " calls: " + std::to_string(n[Action::add_toxic]) +
-                " toxics added, " + std::to_string(n[Action::update_toxic]) + " updated, " +
+    c.figures = with_commas(run.chaos.size() -
+                            static_cast<std::size_t>(std::count_if(
+                                run.chaos.begin(), run.chaos.end(),
+                                [](const ChaosCall& k) { return is_process_fault(k.action.kind); }))) +
+                " calls: " + std::to_string(n[Action::add_toxic]) + " toxics added, " +
+                std::to_string(n[Action::update_toxic]) + " updated, " +
                 std::to_string(n[Action::remove_toxic]) + " removed, " + std::to_string(n[Action::disable]) +
                 " outages, " + std::to_string(n[Action::enable]) + " recoveries, " +
                 std::to_string(n[Action::reset]) + " resets/checks; " + std::to_string(bad) + " unexpected";

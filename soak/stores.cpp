@@ -202,6 +202,23 @@ std::optional<RedisRole> redis_role(int port, int timeout_ms) {
   return role;
 }
 
+std::optional<std::string> sentinel_master(int port, const std::string& master_name, int timeout_ms) {
+  const timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  redisContext* c = redisConnectWithTimeout("127.0.0.1", port, tv);
+  if (c == nullptr || c->err) {
+    if (c) redisFree(c);
+    return std::nullopt;
+  }
+  const std::unique_ptr<redisContext, decltype(&redisFree)> guard(c, &redisFree);
+  redisSetTimeout(c, tv);
+  Reply r = command(c, {"SENTINEL", "GET-MASTER-ADDR-BY-NAME", master_name});
+  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+      r->element[1]->type != REDIS_REPLY_STRING)
+    return std::nullopt;
+  return std::string(r->element[0]->str, r->element[0]->len) + ":" +
+         std::string(r->element[1]->str, r->element[1]->len);
+}
+
 bool process_stopped(pid_t pid) {
   const std::string dir = "/proc/" + std::to_string(pid) + "/task";
   std::error_code ec;

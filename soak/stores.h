@@ -58,6 +58,10 @@ struct RedisRole {
 };
 std::optional<RedisRole> redis_role(int port, int timeout_ms = 300);
 
+// HA: what a Sentinel says the master of `master_name` is ("host:port"), std::nullopt if it does not
+// answer within `timeout_ms`.
+std::optional<std::string> sentinel_master(int port, const std::string& master_name, int timeout_ms = 300);
+
 bool process_alive(pid_t pid);
 // Every thread of the process stopped (state T): a SIGSTOP has taken effect.
 bool process_stopped(pid_t pid);
