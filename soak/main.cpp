@@ -1316,34 +1316,63 @@ void check_everything(Run& run, const std::string& setup_error) {
     const auto began = Clock::now();
     std::vector<std::string> diffs;
     std::size_t cached = 0, tombstones = 0, polls = 0;
+    std::string judged_first = "the master", deposed;
     do {
       if (polls++ > 0) std::this_thread::sleep_for(50ms);
       rows = read_mariadb(primary_port(run, err), err);
+      // HA: a master other than the one with most replicas is a deposed master Sentinel has not
+      // reconfigured yet (it does once the node is reachable again): no instance uses it; not judged.
+      std::vector<std::pair<std::string, int>> judged;
+      deposed.clear();
+      if (run.o.ha) {
+        std::vector<std::optional<RedisRole>> roles;
+        std::size_t best = 0;
+        std::string master;
+        for (const auto& [node, port] : run.cache_nodes) {
+          roles.push_back(redis_role(port));
+          if (roles.back() && roles.back()->role == "master" &&
+              (master.empty() || roles.back()->replicas > best)) {
+            master = node;
+            best = roles.back()->replicas;
+          }
+        }
+        for (std::size_t n = 0; n < run.cache_nodes.size(); ++n) {
+          if (roles[n] && roles[n]->role == "master" && run.cache_nodes[n].first != master)
+            deposed += (deposed.empty() ? "" : ", ") + run.cache_nodes[n].first;
+          else
+            judged.push_back(run.cache_nodes[n]);
+        }
+      } else {
+        judged = run.cache_nodes;
+      }
       std::vector<CacheSnapshot> snaps;
-      for (const auto& [node, port] : run.cache_nodes) {
+      for (const auto& [node, port] : judged) {
         if (!rows) break;
         auto snap = read_redis(port, run.o.key_prefix, err);
         if (!snap) break;
         snaps.push_back(std::move(*snap));
       }
-      if (!rows || snaps.size() != run.cache_nodes.size()) {
+      if (!rows || snaps.size() != judged.size() || snaps.empty()) {
         diffs = {"cannot read the stores: " + err};
         continue;
       }
       diffs.clear();
       for (std::size_t n = 0; n < snaps.size(); ++n) {
-        auto more = cache_disagreements(run.cache_nodes[n].first, snaps[n], *rows);
+        auto more = cache_disagreements(judged[n].first, snaps[n], *rows);
         diffs.insert(diffs.end(), more.begin(), more.end());
       }
       cached = snaps[0].values.size();
       tombstones = snaps[0].tombstones.size();
+      if (run.o.ha) judged_first = judged[0].first;
     } while (!diffs.empty() && Clock::now() < until);
     coh.ok = diffs.empty();
     const auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - began).count();
     coh.figures = with_commas(cached) + " cached values, " + with_commas(tombstones) + " tombstones on " +
-                  (run.o.ha ? run.cache_nodes[0].first : "the master") + "; " +
+                  judged_first + "; " +
                   (coh.ok ? "agreed after " + ms_text(took) + " (" + std::to_string(polls) + " polls)"
                           : with_commas(diffs.size()) + " disagreements after " + ms_text(took));
+    if (!deposed.empty())
+      coh.figures += "; not judged: " + deposed + " (a master the Sentinels deposed, not reconfigured yet)";
     for (std::size_t k = 0; k < diffs.size() && k < 10; ++k) {
       // "<node>: user:<id> ...": add what the soak did to that id last.
       std::string text = diffs[k];
