@@ -111,6 +111,47 @@ Action remove_toxic(milliseconds at, const Toxic& t) {
   return a;
 }
 
+// One process fault and its repair, from `t` (HA stack).
+std::vector<Action> process_episode(milliseconds t, const PlanOptions& o, Rng& rng) {
+  std::vector<Action> e;
+  const auto fault = [&](Action::Kind kind, milliseconds at, std::string target) {
+    Action a = make(kind, at, "");
+    a.target = std::move(target);
+    a.pick = static_cast<unsigned>(rng.uniform(0, 1000));
+    e.push_back(a);
+  };
+  const std::string redis = rng.chance(0.7) ? "redis:master" : "redis:replica";
+  const std::string instance = "user-service-" + std::to_string(rng.uniform(1, std::max(1, o.instances)));
+  // Each step draws its random numbers in sequence (the order of evaluation of operands is not fixed).
+  const auto after = [&](std::int64_t lo, std::int64_t hi) {
+    return e.back().at + milliseconds(rng.uniform(lo, hi));
+  };
+  switch (rng.uniform(0, 4)) {
+    case 0:  // a Redis node crashes and is restarted (a master comes back empty, then Sentinel demotes it)
+      fault(Action::kill, t, redis);
+      fault(Action::restart, after(2'000, 5'000), "");
+      break;
+    case 1:  // a Redis node freezes (longer than down-after-milliseconds: Sentinel fails it over)
+      fault(Action::stop, t, redis);
+      fault(Action::resume, after(500, 4'000), "");
+      break;
+    case 2:  // the MariaDB primary crashes, the replica is promoted, the old primary returns as replica
+      fault(Action::kill, t, "mariadb:primary");
+      fault(Action::failover, after(500, 3'000), "");
+      fault(Action::restart, after(2'000, 6'000), "");
+      break;
+    case 3:  // an instance crashes and is restarted
+      fault(Action::kill, t, instance);
+      fault(Action::restart, after(1'000, 5'000), "");
+      break;
+    default:  // an instance freezes
+      fault(Action::stop, t, instance);
+      fault(Action::resume, after(500, 4'000), "");
+      break;
+  }
+  return e;
+}
+
 }  // namespace
 
 std::string Action::describe() const {
@@ -134,6 +175,21 @@ std::string Action::describe() const {
     case reset:
       s = "reset (every proxy enabled, every toxic removed)";
       break;
+    case kill:
+      s = "SIGKILL " + target;
+      break;
+    case stop:
+      s = "SIGSTOP " + target;
+      break;
+    case resume:
+      s = "SIGCONT (the stopped process)";
+      break;
+    case restart:
+      s = "./dev restart (the killed process)";
+      break;
+    case failover:
+      s = "./dev failover mysql";
+      break;
   }
   return s;
 }
@@ -153,6 +209,18 @@ std::vector<Action> make_plan(std::uint64_t seed, const PlanOptions& o) {
       t = calm_hi;
       continue;
     }
+    if (o.process_faults && rng.chance(0.35)) {
+      std::vector<Action> episode = process_episode(t, o, rng);
+      const milliseconds end = episode.back().at;
+      if (end + milliseconds(2'000) > o.duration) break;  // the end of the run is for recovery
+      if (has_calm && t < calm_hi && end + milliseconds(1000) > calm_lo) {
+        t = calm_hi;
+        continue;
+      }
+      plan.insert(plan.end(), episode.begin(), episode.end());
+      t = end + milliseconds(1'000) + gap;
+      continue;
+    }
     if (t + len > o.duration) len = o.duration - t;
     if (len < o.episode_min / 2) break;
     const milliseconds end = t + len;
@@ -162,7 +230,8 @@ std::vector<Action> make_plan(std::uint64_t seed, const PlanOptions& o) {
     std::vector<std::string> disabled;
     std::vector<Action> episode;
     for (int f = 0; f < faults; ++f) {
-      const std::string proxy = kProxies[rng.uniform(0, 2)];
+      const std::string proxy = o.proxies[static_cast<std::size_t>(
+          rng.uniform(0, static_cast<std::int64_t>(o.proxies.size()) - 1))];
       const milliseconds at = t + milliseconds(rng.uniform(0, std::min<std::int64_t>(800, len.count() / 3)));
       const bool outage = rng.chance(0.18);
       if (outage && std::find(disabled.begin(), disabled.end(), proxy) == disabled.end()) {

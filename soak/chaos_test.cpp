@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -15,10 +16,11 @@ using std::chrono::milliseconds;
 struct Model {
   std::map<std::string, std::set<std::string>> toxics;  // proxy -> toxic names
   std::set<std::string> disabled;
+  std::string killed, stopped;  // the process fault under way (HA), at most one
   bool calm() const {
     for (const auto& [p, t] : toxics)
       if (!t.empty()) return false;
-    return disabled.empty();
+    return disabled.empty() && killed.empty() && stopped.empty();
   }
 };
 
@@ -42,6 +44,23 @@ void apply(Model& m, const Action& a) {
     case Action::reset:
       m.toxics.clear();
       m.disabled.clear();
+      break;
+    case Action::kill:
+    case Action::stop:
+      ASSERT_TRUE(m.killed.empty() && m.stopped.empty()) << "two process faults at once";
+      ASSERT_FALSE(a.target.empty());
+      (a.kind == Action::kill ? m.killed : m.stopped) = a.target;
+      break;
+    case Action::resume:
+      ASSERT_FALSE(m.stopped.empty()) << "SIGCONT without a stopped process";
+      m.stopped.clear();
+      break;
+    case Action::failover:
+      ASSERT_EQ(m.killed, "mariadb:primary") << "failover without a lost primary";
+      break;
+    case Action::restart:
+      ASSERT_FALSE(m.killed.empty()) << "restart without a killed process";
+      m.killed.clear();
       break;
   }
 }
@@ -149,8 +168,54 @@ TEST(Plan, CallsLookLikeToxiproxyClientCalls) {
         EXPECT_EQ(a.path, "/reset");
         EXPECT_EQ(a.expect, 204u);
         break;
+      default:
+        ADD_FAILURE() << "a process fault in a plan without them: " << a.describe();
+        break;
     }
   }
+}
+
+TEST(Plan, HaPlansAddOneProcessFaultAtATimeAndEndWhole) {
+  std::set<std::string> seen;
+  for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+    PlanOptions o = options(milliseconds(120'000), milliseconds(30'000));
+    o.proxies.assign(std::begin(kHaProxies), std::end(kHaProxies));
+    o.process_faults = true;
+    const auto plan = make_plan(seed, o);
+    EXPECT_EQ(plan.size(), make_plan(seed, o).size());
+    Model m;
+    bool calm_checked = false;
+    for (const auto& a : plan) {
+      if (!calm_checked && a.at >= o.calm_at - o.calm_before) {
+        EXPECT_TRUE(m.calm()) << "seed " << seed;
+        calm_checked = true;
+      }
+      if (is_process_fault(a.kind)) {
+        EXPECT_LE(a.at + milliseconds(2'000), o.duration) << "seed " << seed;
+      }
+      apply(m, a);
+      if (a.kind == Action::add_toxic || a.kind == Action::disable) {
+        EXPECT_NE(std::find(o.proxies.begin(), o.proxies.end(), a.proxy), o.proxies.end()) << a.proxy;
+        seen.insert("proxy:" + a.proxy);
+      }
+      if (a.kind == Action::kill || a.kind == Action::stop) seen.insert(a.describe());
+      seen.insert("kind:" + std::to_string(static_cast<int>(a.kind)));
+    }
+    EXPECT_TRUE(m.calm()) << "seed " << seed << ": the plan does not end whole";
+  }
+  for (const char* p : kHaProxies)
+    EXPECT_TRUE(seen.contains(std::string("proxy:") + p)) << p;
+  for (const char* f : {"SIGKILL redis:master", "SIGSTOP redis:master", "SIGKILL redis:replica",
+                        "SIGKILL mariadb:primary", "SIGKILL user-service-1", "SIGSTOP user-service-3"})
+    EXPECT_TRUE(seen.contains(f)) << f;
+  for (int k = Action::disable; k <= Action::failover; ++k)
+    EXPECT_TRUE(seen.contains("kind:" + std::to_string(k))) << k;
+}
+
+TEST(Plan, WithoutProcessFaultsThePlanIsTheSmallStacks) {
+  PlanOptions o = options(milliseconds(120'000), milliseconds(30'000));
+  for (const auto& a : make_plan(7, o))
+    EXPECT_FALSE(is_process_fault(a.kind)) << a.describe();
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <climits>
+#include <utility>
 
 namespace soak {
 
@@ -197,6 +199,8 @@ std::string History::describe(std::size_t i) const {
   if (r.op == Op::get && r.status == 200) s += " seq " + std::to_string(r.state);
   if (r.source == Source::cache) s += r.stale ? " (cache, marked stale)" : " (cache)";
   if (r.source == Source::origin) s += " (origin)";
+  if (r.source == Source::origin_replica) s += " (origin-replica)";
+  if (r.served_by != 0 && r.served_by < reasons_.size()) s += " via " + reasons_[r.served_by];
   s += " sent " + std::to_string(r.sent_us / 1000) + " ms, answered " + std::to_string(r.done_us / 1000) +
        " ms";
   if (r.reason != 0 && r.reason < reasons_.size()) s += " [" + reasons_[r.reason] + "]";
@@ -257,8 +261,30 @@ FinalVerdict History::check_final(std::uint32_t id, State stored) const {
   return v;
 }
 
-ReadReport History::check_reads() const {
+FinalVerdict History::check_at(std::uint32_t id, State stored, std::int64_t cutoff_us) const {
+  const auto& w = writes_[id];
+  FinalVerdict v;
+  std::ptrdiff_t k = -1;
+  for (std::size_t j = 0; j < w.size() && records_[w[j]].done_us < cutoff_us; ++j)
+    if (effect_of(records_[w[j]]) == Effect::applied) k = static_cast<std::ptrdiff_t>(j);
+  v.expected = k >= 0 ? state_after(records_[w[static_cast<std::size_t>(k)]]) : kAbsent;
+  if (stored == v.expected) return v;
+  for (std::size_t j = static_cast<std::size_t>(k + 1); j < w.size(); ++j) {
+    if (effect_of(records_[w[j]]) != Effect::none && state_after(records_[w[j]]) == stored) {
+      v.kind = FinalVerdict::ok_unacknowledged;
+      return v;
+    }
+  }
+  v.kind = FinalVerdict::lost;
+  v.detail = ids_[id] + ": holds " + state_text(stored) + ", but " +
+             (k >= 0 ? describe(w[static_cast<std::size_t>(k)]) : std::string("nothing")) +
+             " was acknowledged before the primary was lost";
+  return v;
+}
+
+ReadReport History::check_reads(std::int64_t tolerance_us, const std::vector<Window>& no_master) const {
   ReadReport out;
+  out.tolerance_us = tolerance_us;
   for (std::size_t i = 0; i < records_.size(); ++i) {
     const Record& r = records_[i];
     if (r.op != Op::get || (r.status != 200 && r.status != 404)) continue;
@@ -272,17 +298,31 @@ ReadReport History::check_reads() const {
       --k;
     const State expected = k >= 0 ? state_after(records_[w[k]]) : kAbsent;
 
-    // Every state that a write sent before the read's answer could have left.
-    bool produced = r.state == kAbsent;  // the initial state
-    bool allowed = r.state == expected;
+    // The staleness if the value came from write p (-1: the initial state): how long before the read
+    // was sent the first acknowledged write after p had been answered (0 if none was by then).
+    const auto staleness_from = [&](std::ptrdiff_t p) -> std::pair<std::int64_t, std::ptrdiff_t> {
+      for (std::size_t q = static_cast<std::size_t>(p + 1); q < w.size(); ++q) {
+        const Record& wq = records_[w[q]];
+        if (wq.done_us >= r.sent_us) break;
+        if (effect_of(wq) == Effect::applied) return {r.sent_us - wq.done_us, static_cast<std::ptrdiff_t>(q)};
+      }
+      return {0, -1};
+    };
+    // Every state that a write sent before the read's answer could have left, the freshest reading.
+    bool produced = false;
     bool late = false;
+    std::pair<std::int64_t, std::ptrdiff_t> stale{INT64_MAX, -1};
+    if (r.state == kAbsent) {  // the initial state
+      produced = true;
+      stale = std::min(stale, staleness_from(-1));
+    }
     for (std::size_t j = 0; j < w.size(); ++j) {
       const Record& wr = records_[w[j]];
       if (wr.sent_us >= r.done_us) break;
       if (state_after(wr) != r.state) continue;
       produced = true;
       const Effect e = effect_of(wr);
-      if (static_cast<std::ptrdiff_t>(j) > k && e != Effect::none) allowed = true;
+      if (e != Effect::none) stale = std::min(stale, staleness_from(static_cast<std::ptrdiff_t>(j)));
       if (static_cast<std::ptrdiff_t>(j) < k && e == Effect::unknown) late = true;
     }
 
@@ -300,16 +340,40 @@ ReadReport History::check_reads() const {
       ++out.marked_stale;
       continue;
     }
-    if (r.source == Source::origin) {
-      ++out.checked_origin;
-    } else {
+    if (r.source == Source::cache) {
       ++out.checked_cache;
+    } else {
+      ++out.checked_origin;
     }
-    if (allowed) continue;
+    if (stale.first == INT64_MAX)  // only a write that had no effect produced it: never a state to serve
+      stale = {std::max<std::int64_t>(1, k >= 0 ? r.sent_us - records_[w[k]].done_us : r.sent_us), k};
+    v.staleness_us = stale.first;
+    if (stale.first > out.max_staleness_us && stale.second >= 0) {
+      out.max_staleness_us = stale.first;
+      out.max_staleness_read = i;
+      out.max_staleness_write = w[static_cast<std::size_t>(stale.second)];
+    }
+    if (stale.first == 0) continue;
+    if (stale.first <= tolerance_us) {
+      ++out.within_tolerance;
+      continue;
+    }
+    if (stale.second >= 0) {
+      const std::int64_t acked = records_[w[static_cast<std::size_t>(stale.second)]].done_us;
+      bool excused = false;
+      for (const auto& [from, to] : no_master)
+        excused = excused || (acked >= from && acked <= to && r.sent_us - to <= tolerance_us);
+      if (excused) {
+        ++out.excused;
+        out.max_excused_us = std::max(out.max_excused_us, stale.first);
+        continue;
+      }
+    }
     v.detail = describe(i) + ": returned " + state_text(r.state) + ", but " +
                (k >= 0 ? describe(w[k]) : std::string("nothing")) + " was acknowledged before it was sent" +
-               (late ? " (an older write answered 503 wrote that value)" : "");
-    (r.source == Source::origin ? out.origin : out.cache).push_back(std::move(v));
+               (late ? " (an older write answered 503 wrote that value)" : "") + "; stale by " +
+               std::to_string(stale.first / 1000) + " ms";
+    (r.source == Source::cache ? out.cache : out.origin).push_back(std::move(v));
   }
   return out;
 }

@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace soak {
@@ -43,7 +44,9 @@ enum Transport : int {
 };
 std::string status_name(int status);
 
-enum class Source : std::uint8_t { none, cache, origin };
+// X-Data-Source: cache, origin (the MariaDB primary) or origin-replica (the HA stack's replica, read
+// while the primary cannot answer).
+enum class Source : std::uint8_t { none, cache, origin, origin_replica };
 
 using State = std::int64_t;  // kAbsent, or the seq of the write whose value is stored
 inline constexpr State kAbsent = -1;
@@ -57,11 +60,12 @@ struct Record {
   std::int64_t sent_us = 0;  // when the request started to be written (steady clock, since start)
   std::int64_t done_us = 0;  // when the answer was complete (or the error seen)
   Source source = Source::none;
-  bool stale = false;          // X-Cache-Stale: true
-  bool retry_after = false;    // Retry-After present
-  bool body_ok = true;         // the body is what the status promises (right id, right name)
-  bool short_circuit = false;  // 503 saying MariaDB was not called
-  std::uint16_t reason = 0;    // the error text of a 503 (History::intern), 0 if none
+  bool stale = false;           // X-Cache-Stale: true
+  bool retry_after = false;     // Retry-After present
+  bool body_ok = true;          // the body is what the status promises (right id, right name)
+  bool short_circuit = false;   // 503 saying MariaDB was not called
+  std::uint16_t reason = 0;     // the error text of a 503 (History::intern), 0 if none
+  std::uint16_t served_by = 0;  // X-Served-By (HAProxy: which instance answered), History::intern
 };
 
 enum class Effect : std::uint8_t { applied, none, unknown };
@@ -96,10 +100,26 @@ struct ReadViolation {
   std::size_t read = 0;  // index into records()
   State expected = kAbsent;
   bool late_unacknowledged = false;  // explained by an unknown-outcome write sent before it
+  std::int64_t staleness_us = 0;     // see ReadReport::max_staleness_us
   std::string detail;
 };
 
+// A read's staleness: how long before it was sent the value it returned had been superseded by an
+// acknowledged write (0 if it returned a state it may return: the last acknowledged one, or one of a
+// write of known or unknown effect sent later). check_reads(tolerance) flags the reads whose staleness
+// exceeds the tolerance: 0 is the strict check (one instance: a known-stale value is never served);
+// the HA stack's contract across instances is 1 s.
 struct ReadReport {
+  std::int64_t tolerance_us = 0;
+  std::uint64_t within_tolerance = 0;  // unmarked reads stale by at most the tolerance (> 0)
+  // Stale by more than the tolerance, but the write they missed was acknowledged while no Redis
+  // master was reachable (a window given to check_reads) and they were sent within the tolerance of
+  // that window's end: the HA contract's bound holds "whenever some Redis master is reachable".
+  std::uint64_t excused = 0;
+  std::int64_t max_excused_us = 0;      // the largest staleness among them
+  std::int64_t max_staleness_us = 0;    // the largest staleness of an unmarked read (any source)
+  std::size_t max_staleness_read = 0;   // that read (index into records()), if max_staleness_us > 0
+  std::size_t max_staleness_write = 0;  // the acknowledged write it missed (index into records())
   std::uint64_t checked_origin = 0, checked_cache = 0, marked_stale = 0;
   std::vector<ReadViolation> origin;   // reads from MariaDB older than the last acknowledged write
   std::vector<ReadViolation> cache;    // unmarked cache reads older than the last acknowledged write
@@ -116,7 +136,15 @@ class History {
 
   // `stored`: the id's state in MariaDB at the end.
   FinalVerdict check_final(std::uint32_t id, State stored) const;
-  ReadReport check_reads() const;
+  // Unmarked reads (cache or origin) stale by more than `tolerance_us` are violations, unless the
+  // write they missed was acknowledged inside one of `no_master` (from, to) windows and they were sent
+  // at most `tolerance_us` after its end.
+  using Window = std::pair<std::int64_t, std::int64_t>;
+  ReadReport check_reads(std::int64_t tolerance_us = 0, const std::vector<Window>& no_master = {}) const;
+  // `stored`: the id's state in a MariaDB node read just now (after a failover), against the writes
+  // acknowledged before `cutoff_us` (the primary's loss): ok if it is the latest of them, or the state
+  // of any later write that may have had an effect; otherwise `lost`.
+  FinalVerdict check_at(std::uint32_t id, State stored, std::int64_t cutoff_us) const;
   // Writes to `id` in the order they were sent (indexes into records()).
   const std::vector<std::size_t>& writes_of(std::uint32_t id) const { return writes_[id]; }
   // The number of acknowledged (applied) writes over all ids.

@@ -209,5 +209,48 @@ TEST(Reads, UnknownOutcomeWritesInFlightOrAfterAreAllowed) {
   EXPECT_EQ(r.origin[0].read, 5u);
 }
 
+TEST(Reads, ABoundToleratesStalenessUpToItAndReportsTheLargest) {
+  History h({"a"});
+  h.add(put(1, 201, 0, 10));
+  h.add(put(2, 200, 20, 1'000));
+  h.add(get(1, 1'500, 1'600));                 // stale by 500 us
+  h.add(get(1, 3'000, 3'100, Source::cache));  // stale by 2,000 us
+  h.add(get(2, 3'000, 3'100, Source::origin_replica));
+  h.add(get(1, 900, 1'100));  // sent while seq 2 was in flight
+  auto r = h.check_reads(1'000);
+  EXPECT_EQ(r.within_tolerance, 1u);
+  EXPECT_TRUE(r.origin.empty());
+  ASSERT_EQ(r.cache.size(), 1u);
+  EXPECT_EQ(r.cache[0].read, 3u);
+  EXPECT_EQ(r.cache[0].staleness_us, 2'000);
+  EXPECT_EQ(r.max_staleness_us, 2'000);
+  EXPECT_EQ(r.max_staleness_read, 3u);
+  EXPECT_EQ(r.max_staleness_write, 1u);
+  EXPECT_EQ(r.checked_origin, 3u);           // origin and origin-replica
+  r = h.check_reads(1'000, {{900, 2'500}});  // seq 2 acknowledged with no master until 2,500
+  EXPECT_TRUE(r.cache.empty());
+  EXPECT_EQ(r.excused, 1u);
+  EXPECT_EQ(r.max_excused_us, 2'000);
+  r = h.check_reads(1'000, {{900, 1'900}});  // no master until 1,900: read at 3,000 is 1,100 later
+  EXPECT_EQ(r.cache.size(), 1u);
+  r = h.check_reads();  // strict: both stale reads
+  EXPECT_EQ(r.origin.size(), 1u);
+  EXPECT_EQ(r.cache.size(), 1u);
+  EXPECT_EQ(r.within_tolerance, 0u);
+}
+
+TEST(Final, AtAFailoverTheWritesAcknowledgedBeforeTheLossMustBeThere) {
+  History h({"a"});
+  h.add(put(1, 201, 0, 10));
+  h.add(put(2, 200, 20, 30));  // acknowledged before the primary was lost at 50
+  h.add(put(3, 503, 60, 70));  // unknown outcome, after
+  h.add(put(4, 200, 80, 90));  // acknowledged by the new primary
+  EXPECT_EQ(h.check_at(0, 2, 50).kind, FinalVerdict::ok);
+  EXPECT_EQ(h.check_at(0, 3, 50).kind, FinalVerdict::ok_unacknowledged);
+  EXPECT_EQ(h.check_at(0, 4, 50).kind, FinalVerdict::ok_unacknowledged);
+  EXPECT_EQ(h.check_at(0, 1, 50).kind, FinalVerdict::lost);
+  EXPECT_EQ(h.check_at(0, kAbsent, 50).kind, FinalVerdict::lost);
+}
+
 }  // namespace
 }  // namespace soak

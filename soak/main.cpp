@@ -7,6 +7,13 @@
 //   build/release/soak/soak --service 127.0.0.1:17080 --faultproxy 127.0.0.1:17474
 //     --mariadb-port 17306 --redis-master-port 17379 --redis-replica-port 17380
 //     --pid user-service=<pid> --pid faultproxy=<pid> --seconds 60 --seed 42
+// Over the HA stack (`./dev soak --ha`): --ha --service <HAProxy> --stack-dir .stack/<name>
+//     --stack-name <name> --dev ./dev --node mariadb-1=PORT ... --node redis-1=PORT ...
+//     --node user-service-1=PORT ... (process faults by pid file and ./dev restart|failover).
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -17,12 +24,15 @@
 #include <boost/json.hpp>
 #include <cinttypes>
 #include <climits>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -67,18 +77,41 @@ struct Options {
   milliseconds coherence_window{1000};   // recovered -> cache agrees with MariaDB
   double rss_growth_limit = 0.10;
   std::string key_prefix = "user:";
+  // HA stack: process faults too; nodes by name (mariadb-K, redis-K: their own ports; user-service-K:
+  // its HTTP port); staleness bound of the fresh-reads check (0: strict, the small stack's).
+  bool ha = false;
+  std::string stack_dir, stack_name, dev_script, process_log;
+  std::vector<std::pair<std::string, int>> nodes;
+  milliseconds stale_bound{-1};
 };
 
+// The nodes whose names are `prefix` followed by a number (redis-1, not redis-sentinel-1).
+std::vector<std::pair<std::string, int>> nodes_of(const Options& o, std::string_view prefix) {
+  std::vector<std::pair<std::string, int>> out;
+  for (const auto& [name, port] : o.nodes) {
+    if (name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0 &&
+        name.find_first_not_of("0123456789", prefix.size()) == std::string::npos)
+      out.emplace_back(name, port);
+  }
+  return out;
+}
+
 [[noreturn]] void usage(const std::string& error) {
-  std::cerr << "soak: " << error << "\n"
-            << "usage: soak --service HOST:PORT --faultproxy HOST:PORT --mariadb-port N\n"
-               "            --redis-master-port N --redis-replica-port N [--pid NAME=PID]...\n"
-               "            [--seconds N] [--seed N] [--replay TEXT] [--report FILE] [--summary FILE]\n"
-               "            [--chaos-log FILE] [--history FILE] [--writers N] [--readers N]\n"
-               "            [--ids-per-writer N] [--think-ms N] [--recovery-bound-ms N]\n"
-               "            [--rss-growth-limit FRACTION] [--no-chaos]\n"
-               "  --history FILE: every request (TSV), written when an invariant failed\n"
-               "  --no-chaos: load only (apply faults by hand); the final reset and checks still run\n";
+  std::cerr
+      << "soak: " << error << "\n"
+      << "usage: soak --service HOST:PORT --faultproxy HOST:PORT --mariadb-port N\n"
+         "            --redis-master-port N --redis-replica-port N [--pid NAME=PID]...\n"
+         "            [--seconds N] [--seed N] [--replay TEXT] [--report FILE] [--summary FILE]\n"
+         "            [--chaos-log FILE] [--history FILE] [--writers N] [--readers N]\n"
+         "            [--ids-per-writer N] [--think-ms N] [--recovery-bound-ms N]\n"
+         "            [--rss-growth-limit FRACTION] [--no-chaos] [--stale-bound-ms N]\n"
+         "       soak --ha --service HAPROXY --faultproxy HOST:PORT --stack-dir DIR --stack-name NAME\n"
+         "            --dev PATH --node NAME=PORT... [--process-log FILE] [options above]\n"
+         "  --history FILE: every request (TSV), written when an invariant failed\n"
+         "  --no-chaos: load only (apply faults by hand); the final reset and checks still run\n"
+         "  --ha: the HA stack: process faults too (by pid file under DIR/pids and ./dev restart|failover\n"
+         "        on stack NAME); nodes mariadb-K, redis-K (their ports), user-service-K (HTTP ports);\n"
+         "        fresh reads bounded by --stale-bound-ms (default 1000 with --ha, else 0: strict)\n";
   std::exit(2);
 }
 
@@ -150,6 +183,23 @@ Options parse_options(int argc, char** argv) {
       o.recovery_bound = milliseconds(number());
     } else if (a == "--rss-growth-limit") {
       o.rss_growth_limit = std::stod(value());
+    } else if (a == "--ha") {
+      o.ha = true;
+    } else if (a == "--stack-dir") {
+      o.stack_dir = value();
+    } else if (a == "--stack-name") {
+      o.stack_name = value();
+    } else if (a == "--dev") {
+      o.dev_script = value();
+    } else if (a == "--process-log") {
+      o.process_log = value();
+    } else if (a == "--stale-bound-ms") {
+      o.stale_bound = milliseconds(number());
+    } else if (a == "--node") {
+      const std::string v = value();
+      const auto eq = v.find('=');
+      if (eq == std::string::npos) usage("--node wants NAME=PORT");
+      o.nodes.emplace_back(v.substr(0, eq), std::stoi(v.substr(eq + 1)));
     } else if (a == "--help" || a == "-h") {
       usage("help");
     } else {
@@ -160,6 +210,14 @@ Options parse_options(int argc, char** argv) {
   if (o.writers < 1 || o.readers < 1 || o.ids_per_writer < 1)
     usage("writers, readers and ids must be positive");
   if (!o.seed_given) o.seed = std::random_device{}() % 1'000'000'000ULL;
+  if (o.stale_bound.count() < 0) o.stale_bound = o.ha ? milliseconds(1000) : milliseconds(0);
+  if (o.ha) {
+    if (o.stack_dir.empty() || o.stack_name.empty() || o.dev_script.empty())
+      usage("--ha needs --stack-dir, --stack-name and --dev");
+    if (nodes_of(o, "mariadb-").empty() || nodes_of(o, "redis-").empty() ||
+        nodes_of(o, "user-service-").empty())
+      usage("--ha needs --node mariadb-K=PORT, redis-K=PORT and user-service-K=PORT");
+  }
   return o;
 }
 
@@ -171,6 +229,8 @@ struct ChaosCall {
   int status = 0;
   std::string error;
   bool ok = false;
+  std::string resolved;  // process faults: the process it acted on
+  std::int64_t took_ms = 0;
 };
 
 struct Proc {
@@ -179,6 +239,9 @@ struct Proc {
   std::vector<std::pair<std::int64_t, std::uint64_t>> rss;  // (ms, KiB)
   std::optional<std::uint64_t> baseline, end;
   std::optional<std::int64_t> died_ms;
+  bool memory = true;       // judged by the memory invariant
+  bool chaos_down = false;  // killed by the chaos, not restarted yet: its death is expected
+  int restarts = 0;         // restarted by the chaos (its memory is then not compared)
 };
 
 struct Invariant {
@@ -236,6 +299,21 @@ struct Run {
 
   std::optional<std::int64_t> recovered_ms, all_up_ms;  // after the faults were cleared
   std::string last_health;
+
+  // HA: the Redis nodes whose caches are checked (small stack: master and replica), the process
+  // fault under way (its component, pid and whether it was a SIGSTOP), how late the plan runs
+  // (a restart takes what it takes: the rest of the plan moves with it).
+  std::vector<std::pair<std::string, int>> cache_nodes;
+  std::string fault_target;
+  pid_t fault_pid = 0;
+  bool fault_stopped = false;
+  milliseconds lag{0};
+  // From a SIGKILL/SIGSTOP of the Redis master until a node answers ROLE master again (us since start).
+  std::vector<History::Window> no_master;
+  // After every ./dev failover mysql: the new primary against the writes acknowledged before the old
+  // one was lost (durability across the failover, before later writes overwrite the evidence).
+  std::int64_t primary_lost_us = -1;
+  std::vector<std::string> failover_checks, failover_losses;
   std::vector<Invariant> invariants;
 };
 
@@ -309,7 +387,12 @@ void record(Run& run, Record rec, const HttpResult& res, const std::string& sent
       }
     }
     const std::string_view source = res.header("X-Data-Source");
-    rec.source = source == "cache" ? Source::cache : source == "origin" ? Source::origin : Source::none;
+    rec.source = source == "cache"            ? Source::cache
+                 : source == "origin"         ? Source::origin
+                 : source == "origin-replica" ? Source::origin_replica
+                                              : Source::none;
+    if (const std::string_view by = res.header("X-Served-By"); !by.empty())
+      rec.served_by = run.history.intern(by);
     rec.stale = res.header("X-Cache-Stale") == "true";
     if (rec.op == Op::get && res.status == 200) {
       if (!body || str_field(*body, "id") != id) {
@@ -356,11 +439,15 @@ void record(Run& run, Record rec, const HttpResult& res, const std::string& sent
       run.unknown_since_ack[rec.id] = true;
     }
   } else if ((res.status == 200 || res.status == 404) && rec.source == Source::cache && !rec.stale &&
-             rec.sent_us > run.acked_done_us[rec.id] && !run.unknown_since_ack[rec.id] &&
-             rec.state != run.acked[rec.id] && rec.state != run.in_flight[rec.id] && run.peeks.size() < 50) {
-    run.peeks[run.history.records().size()] =
-        "right after: master holds " + peek_redis(run.o.redis_master_port, run.o.key_prefix, id) +
-        ", replica holds " + peek_redis(run.o.redis_replica_port, run.o.key_prefix, id);
+             rec.sent_us > run.acked_done_us[rec.id] + run.o.stale_bound.count() * 1000 &&
+             !run.unknown_since_ack[rec.id] && rec.state != run.acked[rec.id] &&
+             rec.state != run.in_flight[rec.id] && run.peeks.size() < 50) {
+    std::string text = "right after:";
+    for (const auto& [node, port] : run.cache_nodes) {
+      if (node == run.fault_target && run.fault_stopped) continue;  // a stopped node would not answer
+      text += (text.back() == ':' ? " " : ", ") + node + " holds " + peek_redis(port, run.o.key_prefix, id);
+    }
+    run.peeks[run.history.records().size()] = text;
   }
   run.history.add(rec);
 }
@@ -417,35 +504,365 @@ asio::awaitable<void> reader(Run& run, std::uint64_t seed) {
   --run.workers_running;
 }
 
+// ------------------------------------------------------------------------------ process faults (HA)
+
+// The pid ./dev recorded for a component (first field of <stack>/pids/<name>.pid), 0 if none.
+pid_t recorded_pid(const Run& run, const std::string& component) {
+  std::ifstream f(run.o.stack_dir + "/pids/" + component + ".pid");
+  long pid = 0;
+  if (!(f >> pid) || pid <= 0) return 0;
+  return static_cast<pid_t>(pid);
+}
+
+Proc* proc_named(Run& run, const std::string& name) {
+  for (auto& p : run.procs)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+// `./dev <args...>` on the soak's stack (DEV_STACK), its output appended to the process log; polled,
+// so the load goes on meanwhile. Returns its exit status (-1: not started or killed after 180 s).
+asio::awaitable<int> run_dev(Run& run, std::vector<std::string> args, std::string& error) {
+  const std::string log = run.o.process_log.empty() ? "/dev/null" : run.o.process_log;
+  const int fd = ::open(log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  std::string header = "\n=== " + std::to_string(run.ms_now()) + " ms: ./dev";
+  for (const auto& a : args)
+    header += " " + a;
+  header += "\n";
+  if (fd >= 0) (void)!::write(fd, header.data(), header.size());
+  std::vector<std::string> argv_s{run.o.dev_script};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t child = ::fork();
+  if (child == 0) {  // one thread: only async-signal-safe calls until exec anyway
+    ::setenv("DEV_STACK", run.o.stack_name.c_str(), 1);
+    const int null = ::open("/dev/null", O_RDONLY);
+    ::dup2(null, 0);
+    if (fd >= 0) {
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+    }
+    ::close_range(3, ~0U, 0);  // the soak's sockets are not the restarted process's business
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  if (fd >= 0) ::close(fd);
+  if (child < 0) {
+    error = "fork failed";
+    co_return -1;
+  }
+  const auto give_up = Clock::now() + 180s;
+  int status = 0;
+  while (::waitpid(child, &status, WNOHANG) == 0) {
+    if (Clock::now() > give_up) {
+      ::kill(child, SIGKILL);
+      ::waitpid(child, &status, 0);
+      error = "./dev " + args[0] + " did not finish within 180 s";
+      co_return -1;
+    }
+    co_await sleep_for(50ms);
+  }
+  const int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  if (rc != 0)
+    error = "./dev " + args[0] + (args.size() > 1 ? " " + args[1] : "") + " exited with status " +
+            std::to_string(rc) + " (see the process log)";
+  co_return rc;
+}
+
+// Which process a role names now: the Redis master (ROLE; the one with most replicas if two say so
+// after a failover), a Redis replica, the MariaDB primary (@@read_only = 0); a name is itself.
+std::string resolve_target(const Run& run, const Action& a) {
+  if (a.target == "redis:master" || a.target == "redis:replica") {
+    std::vector<std::string> found;
+    std::size_t best = 0;
+    for (const auto& [name, port] : nodes_of(run.o, "redis-")) {
+      const auto role = redis_role(port);
+      if (!role) continue;
+      if (a.target == "redis:replica" && role->role == "slave") found.push_back(name);
+      if (a.target == "redis:master" && role->role == "master") {
+        if (found.empty() || role->replicas > best) found = {name};
+        best = std::max(best, role->replicas);
+      }
+    }
+    return found.empty() ? std::string() : found[a.pick % found.size()];
+  }
+  if (a.target == "mariadb:primary") {
+    for (const auto& [name, port] : nodes_of(run.o, "mariadb-"))
+      if (mariadb_read_only(port) == false) return name;
+    return {};
+  }
+  return a.target;
+}
+
+// What the Sentinels say the Redis master is (the first that answers), empty if none does.
+std::string sentinels_master(const Run& run) {
+  for (const auto& [name, port] : nodes_of(run.o, "redis-sentinel-"))
+    if (auto m = sentinel_master(port, "users")) return *m;
+  return {};
+}
+
+// After the Redis master was killed or stopped: until the Sentinels announce another master
+// (+switch-master: what the instances follow), or the lost node, resumed or restarted, answers ROLE
+// master again; polled every 50 ms. The window is where the HA contract's staleness bound does not
+// hold ("whenever some Redis master is reachable").
+asio::awaitable<void> master_watch(Run& run, std::string lost, std::string was, std::int64_t from_us) {
+  const auto give_up = Clock::now() + 60s;
+  std::string found;
+  int lost_port = 0;
+  for (const auto& [name, port] : nodes_of(run.o, "redis-"))
+    if (name == lost) lost_port = port;
+  while (found.empty() && Clock::now() < give_up) {
+    co_await sleep_for(50ms);
+    if (const std::string now = sentinels_master(run); !now.empty() && now != was) {
+      found = "the Sentinels announce " + now;
+    } else if (run.fault_target != lost) {
+      if (const auto role = redis_role(lost_port, 200); role && role->role == "master")
+        found = lost + " (back) answers ROLE master";
+    }
+  }
+  run.no_master.emplace_back(from_us, run.us(Clock::now()));
+  if (run.chaos_log.is_open())
+    run.chaos_log << run.ms_now() << " ms  (no Redis master reachable since " << from_us / 1000 << " ms; now "
+                  << (found.empty() ? std::string("none after 60 s") : found) << ")\n";
+  --run.helpers_running;
+}
+
+template <class Pred>
+asio::awaitable<bool> wait_until(Pred pred, Clock::duration limit) {
+  const auto until = Clock::now() + limit;
+  while (!pred()) {
+    if (Clock::now() > until) co_return false;
+    co_await sleep_for(10ms);
+  }
+  co_return true;
+}
+
+// Once a restarted component runs again: its new pid, its death no longer expected.
+void restarted(Run& run, const std::string& component) {
+  if (Proc* p = proc_named(run, component)) {
+    p->pid = recorded_pid(run, component);
+    p->chaos_down = false;
+    p->died_ms.reset();
+    ++p->restarts;
+  }
+}
+
+std::int64_t ms_of(std::int64_t us) {
+  return us / 1000;
+}
+
+// The new primary, read right after the failover, against every write acknowledged before the old
+// primary was lost (or before now, if it was not killed).
+void check_after_failover(Run& run) {
+  std::string err;
+  const std::int64_t cutoff = run.primary_lost_us >= 0 ? run.primary_lost_us : run.us(Clock::now());
+  std::optional<std::map<std::string, Row>> rows;
+  for (const auto& [name, port] : nodes_of(run.o, "mariadb-"))
+    if (mariadb_read_only(port) == false) rows = read_mariadb(port, err);
+  if (!rows) {
+    run.failover_losses.push_back("after the failover at " + std::to_string(run.ms_now()) +
+                                  " ms: cannot read the new primary: " + err);
+    return;
+  }
+  std::size_t lost = 0;
+  for (std::uint32_t id = 0; id < run.history.ids().size(); ++id) {
+    const std::string& name_id = run.history.ids()[id];
+    State stored = kAbsent;
+    if (const auto row = rows->find(name_id); row != rows->end()) {
+      const auto seq = parse_name(name_id, row->second.name);
+      stored = seq ? static_cast<State>(*seq) : kUnparsable;
+    }
+    const FinalVerdict v = run.history.check_at(id, stored, cutoff);
+    if (v.kind == FinalVerdict::lost) {
+      ++lost;
+      if (run.failover_losses.size() < 10)
+        run.failover_losses.push_back("after the failover at " + std::to_string(run.ms_now()) +
+                                      " ms: " + v.detail);
+    }
+  }
+  run.failover_checks.push_back("failover at " + std::to_string(run.ms_now()) + " ms (primary lost at " +
+                                std::to_string(ms_of(cutoff)) + " ms): " + std::to_string(lost) +
+                                " ids miss an acknowledged write");
+  run.primary_lost_us = -1;
+}
+
+asio::awaitable<void> apply_process_fault(Run& run, const Action& a, ChaosCall& call) {
+  call.ok = true;
+  switch (a.kind) {
+    case Action::kill:
+    case Action::stop: {
+      const std::string target = resolve_target(run, a);
+      if (target.empty()) {
+        call.resolved = "(none: no node in that role now; skipped)";
+        break;
+      }
+      call.resolved = target;
+      const pid_t pid = recorded_pid(run, target);
+      if (pid == 0 || !process_alive(pid)) {
+        call.ok = false;
+        call.error = target + " does not run (pid " + std::to_string(pid) + ")";
+        break;
+      }
+      run.fault_target = target;
+      run.fault_pid = pid;
+      run.fault_stopped = a.kind == Action::stop;
+      if (a.target == "redis:master") {
+        ++run.helpers_running;
+        asio::co_spawn(co_await asio::this_coro::executor,
+                       master_watch(run, target, sentinels_master(run), run.us(Clock::now())),
+                       asio::detached);
+      }
+      if (a.kind == Action::kill) {
+        if (a.target == "mariadb:primary") run.primary_lost_us = run.us(Clock::now());
+        if (Proc* p = proc_named(run, target)) p->chaos_down = true;
+        ::kill(pid, SIGKILL);
+        call.ok = co_await wait_until([pid] { return !process_alive(pid); }, 5s);
+      } else {
+        ::kill(pid, SIGSTOP);
+        call.ok = co_await wait_until([pid] { return process_stopped(pid); }, 5s);
+      }
+      if (!call.ok)
+        call.error = target + " (pid " + std::to_string(pid) + ") did not take the signal within 5 s";
+      break;
+    }
+    case Action::resume:
+      if (run.fault_target.empty() || !run.fault_stopped) {
+        call.resolved = "(nothing stopped; skipped)";
+        break;
+      }
+      call.resolved = run.fault_target;
+      ::kill(run.fault_pid, SIGCONT);
+      call.ok = co_await wait_until([&run] { return !process_stopped(run.fault_pid); }, 5s);
+      if (!call.ok) call.error = run.fault_target + " is still stopped 5 s after SIGCONT";
+      run.fault_target.clear();
+      run.fault_stopped = false;
+      break;
+    case Action::restart: {
+      if (run.fault_target.empty() || run.fault_stopped) {
+        call.resolved = "(nothing killed; skipped)";
+        break;
+      }
+      call.resolved = run.fault_target;
+      std::vector<std::string> restart_args{"restart",
+                                            run.fault_target};  // GCC 12: no braced list in co_await
+      const int rc = co_await run_dev(run, std::move(restart_args), call.error);
+      call.ok = rc == 0;
+      if (call.ok) restarted(run, run.fault_target);
+      run.fault_target.clear();
+      break;
+    }
+    case Action::failover: {
+      call.resolved = "mariadb";
+      std::vector<std::string> failover_args{"failover", "mysql"};  // GCC 12: no braced list in co_await
+      const int rc = co_await run_dev(run, std::move(failover_args), call.error);
+      call.ok = rc == 0;
+      if (call.ok) check_after_failover(run);
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+void log_call(Run& run, const Action& a, const ChaosCall& call) {
+  if (!run.chaos_log.is_open()) return;
+  run.chaos_log << call.at_ms << " ms  " << a.describe();
+  if (is_process_fault(a.kind)) {
+    run.chaos_log << (call.resolved.empty() ? "" : " -> " + call.resolved) << "  (" << call.took_ms << " ms)"
+                  << (call.ok ? "" : "  FAILED: " + call.error) << "\n";
+    return;
+  }
+  run.chaos_log << "  -> " << status_name(call.status)
+                << (call.ok ? "" : "  UNEXPECTED (wanted " + std::to_string(a.expect) + "): " + call.error)
+                << "\n";
+}
+
 asio::awaitable<void> chaos_runner(Run& run, std::vector<Action> plan) {
   HttpClient client(co_await asio::this_coro::executor, run.o.faultproxy);
   for (auto& a : plan) {
-    if (a.at >= run.duration) break;
-    const auto wait = run.start + a.at - Clock::now();
+    if (a.at + run.lag >= run.duration) break;
+    const auto wait = run.start + a.at + run.lag - Clock::now();
     if (wait > 0s) co_await sleep_for(wait);
     if (run.stop) break;
     ChaosCall call;
     call.at_ms = run.ms_now();
-    auto res = co_await client.request(a.method, a.path, a.body, 3000ms);
-    call.status = res.status;
-    call.error = res.status < 0 ? res.error : res.status != static_cast<int>(a.expect) ? res.body : "";
-    call.ok = res.status == static_cast<int>(a.expect);
-    if (run.chaos_log.is_open()) {
-      run.chaos_log << call.at_ms << " ms  " << a.describe() << "  -> " << status_name(res.status)
-                    << (call.ok ? ""
-                                : "  UNEXPECTED (wanted " + std::to_string(a.expect) + "): " + call.error)
-                    << "\n";
+    const auto began = Clock::now();
+    if (is_process_fault(a.kind)) {
+      co_await apply_process_fault(run, a, call);
+      // A restart or a failover takes the time it takes: the rest of the plan moves with it.
+      run.lag = std::max(run.lag, std::chrono::duration_cast<milliseconds>(Clock::now() - run.start - a.at));
+    } else {
+      auto res = co_await client.request(a.method, a.path, a.body, 3000ms);
+      call.status = res.status;
+      call.error = res.status < 0 ? res.error : res.status != static_cast<int>(a.expect) ? res.body : "";
+      call.ok = res.status == static_cast<int>(a.expect);
     }
+    call.took_ms = std::chrono::duration_cast<milliseconds>(Clock::now() - began).count();
+    log_call(run, a, call);
     call.action = std::move(a);
     run.chaos.push_back(std::move(call));
   }
   --run.helpers_running;
 }
 
+// HA, once the load stopped: the process fault under way is undone (SIGCONT, restart; a failover
+// first if the MariaDB primary was lost), anything else found dead is started again, and MariaDB
+// has a primary.
+asio::awaitable<void> make_whole(Run& run) {
+  const auto act = [&](Action a) -> asio::awaitable<void> {
+    ChaosCall call;
+    call.at_ms = run.ms_now();
+    const auto began = Clock::now();
+    co_await apply_process_fault(run, a, call);
+    call.took_ms = std::chrono::duration_cast<milliseconds>(Clock::now() - began).count();
+    log_call(run, a, call);
+    call.action = std::move(a);
+    run.chaos.push_back(std::move(call));
+  };
+  const auto has_primary = [&] {
+    for (const auto& [name, port] : nodes_of(run.o, "mariadb-"))
+      if (mariadb_read_only(port) == false) return true;
+    return false;
+  };
+  Action a;
+  if (!run.fault_target.empty() && run.fault_stopped) {
+    a.kind = Action::resume;
+    co_await act(a);
+  }
+  if (!run.fault_target.empty()) {
+    if (run.fault_target.rfind("mariadb-", 0) == 0 && !has_primary()) {
+      a.kind = Action::failover;
+      co_await act(a);
+    }
+    a.kind = Action::restart;
+    co_await act(a);
+  }
+  for (auto& p : run.procs) {
+    if (process_alive(recorded_pid(run, p.name))) continue;
+    ChaosCall call;
+    call.at_ms = run.ms_now();
+    call.action.kind = Action::restart;
+    call.resolved = p.name + " (found dead at the end)";
+    std::vector<std::string> start_args{"start", p.name};  // GCC 12: no braced list in co_await
+    const int rc = co_await run_dev(run, std::move(start_args), call.error);
+    call.ok = rc == 0;
+    if (call.ok) restarted(run, p.name);
+    log_call(run, call.action, call);
+    run.chaos.push_back(std::move(call));
+  }
+  if (!has_primary()) {
+    a.kind = Action::failover;
+    co_await act(a);
+  }
+}
+
 void sample_processes(Run& run) {
   const auto now = run.ms_now();
   for (auto& p : run.procs) {
-    if (p.died_ms) continue;
+    if (p.died_ms || p.chaos_down) continue;
     if (!process_alive(p.pid)) {
       p.died_ms = now;
       continue;
@@ -527,6 +944,15 @@ asio::awaitable<Health> health(HttpClient& client) {
   co_return h;
 }
 
+// Where /health/ready is asked: the service (small stack), every instance directly (HA).
+std::vector<asio::ip::tcp::endpoint> health_targets(const Run& run) {
+  if (!run.o.ha) return {run.o.service};
+  std::vector<asio::ip::tcp::endpoint> out;
+  for (const auto& [name, port] : nodes_of(run.o, "user-service-"))
+    out.emplace_back(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port));
+  return out;
+}
+
 // The stack was just started: wait until every dependency is up, learn the request deadline,
 // and start from a faultproxy without faults.
 asio::awaitable<bool> preflight(Run& run, std::string& error) {
@@ -538,15 +964,18 @@ asio::awaitable<bool> preflight(Run& run, std::string& error) {
     co_return false;
   }
   const auto deadline = Clock::now() + 60s;
-  Health h;
-  while (Clock::now() < deadline) {
-    h = co_await health(svc);
-    if (h.all_up) break;
-    co_await sleep_for(100ms);
-  }
-  if (!h.all_up) {
-    error = "user-service did not report every dependency up within 60 s: " + h.text;
-    co_return false;
+  for (const auto& target : health_targets(run)) {
+    HttpClient one(co_await asio::this_coro::executor, target);
+    Health h;
+    while (Clock::now() < deadline) {
+      h = co_await health(one);
+      if (h.all_up) break;
+      co_await sleep_for(100ms);
+    }
+    if (!h.all_up) {
+      error = "user-service did not report every dependency up within 60 s: " + h.text;
+      co_return false;
+    }
   }
   auto cfg = co_await svc.request("GET", "/config", "", 2000ms);
   if (const auto v = parse_json(cfg.body); v && v->is_object()) {
@@ -554,6 +983,11 @@ asio::awaitable<bool> preflight(Run& run, std::string& error) {
       run.request_deadline_ms = d->as_int64();
   }
   co_return true;
+}
+
+std::vector<std::string> proxy_names(const Run& run) {
+  if (run.o.ha) return {std::begin(kHaProxies), std::end(kHaProxies)};
+  return {std::begin(kProxies), std::end(kProxies)};
 }
 
 // The load and the chaos, then every fault cleared and the wait for recovery.
@@ -584,6 +1018,7 @@ asio::awaitable<void> load_phase(Run& run, std::vector<Action> plan, std::string
   run.stop = true;
   while (run.workers_running > 0 || run.helpers_running > 1)
     co_await sleep_for(10ms);  // the sampler goes on
+  if (run.o.ha) co_await make_whole(run);
 
   // Every fault cleared at once, and checked to be.
   HttpClient fp(ex, run.o.faultproxy);
@@ -608,8 +1043,8 @@ asio::awaitable<void> load_phase(Run& run, std::vector<Action> plan, std::string
   check.status = proxies.status;
   check.ok = false;
   if (const auto v = parse_json(proxies.body); proxies.status == 200 && v && v->is_object()) {
-    int clean = 0;
-    for (const char* name : kProxies) {
+    std::size_t clean = 0;
+    for (const std::string& name : proxy_names(run)) {
       const auto* p = v->as_object().if_contains(name);
       if (!p || !p->is_object()) continue;
       const auto* enabled = p->as_object().if_contains("enabled");
@@ -618,7 +1053,7 @@ asio::awaitable<void> load_phase(Run& run, std::vector<Action> plan, std::string
           toxics->as_array().empty())
         ++clean;
     }
-    check.ok = clean == 3;
+    check.ok = clean == proxy_names(run).size();
   }
   if (!check.ok) check.error = proxies.error + proxies.body.substr(0, 300);
   run.chaos.push_back(check);
@@ -627,15 +1062,23 @@ asio::awaitable<void> load_phase(Run& run, std::vector<Action> plan, std::string
                   << (check.ok ? "clean" : "NOT clean: " + check.error) << "\n";
   }
 
-  // Recovery: every breaker closed, nothing down, the repair queue drained.
-  HttpClient svc(ex, run.o.service);
+  // Recovery: every breaker closed, nothing down, the repair queue drained (on every instance).
+  std::vector<std::unique_ptr<HttpClient>> svcs;
+  for (const auto& target : health_targets(run))
+    svcs.push_back(std::make_unique<HttpClient>(ex, target));
   const auto give_up = cleared_at + run.o.recovery_timeout;
   while (Clock::now() < give_up) {
-    const Health h = co_await health(svc);
-    run.last_health = h.text;
+    bool recovered = true, all_up = true;
+    run.last_health.clear();
+    for (auto& svc : svcs) {
+      const Health h = co_await health(*svc);
+      recovered = recovered && h.recovered;
+      all_up = all_up && h.all_up;
+      if (!h.recovered || !h.all_up) run.last_health += (run.last_health.empty() ? "" : " | ") + h.text;
+    }
     const auto since = std::chrono::duration_cast<milliseconds>(Clock::now() - cleared_at).count();
-    if (h.recovered && !run.recovered_ms) run.recovered_ms = since;
-    if (h.all_up && !run.all_up_ms) run.all_up_ms = since;
+    if (recovered && !run.recovered_ms) run.recovered_ms = since;
+    if (all_up && !run.all_up_ms) run.all_up_ms = since;
     if (run.recovered_ms && run.all_up_ms) break;
     co_await sleep_for(50ms);
   }
@@ -726,6 +1169,15 @@ std::vector<std::string> cache_disagreements(const std::string& node, const Cach
   return out;
 }
 
+// The MariaDB node to judge against: the small stack's, or the HA stack's primary now (-1 if none).
+int primary_port(const Run& run, std::string& error) {
+  if (!run.o.ha) return run.o.mariadb_port;
+  for (const auto& [name, port] : nodes_of(run.o, "mariadb-"))
+    if (mariadb_read_only(port) == false) return port;
+  error = "no MariaDB node is the primary (@@read_only = 0)";
+  return -1;
+}
+
 void check_everything(Run& run, const std::string& setup_error) {
   auto& inv = run.invariants;
   if (!setup_error.empty()) {
@@ -750,7 +1202,7 @@ void check_everything(Run& run, const std::string& setup_error) {
                      std::to_string(run.o.client_timeout.count() / 1000) + " s",
                  with_commas(run.transport_error_count) + " transport errors", run.transport_errors});
 
-  const ReadReport reads = run.history.check_reads();
+  const ReadReport reads = run.history.check_reads(run.o.stale_bound.count() * 1000, run.no_master);
   {
     Invariant i{
         "values",
@@ -769,16 +1221,65 @@ void check_everything(Run& run, const std::string& setup_error) {
     for (const auto* list : {&reads.origin, &reads.cache})
       for (const auto& v : *list)
         late += v.late_unacknowledged ? 1 : 0;
-    Invariant i{"fresh-reads",
-                reads.origin.empty() && reads.cache.empty(),
-                "no read (from MariaDB, or from the cache unmarked) older than the last write acknowledged "
-                "before it was sent; only X-Cache-Stale answers may be older",
-                with_commas(reads.checked_origin) + " origin reads, " + with_commas(reads.checked_cache) +
-                    " cache reads, " + with_commas(reads.marked_stale) +
-                    " marked stale; older than acknowledged: " + with_commas(reads.origin.size()) +
-                    " origin, " + with_commas(reads.cache.size()) + " cache (" + with_commas(late) +
-                    " of them an older 503 write's value)",
-                {}};
+    const std::int64_t bound = run.o.stale_bound.count();
+    Invariant i{
+        "fresh-reads",
+        reads.origin.empty() && reads.cache.empty(),
+        bound == 0 ? "no read (from MariaDB, or from the cache unmarked) older than the last write "
+                     "acknowledged before it was sent; only X-Cache-Stale answers may be older"
+                   : "no read (from MariaDB or a replica, or from the cache unmarked) returns a value "
+                     "superseded by a write acknowledged more than " +
+                         ms_text(bound) +
+                         " before it was sent (the contract across instances); only X-Cache-Stale "
+                         "answers may be older",
+        with_commas(reads.checked_origin) + " origin reads, " + with_commas(reads.checked_cache) +
+            " cache reads, " + with_commas(reads.marked_stale) + " marked stale; older than acknowledged: " +
+            with_commas(reads.origin.size()) + " origin, " + with_commas(reads.cache.size()) + " cache (" +
+            with_commas(late) + " of them an older 503 write's value)" +
+            (bound == 0 ? std::string()
+                        : "; " + with_commas(reads.within_tolerance) + " stale within the bound; " +
+                              with_commas(reads.excused) +
+                              " beyond it but excused (the write they missed was acknowledged while no Redis "
+                              "master was reachable, and they were sent within the bound of a master's "
+                              "return; largest " +
+                              ms_text(reads.max_excused_us / 1000) + ")"),
+        {}};
+    if (bound > 0) {
+      // The largest staleness and what may have caused it: the read, the write it missed, and the
+      // chaos around them.
+      if (reads.max_staleness_us == 0) {
+        i.figures += "\n     largest staleness: none (no unmarked read older than an acknowledged write)";
+      } else {
+        const Record& r = run.history.records()[reads.max_staleness_read];
+        const Record& w = run.history.records()[reads.max_staleness_write];
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.1f ms", static_cast<double>(reads.max_staleness_us) / 1000.0);
+        i.figures += "\n     largest staleness: " + std::string(buf) + ": " +
+                     run.history.describe(reads.max_staleness_read) + " missed " +
+                     run.history.describe(reads.max_staleness_write);
+        std::string around;
+        for (const auto& c : run.chaos) {
+          if (c.at_ms < w.done_us / 1000 - 3000 || c.at_ms > r.done_us / 1000) continue;
+          around += (around.empty() ? "" : "; ") + std::to_string(c.at_ms) + " ms " + c.action.describe() +
+                    (c.resolved.empty() ? "" : " -> " + c.resolved);
+        }
+        i.figures +=
+            "\n     chaos from 3 s before that write to the read: " + (around.empty() ? "none" : around);
+        const auto peek = run.peeks.find(reads.max_staleness_read);
+        if (peek != run.peeks.end()) i.figures += "\n     " + peek->second;
+        for (const auto& [from, to] : run.no_master) {
+          if (w.done_us >= from && w.done_us <= to)
+            i.figures += "\n     that write was acknowledged while no Redis master was reachable (" +
+                         std::to_string(from / 1000) + " ms to " + std::to_string(to / 1000) + " ms)";
+        }
+      }
+      std::string windows;
+      for (const auto& [from, to] : run.no_master)
+        windows += (windows.empty() ? "" : ", ") + std::to_string(from / 1000) + "-" +
+                   std::to_string(to / 1000) + " ms";
+      i.figures += "\n     no Redis master reachable (after a SIGKILL/SIGSTOP of the master): " +
+                   (windows.empty() ? std::string("never") : windows);
+    }
     for (std::size_t k = 0; k < reads.origin.size() && i.examples.size() < 6; ++k)
       i.examples.push_back(reads.origin[k].detail);
     for (std::size_t k = 0; k < reads.cache.size() && i.examples.size() < 10; ++k) {
@@ -804,7 +1305,10 @@ void check_everything(Run& run, const std::string& setup_error) {
   {
     Invariant coh{"cache-coherence",
                   false,
-                  "after recovery every cached value (master and replica) agrees with MariaDB within " +
+                  std::string(run.o.ha ? "after recovery every cached value (every Redis node) agrees with "
+                                         "the MariaDB primary's within "
+                                       : "after recovery every cached value (master and replica) agrees "
+                                         "with MariaDB within ") +
                       ms_text(run.o.coherence_window.count()),
                   "",
                   {}};
@@ -812,28 +1316,63 @@ void check_everything(Run& run, const std::string& setup_error) {
     const auto began = Clock::now();
     std::vector<std::string> diffs;
     std::size_t cached = 0, tombstones = 0, polls = 0;
+    std::string judged_first = "the master", deposed;
     do {
       if (polls++ > 0) std::this_thread::sleep_for(50ms);
-      rows = read_mariadb(run.o.mariadb_port, err);
-      auto master = read_redis(run.o.redis_master_port, run.o.key_prefix, err);
-      auto replica =
-          rows && master ? read_redis(run.o.redis_replica_port, run.o.key_prefix, err) : std::nullopt;
-      if (!rows || !master || !replica) {
+      rows = read_mariadb(primary_port(run, err), err);
+      // HA: a master other than the one with most replicas is a deposed master Sentinel has not
+      // reconfigured yet (it does once the node is reachable again): no instance uses it; not judged.
+      std::vector<std::pair<std::string, int>> judged;
+      deposed.clear();
+      if (run.o.ha) {
+        std::vector<std::optional<RedisRole>> roles;
+        std::size_t best = 0;
+        std::string master;
+        for (const auto& [node, port] : run.cache_nodes) {
+          roles.push_back(redis_role(port));
+          if (roles.back() && roles.back()->role == "master" &&
+              (master.empty() || roles.back()->replicas > best)) {
+            master = node;
+            best = roles.back()->replicas;
+          }
+        }
+        for (std::size_t n = 0; n < run.cache_nodes.size(); ++n) {
+          if (roles[n] && roles[n]->role == "master" && run.cache_nodes[n].first != master)
+            deposed += (deposed.empty() ? "" : ", ") + run.cache_nodes[n].first;
+          else
+            judged.push_back(run.cache_nodes[n]);
+        }
+      } else {
+        judged = run.cache_nodes;
+      }
+      std::vector<CacheSnapshot> snaps;
+      for (const auto& [node, port] : judged) {
+        if (!rows) break;
+        auto snap = read_redis(port, run.o.key_prefix, err);
+        if (!snap) break;
+        snaps.push_back(std::move(*snap));
+      }
+      if (!rows || snaps.size() != judged.size() || snaps.empty()) {
         diffs = {"cannot read the stores: " + err};
         continue;
       }
-      diffs = cache_disagreements("master", *master, *rows);
-      auto more = cache_disagreements("replica", *replica, *rows);
-      diffs.insert(diffs.end(), more.begin(), more.end());
-      cached = master->values.size();
-      tombstones = master->tombstones.size();
+      diffs.clear();
+      for (std::size_t n = 0; n < snaps.size(); ++n) {
+        auto more = cache_disagreements(judged[n].first, snaps[n], *rows);
+        diffs.insert(diffs.end(), more.begin(), more.end());
+      }
+      cached = snaps[0].values.size();
+      tombstones = snaps[0].tombstones.size();
+      if (run.o.ha) judged_first = judged[0].first;
     } while (!diffs.empty() && Clock::now() < until);
     coh.ok = diffs.empty();
     const auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - began).count();
-    coh.figures = with_commas(cached) + " cached values, " + with_commas(tombstones) +
-                  " tombstones on the master; " +
+    coh.figures = with_commas(cached) + " cached values, " + with_commas(tombstones) + " tombstones on " +
+                  judged_first + "; " +
                   (coh.ok ? "agreed after " + ms_text(took) + " (" + std::to_string(polls) + " polls)"
                           : with_commas(diffs.size()) + " disagreements after " + ms_text(took));
+    if (!deposed.empty())
+      coh.figures += "; not judged: " + deposed + " (a master the Sentinels deposed, not reconfigured yet)";
     for (std::size_t k = 0; k < diffs.size() && k < 10; ++k) {
       // "<node>: user:<id> ...": add what the soak did to that id last.
       std::string text = diffs[k];
@@ -856,8 +1395,8 @@ void check_everything(Run& run, const std::string& setup_error) {
       }
       coh.examples.push_back(text);
     }
-    // Final MariaDB state for the durability check.
-    rows = read_mariadb(run.o.mariadb_port, err);
+    // Final MariaDB state for the durability check (HA: whichever node is the primary now).
+    rows = read_mariadb(primary_port(run, err), err);
 
     Invariant dur{"durability",
                   false,
@@ -892,7 +1431,7 @@ void check_everything(Run& run, const std::string& setup_error) {
       }
       const std::size_t bad = kinds[FinalVerdict::late_unacknowledged] + kinds[FinalVerdict::lost] +
                               kinds[FinalVerdict::unknown] + foreign;
-      dur.ok = bad == 0;
+      dur.ok = bad == 0 && run.failover_losses.empty();
       dur.figures = with_commas(run.history.applied_writes()) + " acknowledged writes over " +
                     with_commas(run.history.ids().size()) +
                     " ids; final state: " + with_commas(kinds[FinalVerdict::ok]) + " latest acknowledged, " +
@@ -900,6 +1439,10 @@ void check_everything(Run& run, const std::string& setup_error) {
                     with_commas(kinds[FinalVerdict::late_unacknowledged]) +
                     " an earlier 503 write's (lost update), " + with_commas(kinds[FinalVerdict::lost]) +
                     " lost, " + with_commas(kinds[FinalVerdict::unknown]) + " unknown";
+      for (const auto& c : run.failover_checks)
+        dur.figures += "\n     " + c;
+      for (const auto& l : run.failover_losses)
+        if (dur.examples.size() < 20) dur.examples.push_back(l);
     }
     inv.push_back(dur);
     inv.push_back(coh);
@@ -925,7 +1468,13 @@ void check_everything(Run& run, const std::string& setup_error) {
   // The processes.
   sample_processes(run);
   {
-    Invariant p{"processes", true, "user-service and faultproxy never exited", "", {}};
+    Invariant p{"processes",
+                true,
+                run.o.ha ? "no process exited but those the chaos killed; every SIGKILL/SIGSTOP took effect, "
+                           "every restart and failover succeeded, and at the end every process runs"
+                         : "user-service and faultproxy never exited",
+                "",
+                {}};
     for (const auto& pr : run.procs) {
       const bool alive = !pr.died_ms && process_alive(pr.pid);
       if (!alive) {
@@ -933,8 +1482,37 @@ void check_everything(Run& run, const std::string& setup_error) {
         p.examples.push_back(pr.name + " (pid " + std::to_string(pr.pid) + ") is gone" +
                              (pr.died_ms ? " since " + ms_text(*pr.died_ms) : std::string()));
       }
+      if (run.o.ha) continue;
       p.figures += (p.figures.empty() ? "" : ", ") + pr.name + " pid " + std::to_string(pr.pid) +
                    (alive ? " alive" : " GONE");
+    }
+    if (run.o.ha) {
+      std::map<std::string, std::size_t> n;
+      std::size_t failed = 0;
+      for (const auto& c : run.chaos) {
+        if (!is_process_fault(c.action.kind)) continue;
+        const std::string node = c.resolved.substr(0, c.resolved.rfind('-'));  // redis-2 -> redis
+        ++n[c.action.kind == Action::kill      ? "SIGKILL " + node
+            : c.action.kind == Action::stop    ? "SIGSTOP " + node
+            : c.action.kind == Action::resume  ? std::string("SIGCONT")
+            : c.action.kind == Action::restart ? std::string("restart")
+                                               : std::string("failover")];
+        if (!c.ok) {
+          ++failed;
+          p.ok = false;
+          if (p.examples.size() < 10)
+            p.examples.push_back(std::to_string(c.at_ms) + " ms " + c.action.describe() + " -> " +
+                                 c.resolved + ": " + c.error);
+        }
+      }
+      for (const auto& [what, count] : n)
+        p.figures += (p.figures.empty() ? "" : ", ") + std::to_string(count) + " " + what;
+      std::size_t alive = 0;
+      for (const auto& pr : run.procs)
+        alive += !pr.died_ms && process_alive(pr.pid) ? 1 : 0;
+      p.figures = "process faults: " + (p.figures.empty() ? std::string("none") : p.figures) + "; " +
+                  std::to_string(failed) + " failed; " + std::to_string(alive) + " of " +
+                  std::to_string(run.procs.size()) + " processes running at the end";
     }
     if (run.procs.empty()) p.figures = "no pid given: not checked";
     inv.push_back(p);
@@ -942,12 +1520,19 @@ void check_everything(Run& run, const std::string& setup_error) {
   {
     Invariant m{"memory",
                 true,
-                "RSS of user-service and faultproxy grew by less than " +
-                    std::to_string(static_cast<int>(run.o.rss_growth_limit * 100)) + " % from the warm-up (" +
-                    ms_text(run.calm_at.count() + 1000) + ", a calm moment) to the end",
+                std::string(run.o.ha ? "RSS of the user-service instances, faultproxy and HAProxy"
+                                     : "RSS of user-service and faultproxy") +
+                    " grew by less than " + std::to_string(static_cast<int>(run.o.rss_growth_limit * 100)) +
+                    " % from the warm-up (" + ms_text(run.calm_at.count() + 1000) +
+                    ", a calm moment) to the end",
                 "",
                 {}};
     for (auto& pr : run.procs) {
+      if (!pr.memory) continue;
+      if (pr.restarts > 0) {
+        m.figures += (m.figures.empty() ? "" : "; ") + pr.name + " restarted by the chaos: not compared";
+        continue;
+      }
       if (!pr.rss.empty()) pr.end = pr.rss.back().second;
       std::uint64_t peak = 0;
       for (const auto& [t, k] : pr.rss)
@@ -993,6 +1578,7 @@ void check_everything(Run& run, const std::string& setup_error) {
     std::map<Action::Kind, std::size_t> n;
     std::size_t bad = 0;
     for (const auto& call : run.chaos) {
+      if (is_process_fault(call.action.kind)) continue;  // judged by `processes`
       ++n[call.action.kind];
       if (!call.ok) {
         ++bad;
@@ -1003,8 +1589,12 @@ void check_everything(Run& run, const std::string& setup_error) {
                                " (wanted " + std::to_string(call.action.expect) + "): " + call.error);
       }
     }
-    c.figures = with_commas(run.chaos.size()) + " calls: " + std::to_string(n[Action::add_toxic]) +
-                " toxics added, " + std::to_string(n[Action::update_toxic]) + " updated, " +
+    c.figures = with_commas(run.chaos.size() -
+                            static_cast<std::size_t>(std::count_if(
+                                run.chaos.begin(), run.chaos.end(),
+                                [](const ChaosCall& k) { return is_process_fault(k.action.kind); }))) +
+                " calls: " + std::to_string(n[Action::add_toxic]) + " toxics added, " +
+                std::to_string(n[Action::update_toxic]) + " updated, " +
                 std::to_string(n[Action::remove_toxic]) + " removed, " + std::to_string(n[Action::disable]) +
                 " outages, " + std::to_string(n[Action::enable]) + " recoveries, " +
                 std::to_string(n[Action::reset]) + " resets/checks; " + std::to_string(bad) + " unexpected";
@@ -1087,11 +1677,34 @@ int main(int argc, char** argv) {
   run.calm_at = std::max<milliseconds>(run.duration / 4, std::min<milliseconds>(30s, run.duration / 2));
   for (const auto& [name, pid] : run.o.pids)
     run.procs.push_back(Proc{name, pid, {}, {}, {}, {}});
+  if (run.o.ha) {
+    // Every process of the HA stack, by its pid file; memory is judged for those that keep state
+    // only in memory by design of this project (not the Redis and MariaDB servers).
+    std::error_code ec;
+    std::vector<std::string> names;
+    for (const auto& f : std::filesystem::directory_iterator(run.o.stack_dir + "/pids", ec))
+      if (f.path().extension() == ".pid") names.push_back(f.path().stem().string());
+    std::sort(names.begin(), names.end());
+    for (const auto& name : names) {
+      if (proc_named(run, name)) continue;
+      Proc p{name, recorded_pid(run, name), {}, {}, {}, {}};
+      p.memory = name == "faultproxy" || name == "haproxy" || name.rfind("user-service", 0) == 0;
+      run.procs.push_back(std::move(p));
+    }
+    run.cache_nodes = nodes_of(run.o, "redis-");
+  } else {
+    run.cache_nodes = {{"master", run.o.redis_master_port}, {"replica", run.o.redis_replica_port}};
+  }
   if (!run.o.chaos_log.empty()) run.chaos_log.open(run.o.chaos_log);
 
   PlanOptions po;
   po.duration = run.duration;
   po.calm_at = run.calm_at;
+  if (run.o.ha) {
+    po.proxies.assign(std::begin(kHaProxies), std::end(kHaProxies));
+    po.process_faults = true;
+    po.instances = static_cast<int>(nodes_of(run.o, "user-service-").size());
+  }
   std::vector<Action> plan = run.o.chaos ? make_plan(run.o.seed, po) : std::vector<Action>{};
 
   const std::string replay =
@@ -1116,15 +1729,17 @@ int main(int argc, char** argv) {
     failed += i.ok ? 0 : 1;
   if (failed != 0 && !run.o.history_file.empty()) {
     std::ofstream h(run.o.history_file);
-    h << "# op\tid\tseq\tstatus\tsent_ms\tdone_ms\tsource\tstale\tshort_circuit\treason\n";
+    h << "# op\tid\tseq\tstatus\tsent_ms\tdone_ms\tsource\tstale\tshort_circuit\treason\tserved_by\n";
     for (const Record& r : run.history.records()) {
       h << op_name(r.op) << '\t' << run.history.ids()[r.id] << '\t' << r.state << '\t'
         << status_name(r.status) << '\t' << static_cast<double>(r.sent_us) / 1000.0 << '\t'
         << static_cast<double>(r.done_us) / 1000.0 << '\t'
-        << (r.source == Source::cache    ? "cache"
-            : r.source == Source::origin ? "origin"
-                                         : "-")
-        << '\t' << r.stale << '\t' << r.short_circuit << '\t' << run.history.reason_text(r.reason) << '\n';
+        << (r.source == Source::cache            ? "cache"
+            : r.source == Source::origin         ? "origin"
+            : r.source == Source::origin_replica ? "origin-replica"
+                                                 : "-")
+        << '\t' << r.stale << '\t' << r.short_circuit << '\t' << run.history.reason_text(r.reason) << '\t'
+        << (r.served_by ? run.history.reason_text(r.served_by) : "-") << '\n';
     }
   }
   if (!run.o.summary_file.empty()) {

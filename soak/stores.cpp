@@ -4,6 +4,8 @@
 #include <mysql.h>
 #include <sys/time.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -159,6 +161,79 @@ std::string peek_redis(int port, const std::string& prefix, const std::string& i
   }
   if (t->type == REDIS_REPLY_STRING) out += (out.empty() ? "" : " + ") + std::string("tombstone v") + t->str;
   return out.empty() ? "nothing" : out;
+}
+
+std::optional<bool> mariadb_read_only(int port, int timeout_ms) {
+  MYSQL* db = mysql_init(nullptr);
+  if (db == nullptr) return std::nullopt;
+  const std::unique_ptr<MYSQL, decltype(&mysql_close)> guard(db, &mysql_close);
+  const unsigned timeout_s = static_cast<unsigned>(std::max(1, timeout_ms / 1000));
+  mysql_options(db, MYSQL_OPT_CONNECT_TIMEOUT, &timeout_s);
+  mysql_options(db, MYSQL_OPT_READ_TIMEOUT, &timeout_s);
+  mysql_options(db, MYSQL_OPT_WRITE_TIMEOUT, &timeout_s);
+  if (mysql_real_connect(db, "127.0.0.1", "root", "", nullptr, static_cast<unsigned>(port), nullptr, 0) ==
+      nullptr)
+    return std::nullopt;
+  if (mysql_query(db, "SELECT @@read_only") != 0) return std::nullopt;
+  MYSQL_RES* res = mysql_store_result(db);
+  if (res == nullptr) return std::nullopt;
+  const std::unique_ptr<MYSQL_RES, decltype(&mysql_free_result)> res_guard(res, &mysql_free_result);
+  MYSQL_ROW row = mysql_fetch_row(res);
+  if (row == nullptr || row[0] == nullptr) return std::nullopt;
+  return std::string(row[0]) != "0";
+}
+
+std::optional<RedisRole> redis_role(int port, int timeout_ms) {
+  const timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  redisContext* c = redisConnectWithTimeout("127.0.0.1", port, tv);
+  if (c == nullptr || c->err) {
+    if (c) redisFree(c);
+    return std::nullopt;
+  }
+  const std::unique_ptr<redisContext, decltype(&redisFree)> guard(c, &redisFree);
+  redisSetTimeout(c, tv);
+  Reply r = command(c, {"ROLE"});
+  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->element[0]->type != REDIS_REPLY_STRING)
+    return std::nullopt;
+  RedisRole role;
+  role.role.assign(r->element[0]->str, r->element[0]->len);
+  if (role.role == "master" && r->elements >= 3 && r->element[2]->type == REDIS_REPLY_ARRAY)
+    role.replicas = r->element[2]->elements;
+  return role;
+}
+
+std::optional<std::string> sentinel_master(int port, const std::string& master_name, int timeout_ms) {
+  const timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  redisContext* c = redisConnectWithTimeout("127.0.0.1", port, tv);
+  if (c == nullptr || c->err) {
+    if (c) redisFree(c);
+    return std::nullopt;
+  }
+  const std::unique_ptr<redisContext, decltype(&redisFree)> guard(c, &redisFree);
+  redisSetTimeout(c, tv);
+  Reply r = command(c, {"SENTINEL", "GET-MASTER-ADDR-BY-NAME", master_name});
+  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+      r->element[1]->type != REDIS_REPLY_STRING)
+    return std::nullopt;
+  return std::string(r->element[0]->str, r->element[0]->len) + ":" +
+         std::string(r->element[1]->str, r->element[1]->len);
+}
+
+bool process_stopped(pid_t pid) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  std::error_code ec;
+  std::size_t tasks = 0;
+  for (const auto& t : std::filesystem::directory_iterator(dir, ec)) {
+    std::ifstream stat(t.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    const auto paren = line.rfind(')');
+    if (paren == std::string::npos || paren + 2 >= line.size()) return false;
+    const char state = line[paren + 2];
+    if (state != 'T' && state != 't') return false;
+    ++tasks;
+  }
+  return tasks > 0;
 }
 
 bool process_alive(pid_t pid) {

@@ -46,7 +46,25 @@ std::optional<CacheSnapshot> read_redis(int port, const std::string& prefix, std
 // "nothing", or the error), for a diagnosis taken the moment something looks wrong.
 std::string peek_redis(int port, const std::string& prefix, const std::string& id);
 
+// HA: a MariaDB node's @@read_only (false: the primary), std::nullopt if it does not answer within
+// `timeout_ms`.
+std::optional<bool> mariadb_read_only(int port, int timeout_ms = 1000);
+
+// HA: a Redis node's ROLE: "master" (with its number of connected replicas) or "slave";
+// std::nullopt if it does not answer within `timeout_ms` (stopped, killed).
+struct RedisRole {
+  std::string role;
+  std::size_t replicas = 0;
+};
+std::optional<RedisRole> redis_role(int port, int timeout_ms = 300);
+
+// HA: what a Sentinel says the master of `master_name` is ("host:port"), std::nullopt if it does not
+// answer within `timeout_ms`.
+std::optional<std::string> sentinel_master(int port, const std::string& master_name, int timeout_ms = 300);
+
 bool process_alive(pid_t pid);
+// Every thread of the process stopped (state T): a SIGSTOP has taken effect.
+bool process_stopped(pid_t pid);
 std::optional<std::uint64_t> rss_kib(pid_t pid);
 
 }  // namespace soak
