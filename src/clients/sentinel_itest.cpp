@@ -271,7 +271,7 @@ TEST_F(SentinelDiscoveryTest, TwoOfThreeSentinelsDownStillResolvesThroughTheThir
   Sentinel running(io_.get_executor(), s);
   running.start();
   run(io_, [&]() -> asio::awaitable<void> { EXPECT_TRUE(co_await running.wait_master(5s)); });
-  const auto generation = running.topology().generation;
+  const auto master_changes = running.status().counters.master_changes;
 
   c.sentinels[0].kill();
   c.sentinels[1].kill();
@@ -295,7 +295,9 @@ TEST_F(SentinelDiscoveryTest, TwoOfThreeSentinelsDownStillResolvesThroughTheThir
     EXPECT_TRUE(st.sentinels[2].subscribed);
     EXPECT_EQ(st.topology.master, local(c.master->port()));
   }
-  EXPECT_EQ(running.topology().generation, generation) << "the view did not change";
+  // The master stayed (the replicas in the view may still be filling in: Sentinel learns them from
+  // the master's INFO, so the view's generation may move).
+  EXPECT_EQ(running.status().counters.master_changes, master_changes) << "the master did not change";
   c.sentinels[0].restart();
   c.sentinels[1].restart();
 }
