@@ -111,11 +111,14 @@ void Api::count(Route route, Method method, unsigned status, Source source, Cloc
 }
 
 asio::awaitable<Response> Api::handle(Request& req, const RequestInfo& info) {
-  // The deadline runs from when the request arrived: from when the load balancer received it, if it
-  // says (X-Request-Start), since a request can wait in a stopped process's socket for longer than
-  // its deadline, and must then not be executed after the balancer gave up on it.
+  // The deadline runs from when the request arrived. For a write, from when the load balancer
+  // received it, if it says (X-Request-Start): a write can wait in a stopped process's socket past
+  // its deadline, the balancer answer 504 meanwhile and the client write again; executed on waking,
+  // the old write would land after the newer one. (Reads keep their own arrival time: the balancer
+  // may retry a read elsewhere, with the header of its first attempt.)
   Deadline deadline{info.received + config_.request_deadline};
-  if (const auto it = req.find("X-Request-Start"); it != req.end()) {
+  const bool write = req.method() == bhttp::verb::put || req.method() == bhttp::verb::delete_;
+  if (const auto it = req.find("X-Request-Start"); write && it != req.end()) {
     if (const auto at = parse_request_start(it->value())) {
       const auto waited = std::chrono::system_clock::now() - *at;
       if (waited > Clock::duration::zero())
