@@ -51,7 +51,7 @@ Feature: Failures of the HA topology
   Scenario: The instance holding the cache feed is stopped with SIGSTOP
     When the cache feed's lease holder is stopped with SIGSTOP under load
     Then another instance holds the cache feed within twice its lease
-    And for 3 s every request through HAProxy is answered within HAProxy's server timeout and a request deadline, writes to the stopped one before HAProxy takes it out with 504, none by it after 2 s
+    And for 3 s every request through HAProxy is answered within HAProxy's server timeout and a request deadline, writes to the stopped one before HAProxy takes it out with 503, none by it after 2 s
     When the stopped instance is continued with SIGCONT
     Then exactly one instance holds the cache feed, and the continued one serves the last write within 1 s
 

@@ -558,16 +558,16 @@ Then('another instance holds the cache feed within twice its lease', async funct
 });
 
 // HAProxy retries a read that timed out on another instance, but a write only when nothing was sent
-// (a connection failure): a write that reached the stopped instance gets HAProxy's 504 (its outcome
-// unknown) until the health check takes the instance out, and the instance, once continued, must not
+// (a connection failure) or died with it: a write that reached the stopped instance gets HAProxy's 503 (its
+// time-out answer) until the health check takes the instance out, and the instance, once continued, must not
 // execute it (X-Request-Start: the next step checks the last acknowledged write is what it serves).
-Then('for {int} s every request through HAProxy is answered within HAProxy\'s server timeout and a request deadline, writes to the stopped one before HAProxy takes it out with 504, none by it after {int} s', async function (seconds, after) {
+Then('for {int} s every request through HAProxy is answered within HAProxy\'s server timeout and a request deadline, writes to the stopped one before HAProxy takes it out with 503, none by it after {int} s', async function (seconds, after) {
   const until = this.faultAt + seconds * 1000;
   await pollUntil(async () => performance.now() > until, { withinMs: seconds * 1000 + 1000, everyMs: 50 });
   await this.load.halt();
   const all = [...this.load.reads, ...this.load.writes].filter(({ end }) => end >= this.faultAt);
   const writes = new Set(this.load.writes);
-  const unknownOutcome = ({ at, a }, w) => w && a.status === 504 && at < this.faultAt + after * 1000;
+  const unknownOutcome = ({ at, a }, w) => w && a.status === 503 && at < this.faultAt + after * 1000;
   const bad = all.filter((r) => ((r.a.status !== 200 && r.a.status !== 201) && !unknownOutcome(r, writes.has(r))) ||
     r.a.ms > bounds(this).haproxyRetry);
   assert.that(bad.length === 0, () => `${bad.length} of ${all.length} requests failed or were slow:\n${bad.slice(0, 5).map(({ a }) => `  ${describe(a)}`).join('\n')}`);
