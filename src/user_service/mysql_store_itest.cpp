@@ -115,6 +115,9 @@ TEST_F(MysqlStoreITest, AFencedPrimaryTakesNoWriteAndThePromotedReplicaDoesAtThe
 TEST_F(MysqlStoreITest, WithThePrimaryGoneReplicaReadsStillAnswer) {
   ASSERT_TRUE(Probe());
   ASSERT_TRUE(Run(store_->put("u-2", "Dee", D())).ok());
+  // Received by the replica, as semi-synchronous replication makes sure before acknowledging (this
+  // pair replicates asynchronously: without the wait, the kill could beat the write to the replica).
+  replica_->wait_gtid(primary_->gtid_binlog_pos());
   primary_->kill();
   auto r = Run(store_->get_from_replica("u-2", D()));
   ASSERT_TRUE(r.ok()) << r.message;
