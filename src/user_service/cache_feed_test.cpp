@@ -26,7 +26,10 @@ struct Instance {
         source(io.get_executor()),
         feed(io.get_executor(), {.owner = std::move(owner), .lease_ttl = 200ms, .batch = 64}, source, cache,
              master, r) {
-    master.set_probe([&cache](Deadline d) { return cache.ping(CacheNode::master, d); });
+    master.set_probe([&cache](Deadline d) -> asio::awaitable<Outcome<Done>> {
+      auto pong = co_await cache.ping(CacheNode::master, d);
+      co_return pong.ok() ? Outcome<Done>::success({}) : Outcome<Done>::fail(pong.failure, pong.message);
+    });
   }
   Endpoint master;
   fakes::FakeChangeSource source;

@@ -55,6 +55,7 @@ const std::vector<Key>& keys() {
       {"redis.connect_timeout_ms", [](Config& c) -> Target { return &c.redis.connect_timeout; }, 1, 60'000},
       {"redis.reconnect_min_ms", [](Config& c) -> Target { return &c.redis.reconnect_min; }, 1, 60'000},
       {"redis.reconnect_max_ms", [](Config& c) -> Target { return &c.redis.reconnect_max; }, 1, 60'000},
+      {"redis.replica_max_lag_ms", [](Config& c) -> Target { return &c.redis.replica_max_lag; }, 0, 60'000},
       {"redis.key_prefix", [](Config& c) -> Target { return &c.redis.key_prefix; }},
       {"redis.ttl_s", [](Config& c) -> Target { return &c.redis.ttl; }, 1, 365ull * 24 * 3600},
       {"mysql.host", [](Config& c) -> Target { return &c.mysql.host; }},

@@ -44,6 +44,7 @@ struct RedisConfig {
   Millis connect_timeout{100};      // one connection attempt
   Millis reconnect_min{50};         // backoff between connection attempts: from min, doubling,
   Millis reconnect_max{400};        // up to max, with jitter; max < 1 s so a return is seen within 1 s
+  Millis replica_max_lag{1000};     // the replica serves reads only while provably this close to the master
   std::string key_prefix = "user:";
   std::chrono::seconds ttl{3600};  // of every entry and tombstone
 };

@@ -156,6 +156,11 @@ class FakeCache : public CachePort {
     master.entries[id] = e;
     if (replicate) replica.entries[id] = e;
   }
+  // The replica receives everything the master has (after `replicate = false`).
+  void catch_up() {
+    replica.entries = master.entries;
+    replica_offset = master_offset;
+  }
 
   boost::asio::awaitable<Outcome<std::optional<CacheEntry>>> get(CacheNode n, std::string_view id,
                                                                  Deadline d) override {
@@ -181,21 +186,31 @@ class FakeCache : public CachePort {
     const auto it = master.entries.find(key);
     if (it != master.entries.end() && !supersedes(entry, it->second)) co_return Outcome<bool>::success(false);
     master.entries[key] = entry;
-    if (replicate) replica.entries[key] = entry;
+    ++master_offset;
+    if (replicate) {
+      replica.entries[key] = entry;
+      replica_offset = master_offset;
+    }
     co_return Outcome<bool>::success(true);
   }
-  boost::asio::awaitable<Outcome<Done>> ping(CacheNode n, Deadline d) override {
+  // Replication offsets: the master's counts its updates; the replica's follows while `replicate`.
+  boost::asio::awaitable<Outcome<CacheProbe>> ping(CacheNode n, Deadline d) override {
     std::string m;
     if (auto f = co_await simulate(ex_, node(n).behaviour, d, m); f != Failure::none)
-      co_return Outcome<Done>::fail(f, m);
-    co_return Outcome<Done>::success({});
+      co_return Outcome<CacheProbe>::fail(f, m);
+    co_return Outcome<CacheProbe>::success({n == CacheNode::master ? master_offset : replica_offset});
   }
+  std::uint64_t master_offset = 0, replica_offset = 0;
   boost::asio::awaitable<Outcome<std::uint64_t>> invalidate_values_step(std::uint64_t, Deadline d) override {
     std::string m;
     if (auto f = co_await simulate(ex_, master.behaviour, d, m); f != Failure::none)
       co_return Outcome<std::uint64_t>::fail(f, m);
     std::erase_if(master.entries, [](const auto& kv) { return !kv.second.tombstone; });
-    if (replicate) std::erase_if(replica.entries, [](const auto& kv) { return !kv.second.tombstone; });
+    ++master_offset;
+    if (replicate) {
+      std::erase_if(replica.entries, [](const auto& kv) { return !kv.second.tombstone; });
+      replica_offset = master_offset;
+    }
     ++invalidations;
     co_return Outcome<std::uint64_t>::success(0);
   }

@@ -125,6 +125,11 @@ struct CacheEntry {
   std::string name;  // empty for tombstones
 };
 
+// What a cache node's probe learned.
+struct CacheProbe {
+  std::optional<std::uint64_t> replication_offset;
+};
+
 class CachePort {
  public:
   virtual ~CachePort() = default;
@@ -138,7 +143,9 @@ class CachePort {
   // replaced. Idempotent, so a call whose outcome is unknown (timeout) can be repeated safely.
   virtual boost::asio::awaitable<Outcome<bool>> store_if_newer(std::string_view id, const CacheEntry& entry,
                                                                Deadline d) = 0;
-  virtual boost::asio::awaitable<Outcome<Done>> ping(CacheNode node, Deadline d) = 0;
+  // The health probe's round trip: the node's role, and its replication offset when it reports one
+  // (the master's, or how much of its master's stream a replica has applied: replica_freshness.h).
+  virtual boost::asio::awaitable<Outcome<CacheProbe>> ping(CacheNode node, Deadline d) = 0;
   // One step of removing every value entry (tombstones stay) from the master: scans from `cursor`
   // and returns the next cursor, 0 when the scan is complete. Used after the repair queue overflowed.
   virtual boost::asio::awaitable<Outcome<std::uint64_t>> invalidate_values_step(std::uint64_t cursor,

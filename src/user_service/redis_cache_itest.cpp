@@ -181,6 +181,30 @@ TEST_F(RedisCacheITest, ReplicaReadsAndPing) {
   EXPECT_TRUE(Run(cache_->ping(CacheNode::replica, D())).ok());
 }
 
+// The probes report replication offsets that show whether the replica holds what the master held
+// (replica_freshness.h): after a write the master's offset moves ahead, and the replica reaches it.
+TEST_F(RedisCacheITest, ProbesReportComparableReplicationOffsets) {
+  const auto before = Run(cache_->ping(CacheNode::master, D()));
+  ASSERT_TRUE(before.ok()) << before.message;
+  ASSERT_TRUE(before.value.replication_offset);
+  EXPECT_TRUE(Store("offset", {1, false, "Olga"}));
+  const auto after = Run(cache_->ping(CacheNode::master, D()));
+  ASSERT_TRUE(after.ok() && after.value.replication_offset);
+  EXPECT_GT(*after.value.replication_offset, *before.value.replication_offset);
+  std::uint64_t replica = 0;
+  for (int i = 0; i < 200 && replica < *after.value.replication_offset; ++i) {
+    const auto r = Run(cache_->ping(CacheNode::replica, D()));
+    ASSERT_TRUE(r.ok()) << r.message;
+    ASSERT_TRUE(r.value.replication_offset);
+    replica = *r.value.replication_offset;
+    if (replica < *after.value.replication_offset) io_.run_for(10ms);
+  }
+  EXPECT_GE(replica, *after.value.replication_offset);
+  const auto e = Get("offset", CacheNode::replica);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->name, "Olga");
+}
+
 TEST_F(RedisCacheITest, InvalidationRemovesValuesAndKeepsTombstones) {
   for (int i = 0; i < 1200; ++i)
     master_->command("HSET user:inv-" + std::to_string(i) + " name n version 1");

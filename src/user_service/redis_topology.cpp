@@ -45,8 +45,9 @@ RedisTopology::RedisTopology(boost::asio::any_io_executor executor, const Config
     sentinel_ = std::make_unique<redis::Sentinel>(executor, sentinel_settings(config));
 }
 
-void RedisTopology::start(std::function<void()> on_master_changed) {
+void RedisTopology::start(std::function<void()> on_master_changed, std::function<void()> on_replica_changed) {
   on_master_changed_ = std::move(on_master_changed);
+  on_replica_changed_ = std::move(on_replica_changed);
   if (!sentinel_) {
     master_.start();
     replica_.start();
@@ -69,7 +70,7 @@ void RedisTopology::adopt(const redis::Topology& t) {
   } else if (!t.replicas.empty()) {
     replica = t.replicas.front();
   }
-  replica_.retarget(replica.host, replica.port);
+  const bool replica_moved = replica_.retarget(replica.host, replica.port);
   if (moved || !clients_started_) {
     common::log::info("Redis topology", {{"master", t.master->to_string()},
                                          {"replica", replica.to_string()},
@@ -81,6 +82,7 @@ void RedisTopology::adopt(const redis::Topology& t) {
     clients_started_ = true;
   }
   if (moved && on_master_changed_) on_master_changed_();
+  if (replica_moved && !moved && on_replica_changed_) on_replica_changed_();
 }
 
 void RedisTopology::stop() {

@@ -48,11 +48,16 @@ Service::Service(asio::any_io_executor executor, const Config& config, UserStore
       redis_replica_("redis-replica", config.redis.call_deadline, config.resilience.breaker_failures,
                      registry),
       ledger_(config.cache.repair_queue_capacity, config.cache.recent_writes_capacity,
-              config.cache.recent_writes_window, config.cache.replica_lag_window) {
+              config.cache.recent_writes_window, config.cache.replica_lag_window),
+      replica_freshness_(config.redis.replica_max_lag) {
   mysql_.set_probe([this](Deadline d) { return store_.probe(d); });
   if (mysql_replica_) mysql_replica_->set_probe([this](Deadline d) { return store_.probe_replica(d); });
-  redis_master_.set_probe([this](Deadline d) { return cache_.ping(CacheNode::master, d); });
-  redis_replica_.set_probe([this](Deadline d) { return cache_.ping(CacheNode::replica, d); });
+  redis_master_.set_probe([this](Deadline d) { return probe_cache(CacheNode::master, d); });
+  redis_replica_.set_probe([this](Deadline d) { return probe_cache(CacheNode::replica, d); });
+  replica_behind_ = &registry.counter(
+      "user_service_cache_replica_behind_total",
+      "Replica answers not served (MariaDB asked instead) because the replica could not be shown to hold "
+      "what the master held within redis.replica_max_lag_ms.");
   stale_detected_ =
       &registry.counter("user_service_cache_known_stale_total",
                         "Cache entries not served because this instance knows a newer version.");
@@ -106,6 +111,9 @@ Service::Service(asio::any_io_executor executor, const Config& config, UserStore
     w.gauge("user_service_cache_replica_untrusted",
             "1 while replica entries are not trusted (after an invalidation, for the replica lag window).",
             {}, ledger_.replica_untrusted() ? 1 : 0);
+    w.gauge("user_service_cache_replica_current",
+            "1 while the Redis replica is shown to hold what the master held within redis.replica_max_lag_ms.",
+            {}, replica_freshness_.current(Clock::now()) ? 1 : 0);
     w.gauge("user_service_cache_untrusted", "1 while cached entries are not trusted (after an overflow).", {},
             ledger_.untrusted() ? 1 : 0);
     w.gauge("user_service_cache_refreshes_pending", "Ids to re-read after a write whose outcome was unknown.",
@@ -152,6 +160,13 @@ asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline dead
     if (got.failure == Failure::desync) break;
     if (!got.ok()) continue;
     if (replica && got.value) ledger_.replica_caught_up(id, *got.value);
+    // A replica not shown to be close to the master may miss any recent write, this instance's or
+    // another's (replica_freshness.h): its entry is kept only for when MariaDB cannot answer either.
+    if (replica && !replica_freshness_.current(Clock::now())) {
+      replica_behind_->inc();
+      if (got.value && !got.value->tombstone) stale = std::move(got.value);
+      break;
+    }
     if (got.value && !got.value->tombstone) {
       const bool known_stale = ledger_.known_stale(id, *got.value, replica) ||
                                (known_before && supersedes(*known_before, *got.value));
@@ -384,7 +399,23 @@ void Service::wake_repairer() {
   if (repair_timer_) repair_timer_->cancel();
 }
 
+asio::awaitable<Outcome<Done>> Service::probe_cache(CacheNode node, Deadline d) {
+  auto r = co_await cache_.ping(node, d);
+  if (!r.ok()) co_return Outcome<Done>::fail(r.failure, std::move(r.message), r.effect);
+  if (const auto offset = r.value.replication_offset) {
+    if (node == CacheNode::master) {
+      replica_freshness_.master_offset(*offset, Clock::now());
+    } else {
+      replica_freshness_.replica_offset(*offset, Clock::now());
+    }
+  }
+  co_return Outcome<Done>::success({});
+}
+
+void Service::replica_changed() { replica_freshness_.forget(); }
+
 void Service::master_changed() {
+  replica_freshness_.forget();
   // The prober of the master (second in endpoints() order after the MariaDB ones) runs at once.
   const auto all = endpoints();
   for (std::size_t i = 0; i < all.size(); ++i)

@@ -30,6 +30,7 @@
 
 #include "common/metrics.h"
 #include "user_service/cache_ledger.h"
+#include "user_service/replica_freshness.h"
 #include "user_service/config.h"
 #include "user_service/endpoint.h"
 #include "user_service/ports.h"
@@ -90,6 +91,9 @@ class Service {
   void set_topology_json(std::function<std::string()> f) { topology_json_ = std::move(f); }
   // Wakes the prober of the Redis master (after the topology changed: a new master is used at once).
   void master_changed();
+  // Another node plays the Redis replica: what the probes showed of the previous one no longer holds.
+  void replica_changed();
+  const ReplicaFreshness& replica_freshness() const { return replica_freshness_; }
   const CacheLedger& ledger() const { return ledger_; }
   std::size_t uncertain_writes() const { return uncertain_.size(); }
 
@@ -103,6 +107,7 @@ class Service {
   void spawn_fill(std::string_view id, CacheEntry entry);
   boost::asio::awaitable<void> fill(std::string id, CacheEntry entry);
   boost::asio::awaitable<void> probe_loop(Endpoint& endpoint, boost::asio::steady_timer& timer);
+  boost::asio::awaitable<Outcome<Done>> probe_cache(CacheNode node, Deadline d);
   boost::asio::awaitable<void> repair_loop();
   boost::asio::awaitable<void> invalidate_all();
   void wake_repairer();
@@ -119,6 +124,7 @@ class Service {
   Endpoint redis_master_;
   Endpoint redis_replica_;
   CacheLedger ledger_;
+  ReplicaFreshness replica_freshness_;
   bool running_ = false;
   std::size_t loops_running_ = 0;
   std::size_t background_ = 0;                                            // fills in flight
@@ -130,6 +136,7 @@ class Service {
 
   common::metrics::Counter* stale_detected_ = nullptr;
   common::metrics::Counter* stale_served_ = nullptr;
+  common::metrics::Counter* replica_behind_ = nullptr;
   common::metrics::Counter* fills_ = nullptr;
   common::metrics::Counter* fills_skipped_ = nullptr;
   common::metrics::Counter* repairs_applied_ = nullptr;
