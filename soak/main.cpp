@@ -623,16 +623,35 @@ asio::awaitable<void> master_watch(Run& run, std::string lost, std::string was, 
   int lost_port = 0;
   for (const auto& [name, port] : nodes_of(run.o, "redis-"))
     if (name == lost) lost_port = port;
+  bool back = false;
   while (found.empty() && Clock::now() < give_up) {
     co_await sleep_for(50ms);
     if (const std::string now = sentinels_master(run); !now.empty() && now != was) {
       found = "the Sentinels announce " + now;
     } else if (run.fault_target != lost) {
-      if (const auto role = redis_role(lost_port, 200); role && role->role == "master")
+      if (const auto role = redis_role(lost_port, 200); role && role->role == "master") {
         found = lost + " (back) answers ROLE master";
+        back = true;
+      }
     }
   }
-  run.no_master.emplace_back(from_us, run.us(Clock::now()));
+  std::int64_t to_us = run.us(Clock::now());
+  if (back) {
+    // Sentinels that had begun a failover finish it though the node is back (within their
+    // failover-timeout, 3 s, stack/ha/sentinel.conf): the instances then move to the promoted node,
+    // which lacks what the returned one took meanwhile until the feed replays it. The window ends
+    // at that switch.
+    const auto until = Clock::now() + 3s;
+    while (Clock::now() < until && !run.stop) {
+      co_await sleep_for(50ms);
+      if (const std::string now = sentinels_master(run); !now.empty() && now != was) {
+        to_us = run.us(Clock::now());
+        found += ", then the Sentinels announce " + now + " (the failover they had begun)";
+        break;
+      }
+    }
+  }
+  run.no_master.emplace_back(from_us, to_us);
   if (run.chaos_log.is_open())
     run.chaos_log << run.ms_now() << " ms  (no Redis master reachable since " << from_us / 1000 << " ms; now "
                   << (found.empty() ? std::string("none after 60 s") : found) << ")\n";
