@@ -96,12 +96,19 @@ void RedisTopology::refresh() {
 }
 
 std::string RedisTopology::to_json() const {
-  const auto address = [](const redis::Client& c) {
-    return c.settings().host + ":" + std::to_string(c.settings().port);
+  // Addresses as the configuration writes them ("[::1]:6379" for IPv6), JSON-escaped: a host comes
+  // from a Sentinel's answer.
+  const auto address = [](std::string& out, const redis::Client& c) {
+    out += '"';
+    common::log::append_json_escaped(out, HostPort{c.settings().host, c.settings().port}.to_string());
+    out += '"';
   };
   std::string out = "{\"sentinel\":";
   out += sentinel_ ? "true" : "false";
-  out += ",\"master\":\"" + address(master_) + "\",\"replica\":\"" + address(replica_) + "\"";
+  out += ",\"master\":";
+  address(out, master_);
+  out += ",\"replica\":";
+  address(out, replica_);
   if (sentinel_) {
     const auto st = sentinel_->status();
     out += ",\"master_changes\":" + std::to_string(st.counters.master_changes);
