@@ -2,6 +2,7 @@
 // master (coalesced per id, newest wins), stores its position beside the lease, and another instance
 // takes over from that position when the holder stops or can no longer read the binlog.
 #include "user_service/cache_feed.h"
+#include "testing/event_loop.h"
 
 #include <gtest/gtest.h>
 
@@ -42,22 +43,12 @@ class CacheFeedTest : public ::testing::Test {
     for (auto* i : {a_.get(), b_.get()})
       if (i) Run(i->feed.stop());
   }
-  void Run(asio::awaitable<void> a) {
-    auto f = asio::co_spawn(io_, std::move(a), asio::use_future);
-    while (f.wait_for(0s) != std::future_status::ready)
-      io_.run_one_for(10ms);
-    f.get();
-  }
+  void Run(asio::awaitable<void> a) { testing_support::run(io_, std::move(a)); }
   void Probe(Endpoint& e) {
     Run([&]() -> asio::awaitable<void> { co_await e.probe(); }());
   }
   bool WaitFor(const std::function<bool()>& cond, Clock::duration limit) {
-    const auto end = Clock::now() + limit;
-    while (!cond()) {
-      if (Clock::now() > end) return false;
-      io_.run_one_for(5ms);
-    }
-    return true;
+    return testing_support::wait_for(io_, cond, limit);
   }
   std::unique_ptr<Instance> StartInstance(std::string owner) {
     auto i = std::make_unique<Instance>(io_, std::move(owner), cache_, registry_);

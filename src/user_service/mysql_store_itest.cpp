@@ -10,6 +10,7 @@
 
 #include "testing/servers.h"
 #include "user_service/mysql_store.h"
+#include "testing/event_loop.h"
 
 namespace user_service {
 namespace {
@@ -55,10 +56,7 @@ class MysqlStoreITest : public ::testing::Test {
 
   template <typename T>
   T Run(asio::awaitable<T> a) {
-    auto f = asio::co_spawn(io_, std::move(a), asio::use_future);
-    while (f.wait_for(0s) != std::future_status::ready)
-      io_.run_one_for(10ms);
-    return f.get();
+    return testing_support::run(io_, std::move(a));
   }
   Deadline D() { return Deadline::after(2s); }
   // One prober round (the service runs one every probe interval).
@@ -77,7 +75,10 @@ TEST_F(MysqlStoreITest, WritesGoToTheWritableEndpointAndReplicaReadsSeeThem) {
   EXPECT_EQ(store_->primary(), 1);
   EXPECT_EQ(store_->replica(), 0);
   ASSERT_TRUE(Run(store_->put("u-1", "Ann", D())).ok());
-  // Right after the acknowledgement, from the replica: it first applies what it received.
+  // The test pair replicates asynchronously: wait for what semi-sync guarantees at the
+  // acknowledgement (the replica received the write), not for it to be applied.
+  replica_->wait_received(primary_->gtid_binlog_pos());
+  // From the replica: it first applies what it received.
   auto r = Run(store_->get_from_replica("u-1", D()));
   ASSERT_TRUE(r.ok()) << r.message;
   ASSERT_TRUE(r.value.has_value());

@@ -10,6 +10,7 @@
 
 #include "testing/servers.h"
 #include "user_service/cache_ledger.h"
+#include "testing/event_loop.h"
 #include "user_service/redis_cache.h"
 
 namespace user_service {
@@ -65,10 +66,7 @@ class RedisCacheITest : public ::testing::Test {
 
   template <typename T>
   T Run(asio::awaitable<T> a) {
-    auto f = asio::co_spawn(io_, std::move(a), asio::use_future);
-    while (f.wait_for(0s) != std::future_status::ready)
-      io_.run_one_for(10ms);
-    return f.get();
+    return testing_support::run(io_, std::move(a));
   }
   Deadline D() { return Deadline::after(1s); }
   bool Store(const std::string& id, CacheEntry e) {

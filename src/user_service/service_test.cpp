@@ -2,6 +2,7 @@
 // real network, with deadlines shortened so the suite runs in seconds (bounds in the assertions are
 // derived from them, with generous margins for a loaded 2-core machine).
 #include "user_service/service.h"
+#include "testing/event_loop.h"
 
 #include <gtest/gtest.h>
 
@@ -41,31 +42,12 @@ class ServiceTest : public ::testing::Test {
 
   template <typename T>
   T Run(asio::awaitable<T> a) {
-    auto f = asio::co_spawn(io_, std::move(a), asio::use_future);
-    while (f.wait_for(0s) != std::future_status::ready)
-      io_.run_one_for(10ms);
-    return f.get();
+    return testing_support::run(io_, std::move(a));
   }
-  void Run(asio::awaitable<void> a) {
-    auto f = asio::co_spawn(io_, std::move(a), asio::use_future);
-    while (f.wait_for(0s) != std::future_status::ready)
-      io_.run_one_for(10ms);
-    f.get();
-  }
-  // Runs the event loop until `cond` holds; false if it did not within `limit`.
   bool WaitFor(const std::function<bool()>& cond, Clock::duration limit) {
-    const auto end = Clock::now() + limit;
-    while (!cond()) {
-      if (Clock::now() > end) return false;
-      io_.run_one_for(5ms);
-    }
-    return true;
+    return testing_support::wait_for(io_, cond, limit);
   }
-  void Settle(Clock::duration d) {
-    const auto end = Clock::now() + d;
-    while (Clock::now() < end)
-      io_.run_one_for(5ms);
-  }
+  void Settle(Clock::duration d) { testing_support::settle(io_, d); }
 
   Deadline RequestDeadline() const { return Deadline::after(config_.request_deadline); }
   ReadResult Get(const std::string& id) { return Run(service_->get_user(id, RequestDeadline())); }
