@@ -23,7 +23,7 @@ std::vector<std::string> packets(std::string_view s, std::size_t piece, std::siz
       offset += n;
       chunk.remove_prefix(n);
       if (scanner.prefix_now()) {
-        check(scanner.prefix().size() <= capture, "captured beyond the limit");
+        check(scanner.prefix().size() <= capture * 4, "captured beyond the limit");
         if (scanner.prefix().size() == 1 && scanner.prefix()[0] == '\x03') scanner.extend_capture(capture * 4);
       }
       if (scanner.ended()) out.push_back(std::to_string(offset) + ":" + scanner.prefix());

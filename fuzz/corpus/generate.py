@@ -205,6 +205,11 @@ for piece, selector in [(0, 1), (4, 0), (12, 1), (63, 0)]:
 proto("http_parser", 7, 1, "GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x00",
       "HTTP/1.1 101 Switching Protocols\r\n\r\n\x81\x00")
 proto("http_parser", 2, 0, "GET / HTTP/1.0\r\n\r\n", "HTTP/1.0 200 OK\r\n\r\nuntil close")
+# Regressions found by these targets: a command byte that makes the toxic stop interpreting
+# (COM_SLEEP) in the middle of a chunk lost the bytes after it; the response half giving up while
+# a command was half read lost that half.
+seed("mysql_parser", b'\x03\x08\t\x00\x00\x00\x03WELECT 1\x19\x00\x00\x00\x03INSERT INTO t VALUE\x00\x00\x05\x00\x00\x01\x00\x00\x00\x00\x00\x01\x00\x00\x00\x01\n%%\n\x01\x00\x00\x01\x01\x06\x00\x00\x02co\x00\x01\x00\x00\x02p\x01\x00\x00\x03p\x05\x00\x00\x04\xfe\x00\x00\x02\x00\x07\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00', "regression-opaque-mid-chunk")
+proto("resp_parser", 5, 1, "+OK\r\n3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n", "garbage")
 
 # ------------------------------------------------------------------------------------------ write
 for target, files in corpora.items():

@@ -11,11 +11,6 @@ char lower(char c) {
   return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return lower(x) == lower(y);
-         });
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -28,15 +23,12 @@ bool is_token_char(char c) {
   return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
-bool is_token(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), is_token_char);
-}
 
 // True if the comma-separated list `value` holds `token` (case-insensitive).
 bool list_has(std::string_view value, std::string_view token) {
   while (!value.empty()) {
     const auto comma = value.find(',');
-    if (iequals(trim(value.substr(0, comma)), token)) return true;
+    if (http_iequals(trim(value.substr(0, comma)), token)) return true;
     if (comma == std::string_view::npos) break;
     value.remove_prefix(comma + 1);
   }
@@ -64,11 +56,43 @@ bool read_line(std::string_view data, std::size_t& i, std::string& line, bool& o
   return nl != std::string_view::npos;
 }
 
+// Whether `line` (the first line of a head, complete or not, without its LF) can still begin a
+// request (or response): a stream that is not HTTP fails at its first bytes instead of being held
+// while the scanner waits for the end of a head that never comes.
+bool plausible_start(std::string_view line, HttpScanner::Mode mode) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  auto version_prefix = [](std::string_view v) {
+    constexpr std::string_view kVersion = "HTTP/1.";
+    if (v.size() <= kVersion.size()) return kVersion.substr(0, v.size()) == v;
+    return v.substr(0, kVersion.size()) == kVersion && v[kVersion.size()] >= '0' && v[kVersion.size()] <= '9';
+  };
+  if (mode == HttpScanner::Mode::responses) return version_prefix(line.substr(0, 8));
+  std::size_t i = 0;
+  while (i < line.size() && is_token_char(line[i])) ++i;
+  if (i > 32) return false;  // no method is that long
+  if (i == line.size()) return true;
+  if (i == 0 || line[i] != ' ') return false;
+  std::size_t j = i + 1;
+  while (j < line.size() && static_cast<unsigned char>(line[j]) > ' ' && line[j] != 0x7f) ++j;
+  if (j == line.size()) return true;
+  return line[j] == ' ' && version_prefix(line.substr(j + 1));
+}
+
 }  // namespace
+
+bool http_iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return lower(x) == lower(y);
+         });
+}
+
+bool http_is_token(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), is_token_char);
+}
 
 std::optional<std::string_view> HttpHead::header(std::string_view name) const {
   for (const auto& [k, v] : headers)
-    if (iequals(k, name)) return std::string_view(v);
+    if (http_iequals(k, name)) return std::string_view(v);
   return std::nullopt;
 }
 
@@ -92,6 +116,7 @@ bool HttpScanner::parse_head() {
     if (line.empty()) break;  // the end of the head
     if (first) {
       first = false;
+      if (!plausible_start(line, mode_)) return false;  // what a partial line would have failed on
       auto version = [this](std::string_view v) {
         if (v.size() != 8 || v.substr(0, 7) != "HTTP/1." || v[7] < '0' || v[7] > '9') return false;
         head_.minor_version = v[7] - '0';
@@ -104,7 +129,7 @@ bool HttpScanner::parse_head() {
         if (sp2 == std::string_view::npos) return false;
         head_.method = std::string(line.substr(0, sp1));
         head_.target = std::string(line.substr(sp1 + 1, sp2 - sp1 - 1));
-        if (!is_token(head_.method) || head_.target.empty() || !version(line.substr(sp2 + 1))) return false;
+        if (!http_is_token(head_.method) || head_.target.empty() || !version(line.substr(sp2 + 1))) return false;
       } else {
         if (!version(line.substr(0, sp1))) return false;
         const std::string_view code = line.substr(sp1 + 1, 3);
@@ -115,7 +140,7 @@ bool HttpScanner::parse_head() {
       continue;
     }
     const auto colon = line.find(':');
-    if (colon == std::string_view::npos || !is_token(line.substr(0, colon))) return false;
+    if (colon == std::string_view::npos || !http_is_token(line.substr(0, colon))) return false;
     head_.headers.emplace_back(std::string(line.substr(0, colon)), std::string(trim(line.substr(colon + 1))));
   }
   return !first;
@@ -129,7 +154,7 @@ bool HttpScanner::frame_body() {
   auto length_framing = [this](bool until_close_otherwise) {
     if (auto te = head_.header("transfer-encoding")) {
       const auto last = te->rfind(',');
-      if (iequals(trim(last == std::string_view::npos ? *te : te->substr(last + 1)), "chunked")) {
+      if (http_iequals(trim(last == std::string_view::npos ? *te : te->substr(last + 1)), "chunked")) {
         state_ = State::chunk_size;
         line_.clear();
         return true;
@@ -154,17 +179,17 @@ bool HttpScanner::frame_body() {
     return true;
   };
   if (mode_ == Mode::requests) {
-    switch_after_ = iequals(head_.method, "CONNECT") ||
+    switch_after_ = http_iequals(head_.method, "CONNECT") ||
                     (head_.header("upgrade") && list_has(head_.header("connection").value_or(""), "upgrade"));
     return length_framing(false);
   }
   const int s = head_.status;
-  if (s == 101 || (iequals(answering_, "CONNECT") && s >= 200 && s < 300)) {
+  if (s == 101 || (http_iequals(answering_, "CONNECT") && s >= 200 && s < 300)) {
     switch_after_ = true;
     message_done();
     return true;
   }
-  if (s < 200 || s == 204 || s == 304 || iequals(answering_, "HEAD")) {
+  if (s < 200 || s == 204 || s == 304 || http_iequals(answering_, "HEAD")) {
     interim_ = s < 200;
     message_done();
     return true;
@@ -216,7 +241,8 @@ std::size_t HttpScanner::feed(std::string_view data) {
         }
         if (end == std::string::npos) {
           i += take;
-          if (head_buf_.size() > kMaxHead) state_ = State::failed;
+          const std::string_view first_line = std::string_view(head_buf_).substr(0, head_buf_.find('\n'));
+          if (head_buf_.size() > kMaxHead || !plausible_start(first_line, mode_)) state_ = State::failed;
           break;
         }
         i += end - old;

@@ -50,15 +50,6 @@ std::optional<double> header_percentage(const HttpHead& head, std::string_view n
   return d;
 }
 
-bool iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    auto l = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-    if (l(a[i]) != l(b[i])) return false;
-  }
-  return true;
-}
-
 std::string abort_response(int status, std::string_view body, bool head_request, bool close) {
   std::string r = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason_phrase(status)) +
                   "\r\ncontent-length: " + std::to_string(body.size()) + "\r\n";
@@ -106,7 +97,7 @@ class HttpRequest final : public RequestHalf {
 
   bool matches(const HttpHead& head) const {
     const ProtocolSettings& s = settings();
-    if (!s.method.empty() && !iequal(s.method, head.method)) return false;
+    if (!s.method.empty() && !http_iequals(s.method, head.method)) return false;
     if (head.target.compare(0, s.path_prefix.size(), s.path_prefix) != 0) return false;
     if (!s.header_name.empty()) {
       const auto v = head.header(s.header_name);
@@ -149,7 +140,7 @@ class HttpRequest final : public RequestHalf {
     const bool close = !head.keep_alive() || waits_for_continue;
     decide(Action::drop);
     push_slot({.kind = ExchangeSlot::Kind::answered,
-               .answer = abort_response(status, s.body, iequal(head.method, "HEAD"), close),
+               .answer = abort_response(status, s.body, http_iequals(head.method, "HEAD"), close),
                .close_after = close});
     if (close) discard_rest_ = true;
   }

@@ -8,6 +8,8 @@
 // (`DO 0`; `ROLLBACK` for 1213, as MariaDB rolls a deadlocked transaction back) and replaces the
 // stand-in's one-packet answer with the error packet, so the error is in its place whatever the
 // client pipelined before it.
+#include <utility>
+
 #include "faultproxy/mysql_parser.h"
 #include "faultproxy/protocol_stage.h"
 
@@ -167,7 +169,7 @@ class MysqlResponse final : public ResponseHalf {
 
   void restart() override {
     scanner_ = MysqlPacketScanner(5);
-    held_.clear();
+    pass(take_held());  // framing starts afresh after them
     action_ = PacketAction::undecided;
     previous_seq_ = 0xff;
     cut_after_ = false;
@@ -197,6 +199,12 @@ class MysqlResponse final : public ResponseHalf {
       }
     }
   }
+
+  std::string take_held() override {
+    action_ = PacketAction::pass;  // the rest of the packet follows what went before
+    return std::exchange(held_, {});
+  }
+  std::size_t held_bytes() const override { return held_.size(); }
 
   void decide_packet(PacketAction a) {
     action_ = a;

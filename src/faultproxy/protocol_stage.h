@@ -61,7 +61,9 @@ class RequestHalf : public Stage {
   void begin_message();
   void route(std::string_view bytes);
   void decide(Action action, TimePoint due = {});
-  void end_message() { action_ = Action::undecided; }
+  void end_message() {
+    if (mode_ == Mode::synced) action_ = Action::undecided;  // opaque: everything passes
+  }
   // Bytes sent to the server in place of the current message (which the caller drops).
   void substitute(std::string bytes);
   // `latency +/- jitter` ms after the current message's first byte was read.
@@ -109,6 +111,8 @@ class ResponseHalf : public Stage {
   virtual void restart() = 0;
   // The server ended its stream (HTTP: a response delimited by the close ends here).
   virtual void server_ended() {}
+  // Bytes held until a decision (the start of a packet): handed over when the toxic goes.
+  virtual std::string take_held() { return {}; }
 
   void pass(std::string_view bytes);
   void answer(std::string_view bytes);

@@ -4,6 +4,7 @@
 #include <boost/regex.hpp>
 #include <cmath>
 
+#include "faultproxy/http_parser.h"
 #include "faultproxy/protocol_stage.h"
 
 namespace faultproxy {
@@ -30,13 +31,6 @@ std::string upper(std::string_view s) {
 
 bool has_line_break(std::string_view s) {
   return s.find_first_of("\r\n") != std::string_view::npos;
-}
-
-bool is_token(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-  });
 }
 
 }  // namespace
@@ -236,7 +230,7 @@ std::variant<std::shared_ptr<const ProtocolSettings>, std::string> compile_proto
         s->percentage = *number;
       }
     } else if (name == "method") {
-      if (!text->empty() && !is_token(*text)) fail(name, "an HTTP method such as GET (empty: every method)");
+      if (!text->empty() && !http_is_token(*text)) fail(name, "an HTTP method such as GET (empty: every method)");
       s->method = *text;
     } else if (name == "path_prefix") {
       if (has_line_break(*text) || text->find(' ') != std::string::npos) {
@@ -251,7 +245,7 @@ std::variant<std::shared_ptr<const ProtocolSettings>, std::string> compile_proto
         if (colon != std::string::npos) value = std::string_view(*text).substr(colon + 1);
         while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
         while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-        if (!is_token(header_name) || has_line_break(value)) {
+        if (!http_is_token(header_name) || has_line_break(value)) {
           fail(name, "\"Name: value\" (or \"Name\": present with any value)");
         }
         s->header_name = std::string(header_name);
@@ -397,7 +391,9 @@ TimePoint RequestHalf::step(EventQueue& in, TimePoint now, const Emitter& out) {
       release_.push(std::move(e), at);
       continue;
     }
-    if (mode_ == Mode::synced && exchange_ && exchange_->state == Exchange::State::opaque) mode_ = Mode::opaque;
+    // The response half gave up (the server's stream is not the protocol): so does this half,
+    // passing what it held.
+    if (mode_ == Mode::synced && exchange_ && exchange_->state == Exchange::State::opaque) go_opaque();
     if (mode_ == Mode::unsynced) try_sync();
     if (mode_ != Mode::synced) {
       const TimePoint at = e.at;
@@ -428,7 +424,7 @@ void RequestHalf::begin_message() {
 
 void RequestHalf::route(std::string_view bytes) {
   if (bytes.empty()) return;
-  switch (action_) {
+  switch (mode_ == Mode::synced ? action_ : Action::pass) {
     case Action::undecided:
       pending_.append(bytes);
       break;
@@ -509,6 +505,7 @@ TimePoint ResponseHalf::step(EventQueue& in, TimePoint now, const Emitter& out) 
     read_at_ = e.read_at;
     if (!exchange_ || e.is_terminal() || !engaged()) {
       if (exchange_ && e.is_terminal() && engaged()) server_ended();
+      pass(take_held());  // a packet begun before the toxic stopped interpreting
       if (!closed_) out(std::move(e), now);
       continue;
     }
@@ -528,6 +525,7 @@ void ResponseHalf::flush(EventQueue&, TimePoint now, const Emitter& out, bool) {
   if (!exchange_ || closed_) return;
   out_ = &out;
   now_ = now;
+  pass(take_held());
   for (auto& slot : exchange_->slots) {
     if (slot.kind == ExchangeSlot::Kind::answered || slot.kind == ExchangeSlot::Kind::replaced) {
       out(Event::data(std::move(slot.answer), now), now);

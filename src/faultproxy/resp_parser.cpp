@@ -221,7 +221,9 @@ std::size_t RespScanner::feed(std::string_view data) {
           name_now_ = true;
           break;
         }
-        if (++inline_len_ > kMaxInline) {
+        // Control bytes: not a command typed as text (a binary protocol): fail at once rather
+        // than hold bytes until a line end that may never come.
+        if (++inline_len_ > kMaxInline || (static_cast<unsigned char>(c) < ' ' && c != '\t' && c != '\r')) {
           fail();
           break;
         }
