@@ -24,7 +24,8 @@ std::vector<std::string> packets(std::string_view s, std::size_t piece, std::siz
       chunk.remove_prefix(n);
       if (scanner.prefix_now()) {
         check(scanner.prefix().size() <= capture * 4, "captured beyond the limit");
-        if (scanner.prefix().size() == 1 && scanner.prefix()[0] == '\x03') scanner.extend_capture(capture * 4);
+        if (scanner.prefix().size() == 1 && scanner.prefix()[0] == '\x03')
+          scanner.extend_capture(capture * 4);
       }
       if (scanner.ended()) out.push_back(std::to_string(offset) + ":" + scanner.prefix());
     }
@@ -34,7 +35,8 @@ std::vector<std::string> packets(std::string_view s, std::size_t piece, std::siz
 
 std::string hello(std::uint32_t flags) {
   std::string h = {'\x20', '\0', '\0', '\x01'};
-  for (int i = 0; i < 4; ++i) h.push_back(static_cast<char>((flags >> (8 * i)) & 0xff));
+  for (int i = 0; i < 4; ++i)
+    h.push_back(static_cast<char>((flags >> (8 * i)) & 0xff));
   return h;
 }
 
@@ -47,10 +49,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         "packets depend on chunking");
   using faultproxy::ToxicType;
   const std::string head = hello(in.selector & 2 ? 0x200 | 0x800 : in.selector & 4 ? 0x200 | 0x20 : 0x200);
-  protocol_fuzz::check_passthrough(ToxicType::mysql_delay, {{"statement", std::string("^NO SUCH STATEMENT$")}}, in,
-                                   head);
-  protocol_fuzz::check_passthrough(ToxicType::mysql_error, {{"statement", std::string("^NO SUCH STATEMENT$")}}, in,
-                                   head);
+  protocol_fuzz::check_passthrough(ToxicType::mysql_delay,
+                                   {{"statement", std::string("^NO SUCH STATEMENT$")}}, in, head);
+  protocol_fuzz::check_passthrough(ToxicType::mysql_error,
+                                   {{"statement", std::string("^NO SUCH STATEMENT$")}}, in, head);
   const std::int64_t code = in.selector & 8 ? 2013 : in.selector & 16 ? 1927 : 1213;
   protocol_fuzz::check_acting(ToxicType::mysql_error, {{"code", code}}, in, head);
   protocol_fuzz::check_acting(ToxicType::mysql_delay, {{"latency", std::int64_t{5}}}, in, head);

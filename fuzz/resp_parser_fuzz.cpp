@@ -12,8 +12,8 @@ namespace {
 using faultproxy::RespScanner;
 using fuzz_support::check;
 
-std::vector<std::pair<std::size_t, std::string>> ends(RespScanner::Mode mode, std::string_view s, std::size_t piece,
-                                                      bool& failed) {
+std::vector<std::pair<std::size_t, std::string>> ends(RespScanner::Mode mode, std::string_view s,
+                                                      std::size_t piece, bool& failed) {
   RespScanner scanner(mode);
   std::vector<std::pair<std::size_t, std::string>> out;
   std::size_t offset = 0;
@@ -46,10 +46,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check(whole == pieces, "value ends depend on chunking");
   }
   using faultproxy::ToxicType;
-  protocol_fuzz::check_passthrough(ToxicType::redis_error, {{"commands", std::string("NO-SUCH-COMMAND")}}, in);
+  protocol_fuzz::check_passthrough(ToxicType::redis_error, {{"commands", std::string("NO-SUCH-COMMAND")}},
+                                   in);
   protocol_fuzz::check_passthrough(ToxicType::redis_delay, {{"commands", std::string("NONE")}}, in);
   const std::string commands = in.selector & 1 ? "" : "SET,GET,PING";
   protocol_fuzz::check_acting(ToxicType::redis_error, {{"commands", commands}}, in);
-  protocol_fuzz::check_acting(ToxicType::redis_delay, {{"commands", commands}, {"latency", std::int64_t{5}}}, in);
+  protocol_fuzz::check_acting(ToxicType::redis_delay, {{"commands", commands}, {"latency", std::int64_t{5}}},
+                              in);
   return 0;
 }

@@ -71,8 +71,10 @@ inline void check_passthrough(ToxicType type, const Attributes& attributes, cons
   fuzz_support::check(in.server.compare(0, c.to_client().size(), c.to_client()) == 0,
                       "a toxic matching nothing changed the server's stream");
   c.remove_toxic();
-  fuzz_support::check(c.to_server() == in.client, "a toxic matching nothing lost bytes of the client's stream");
-  fuzz_support::check(c.to_client() == in.server, "a toxic matching nothing lost bytes of the server's stream");
+  fuzz_support::check(c.to_server() == in.client,
+                      "a toxic matching nothing lost bytes of the client's stream");
+  fuzz_support::check(c.to_client() == in.server,
+                      "a toxic matching nothing lost bytes of the server's stream");
 }
 
 inline void check_acting(ToxicType type, const Attributes& attributes, const Input& in,

@@ -450,7 +450,9 @@ void Connection::count_action(const std::string& toxic_name, ToxicType type) {
   runtime_->registry
       ->counter("faultproxy_toxic_actions_total",
                 "Commands, statements or requests a protocol toxic answered, replaced, cut or delayed.",
-                {{"proxy", runtime_->name}, {"toxic", toxic_name}, {"type", std::string(toxic_type_info(type).name)}})
+                {{"proxy", runtime_->name},
+                 {"toxic", toxic_name},
+                 {"type", std::string(toxic_type_info(type).name)}})
       .inc();
 }
 

@@ -11,10 +11,11 @@ char lower(char c) {
   return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
-
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -22,7 +23,6 @@ bool is_token_char(char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
   return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
-
 
 // True if the comma-separated list `value` holds `token` (case-insensitive).
 bool list_has(std::string_view value, std::string_view token) {
@@ -68,12 +68,14 @@ bool plausible_start(std::string_view line, HttpScanner::Mode mode) {
   };
   if (mode == HttpScanner::Mode::responses) return version_prefix(line.substr(0, 8));
   std::size_t i = 0;
-  while (i < line.size() && is_token_char(line[i])) ++i;
+  while (i < line.size() && is_token_char(line[i]))
+    ++i;
   if (i > 32) return false;  // no method is that long
   if (i == line.size()) return true;
   if (i == 0 || line[i] != ' ') return false;
   std::size_t j = i + 1;
-  while (j < line.size() && static_cast<unsigned char>(line[j]) > ' ' && line[j] != 0x7f) ++j;
+  while (j < line.size() && static_cast<unsigned char>(line[j]) > ' ' && line[j] != 0x7f)
+    ++j;
   if (j == line.size()) return true;
   return line[j] == ' ' && version_prefix(line.substr(j + 1));
 }
@@ -81,9 +83,8 @@ bool plausible_start(std::string_view line, HttpScanner::Mode mode) {
 }  // namespace
 
 bool http_iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return lower(x) == lower(y);
-         });
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
 }
 
 bool http_is_token(std::string_view s) {
@@ -129,7 +130,8 @@ bool HttpScanner::parse_head() {
         if (sp2 == std::string_view::npos) return false;
         head_.method = std::string(line.substr(0, sp1));
         head_.target = std::string(line.substr(sp1 + 1, sp2 - sp1 - 1));
-        if (!http_is_token(head_.method) || head_.target.empty() || !version(line.substr(sp2 + 1))) return false;
+        if (!http_is_token(head_.method) || head_.target.empty() || !version(line.substr(sp2 + 1)))
+          return false;
       } else {
         if (!version(line.substr(0, sp1))) return false;
         const std::string_view code = line.substr(sp1 + 1, 3);

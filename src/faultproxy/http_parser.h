@@ -34,9 +34,9 @@ bool http_iequals(std::string_view a, std::string_view b);
 bool http_is_token(std::string_view s);
 
 struct HttpHead {
-  std::string method, target;  // requests
-  int status = 0;              // responses
-  int minor_version = 1;       // HTTP/1.<minor>
+  std::string method, target;                                // requests
+  int status = 0;                                            // responses
+  int minor_version = 1;                                     // HTTP/1.<minor>
   std::vector<std::pair<std::string, std::string>> headers;  // names as sent, values trimmed
 
   // The first header of that name (case-insensitive).
@@ -73,7 +73,15 @@ class HttpScanner {
 
  private:
   enum class State : std::uint8_t {
-    head, body_fixed, chunk_size, chunk_data, chunk_data_crlf, trailers, body_until_close, failed, switched
+    head,
+    body_fixed,
+    chunk_size,
+    chunk_data,
+    chunk_data_crlf,
+    trailers,
+    body_until_close,
+    failed,
+    switched
   };
   bool parse_head();
   void message_done();

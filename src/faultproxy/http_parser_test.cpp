@@ -28,7 +28,14 @@ std::vector<Seen> scan(HttpScanner::Mode mode, std::string_view stream, std::siz
       offset += n;
       chunk.remove_prefix(n);
       if (s.head_now()) {
-        cur = {s.head().method, s.head().target, s.head().status, offset, 0, false, s.head().keep_alive(), false};
+        cur = {s.head().method,
+               s.head().target,
+               s.head().status,
+               offset,
+               0,
+               false,
+               s.head().keep_alive(),
+               false};
       }
       if (s.ended()) {
         cur.end = offset;
@@ -51,7 +58,8 @@ TEST(HttpScanner, PipelinedRequestsAtEveryChunkBoundary) {
   const std::string stream =
       "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
       "POST /users HTTP/1.1\r\nContent-Length: 5\r\nX-Fault: yes\r\n\r\nhello"
-      "PUT /c HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3;ext=1\r\nabc\r\nA\r\n0123456789\r\n0\r\nT: v\r\n\r\n"
+      "PUT /c HTTP/1.1\r\nTransfer-Encoding: gzip, "
+      "chunked\r\n\r\n3;ext=1\r\nabc\r\nA\r\n0123456789\r\n0\r\nT: v\r\n\r\n"
       "\r\nGET /d HTTP/1.0\r\n\r\n";
   for (std::size_t piece = 1; piece <= stream.size(); ++piece) {
     bool failed = true;
@@ -108,10 +116,10 @@ TEST(HttpScanner, UpgradesAndConnectSwitchProtocols) {
 }
 
 TEST(HttpScanner, MalformedMessagesFail) {
-  for (const char* bad : {"GET\r\n\r\n", "GET / HTTP/2.0\r\n\r\n", "GET / HTTP/1.1\r\nNo colon\r\n\r\n",
-                          "POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
-                          "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
-                          "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"}) {
+  for (const char* bad :
+       {"GET\r\n\r\n", "GET / HTTP/2.0\r\n\r\n", "GET / HTTP/1.1\r\nNo colon\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n", "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"}) {
     bool failed = false;
     scan(HttpScanner::Mode::requests, bad, 2, {}, &failed);
     EXPECT_TRUE(failed) << bad;

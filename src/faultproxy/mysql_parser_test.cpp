@@ -99,7 +99,8 @@ TEST(MysqlPacketScanner, LargePayloadsAreCountedNotBuffered) {
 TEST(MysqlClientHello, TellsTlsAndCompressionApart) {
   auto hello = [](std::uint32_t flags, std::uint8_t seq = 1) {
     std::string payload;
-    for (int i = 0; i < 4; ++i) payload.push_back(static_cast<char>((flags >> (8 * i)) & 0xff));
+    for (int i = 0; i < 4; ++i)
+      payload.push_back(static_cast<char>((flags >> (8 * i)) & 0xff));
     payload += std::string(28, '\0');
     return packet(seq, payload);
   };
@@ -109,8 +110,8 @@ TEST(MysqlClientHello, TellsTlsAndCompressionApart) {
   EXPECT_FALSE(plain.compress);
   EXPECT_TRUE(inspect_client_hello(hello(0x200 | 0x800)).tls);
   EXPECT_TRUE(inspect_client_hello(hello(0x200 | 0x20)).compress);
-  EXPECT_FALSE(inspect_client_hello(hello(0x200, 0)).valid);     // not the handshake's sequence id
-  EXPECT_FALSE(inspect_client_hello(hello(0x8000)).valid);       // pre-4.1 protocol
+  EXPECT_FALSE(inspect_client_hello(hello(0x200, 0)).valid);            // not the handshake's sequence id
+  EXPECT_FALSE(inspect_client_hello(hello(0x8000)).valid);              // pre-4.1 protocol
   EXPECT_FALSE(inspect_client_hello(hello(0x200).substr(0, 7)).valid);  // too short to tell
 }
 
@@ -118,7 +119,9 @@ TEST(MysqlPackets, ErrorAndQueryPacketsAreFramed) {
   const std::string err = mysql_error_packet(1, 1213, "40001", "Deadlock");
   EXPECT_EQ(err, packet(1, std::string("\xff\xbd\x04#40001Deadlock", 17)));
   EXPECT_EQ(mysql_error_packet(1, 1205, "HY", "x").substr(8, 5), "HY000");  // padded to 5
-  EXPECT_EQ(mysql_query_packet("DO 0"), packet(0, "\x03" "DO 0"));
+  EXPECT_EQ(mysql_query_packet("DO 0"), packet(0,
+                                               "\x03"
+                                               "DO 0"));
   EXPECT_EQ(mysql_le("\x01\x02\x03\x04", 4), 0x04030201u);
   EXPECT_EQ(mysql_le("\x01", 4), 1u);
 }

@@ -17,7 +17,7 @@ namespace faultproxy::protocol {
 namespace {
 
 constexpr std::size_t kTextCapture = 1 + (1 << 20);  // command byte + the statement's first 1 MiB
-constexpr std::uint32_t kLastPrepared = 0xffffffff;   // MariaDB: "the statement prepared last"
+constexpr std::uint32_t kLastPrepared = 0xffffffff;  // MariaDB: "the statement prepared last"
 
 bool client_library_code(std::uint16_t code) {
   return code >= 2000 && code <= 2999;

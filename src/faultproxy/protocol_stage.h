@@ -38,7 +38,8 @@ class Release {
 
 class RequestHalf : public Stage {
  public:
-  RequestHalf(const ProtocolStageSpec& spec, std::uint64_t seed, ProtocolSession* session, bool uses_exchange);
+  RequestHalf(const ProtocolStageSpec& spec, std::uint64_t seed, ProtocolSession* session,
+              bool uses_exchange);
 
   TimePoint step(EventQueue& in, TimePoint now, const Emitter& out) final;
   void flush(EventQueue& in, TimePoint now, const Emitter& out, bool removed) final;
@@ -141,8 +142,11 @@ class ResponseHalf : public Stage {
   bool closed_ = false;
 };
 
-std::unique_ptr<Stage> make_redis_stage(const ProtocolStageSpec& spec, std::uint64_t seed, ProtocolSession* session);
-std::unique_ptr<Stage> make_mysql_stage(const ProtocolStageSpec& spec, std::uint64_t seed, ProtocolSession* session);
-std::unique_ptr<Stage> make_http_stage(const ProtocolStageSpec& spec, std::uint64_t seed, ProtocolSession* session);
+std::unique_ptr<Stage> make_redis_stage(const ProtocolStageSpec& spec, std::uint64_t seed,
+                                        ProtocolSession* session);
+std::unique_ptr<Stage> make_mysql_stage(const ProtocolStageSpec& spec, std::uint64_t seed,
+                                        ProtocolSession* session);
+std::unique_ptr<Stage> make_http_stage(const ProtocolStageSpec& spec, std::uint64_t seed,
+                                       ProtocolSession* session);
 
 }  // namespace faultproxy::protocol

@@ -32,8 +32,8 @@ struct FakeSession : ProtocolSession {
 // invalid ones throw std::invalid_argument).
 class Connection2 {
  public:
-  Connection2(ToxicType type, std::vector<std::pair<std::string, AttributeValue>> attributes, float toxicity = 1,
-              std::uint64_t seed = 1) {
+  Connection2(ToxicType type, std::vector<std::pair<std::string, AttributeValue>> attributes,
+              float toxicity = 1, std::uint64_t seed = 1) {
     TypedAttributes values = protocol_defaults(type);
     const auto& defs = protocol_attribute_defs(type);
     for (const auto& [name, value] : attributes)

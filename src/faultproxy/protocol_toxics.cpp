@@ -110,7 +110,9 @@ std::pair<std::string_view, std::string_view> mariadb_error_text(std::uint16_t c
     case 1213:
       return {"40001", "Deadlock found when trying to get lock; try restarting transaction"};
     case 1290:
-      return {"HY000", "The MariaDB server is running with the --read-only option so it cannot execute this statement"};
+      return {
+          "HY000",
+          "The MariaDB server is running with the --read-only option so it cannot execute this statement"};
     case 1317:
       return {"70100", "Query execution was interrupted"};
     case 1792:
@@ -167,11 +169,14 @@ std::variant<std::shared_ptr<const ProtocolSettings>, std::string> compile_proto
       while (!rest.empty()) {
         const auto comma = rest.find(',');
         std::string_view item = rest.substr(0, comma);
-        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+        while (!item.empty() && item.front() == ' ')
+          item.remove_prefix(1);
+        while (!item.empty() && item.back() == ' ')
+          item.remove_suffix(1);
         if (item.empty() || item.size() > 64 ||
             std::any_of(item.begin(), item.end(), [](char c) { return c <= ' ' || c == 0x7f; })) {
-          fail(name, "a comma-separated list of command names, e.g. \"SET,HSET,EVALSHA\" (empty: every command)");
+          fail(name,
+               "a comma-separated list of command names, e.g. \"SET,HSET,EVALSHA\" (empty: every command)");
           break;
         }
         s->commands.push_back(upper(item));
@@ -203,7 +208,9 @@ std::variant<std::shared_ptr<const ProtocolSettings>, std::string> compile_proto
       }
     } else if (name == "code") {
       if (*integer < 1 || *integer > 65535) {
-        fail(name, "a MariaDB error number, 1..65535 (2000..2999: the client's own, produced by cutting the connection)");
+        fail(name,
+             "a MariaDB error number, 1..65535 (2000..2999: the client's own, produced by cutting the "
+             "connection)");
       } else {
         s->code = static_cast<std::uint16_t>(*integer);
       }
@@ -230,7 +237,8 @@ std::variant<std::shared_ptr<const ProtocolSettings>, std::string> compile_proto
         s->percentage = *number;
       }
     } else if (name == "method") {
-      if (!text->empty() && !http_is_token(*text)) fail(name, "an HTTP method such as GET (empty: every method)");
+      if (!text->empty() && !http_is_token(*text))
+        fail(name, "an HTTP method such as GET (empty: every method)");
       s->method = *text;
     } else if (name == "path_prefix") {
       if (has_line_break(*text) || text->find(' ') != std::string::npos) {
@@ -243,8 +251,10 @@ std::variant<std::shared_ptr<const ProtocolSettings>, std::string> compile_proto
         const std::string_view header_name = std::string_view(*text).substr(0, colon);
         std::string_view value;
         if (colon != std::string::npos) value = std::string_view(*text).substr(colon + 1);
-        while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-        while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+        while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+          value.remove_prefix(1);
+        while (!value.empty() && (value.back() == ' ' || value.back() == '\t'))
+          value.remove_suffix(1);
         if (!http_is_token(header_name) || has_line_break(value)) {
           fail(name, "\"Name: value\" (or \"Name\": present with any value)");
         }
@@ -572,7 +582,8 @@ void ResponseHalf::resolve_front() {
 
 void ResponseHalf::give_up() {
   for (auto& slot : exchange_->slots) {
-    if (slot.kind == ExchangeSlot::Kind::answered || slot.kind == ExchangeSlot::Kind::replaced) answer(slot.answer);
+    if (slot.kind == ExchangeSlot::Kind::answered || slot.kind == ExchangeSlot::Kind::replaced)
+      answer(slot.answer);
   }
   go_opaque();
 }

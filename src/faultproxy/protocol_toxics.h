@@ -72,7 +72,7 @@ struct ProtocolSettings : ToxicSettings {
   // http: matching, and the answer.
   double percentage = 100;
   std::string method, path_prefix, header_name, header_value;  // header_value empty: present at all
-  int status = 0;                                               // 0: from the request's header
+  int status = 0;                                              // 0: from the request's header
   std::string body;
   // delays (ms)
   std::int64_t latency = 0, jitter = 0;

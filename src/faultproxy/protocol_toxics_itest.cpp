@@ -30,11 +30,12 @@ class Faultproxy {
  public:
   Faultproxy() {
     port_ = testing_support::free_port();
-    process_ = testing_support::Process::spawn(
-        {FAULTPROXY_BINARY, "-host", "127.0.0.1", "-port", std::to_string(port_), "-proxy-metrics", "-seed", "7"},
-        dir_.path() / "faultproxy.log");
+    process_ = testing_support::Process::spawn({FAULTPROXY_BINARY, "-host", "127.0.0.1", "-port",
+                                                std::to_string(port_), "-proxy-metrics", "-seed", "7"},
+                                               dir_.path() / "faultproxy.log");
     const auto deadline = Clock::now() + 20s;
-    while (Clock::now() < deadline && !call("GET", "/version").response) std::this_thread::sleep_for(20ms);
+    while (Clock::now() < deadline && !call("GET", "/version").response)
+      std::this_thread::sleep_for(20ms);
   }
   faultproxy::cli::HttpOutcome call(std::string_view method, std::string_view path,
                                     std::optional<std::string> body = std::nullopt) {
@@ -50,9 +51,10 @@ class Faultproxy {
     return r.response->body;
   }
   std::uint16_t proxy(const std::string& name, std::uint16_t upstream) {
-    const std::string body = expect(201, "POST", "/proxies",
-                                    R"({"name":")" + name + R"(","listen":"127.0.0.1:0","upstream":"127.0.0.1:)" +
-                                        std::to_string(upstream) + "\"}");
+    const std::string body =
+        expect(201, "POST", "/proxies",
+               R"({"name":")" + name + R"(","listen":"127.0.0.1:0","upstream":"127.0.0.1:)" +
+                   std::to_string(upstream) + "\"}");
     const auto p = body.find("\"listen\":\"127.0.0.1:");
     return static_cast<std::uint16_t>(std::stoi(body.substr(p + 20)));
   }
@@ -60,9 +62,9 @@ class Faultproxy {
   int cli(std::vector<std::string> args, std::string* out = nullptr) {
     args.insert(args.begin(), {"-h", "127.0.0.1:" + std::to_string(port_)});
     std::ostringstream o, e;
-    const int rc = faultproxy::cli::run_cli("faultproxy-cli", args, {}, {o, e, false}, [](const std::string& url) {
-      return std::make_unique<HttpClient>(url, HttpClientSettings{});
-    });
+    const int rc = faultproxy::cli::run_cli(
+        "faultproxy-cli", args, {}, {o, e, false},
+        [](const std::string& url) { return std::make_unique<HttpClient>(url, HttpClientSettings{}); });
     if (out) *out = o.str() + e.str();
     return rc;
   }
@@ -108,8 +110,9 @@ TEST(ProtocolToxicsItest, RedisErrorAndDelayWithHiredis) {
 
   // Added while the connection is open (as in a failover), through the CLI, default stream.
   std::string out;
-  ASSERT_EQ(fp.cli({"toxic", "add", "-t", "redis_error", "-n", "ro", "-a", "commands=set,EVALSHA", "redis"}, &out),
-            0)
+  ASSERT_EQ(
+      fp.cli({"toxic", "add", "-t", "redis_error", "-n", "ro", "-a", "commands=set,EVALSHA", "redis"}, &out),
+      0)
       << out;
   auto r = command(c, "SET k after");
   EXPECT_EQ(r.type, REDIS_REPLY_ERROR);
@@ -137,8 +140,9 @@ TEST(ProtocolToxicsItest, RedisErrorAndDelayWithHiredis) {
             R"({"attributes":{"error":"OOM command not allowed when used memory > 'maxmemory'."}})");
   EXPECT_EQ(command(c, "SET k y").str, "OOM command not allowed when used memory > 'maxmemory'.");
   const std::string metrics = fp.expect(200, "GET", "/metrics");
-  EXPECT_NE(metrics.find("faultproxy_toxic_actions_total{proxy=\"redis\",toxic=\"ro\",type=\"redis_error\"} 3"),
-            std::string::npos)
+  EXPECT_NE(
+      metrics.find("faultproxy_toxic_actions_total{proxy=\"redis\",toxic=\"ro\",type=\"redis_error\"} 3"),
+      std::string::npos)
       << metrics;
   fp.expect(204, "DELETE", "/proxies/redis/toxics/ro");
   EXPECT_EQ(command(c, "SET k z").str, "OK");
@@ -222,8 +226,9 @@ TEST(ProtocolToxicsItest, MysqlErrorAndDelayWithConnectorC) {
   fp.expect(200, "PATCH", "/proxies/mysql/toxics/deadlock", R"({"attributes":{"code":1290}})");
   ASSERT_EQ(m.query("INSERT INTO kv VALUES (2, 2)"), 0u);
   EXPECT_EQ(m.prepared("UPDATE kv SET v = 3 WHERE k = 2", &error), 1290u);
-  EXPECT_EQ(error,
-            "HY000 The MariaDB server is running with the --read-only option so it cannot execute this statement");
+  EXPECT_EQ(
+      error,
+      "HY000 The MariaDB server is running with the --read-only option so it cannot execute this statement");
   EXPECT_EQ(m.prepared("SELECT v FROM kv WHERE k = 2"), 0u);
 
   // A compressed connection is passed through untouched.
@@ -298,7 +303,8 @@ class HttpUpstream {
         if (s.head_now()) target = s.head().target;
         if (s.ended()) {
           ++requests_;
-          const std::string r = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(target.size()) + "\r\n\r\n" + target;
+          const std::string r =
+              "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(target.size()) + "\r\n\r\n" + target;
           ::send(c, r.data(), r.size(), MSG_NOSIGNAL);
         }
         if (used == 0) break;
@@ -328,7 +334,8 @@ std::string pipelined(std::uint16_t port, const std::string& requests, int respo
   char buf[4096];
   auto count = [&got] {
     int n = 0;
-    for (auto p = got.find("HTTP/1.1 "); p != std::string::npos; p = got.find("HTTP/1.1 ", p + 1)) ++n;
+    for (auto p = got.find("HTTP/1.1 "); p != std::string::npos; p = got.find("HTTP/1.1 ", p + 1))
+      ++n;
     return n;
   };
   while (count() < responses) {
@@ -348,8 +355,8 @@ TEST(ProtocolToxicsItest, HttpAbortAndDelayWithKeepAliveAndPipelining) {
   Faultproxy fp;
   const auto port = fp.proxy("web", upstream.port());
   std::string out;
-  ASSERT_EQ(fp.cli({"toxic", "add", "-t", "http_abort", "-n", "abort", "-a", "status=503", "-a", "method=POST", "-a",
-                    "path_prefix=/users", "-a", "body=fault", "web"},
+  ASSERT_EQ(fp.cli({"toxic", "add", "-t", "http_abort", "-n", "abort", "-a", "status=503", "-a",
+                    "method=POST", "-a", "path_prefix=/users", "-a", "body=fault", "web"},
                    &out),
             0)
       << out;
@@ -363,7 +370,8 @@ TEST(ProtocolToxicsItest, HttpAbortAndDelayWithKeepAliveAndPipelining) {
   EXPECT_EQ(upstream.requests(), 2);
 
   // Header-controlled (status 0): only requests asking for it.
-  fp.expect(200, "PATCH", "/proxies/web/toxics/abort", R"({"attributes":{"status":0,"method":"","path_prefix":""}})");
+  fp.expect(200, "PATCH", "/proxies/web/toxics/abort",
+            R"({"attributes":{"status":0,"method":"","path_prefix":""}})");
   EXPECT_EQ(pipelined(port, "GET /a HTTP/1.1\r\nx-envoy-fault-abort-request: 418\r\n\r\n" + get2, 2),
             "HTTP/1.1 418 Fault\r\ncontent-length: 5\r\ncontent-type: text/plain\r\n\r\nfault"
             "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n/other");
@@ -375,13 +383,15 @@ TEST(ProtocolToxicsItest, HttpAbortAndDelayWithKeepAliveAndPipelining) {
   EXPECT_EQ(pipelined(port, get2, 1), "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n/other");
   EXPECT_LT(ms_since(t), 250);
   t = Clock::now();
-  EXPECT_EQ(pipelined(port, "GET /slow HTTP/1.1\r\n\r\n", 1), "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n/slow");
+  EXPECT_EQ(pipelined(port, "GET /slow HTTP/1.1\r\n\r\n", 1),
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n/slow");
   EXPECT_GE(ms_since(t), 290);
 
   // Bad attributes: a clear 400, nothing added.
-  const std::string bad = fp.expect(400, "POST", "/proxies/web/toxics",
-                                    R"({"type":"http_abort","attributes":{"status":99}})");
-  EXPECT_NE(bad.find("bad request body: attributes.status: an HTTP status 200..599"), std::string::npos) << bad;
+  const std::string bad =
+      fp.expect(400, "POST", "/proxies/web/toxics", R"({"type":"http_abort","attributes":{"status":99}})");
+  EXPECT_NE(bad.find("bad request body: attributes.status: an HTTP status 200..599"), std::string::npos)
+      << bad;
 }
 
 }  // namespace

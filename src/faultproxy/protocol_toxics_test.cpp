@@ -16,7 +16,8 @@ using testing_protocols::Connection2;
 
 std::string resp(std::initializer_list<std::string_view> args) {
   std::string out = "*" + std::to_string(args.size()) + "\r\n";
-  for (auto a : args) out += "$" + std::to_string(a.size()) + "\r\n" + std::string(a) + "\r\n";
+  for (auto a : args)
+    out += "$" + std::to_string(a.size()) + "\r\n" + std::string(a) + "\r\n";
   return out;
 }
 
@@ -37,7 +38,8 @@ TEST(RedisError, AnswersMatchingCommandsInPipelineOrder) {
 }
 
 TEST(RedisError, AnswersAtOnceWhenNothingIsOutstanding) {
-  Connection2 c(ToxicType::redis_error, {{"error", std::string("LOADING Redis is loading the dataset in memory")}});
+  Connection2 c(ToxicType::redis_error,
+                {{"error", std::string("LOADING Redis is loading the dataset in memory")}});
   EXPECT_EQ(c.client_sends("PING\r\n"), "");  // inline commands too; "" matches every command
   EXPECT_EQ(c.session.wakes, 1);
   c.run();
@@ -95,7 +97,8 @@ TEST(RedisDelay, DelaysMatchingCommandsAndWhatFollowsThem) {
 
 std::string packet(std::uint8_t seq, std::string_view payload) {
   std::string out;
-  for (int i = 0; i < 3; ++i) out.push_back(static_cast<char>((payload.size() >> (8 * i)) & 0xff));
+  for (int i = 0; i < 3; ++i)
+    out.push_back(static_cast<char>((payload.size() >> (8 * i)) & 0xff));
   out.push_back(static_cast<char>(seq));
   return out + std::string(payload);
 }
@@ -104,7 +107,8 @@ std::string query(std::string_view sql) {
 }
 std::string hello(std::uint32_t flags) {
   std::string p;
-  for (int i = 0; i < 4; ++i) p.push_back(static_cast<char>((flags >> (8 * i)) & 0xff));
+  for (int i = 0; i < 4; ++i)
+    p.push_back(static_cast<char>((flags >> (8 * i)) & 0xff));
   return packet(1, p + std::string(28, '\0'));
 }
 const std::string kOk = packet(1, std::string("\x00\x00\x00\x02\x00\x00\x00", 7));
@@ -113,7 +117,9 @@ TEST(MysqlError, ReplacesMatchingStatementsWithTheErrorInPlace) {
   for (std::size_t piece : {1, 3, 7, 1000}) {
     Connection2 c(ToxicType::mysql_error, {{"statement", std::string("^\\s*insert")}});
     c.session.head = hello(0x200 | 0x8000).substr(0, 8);
-    const std::string greeting = packet(0, "\x0a" "10.11.6-MariaDB");
+    const std::string greeting = packet(0,
+                                        "\x0a"
+                                        "10.11.6-MariaDB");
     c.server_sends(greeting, piece);
     EXPECT_EQ(c.client_sends(hello(0x200 | 0x8000), piece), hello(0x200 | 0x8000));
     c.server_sends(packet(2, std::string("\x00\x00\x00\x02\x00\x00\x00", 7)), piece);
@@ -124,11 +130,15 @@ TEST(MysqlError, ReplacesMatchingStatementsWithTheErrorInPlace) {
     EXPECT_EQ(c.to_server().substr(c.to_server().size() - select.size() - rollback.size()), select + rollback)
         << piece;
     const std::string result = packet(1, "\x01") + packet(2, "coldef") + packet(3, "\xfe\x00\x00\x02\x00") +
-                               packet(4, "\x01" "1") + packet(5, "\xfe\x00\x00\x02\x00");
+                               packet(4,
+                                      "\x01"
+                                      "1") +
+                               packet(5, "\xfe\x00\x00\x02\x00");
     c.server_sends(result + kOk, piece);
     const std::string error = mysql_error_packet(
         1, 1213, "40001", "Deadlock found when trying to get lock; try restarting transaction");
-    EXPECT_EQ(c.to_client().substr(c.to_client().size() - result.size() - error.size()), result + error) << piece;
+    EXPECT_EQ(c.to_client().substr(c.to_client().size() - result.size() - error.size()), result + error)
+        << piece;
   }
 }
 
@@ -137,8 +147,9 @@ TEST(MysqlError, ActsOnExecutionsOfMatchingPreparedStatements) {
   c.session.head = hello(0x200).substr(0, 8);
   const std::string prepare = packet(0, "\x16UPDATE user SET name = ? WHERE id = ?");
   EXPECT_EQ(c.client_sends(prepare), prepare);
-  const std::string prepared = packet(1, std::string("\x00\x07\x00\x00\x00\x00\x00\x02\x00\x00\x00\x00", 12)) +
-                               packet(2, "param") + packet(3, "param") + packet(4, "\xfe\x00\x00\x02\x00");
+  const std::string prepared =
+      packet(1, std::string("\x00\x07\x00\x00\x00\x00\x00\x02\x00\x00\x00\x00", 12)) + packet(2, "param") +
+      packet(3, "param") + packet(4, "\xfe\x00\x00\x02\x00");
   c.server_sends(prepared);
   const std::string execute = packet(0, std::string("\x17\x07\x00\x00\x00\x00\x01\x00\x00\x00", 10));
   const std::string other = packet(0, std::string("\x17\x08\x00\x00\x00\x00\x01\x00\x00\x00", 10));
@@ -188,7 +199,8 @@ TEST(MysqlError, TlsAndCompressedConnectionsPassUntouched) {
 }
 
 TEST(MysqlDelay, DelaysMatchingStatementsOnly) {
-  Connection2 c(ToxicType::mysql_delay, {{"statement", std::string("^SELECT")}, {"latency", std::int64_t{50}}});
+  Connection2 c(ToxicType::mysql_delay,
+                {{"statement", std::string("^SELECT")}, {"latency", std::int64_t{50}}});
   c.session.head = hello(0x200).substr(0, 8);
   const std::string insert = query("INSERT 1"), select = query("select 2");
   EXPECT_EQ(c.client_sends(insert), insert);
@@ -203,7 +215,8 @@ TEST(MysqlDelay, DelaysMatchingStatementsOnly) {
 
 TEST(HttpAbort, AbortsMatchingRequestsInPipelineOrder) {
   const std::string a = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
-  const std::string fault = "POST /users/1 HTTP/1.1\r\nHost: x\r\nX-Chaos: on\r\nContent-Length: 4\r\n\r\nbody";
+  const std::string fault =
+      "POST /users/1 HTTP/1.1\r\nHost: x\r\nX-Chaos: on\r\nContent-Length: 4\r\n\r\nbody";
   const std::string b = "GET /users/2 HTTP/1.1\r\nHost: x\r\n\r\n";
   const std::string ra = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na";
   const std::string rb = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nb\r\n0\r\n\r\n";
@@ -214,8 +227,10 @@ TEST(HttpAbort, AbortsMatchingRequestsInPipelineOrder) {
                                           {"body", std::string("boom")}});
     EXPECT_EQ(c.client_sends(a + fault + b, piece), a + b) << piece;
     c.server_sends(ra + rb, piece);
-    EXPECT_EQ(c.to_client(),
-              ra + "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 4\r\ncontent-type: text/plain\r\n\r\nboom" + rb)
+    EXPECT_EQ(c.to_client(), ra +
+                                 "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 4\r\ncontent-type: "
+                                 "text/plain\r\n\r\nboom" +
+                                 rb)
         << piece;
   }
 }
@@ -225,11 +240,13 @@ TEST(HttpAbort, HeaderControlledAndClosingRequests) {
   const std::string plain = "GET / HTTP/1.1\r\n\r\n";
   EXPECT_EQ(c.client_sends(plain), plain);  // status 0: only requests asking for it
   c.server_sends("HTTP/1.1 204 No Content\r\n\r\n");
-  EXPECT_EQ(c.client_sends("GET / HTTP/1.1\r\nx-envoy-fault-abort-request: 429\r\nConnection: close\r\n\r\n"), plain);
+  EXPECT_EQ(c.client_sends("GET / HTTP/1.1\r\nx-envoy-fault-abort-request: 429\r\nConnection: close\r\n\r\n"),
+            plain);
   c.run();
-  EXPECT_EQ(c.to_client(),
-            "HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\nconnection: "
-            "close\r\n\r\n");
+  EXPECT_EQ(
+      c.to_client(),
+      "HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\nconnection: "
+      "close\r\n\r\n");
   EXPECT_TRUE(c.client_closed());
 }
 
@@ -292,7 +309,8 @@ TEST(ProtocolSettings, MysqlDefaultsAreMariaDbsForTheCode) {
   TypedAttributes a = protocol_defaults(ToxicType::mysql_error);
   auto shown = effective_attributes(ToxicType::mysql_error, a);
   EXPECT_EQ(std::get<std::string>(shown[2]), "40001");
-  EXPECT_EQ(std::get<std::string>(shown[3]), "Deadlock found when trying to get lock; try restarting transaction");
+  EXPECT_EQ(std::get<std::string>(shown[3]),
+            "Deadlock found when trying to get lock; try restarting transaction");
   a[1] = std::int64_t{1205};
   shown = effective_attributes(ToxicType::mysql_error, a);
   EXPECT_EQ(std::get<std::string>(shown[2]), "HY000");

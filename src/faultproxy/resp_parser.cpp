@@ -12,7 +12,14 @@ constexpr int kMaxDigits = 18;
 
 bool is_number_type(char t) {
   switch (t) {
-    case '*': case '$': case '%': case '~': case '>': case '|': case '=': case '!':
+    case '*':
+    case '$':
+    case '%':
+    case '~':
+    case '>':
+    case '|':
+    case '=':
+    case '!':
       return true;
     default:
       return false;
@@ -21,7 +28,13 @@ bool is_number_type(char t) {
 
 bool is_line_type(char t) {
   switch (t) {
-    case '+': case '-': case ':': case '_': case ',': case '#': case '(':
+    case '+':
+    case '-':
+    case ':':
+    case '_':
+    case ',':
+    case '#':
+    case '(':
       return true;
     default:
       return false;

@@ -52,7 +52,17 @@ class RespScanner {
   bool at_boundary() const { return state_ == State::type && stack_.empty(); }
 
  private:
-  enum class State : std::uint8_t { type, number, number_lf, line, bulk, bulk_cr, bulk_lf, inline_line, failed };
+  enum class State : std::uint8_t {
+    type,
+    number,
+    number_lf,
+    line,
+    bulk,
+    bulk_cr,
+    bulk_lf,
+    inline_line,
+    failed
+  };
   void start_value(char type);
   void number_done();
   void value_done();
@@ -61,8 +71,8 @@ class RespScanner {
 
   Mode mode_;
   State state_ = State::type;
-  char type_ = 0;       // type byte of the value being read
-  char top_type_ = 0;   // type byte of the current top-level value
+  char type_ = 0;      // type byte of the value being read
+  char top_type_ = 0;  // type byte of the current top-level value
   bool negative_ = false;
   int digits_ = 0;
   std::int64_t number_ = 0;

@@ -39,9 +39,9 @@ std::vector<Seen> scan(RespScanner::Mode mode, std::string_view stream, std::siz
 TEST(RespScanner, CommandsAtEveryChunkBoundary) {
   const std::string stream =
       "*3\r\n$3\r\nset\r\n$1\r\nk\r\n$5\r\nva\r\nl\r\n"  // a value holding CRLF
-      "PING\r\n"                                        // inline
-      "\r\n"                                            // an empty line: ignored by Redis
-      "*0\r\n"                                          // an empty array: ignored too
+      "PING\r\n"                                         // inline
+      "\r\n"                                             // an empty line: ignored by Redis
+      "*0\r\n"                                           // an empty array: ignored too
       "*2\r\n$6\r\nclient\r\n$5\r\nreply\r\n";
   for (std::size_t piece = 1; piece <= stream.size(); ++piece) {
     std::vector<std::size_t> names;
@@ -71,15 +71,16 @@ TEST(RespScanner, RepliesOfEveryTypeAndOutOfBandValues) {
       "+OK\r\n-ERR x\r\n:12\r\n$-1\r\n$0\r\n\r\n*-1\r\n*2\r\n$1\r\na\r\n*1\r\n:1\r\n"
       "_\r\n,1.5\r\n#t\r\n(123\r\n=7\r\ntxt:abc\r\n!3\r\nerr\r\n%1\r\n+k\r\n+v\r\n~1\r\n+m\r\n"
       ">2\r\n+message\r\n+x\r\n"  // a push: not a reply
-      "|1\r\n+key\r\n+val\r\n"     // an attribute: not a reply either...
-      "+PONG\r\n";                 // ...the value after it is
+      "|1\r\n+key\r\n+val\r\n"    // an attribute: not a reply either...
+      "+PONG\r\n";                // ...the value after it is
   for (std::size_t piece = 1; piece <= stream.size(); ++piece) {
     bool failed = true;
     const auto seen = scan(RespScanner::Mode::replies, stream, piece, nullptr, &failed);
     ASSERT_FALSE(failed) << piece;
     ASSERT_EQ(seen.size(), 18u) << piece;
     int replies = 0;
-    for (const auto& v : seen) replies += v.counts;
+    for (const auto& v : seen)
+      replies += v.counts;
     EXPECT_EQ(replies, 16);
     EXPECT_FALSE(seen[15].counts);  // push
     EXPECT_FALSE(seen[16].counts);  // attribute
@@ -115,7 +116,8 @@ TEST(RespScanner, NotRespFailsAndStaysFailed) {
 
 TEST(RespScanner, DeepNestingIsRefused) {
   std::string deep;
-  for (int i = 0; i < 100; ++i) deep += "*1\r\n";
+  for (int i = 0; i < 100; ++i)
+    deep += "*1\r\n";
   bool failed = false;
   scan(RespScanner::Mode::replies, deep, 7, nullptr, &failed);
   EXPECT_TRUE(failed);
