@@ -158,6 +158,64 @@ void decode_attributes(const gojson::Value& v, const ToxicTypeInfo& info, gojson
   if (inner.failed()) d.fail(inner.error());
 }
 
+// A protocol toxic's attributes object into `values` (typed: protocol_toxics.h), with Go-style type
+// errors. A number is taken for a text attribute as written (faultproxy-cli, like toxiproxy-cli,
+// sends `-a sqlstate=40001` as a number); a SQLSTATE so given keeps its leading zeros.
+void decode_protocol_attributes(const gojson::Value& v, const ToxicTypeInfo& info, gojson::Decoder& d,
+                                TypedAttributes& values) {
+  if (v.kind == gojson::Value::Kind::null) return;
+  if (v.kind != gojson::Value::Kind::object) {
+    d.fail("json: cannot unmarshal " + std::string(v.go_kind()) + " into Go struct field " + d.path() +
+           " of type toxics." + std::string(info.go_struct));
+    return;
+  }
+  const auto& defs = protocol_attribute_defs(info.type);
+  gojson::Decoder inner(std::string(info.go_struct) + ".attributes");
+  for (const auto& [key, value] : v.members) {
+    for (std::size_t i = 0; i < defs.size() && !inner.failed(); ++i) {
+      if (!gojson::Decoder::key_is(key, defs[i].name)) continue;
+      if (value.kind == gojson::Value::Kind::null) break;
+      switch (defs[i].kind) {
+        case AttributeKind::text: {
+          std::string text;
+          if (value.kind == gojson::Value::Kind::number) {
+            text = value.text;
+            if (defs[i].name == "sqlstate" && text.size() < 5 &&
+                text.find_first_not_of("0123456789") == std::string::npos)
+              text.insert(0, 5 - text.size(), '0');
+          } else {
+            inner.string(value, defs[i].name, text);
+          }
+          if (!inner.failed()) values[i] = std::move(text);
+          break;
+        }
+        case AttributeKind::integer: {
+          std::int64_t x = 0;
+          inner.int64(value, defs[i].name, "int64", x);
+          if (!inner.failed()) values[i] = x;
+          break;
+        }
+        case AttributeKind::number: {
+          double x = 0;
+          inner.float64(value, defs[i].name, x);
+          if (!inner.failed()) values[i] = x;
+          break;
+        }
+      }
+      break;
+    }
+    if (inner.failed()) break;
+  }
+  if (inner.failed()) d.fail(inner.error());
+}
+
+// Compiles a protocol toxic's attributes: the 400 names the attribute and says what it takes.
+std::variant<ProtocolAttributes, ApiError> compile_protocol(ToxicType type, TypedAttributes values) {
+  auto compiled = compile_protocol_settings(type, values);
+  if (auto* why = std::get_if<std::string>(&compiled)) return bad_body("attributes." + *why);
+  return ProtocolAttributes{std::move(values), std::move(std::get<0>(compiled))};
+}
+
 // POST /proxies/{p}/toxics body, checked in Toxiproxy's order: JSON, stream, name, type,
 // duplicate (by the caller), attributes.
 std::variant<ToxicDef, ApiError> parse_toxic(const gojson::Value& root, const Proxy* proxy_for_duplicates) {
@@ -197,7 +255,17 @@ std::variant<ToxicDef, ApiError> parse_toxic(const gojson::Value& root, const Pr
   def.type = info->type;
   if (proxy_for_duplicates && proxy_for_duplicates->find_toxic(def.name))
     return ApiError{409, "toxic already exists"};
-  if (attributes) {
+  if (is_protocol_toxic(info->type)) {
+    TypedAttributes values = protocol_defaults(info->type);
+    if (attributes) {
+      gojson::Decoder ad("ToxicWrapper");
+      decode_protocol_attributes(*attributes, *info, ad, values);
+      if (ad.failed()) return bad_body(ad.error());
+    }
+    auto compiled = compile_protocol(info->type, std::move(values));
+    if (auto* e = std::get_if<ApiError>(&compiled)) return *e;
+    def.protocol = std::move(std::get<ProtocolAttributes>(compiled));
+  } else if (attributes) {
     gojson::Decoder ad("ToxicWrapper");
     decode_attributes(*attributes, *info, ad, &def.attributes, nullptr);
     if (ad.failed()) return bad_body(ad.error());
@@ -295,6 +363,22 @@ std::string toxic_json(const ToxicDef& t) {
     if (i) s += ',';
     gojson::append_string(s, info.attributes[i]);
     s += ':' + gojson::format_int(t.attributes[i]);
+  }
+  if (is_protocol_toxic(t.type)) {
+    const auto& defs = protocol_attribute_defs(t.type);
+    const TypedAttributes shown = effective_attributes(t.type, t.protocol.values);
+    for (std::size_t i = 0; i < defs.size() && i < shown.size(); ++i) {
+      if (i) s += ',';
+      gojson::append_string(s, defs[i].name);
+      s += ':';
+      if (const auto* text = std::get_if<std::string>(&shown[i])) {
+        gojson::append_string(s, *text);
+      } else if (const auto* n = std::get_if<std::int64_t>(&shown[i])) {
+        s += gojson::format_int(*n);
+      } else {
+        s += gojson::format_float32(static_cast<float>(std::get<double>(shown[i])));
+      }
+    }
   }
   s += "},\"name\":";
   gojson::append_string(s, t.name);
@@ -599,9 +683,16 @@ Response Api::handle(const Request& req, const common::http::RequestInfo& info) 
                        "Toxicity float32 \"json:\\\"toxicity\\\"\" }"));
         }
         gojson::Decoder d("");
+        std::optional<TypedAttributes> typed;
+        if (is_protocol_toxic(t->type)) typed = t->protocol.values;
         for (const auto& [key, value] : root.members) {
-          if (gojson::Decoder::key_is(key, "attributes"))
-            decode_attributes(value, type_info, d, nullptr, &set);
+          if (gojson::Decoder::key_is(key, "attributes")) {
+            if (typed) {
+              decode_protocol_attributes(value, type_info, d, *typed);
+            } else {
+              decode_attributes(value, type_info, d, nullptr, &set);
+            }
+          }
           if (gojson::Decoder::key_is(key, "toxicity")) {
             float f = t->toxicity;
             d.float32(value, "toxicity", f);
@@ -620,8 +711,14 @@ Response Api::handle(const Request& req, const common::http::RequestInfo& info) 
           if (auto* e = std::get_if<ApiError>(&filter)) return go_error(c, *e);
           client = std::move(std::get<ClientFilter>(filter));
         }
+        std::optional<ProtocolAttributes> protocol;
+        if (typed) {
+          auto compiled = compile_protocol(t->type, std::move(*typed));
+          if (auto* e = std::get_if<ApiError>(&compiled)) return go_error(c, *e);
+          protocol = std::move(std::get<ProtocolAttributes>(compiled));
+        }
         const std::string toxic_name = t->name;
-        if (auto e = proxies_.update_toxic(parts[1], toxic_name, set, toxicity, client))
+        if (auto e = proxies_.update_toxic(parts[1], toxic_name, set, toxicity, client, protocol))
           return go_error(c, *e);
         return json_ok(c, toxic_json(*proxies_.find(parts[1])->find_toxic(toxic_name)));
       }

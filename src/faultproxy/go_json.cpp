@@ -401,6 +401,14 @@ void Decoder::string(const Value& v, std::string_view field, std::string& out) {
   out = v.text;
 }
 
+void Decoder::float64(const Value& v, std::string_view field, double& out) {
+  if (v.kind == Value::Kind::null) return;
+  if (v.kind != Value::Kind::number) return type_error(v.go_kind(), field, "float64");
+  const double d = std::strtod(v.text.c_str(), nullptr);
+  if (!std::isfinite(d)) return type_error("number " + v.text, field, "float64");
+  out = d;
+}
+
 void Decoder::boolean(const Value& v, std::string_view field, bool& out) {
   if (v.kind == Value::Kind::null) return;
   if (v.kind != Value::Kind::boolean) return type_error(v.go_kind(), field, "bool");

@@ -66,6 +66,7 @@ class Decoder {
   void boolean(const Value& v, std::string_view field, bool& out);
   void int64(const Value& v, std::string_view field, std::string_view go_type, std::int64_t& out);
   void float32(const Value& v, std::string_view field, float& out);
+  void float64(const Value& v, std::string_view field, double& out);
   // A type error for an object-typed field given something else.
   void expect_object(const Value& v, std::string_view field, std::string_view go_type);
   void fail(std::string message) {

@@ -226,9 +226,22 @@ std::shared_ptr<ProxyRuntime> ProxyCollection::make_runtime(const Proxy& p, cons
 SnapshotPtr ProxyCollection::snapshot_of(const Proxy& p) const {
   auto s = std::make_shared<ToxicSnapshot>();
   for (const auto& t : p.toxics) {
-    s->by_direction[static_cast<int>(t.direction)].push_back(
-        ToxicSpec{t.id, t.version, t.name, t.type, t.toxicity, t.attributes, t.client.cidr});
+    ToxicSpec spec{t.id, t.version, t.name, t.type, t.toxicity, t.attributes, t.client.cidr};
     if (t.client.cidr) s->client_filtered = true;
+    if (!t.protocol.settings) {
+      s->by_direction[static_cast<int>(t.direction)].push_back(std::move(spec));
+      continue;
+    }
+    // A protocol toxic reads requests whatever its stream; one that answers has a response half
+    // on the downstream link, acting whenever the request half does (its toxicity is that half's).
+    spec.settings = t.protocol.settings;
+    if (has_response_half(t.type)) {
+      ToxicSpec response = spec;
+      response.response_half = true;
+      response.toxicity = 1;
+      s->by_direction[static_cast<int>(Direction::downstream)].push_back(std::move(response));
+    }
+    s->by_direction[static_cast<int>(Direction::upstream)].push_back(std::move(spec));
   }
   return s;
 }
@@ -410,7 +423,7 @@ std::optional<ApiError> ProxyCollection::add_toxic(std::string_view proxy, Toxic
 std::optional<ApiError> ProxyCollection::update_toxic(
     std::string_view proxy, std::string_view toxic,
     const std::vector<std::optional<std::int64_t>>& attributes, std::optional<float> toxicity,
-    const std::optional<ClientFilter>& client) {
+    const std::optional<ClientFilter>& client, const std::optional<ProtocolAttributes>& protocol) {
   auto it = proxies_.find(proxy);
   if (it == proxies_.end()) return ApiError{404, "proxy not found"};
   Proxy& p = *it->second;
@@ -420,6 +433,7 @@ std::optional<ApiError> ProxyCollection::update_toxic(
       if (attributes[i]) t.attributes[i] = *attributes[i];
     if (toxicity) t.toxicity = *toxicity;
     if (client) t.client = *client;
+    if (protocol) t.protocol = *protocol;
     ++t.version;
     publish(p);
     return std::nullopt;

@@ -37,6 +37,12 @@ struct ClientFilter {
   std::optional<Cidr> cidr;
 };
 
+// A protocol toxic's typed attributes (protocol_toxics.h): as set, and compiled.
+struct ProtocolAttributes {
+  TypedAttributes values;
+  std::shared_ptr<const ProtocolSettings> settings;
+};
+
 struct ToxicDef {
   std::uint64_t id = 0;
   std::uint64_t version = 0;
@@ -47,6 +53,7 @@ struct ToxicDef {
   float toxicity = 1.0f;
   Attributes attributes{};
   ClientFilter client{};
+  ProtocolAttributes protocol{};  // protocol toxics only
 };
 
 struct ProxyConfig {
@@ -111,10 +118,12 @@ class ProxyCollection {
 
   std::optional<ApiError> add_toxic(std::string_view proxy, ToxicDef def);
   // `client`: a new client_cidr (validated by the API layer), or std::nullopt to keep it.
+  // `protocol`: a protocol toxic's new attributes (merged and compiled by the API layer).
   std::optional<ApiError> update_toxic(std::string_view proxy, std::string_view toxic,
                                        const std::vector<std::optional<std::int64_t>>& attributes,
                                        std::optional<float> toxicity,
-                                       const std::optional<ClientFilter>& client = std::nullopt);
+                                       const std::optional<ClientFilter>& client = std::nullopt,
+                                       const std::optional<ProtocolAttributes>& protocol = std::nullopt);
   std::optional<ApiError> remove_toxic(std::string_view proxy, std::string_view toxic);
   // POST /reset: every proxy enabled, every toxic removed; live connections survive.
   std::optional<ApiError> reset();

@@ -18,6 +18,13 @@ const std::vector<ToxicTypeInfo>& registry() {
       {ToxicType::reset_peer, "reset_peer", "ResetToxic", {"timeout"}, "int64"},
       {ToxicType::slicer, "slicer", "SlicerToxic", {"average_size", "size_variation", "delay"}, "int"},
       {ToxicType::limit_data, "limit_data", "LimitDataToxic", {"bytes"}, "int64"},
+      // Typed attributes: protocol_attribute_defs().
+      {ToxicType::redis_error, "redis_error", "RedisErrorToxic", {}, "int64"},
+      {ToxicType::redis_delay, "redis_delay", "RedisDelayToxic", {}, "int64"},
+      {ToxicType::mysql_error, "mysql_error", "MysqlErrorToxic", {}, "int64"},
+      {ToxicType::mysql_delay, "mysql_delay", "MysqlDelayToxic", {}, "int64"},
+      {ToxicType::http_abort, "http_abort", "HttpAbortToxic", {}, "int64"},
+      {ToxicType::http_delay, "http_delay", "HttpDelayToxic", {}, "int64"},
       {ToxicType::noop, "noop", "NoopToxic", {}, "int64"},
   };
   return types;
@@ -395,6 +402,12 @@ std::unique_ptr<Stage> make_stage(ToxicType type, const Attributes& a, std::uint
       return std::make_unique<SlicerStage>(a, seed);
     case ToxicType::limit_data:
       return std::make_unique<LimitDataStage>(a);
+    case ToxicType::redis_error:
+    case ToxicType::redis_delay:
+    case ToxicType::mysql_error:
+    case ToxicType::mysql_delay:
+    case ToxicType::http_abort:
+    case ToxicType::http_delay:  // built by make_protocol_stage, which needs their settings
     case ToxicType::noop:
       break;
   }

@@ -115,6 +115,13 @@ enum class ToxicType : std::uint8_t {
   reset_peer,
   slicer,
   limit_data,
+  // Protocol-aware toxics (protocol_toxics.h): typed attributes in a ProtocolSettings.
+  redis_error,
+  redis_delay,
+  mysql_error,
+  mysql_delay,
+  http_abort,
+  http_delay,
   noop
 };
 
@@ -131,6 +138,12 @@ struct ToxicTypeInfo {
 
 const ToxicTypeInfo* find_toxic_type(std::string_view name);
 const ToxicTypeInfo& toxic_type_info(ToxicType type);
+
+// Attributes that are not three integers (the protocol toxics'), compiled once per change and
+// shared, immutable, by every connection's stage.
+struct ToxicSettings {
+  virtual ~ToxicSettings() = default;
+};
 
 // Durations given by users are clamped to this so that no arithmetic overflows (about 11.5 days).
 inline constexpr std::int64_t kMaxMillis = 1'000'000'000;
@@ -150,6 +163,8 @@ class Stage {
   virtual void flush(EventQueue& in, TimePoint now, const Emitter& out, bool removed);
   // New attributes; held data keeps its schedule, new data follows the new attributes.
   virtual void update(const Attributes& attributes, TimePoint now) = 0;
+  // New typed attributes (protocol toxics), as update().
+  virtual void update_settings(const std::shared_ptr<const ToxicSettings>& /*settings*/, TimePoint /*now*/) {}
   // The stage (re)starts acting at `now` (link start, toxic added, or toxicity raised).
   virtual void activate(TimePoint /*now*/) {}
   // Bytes held inside the stage (not counting its inbox).
