@@ -167,6 +167,7 @@ struct Waiter {
   explicit Waiter(const asio::any_io_executor& ex) : timer(ex) {}
   std::optional<Client::ConnectedHandler> handler;
   asio::steady_timer timer;
+  bool one_attempt = false;  // connect_now(): a failed attempt completes it (false)
 };
 
 struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
@@ -288,7 +289,9 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   void fail_now(Handler handler, Errc code, std::string message);
   void count(const Result& r);
   void arm_watchdog();
-  void complete_waiters(bool connected);
+  // Completes the waiters (only those of connect_now() when `attempts_only`).
+  void complete_waiters(bool connected, bool attempts_only = false);
+  void add_waiter(Deadline deadline, Client::ConnectedHandler handler, bool one_attempt);
   Error lost_error(const Conn& c) const;
 };
 
@@ -508,6 +511,7 @@ void Client::Impl::on_closed(const std::shared_ptr<Conn>& c) {
   if (!c->ready) return attempt_failed(reason);
   ++status.counters.disconnects;
   status.last_error = reason;
+  status.refused = refused_text(reason);
   set_state(State::disconnected);
   common::log::warn("redis connection lost", {{"client", settings.name}, {"error", reason}});
   schedule_reconnect();
@@ -516,7 +520,9 @@ void Client::Impl::on_closed(const std::shared_ptr<Conn>& c) {
 void Client::Impl::attempt_failed(const std::string& reason) {
   ++status.counters.connect_failures;
   status.last_error = reason;
+  status.refused = refused_text(reason);
   set_state(State::disconnected);
+  complete_waiters(false, /*attempts_only=*/true);
   if (!failure_logged) {
     common::log::warn("redis connect failed, retrying with backoff",
                       {{"client", settings.name}, {"error", reason}});
@@ -529,7 +535,7 @@ void Client::Impl::attempt_failed(const std::string& reason) {
 
 void Client::Impl::schedule_reconnect() {
   if (stopped) return;
-  retry_timer.expires_after(backoff.next());
+  retry_timer.expires_after(backoff.next(status.refused ? AttemptError::refused : AttemptError::slow));
   retry_timer.async_wait([self = shared_from_this()](const error_code& ec) {
     if (ec || self->stopped || self->conn) return;
     self->connect();
@@ -675,9 +681,17 @@ void Client::Impl::arm_watchdog() {
   });
 }
 
-void Client::Impl::complete_waiters(bool connected) {
-  auto list = std::move(waiters);
-  waiters.clear();
+void Client::Impl::complete_waiters(bool connected, bool attempts_only) {
+  std::vector<std::shared_ptr<Waiter>> list;
+  if (attempts_only) {
+    std::erase_if(waiters, [&](const std::shared_ptr<Waiter>& w) {
+      if (w->one_attempt) list.push_back(w);
+      return w->one_attempt;
+    });
+  } else {
+    list = std::move(waiters);
+    waiters.clear();
+  }
   for (auto& w : list) {
     if (!w->handler) continue;
     ConnectedHandler h(std::move(*w->handler));
@@ -764,11 +778,29 @@ void Client::start_wait_connected(Deadline deadline, ConnectedHandler handler) {
     const bool ok = !impl.stopped;
     return complete_later(std::move(handler), ok, impl.ex);
   }
-  auto w = std::make_shared<Waiter>(impl.ex);
+  impl.add_waiter(deadline, std::move(handler), false);
+}
+
+void Client::start_connect_now(Deadline deadline, ConnectedHandler handler) {
+  auto& impl = *impl_;
+  if (impl.stopped || !impl.started || impl.status.state == State::connected || !impl.status.refused) {
+    const bool ok = !impl.stopped && impl.status.state == State::connected;
+    return complete_later(std::move(handler), ok, impl.ex);
+  }
+  impl.add_waiter(deadline, std::move(handler), true);
+  if (impl.status.state == State::disconnected && !impl.conn) {
+    impl.retry_timer.cancel();  // its handler sees operation_aborted and does nothing
+    impl.connect();             // may fail at once (attempt_failed completes the waiter)
+  }
+}
+
+void Client::Impl::add_waiter(Deadline deadline, ConnectedHandler handler, bool one_attempt) {
+  auto w = std::make_shared<Waiter>(ex);
   w->handler.emplace(std::move(handler));
-  impl.waiters.push_back(w);
+  w->one_attempt = one_attempt;
+  waiters.push_back(w);
   w->timer.expires_at(deadline.at());
-  w->timer.async_wait([self = impl_, w](const error_code& ec) {
+  w->timer.async_wait([self = shared_from_this(), w](const error_code& ec) {
     if (ec || !w->handler) return;
     ConnectedHandler h(std::move(*w->handler));
     w->handler.reset();

@@ -95,6 +95,12 @@ MysqlStore::MysqlStore(std::vector<mysql::Pool*> nodes, const MysqlConfig& confi
   delete_sql_ = "DELETE FROM " + db + ".`user` WHERE `id` = ? RETURNING `version`";
 }
 
+asio::awaitable<bool> MysqlStore::connect_now(Deadline d) {
+  mysql::Pool* pool = primary_pool();
+  if (pool == nullptr) co_return false;
+  co_return co_await pool->connect_now(d);
+}
+
 asio::awaitable<Outcome<std::optional<StoredUser>>> MysqlStore::get(std::string_view id, Deadline d) {
   using O = Outcome<std::optional<StoredUser>>;
   std::vector<mysql::Value> params;

@@ -65,6 +65,7 @@ class MysqlStore : public UserStore {
   boost::asio::awaitable<Outcome<std::optional<std::uint64_t>>> remove(std::string_view id,
                                                                        Deadline d) override;
   boost::asio::awaitable<Outcome<Done>> probe(Deadline d) override;
+  boost::asio::awaitable<bool> connect_now(Deadline d) override;
   bool has_replica() const override { return nodes_.size() > 1; }
   boost::asio::awaitable<Outcome<std::optional<StoredUser>>> get_from_replica(std::string_view id,
                                                                               Deadline d) override;

@@ -54,6 +54,12 @@ Service::Service(asio::any_io_executor executor, const Config& config, UserStore
   if (mysql_replica_) mysql_replica_->set_probe([this](Deadline d) { return store_.probe_replica(d); });
   redis_master_.set_probe([this](Deadline d) { return probe_cache(CacheNode::master, d); });
   redis_replica_.set_probe([this](Deadline d) { return probe_cache(CacheNode::replica, d); });
+  // Half-open trials (endpoint.h) connect first: the primary and the cache nodes (the replica pool
+  // has no such hook; its trial is the call itself).
+  mysql_.set_reconnect([this](Deadline d) { return store_.connect_now(d); });
+  redis_master_.set_reconnect([this](Deadline d) { return cache_.connect_now(CacheNode::master, d); });
+  redis_replica_.set_reconnect([this](Deadline d) { return cache_.connect_now(CacheNode::replica, d); });
+  redis_master_.set_on_recovered([this] { wake_repairer(); });
   replica_behind_ = &registry.counter(
       "user_service_cache_replica_behind_total",
       "Replica answers not served (MariaDB asked instead) because the replica could not be shown to hold "
@@ -111,9 +117,10 @@ Service::Service(asio::any_io_executor executor, const Config& config, UserStore
     w.gauge("user_service_cache_replica_untrusted",
             "1 while replica entries are not trusted (after an invalidation, for the replica lag window).",
             {}, ledger_.replica_untrusted() ? 1 : 0);
-    w.gauge("user_service_cache_replica_current",
-            "1 while the Redis replica is shown to hold what the master held within redis.replica_max_lag_ms.",
-            {}, replica_freshness_.current(Clock::now()) ? 1 : 0);
+    w.gauge(
+        "user_service_cache_replica_current",
+        "1 while the Redis replica is shown to hold what the master held within redis.replica_max_lag_ms.",
+        {}, replica_freshness_.current(Clock::now()) ? 1 : 0);
     w.gauge("user_service_cache_untrusted", "1 while cached entries are not trusted (after an overflow).", {},
             ledger_.untrusted() ? 1 : 0);
     w.gauge("user_service_cache_refreshes_pending", "Ids to re-read after a write whose outcome was unknown.",
@@ -412,7 +419,9 @@ asio::awaitable<Outcome<Done>> Service::probe_cache(CacheNode node, Deadline d) 
   co_return Outcome<Done>::success({});
 }
 
-void Service::replica_changed() { replica_freshness_.forget(); }
+void Service::replica_changed() {
+  replica_freshness_.forget();
+}
 
 void Service::master_changed() {
   replica_freshness_.forget();
