@@ -646,7 +646,7 @@ TEST_F(OwnServer, PoolRecoversWithinASecondOfARestartAndDetectsDeadIdleConnectio
     auto r = co_await pool.execute("SELECT 1", {}, 500ms);
     EXPECT_TRUE(!r && r.error().code == Errc::unavailable) << describe(r);
     EXPECT_LT(since(t0), itest::kFast);
-    co_await sleep_for(1000ms);  // the backoff reaches its cap
+    co_await sleep_for(1000ms);  // away a while (refused: retried every backoff.initial)
     server_->restart();          // returns once it accepts queries
     t0 = Clock::now();
     bool recovered = false;
@@ -712,7 +712,7 @@ TEST_F(OwnServer, AcquireWhileRefusedTriesAtOnceInsteadOfWaitingOutTheBackoff) {
     server_->stop();
     for (int i = 0; i < 200 && pool.status().state != PoolState::down; ++i)
       co_await sleep_for(10ms);
-    ASSERT_EQ(pool.status().state, PoolState::down);
+    EXPECT_EQ(pool.status().state, PoolState::down);
     EXPECT_TRUE(pool.status().refused) << pool.status().last_error;
     const auto failures = pool.status().counters.connect_failures;
     auto t0 = Clock::now();

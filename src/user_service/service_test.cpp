@@ -63,6 +63,17 @@ class ServiceTest : public ::testing::Test {
     cache_.seed(id, CacheEntry{v, false, name});
   }
 
+  // Starts with probes too rare to matter (only a request can find MariaDB back), then has writes
+  // fail as `mode` says until MariaDB's breaker opens.
+  void StartAndOpenTheMariaDbBreaker(Behaviour::Mode mode) {
+    config_.resilience.probe_interval = 30s;
+    Start();
+    store_.behaviour.mode = mode;
+    for (std::uint32_t i = 0; i < config_.resilience.breaker_failures; ++i)
+      EXPECT_EQ(Put("u-" + std::to_string(i), "X").status, WriteResult::unavailable);
+    ASSERT_TRUE(service_->mysql().health().breaker_open());
+  }
+
   Clock::duration Timed(const std::function<void()>& f) {
     const auto t0 = Clock::now();
     f();
@@ -173,12 +184,7 @@ TEST_F(ServiceTest, MariaDbHangingFailsWithinTheDeadlineThenFastOnceTheBreakerOp
 // Recovery with no refusal window: the probes are made too rare to matter, so only a user request
 // can be the one that finds the dependency back.
 TEST_F(ServiceTest, WriteRightAfterARefusingMariaDbReturnsSucceeds) {
-  config_.resilience.probe_interval = 30s;
-  Start();
-  store_.behaviour.mode = Behaviour::fail;  // refused at once
-  for (int i = 0; i < 3; ++i)
-    EXPECT_EQ(Put("u-" + std::to_string(i), "X").status, WriteResult::unavailable);
-  ASSERT_TRUE(service_->mysql().health().breaker_open());
+  StartAndOpenTheMariaDbBreaker(Behaviour::fail);  // refused at once
   // While it refuses, a request is the trial: it asks for a connection, which is refused, and
   // the statement is not even sent.
   const int calls = store_.calls;
@@ -198,12 +204,7 @@ TEST_F(ServiceTest, WriteRightAfterARefusingMariaDbReturnsSucceeds) {
 }
 
 TEST_F(ServiceTest, OneTrialAtATimeTheOthersFailFastMeanwhile) {
-  config_.resilience.probe_interval = 30s;
-  Start();
-  store_.behaviour.mode = Behaviour::fail;
-  for (int i = 0; i < 3; ++i)
-    Put("u", "X");
-  ASSERT_TRUE(service_->mysql().health().breaker_open());
+  StartAndOpenTheMariaDbBreaker(Behaviour::fail);
   store_.behaviour.mode = Behaviour::ok;
   store_.behaviour.delay = 60ms;  // the trial takes a while
   std::optional<WriteResult> trial, other;
@@ -229,12 +230,7 @@ TEST_F(ServiceTest, OneTrialAtATimeTheOthersFailFastMeanwhile) {
 }
 
 TEST_F(ServiceTest, AfterTimeoutsNoRequestIsTheTrialTheProbeFindsItBack) {
-  config_.resilience.probe_interval = 30s;
-  Start();
-  store_.behaviour.mode = Behaviour::hang;
-  for (int i = 0; i < 3; ++i)
-    Put("u", "X");
-  ASSERT_TRUE(service_->mysql().health().breaker_open());
+  StartAndOpenTheMariaDbBreaker(Behaviour::hang);
   store_.behaviour.mode = Behaviour::ok;
   // Back, but nothing shows it yet except a probe: requests keep failing fast rather than one of
   // them paying a deadline for a dependency that may still be dead.
