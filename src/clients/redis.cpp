@@ -284,7 +284,10 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   void on_closed(const std::shared_ptr<Conn>& c);
   void close_conn(const std::shared_ptr<Conn>& c, const std::string& reason);
   void send_handshake(Conn& c, std::vector<std::string> args, HandshakeStep step);
-  void submit(std::vector<std::string> args, Deadline deadline, Handler handler);
+  // `may_wait`: while the server refuses and there is no connection, the command joins one
+  // immediate connect attempt instead of failing at once (see redis.h).
+  void submit(std::vector<std::string> args, Deadline deadline, Handler handler, bool may_wait = true);
+  void start_attempt_now();
   void finish(const std::shared_ptr<Request>& req, Result r, bool from_slot = false);
   void fail_now(Handler handler, Errc code, std::string message);
   void count(const Result& r);
@@ -590,12 +593,26 @@ void Client::Impl::fail_now(Handler handler, Errc code, std::string message) {
   complete_later(std::move(handler), std::move(r), ex);
 }
 
-void Client::Impl::submit(std::vector<std::string> args, Deadline deadline, Handler handler) {
+void Client::Impl::submit(std::vector<std::string> args, Deadline deadline, Handler handler, bool may_wait) {
   if (stopped) return fail_now(std::move(handler), Errc::stopped, "client stopped");
   if (args.empty()) return fail_now(std::move(handler), Errc::invalid_argument, "empty command");
   if (detail::is_unsupported_command(args[0]))
     return fail_now(std::move(handler), Errc::invalid_argument,
                     args[0] + " is not supported (it changes the state of the shared connection)");
+  if ((!conn || !conn->ready || conn->ac == nullptr) && may_wait && started && status.refused &&
+      !deadline.expired()) {
+    // The server refused at once until now: one attempt now costs a refused connect while it is
+    // still down, and sends the command as soon as it is back.
+    auto then = [self = shared_from_this(), args = std::move(args), deadline,
+                 h = std::move(handler)](bool connected) mutable {
+      if (!connected && deadline.expired())
+        return self->fail_now(std::move(h), Errc::timeout, "deadline passed while connecting");
+      self->submit(std::move(args), deadline, std::move(h), false);
+    };
+    add_waiter(deadline, Client::ConnectedHandler(std::move(then)), true);
+    start_attempt_now();
+    return;
+  }
   if (!conn || !conn->ready || conn->ac == nullptr) {
     std::string msg = "not connected";
     if (!status.last_error.empty()) msg += ": " + status.last_error;
@@ -788,10 +805,14 @@ void Client::start_connect_now(Deadline deadline, ConnectedHandler handler) {
     return complete_later(std::move(handler), ok, impl.ex);
   }
   impl.add_waiter(deadline, std::move(handler), true);
-  if (impl.status.state == State::disconnected && !impl.conn) {
-    impl.retry_timer.cancel();  // its handler sees operation_aborted and does nothing
-    impl.connect();             // may fail at once (attempt_failed completes the waiter)
-  }
+  impl.start_attempt_now();
+}
+
+// Connects at once unless an attempt is under way (then its outcome is awaited).
+void Client::Impl::start_attempt_now() {
+  if (status.state != State::disconnected || conn) return;
+  retry_timer.cancel();  // its handler sees operation_aborted and does nothing
+  connect();             // may fail at once (attempt_failed completes the waiters)
 }
 
 void Client::Impl::add_waiter(Deadline deadline, ConnectedHandler handler, bool one_attempt) {

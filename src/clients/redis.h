@@ -49,8 +49,12 @@
 //   once; attempts that time out back off. connect_now() skips the wait for a caller that needs
 //   the server now (a circuit breaker's trial call), but only while attempts are refused.
 // - Commands are only sent on an established, handshaken connection; while there is none they
-//   fail at once with `not_connected` (no queueing while disconnected). Commands issued together
-//   pipeline on the one connection; replies are matched in order.
+//   fail at once with `not_connected` (no queueing while disconnected). Except while the server
+//   refuses at once (Status::refused): then a command joins one immediate connect attempt (a refused
+//   connect while the server is still down: `not_connected` in microseconds) and is sent as soon as
+//   it succeeds, so the first command after a server's return does not fail for want of the
+//   reconnect backoff. Commands issued together pipeline on the one connection; replies are matched
+//   in order.
 // - Binary-safe: arguments and replies are byte strings (std::string may hold any bytes).
 // - No pub/sub: SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE, (P|S)UNSUBSCRIBE, MONITOR and HELLO are rejected
 //   with `invalid_argument` (they change the protocol state of the shared connection). Blocking

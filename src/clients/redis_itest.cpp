@@ -697,9 +697,10 @@ TEST(RedisClient, ConnectHasADeadlineWhenTheSynIsNeverAnswered) {
   });
 }
 
-// While the server refuses, connect_now() does not wait out the backoff (here 5 s): it tries at once,
-// which costs a refused connect while the server is down and connects as soon as it is back.
-TEST_F(RedisClientTest, ConnectNowTriesAtOnceWhileTheServerRefuses) {
+// While the server refuses, neither connect_now() nor a command waits out the backoff (here 5 s): they
+// try at once, which costs a refused connect while the server is down and connects as soon as it is
+// back.
+TEST_F(RedisClientTest, ConnectNowAndCommandsTryAtOnceWhileTheServerRefuses) {
   Settings s = settings_for(*server_);
   s.reconnect = {.initial = 5000ms, .max = 5000ms, .jitter = 0.0};
   Client redis(io_.get_executor(), s);
@@ -722,14 +723,22 @@ TEST_F(RedisClientTest, ConnectNowTriesAtOnceWhileTheServerRefuses) {
     EXPECT_LT(since(t0), itest::kFast);
     EXPECT_EQ(redis.status().counters.connect_failures, failures + 1) << "one attempt, made at once";
     EXPECT_NE(redis.status().last_error.find("refused"), std::string::npos) << redis.status().last_error;
-    server_->restart();  // returns once the server answers PING; the backoff has seconds to run
+    // A command meanwhile joins an immediate attempt too: refused, it fails at once.
     t0 = Clock::now();
-    EXPECT_TRUE(co_await redis.connect_now(2s));
-    std::printf("[ figures ] connect_now connected %lld ms after the restart (backoff 5000 ms)\n",
+    Result r = co_await redis.ping(1s);
+    EXPECT_TRUE(!r && r.error().code == Errc::not_connected) << (r ? "reply" : r.error().message);
+    EXPECT_LT(since(t0), itest::kFast);
+    EXPECT_EQ(redis.status().counters.connect_failures, failures + 2);
+    server_->restart();  // returns once the server answers PING; the backoff has seconds to run
+    // The first command after the return is answered: it does not wait out the backoff.
+    t0 = Clock::now();
+    r = co_await redis.ping(2s);
+    EXPECT_TRUE(r && r->is_status("PONG")) << (r ? "unexpected reply" : r.error().message);
+    std::printf("[ figures ] first command after the restart answered in %lld ms (backoff 5000 ms)\n",
                 static_cast<long long>(since(t0).count()));
     EXPECT_LT(since(t0), 1000ms);
-    Result r = co_await redis.ping(1s);
-    EXPECT_TRUE(r && r->is_status("PONG"));
+    EXPECT_TRUE(co_await redis.connect_now(1s));
+    EXPECT_EQ(redis.status().counters.connects, 2u);
   });
 }
 
