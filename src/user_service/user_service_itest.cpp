@@ -434,7 +434,9 @@ TEST_F(UserServiceITest, ConditionalWritesAndTheCacheStayCoherent) {
   const std::string t1 = r.header("etag");
   r = Http(port_, http::verb::put, "/users/cw-1", R"({"name":"Bob"})", {{"If-None-Match", "*"}});
   EXPECT_EQ(r.status, 412) << r.body;
-  EXPECT_EQ(r.header("etag"), t1);
+  // A 412's ETag is the current version when MariaDB could be read again within the request's
+  // deadline (always, unless the machine is very loaded; ApiTest pins it on the fakes).
+  EXPECT_TRUE(r.header("etag").empty() || r.header("etag") == t1) << r.header("etag");
   EXPECT_EQ(r.json_string("outcome"), "not_applied");
   r = Http(port_, http::verb::put, "/users/cw-1", R"({"name":"Cy"})", {{"If-Match", t1}});
   EXPECT_EQ(r.status, 200) << r.body;
@@ -442,7 +444,7 @@ TEST_F(UserServiceITest, ConditionalWritesAndTheCacheStayCoherent) {
   EXPECT_EQ(t2, Tag(CachedVersion("cw-1")));
   r = Http(port_, http::verb::put, "/users/cw-1", R"({"name":"Dee"})", {{"If-Match", t1}});
   EXPECT_EQ(r.status, 412);
-  EXPECT_EQ(r.header("etag"), t2);
+  EXPECT_TRUE(r.header("etag").empty() || r.header("etag") == t2) << r.header("etag");
   EXPECT_EQ(Get("cw-1").json_string("name"), "Cy");
   EXPECT_EQ(DbRow("cw-1"), "Cy\t" + CachedVersion("cw-1") + "\n");
   EXPECT_EQ(Http(port_, http::verb::delete_, "/users/cw-1", {}, {{"If-Match", t1}}).status, 412);
