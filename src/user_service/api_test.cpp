@@ -13,6 +13,7 @@
 #include <functional>
 #include <thread>
 
+#include "testing/event_loop.h"
 #include "user_service/fakes.h"
 #include "user_service/validation.h"
 
@@ -42,11 +43,7 @@ class ApiTest : public ::testing::Test {
     WaitUntil([&] { return service_->overall_state() == DepState::up; });
   }
   void TearDown() override { Stop(); }
-  void Stop() {
-    auto f = asio::co_spawn(io_, service_->stop(), asio::use_future);
-    while (f.wait_for(0s) != std::future_status::ready)
-      io_.run_one_for(5ms);
-  }
+  void Stop() { testing_support::run(io_, service_->stop()); }
   // A service and API with other settings.
   void Restart(const std::function<void(Config&)>& change) {
     Stop();
@@ -58,12 +55,7 @@ class ApiTest : public ::testing::Test {
     Start();
   }
   bool WaitUntil(const std::function<bool()>& cond, Clock::duration limit = 2s) {
-    const auto end = Clock::now() + limit;
-    while (!cond()) {
-      if (Clock::now() > end) return false;
-      io_.run_one_for(5ms);
-    }
-    return true;
+    return testing_support::wait_for(io_, cond, limit);
   }
 
   Response Call(bhttp::verb method, std::string target, std::string body = {},
@@ -75,10 +67,7 @@ class ApiTest : public ::testing::Test {
     req.body() = std::move(body);
     req.prepare_payload();
     const common::http::RequestInfo info{{}, Clock::now()};
-    auto f = asio::co_spawn(io_, api_->handle(req, info), asio::use_future);
-    while (f.wait_for(0s) != std::future_status::ready)
-      io_.run_one_for(5ms);
-    return f.get();
+    return testing_support::run(io_, api_->handle(req, info));
   }
 
   static std::string ErrorOf(const Response& r) {

@@ -213,11 +213,16 @@ TEST_F(MysqlStoreITest, OfConcurrentWritesRequiringTheSameVersionExactlyOneSucce
       names.push_back("r" + std::to_string(round) + "-w" + std::to_string(i));
     for (int i = 0; i < 12; ++i)
       writes.push_back(asio::co_spawn(io_, store.put("race", names[i], when, D()), asio::use_future));
+    ASSERT_TRUE(testing_support::wait_for(
+        io_,
+        [&] {
+          return std::all_of(writes.begin(), writes.end(),
+                             [](auto& w) { return w.wait_for(0s) == std::future_status::ready; });
+        },
+        30s));
     int won = 0, lost = 0;
     std::string winner;
     for (int i = 0; i < 12; ++i) {
-      while (writes[i].wait_for(0s) != std::future_status::ready)
-        io_.run_one_for(10ms);
       const auto w = writes[i].get();
       ASSERT_TRUE(w.ok()) << w.message;
       if (w.value.precondition_failed) {
