@@ -199,7 +199,19 @@ asio::awaitable<Response> Api::handle(Request& req, const RequestInfo& info) {
   Response res;
   const bool read = x.method == m_get || x.method == m_head;
   if (route == r_users) {
-    res = co_await user(x, path.substr(kUsers.size()));
+    // Dispatched here rather than in a coroutine of its own: a cached GET is the hot path, and every
+    // coroutine level costs it a frame and an await.
+    std::string id;
+    if (x.method == m_other) {
+      res = error(req, x.request_id, bhttp::status::method_not_allowed, "method not allowed");
+      res.set(bhttp::field::allow, "GET, HEAD, PUT, DELETE");
+    } else if (auto e = decode_user_id(path.substr(kUsers.size()), id); !e.empty()) {
+      res = error(req, x.request_id, bhttp::status::bad_request, e);
+    } else if (read) {
+      res = co_await read_user(x, id);
+    } else {
+      res = co_await write_user(x, id);
+    }
   } else if (route == r_other) {
     res = error(req, x.request_id, bhttp::status::not_found, "no such route");
   } else if (!read) {
@@ -275,19 +287,6 @@ Response Api::unavailable(const Exchange& x, std::string_view what, const Unavai
   Response res = error(x.req, x.request_id, bhttp::status::service_unavailable, message, outcome);
   res.set(bhttp::field::retry_after, retry_after_seconds(config_.resilience.retry_after_s, why.retry_in));
   return res;
-}
-
-asio::awaitable<Response> Api::user(Exchange& x, std::string_view segment) {
-  if (x.method == m_other) {
-    Response res = error(x.req, x.request_id, bhttp::status::method_not_allowed, "method not allowed");
-    res.set(bhttp::field::allow, "GET, HEAD, PUT, DELETE");
-    co_return res;
-  }
-  std::string id;
-  if (auto e = decode_user_id(segment, id); !e.empty())
-    co_return error(x.req, x.request_id, bhttp::status::bad_request, e);
-  if (x.method == m_get || x.method == m_head) co_return co_await read_user(x, id);
-  co_return co_await write_user(x, id);
 }
 
 asio::awaitable<Response> Api::read_user(Exchange& x, const std::string& id) {

@@ -63,7 +63,6 @@ class Api {
     Deadline deadline;
     Source source = Source::none;
   };
-  boost::asio::awaitable<common::http::Response> user(Exchange& x, std::string_view segment);
   boost::asio::awaitable<common::http::Response> read_user(Exchange& x, const std::string& id);
   boost::asio::awaitable<common::http::Response> write_user(Exchange& x, const std::string& id);
   boost::asio::awaitable<common::http::Response> list_users(Exchange& x, std::string_view query);
