@@ -91,23 +91,40 @@ for text in ["u-1", "%C3%A9t%C3%A9", "a%2Fb", "%", "%zz", "%00", "%C2%85", "\xc3
              '{"name":"Jack"} extra', "\x7f", "line\nbreak", '{"name":"\xff"}']:
     seed("user_service_validation", text, raw=True)
 
-seed("user_service_api", script('PUT /users/u-1\nContent-Type: application/json\n\n{"name":"Jack"}',
-                                "GET /users/u-1", 'PUT /users/u-1\n\n{"name":"Joe"}', "GET /users/u-1",
+def put(target, body, headers=""):
+    """A PUT with the Content-Type user-service requires (and any extra header lines)."""
+    return "PUT " + target + "\nContent-Type: application/json\n" + headers + "\n" + body
+
+
+seed("user_service_api", script(put("/users/u-1", '{"name":"Jack"}'),
+                                "GET /users/u-1", put("/users/u-1", '{"name":"Joe"}'), "GET /users/u-1",
                                 "DELETE /users/u-1", "GET /users/u-1", "DELETE /users/u-1"), "round-trip")
 seed("user_service_api", script("GET /health/live", "GET /health/ready", "GET /metrics", "GET /config",
                                 "POST /health/live", "GET /nope", "GET /users/", "GET /users/a/b",
                                 "PATCH /users/x", "HEAD /users/x", "GET /users/%zz?x=1"), "routes")
-seed("user_service_api", script('PUT /users/%C3%A9\n\n{"name":"\\u00e9"}', "GET /users/%C3%A9",
-                                'PUT /users/x\n\n{"name":1}', "PUT /users/x\n\nnot json", "PUT /users/x",
-                                'PUT /users/%00\n\n{"name":"a"}', 'PUT /users/' + 'y' * 300 + '\n\n{"name":"a"}'),
+seed("user_service_api", script(put("/users/%C3%A9", '{"name":"\\u00e9"}'), "GET /users/%C3%A9",
+                                put("/users/x", '{"name":1}'), put("/users/x", "not json"), "PUT /users/x",
+                                put("/users/%00", '{"name":"a"}'), put("/users/" + "y" * 300, '{"name":"a"}'),
+                                put("/users/x", '{"name":"a","name":"b"}'), put("/users/x", '{"name":"a","nom":1}'),
+                                put("/users/x", '{"id":"x","name":"a"}'), put("/users/x", '{"id":"y","name":"a"}'),
+                                'PUT /users/x\nContent-Type: text/plain\n\n{"name":"a"}', 'PUT /users/x\n\n{"name":"a"}'),
      "validation")
+seed("user_service_api", script(put("/users/c", '{"name":"A"}', 'If-None-Match: *\n'),
+                                put("/users/c", '{"name":"B"}', 'If-None-Match: *\n'),
+                                "GET /users/c\nIf-None-Match: \"v101\"\n", "HEAD /users/c",
+                                put("/users/c", '{"name":"C"}', 'If-Match: "v101"\n'),
+                                put("/users/c", '{"name":"D"}', 'If-Match: "v101", W/"v102"\n'),
+                                "DELETE /users/c\nIf-Match: \"v1\"\n", "DELETE /users/c\nIf-Match: *\n",
+                                put("/users/c", '{"name":"E"}', 'If-Match: *\n'),
+                                "GET /users?limit=2", "GET /users?limit=1&after=a", "GET /users?limit=0",
+                                "HEAD /users", "PUT /users"), "conditional-and-pages")
 seed("user_service_api", script("GET /users/a\nX-Request-Id: client-id-1\n", "GET /users/a\nX-Request-Id: has space\n",
                                 "GET /users/a\nX-Request-Id: " + "r" * 200 + "\n"), "request-ids")
-seed("user_service_api", script('PUT /users/a\n\n{"name":"A"}', "@store=fail\nGET /users/a",
-                                "@master=fail @replica=fail\nGET /users/a", '@store=ok\nPUT /users/a\n\n{"name":"B"}',
+seed("user_service_api", script(put("/users/a", '{"name":"A"}'), "@store=fail\nGET /users/a",
+                                "@master=fail @replica=fail\nGET /users/a", "@store=ok\n" + put("/users/a", '{"name":"B"}'),
                                 "@master=ok @replica=reject\nGET /users/a", "GET /health/ready",
                                 "@store=acklost\nDELETE /users/a", "@store=ok\nGET /users/a",
-                                "@replicate=0\nPUT /users/b\n\n{\"name\":\"b\"}", "GET /users/b"), "faults")
+                                "@replicate=0\n" + put("/users/b", '{"name":"b"}'), "GET /users/b"), "faults")
 
 example = open(os.path.join(ROOT, "stack", "user-service.example.json")).read()
 seed("user_service_config", example, "example")

@@ -38,6 +38,7 @@ const std::vector<Key>& keys() {
       {"instance_name", [](Config& c) -> Target { return &c.instance_name; }},
       {"source_address", [](Config& c) -> Target { return &c.source_address; }},
       {"request_deadline_ms", [](Config& c) -> Target { return &c.request_deadline; }, 1, 600'000},
+      {"list_deadline_ms", [](Config& c) -> Target { return &c.list_deadline; }, 1, 600'000},
       {"shutdown_grace_ms", [](Config& c) -> Target { return &c.shutdown_grace; }, 0, 600'000},
       {"log_level", [](Config& c) -> Target { return &c.log_level; }},
       {"http.request_timeout_ms", [](Config& c) -> Target { return &c.http.request_timeout; }, 1, 3'600'000},

@@ -66,7 +66,7 @@ struct MysqlConfig {
 struct ResilienceConfig {
   std::uint32_t breaker_failures = 3;  // consecutive failures or deadline misses that open a breaker
   Millis probe_interval{200};          // background health probe period (also the half-open probe)
-  std::uint32_t retry_after_s = 1;     // Retry-After on every 503
+  std::uint32_t retry_after_s = 1;     // the least Retry-After of a 503 (more until an open breaker's probe)
   std::uint32_t read_retries = 1;      // extra attempts of an idempotent read after a lost connection
 };
 
@@ -86,6 +86,7 @@ struct Config {
   std::string instance_name = "user-service";  // in logs, /health/ready and cache-feed lease ownership
   std::string source_address;                  // outgoing connections bind to this IP (empty: any)
   Millis request_deadline{1000};
+  Millis list_deadline{1000};  // GET /users: its one MariaDB statement (a page) may use all of it
   Millis shutdown_grace{5000};  // SIGTERM: in-flight requests get this long to finish
   std::string log_level = "info";
   HttpConfig http;

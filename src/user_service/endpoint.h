@@ -51,14 +51,17 @@ class Endpoint {
   const Dependency& health() const { return health_; }
   Dependency& health() { return health_; }
   Clock::duration budget() const { return budget_; }
-  // A call's deadline: the endpoint's budget from now, at most the request's.
-  Deadline deadline(Deadline request) const { return Deadline::after(budget_).at_most(request); }
+  // A call's deadline: the endpoint's budget (or `budget`, when given) from now, at most the request's.
+  Deadline deadline(Deadline request, Clock::duration budget = {}) const {
+    return Deadline::after(budget > Clock::duration::zero() ? budget : budget_).at_most(request);
+  }
 
   // One call: `fn(deadline)` returns an awaitable of Outcome<T>. While the breaker is open the call is
   // not made and the result is Failure::unavailable ("circuit breaker open"), counted short-circuited.
-  // While the breaker is open and a trial is allowed, this call is the trial (see above).
+  // While the breaker is open and a trial is allowed, this call is the trial (see above). `budget`
+  // replaces the endpoint's own for this call (a statement that reads a whole page).
   template <typename T, typename Fn>
-  boost::asio::awaitable<Outcome<T>> call(Deadline request, Fn&& fn) {
+  boost::asio::awaitable<Outcome<T>> call(Deadline request, Fn&& fn, Clock::duration budget = {}) {
     std::optional<Trial> trial;
     if (!allow()) {
       if (!health_.trial_allowed()) {
@@ -68,7 +71,7 @@ class Endpoint {
       trial.emplace(*this);
     }
     const auto started = Clock::now();
-    const Deadline d = deadline(request);
+    const Deadline d = deadline(request, budget);
     if (trial && reconnect_) {
       const bool connected = co_await reconnect_(d);
       if (!connected) {

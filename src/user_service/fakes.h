@@ -18,6 +18,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
 #include <map>
 #include <string>
 
@@ -94,32 +95,47 @@ class FakeStore : public UserStore {
     co_return Outcome<std::optional<StoredUser>>::success(it == rows.end() ? std::nullopt
                                                                            : std::optional(it->second));
   }
+  using UserStore::put;
+  using UserStore::remove;
   boost::asio::awaitable<Outcome<PutResult>> put(std::string_view id, std::string_view name,
-                                                 Deadline d) override {
+                                                 Precondition when, Deadline d) override {
     ++calls;
     std::string m;
     if (auto f = co_await simulate(ex_, behaviour, d, m); f != Failure::none)
       co_return Outcome<PutResult>::fail(f, m, write_effect(f));
+    if (!holds(when, id)) co_return Outcome<PutResult>::success(PutResult{false, true, 0});
     auto [it, created] = rows.try_emplace(std::string(id));
     it->second = StoredUser{std::string(name), ++sequence};
     if (behaviour.ack_lost)
       co_return Outcome<PutResult>::fail(behaviour.ack_failure, ack_message(), Effect::unknown);
-    co_return Outcome<PutResult>::success(PutResult{created, it->second.version});
+    co_return Outcome<PutResult>::success(PutResult{created, false, it->second.version});
   }
-  boost::asio::awaitable<Outcome<std::optional<std::uint64_t>>> remove(std::string_view id,
-                                                                       Deadline d) override {
+  boost::asio::awaitable<Outcome<RemoveResult>> remove(std::string_view id, Precondition when,
+                                                       Deadline d) override {
     ++calls;
     std::string m;
     if (auto f = co_await simulate(ex_, behaviour, d, m); f != Failure::none)
-      co_return Outcome<std::optional<std::uint64_t>>::fail(f, m, write_effect(f));
+      co_return Outcome<RemoveResult>::fail(f, m, write_effect(f));
+    if (!holds(when, id)) co_return Outcome<RemoveResult>::success(RemoveResult{false, true, 0});
     const auto it = rows.find(std::string(id));
-    if (it == rows.end()) co_return Outcome<std::optional<std::uint64_t>>::success(std::nullopt);
+    if (it == rows.end()) co_return Outcome<RemoveResult>::success(RemoveResult{});
     const auto v = it->second.version;
     rows.erase(it);
-    if (behaviour.ack_lost)
-      co_return Outcome<std::optional<std::uint64_t>>::fail(behaviour.ack_failure, ack_message(),
-                                                            Effect::unknown);
-    co_return Outcome<std::optional<std::uint64_t>>::success(v);
+    if (behaviour.ack_lost) co_return Outcome<RemoveResult>::fail(behaviour.ack_failure, ack_message(), Effect::unknown);
+    co_return Outcome<RemoveResult>::success(RemoveResult{true, false, v});
+  }
+  boost::asio::awaitable<Outcome<std::vector<ListedUser>>> list(std::string_view after, std::uint32_t limit,
+                                                                Deadline d) override {
+    ++calls;
+    std::string m;
+    if (auto f = co_await simulate(ex_, behaviour, d, m); f != Failure::none)
+      co_return Outcome<std::vector<ListedUser>>::fail(f, m);
+    std::vector<ListedUser> page;
+    // std::map<std::string> orders by bytes (char_traits compares as unsigned char), as MariaDB's
+    // binary collation does.
+    for (auto it = rows.upper_bound(std::string(after)); it != rows.end() && page.size() < limit; ++it)
+      page.push_back(ListedUser{it->first, it->second.name, it->second.version});
+    co_return Outcome<std::vector<ListedUser>>::success(std::move(page));
   }
   boost::asio::awaitable<Outcome<Done>> probe(Deadline d) override {
     ++probes;
@@ -130,6 +146,21 @@ class FakeStore : public UserStore {
   }
 
  private:
+  bool holds(const Precondition& when, std::string_view id) const {
+    const auto it = rows.find(std::string(id));
+    switch (when.kind) {
+      case Precondition::none:
+        return true;
+      case Precondition::exists:
+        return it != rows.end();
+      case Precondition::absent:
+        return it == rows.end();
+      case Precondition::version_in:
+        return it != rows.end() &&
+               std::find(when.versions.begin(), when.versions.end(), it->second.version) != when.versions.end();
+    }
+    return false;
+  }
   // As MysqlStore classifies: a deadline that passed while the statement was out has an unknown
   // effect; a refused connection or a rejected statement certainly left nothing.
   static Effect write_effect(Failure f) { return f == Failure::timeout ? Effect::unknown : Effect::none; }
