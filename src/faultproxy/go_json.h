@@ -66,6 +66,7 @@ class Decoder {
   void boolean(const Value& v, std::string_view field, bool& out);
   void int64(const Value& v, std::string_view field, std::string_view go_type, std::int64_t& out);
   void float32(const Value& v, std::string_view field, float& out);
+  void float64(const Value& v, std::string_view field, double& out);
   // A type error for an object-typed field given something else.
   void expect_object(const Value& v, std::string_view field, std::string_view go_type);
   void fail(std::string message) {
@@ -84,7 +85,8 @@ class Decoder {
 
 // Output helpers.
 void append_string(std::string& out, std::string_view s);  // a quoted JSON string, Go-escaped
-std::string format_float32(float f);                       // Go's float32 encoding: 1, 0.5, 1e-07
+std::string format_float32(float f);                       // Go's float32 encoding: 1, 0.5, 1e-7
+std::string format_float64(double f);                      // Go's float64 encoding: 0.1, 1e-7, 1e+21
 std::string format_int(std::int64_t v);
 
 }  // namespace faultproxy::gojson

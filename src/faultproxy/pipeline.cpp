@@ -75,7 +75,8 @@ void Pipeline::apply(const std::vector<ToxicSpec>& toxics, TimePoint now) {
     entry->spec = spec;
     entry->roll = toxicity_roll(seed_, spec.name);
     entry->active = entry->roll < static_cast<double>(spec.toxicity);
-    entry->stage = make_stage(spec.type, spec.attributes, mix64(seed_ ^ hash_string(spec.name, 0x5eed)));
+    entry->stage =
+        make_stage(spec.type, spec.attributes, mix64(seed_ ^ hash_string(spec.name, 0x5eed)), spec.schedule);
     if (entry->active) {
       entry->stage->activate(now);
       if (on_activation_) on_activation_(entry->spec);

@@ -42,6 +42,8 @@ struct ToxicSpec {
   // Our extension: the toxic acts only on connections whose client address is in this network
   // (absent: on every connection). See toxics_for_client().
   std::optional<Cidr> client_cidr{};
+  // The proxy-wide send schedule of a bandwidth toxic (used with per_proxy), one per toxic.
+  std::shared_ptr<SharedSchedule> schedule{};
 };
 
 // The toxicity dice for (connection seed, toxic name): uniform in [0,1).
