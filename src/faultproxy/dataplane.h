@@ -54,11 +54,15 @@ std::string_view direction_name(Direction d);
 
 // The toxics of one proxy at one moment, per direction, in order. Immutable once published.
 struct ToxicSnapshot {
-  std::array<std::vector<ToxicSpec>, 2> by_direction;  // indexed by Direction
+  std::array<std::vector<ToxicSpec>, 2> by_direction;  // stream toxics, indexed by Direction
+  // slow_open toxics (by the direction they were added for): a new connection waits the sum of
+  // the delays of those acting on it before it connects upstream. Empty for nearly every proxy.
+  std::array<std::vector<ToxicSpec>, 2> on_open;
   // Some toxic has a client_cidr: each connection takes its own part (toxics_for_client). False,
   // connections use by_direction as is and never look up their client's address.
   bool client_filtered = false;
 };
+
 using SnapshotPtr = std::shared_ptr<const ToxicSnapshot>;
 
 // What the connections of one started proxy share. Created on each start of a proxy (a restart
@@ -77,6 +81,10 @@ struct ProxyRuntime {
   common::metrics::Registry* registry = nullptr;  // for toxic activation counters
   std::atomic<std::int64_t> live{0};              // open connections
 };
+
+// Counts, in faultproxy_toxic_activations_total, that a toxic started acting (no-op without proxy
+// metrics).
+void count_activation(const ProxyRuntime& runtime, const ToxicSpec& spec, Direction direction);
 
 class Connection;
 
