@@ -1163,13 +1163,20 @@ TEST_F(FaultproxyTest, RemovingAToxicNeverHoldsTheApi) {
     ::close(clients[i]);
 }
 
+// A -config file in `dir` with one proxy "cfg" from 127.0.0.1:listen to the upstream, with `toxics`.
+std::filesystem::path config_file(const testing_support::TempDir& dir, std::uint16_t listen, std::uint16_t upstream,
+                                  const std::string& toxics) {
+  const auto path = dir.path() / "proxies.json";
+  std::ofstream(path) << R"([{"name":"cfg","listen":"127.0.0.1:)" << listen << R"(","upstream":"127.0.0.1:)"
+                      << upstream << R"(","toxics":)" << toxics << "}]";
+  return path;
+}
+
 TEST(FaultproxyProcess, ConfigFileWithToxicsAndSigtermExitsCleanly) {
   EchoServer echo;
   testing_support::TempDir dir;
   const auto listen = testing_support::free_port();
-  const auto config = dir.path() / "proxies.json";
-  std::ofstream(config) << R"([{"name":"cfg","listen":"127.0.0.1:)" << listen << R"(","upstream":"127.0.0.1:)"
-                        << echo.port() << R"(","toxics":[{"type":"latency","attributes":{"latency":100}}]}])";
+  const auto config = config_file(dir, listen, echo.port(), R"([{"type":"latency","attributes":{"latency":100}}])");
   Faultproxy fp({"-config", config.string()});
   const int fd = connect_to(listen);
   ASSERT_GE(fd, 0);
@@ -1190,12 +1197,10 @@ TEST(FaultproxyProcess, ConfigFileWithOurToxicsAndFields) {
   EchoServer echo;
   testing_support::TempDir dir;
   const auto listen = testing_support::free_port();
-  const auto config = dir.path() / "proxies.json";
-  std::ofstream(config) << R"([{"name":"cfg","listen":"127.0.0.1:)" << listen << R"(","upstream":"127.0.0.1:)"
-                        << echo.port()
-                        << R"(","toxics":[{"type":"refuse","duration_ms":1500},)"
-                           R"({"type":"slow_open","attributes":{"delay":300}},)"
-                           R"({"type":"tcp_loss","attributes":{"loss_rate":0.001}}]}])";
+  const auto config = config_file(dir, listen, echo.port(),
+                                  R"([{"type":"refuse","duration_ms":1500},)"
+                                  R"({"type":"slow_open","attributes":{"delay":300}},)"
+                                  R"({"type":"tcp_loss","attributes":{"loss_rate":0.001}}])");
   const auto t = Clock::now();
   Faultproxy fp({"-config", config.string()});
   const int fd = connect_to(listen);

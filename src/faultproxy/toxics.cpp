@@ -122,17 +122,15 @@ class NoopStage : public Stage {
   void update(const Attributes&, TimePoint) override {}
 };
 
-// Each chunk is released `latency +/- jitter` after it was read, never before the previous one.
-// A chunk's release time is fixed when the stage first sees it, so an update of the attributes
-// applies to data that arrives afterwards and what the stage already holds keeps its schedule.
-class LatencyStage : public Stage {
+// Releases each event, in order, at a time fixed when the stage first sees it (data_due), never
+// before the event ahead of it; an end of stream goes right after the data before it. What it
+// holds goes out at once on removal or deactivation.
+class FixedScheduleStage : public Stage {
  public:
-  LatencyStage(const Attributes& a, std::uint64_t seed) : rng_(seed) { update(a, {}); }
-
   TimePoint step(EventQueue& in, TimePoint now, const Emitter& out) override {
     while (dues_.size() < in.size()) {
       const Event& e = in[dues_.size()];
-      last_due_ = std::max(e.is_terminal() ? e.at : e.read_at + delay(), last_due_);
+      last_due_ = std::max(e.is_terminal() ? e.at : data_due(e), last_due_);
       dues_.push_back(last_due_);
     }
     while (!in.empty()) {
@@ -147,6 +145,22 @@ class LatencyStage : public Stage {
     dues_.clear();  // the pipeline passes the inbox on as is: everything held goes out now
     last_due_ = std::min(last_due_, now);
   }
+
+ protected:
+  virtual TimePoint data_due(const Event& e) = 0;
+
+ private:
+  std::deque<TimePoint> dues_;  // release times of the first dues_.size() events of the inbox
+  TimePoint last_due_{};
+};
+
+// Each chunk is released `latency +/- jitter` after it was read, never before the previous one.
+// A chunk's release time is fixed when the stage first sees it, so an update of the attributes
+// applies to data that arrives afterwards and what the stage already holds keeps its schedule.
+class LatencyStage : public FixedScheduleStage {
+ public:
+  LatencyStage(const Attributes& a, std::uint64_t seed) : rng_(seed) { update(a, {}); }
+
   void update(const Attributes& a, TimePoint) override {
     latency_ = std::clamp<std::int64_t>(a.integer(0), -kMaxMillis, kMaxMillis);
     jitter_ = clamp_ms(a.integer(1));
@@ -164,11 +178,10 @@ class LatencyStage : public Stage {
       ms += static_cast<std::int64_t>(rng_() % static_cast<std::uint64_t>(2 * jitter_)) - jitter_;
     return milliseconds(ms);
   }
+  TimePoint data_due(const Event& e) override { return e.read_at + delay(); }
   std::int64_t latency_ = 0, jitter_ = 0;
   const DistributionTable* table_ = nullptr;  // null: uniform, Toxiproxy's +/- jitter
   std::mt19937_64 rng_;
-  std::deque<TimePoint> dues_;  // release times of the first dues_.size() events of the inbox
-  TimePoint last_due_{};
 };
 
 // Passes `rate` KB/s (1 KB = 1000 bytes): a chunk of n bytes occupies the link n/rate ms; chunks
@@ -519,30 +532,12 @@ class PacketLossStage : public Stage {
 // whether it is lost (mean loss rate loss_rate, mean losses in a row burst), and each loss holds
 // the chunk (and everything behind it) for the retransmission timeout, doubled for each loss in a
 // row, as TCP's exponential backoff does (capped at Linux's TCP_RTO_MAX, 120 s).
-class TcpLossStage : public Stage {
+class TcpLossStage : public FixedScheduleStage {
  public:
   static constexpr std::size_t kSegment = 1448;  // a 1500-byte MTU's payload with TCP timestamps
   static constexpr std::int64_t kMaxRtoMs = 120'000;
 
   TcpLossStage(const Attributes& a, std::uint64_t seed) : rng_(seed) { update(a, {}); }
-  TimePoint step(EventQueue& in, TimePoint now, const Emitter& out) override {
-    while (dues_.size() < in.size()) {
-      const Event& e = in[dues_.size()];
-      last_due_ = std::max(e.is_terminal() ? e.at : e.at + stall(e.bytes.size()), last_due_);
-      dues_.push_back(last_due_);
-    }
-    while (!in.empty()) {
-      const TimePoint due = dues_.front();
-      if (due > now) return due;
-      dues_.pop_front();
-      out(in.take_front(), due);
-    }
-    return kNever;
-  }
-  void flush(EventQueue&, TimePoint now, const Emitter&, bool) override {
-    dues_.clear();  // what is held goes out now, as latency's does
-    last_due_ = std::min(last_due_, now);
-  }
   void update(const Attributes& a, TimePoint) override {
     const double p = std::clamp(a.number(0), 0.0, 0.999999);
     const double burst = std::max(a.number(1), 1.0);
@@ -552,6 +547,7 @@ class TcpLossStage : public Stage {
   }
 
  private:
+  TimePoint data_due(const Event& e) override { return e.at + stall(e.bytes.size()); }
   nanoseconds stall(std::size_t bytes) {
     nanoseconds total{0};
     const std::size_t segments = std::max<std::size_t>(1, (bytes + kSegment - 1) / kSegment);
@@ -574,8 +570,6 @@ class TcpLossStage : public Stage {
   std::int64_t rto_ms_ = 0;
   bool bad_ = false;
   int in_a_row_ = 0;
-  std::deque<TimePoint> dues_;  // release times of the first dues_.size() events of the inbox
-  TimePoint last_due_{};
 };
 
 // Flips one random bit of each byte chosen with probability `rate`; the gaps between chosen bytes
