@@ -12,6 +12,8 @@
 // moment without losing, duplicating or reordering bytes. Half-closes are propagated (a FIN from
 // one side becomes a shutdown(SHUT_WR) towards the other); the connection is closed when both
 // directions ended, when a toxic ends it (close, or reset with a TCP RST), or on an I/O error.
+// While `slow_open` toxics act on a new connection, it waits their delay before it connects
+// upstream (its client's bytes stay unread in the kernel meanwhile).
 //
 // Busy polling: after handling I/O, a worker keeps polling its sockets and timers for up to
 // `busy_poll` before it sleeps in epoll_wait, yielding the CPU (sched_yield) whenever another thread

@@ -5,6 +5,10 @@
 // Errors carry Toxiproxy's status codes and messages (ApiError). Where Toxiproxy leaves things half
 // done we do better: a failed create, update or populate changes nothing.
 //
+// Ours besides: time-bounded toxics (start_after_ms, duration_ms: a control-thread timer per toxic
+// publishes its start and removes it at its end) and `refuse` (the listener stops accepting while
+// one acts; clients wait in the kernel's backlog).
+//
 // Usage:
 //   ProxyCollection proxies(workers, {.seed = 42});
 //   if (auto err = proxies.create({"redis", "127.0.0.1:0", "127.0.0.1:6379"}, true)) ...err->message...
