@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <boost/asio/ip/v6_only.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cctype>
 #include <cstring>
@@ -280,7 +279,7 @@ void ProxyCollection::refresh_refusing(Proxy& p) {
   }
   const bool was_refusing = l->refusing;
   l->refusing = acting != nullptr;
-  // Whoever waits in the backlog is taken now: no new readiness edge would announce them.
+  // Whoever waits in the backlog is taken now, without waiting for the next readiness report.
   if (was_refusing && !l->refusing) {
     common::log::info("accepting connections again", {{"proxy", p.name}});
     accept_ready(l);
@@ -366,7 +365,7 @@ void ProxyCollection::arm_accept(const std::shared_ptr<Listener>& l) {
 void ProxyCollection::accept_ready(const std::shared_ptr<Listener>& l) {
   if (l->refusing || !l->open) return;  // refresh_refusing calls again when refusing ends
   accepted_.clear();
-  bool backoff = false, more = true;
+  bool backoff = false;
   for (int i = 0; i < 64; ++i) {
     const int fd = ::accept4(l->acceptor.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
@@ -376,7 +375,6 @@ void ProxyCollection::accept_ready(const std::shared_ptr<Listener>& l) {
         common::log::warn("accept failed", {{"proxy", l->runtime->name}, {"error", go_errno(err)}});
         backoff = true;
       }
-      more = false;
       break;
     }
     // TCP_NODELAY is inherited from the listening socket (set in bind()).
@@ -399,10 +397,6 @@ void ProxyCollection::accept_ready(const std::shared_ptr<Listener>& l) {
     timer->async_wait([this, l, timer](boost::system::error_code) {
       if (l->open) arm_accept(l);
     });
-    return;
-  }
-  if (more) {  // 64 taken and maybe more queued: no new edge would announce them, so look again
-    asio::post(workers_.control(), [this, l] { accept_ready(l); });
     return;
   }
   arm_accept(l);
