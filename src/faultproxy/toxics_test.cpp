@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <numeric>
+#include <thread>
 
 namespace faultproxy {
 namespace {
@@ -775,6 +776,27 @@ TEST(BandwidthPerProxy, ConnectionsShareTheRate) {
   Harness alone(ToxicType::bandwidth, {std::int64_t{10}, false});
   alone.data(std::string(500, 'x'), T0);
   EXPECT_EQ(alone.step(T0), T0 + 50ms);
+}
+
+TEST(BandwidthPerProxy, TheScheduleHandsOutDisjointSlotsAcrossThreads) {
+  SharedSchedule schedule;
+  constexpr int kThreads = 4, kEach = 5000;
+  std::vector<std::vector<TimePoint>> ends(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i)
+    threads.emplace_back([&, i] {
+      for (int k = 0; k < kEach; ++k)
+        ends[static_cast<std::size_t>(i)].push_back(schedule.reserve(T0, 1us));
+    });
+  for (auto& t : threads)
+    t.join();
+  // Every slot is 1 us and they are back to back from T0: the ends are T0 + 1..N us, each once.
+  std::vector<TimePoint> all;
+  for (const auto& e : ends)
+    all.insert(all.end(), e.begin(), e.end());
+  std::sort(all.begin(), all.end());
+  for (std::size_t k = 0; k < all.size(); ++k)
+    ASSERT_EQ(all[k], T0 + std::chrono::microseconds(k + 1));
 }
 
 TEST(BandwidthPerProxy, SwitchingModesMidChunkKeepsEveryByte) {
