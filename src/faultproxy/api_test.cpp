@@ -562,6 +562,10 @@ TEST_F(ApiTest, NewToxicsTakeTypedAttributesWithDefaults) {
   EXPECT_FALSE(proxies_.find("echo")->listener->refusing);  // toxicity 0 never acts
   EXPECT_EQ(patch("/proxies/echo/toxics/refuse_downstream", R"({"toxicity":1})").status, 200);
   EXPECT_TRUE(proxies_.find("echo")->listener->refusing);
+  // A proxy disabled and enabled again comes back refusing while the toxic is there.
+  EXPECT_EQ(patch("/proxies/echo", R"({"enabled":false})").status, 200);
+  EXPECT_EQ(patch("/proxies/echo", R"({"enabled":true})").status, 200);
+  EXPECT_TRUE(proxies_.find("echo")->listener->refusing);
   EXPECT_EQ(del("/proxies/echo/toxics/refuse_downstream").status, 204);
   EXPECT_FALSE(proxies_.find("echo")->listener->refusing);
 
