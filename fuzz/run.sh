@@ -42,8 +42,8 @@ dict_for() {
     user_service_api) echo fuzz/dict/user_service.dict ;;
     user_service_config) echo fuzz/dict/user_service_config.dict ;;
     faultproxy_api | faultproxy_config) echo fuzz/dict/toxiproxy.dict ;;
-    http_server) echo fuzz/dict/http.dict ;;
-    redis_reply) echo fuzz/dict/resp.dict ;;
+    http_server | http_parser) echo fuzz/dict/http.dict ;;
+    redis_reply | resp_parser) echo fuzz/dict/resp.dict ;;
   esac
 }
 

@@ -7,8 +7,10 @@
 // - every answer is one of the documented statuses (never 500), carries X-Request-Id (the client's
 //   when acceptable), Retry-After on 503, and a JSON body ({"error": "..."} for errors);
 // - while no directive has injected a failure, the API behaves as a map from id to name: PUT
-//   answers 201 then 200, GET returns the last name stored or 404, DELETE 204 then 404, and invalid
-//   ids, bodies and methods get 400/405.
+//   answers 201 then 200 (with an ETag), GET returns the last name stored or 404, DELETE 204 then
+//   404, invalid ids, bodies and methods get 400/405, a PUT without JSON Content-Type 415, and
+//   conditional requests (If-Match, If-None-Match) 304/412 or what the map says;
+// - every error body carries the answer's request id.
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/json.hpp>
@@ -106,7 +108,7 @@ bool apply_directives(World& w, const std::vector<std::string>& directives) {
   return faulty;
 }
 
-const std::set<unsigned> kStatuses = {200, 201, 204, 400, 404, 405, 503};
+const std::set<unsigned> kStatuses = {200, 201, 204, 304, 400, 404, 405, 412, 415, 503};
 
 }  // namespace
 
@@ -155,8 +157,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         check(body.as_object().if_contains("error") && body.at("error").is_string(),
               "error body without an error string", detail);
     } else {
-      check(status == 204 || status == 200, "non-JSON body on an error", detail);
+      check(status == 204 || status == 200 || status == 304, "non-JSON body on an error", detail);
     }
+    if (body.is_object() && body.as_object().if_contains("error"))
+      check(body.is_object() && body.as_object().if_contains("request_id") &&
+                body.at("request_id").as_string() == std::string_view(res["X-Request-Id"]),
+            "error body without the answer's request id", detail);
 
     // The map model, for /users/{id} while every dependency behaves.
     std::string_view path = req.target();
@@ -165,7 +171,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::string id;
     const bool id_ok = decode_user_id(path.substr(7), id).empty();
     const auto verb = req.method();
-    if (verb != bhttp::verb::get && verb != bhttp::verb::put && verb != bhttp::verb::delete_) {
+    if (verb != bhttp::verb::get && verb != bhttp::verb::head && verb != bhttp::verb::put &&
+        verb != bhttp::verb::delete_) {
       check(status == 405, "other method on /users/{id} not 405", detail);
       continue;
     }
@@ -173,24 +180,38 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       check(status == 400, "invalid id not 400", detail);
       continue;
     }
+    // Conditional requests answer 304, 412 or 400 (a malformed or unsupported condition) besides
+    // what the map says; whatever they answer, the model follows what was done.
+    const bool conditional = req.find(bhttp::field::if_match) != req.end() ||
+                             req.find(bhttp::field::if_none_match) != req.end();
     const auto it = model.find(id);
-    if (verb == bhttp::verb::get) {
-      if (it == model.end()) {
+    if (verb == bhttp::verb::get || verb == bhttp::verb::head) {
+      if (conditional && (status == 304 || status == 400)) {
+        check(status == 400 || it != model.end(), "304 for an absent user", detail);
+      } else if (it == model.end()) {
         check(status == 404, "GET of an absent user not 404", detail);
       } else {
         check(status == 200 && body.at("name").as_string() == it->second && body.at("id").as_string() == id,
               "GET does not return the last name stored", detail);
+        check(res.find(bhttp::field::etag) != res.end(), "GET without an ETag", detail);
       }
     } else if (verb == bhttp::verb::put) {
+      if (!check_json_content_type(req[bhttp::field::content_type]).empty()) {
+        check(status == 415, "PUT without JSON Content-Type not 415", detail);
+        continue;
+      }
       std::string name;
-      if (!parse_put_body(req.body(), name).empty()) {
+      if (!parse_put_body(req.body(), id, name).empty()) {
         check(status == 400, "invalid body not 400", detail);
         continue;
       }
+      if (conditional && (status == 412 || status == 400)) continue;
       check(status == (it == model.end() ? 201u : 200u), "PUT status", detail);
       check(res.body() == user_json(id, name), "PUT body", detail);
+      check(res.find(bhttp::field::etag) != res.end(), "PUT without an ETag", detail);
       model[id] = name;
     } else {
+      if (conditional && (status == 412 || status == 400)) continue;
       check(status == (it == model.end() ? 404u : 204u), "DELETE status", detail);
       if (it != model.end()) model.erase(it);
     }

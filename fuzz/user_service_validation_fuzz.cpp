@@ -97,15 +97,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check(v.at("id").as_string() == id, "user_json id round trip", body);
   }
 
-  // The input as a PUT body.
+  // The input as a PUT body (for the user "u").
   std::string name;
-  if (parse_put_body(input, name).empty()) {
+  if (parse_put_body(input, "u", name).empty()) {
     check(!name.empty() && name.size() <= kMaxNameBytes && is_valid_utf8(name), "accepted name out of bounds",
           name);
     const auto v = parse_or_die(input, "accepted body Boost.JSON refuses");
     check(v.is_object() && v.as_object().if_contains("name") &&
               v.as_object().at("name").as_string() == std::string_view(name),
           "accepted name differs from Boost.JSON's", input);
+    // Only "name" and "id" (the path's), each once: Boost.JSON's object keeps one value per key, so
+    // a body with a repeated member has fewer members there than the event parser saw.
+    for (const auto& [key, value] : v.as_object())
+      check(key == "name" || (key == "id" && value.is_string() && value.as_string() == "u"),
+            "accepted body has a member other than name and the path's id", input);
     const std::string body = user_json("u", name);
     const auto out = parse_or_die(body, "user_json is not valid JSON");
     check(out.at("name").as_string() == std::string_view(name), "user_json name round trip", body);
@@ -123,5 +128,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (utf8) check(lv.at("target").as_string() == input, "log field round trip", line);
 
   (void)acceptable_request_id(input);
+  (void)check_json_content_type(input);
+
+  // The input as an If-Match / If-None-Match header: a tag it accepts is one etag() writes.
+  EntityTags tags;
+  if (parse_entity_tags(input, TagComparison::weak, tags).empty()) {
+    for (const auto version : tags.versions) {
+      const std::string tag = etag(version);
+      check(input.find(tag) != std::string_view::npos, "matched a version the header does not name", input);
+    }
+  }
+  // The input as GET /users's query: an accepted page is within bounds, its `after` a valid id.
+  PageQuery page;
+  if (parse_page_query(input, page).empty()) {
+    check(page.limit >= 1 && page.limit <= kMaxPageSize, "accepted limit out of bounds", input);
+    std::string again;
+    check(page.after.empty() || decode_user_id(percent_encode(page.after), again).empty(),
+          "accepted after is not a valid id", input);
+  }
   return 0;
 }

@@ -71,6 +71,13 @@ export function mismatch(expected, answer, op, world) {
   if (answer.status === 503) {
     if (!answer.headers.get('retry-after')) return `a 503 without Retry-After: ${describe(answer)}`;
     if (typeof answer.json?.error !== 'string') return `a 503 without a JSON error body: ${describe(answer)}`;
+    // What the client needs and nothing internal: the answer's request id (the log has the details
+    // under it), no server address, and for a write whether it may have been applied.
+    if (answer.json.request_id !== answer.headers.get('x-request-id')) return `a 503 whose body does not carry its X-Request-Id: ${describe(answer)}`;
+    if (/\b\d{1,3}(?:\.\d{1,3}){3}\b|\blocalhost\b/.test(answer.text)) return `a 503 naming a server address: ${describe(answer)}`;
+    if ((op === 'write' || op === 'delete') && !['not_applied', 'unknown'].includes(answer.json.outcome)) {
+      return `a ${op}'s 503 that does not say whether it may have been applied ("outcome"): ${describe(answer)}`;
+    }
     return null;
   }
   if (answer.status === 200 && op.endsWith('read')) {

@@ -91,23 +91,40 @@ for text in ["u-1", "%C3%A9t%C3%A9", "a%2Fb", "%", "%zz", "%00", "%C2%85", "\xc3
              '{"name":"Jack"} extra', "\x7f", "line\nbreak", '{"name":"\xff"}']:
     seed("user_service_validation", text, raw=True)
 
-seed("user_service_api", script('PUT /users/u-1\nContent-Type: application/json\n\n{"name":"Jack"}',
-                                "GET /users/u-1", 'PUT /users/u-1\n\n{"name":"Joe"}', "GET /users/u-1",
+def put(target, body, headers=""):
+    """A PUT with the Content-Type user-service requires (and any extra header lines)."""
+    return "PUT " + target + "\nContent-Type: application/json\n" + headers + "\n" + body
+
+
+seed("user_service_api", script(put("/users/u-1", '{"name":"Jack"}'),
+                                "GET /users/u-1", put("/users/u-1", '{"name":"Joe"}'), "GET /users/u-1",
                                 "DELETE /users/u-1", "GET /users/u-1", "DELETE /users/u-1"), "round-trip")
 seed("user_service_api", script("GET /health/live", "GET /health/ready", "GET /metrics", "GET /config",
                                 "POST /health/live", "GET /nope", "GET /users/", "GET /users/a/b",
                                 "PATCH /users/x", "HEAD /users/x", "GET /users/%zz?x=1"), "routes")
-seed("user_service_api", script('PUT /users/%C3%A9\n\n{"name":"\\u00e9"}', "GET /users/%C3%A9",
-                                'PUT /users/x\n\n{"name":1}', "PUT /users/x\n\nnot json", "PUT /users/x",
-                                'PUT /users/%00\n\n{"name":"a"}', 'PUT /users/' + 'y' * 300 + '\n\n{"name":"a"}'),
+seed("user_service_api", script(put("/users/%C3%A9", '{"name":"\\u00e9"}'), "GET /users/%C3%A9",
+                                put("/users/x", '{"name":1}'), put("/users/x", "not json"), "PUT /users/x",
+                                put("/users/%00", '{"name":"a"}'), put("/users/" + "y" * 300, '{"name":"a"}'),
+                                put("/users/x", '{"name":"a","name":"b"}'), put("/users/x", '{"name":"a","nom":1}'),
+                                put("/users/x", '{"id":"x","name":"a"}'), put("/users/x", '{"id":"y","name":"a"}'),
+                                'PUT /users/x\nContent-Type: text/plain\n\n{"name":"a"}', 'PUT /users/x\n\n{"name":"a"}'),
      "validation")
+seed("user_service_api", script(put("/users/c", '{"name":"A"}', 'If-None-Match: *\n'),
+                                put("/users/c", '{"name":"B"}', 'If-None-Match: *\n'),
+                                "GET /users/c\nIf-None-Match: \"v101\"\n", "HEAD /users/c",
+                                put("/users/c", '{"name":"C"}', 'If-Match: "v101"\n'),
+                                put("/users/c", '{"name":"D"}', 'If-Match: "v101", W/"v102"\n'),
+                                "DELETE /users/c\nIf-Match: \"v1\"\n", "DELETE /users/c\nIf-Match: *\n",
+                                put("/users/c", '{"name":"E"}', 'If-Match: *\n'),
+                                "GET /users?limit=2", "GET /users?limit=1&after=a", "GET /users?limit=0",
+                                "HEAD /users", "PUT /users"), "conditional-and-pages")
 seed("user_service_api", script("GET /users/a\nX-Request-Id: client-id-1\n", "GET /users/a\nX-Request-Id: has space\n",
                                 "GET /users/a\nX-Request-Id: " + "r" * 200 + "\n"), "request-ids")
-seed("user_service_api", script('PUT /users/a\n\n{"name":"A"}', "@store=fail\nGET /users/a",
-                                "@master=fail @replica=fail\nGET /users/a", '@store=ok\nPUT /users/a\n\n{"name":"B"}',
+seed("user_service_api", script(put("/users/a", '{"name":"A"}'), "@store=fail\nGET /users/a",
+                                "@master=fail @replica=fail\nGET /users/a", "@store=ok\n" + put("/users/a", '{"name":"B"}'),
                                 "@master=ok @replica=reject\nGET /users/a", "GET /health/ready",
                                 "@store=acklost\nDELETE /users/a", "@store=ok\nGET /users/a",
-                                "@replicate=0\nPUT /users/b\n\n{\"name\":\"b\"}", "GET /users/b"), "faults")
+                                "@replicate=0\n" + put("/users/b", '{"name":"b"}'), "GET /users/b"), "faults")
 
 example = open(os.path.join(ROOT, "stack", "user-service.example.json")).read()
 seed("user_service_config", example, "example")
@@ -154,6 +171,62 @@ for type_index, flags, text in [(1, 0, "-128"), (8, 1, "18446744073709551615"), 
                                 (19, 0, "Jack"), (17, 0, "\x00\x01\x02"), (13, 1, "2024"), (8, 2, ""),
                                 (12, 0, "2024-01-01 00:00:00"), (8, 0, "\x01\x00\x00\x00\x00\x00\x00\x00")]:
     seed("mysql_values", bytes([type_index, flags]) + text.encode("latin-1"))
+
+# ------------------------------------------------------- protocol toxics (support/protocol_fuzz.h)
+# Layout: chunk-size byte, selector byte, the client's stream, "\n%%\n", the server's stream.
+def proto(target, piece, selector, client, server, raw=True):
+    seed(target, chr(piece) + chr(selector) + client + "\n%%\n" + server, raw=raw)
+
+
+def resp(*args):
+    return "*%d\r\n" % len(args) + "".join("$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+for piece, selector in [(0, 0), (2, 1), (6, 0), (63, 1)]:
+    proto("resp_parser", piece, selector, resp("GET", "a") + resp("SET", "b", "1") + "PING\r\n" + resp("GET", "c"),
+          "$1\r\n1\r\n+OK\r\n+PONG\r\n$-1\r\n")
+proto("resp_parser", 3, 1, resp("SUBSCRIBE", "ch") + resp("SET", "k", "v"),
+      "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n>3\r\n+message\r\n+ch\r\n+hi\r\n")
+proto("resp_parser", 1, 0, resp("HELLO", "3") + resp("EVALSHA", "abc", "0"),
+      "%1\r\n+server\r\n+redis\r\n|1\r\n+k\r\n+v\r\n-NOSCRIPT No matching script.\r\n")
+proto("resp_parser", 5, 1, "*x\r\n" + resp("SET", "k", "v"), "garbage")
+
+
+def packet(seq, payload):
+    n = len(payload)
+    return chr(n & 0xff) + chr((n >> 8) & 0xff) + chr(n >> 16) + chr(seq) + payload
+
+
+OK = packet(1, "\x00\x00\x00\x02\x00\x00\x00")
+for piece, selector in [(0, 0), (3, 8), (7, 16), (63, 2), (9, 4)]:
+    proto("mysql_parser", piece, selector,
+          packet(0, "\x03SELECT 1") + packet(0, "\x03INSERT INTO t VALUES (1)") +
+          packet(0, "\x16UPDATE t SET v = ? WHERE k = ?") +
+          packet(0, "\x17\x07\x00\x00\x00\x00\x01\x00\x00\x00") + packet(0, "\x19\x07\x00\x00\x00") + packet(0, "\x01"),
+          packet(1, "\x01") + packet(2, "coldef") + packet(3, "\xfe\x00\x00\x02\x00") + packet(4, "\x011") +
+          packet(5, "\xfe\x00\x00\x02\x00") + OK +
+          packet(1, "\x00\x07\x00\x00\x00\x00\x00\x02\x00\x00\x00\x00") + packet(2, "p") + packet(3, "p") +
+          packet(4, "\xfe\x00\x00\x02\x00") + OK)
+proto("mysql_parser", 4, 0, packet(1, "\x05\xa6\x0f\x00" + "\x00" * 28) + packet(0, "\x03SELECT 2"),
+      packet(0, "\x0a10.11.6-MariaDB") + packet(2, "\x00\x00\x00\x02\x00\x00\x00") + OK)
+
+for piece, selector in [(0, 1), (4, 0), (12, 1), (63, 0)]:
+    proto("http_parser", piece, selector,
+          "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+          "POST /users HTTP/1.1\r\nContent-Length: 2\r\nX-Fault: on\r\n\r\n{}"
+          "PUT /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+          "HEAD /h HTTP/1.1\r\nx-envoy-fault-abort-request: 503\r\n\r\n",
+          "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"
+          "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nb\r\n0\r\n\r\n"
+          "HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n")
+proto("http_parser", 7, 1, "GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x00",
+      "HTTP/1.1 101 Switching Protocols\r\n\r\n\x81\x00")
+proto("http_parser", 2, 0, "GET / HTTP/1.0\r\n\r\n", "HTTP/1.0 200 OK\r\n\r\nuntil close")
+# Regressions found by these targets: a command byte that makes the toxic stop interpreting
+# (COM_SLEEP) in the middle of a chunk lost the bytes after it; the response half giving up while
+# a command was half read lost that half.
+seed("mysql_parser", b'\x03\x08\t\x00\x00\x00\x03WELECT 1\x19\x00\x00\x00\x03INSERT INTO t VALUE\x00\x00\x05\x00\x00\x01\x00\x00\x00\x00\x00\x01\x00\x00\x00\x01\n%%\n\x01\x00\x00\x01\x01\x06\x00\x00\x02co\x00\x01\x00\x00\x02p\x01\x00\x00\x03p\x05\x00\x00\x04\xfe\x00\x00\x02\x00\x07\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00', "regression-opaque-mid-chunk")
+proto("resp_parser", 5, 1, "+OK\r\n3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n", "garbage")
 
 # ------------------------------------------------------------------------------------------ write
 for target, files in corpora.items():

@@ -162,7 +162,15 @@ void decode_attributes(const gojson::Value& v, const ToxicTypeInfo& info, gojson
         }
         case AttributeKind::text: {
           std::string x;
-          inner.string(value, spec.name, x);
+          if (value.kind == gojson::Value::Kind::number && is_protocol_toxic(info.type)) {
+            // faultproxy-cli, like toxiproxy-cli, sends `-a sqlstate=40001` as a number: taken as
+            // written, and a SQLSTATE so given keeps its leading zeros.
+            x = value.text;
+            if (spec.name == "sqlstate" && x.size() < 5 && x.find_first_not_of("0123456789") == std::string::npos)
+              x.insert(0, 5 - x.size(), '0');
+          } else {
+            inner.string(value, spec.name, x);
+          }
           if (!inner.failed()) out[i] = std::move(x);
           break;
         }
@@ -186,13 +194,19 @@ void decode_attributes(const gojson::Value& v, const ToxicTypeInfo& info, gojson
 }
 
 // Checks what Go's types cannot: attribute ranges, the time window, and client_cidr where it
-// cannot apply. Errors read like client_cidr's: "bad request body: <field>: <why>: <value>".
-std::optional<ApiError> check_toxic(const ToxicDef& def) {
+// cannot apply; and compiles a protocol toxic's attributes into def.protocol. Errors read like
+// client_cidr's: "bad request body: <field>: <why>: <value>" (a protocol toxic's: "attributes.<name>: <why>").
+std::optional<ApiError> check_toxic(ToxicDef& def) {
   if (auto why = validate_attributes(def.type, def.attributes)) return bad_body(*why);
   if (def.start_after_ms < 0) return bad_body("start_after_ms: less than 0: " + std::to_string(def.start_after_ms));
   if (def.duration_ms < 0) return bad_body("duration_ms: less than 0: " + std::to_string(def.duration_ms));
   if (def.type == ToxicType::refuse && def.client.cidr)
     return bad_body("client_cidr: refuse acts on the listener, before any client is known: " + def.client.text);
+  if (is_protocol_toxic(def.type)) {
+    auto compiled = compile_protocol_settings(def.type, def.attributes);
+    if (auto* why = std::get_if<std::string>(&compiled)) return bad_body("attributes." + *why);
+    def.protocol = std::move(std::get<0>(compiled));
+  }
   return std::nullopt;
 }
 
@@ -333,26 +347,28 @@ void runtime_metrics(common::metrics::Writer& w) {
 std::string toxic_json(const ToxicDef& t) {
   const ToxicTypeInfo& info = toxic_type_info(t.type);
   std::string s = "{\"attributes\":{";
+  // mysql_error shows the SQLSTATE and message it answers with where they were left empty.
+  const Attributes shown = is_protocol_toxic(t.type) ? effective_attributes(t.type, t.attributes) : t.attributes;
   bool first = true;
   for (std::size_t i = 0; i < info.attributes.size(); ++i) {
     const AttributeSpec& spec = info.attributes[i];
-    if (!spec.echo_default && t.attributes[i] == spec.default_value) continue;  // Toxiproxy's answer
+    if (!spec.echo_default && shown[i] == spec.default_value) continue;  // Toxiproxy's answer
     if (!first) s += ',';
     first = false;
     gojson::append_string(s, spec.name);
     s += ':';
     switch (spec.kind) {
       case AttributeKind::integer:
-        s += gojson::format_int(t.attributes.integer(i));
+        s += gojson::format_int(shown.integer(i));
         break;
       case AttributeKind::number:
-        s += gojson::format_float64(t.attributes.number(i));
+        s += gojson::format_float64(shown.number(i));
         break;
       case AttributeKind::text:
-        gojson::append_string(s, t.attributes.text(i));
+        gojson::append_string(s, shown.text(i));
         break;
       case AttributeKind::flag:
-        s += t.attributes.flag(i) ? "true" : "false";
+        s += shown.flag(i) ? "true" : "false";
         break;
     }
   }

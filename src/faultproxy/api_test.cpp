@@ -222,6 +222,109 @@ TEST_F(ApiTest, ToxicDefaultsAndEveryType) {
       get("/proxies/echo").body.find("\"toxics\":"));
 }
 
+TEST_F(ApiTest, ProtocolToxicsHaveTypedAttributesWithDefaults) {
+  make_proxy("db");
+  auto r = post("/proxies/db/toxics", R"({"type":"mysql_error","attributes":{"statement":"^update"}})");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(
+      r.body,
+      R"({"attributes":{"statement":"^update","code":1213,"sqlstate":"40001","message":"Deadlock found when )"
+      R"(trying to get lock; try restarting transaction"},"name":"mysql_error_downstream","type":"mysql_error",)"
+      R"("stream":"downstream","toxicity":1})");
+  // PATCH merges; a derived sqlstate and message follow the new code, numbers are taken for texts.
+  r = patch("/proxies/db/toxics/mysql_error_downstream", R"({"attributes":{"code":1205}})");
+  EXPECT_NE(r.body.find(R"("code":1205,"sqlstate":"HY000","message":"Lock wait timeout exceeded)"),
+            std::string::npos)
+      << r.body;
+  r = patch("/proxies/db/toxics/mysql_error_downstream", R"({"attributes":{"sqlstate":1000,"message":"x"}})");
+  EXPECT_NE(r.body.find(R"("statement":"^update","code":1205,"sqlstate":"01000","message":"x")"),
+            std::string::npos)
+      << r.body;
+  r = post("/proxies/db/toxics",
+           R"({"type":"http_abort","stream":"upstream","attributes":{"percentage":12.5}})");
+  EXPECT_EQ(
+      r.body,
+      R"({"attributes":{"status":503,"percentage":12.5,"method":"","path_prefix":"","header":"","body":""},)"
+      R"("name":"http_abort_upstream","type":"http_abort","stream":"upstream","toxicity":1})");
+  r = post("/proxies/db/toxics", R"({"type":"redis_delay"})");
+  EXPECT_EQ(r.body, R"({"attributes":{"commands":"","latency":0,"jitter":0},"name":"redis_delay_downstream",)"
+                    R"("type":"redis_delay","stream":"downstream","toxicity":1})");
+  for (const char* type : {"redis_error", "mysql_delay", "http_delay"})
+    EXPECT_EQ(post("/proxies/db/toxics", R"({"type":")" + std::string(type) + "\"}").status, 200) << type;
+}
+
+TEST_F(ApiTest, ProtocolToxicsRejectWrongAttributesAndChangeNothing) {
+  make_proxy("db");
+  expect_go_error(
+      post("/proxies/db/toxics", R"({"type":"mysql_error","attributes":{"code":70000}})"), 400,
+      "bad request body: attributes.code: a MariaDB error number, 1..65535 (2000..2999: the client's "
+      "own, produced by cutting the connection)");
+  expect_go_error(post("/proxies/db/toxics", R"({"type":"mysql_error","attributes":{"statement":"("}})"), 400,
+                  "bad request body: attributes.statement: not a valid regular expression: Unmatched marking "
+                  "parenthesis ( or \\\\(.  The error occurred while parsing the regular expression: "
+                  "'(\\u003e\\u003e\\u003eHERE\\u003e\\u003e\\u003e'.");
+  expect_go_error(post("/proxies/db/toxics", R"({"type":"mysql_error","attributes":{"statement":true}})"),
+                  400,
+                  "bad request body: json: cannot unmarshal bool into Go struct field "
+                  "MysqlErrorToxic.attributes.statement of type string");
+  expect_go_error(post("/proxies/db/toxics", R"({"type":"http_abort","attributes":{"percentage":"all"}})"),
+                  400,
+                  "bad request body: json: cannot unmarshal string into Go struct field "
+                  "HttpAbortToxic.attributes.percentage of type float64");
+  expect_go_error(
+      post("/proxies/db/toxics", R"({"type":"redis_error","attributes":{"error":"a\nb"}})"), 400,
+      "bad request body: attributes.error: the error reply's text without the leading '-', one line, "
+      "not empty");
+  EXPECT_EQ(get("/proxies/db/toxics").body, "[]");
+  ASSERT_EQ(
+      post("/proxies/db/toxics", R"({"name":"d","type":"redis_delay","attributes":{"latency":5}})").status,
+      200);
+  expect_go_error(patch("/proxies/db/toxics/d", R"({"attributes":{"latency":-5}})"), 400,
+                  "bad request body: attributes.latency: milliseconds, 0..1000000000");
+  EXPECT_NE(get("/proxies/db/toxics/d").body.find(R"("latency":5)"), std::string::npos);
+  // Populate takes them too, all or nothing.
+  const std::string l = "127.0.0.1:" + std::to_string(testing_support::free_port());
+  auto r = post(
+      "/populate",
+      R"([{"name":"web","listen":")" + l +
+          R"(","upstream":"127.0.0.1:18100","toxics":[{"type":"http_abort","attributes":{"status":1}}]}])");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("attributes.status: an HTTP status 200..599"), std::string::npos) << r.body;
+  r = post(
+      "/populate",
+      R"([{"name":"web","listen":")" + l +
+          R"(","upstream":"127.0.0.1:18100","toxics":[{"type":"http_abort","attributes":{"status":429}}]}])");
+  EXPECT_EQ(r.status, 201) << r.body;
+  EXPECT_NE(r.body.find(R"("status":429,"percentage":100)"), std::string::npos) << r.body;
+}
+
+// Protocol toxics take our toxic-level fields too (time window, client_cidr); a PATCH without
+// attributes keeps theirs, one with attributes is checked like a create.
+TEST_F(ApiTest, ProtocolToxicsTakeTimeWindowsAndClientCidr) {
+  make_proxy("db");
+  auto r = post("/proxies/db/toxics",
+                R"({"name":"ro","type":"redis_error","start_after_ms":100000,"duration_ms":5000,)"
+                R"("client_cidr":"10.0.0.0/8","attributes":{"commands":"set"}})");
+  EXPECT_EQ(r.body,
+            R"({"attributes":{"commands":"set","error":"READONLY You can't write against a read only replica."},)"
+            R"("name":"ro","type":"redis_error","stream":"downstream","toxicity":1,"client_cidr":"10.0.0.0/8",)"
+            R"("start_after_ms":100000,"duration_ms":5000})");
+  r = patch("/proxies/db/toxics/ro", R"({"toxicity":0.5,"duration_ms":0})");
+  EXPECT_EQ(r.body,
+            R"({"attributes":{"commands":"set","error":"READONLY You can't write against a read only replica."},)"
+            R"("name":"ro","type":"redis_error","stream":"downstream","toxicity":0.5,"client_cidr":"10.0.0.0/8",)"
+            R"("start_after_ms":100000})");
+  expect_go_error(patch("/proxies/db/toxics/ro", R"({"attributes":{"commands":"SET,"},"duration_ms":10})"), 400,
+                  "bad request body: attributes.commands: a comma-separated list of command names (a trailing comma)");
+  EXPECT_EQ(get("/proxies/db/toxics/ro").body, r.body);
+  // A number for a text attribute is taken as written for protocol toxics only.
+  r = post("/proxies/db/toxics", R"({"name":"me","type":"mysql_error","attributes":{"sqlstate":1000}})");
+  EXPECT_NE(r.body.find(R"("sqlstate":"01000")"), std::string::npos) << r.body;
+  expect_go_error(post("/proxies/db/toxics", R"({"name":"l","type":"latency","attributes":{"distribution":5}})"), 400,
+                  "bad request body: json: cannot unmarshal number into Go struct field "
+                  "LatencyToxic.attributes.distribution of type string");
+}
+
 TEST_F(ApiTest, ToxicOddButAcceptedInput) {
   make_proxy("echo");
   EXPECT_EQ(

@@ -85,6 +85,12 @@ class Link {
   bool source_ended() const { return src_eof_; }
   // shutdown(SHUT_WR) was called on the destination.
   bool destination_shut() const { return dst_shut_; }
+  // Bytes read and not yet written (in the toxics or the fast path's buffer).
+  bool holds_data() const { return fast_off_ < fast_len_ || (pipeline_ && pipeline_->buffered_bytes() > 0); }
+  // Bytes the toxics released and not yet written.
+  bool holds_data_after_toxics() const {
+    return fast_off_ < fast_len_ || (pipeline_ && pipeline_->output_bytes() > 0);
+  }
 
  private:
   bool flush();
@@ -112,7 +118,8 @@ class Link {
   bool drained_ = false;
 };
 
-class Connection : public std::enable_shared_from_this<Connection> {
+// A connection is also what its protocol toxics' stages ask about it (ProtocolSession).
+class Connection : public std::enable_shared_from_this<Connection>, public ProtocolSession {
  public:
   Connection(Worker& w, tcp::socket client, std::shared_ptr<ProxyRuntime> rt, SnapshotPtr snap,
              std::uint64_t index)
@@ -141,6 +148,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (up_.finished() && down_.finished()) close();
   }
 
+  // ProtocolSession
+  void wake_downstream() override;
+  bool quiet() const override { return !up_.holds_data_after_toxics() && !down_.holds_data(); }
+  std::string_view client_head() const override { return {client_head_.data(), client_head_len_}; }
+  void count_action(const std::string& toxic_name, ToxicType type) override;
+  // The upstream link keeps the client's first bytes: a MySQL toxic added later reads there
+  // whether the connection negotiated TLS or compression.
+  void keep_client_head(const char* data, std::size_t n) {
+    const std::size_t take = std::min(n, client_head_.size() - client_head_len_);
+    std::memcpy(client_head_.data() + client_head_len_, data, take);
+    client_head_len_ += take;
+  }
+  bool client_head_full() const { return client_head_len_ == client_head_.size(); }
+
   Worker& worker_;
   tcp::socket client_, upstream_;
   std::shared_ptr<ProxyRuntime> runtime_;
@@ -156,6 +177,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // slow_open: the connection waits before it connects upstream (open_timer_ set while it waits).
   TimePoint accepted_at_{};
   std::unique_ptr<asio::steady_timer> open_timer_;
+  std::array<char, 8> client_head_{};
+  std::size_t client_head_len_ = 0;
+  bool wake_posted_ = false;
 
   std::uint64_t link_seed(Direction d) const {
     return mix64(runtime_->seed ^ mix64(index_ * 2 + static_cast<std::uint64_t>(d)));
@@ -185,7 +209,7 @@ void Link::release_buffer() {
 void Link::apply(const std::vector<ToxicSpec>& toxics, TimePoint now) {
   if (!pipeline_) {
     if (toxics.empty()) return;
-    pipeline_ = std::make_unique<Pipeline>(conn_.link_seed(dir_));
+    pipeline_ = std::make_unique<Pipeline>(conn_.link_seed(dir_), &conn_);
     auto runtime = conn_.runtime_;
     const Direction dir = dir_;
     pipeline_->on_activation([runtime, dir](const ToxicSpec& spec) { count_activation(*runtime, spec, dir); });
@@ -249,6 +273,8 @@ bool Link::read_once(TimePoint now) {
   const ssize_t n = ::recv(fd, buf_.data.get(), want, MSG_DONTWAIT);
   if (n > 0) {
     const auto got = static_cast<std::size_t>(n);
+    if (dir_ == Direction::upstream && !conn_.client_head_full()) [[unlikely]]
+      conn_.keep_client_head(buf_.data.get(), got);
     // Only for small reads: after a large one, writing it out took long enough for more to arrive.
     drained_ = got < want && got < BufferPool::kSmall;
     if (auto* c = conn_.runtime_->received[static_cast<int>(dir_)]) c->inc(static_cast<double>(got));
@@ -420,6 +446,26 @@ void Link::arm_timer() {
 }
 
 // ---- Connection --------------------------------------------------------------------------------
+
+void Connection::wake_downstream() {
+  if (wake_posted_) return;
+  wake_posted_ = true;
+  asio::post(worker_.context, [self = shared_from_this()] {
+    self->wake_posted_ = false;
+    self->down_.pump();
+  });
+}
+
+void Connection::count_action(const std::string& toxic_name, ToxicType type) {
+  if (!runtime_->registry) return;
+  runtime_->registry
+      ->counter("faultproxy_toxic_actions_total",
+                "Commands, statements or requests a protocol toxic answered, replaced, cut or delayed.",
+                {{"proxy", runtime_->name},
+                 {"toxic", toxic_name},
+                 {"type", std::string(toxic_type_info(type).name)}})
+      .inc();
+}
 
 const std::optional<IpAddress>& Connection::client_address() {
   if (!client_address_known_) {

@@ -63,11 +63,12 @@ void Pipeline::apply(const std::vector<ToxicSpec>& toxics, TimePoint now) {
       e.spec = spec;
       e.active = e.roll < static_cast<double>(spec.toxicity);
       e.stage->update(spec.attributes, now);
+      if (spec.settings) e.stage->update_settings(spec.settings, now);
       if (was_active && !e.active) {
         flush_entry(found, now, /*removed=*/false, /*was_active=*/true);
       } else if (!was_active && e.active) {
         e.stage->activate(now);
-        if (on_activation_) on_activation_(e.spec);
+        if (on_activation_ && !e.spec.response_half) on_activation_(e.spec);
       }
       continue;
     }
@@ -75,15 +76,21 @@ void Pipeline::apply(const std::vector<ToxicSpec>& toxics, TimePoint now) {
     entry->spec = spec;
     entry->roll = toxicity_roll(seed_, spec.name);
     entry->active = entry->roll < static_cast<double>(spec.toxicity);
-    entry->stage =
-        make_stage(spec.type, spec.attributes, mix64(seed_ ^ hash_string(spec.name, 0x5eed)), spec.schedule);
+    entry->stage = make_entry_stage(spec);
     if (entry->active) {
       entry->stage->activate(now);
-      if (on_activation_) on_activation_(entry->spec);
+      if (on_activation_ && !spec.response_half) on_activation_(entry->spec);
     }
     entries_.insert(entries_.begin() + static_cast<std::ptrdiff_t>(next_existing), std::move(entry));
     ++next_existing;
   }
+}
+
+std::unique_ptr<Stage> Pipeline::make_entry_stage(const ToxicSpec& spec) const {
+  const std::uint64_t seed = mix64(seed_ ^ hash_string(spec.name, 0x5eed));
+  if (!spec.settings) return make_stage(spec.type, spec.attributes, seed, spec.schedule);
+  return make_protocol_stage({spec.type, spec.response_half, spec.id, spec.name, spec.settings}, seed,
+                             session_);
 }
 
 bool Pipeline::acting(std::uint64_t toxic_id) const {
@@ -137,7 +144,7 @@ TimePoint Pipeline::run(TimePoint now) {
 std::size_t Pipeline::buffered_bytes() const {
   std::size_t n = output_.bytes();
   for (const auto& e : entries_)
-    n += e->inbox.bytes();
+    n += e->inbox.bytes() + e->stage->held_bytes();
   return n;
 }
 

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "faultproxy/cidr.h"
+#include "faultproxy/protocol_toxics.h"
 #include "faultproxy/toxics.h"
 
 namespace faultproxy {
@@ -44,6 +45,10 @@ struct ToxicSpec {
   std::optional<Cidr> client_cidr{};
   // The proxy-wide send schedule of a bandwidth toxic (used with per_proxy), one per toxic.
   std::shared_ptr<SharedSchedule> schedule{};
+  // Protocol toxics (protocol_toxics.h): their compiled attributes, and which half this is (the
+  // response half, on the downstream link, always acts: the request half's toxicity decides).
+  std::shared_ptr<const ToxicSettings> settings{};
+  bool response_half = false;
 };
 
 // The toxicity dice for (connection seed, toxic name): uniform in [0,1).
@@ -62,9 +67,12 @@ std::vector<ToxicSpec> toxics_for_client(const std::vector<ToxicSpec>& toxics,
 
 class Pipeline {
  public:
-  explicit Pipeline(std::uint64_t connection_seed) : seed_(connection_seed) {}
+  // `session`: the connection, for protocol toxics (null: they pass everything).
+  explicit Pipeline(std::uint64_t connection_seed, ProtocolSession* session = nullptr)
+      : seed_(connection_seed), session_(session) {}
 
-  // Called with the toxic's name whenever a toxic starts acting on this link (for metrics).
+  // Called with the toxic's name whenever a toxic starts acting on this link (for metrics; not
+  // for a protocol toxic's response half).
   void on_activation(std::function<void(const ToxicSpec&)> f) { on_activation_ = std::move(f); }
 
   // Brings the chain in line with `toxics` (this direction's toxics, in order).
@@ -75,6 +83,7 @@ class Pipeline {
   TimePoint run(TimePoint now);
 
   EventQueue& output() { return output_; }
+  std::size_t output_bytes() const { return output_.bytes(); }
   // Bytes held anywhere in the chain, output included.
   std::size_t buffered_bytes() const;
   std::size_t stage_count() const { return entries_.size(); }
@@ -94,7 +103,10 @@ class Pipeline {
   EventQueue& next_inbox(std::size_t i) { return i + 1 < entries_.size() ? entries_[i + 1]->inbox : output_; }
   void flush_entry(std::size_t i, TimePoint now, bool removed, bool was_active);
 
+  std::unique_ptr<Stage> make_entry_stage(const ToxicSpec& spec) const;
+
   std::uint64_t seed_;
+  ProtocolSession* session_;
   std::vector<std::unique_ptr<Entry>> entries_;
   EventQueue output_;
   std::function<void(const ToxicSpec&)> on_activation_;

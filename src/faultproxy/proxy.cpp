@@ -243,10 +243,23 @@ SnapshotPtr ProxyCollection::snapshot_of(const Proxy& p) const {
     if (!t.in_effect(now)) continue;  // its timer publishes again when it starts
     const ToxicScope scope = toxic_type_info(t.type).scope;
     if (scope == ToxicScope::listener) continue;  // refuse: refresh_refusing
-    auto& list = scope == ToxicScope::connection ? s->on_open : s->by_direction;
-    list[static_cast<int>(t.direction)].push_back(
-        ToxicSpec{t.id, t.version, t.name, t.type, t.toxicity, t.attributes, t.client.cidr, t.schedule});
+    ToxicSpec spec{t.id, t.version, t.name, t.type, t.toxicity, t.attributes, t.client.cidr, t.schedule};
     if (t.client.cidr) s->client_filtered = true;
+    if (!t.protocol) {
+      auto& list = scope == ToxicScope::connection ? s->on_open : s->by_direction;
+      list[static_cast<int>(t.direction)].push_back(std::move(spec));
+      continue;
+    }
+    // A protocol toxic reads requests whatever its stream; one that answers has a response half
+    // on the downstream link, acting whenever the request half does (its toxicity is that half's).
+    spec.settings = t.protocol;
+    if (has_response_half(t.type)) {
+      ToxicSpec response = spec;
+      response.response_half = true;
+      response.toxicity = 1;
+      s->by_direction[static_cast<int>(Direction::downstream)].push_back(std::move(response));
+    }
+    s->by_direction[static_cast<int>(Direction::upstream)].push_back(std::move(spec));
   }
   return s;
 }
@@ -511,6 +524,7 @@ std::optional<ApiError> ProxyCollection::update_toxic(std::string_view proxy, co
     t.client = updated.client;
     t.start_after_ms = updated.start_after_ms;
     t.duration_ms = updated.duration_ms;
+    t.protocol = updated.protocol;
     ++t.version;
     // The window counts from the add, whatever the update: an end already passed removes it now.
     if (Clock::now() >= t.ends_at()) {

@@ -63,6 +63,8 @@ struct ToxicDef {
   TimePoint ends_at() const;  // kNever when it stays
   // Its start_after_ms has passed by `now`.
   bool in_effect(TimePoint now) const;
+  // Protocol toxics: their attributes compiled (protocol_toxics.h), shared by every connection.
+  std::shared_ptr<const ToxicSettings> protocol{};
 };
 
 struct ProxyConfig {
@@ -128,8 +130,8 @@ class ProxyCollection {
   std::optional<ApiError> populate(std::vector<PopulateEntry> entries, std::vector<std::string>& names);
 
   std::optional<ApiError> add_toxic(std::string_view proxy, ToxicDef def);
-  // The toxic named `updated.name` takes updated's toxicity, attributes, client filter and timing
-  // (validated and merged by the API layer); its identity, stream and add time stay.
+  // The toxic named `updated.name` takes updated's toxicity, attributes (and a protocol toxic's
+  // compiled ones), client filter and timing (validated and merged by the API layer); its identity, stream and add time stay.
   std::optional<ApiError> update_toxic(std::string_view proxy, const ToxicDef& updated);
   std::optional<ApiError> remove_toxic(std::string_view proxy, std::string_view toxic);
   // POST /reset: every proxy enabled, every toxic removed; live connections survive.

@@ -51,6 +51,50 @@ const std::vector<ToxicTypeInfo>& registry() {
        "int64",
        ToxicScope::connection},
       {ToxicType::refuse, "refuse", "RefuseToxic", {}, "int64", ToxicScope::listener},
+      // Protocol-aware toxics (protocol_toxics.h): checked and compiled by compile_protocol_settings.
+      {ToxicType::redis_error,
+       "redis_error",
+       "RedisErrorToxic",
+       {{"commands", K::text, std::string()},
+        {"error", K::text, std::string("READONLY You can't write against a read only replica.")}},
+       "int64"},
+      {ToxicType::redis_delay,
+       "redis_delay",
+       "RedisDelayToxic",
+       {{"commands", K::text, std::string()}, {"latency"}, {"jitter"}},
+       "int64"},
+      {ToxicType::mysql_error,
+       "mysql_error",
+       "MysqlErrorToxic",
+       {{"statement", K::text, std::string()},
+        {"code", K::integer, std::int64_t{1213}},
+        {"sqlstate", K::text, std::string()},
+        {"message", K::text, std::string()}},
+       "int64"},
+      {ToxicType::mysql_delay,
+       "mysql_delay",
+       "MysqlDelayToxic",
+       {{"statement", K::text, std::string()}, {"latency"}, {"jitter"}},
+       "int64"},
+      {ToxicType::http_abort,
+       "http_abort",
+       "HttpAbortToxic",
+       {{"status", K::integer, std::int64_t{503}},
+        {"percentage", K::number, 100.0},
+        {"method", K::text, std::string()},
+        {"path_prefix", K::text, std::string()},
+        {"header", K::text, std::string()},
+        {"body", K::text, std::string()}},
+       "int64"},
+      {ToxicType::http_delay,
+       "http_delay",
+       "HttpDelayToxic",
+       {{"percentage", K::number, 100.0},
+        {"method", K::text, std::string()},
+        {"path_prefix", K::text, std::string()},
+        {"header", K::text, std::string()},
+        {"latency"}},
+       "int64"},
   };
   return types;
 }
@@ -730,6 +774,12 @@ std::unique_ptr<Stage> make_stage(ToxicType type, const Attributes& a, std::uint
       return std::make_unique<TcpLossStage>(a, seed);
     case ToxicType::corrupt:
       return std::make_unique<CorruptStage>(a, seed);
+    case ToxicType::redis_error:
+    case ToxicType::redis_delay:
+    case ToxicType::mysql_error:
+    case ToxicType::mysql_delay:
+    case ToxicType::http_abort:
+    case ToxicType::http_delay:  // built by make_protocol_stage, which needs their settings
     case ToxicType::noop:
     case ToxicType::slow_open:  // not stream toxics: never given a stage by the data plane
     case ToxicType::refuse:

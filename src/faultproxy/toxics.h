@@ -130,6 +130,13 @@ enum class ToxicType : std::uint8_t {
   corrupt,
   slow_open,
   refuse,
+  // Protocol-aware toxics (protocol_toxics.h): their attributes compiled into a ProtocolSettings.
+  redis_error,
+  redis_delay,
+  mysql_error,
+  mysql_delay,
+  http_abort,
+  http_delay,
 };
 
 // One attribute's value. Toxiproxy's toxics take integers; ours also floats, strings and booleans.
@@ -205,6 +212,13 @@ class SharedSchedule {
   std::atomic<Clock::rep> busy_until_{std::numeric_limits<Clock::rep>::min()};
 };
 
+// What a toxic's attributes compile to when its stages need more than the values (the protocol
+// toxics': matchers, framed answers), compiled once per change and shared, immutable, by every
+// connection's stage.
+struct ToxicSettings {
+  virtual ~ToxicSettings() = default;
+};
+
 // Durations given by users are clamped to this so that no arithmetic overflows (about 11.5 days).
 inline constexpr std::int64_t kMaxMillis = 1'000'000'000;
 
@@ -223,6 +237,8 @@ class Stage {
   virtual void flush(EventQueue& in, TimePoint now, const Emitter& out, bool removed);
   // New attributes; held data keeps its schedule, new data follows the new attributes.
   virtual void update(const Attributes& attributes, TimePoint now) = 0;
+  // New compiled attributes (protocol toxics), as update().
+  virtual void update_settings(const std::shared_ptr<const ToxicSettings>& /*settings*/, TimePoint /*now*/) {}
   // The stage (re)starts acting at `now` (link start, toxic added, or toxicity raised).
   virtual void activate(TimePoint /*now*/) {}
   // Bytes held inside the stage (not counting its inbox).

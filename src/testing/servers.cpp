@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
@@ -551,7 +552,38 @@ void MariaDbServer::wait_gtid(const std::string& gtid_position, std::chrono::mil
     throw std::runtime_error("replica on port " + std::to_string(port_) + " did not apply " + gtid_position);
 }
 
-std::string MariaDbServer::sql(const std::string& statements) const {
+void MariaDbServer::wait_received(const std::string& gtid_position, std::chrono::milliseconds timeout) const {
+  // "D-S-N": the domain's sequence number decides (a single-domain position, as the tests use).
+  const auto seq_of = [](const std::string& pos, const std::string& domain) -> long long {
+    for (std::size_t at = 0; at < pos.size();) {
+      const auto end = std::min(pos.find(',', at), pos.size());
+      const std::string item = pos.substr(at, end - at);
+      const auto first = item.find('-'), last = item.rfind('-');
+      if (first != std::string::npos && last != first && item.substr(0, first) == domain)
+        return std::stoll(item.substr(last + 1));
+      at = end + 1;
+    }
+    return -1;
+  };
+  const std::string domain = gtid_position.substr(0, gtid_position.find('-'));
+  const long long want = seq_of(gtid_position, domain);
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  std::string received;
+  while (std::chrono::steady_clock::now() < until) {
+    const std::string status = sql("SHOW SLAVE STATUS\\G", /*column_names=*/true);
+    const auto at = status.find("Gtid_IO_Pos:");
+    if (at != std::string::npos) {
+      const auto begin = status.find_first_not_of(' ', at + 12);
+      received = status.substr(begin, status.find('\n', begin) - begin);
+      if (seq_of(received, domain) >= want) return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  throw std::runtime_error("replica on port " + std::to_string(port_) + " did not receive " + gtid_position +
+                           " (received '" + received + "')");
+}
+
+std::string MariaDbServer::sql(const std::string& statements, bool column_names) const {
   const fs::path script = dir_ / ("query-" + std::to_string(::getpid()) + ".sql");
   {
     std::ofstream out(script);
@@ -559,7 +591,7 @@ std::string MariaDbServer::sql(const std::string& statements) const {
   }
   auto [rc, out] =
       run_shell("mariadb --no-defaults --protocol=TCP -h127.0.0.1 -P" + std::to_string(port_) +
-                " -uroot --batch --skip-column-names --connect-timeout=5 < " + shell_quote(script.string()));
+                " -uroot --batch " + (column_names ? "" : "--skip-column-names ") + "--connect-timeout=5 < " + shell_quote(script.string()));
   std::error_code ec;
   fs::remove(script, ec);
   if (rc != 0) throw std::runtime_error("SQL failed: " + out);

@@ -180,7 +180,8 @@ class MariaDbServer {
   std::uint16_t port() const { return port_; }
   // Runs SQL through the mariadb command-line client; returns its tab-separated output (no header).
   // Throws std::runtime_error with the client's error output if it fails.
-  std::string sql(const std::string& statements) const;
+  // `column_names`: with the header (to read one field of a vertical `\G` listing by its name).
+  std::string sql(const std::string& statements, bool column_names = false) const;
 
   // With the binary log: @@gtid_binlog_pos, e.g. "0-1-42" ("" before the first transaction).
   std::string gtid_binlog_pos() const;
@@ -191,6 +192,11 @@ class MariaDbServer {
   // Waits until this replica has applied `gtid_position` (MASTER_GTID_WAIT); throws on timeout.
   void wait_gtid(const std::string& gtid_position,
                  std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
+  // Waits until this replica has received (not necessarily applied) `gtid_position`, one domain
+  // "D-S-N" (SHOW SLAVE STATUS's Gtid_IO_Pos): what semi-synchronous replication guarantees when a
+  // write is acknowledged. Throws on timeout.
+  void wait_received(const std::string& gtid_position,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
 
   void stop() { process_.stop(); }
   void kill() { process_.kill_now(); }  // SIGKILL: a crash (committed transactions survive)

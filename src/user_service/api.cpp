@@ -15,16 +15,44 @@ using common::http::Response;
 
 namespace {
 
-constexpr std::array<std::string_view, 6> kRouteNames = {"/users/{id}", "/health/live", "/health/ready",
-                                                         "/metrics",    "/config",      "other"};
-constexpr std::array<std::string_view, 4> kMethodNames = {"GET", "PUT", "DELETE", "other"};
+constexpr std::array<std::string_view, 7> kRouteNames = {"/users/{id}", "/users",  "/health/live", "/health/ready",
+                                                         "/metrics",    "/config", "other"};
+constexpr std::array<std::string_view, 5> kMethodNames = {"GET", "HEAD", "PUT", "DELETE", "other"};
 
 Response json(const Request& req, bhttp::status status, std::string body) {
   return common::http::make_response(req, status, std::move(body), "application/json");
 }
 
-Response error(const Request& req, bhttp::status status, std::string_view message) {
-  return json(req, status, error_json(message));
+Response error(const Request& req, std::string_view request_id, bhttp::status status, std::string_view message,
+               std::string_view outcome = {}) {
+  return json(req, status, error_json(message, request_id, outcome));
+}
+
+// An error the server detected before the request was complete (no Request to answer from).
+Response server_error(bhttp::status status, std::string_view message, unsigned version,
+                      std::string_view request_id) {
+  Response res{status, version};
+  res.set(bhttp::field::content_type, "application/json");
+  res.body() = error_json(message, request_id);
+  return res;
+}
+
+// Joins every field of a header that may be repeated (If-Match, If-None-Match) into one list.
+std::optional<std::string> joined_header(const Request& req, bhttp::field field) {
+  std::optional<std::string> out;
+  for (auto [it, end] = req.equal_range(field); it != end; ++it) {
+    if (out) *out += ',';
+    out = out.value_or(std::string()) + std::string(it->value());
+  }
+  return out;
+}
+
+// Retry-After in whole seconds: at least `floor`, and the time until the dependency is called
+// again rounded up.
+std::string retry_after_seconds(std::uint32_t floor, Clock::duration retry_in) {
+  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(retry_in).count();
+  const auto s = static_cast<std::uint64_t>((ms + 999) / 1000);
+  return std::to_string(std::max<std::uint64_t>(floor, s));
 }
 
 }  // namespace
@@ -33,8 +61,7 @@ Api::Api(Service& service, const Config& config, common::metrics::Registry& regi
     : service_(service),
       config_(config),
       config_json_(config_to_json(config)),
-      registry_(registry),
-      retry_after_(std::to_string(config.resilience.retry_after_s)) {
+      registry_(registry) {
   std::random_device rd;
   char buf[16];
   std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(rd()));
@@ -60,16 +87,14 @@ common::http::ServerSettings Api::server_settings() const {
 }
 
 Response Api::error_response(bhttp::status status, std::string_view message, unsigned version) {
-  Response res{status, version};
-  res.set(bhttp::field::content_type, "application/json");
-  res.body() = error_json(message);
-  return res;
+  return server_error(status, message, version, {});
 }
 
 common::http::ErrorResponder Api::server_errors() {
   return [this](bhttp::status status, std::string_view message, unsigned version) {
-    Response res = error_response(status, message, version);
-    res.set("X-Request-Id", next_request_id());
+    const std::string id = next_request_id();
+    Response res = server_error(status, message, version, id);
+    res.set("X-Request-Id", id);
     return res;
   };
 }
@@ -111,158 +136,284 @@ void Api::count(Route route, Method method, unsigned status, Source source, Cloc
 }
 
 asio::awaitable<Response> Api::handle(Request& req, const RequestInfo& info) {
+  const auto started = Clock::now();
+  std::string_view path = req.target();
+  std::string_view query;
+  if (const auto q = path.find('?'); q != std::string_view::npos) {
+    query = path.substr(q + 1);
+    path = path.substr(0, q);
+  }
+  static constexpr std::string_view kUsers = "/users/";
+  Route route = r_other;
+  if (path.starts_with(kUsers) && path.find('/', kUsers.size()) == std::string_view::npos) {
+    route = r_users;
+  } else if (path == "/users") {
+    route = r_users_list;
+  } else if (path == "/health/live") {
+    route = r_live;
+  } else if (path == "/health/ready") {
+    route = r_ready;
+  } else if (path == "/metrics") {
+    route = r_metrics;
+  } else if (path == "/config") {
+    route = r_config;
+  }
+
+  Exchange x{req, {}, m_other, Deadline{info.received + (route == r_users_list ? config_.list_deadline
+                                                                                 : config_.request_deadline)}};
+  switch (req.method()) {
+    case bhttp::verb::get:
+      x.method = m_get;
+      break;
+    case bhttp::verb::head:
+      x.method = m_head;
+      break;
+    case bhttp::verb::put:
+      x.method = m_put;
+      break;
+    case bhttp::verb::delete_:
+      x.method = m_delete;
+      break;
+    default:
+      break;
+  }
   // The deadline runs from when the request arrived. For a write, from when the load balancer
   // received it, if it says (X-Request-Start): a write can wait in a stopped process's socket past
   // its deadline, the balancer answer 504 meanwhile and the client write again; executed on waking,
   // the old write would land after the newer one. (Reads keep their own arrival time: the balancer
   // may retry a read elsewhere, with the header of its first attempt.)
-  Deadline deadline{info.received + config_.request_deadline};
-  const bool write = req.method() == bhttp::verb::put || req.method() == bhttp::verb::delete_;
+  const bool write = x.method == m_put || x.method == m_delete;
   if (const auto it = req.find("X-Request-Start"); write && it != req.end()) {
     if (const auto at = parse_request_start(it->value())) {
       const auto waited = std::chrono::system_clock::now() - *at;
       if (waited > Clock::duration::zero())
-        deadline = deadline.at_most(Deadline(info.received - waited + config_.request_deadline));
+        x.deadline = x.deadline.at_most(Deadline(info.received - waited + config_.request_deadline));
     }
   }
-  const auto started = Clock::now();
-
-  std::string request_id;
   if (const auto it = req.find("X-Request-Id"); it != req.end() && acceptable_request_id(it->value())) {
-    request_id.assign(it->value());
+    x.request_id.assign(it->value());
   } else {
-    request_id = next_request_id();
+    x.request_id = next_request_id();
   }
 
-  Method method = m_other;
-  switch (req.method()) {
-    case bhttp::verb::get:
-      method = m_get;
-      break;
-    case bhttp::verb::put:
-      method = m_put;
-      break;
-    case bhttp::verb::delete_:
-      method = m_delete;
-      break;
-    default:
-      break;
-  }
-
-  std::string_view path = req.target();
-  if (const auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
-
-  Route route = r_other;
-  Source source = Source::none;
   Response res;
-  static constexpr std::string_view kUsers = "/users/";
-  if (path.starts_with(kUsers) && path.find('/', kUsers.size()) == std::string_view::npos) {
-    route = r_users;
-    res = co_await users(req, path.substr(kUsers.size()), method, deadline, source);
-  } else {
-    if (path == "/health/live") {
-      route = r_live;
-    } else if (path == "/health/ready") {
-      route = r_ready;
-    } else if (path == "/metrics") {
-      route = r_metrics;
-    } else if (path == "/config") {
-      route = r_config;
-    }
-    if (route == r_other) {
-      res = error(req, bhttp::status::not_found, "no such route");
-    } else if (method != m_get) {
-      res = error(req, bhttp::status::method_not_allowed, "method not allowed");
-      res.set(bhttp::field::allow, "GET");
-    } else if (route == r_live) {
-      res = json(req, bhttp::status::ok, "{\"status\":\"live\"}");
-    } else if (route == r_ready) {
-      const bool ready = service_.ready();
-      res = json(req, ready ? bhttp::status::ok : bhttp::status::service_unavailable, service_.health_json());
-      if (!ready) res.set(bhttp::field::retry_after, retry_after_);
-    } else if (route == r_metrics) {
-      res = common::http::make_response(req, bhttp::status::ok, registry_.render(),
-                                        "text/plain; version=0.0.4; charset=utf-8");
+  const bool read = x.method == m_get || x.method == m_head;
+  if (route == r_users) {
+    // Dispatched here rather than in a coroutine of its own: a cached GET is the hot path, and every
+    // coroutine level costs it a frame and an await.
+    std::string id;
+    if (x.method == m_other) {
+      res = error(req, x.request_id, bhttp::status::method_not_allowed, "method not allowed");
+      res.set(bhttp::field::allow, "GET, HEAD, PUT, DELETE");
+    } else if (auto e = decode_user_id(path.substr(kUsers.size()), id); !e.empty()) {
+      res = error(req, x.request_id, bhttp::status::bad_request, e);
+    } else if (read) {
+      res = co_await read_user(x, id);
     } else {
-      res = json(req, bhttp::status::ok, config_json_);
+      res = co_await write_user(x, id);
     }
+  } else if (route == r_other) {
+    res = error(req, x.request_id, bhttp::status::not_found, "no such route");
+  } else if (!read) {
+    res = error(req, x.request_id, bhttp::status::method_not_allowed, "method not allowed");
+    res.set(bhttp::field::allow, "GET, HEAD");
+  } else if (route == r_users_list) {
+    res = co_await list_users(x, query);
+  } else if (route == r_live) {
+    res = json(req, bhttp::status::ok, "{\"status\":\"live\"}");
+  } else if (route == r_ready) {
+    const bool ready = service_.ready();
+    res = json(req, ready ? bhttp::status::ok : bhttp::status::service_unavailable, service_.health_json());
+  } else if (route == r_metrics) {
+    res = common::http::make_response(req, bhttp::status::ok, registry_.render(),
+                                      "text/plain; version=0.0.4; charset=utf-8");
+  } else {
+    res = json(req, bhttp::status::ok, config_json_);
   }
 
-  res.set("X-Request-Id", request_id);
+  res.set("X-Request-Id", x.request_id);
   const unsigned status = res.result_int();
   if (status == 503 && res.find(bhttp::field::retry_after) == res.end())
-    res.set(bhttp::field::retry_after, retry_after_);
-  count(route, method, status, source, started);
+    res.set(bhttp::field::retry_after, std::to_string(config_.resilience.retry_after_s));
+  count(route, x.method, status, x.source, started);
   if (common::log::enabled(common::log::Level::debug)) {
     common::log::debug(
         "request",
-        {{"request_id", request_id},
+        {{"request_id", x.request_id},
          {"method", std::string_view(req.method_string())},
          {"target", std::string_view(req.target())},
          {"status", status},
-         {"source", source_name(source)},
+         {"source", source_name(x.source)},
          {"duration_ms", std::chrono::duration<double, std::milli>(Clock::now() - started).count()}});
   }
   co_return res;
 }
 
-asio::awaitable<Response> Api::users(Request& req, std::string_view segment, Method method, Deadline deadline,
-                                     Source& source) {
-  if (method == m_other) {
-    Response res = error(req, bhttp::status::method_not_allowed, "method not allowed");
-    res.set(bhttp::field::allow, "GET, PUT, DELETE");
-    co_return res;
+Response Api::unavailable(const Exchange& x, std::string_view what, const Unavailable& why, bool write) {
+  std::string message(what);
+  switch (why.cause) {
+    case Unavailable::not_called:
+      message += ": MariaDB unavailable (recent calls failed; it is not called until it recovers)";
+      break;
+    case Unavailable::timeout:
+      message += ": MariaDB did not answer within the deadline";
+      break;
+    case Unavailable::failed:
+      message += ": MariaDB could not be reached or failed";
+      break;
   }
-  std::string id;
-  if (auto e = decode_user_id(segment, id); !e.empty()) co_return error(req, bhttp::status::bad_request, e);
-  if (deadline.expired()) {
-    co_return error(req, bhttp::status::service_unavailable,
+  std::string_view outcome;
+  if (write && why.effect == Effect::unknown) {
+    outcome = "unknown";
+    message += x.method == m_put
+                   ? "; the write may or may not have been applied (MariaDB received it and its answer was "
+                     "lost): retrying the same PUT is safe, it is idempotent"
+                   : "; the delete may or may not have been applied (MariaDB received it and its answer was "
+                     "lost): retrying it is safe (404 then means it was)";
+  } else if (write) {
+    outcome = "not_applied";
+    message += "; nothing was written";
+  }
+  // The dependency's own words (which may name servers) are for the operator, with the request id.
+  const auto level = why.cause == Unavailable::not_called ? common::log::Level::debug : common::log::Level::warn;
+  if (common::log::enabled(level)) {
+    common::log::write(level, "request not served",
+                       {{"request_id", x.request_id},
+                        {"method", std::string_view(x.req.method_string())},
+                        {"target", std::string_view(x.req.target())},
+                        {"outcome", outcome},
+                        {"detail", why.detail}});
+  }
+  Response res = error(x.req, x.request_id, bhttp::status::service_unavailable, message, outcome);
+  res.set(bhttp::field::retry_after, retry_after_seconds(config_.resilience.retry_after_s, why.retry_in));
+  return res;
+}
+
+asio::awaitable<Response> Api::read_user(Exchange& x, const std::string& id) {
+  EntityTags none_match;
+  const auto inm = joined_header(x.req, bhttp::field::if_none_match);
+  if (inm) {
+    if (auto e = parse_entity_tags(*inm, TagComparison::weak, none_match); !e.empty())
+      co_return error(x.req, x.request_id, bhttp::status::bad_request, e);
+  }
+  if (x.deadline.expired()) {
+    co_return error(x.req, x.request_id, bhttp::status::service_unavailable,
                     "the request waited past its deadline before it reached the service: not executed");
   }
+  ReadResult r = co_await service_.get_user(id, x.deadline);
+  x.source = r.source;
+  Response res;
+  switch (r.status) {
+    case ReadResult::found:
+      // If-None-Match names the version the client has: 304, no body.
+      res = inm && none_match.matches(r.version)
+                ? common::http::make_response(x.req, bhttp::status::not_modified, {}, {})
+                : json(x.req, bhttp::status::ok, user_json(id, r.name));
+      res.set(bhttp::field::etag, etag(r.version));
+      break;
+    case ReadResult::not_found:
+      res = error(x.req, x.request_id, bhttp::status::not_found, "no such user");
+      break;
+    case ReadResult::unavailable:
+      res = unavailable(x, "cannot read the user now", r.why, false);
+      break;
+  }
+  if (r.source != Source::none) res.set("X-Data-Source", source_name(r.source));
+  if (r.stale) res.set("X-Cache-Stale", "true");
+  co_return res;
+}
 
-  if (method == m_get) {
-    ReadResult r = co_await service_.get_user(id, deadline);
-    source = r.source;
-    Response res;
-    switch (r.status) {
-      case ReadResult::found:
-        res = json(req, bhttp::status::ok, user_json(id, r.name));
-        break;
-      case ReadResult::not_found:
-        res = error(req, bhttp::status::not_found, "no such user");
-        break;
-      case ReadResult::unavailable:
-        res = error(req, bhttp::status::service_unavailable, "cannot read the user now: " + r.reason);
-        break;
+asio::awaitable<Response> Api::write_user(Exchange& x, const std::string& id) {
+  const bool put = x.method == m_put;
+  std::string name;
+  if (put) {
+    if (auto e = check_json_content_type(x.req[bhttp::field::content_type]); !e.empty())
+      co_return error(x.req, x.request_id, bhttp::status::unsupported_media_type, e);
+    if (auto e = parse_put_body(x.req.body(), id, name); !e.empty())
+      co_return error(x.req, x.request_id, bhttp::status::bad_request, e);
+  }
+  // The preconditions: If-Match (the version the client read, or * for "exists"), and on PUT
+  // If-None-Match: * (create only). MariaDB's write statement checks them.
+  Precondition when;
+  const auto im = joined_header(x.req, bhttp::field::if_match);
+  const auto inm = joined_header(x.req, bhttp::field::if_none_match);
+  if (im) {
+    EntityTags tags;
+    if (auto e = parse_entity_tags(*im, TagComparison::strong, tags); !e.empty())
+      co_return error(x.req, x.request_id, bhttp::status::bad_request, e);
+    when = if_match_precondition(tags);
+  }
+  if (inm) {
+    EntityTags tags;
+    if (auto e = parse_entity_tags(*inm, TagComparison::weak, tags); !e.empty())
+      co_return error(x.req, x.request_id, bhttp::status::bad_request, e);
+    if (!put || !tags.any) {
+      co_return error(x.req, x.request_id, bhttp::status::bad_request,
+                      "If-None-Match on a write is supported only as `If-None-Match: *` on PUT (create only)");
     }
-    if (r.source != Source::none) res.set("X-Data-Source", source_name(r.source));
-    if (r.stale) res.set("X-Cache-Stale", "true");
-    co_return res;
+    // With If-Match too, the user would have to exist and not exist.
+    if (im) {
+      co_return error(x.req, x.request_id, bhttp::status::precondition_failed,
+                      "If-Match and If-None-Match: * cannot both hold: nothing was written", "not_applied");
+    }
+    when = Precondition{Precondition::absent, {}};
+  }
+  if (x.deadline.expired()) {
+    co_return error(x.req, x.request_id, bhttp::status::service_unavailable,
+                    "the request waited past its deadline before it reached the service: not executed",
+                    "not_applied");
   }
 
-  if (method == m_put) {
-    std::string name;
-    if (auto e = parse_put_body(req.body(), name); !e.empty())
-      co_return error(req, bhttp::status::bad_request, e);
-    WriteResult w = co_await service_.put_user(id, name, deadline);
-    if (w.status == WriteResult::unavailable)
-      co_return error(req, bhttp::status::service_unavailable, "cannot store the user now: " + w.reason);
-    source = Source::origin;
-    co_return json(req, w.status == WriteResult::created ? bhttp::status::created : bhttp::status::ok,
-                   user_json(id, name));
+  // Not a conditional expression with co_await in both arms: GCC 12 destroys its result twice.
+  WriteResult w;
+  if (put) {
+    w = co_await service_.put_user(id, name, x.deadline, when);
+  } else {
+    w = co_await service_.delete_user(id, x.deadline, when);
   }
-
-  WriteResult w = co_await service_.delete_user(id, deadline);
+  if (w.status != WriteResult::unavailable) x.source = Source::origin;
   switch (w.status) {
+    case WriteResult::created:
+    case WriteResult::updated: {
+      Response res = json(x.req, w.status == WriteResult::created ? bhttp::status::created : bhttp::status::ok,
+                          user_json(id, name));
+      res.set(bhttp::field::etag, etag(w.version));
+      co_return res;
+    }
     case WriteResult::deleted:
-      source = Source::origin;
-      co_return common::http::make_response(req, bhttp::status::no_content, {}, {});
+      co_return common::http::make_response(x.req, bhttp::status::no_content, {}, {});
     case WriteResult::not_found:
-      source = Source::origin;
-      co_return error(req, bhttp::status::not_found, "no such user");
-    default:
-      co_return error(req, bhttp::status::service_unavailable, "cannot delete the user now: " + w.reason);
+      co_return error(x.req, x.request_id, bhttp::status::not_found, "no such user");
+    case WriteResult::precondition_failed: {
+      std::string message = when.kind == Precondition::absent ? "the user exists (If-None-Match: *)"
+                            : w.exists ? "the user's current version is v" + std::to_string(w.version) +
+                                             ", not one If-Match names"
+                                       : "no such user (If-Match)";
+      message += ": nothing was written";
+      Response res = error(x.req, x.request_id, bhttp::status::precondition_failed, message, "not_applied");
+      if (w.exists) res.set(bhttp::field::etag, etag(w.version));
+      co_return res;
+    }
+    case WriteResult::unavailable:
+      break;
   }
+  co_return unavailable(x, put ? "cannot store the user now" : "cannot delete the user now", w.why, true);
+}
+
+asio::awaitable<Response> Api::list_users(Exchange& x, std::string_view query) {
+  PageQuery page;
+  if (auto e = parse_page_query(query, page); !e.empty())
+    co_return error(x.req, x.request_id, bhttp::status::bad_request, e);
+  if (x.deadline.expired()) {
+    co_return error(x.req, x.request_id, bhttp::status::service_unavailable,
+                    "the request waited past its deadline before it reached the service: not executed");
+  }
+  ListResult r = co_await service_.list_users(page.after, page.limit, x.deadline);
+  x.source = r.source;
+  if (r.status == ListResult::unavailable) co_return unavailable(x, "cannot list users now", r.why, false);
+  Response res = json(x.req, bhttp::status::ok, page_json(r.users, r.more));
+  res.set("X-Data-Source", source_name(r.source));
+  co_return res;
 }
 
 }  // namespace user_service

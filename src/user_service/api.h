@@ -2,11 +2,18 @@
 // ids, per-route metrics and the access log. Served by common::http::Server (see main.cpp); the API
 // contract is docs/openapi.yaml.
 //
-//   GET|PUT|DELETE /users/{id}   GET /health/live   GET /health/ready   GET /metrics   GET /config
+//   GET|HEAD|PUT|DELETE /users/{id}   GET|HEAD /users?limit=N&after=ID
+//   GET /health/live   GET /health/ready   GET /metrics   GET /config        (HEAD on every GET route)
 //
-// Every error body is {"error": "..."}; every response carries X-Request-Id (the client's, if it sent
-// an acceptable one); 503s carry Retry-After; user reads carry X-Data-Source (cache|origin) and, for a
-// known-stale entry served because MariaDB failed too, X-Cache-Stale: true.
+// Every error body is {"error": "...", "request_id": "..."} (and, for a write answered 503,
+// "outcome": "not_applied" or "unknown"); it says what the client needs, never a dependency's own
+// error text or address (those go to the log with the request id). Every response carries
+// X-Request-Id (the client's, if it sent an acceptable one); 503s carry Retry-After (when the service
+// expects to call the dependency again, at least resilience.retry_after_s); user answers carry
+// ETag "v<version>" and X-Data-Source (cache|origin|origin-replica) and, for a known-stale entry
+// served because MariaDB failed too, X-Cache-Stale: true. Conditional requests: If-None-Match on
+// GET/HEAD (304), If-Match on PUT and DELETE and If-None-Match: * on PUT (412), checked by MariaDB's
+// write statement itself.
 //
 // Usage:
 //   Api api(service, config, registry);
@@ -43,12 +50,26 @@ class Api {
   common::http::ErrorResponder server_errors();
 
  private:
-  enum Route { r_users = 0, r_live, r_ready, r_metrics, r_config, r_other, kRoutes };
-  enum Method { m_get = 0, m_put, m_delete, m_other, kMethods };
-  static constexpr std::array<unsigned, 10> kStatuses = {200, 201, 204, 400, 404, 405, 413, 500, 503, 0};
+  enum Route { r_users = 0, r_users_list, r_live, r_ready, r_metrics, r_config, r_other, kRoutes };
+  enum Method { m_get = 0, m_head, m_put, m_delete, m_other, kMethods };
+  static constexpr std::array<unsigned, 14> kStatuses = {200, 201, 204, 304, 400, 404, 405,
+                                                         412, 413, 415, 500, 503, 504, 0};
 
-  boost::asio::awaitable<common::http::Response> users(common::http::Request& req, std::string_view segment,
-                                                       Method method, Deadline deadline, Source& source);
+  // One request being answered: what every answer to it needs.
+  struct Exchange {
+    common::http::Request& req;
+    std::string request_id;
+    Method method = m_other;
+    Deadline deadline;
+    Source source = Source::none;
+  };
+  boost::asio::awaitable<common::http::Response> read_user(Exchange& x, const std::string& id);
+  boost::asio::awaitable<common::http::Response> write_user(Exchange& x, const std::string& id);
+  boost::asio::awaitable<common::http::Response> list_users(Exchange& x, std::string_view query);
+  // 503 for a request the dependencies could not serve: what the client may know, Retry-After, and
+  // the details in the log. `write`: the body says whether it may have been applied.
+  common::http::Response unavailable(const Exchange& x, std::string_view what, const Unavailable& why,
+                                     bool write);
   std::string next_request_id();
   void count(Route route, Method method, unsigned status, Source source, Clock::time_point started);
 
@@ -58,7 +79,6 @@ class Api {
   common::metrics::Registry& registry_;
   std::string id_prefix_;
   std::uint64_t id_counter_ = 0;
-  std::string retry_after_;
   std::array<
       std::array<std::array<std::array<common::metrics::Counter*, kSources>, kStatuses.size()>, kMethods>,
       kRoutes>

@@ -89,17 +89,32 @@ asio::awaitable<bool> CacheFeed::apply(const ChangeBatch& batch) {
     auto [it, inserted] = newest.try_emplace(c.id, &c.entry);
     if (!inserted && supersedes(c.entry, *it->second)) it->second = &c.entry;
   }
+  if (!running_) co_return false;
+  // Every update of the batch is sent at once (pipelined on the master's connection): one round trip
+  // a batch, not one a change. One after another, a backlog's batch (after a failover or a takeover)
+  // outlasted the lease, another instance took over from the same position, and the feed stalled.
+  std::size_t in_flight = newest.size();
+  bool ok = true;
+  asio::steady_timer all_done(executor_, Clock::time_point::max());
+  const auto deadline = Deadline::after(master_.budget());
   for (const auto& change : newest) {
-    const std::string_view id = change.first;  // (clang: no lambda capture of structured bindings)
-    const CacheEntry* entry = change.second;
-    if (!running_) co_return false;
-    auto r = co_await master_.call<bool>(Deadline::after(master_.budget()),
-                                         [&](Deadline d) { return cache_.store_if_newer(id, *entry, d); });
-    if (!r.ok()) co_return false;
-    changes_->inc();
-    ++applied_;
+    asio::co_spawn(
+        executor_,
+        [&, id = change.first, entry = change.second]() -> asio::awaitable<void> {
+          auto r = co_await master_.call<bool>(deadline, [&](Deadline d) { return cache_.store_if_newer(id, *entry, d); });
+          if (r.ok()) {
+            changes_->inc();
+            ++applied_;
+          } else {
+            ok = false;
+          }
+          if (--in_flight == 0) all_done.cancel();
+        },
+        asio::detached);
   }
-  co_return true;
+  // (All may have ended already: a call fails at once while the breaker is open.)
+  if (in_flight > 0) co_await all_done.async_wait(use_nothrow);
+  co_return ok;
 }
 
 asio::awaitable<void> CacheFeed::run() {

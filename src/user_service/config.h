@@ -44,6 +44,7 @@ struct RedisConfig {
   Millis connect_timeout{100};      // one connection attempt
   Millis reconnect_min{50};         // backoff between connection attempts: from min, doubling,
   Millis reconnect_max{400};        // up to max, with jitter; max < 1 s so a return is seen within 1 s
+  Millis replica_max_lag{1000};     // the replica serves reads only while provably this close to the master
   std::string key_prefix = "user:";
   std::chrono::seconds ttl{3600};  // of every entry and tombstone
 };
@@ -65,7 +66,7 @@ struct MysqlConfig {
 struct ResilienceConfig {
   std::uint32_t breaker_failures = 3;  // consecutive failures or deadline misses that open a breaker
   Millis probe_interval{200};          // background health probe period (also the half-open probe)
-  std::uint32_t retry_after_s = 1;     // Retry-After on every 503
+  std::uint32_t retry_after_s = 1;     // the least Retry-After of a 503 (more until an open breaker's probe)
   std::uint32_t read_retries = 1;      // extra attempts of an idempotent read after a lost connection
 };
 
@@ -85,6 +86,7 @@ struct Config {
   std::string instance_name = "user-service";  // in logs, /health/ready and cache-feed lease ownership
   std::string source_address;                  // outgoing connections bind to this IP (empty: any)
   Millis request_deadline{1000};
+  Millis list_deadline{1000};  // GET /users: its one MariaDB statement (a page) may use all of it
   Millis shutdown_grace{5000};  // SIGTERM: in-flight requests get this long to finish
   std::string log_level = "info";
   HttpConfig http;

@@ -60,7 +60,11 @@ void Dependency::record_success(Clock::duration latency) {
   slow_ = latency > slow_threshold_;
   if (open_) {
     open_ = false;
-    common::log::info("circuit breaker closed", {{"dependency", name_}});
+    update_state(/*breaker_logged=*/true);
+    if (should_log(common::log::Level::info))
+      common::log::info("circuit breaker closed", {{"dependency", name_},
+                                                   {"state", dep_state_name(state_)},
+                                                   {"changes_not_logged", take_not_logged()}});
   }
   update_state();
 }
@@ -76,9 +80,12 @@ bool Dependency::record_failure(Failure failure, std::string_view message) {
     open_ = true;
     opened = true;
     ++openings_;
-    common::log::warn("circuit breaker opened", {{"dependency", name_},
-                                                 {"consecutive_failures", consecutive_failures_},
-                                                 {"last_error", last_error_}});
+    update_state(/*breaker_logged=*/true);
+    if (should_log(common::log::Level::warn))
+      common::log::warn("circuit breaker opened", {{"dependency", name_},
+                                                   {"consecutive_failures", consecutive_failures_},
+                                                   {"last_error", last_error_},
+                                                   {"changes_not_logged", take_not_logged()}});
   }
   update_state();
   return opened;
@@ -89,8 +96,9 @@ void Dependency::server_changed(std::string_view who) {
   slow_ = false;
   if (open_) {
     open_ = false;
+    update_state(/*breaker_logged=*/true);
     common::log::info("circuit breaker closed: another server plays the role",
-                      {{"dependency", name_}, {"server", who}});
+                      {{"dependency", name_}, {"server", who}, {"state", dep_state_name(state_)}});
   }
   update_state();
 }
@@ -104,7 +112,7 @@ void Dependency::set_initialised(bool initialised, std::string_view why) {
   update_state();
 }
 
-void Dependency::update_state() {
+void Dependency::update_state(bool breaker_logged) {
   DepState s = DepState::up;
   if (open_ || !initialised_) {
     s = DepState::down;
@@ -112,17 +120,42 @@ void Dependency::update_state() {
     s = DepState::degraded;
   }
   if (s != state_) {
-    const auto level = s == DepState::down ? common::log::Level::warn : common::log::Level::info;
-    if (common::log::enabled(level)) {
+    // Between up and degraded a dependency moves on every failed or slow call: debug only. Going
+    // down or coming back is worth a line (at most one a second: see should_log).
+    const bool downs = s == DepState::down || state_ == DepState::down;
+    const auto level = !downs                ? common::log::Level::debug
+                       : s == DepState::down ? common::log::Level::warn
+                                             : common::log::Level::info;
+    // A change the breaker's own line reports is not logged twice.
+    if (downs ? !breaker_logged && should_log(level) : common::log::enabled(level)) {
       common::log::write(level, "dependency state changed",
                          {{"dependency", name_},
                           {"from", dep_state_name(state_)},
                           {"to", dep_state_name(s)},
-                          {"last_error", last_error_}});
+                          {"last_error", last_error_},
+                          {"changes_not_logged", downs ? take_not_logged() : 0}});
     }
     state_ = s;
     since_ = std::chrono::system_clock::now();
   }
+}
+
+bool Dependency::should_log(common::log::Level level) {
+  if (!common::log::enabled(level)) return false;
+  const auto now = Clock::now();
+  if (logged_once_ && now - last_logged_ < std::chrono::seconds(1)) {
+    ++not_logged_;
+    return false;
+  }
+  logged_once_ = true;
+  last_logged_ = now;
+  return true;
+}
+
+std::uint64_t Dependency::take_not_logged() {
+  const auto n = not_logged_;
+  not_logged_ = 0;
+  return n;
 }
 
 std::string Dependency::to_json() const {

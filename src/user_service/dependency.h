@@ -6,6 +6,9 @@
 // calling; the background prober (service.h) keeps probing every ~200 ms and the first success closes
 // it, so recovery needs no user traffic. A success of a call that was already in flight closes it too.
 //
+// Logs: the breaker opening and closing, and the state going down or back (at most one line a second
+// per dependency); up <-> degraded only at debug level.
+//
 // State for /health/ready: down while the breaker is open or the dependency is not initialised
 // (MariaDB before its schema exists); degraded while closed but the last call or probe failed or was
 // slower than `slow_threshold`; up otherwise. `since` is when the state last changed.
@@ -24,6 +27,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/log.h"
 #include "user_service/ports.h"
 
 namespace user_service {
@@ -61,7 +65,11 @@ class Dependency {
   std::string to_json() const;
 
  private:
-  void update_state();
+  void update_state(bool breaker_logged = false);
+  // Breaker and down/up lines: at most one a second per dependency (one that flaps between failing
+  // and answering would write several a second); the next line written counts those that were not.
+  bool should_log(common::log::Level level);
+  std::uint64_t take_not_logged();
 
   std::string name_;
   std::uint32_t threshold_;
@@ -75,6 +83,9 @@ class Dependency {
   std::chrono::system_clock::time_point since_;
   std::string last_error_;
   std::chrono::system_clock::time_point last_error_at_{};
+  bool logged_once_ = false;
+  Clock::time_point last_logged_{};
+  std::uint64_t not_logged_ = 0;
 };
 
 // ISO 8601 UTC with milliseconds, e.g. 2026-11-27T01:02:03.456Z.

@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <thread>
+
+#include "common/log.h"
+
 namespace user_service {
 namespace {
 
@@ -74,6 +79,48 @@ TEST(Dependency, JsonNamesStateSinceAndLastError) {
   EXPECT_NE(j.find("\"since\":\"20"), std::string::npos) << j;
   EXPECT_EQ(iso8601(std::chrono::system_clock::time_point(std::chrono::milliseconds(1'700'000'000'123))),
             "2023-11-14T22:13:20.123Z");
+}
+
+}  // namespace
+}  // namespace user_service
+
+namespace user_service {
+namespace {
+
+int Count(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
+    ++n;
+  return n;
+}
+
+// A dependency flapping between failing and answering writes one breaker line a second, not one per
+// change, and the next line says how many it did not write; up <-> degraded is not logged at info.
+TEST(Dependency, FlappingIsLoggedAtMostOnceASecond) {
+  common::log::set_level(common::log::Level::info);
+  Dependency d("redis-master", 1, std::chrono::milliseconds(250));
+  ::testing::internal::CaptureStderr();
+  for (int i = 0; i < 10; ++i) {
+    d.record_failure(Failure::unavailable, "connection refused");
+    d.record_success(std::chrono::milliseconds(1));
+  }
+  std::string out = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(Count(out, "circuit breaker"), 1) << out;
+  EXPECT_EQ(Count(out, "dependency state changed"), 0) << out;
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  ::testing::internal::CaptureStderr();
+  d.record_failure(Failure::unavailable, "connection refused");
+  out = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(Count(out, "circuit breaker opened"), 1) << out;
+  EXPECT_EQ(Count(out, "\"changes_not_logged\":19"), 1) << out;
+
+  Dependency slow("mysql", 3, std::chrono::milliseconds(10));
+  ::testing::internal::CaptureStderr();
+  slow.record_success(std::chrono::milliseconds(50));  // degraded
+  slow.record_success(std::chrono::milliseconds(1));   // up
+  out = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(out, "");
 }
 
 }  // namespace

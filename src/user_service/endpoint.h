@@ -47,14 +47,15 @@ class Endpoint {
 
   // One call: `fn(deadline)` returns an awaitable of Outcome<T>. While the breaker is open the call is
   // not made and the result is Failure::unavailable ("circuit breaker open"), counted short-circuited.
+  // `budget` replaces the endpoint's own for this call (a statement that reads a whole page).
   template <typename T, typename Fn>
-  boost::asio::awaitable<Outcome<T>> call(Deadline request, Fn&& fn) {
+  boost::asio::awaitable<Outcome<T>> call(Deadline request, Fn&& fn, Clock::duration budget = {}) {
     if (!allow()) {
       short_circuit();
       co_return Outcome<T>::fail(Failure::unavailable, "circuit breaker open: " + health_.last_error());
     }
     const auto started = Clock::now();
-    Outcome<T> r = co_await fn(deadline(request));
+    Outcome<T> r = co_await fn(Deadline::after(budget > Clock::duration::zero() ? budget : budget_).at_most(request));
     account(r.failure, r.message, started);
     co_return r;
   }

@@ -18,6 +18,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
 #include <map>
 #include <string>
 
@@ -87,32 +88,47 @@ class FakeStore : public UserStore {
     co_return Outcome<std::optional<StoredUser>>::success(it == rows.end() ? std::nullopt
                                                                            : std::optional(it->second));
   }
+  using UserStore::put;
+  using UserStore::remove;
   boost::asio::awaitable<Outcome<PutResult>> put(std::string_view id, std::string_view name,
-                                                 Deadline d) override {
+                                                 Precondition when, Deadline d) override {
     ++calls;
     std::string m;
     if (auto f = co_await simulate(ex_, behaviour, d, m); f != Failure::none)
       co_return Outcome<PutResult>::fail(f, m, write_effect(f));
+    if (!holds(when, id)) co_return Outcome<PutResult>::success(PutResult{false, true, 0});
     auto [it, created] = rows.try_emplace(std::string(id));
     it->second = StoredUser{std::string(name), ++sequence};
     if (behaviour.ack_lost)
       co_return Outcome<PutResult>::fail(behaviour.ack_failure, ack_message(), Effect::unknown);
-    co_return Outcome<PutResult>::success(PutResult{created, it->second.version});
+    co_return Outcome<PutResult>::success(PutResult{created, false, it->second.version});
   }
-  boost::asio::awaitable<Outcome<std::optional<std::uint64_t>>> remove(std::string_view id,
-                                                                       Deadline d) override {
+  boost::asio::awaitable<Outcome<RemoveResult>> remove(std::string_view id, Precondition when,
+                                                       Deadline d) override {
     ++calls;
     std::string m;
     if (auto f = co_await simulate(ex_, behaviour, d, m); f != Failure::none)
-      co_return Outcome<std::optional<std::uint64_t>>::fail(f, m, write_effect(f));
+      co_return Outcome<RemoveResult>::fail(f, m, write_effect(f));
+    if (!holds(when, id)) co_return Outcome<RemoveResult>::success(RemoveResult{false, true, 0});
     const auto it = rows.find(std::string(id));
-    if (it == rows.end()) co_return Outcome<std::optional<std::uint64_t>>::success(std::nullopt);
+    if (it == rows.end()) co_return Outcome<RemoveResult>::success(RemoveResult{});
     const auto v = it->second.version;
     rows.erase(it);
-    if (behaviour.ack_lost)
-      co_return Outcome<std::optional<std::uint64_t>>::fail(behaviour.ack_failure, ack_message(),
-                                                            Effect::unknown);
-    co_return Outcome<std::optional<std::uint64_t>>::success(v);
+    if (behaviour.ack_lost) co_return Outcome<RemoveResult>::fail(behaviour.ack_failure, ack_message(), Effect::unknown);
+    co_return Outcome<RemoveResult>::success(RemoveResult{true, false, v});
+  }
+  boost::asio::awaitable<Outcome<std::vector<ListedUser>>> list(std::string_view after, std::uint32_t limit,
+                                                                Deadline d) override {
+    ++calls;
+    std::string m;
+    if (auto f = co_await simulate(ex_, behaviour, d, m); f != Failure::none)
+      co_return Outcome<std::vector<ListedUser>>::fail(f, m);
+    std::vector<ListedUser> page;
+    // std::map<std::string> orders by bytes (char_traits compares as unsigned char), as MariaDB's
+    // binary collation does.
+    for (auto it = rows.upper_bound(std::string(after)); it != rows.end() && page.size() < limit; ++it)
+      page.push_back(ListedUser{it->first, it->second.name, it->second.version});
+    co_return Outcome<std::vector<ListedUser>>::success(std::move(page));
   }
   boost::asio::awaitable<Outcome<Done>> probe(Deadline d) override {
     ++probes;
@@ -123,6 +139,21 @@ class FakeStore : public UserStore {
   }
 
  private:
+  bool holds(const Precondition& when, std::string_view id) const {
+    const auto it = rows.find(std::string(id));
+    switch (when.kind) {
+      case Precondition::none:
+        return true;
+      case Precondition::exists:
+        return it != rows.end();
+      case Precondition::absent:
+        return it == rows.end();
+      case Precondition::version_in:
+        return it != rows.end() &&
+               std::find(when.versions.begin(), when.versions.end(), it->second.version) != when.versions.end();
+    }
+    return false;
+  }
   // As MysqlStore classifies: a deadline that passed while the statement was out has an unknown
   // effect; a refused connection or a rejected statement certainly left nothing.
   static Effect write_effect(Failure f) { return f == Failure::timeout ? Effect::unknown : Effect::none; }
@@ -156,6 +187,11 @@ class FakeCache : public CachePort {
     master.entries[id] = e;
     if (replicate) replica.entries[id] = e;
   }
+  // The replica receives everything the master has (after `replicate = false`).
+  void catch_up() {
+    replica.entries = master.entries;
+    replica_offset = master_offset;
+  }
 
   boost::asio::awaitable<Outcome<std::optional<CacheEntry>>> get(CacheNode n, std::string_view id,
                                                                  Deadline d) override {
@@ -181,21 +217,31 @@ class FakeCache : public CachePort {
     const auto it = master.entries.find(key);
     if (it != master.entries.end() && !supersedes(entry, it->second)) co_return Outcome<bool>::success(false);
     master.entries[key] = entry;
-    if (replicate) replica.entries[key] = entry;
+    ++master_offset;
+    if (replicate) {
+      replica.entries[key] = entry;
+      replica_offset = master_offset;
+    }
     co_return Outcome<bool>::success(true);
   }
-  boost::asio::awaitable<Outcome<Done>> ping(CacheNode n, Deadline d) override {
+  // Replication offsets: the master's counts its updates; the replica's follows while `replicate`.
+  boost::asio::awaitable<Outcome<CacheProbe>> ping(CacheNode n, Deadline d) override {
     std::string m;
     if (auto f = co_await simulate(ex_, node(n).behaviour, d, m); f != Failure::none)
-      co_return Outcome<Done>::fail(f, m);
-    co_return Outcome<Done>::success({});
+      co_return Outcome<CacheProbe>::fail(f, m);
+    co_return Outcome<CacheProbe>::success({n == CacheNode::master ? master_offset : replica_offset});
   }
+  std::uint64_t master_offset = 0, replica_offset = 0;
   boost::asio::awaitable<Outcome<std::uint64_t>> invalidate_values_step(std::uint64_t, Deadline d) override {
     std::string m;
     if (auto f = co_await simulate(ex_, master.behaviour, d, m); f != Failure::none)
       co_return Outcome<std::uint64_t>::fail(f, m);
     std::erase_if(master.entries, [](const auto& kv) { return !kv.second.tombstone; });
-    if (replicate) std::erase_if(replica.entries, [](const auto& kv) { return !kv.second.tombstone; });
+    ++master_offset;
+    if (replicate) {
+      std::erase_if(replica.entries, [](const auto& kv) { return !kv.second.tombstone; });
+      replica_offset = master_offset;
+    }
     ++invalidations;
     co_return Outcome<std::uint64_t>::success(0);
   }

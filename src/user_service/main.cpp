@@ -195,10 +195,12 @@ int main(int argc, char** argv) {
       common::log::error("cannot listen", {{"address", config.listen.to_string()}, {"error", ec.message()}});
       return 1;
     }
-    redis.start([&] {
-      service.master_changed();
-      if (feed) feed->master_changed();
-    });
+    redis.start(
+        [&] {
+          service.master_changed();
+          if (feed) feed->master_changed();
+        },
+        [&] { service.replica_changed(); });
     for (auto& p : pools)
       p->start();
     service.start();

@@ -34,6 +34,29 @@ Outcome<std::optional<StoredUser>> user_from(const mysql::ResultSet& r) {
   return O::success(StoredUser{row[0].string(), *version});
 }
 
+// The answer of list_sql_: rows (id, name, version).
+Outcome<std::vector<ListedUser>> users_from(const mysql::ResultSet& r) {
+  using O = Outcome<std::vector<ListedUser>>;
+  std::vector<ListedUser> users;
+  users.reserve(r.rows.size());
+  for (const auto& row : r.rows) {
+    const auto version = row.size() == 3 ? as_u64(row[2]) : std::nullopt;
+    if (!version || !row[0].is_string() || !row[1].is_string()) return O::fail(Failure::rejected, "unexpected row shape");
+    users.push_back(ListedUser{row[0].string(), row[1].string(), *version});
+  }
+  return O::success(std::move(users));
+}
+
+// FIND_IN_SET's list: "5,7" (empty: matches no version).
+std::string version_list(const std::vector<std::uint64_t>& versions) {
+  std::string out;
+  for (const auto v : versions) {
+    if (!out.empty()) out += ',';
+    out += std::to_string(v);
+  }
+  return out;
+}
+
 }  // namespace
 
 ErrorClass classify(const mysql::Error& e) {
@@ -91,8 +114,18 @@ MysqlStore::MysqlStore(std::vector<mysql::Pool*> nodes, const MysqlConfig& confi
                 "ON DUPLICATE KEY UPDATE `name` = VALUES(`name`), "
                 "`version` = LAST_INSERT_ID(NEXT VALUE FOR " +
                 db + ".`user_version`), `updated_at` = VALUES(`updated_at`)";
+  // Conditional writes: the condition is in the statement's WHERE (or is the primary key's
+  // uniqueness), so it is checked on the row as the statement locks it.
+  const std::string next_version = "LAST_INSERT_ID(NEXT VALUE FOR " + db + ".`user_version`)";
+  insert_sql_ = "INSERT INTO " + db + ".`user` (`id`, `name`, `version`, `updated_at`) VALUES (?, ?, " +
+                next_version + ", NOW(6))";
+  update_sql_ = "UPDATE " + db + ".`user` SET `name` = ?, `version` = " + next_version +
+                ", `updated_at` = NOW(6) WHERE `id` = ?";
+  update_if_sql_ = update_sql_ + " AND FIND_IN_SET(`version`, ?)";
   probe_sql_ = "SELECT 1 FROM " + db + ".`user` LIMIT 1";
   delete_sql_ = "DELETE FROM " + db + ".`user` WHERE `id` = ? RETURNING `version`";
+  delete_if_sql_ = "DELETE FROM " + db + ".`user` WHERE `id` = ? AND FIND_IN_SET(`version`, ?) RETURNING `version`";
+  list_sql_ = "SELECT `id`, `name`, `version` FROM " + db + ".`user` WHERE `id` > ? ORDER BY `id` LIMIT ?";
 }
 
 asio::awaitable<Outcome<std::optional<StoredUser>>> MysqlStore::get(std::string_view id, Deadline d) {
@@ -106,36 +139,76 @@ asio::awaitable<Outcome<std::optional<StoredUser>>> MysqlStore::get(std::string_
   co_return user_from(*r);
 }
 
-asio::awaitable<Outcome<PutResult>> MysqlStore::put(std::string_view id, std::string_view name, Deadline d) {
-  std::vector<mysql::Value> params;
-  params.reserve(2);
-  params.emplace_back(id);
-  params.emplace_back(name);
-  mysql::Pool* pool = primary_pool();
-  if (!pool) co_return Outcome<PutResult>::fail(Failure::unavailable, "no writable MariaDB endpoint known");
-  auto r = co_await pool->execute(upsert_sql_, std::move(params), d);
-  if (!r) co_return from_error<PutResult>(r.error());
-  // The statement ran: an answer we cannot use leaves its effect unknown.
-  if (r->affected_rows != 1 && r->affected_rows != 2)
-    co_return Outcome<PutResult>::fail(
-        Failure::rejected, "unexpected affected rows " + std::to_string(r->affected_rows), Effect::unknown);
-  if (r->last_insert_id == 0)
-    co_return Outcome<PutResult>::fail(Failure::rejected, "no version returned", Effect::unknown);
-  co_return Outcome<PutResult>::success(PutResult{r->affected_rows == 1, r->last_insert_id});
-}
-
-asio::awaitable<Outcome<std::optional<std::uint64_t>>> MysqlStore::remove(std::string_view id, Deadline d) {
-  using O = Outcome<std::optional<std::uint64_t>>;
-  std::vector<mysql::Value> params;
-  params.emplace_back(id);
+asio::awaitable<Outcome<PutResult>> MysqlStore::put(std::string_view id, std::string_view name,
+                                                    Precondition when, Deadline d) {
+  using O = Outcome<PutResult>;
   mysql::Pool* pool = primary_pool();
   if (!pool) co_return O::fail(Failure::unavailable, "no writable MariaDB endpoint known");
-  auto r = co_await pool->execute(delete_sql_, std::move(params), d);
-  if (!r) co_return from_error<std::optional<std::uint64_t>>(r.error());
-  if (r->rows.empty()) co_return O::success(std::nullopt);
+  const bool update = when.kind == Precondition::exists || when.kind == Precondition::version_in;
+  const std::string& sql = when.kind == Precondition::none     ? upsert_sql_
+                           : when.kind == Precondition::absent ? insert_sql_
+                           : when.kind == Precondition::exists ? update_sql_
+                                                               : update_if_sql_;
+  std::vector<mysql::Value> params;
+  params.reserve(3);
+  if (update) {
+    params.emplace_back(name);
+    params.emplace_back(id);
+    if (when.kind == Precondition::version_in) params.emplace_back(version_list(when.versions));
+  } else {
+    params.emplace_back(id);
+    params.emplace_back(name);
+  }
+  auto r = co_await pool->execute(sql, std::move(params), d);
+  if (!r) {
+    // Create-only, and the row exists: the primary key refused it, nothing was written.
+    if (when.kind == Precondition::absent && r.error().is_duplicate_key())
+      co_return O::success(PutResult{false, true, 0});
+    co_return from_error<PutResult>(r.error());
+  }
+  // The version always changes, so an UPDATE's changed rows are its matched rows: 0 when the
+  // condition did not hold.
+  if (update && r->affected_rows == 0) co_return O::success(PutResult{false, true, 0});
+  // The statement ran: an answer we cannot use leaves its effect unknown. An upsert's affected rows:
+  // 1 = created, 2 = updated; an insert's 1; an update's 1.
+  const bool upsert = when.kind == Precondition::none;
+  if (r->affected_rows != 1 && !(upsert && r->affected_rows == 2))
+    co_return O::fail(Failure::rejected, "unexpected affected rows " + std::to_string(r->affected_rows),
+                      Effect::unknown);
+  if (r->last_insert_id == 0) co_return O::fail(Failure::rejected, "no version returned", Effect::unknown);
+  const bool created = when.kind == Precondition::absent || (upsert && r->affected_rows == 1);
+  co_return O::success(PutResult{created, false, r->last_insert_id});
+}
+
+asio::awaitable<Outcome<RemoveResult>> MysqlStore::remove(std::string_view id, Precondition when,
+                                                          Deadline d) {
+  using O = Outcome<RemoveResult>;
+  if (when.kind == Precondition::absent) co_return O::fail(Failure::rejected, "a delete cannot require no row");
+  mysql::Pool* pool = primary_pool();
+  if (!pool) co_return O::fail(Failure::unavailable, "no writable MariaDB endpoint known");
+  std::vector<mysql::Value> params;
+  params.emplace_back(id);
+  if (when.kind == Precondition::version_in) params.emplace_back(version_list(when.versions));
+  auto r = co_await pool->execute(when.kind == Precondition::version_in ? delete_if_sql_ : delete_sql_,
+                                  std::move(params), d);
+  if (!r) co_return from_error<RemoveResult>(r.error());
+  // No row deleted: none there, or (with a condition) not the one required.
+  if (r->rows.empty()) co_return O::success(RemoveResult{false, when.kind != Precondition::none, 0});
   const auto version = r->rows.front().empty() ? std::nullopt : as_u64(r->rows.front()[0]);
   if (!version) co_return O::fail(Failure::rejected, "unexpected RETURNING row", Effect::unknown);
-  co_return O::success(*version);
+  co_return O::success(RemoveResult{true, false, *version});
+}
+
+asio::awaitable<Outcome<std::vector<ListedUser>>> MysqlStore::list(std::string_view after, std::uint32_t limit,
+                                                                   Deadline d) {
+  mysql::Pool* pool = primary_pool();
+  if (!pool) co_return Outcome<std::vector<ListedUser>>::fail(Failure::unavailable, "no writable MariaDB endpoint known");
+  std::vector<mysql::Value> params;
+  params.emplace_back(after);
+  params.emplace_back(limit);
+  auto r = co_await pool->execute(list_sql_, std::move(params), d);
+  if (!r) co_return from_error<std::vector<ListedUser>>(r.error());
+  co_return users_from(*r);
 }
 
 asio::awaitable<Outcome<Done>> MysqlStore::probe(Deadline d) {
@@ -221,17 +294,18 @@ asio::awaitable<Outcome<Done>> MysqlStore::probe_replica(Deadline d) {
   co_return Outcome<Done>::success({});
 }
 
-asio::awaitable<Outcome<std::optional<StoredUser>>> MysqlStore::get_from_replica(std::string_view id,
-                                                                                 Deadline d) {
-  using O = Outcome<std::optional<StoredUser>>;
+asio::awaitable<Outcome<mysql::ResultSet>> MysqlStore::replica_execute(const std::string& sql,
+                                                                       std::vector<mysql::Value> params,
+                                                                       Deadline d) {
+  using O = Outcome<mysql::ResultSet>;
   if (replica_ < 0) co_return O::fail(Failure::unavailable, "no MariaDB replica answers read_only = 1");
   auto lease = co_await nodes_[replica_]->acquire(d);
-  if (!lease) co_return from_error<std::optional<StoredUser>>(lease.error());
+  if (!lease) co_return from_error<mysql::ResultSet>(lease.error());
   mysql::Connection& conn = **lease;
   // What the replica has received (with semi-synchronous replication, every write the primary
   // acknowledged) must be applied before it answers.
   auto status = co_await conn.query("SHOW SLAVE STATUS", d);
-  if (!status) co_return from_error<std::optional<StoredUser>>(status.error());
+  if (!status) co_return from_error<mysql::ResultSet>(status.error());
   std::string received;
   for (std::size_t c = 0; c < status->columns.size(); ++c) {
     if (status->columns[c] == "Gtid_IO_Pos" && !status->rows.empty())
@@ -241,29 +315,46 @@ asio::awaitable<Outcome<std::optional<StoredUser>>> MysqlStore::get_from_replica
     // Not replicating: promoted a moment ago (writable: everything it had is applied, and it is the
     // primary the next probe adopts), or cut off for good (read-only: its data has no bound).
     auto ro = co_await conn.execute("SELECT @@read_only", {}, d);
-    if (!ro) co_return from_error<std::optional<StoredUser>>(ro.error());
+    if (!ro) co_return from_error<mysql::ResultSet>(ro.error());
     const auto v =
         ro->rows.empty() || ro->rows.front().empty() ? std::nullopt : ro->rows.front().front().to_int();
     if (!v || *v != 0) co_return O::fail(Failure::unavailable, "the replica does not replicate");
   }
   if (!received.empty()) {
     const double seconds = std::chrono::duration<double>(d.remaining()).count();
-    std::vector<mysql::Value> params;
-    params.emplace_back(received);
-    params.emplace_back(seconds);
-    auto waited = co_await conn.execute("SELECT MASTER_GTID_WAIT(?, ?)", std::move(params), d);
-    if (!waited) co_return from_error<std::optional<StoredUser>>(waited.error());
+    std::vector<mysql::Value> wait;
+    wait.emplace_back(received);
+    wait.emplace_back(seconds);
+    auto waited = co_await conn.execute("SELECT MASTER_GTID_WAIT(?, ?)", std::move(wait), d);
+    if (!waited) co_return from_error<mysql::ResultSet>(waited.error());
     const auto applied = waited->rows.empty() || waited->rows.front().empty()
                              ? std::nullopt
                              : waited->rows.front().front().to_int();
     if (!applied || *applied != 0)
       co_return O::fail(Failure::timeout, "the replica has not applied " + received + " in time");
   }
+  auto r = co_await conn.execute(sql, std::move(params), d);
+  if (!r) co_return from_error<mysql::ResultSet>(r.error());
+  co_return O::success(std::move(*r));
+}
+
+asio::awaitable<Outcome<std::optional<StoredUser>>> MysqlStore::get_from_replica(std::string_view id,
+                                                                                 Deadline d) {
   std::vector<mysql::Value> params;
   params.emplace_back(id);
-  auto r = co_await conn.execute(select_sql_, std::move(params), d);
-  if (!r) co_return from_error<std::optional<StoredUser>>(r.error());
-  co_return user_from(*r);
+  auto r = co_await replica_execute(select_sql_, std::move(params), d);
+  if (!r.ok()) co_return Outcome<std::optional<StoredUser>>::fail(r.failure, std::move(r.message));
+  co_return user_from(r.value);
+}
+
+asio::awaitable<Outcome<std::vector<ListedUser>>> MysqlStore::list_from_replica(std::string_view after,
+                                                                                std::uint32_t limit, Deadline d) {
+  std::vector<mysql::Value> params;
+  params.emplace_back(after);
+  params.emplace_back(limit);
+  auto r = co_await replica_execute(list_sql_, std::move(params), d);
+  if (!r.ok()) co_return Outcome<std::vector<ListedUser>>::fail(r.failure, std::move(r.message));
+  co_return users_from(r.value);
 }
 
 std::string MysqlStore::topology_json() const {

@@ -15,7 +15,14 @@
 //           ON DUPLICATE KEY UPDATE name = VALUES(name),
 //             version = LAST_INSERT_ID(NEXT VALUE FOR user_version), updated_at = VALUES(updated_at)
 //           -> affected rows 1 = created, 2 = updated; the new version is the statement's insert id.
-//   remove: DELETE FROM user WHERE id = ? RETURNING version
+//   put if absent (create only): the INSERT alone; a duplicate key (1062) = the row exists.
+//   put if it exists / has one of the versions:
+//           UPDATE user SET name = ?, version = LAST_INSERT_ID(NEXT VALUE ...), updated_at = NOW(6)
+//           WHERE id = ? [AND FIND_IN_SET(version, '5,7')]   -> 0 rows = the condition did not hold
+//   remove: DELETE FROM user WHERE id = ? [AND FIND_IN_SET(version, ?)] RETURNING version
+//   list:   SELECT id, name, version FROM user WHERE id > ? ORDER BY id LIMIT ?   (the primary key)
+// A condition is checked by the write's own statement on the row it locks, so of concurrent writes
+// requiring the same version exactly one succeeds, and the versions keep increasing per id.
 // The pool connects without a default database (tables are qualified), so it comes up even while
 // the database does not exist yet.
 //
@@ -60,14 +67,21 @@ class MysqlStore : public UserStore {
   MysqlStore(std::vector<clients::mysql::Pool*> nodes, const MysqlConfig& config);
 
   boost::asio::awaitable<Outcome<std::optional<StoredUser>>> get(std::string_view id, Deadline d) override;
+  using UserStore::put;
+  using UserStore::remove;
   boost::asio::awaitable<Outcome<PutResult>> put(std::string_view id, std::string_view name,
-                                                 Deadline d) override;
-  boost::asio::awaitable<Outcome<std::optional<std::uint64_t>>> remove(std::string_view id,
-                                                                       Deadline d) override;
+                                                 Precondition when, Deadline d) override;
+  boost::asio::awaitable<Outcome<RemoveResult>> remove(std::string_view id, Precondition when,
+                                                       Deadline d) override;
+  boost::asio::awaitable<Outcome<std::vector<ListedUser>>> list(std::string_view after, std::uint32_t limit,
+                                                                Deadline d) override;
   boost::asio::awaitable<Outcome<Done>> probe(Deadline d) override;
   bool has_replica() const override { return nodes_.size() > 1; }
   boost::asio::awaitable<Outcome<std::optional<StoredUser>>> get_from_replica(std::string_view id,
                                                                               Deadline d) override;
+  boost::asio::awaitable<Outcome<std::vector<ListedUser>>> list_from_replica(std::string_view after,
+                                                                             std::uint32_t limit,
+                                                                             Deadline d) override;
   boost::asio::awaitable<Outcome<Done>> probe_replica(Deadline d) override;
 
   // The endpoint that takes writes now, and one that serves replica reads (-1: none known).
@@ -86,6 +100,10 @@ class MysqlStore : public UserStore {
   enum class Role { unknown, primary, replica };
   // Asks every endpoint its role and picks the primary and a replica (see above).
   boost::asio::awaitable<void> discover(Deadline d);
+  // On the replica, once it applied every transaction it received (within `d`): `sql` with `params`.
+  boost::asio::awaitable<Outcome<clients::mysql::ResultSet>> replica_execute(const std::string& sql,
+                                                                             std::vector<clients::mysql::Value> params,
+                                                                             Deadline d);
   clients::mysql::Pool* primary_pool() const { return primary_ < 0 ? nullptr : nodes_[primary_]; }
 
   std::vector<clients::mysql::Pool*> nodes_;
@@ -94,7 +112,8 @@ class MysqlStore : public UserStore {
   int replica_ = -1;
   std::function<void(int)> on_primary_change_;
   std::vector<std::string> schema_;
-  std::string select_sql_, upsert_sql_, delete_sql_, probe_sql_;
+  std::string select_sql_, upsert_sql_, insert_sql_, update_sql_, update_if_sql_, delete_sql_, delete_if_sql_,
+      list_sql_, probe_sql_;
   bool schema_ready_ = false;
 };
 

@@ -7,9 +7,12 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
+#include <algorithm>
+#include <future>
 
 #include "testing/servers.h"
 #include "user_service/mysql_store.h"
+#include "testing/event_loop.h"
 
 namespace user_service {
 namespace {
@@ -55,10 +58,7 @@ class MysqlStoreITest : public ::testing::Test {
 
   template <typename T>
   T Run(asio::awaitable<T> a) {
-    auto f = asio::co_spawn(io_, std::move(a), asio::use_future);
-    while (f.wait_for(0s) != std::future_status::ready)
-      io_.run_one_for(10ms);
-    return f.get();
+    return testing_support::run(io_, std::move(a));
   }
   Deadline D() { return Deadline::after(2s); }
   // One prober round (the service runs one every probe interval).
@@ -77,7 +77,10 @@ TEST_F(MysqlStoreITest, WritesGoToTheWritableEndpointAndReplicaReadsSeeThem) {
   EXPECT_EQ(store_->primary(), 1);
   EXPECT_EQ(store_->replica(), 0);
   ASSERT_TRUE(Run(store_->put("u-1", "Ann", D())).ok());
-  // Right after the acknowledgement, from the replica: it first applies what it received.
+  // The test pair replicates asynchronously: wait for what semi-sync guarantees at the
+  // acknowledgement (the replica received the write), not for it to be applied.
+  replica_->wait_received(primary_->gtid_binlog_pos());
+  // From the replica: it first applies what it received.
   auto r = Run(store_->get_from_replica("u-1", D()));
   ASSERT_TRUE(r.ok()) << r.message;
   ASSERT_TRUE(r.value.has_value());
@@ -124,6 +127,151 @@ TEST_F(MysqlStoreITest, WithThePrimaryGoneReplicaReadsStillAnswer) {
   ASSERT_TRUE(r.value.has_value());
   EXPECT_EQ(r.value->name, "Dee");
   EXPECT_FALSE(Run(store_->get("u-2", Deadline::after(300ms))).ok());
+}
+
+// Conditional writes: the condition is the statement's own (WHERE or the primary key), and the
+// version the row gets comes from the one sequence as for unconditional writes.
+TEST_F(MysqlStoreITest, ConditionalWritesAreCheckedByTheirStatement) {
+  ASSERT_TRUE(Probe());
+  const Precondition absent{Precondition::absent, {}};
+  const Precondition exists{Precondition::exists, {}};
+  const auto in = [](std::uint64_t v) { return Precondition{Precondition::version_in, {v}}; };
+  // Create only.
+  auto p = Run(store_->put("c-1", "Ann", absent, D()));
+  ASSERT_TRUE(p.ok()) << p.message;
+  EXPECT_TRUE(p.value.created);
+  EXPECT_FALSE(p.value.precondition_failed);
+  const std::uint64_t v1 = p.value.version;
+  p = Run(store_->put("c-1", "Bob", absent, D()));
+  ASSERT_TRUE(p.ok()) << p.message;  // a duplicate key is an answer, not a failure
+  EXPECT_TRUE(p.value.precondition_failed);
+  // Update if the version is v1; then v1 is gone.
+  p = Run(store_->put("c-1", "Cy", in(v1), D()));
+  ASSERT_TRUE(p.ok()) << p.message;
+  EXPECT_FALSE(p.value.precondition_failed);
+  EXPECT_FALSE(p.value.created);
+  const std::uint64_t v2 = p.value.version;
+  EXPECT_GT(v2, v1);
+  p = Run(store_->put("c-1", "Dee", in(v1), D()));
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(p.value.precondition_failed);
+  p = Run(store_->put("c-1", "Dee", Precondition{Precondition::version_in, {v1, v2}}, D()));
+  ASSERT_TRUE(p.ok());
+  EXPECT_FALSE(p.value.precondition_failed);
+  const std::uint64_t v3 = p.value.version;
+  EXPECT_GT(v3, v2);
+  p = Run(store_->put("c-1", "Eve", Precondition{Precondition::version_in, {}}, D()));
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(p.value.precondition_failed);
+  // If it exists: not for a missing row (nothing created).
+  p = Run(store_->put("c-2", "Fay", exists, D()));
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(p.value.precondition_failed);
+  EXPECT_FALSE(Run(store_->get("c-2", D())).value.has_value());
+  auto got = Run(store_->get("c-1", D()));
+  ASSERT_TRUE(got.ok() && got.value);
+  EXPECT_EQ(got.value->name, "Dee");
+  EXPECT_EQ(got.value->version, v3);
+  // Delete if the version is v3 (not v2).
+  auto r = Run(store_->remove("c-1", in(v2), D()));
+  ASSERT_TRUE(r.ok()) << r.message;
+  EXPECT_TRUE(r.value.precondition_failed);
+  EXPECT_FALSE(r.value.removed);
+  r = Run(store_->remove("c-1", in(v3), D()));
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r.value.removed);
+  EXPECT_EQ(r.value.version, v3);
+  r = Run(store_->remove("c-1", exists, D()));
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r.value.precondition_failed);
+  r = Run(store_->remove("c-1", D()));
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r.value.removed);
+  EXPECT_FALSE(r.value.precondition_failed);
+}
+
+// Many writers with the same If-Match at once, on as many connections: exactly one finds the
+// version it requires; MariaDB holds its write.
+TEST_F(MysqlStoreITest, OfConcurrentWritesRequiringTheSameVersionExactlyOneSucceeds) {
+  clients::mysql::PoolSettings s;
+  s.connection.port = primary_->port();
+  s.connection.user = "svc";
+  s.max_size = 12;
+  s.name = "wide";
+  clients::mysql::Pool wide(io_.get_executor(), s);
+  wide.start();
+  MysqlStore store({&wide}, config_);
+  ASSERT_TRUE(Run(store.probe(D())).ok());
+  auto first = Run(store.put("race", "v0", D()));
+  ASSERT_TRUE(first.ok());
+  std::uint64_t version = first.value.version;
+  for (int round = 0; round < 5; ++round) {
+    const Precondition when{Precondition::version_in, {version}};
+    std::vector<std::future<Outcome<PutResult>>> writes;
+    std::vector<std::string> names;
+    for (int i = 0; i < 12; ++i)
+      names.push_back("r" + std::to_string(round) + "-w" + std::to_string(i));
+    for (int i = 0; i < 12; ++i)
+      writes.push_back(asio::co_spawn(io_, store.put("race", names[i], when, D()), asio::use_future));
+    ASSERT_TRUE(testing_support::wait_for(
+        io_,
+        [&] {
+          return std::all_of(writes.begin(), writes.end(),
+                             [](auto& w) { return w.wait_for(0s) == std::future_status::ready; });
+        },
+        30s));
+    int won = 0, lost = 0;
+    std::string winner;
+    for (int i = 0; i < 12; ++i) {
+      const auto w = writes[i].get();
+      ASSERT_TRUE(w.ok()) << w.message;
+      if (w.value.precondition_failed) {
+        ++lost;
+      } else {
+        ++won;
+        winner = names[i];
+        EXPECT_GT(w.value.version, version);
+        version = w.value.version;
+      }
+    }
+    EXPECT_EQ(won, 1) << "round " << round;
+    EXPECT_EQ(lost, 11) << "round " << round;
+    auto got = Run(store.get("race", D()));
+    ASSERT_TRUE(got.ok() && got.value);
+    EXPECT_EQ(got.value->name, winner);
+    EXPECT_EQ(got.value->version, version);
+  }
+  wide.stop();
+}
+
+// Pages in byte order of the ids (binary collation, no pad), from the primary and from the replica
+// once it applied what it received.
+TEST_F(MysqlStoreITest, ListsPagesInByteOrder) {
+  ASSERT_TRUE(Probe());
+  const std::vector<std::string> ids = {"b", "a", "B", "a ", "\xC3\xA9", "c", "a  "};
+  for (const auto& id : ids)
+    ASSERT_TRUE(Run(store_->put(id, "n-" + id, D())).ok());
+  std::vector<std::string> sorted = ids;
+  std::sort(sorted.begin(), sorted.end());  // std::string compares bytes as unsigned char
+  std::vector<std::string> seen;
+  std::string after;
+  for (;;) {
+    auto page = Run(store_->list(after, 3, D()));
+    ASSERT_TRUE(page.ok()) << page.message;
+    for (const auto& u : page.value) {
+      seen.push_back(u.id);
+      EXPECT_EQ(u.name, "n-" + u.id);
+      EXPECT_GT(u.version, 0u);
+    }
+    if (page.value.size() < 3) break;
+    after = page.value.back().id;
+  }
+  EXPECT_EQ(seen, sorted);
+  auto replica = Run(store_->list_from_replica("a", 2, D()));
+  ASSERT_TRUE(replica.ok()) << replica.message;
+  ASSERT_EQ(replica.value.size(), 2u);
+  EXPECT_EQ(replica.value[0].id, "a ");
+  EXPECT_EQ(replica.value[1].id, "a  ");
 }
 
 }  // namespace

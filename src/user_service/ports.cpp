@@ -8,6 +8,11 @@ boost::asio::awaitable<Outcome<std::optional<StoredUser>>> UserStore::get_from_r
   co_return Outcome<std::optional<StoredUser>>::fail(Failure::unavailable, "no MariaDB replica configured");
 }
 
+boost::asio::awaitable<Outcome<std::vector<ListedUser>>> UserStore::list_from_replica(std::string_view,
+                                                                                       std::uint32_t, Deadline) {
+  co_return Outcome<std::vector<ListedUser>>::fail(Failure::unavailable, "no MariaDB replica configured");
+}
+
 boost::asio::awaitable<Outcome<Done>> UserStore::probe_replica(Deadline) {
   co_return Outcome<Done>::fail(Failure::unavailable, "no MariaDB replica configured");
 }

@@ -80,9 +80,37 @@ struct StoredUser {
   std::uint64_t version = 0;
 };
 
+// What a conditional write requires of the row as it is when the write's statement runs (HTTP
+// If-Match / If-None-Match: *). The check is part of the write's one statement, so it holds under
+// concurrency: of many writes with the same version condition, exactly one finds it true.
+struct Precondition {
+  enum Kind {
+    none,        // unconditional
+    exists,      // the row exists (If-Match: *)
+    absent,      // the row does not exist: create only (If-None-Match: *)
+    version_in,  // the row exists with one of `versions` (If-Match: "v5", ...; empty: never)
+  };
+  Kind kind = none;
+  std::vector<std::uint64_t> versions;
+};
+
 struct PutResult {
   bool created = false;
+  bool precondition_failed = false;  // nothing was written
   std::uint64_t version = 0;  // the version the row got; later writes of this id get higher ones
+};
+
+struct RemoveResult {
+  bool removed = false;              // false and !precondition_failed: there was no such row
+  bool precondition_failed = false;  // nothing was deleted (the row may or may not exist)
+  std::uint64_t version = 0;         // the deleted row's version
+};
+
+// One user of a page of GET /users.
+struct ListedUser {
+  std::string id;
+  std::string name;
+  std::uint64_t version = 0;
 };
 
 class UserStore {
@@ -90,26 +118,40 @@ class UserStore {
   virtual ~UserStore() = default;
   // The user, or nullopt when there is no such row.
   virtual boost::asio::awaitable<Outcome<std::optional<StoredUser>>> get(std::string_view id, Deadline d) = 0;
-  // Insert or update. On failure, Outcome::effect says whether the write may still have committed
-  // (Effect::unknown: the statement reached the server and its answer was lost) or certainly did not.
+  // (`when` is taken by value: a coroutine must not keep a reference to its caller's temporary.)
+  // Insert or update, if `when` holds (else PutResult::precondition_failed, nothing written). On
+  // failure, Outcome::effect says whether the write may still have committed (Effect::unknown: the
+  // statement reached the server and its answer was lost) or certainly did not.
   virtual boost::asio::awaitable<Outcome<PutResult>> put(std::string_view id, std::string_view name,
-                                                         Deadline d) = 0;
-  // Deletes; returns the version the deleted row had, or nullopt when there was no such row.
-  // Failures carry Outcome::effect as put() does.
-  virtual boost::asio::awaitable<Outcome<std::optional<std::uint64_t>>> remove(std::string_view id,
-                                                                               Deadline d) = 0;
+                                                         Precondition when, Deadline d) = 0;
+  boost::asio::awaitable<Outcome<PutResult>> put(std::string_view id, std::string_view name, Deadline d) {
+    return put(id, name, Precondition{}, d);
+  }
+  // Deletes, if `when` holds; returns the version the deleted row had. Failures carry
+  // Outcome::effect as put() does.
+  virtual boost::asio::awaitable<Outcome<RemoveResult>> remove(std::string_view id, Precondition when,
+                                                               Deadline d) = 0;
+  boost::asio::awaitable<Outcome<RemoveResult>> remove(std::string_view id, Deadline d) {
+    return remove(id, Precondition{}, d);
+  }
+  // Up to `limit` users with ids after `after` ("" = from the first), in byte order of the ids.
+  virtual boost::asio::awaitable<Outcome<std::vector<ListedUser>>> list(std::string_view after,
+                                                                        std::uint32_t limit, Deadline d) = 0;
   // A cheap round trip used by the health prober. It also creates the schema while it is missing,
   // so a store that started before MariaDB becomes usable as soon as MariaDB answers.
   virtual boost::asio::awaitable<Outcome<Done>> probe(Deadline d) = 0;
 
   // With several MariaDB endpoints (a primary and replicas): the calls above go to the primary, the
   // endpoint that answers `@@read_only = 0` (none known: Failure::unavailable at once), and these
-  // read from a replica. get_from_replica() answers only once the replica has applied every
-  // transaction it has received from the primary (with semi-synchronous replication that includes
+  // read from a replica. get_from_replica() and list_from_replica() answer only once the replica has
+  // applied every transaction it has received from the primary (with semi-synchronous replication that includes
   // every acknowledged write), within `d`; otherwise Failure::timeout.
   virtual bool has_replica() const { return false; }
   virtual boost::asio::awaitable<Outcome<std::optional<StoredUser>>> get_from_replica(std::string_view id,
                                                                                       Deadline d);
+  virtual boost::asio::awaitable<Outcome<std::vector<ListedUser>>> list_from_replica(std::string_view after,
+                                                                                     std::uint32_t limit,
+                                                                                     Deadline d);
   virtual boost::asio::awaitable<Outcome<Done>> probe_replica(Deadline d);
 };
 
@@ -125,6 +167,11 @@ struct CacheEntry {
   std::string name;  // empty for tombstones
 };
 
+// What a cache node's probe learned.
+struct CacheProbe {
+  std::optional<std::uint64_t> replication_offset;
+};
+
 class CachePort {
  public:
   virtual ~CachePort() = default;
@@ -138,7 +185,9 @@ class CachePort {
   // replaced. Idempotent, so a call whose outcome is unknown (timeout) can be repeated safely.
   virtual boost::asio::awaitable<Outcome<bool>> store_if_newer(std::string_view id, const CacheEntry& entry,
                                                                Deadline d) = 0;
-  virtual boost::asio::awaitable<Outcome<Done>> ping(CacheNode node, Deadline d) = 0;
+  // The health probe's round trip: the node's role, and its replication offset when it reports one
+  // (the master's, or how much of its master's stream a replica has applied: replica_freshness.h).
+  virtual boost::asio::awaitable<Outcome<CacheProbe>> ping(CacheNode node, Deadline d) = 0;
   // One step of removing every value entry (tombstones stay) from the master: scans from `cursor`
   // and returns the next cursor, 0 when the scan is complete. Used after the repair queue overflowed.
   virtual boost::asio::awaitable<Outcome<std::uint64_t>> invalidate_values_step(std::uint64_t cursor,

@@ -205,31 +205,37 @@ asio::awaitable<Outcome<bool>> RedisCache::store_if_newer(std::string_view id, c
   co_return Outcome<bool>::success(r->elements[0].integer == 1);
 }
 
-asio::awaitable<Outcome<Done>> RedisCache::ping(CacheNode node, Deadline d) {
+asio::awaitable<Outcome<CacheProbe>> RedisCache::ping(CacheNode node, Deadline d) {
+  using O = Outcome<CacheProbe>;
   redis::Client& c = client(node);
   // A probe may wait for a connection being made (after a failover moved the client), within its
   // deadline: user calls never wait for one.
   if (!c.connected()) co_await c.wait_connected(d);
   const std::uint64_t connection = c.connection_id();
-  if (node == CacheNode::replica) {
-    const redis::Result r = co_await c.ping(d);
-    if (!r || r->is_error()) co_return from_error<Done>(r);
-    if (!r->is_status("PONG")) co_return desync<Done>(c, connection, "unexpected PING reply");
-    co_return Outcome<Done>::success({});
-  }
-  // The master is asked its ROLE: a demoted master keeps its connections open and answers reads, so
-  // only its role tells that writes must go elsewhere.
+  // Both nodes are asked their ROLE: a demoted master keeps its connections open and answers reads, so
+  // only its role tells that writes must go elsewhere; and the replication offsets it gives tell how
+  // far behind the master the replica is (replica_freshness.h).
   std::vector<std::string> args{"ROLE"};
   const redis::Result r = co_await c.command(std::move(args), d);
-  if (!r || r->is_error()) co_return from_error<Done>(r);
+  if (!r || r->is_error()) co_return from_error<CacheProbe>(r);
   if (!r->is_array() || r->elements.empty() || !r->elements[0].is_string())
-    co_return desync<Done>(c, connection, "unexpected ROLE reply");
-  if (r->elements[0].str != "master") {
-    if (on_demoted_) on_demoted_();
-    co_return Outcome<Done>::fail(Failure::unavailable,
-                                  "the master node is a " + r->elements[0].str + " now");
+    co_return desync<CacheProbe>(c, connection, "unexpected ROLE reply");
+  const auto& role = r->elements[0].str;
+  // ["master", offset, [replicas]]; ["slave", host, port, link state, offset or -1 while unlinked].
+  const auto offset_at = [&](std::size_t i) -> std::optional<std::uint64_t> {
+    if (r->elements.size() <= i || !r->elements[i].is_integer() || r->elements[i].integer < 0) return std::nullopt;
+    return static_cast<std::uint64_t>(r->elements[i].integer);
+  };
+  if (node == CacheNode::replica) {
+    if (role == "slave") co_return O::success({offset_at(4)});
+    if (role == "master") co_return O::success({});  // not a replica (yet): nothing to compare
+    co_return desync<CacheProbe>(c, connection, "unexpected ROLE reply");
   }
-  co_return Outcome<Done>::success({});
+  if (role != "master") {
+    if (on_demoted_) on_demoted_();
+    co_return O::fail(Failure::unavailable, "the master node is a " + role + " now");
+  }
+  co_return O::success({offset_at(1)});
 }
 
 asio::awaitable<Outcome<std::uint64_t>> RedisCache::invalidate_values_step(std::uint64_t cursor, Deadline d) {

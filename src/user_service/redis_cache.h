@@ -12,7 +12,7 @@
 //
 // Every reply is checked against its command: an HMGET reply must have three fields (id, name,
 // version), each a string or nil, and name the id asked for; the script answers 0 or 1; PING answers
-// PONG; ROLE (the master's probe) an array naming a role; SCAN answers a cursor and keys under the prefix. A
+// PONG; ROLE (the probes) an array naming a role (and a replication offset); SCAN answers a cursor and keys under the prefix. A
 // reply that fails its check belongs to another command: the connection's replies are out of step with its
 // commands (bytes lost or injected between us and Redis). The call then fails with Failure::desync, its reply
 // unused, and the connection it came on is dropped and re-established (clients::redis::Client::reset), so no
@@ -42,7 +42,7 @@ class RedisCache : public CachePort {
                                                                  Deadline d) override;
   boost::asio::awaitable<Outcome<bool>> store_if_newer(std::string_view id, const CacheEntry& entry,
                                                        Deadline d) override;
-  boost::asio::awaitable<Outcome<Done>> ping(CacheNode node, Deadline d) override;
+  boost::asio::awaitable<Outcome<CacheProbe>> ping(CacheNode node, Deadline d) override;
   boost::asio::awaitable<Outcome<std::uint64_t>> invalidate_values_step(std::uint64_t cursor,
                                                                         Deadline d) override;
   boost::asio::awaitable<Outcome<bool>> take_lease(std::string_view owner, Clock::duration ttl,

@@ -10,6 +10,7 @@
 
 #include "testing/servers.h"
 #include "user_service/cache_ledger.h"
+#include "testing/event_loop.h"
 #include "user_service/redis_cache.h"
 
 namespace user_service {
@@ -65,10 +66,7 @@ class RedisCacheITest : public ::testing::Test {
 
   template <typename T>
   T Run(asio::awaitable<T> a) {
-    auto f = asio::co_spawn(io_, std::move(a), asio::use_future);
-    while (f.wait_for(0s) != std::future_status::ready)
-      io_.run_one_for(10ms);
-    return f.get();
+    return testing_support::run(io_, std::move(a));
   }
   Deadline D() { return Deadline::after(1s); }
   bool Store(const std::string& id, CacheEntry e) {
@@ -179,6 +177,30 @@ TEST_F(RedisCacheITest, ReplicaReadsAndPing) {
   EXPECT_EQ(e->name, "Rita");
   EXPECT_TRUE(Run(cache_->ping(CacheNode::master, D())).ok());
   EXPECT_TRUE(Run(cache_->ping(CacheNode::replica, D())).ok());
+}
+
+// The probes report replication offsets that show whether the replica holds what the master held
+// (replica_freshness.h): after a write the master's offset moves ahead, and the replica reaches it.
+TEST_F(RedisCacheITest, ProbesReportComparableReplicationOffsets) {
+  const auto before = Run(cache_->ping(CacheNode::master, D()));
+  ASSERT_TRUE(before.ok()) << before.message;
+  ASSERT_TRUE(before.value.replication_offset);
+  EXPECT_TRUE(Store("offset", {1, false, "Olga"}));
+  const auto after = Run(cache_->ping(CacheNode::master, D()));
+  ASSERT_TRUE(after.ok() && after.value.replication_offset);
+  EXPECT_GT(*after.value.replication_offset, *before.value.replication_offset);
+  std::uint64_t replica = 0;
+  for (int i = 0; i < 200 && replica < *after.value.replication_offset; ++i) {
+    const auto r = Run(cache_->ping(CacheNode::replica, D()));
+    ASSERT_TRUE(r.ok()) << r.message;
+    ASSERT_TRUE(r.value.replication_offset);
+    replica = *r.value.replication_offset;
+    if (replica < *after.value.replication_offset) io_.run_for(10ms);
+  }
+  EXPECT_GE(replica, *after.value.replication_offset);
+  const auto e = Get("offset", CacheNode::replica);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->name, "Olga");
 }
 
 TEST_F(RedisCacheITest, InvalidationRemovesValuesAndKeepsTombstones) {

@@ -4,6 +4,7 @@
 // be served, and drop the connection (re-established with backoff), so no later command is matched
 // to another one's reply. The same checks against a real Redis are in redis_cache_itest.cpp.
 #include "user_service/redis_cache.h"
+#include "testing/event_loop.h"
 
 #include <gtest/gtest.h>
 
@@ -172,10 +173,7 @@ class RedisCacheDesync : public ::testing::Test {
 
   template <typename T>
   T Run(asio::awaitable<T> a) {
-    auto f = asio::co_spawn(io_, std::move(a), asio::use_future);
-    while (f.wait_for(0s) != std::future_status::ready)
-      io_.run_one_for(10ms);
-    return f.get();
+    return testing_support::run(io_, std::move(a));
   }
   Deadline D() { return Deadline::after(2s); }
   // After a reset: the client reconnects (with its backoff) and the next call works again.

@@ -45,8 +45,9 @@ RedisTopology::RedisTopology(boost::asio::any_io_executor executor, const Config
     sentinel_ = std::make_unique<redis::Sentinel>(executor, sentinel_settings(config));
 }
 
-void RedisTopology::start(std::function<void()> on_master_changed) {
+void RedisTopology::start(std::function<void()> on_master_changed, std::function<void()> on_replica_changed) {
   on_master_changed_ = std::move(on_master_changed);
+  on_replica_changed_ = std::move(on_replica_changed);
   if (!sentinel_) {
     master_.start();
     replica_.start();
@@ -69,7 +70,7 @@ void RedisTopology::adopt(const redis::Topology& t) {
   } else if (!t.replicas.empty()) {
     replica = t.replicas.front();
   }
-  replica_.retarget(replica.host, replica.port);
+  const bool replica_moved = replica_.retarget(replica.host, replica.port);
   if (moved || !clients_started_) {
     common::log::info("Redis topology", {{"master", t.master->to_string()},
                                          {"replica", replica.to_string()},
@@ -81,6 +82,7 @@ void RedisTopology::adopt(const redis::Topology& t) {
     clients_started_ = true;
   }
   if (moved && on_master_changed_) on_master_changed_();
+  if (replica_moved && !moved && on_replica_changed_) on_replica_changed_();
 }
 
 void RedisTopology::stop() {
@@ -94,12 +96,19 @@ void RedisTopology::refresh() {
 }
 
 std::string RedisTopology::to_json() const {
-  const auto address = [](const redis::Client& c) {
-    return c.settings().host + ":" + std::to_string(c.settings().port);
+  // Addresses as the configuration writes them ("[::1]:6379" for IPv6), JSON-escaped: a host comes
+  // from a Sentinel's answer.
+  const auto address = [](std::string& out, const redis::Client& c) {
+    out += '"';
+    common::log::append_json_escaped(out, HostPort{c.settings().host, c.settings().port}.to_string());
+    out += '"';
   };
   std::string out = "{\"sentinel\":";
   out += sentinel_ ? "true" : "false";
-  out += ",\"master\":\"" + address(master_) + "\",\"replica\":\"" + address(replica_) + "\"";
+  out += ",\"master\":";
+  address(out, master_);
+  out += ",\"replica\":";
+  address(out, replica_);
   if (sentinel_) {
     const auto st = sentinel_->status();
     out += ",\"master_changes\":" + std::to_string(st.counters.master_changes);

@@ -11,7 +11,7 @@
 //   RedisTopology redis(ex, config);
 //   RedisCache cache(redis.master(), redis.replica(), config.redis);
 //   cache.on_master_demoted([&] { redis.refresh(); });
-//   redis.start([&] { service.master_changed(); });
+//   redis.start([&] { service.master_changed(); }, [&] { service.replica_changed(); });
 //   ...  redis.stop();
 #pragma once
 
@@ -39,7 +39,8 @@ class RedisTopology {
 
   // Starts the clients (fixed topology) or the discovery; `on_master_changed` runs after the master
   // client was moved to another server.
-  void start(std::function<void()> on_master_changed);
+  // The callbacks run when another node becomes the master, or the replica read from.
+  void start(std::function<void()> on_master_changed, std::function<void()> on_replica_changed = {});
   void stop();
   // Re-resolve now (the master turned out not to be one). No-op with a fixed topology.
   void refresh();
@@ -53,6 +54,7 @@ class RedisTopology {
   clients::redis::Client replica_;
   std::unique_ptr<clients::redis::Sentinel> sentinel_;
   std::function<void()> on_master_changed_;
+  std::function<void()> on_replica_changed_;
   bool clients_started_ = false;
 };
 

@@ -48,11 +48,16 @@ Service::Service(asio::any_io_executor executor, const Config& config, UserStore
       redis_replica_("redis-replica", config.redis.call_deadline, config.resilience.breaker_failures,
                      registry),
       ledger_(config.cache.repair_queue_capacity, config.cache.recent_writes_capacity,
-              config.cache.recent_writes_window, config.cache.replica_lag_window) {
+              config.cache.recent_writes_window, config.cache.replica_lag_window),
+      replica_freshness_(config.redis.replica_max_lag) {
   mysql_.set_probe([this](Deadline d) { return store_.probe(d); });
   if (mysql_replica_) mysql_replica_->set_probe([this](Deadline d) { return store_.probe_replica(d); });
-  redis_master_.set_probe([this](Deadline d) { return cache_.ping(CacheNode::master, d); });
-  redis_replica_.set_probe([this](Deadline d) { return cache_.ping(CacheNode::replica, d); });
+  redis_master_.set_probe([this](Deadline d) { return probe_cache(CacheNode::master, d); });
+  redis_replica_.set_probe([this](Deadline d) { return probe_cache(CacheNode::replica, d); });
+  replica_behind_ = &registry.counter(
+      "user_service_cache_replica_behind_total",
+      "Replica answers not served (MariaDB asked instead) because the replica could not be shown to hold "
+      "what the master held within redis.replica_max_lag_ms.");
   stale_detected_ =
       &registry.counter("user_service_cache_known_stale_total",
                         "Cache entries not served because this instance knows a newer version.");
@@ -106,6 +111,9 @@ Service::Service(asio::any_io_executor executor, const Config& config, UserStore
     w.gauge("user_service_cache_replica_untrusted",
             "1 while replica entries are not trusted (after an invalidation, for the replica lag window).",
             {}, ledger_.replica_untrusted() ? 1 : 0);
+    w.gauge("user_service_cache_replica_current",
+            "1 while the Redis replica is shown to hold what the master held within redis.replica_max_lag_ms.",
+            {}, replica_freshness_.current(Clock::now()) ? 1 : 0);
     w.gauge("user_service_cache_untrusted", "1 while cached entries are not trusted (after an overflow).", {},
             ledger_.untrusted() ? 1 : 0);
     w.gauge("user_service_cache_refreshes_pending", "Ids to re-read after a write whose outcome was unknown.",
@@ -152,6 +160,13 @@ asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline dead
     if (got.failure == Failure::desync) break;
     if (!got.ok()) continue;
     if (replica && got.value) ledger_.replica_caught_up(id, *got.value);
+    // A replica not shown to be close to the master may miss any recent write, this instance's or
+    // another's (replica_freshness.h): its entry is kept only for when MariaDB cannot answer either.
+    if (replica && !replica_freshness_.current(Clock::now())) {
+      replica_behind_->inc();
+      if (got.value && !got.value->tombstone) stale = std::move(got.value);
+      break;
+    }
     if (got.value && !got.value->tombstone) {
       const bool known_stale = ledger_.known_stale(id, *got.value, replica) ||
                                (known_before && supersedes(*known_before, *got.value));
@@ -160,6 +175,7 @@ asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline dead
         result.status = ReadResult::found;
         result.source = Source::cache;
         result.name = std::move(got.value->name);
+        result.version = got.value->version;
         co_return result;
       }
       stale_detected_->inc();
@@ -170,61 +186,131 @@ asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline dead
   co_return co_await read_origin(id, deadline, std::move(stale));
 }
 
-// 2. MariaDB's primary; a read is idempotent: after a lost connection it is retried, within the
-//    deadline. If the primary cannot answer, a replica that has applied every write it received (with
-//    semi-synchronous replication: every acknowledged write). 3. If neither can, a known-stale entry,
-//    marked as such, is better than nothing.
+// 2. MariaDB (read_store: the primary, retried after a lost connection; a replica that applied what
+//    it received if the primary cannot answer). 3. If neither can, a known-stale entry, marked as
+//    such, is better than nothing.
 asio::awaitable<ReadResult> Service::read_origin(std::string_view id, Deadline deadline,
                                                  std::optional<CacheEntry> stale) {
   ReadResult result;
-  for (std::uint32_t attempt = 0;; ++attempt) {
-    if (deadline.expired()) {
-      result.reason = "request deadline exceeded";
-      break;
-    }
-    auto got = co_await mysql_.call<std::optional<StoredUser>>(deadline,
-                                                               [&](Deadline d) { return store_.get(id, d); });
-    if (got.ok()) {
-      result.source = Source::origin;
-      if (!got.value) {
-        result.status = ReadResult::not_found;
-        co_return result;
-      }
-      result.status = ReadResult::found;
-      result.name = got.value->name;
-      spawn_fill(id, CacheEntry{got.value->version, false, std::move(got.value->name)});
+  auto read = co_await read_store<std::optional<StoredUser>>(
+      deadline, Clock::duration::zero(), [&](Deadline d) { return store_.get(id, d); },
+      [&](Deadline d) { return store_.get_from_replica(id, d); });
+  if (read.value) {
+    result.source = read.source;
+    std::optional<StoredUser>& row = *read.value;
+    if (!row) {
+      result.status = ReadResult::not_found;
       co_return result;
     }
-    result.reason = "MariaDB: " + got.message;
-    if (got.failure != Failure::unavailable || !mysql_.allow() || attempt >= config_.resilience.read_retries)
-      break;
+    result.status = ReadResult::found;
+    result.name = row->name;
+    result.version = row->version;
+    // Not written back from a replica: the primary is away, and a fill would race the writes that
+    // resume on a promoted one. The next read after its return fills it.
+    if (read.source == Source::origin) spawn_fill(id, CacheEntry{row->version, false, std::move(row->name)});
+    co_return result;
   }
-
-  if (mysql_replica_ && !deadline.expired()) {
-    auto got = co_await mysql_replica_->call<std::optional<StoredUser>>(
-        deadline, [&](Deadline d) { return store_.get_from_replica(id, d); });
-    if (got.ok()) {
-      // Not written back to the cache: the primary is away, and a fill would race the writes that
-      // resume on a promoted one. The next read after its return fills it.
-      result.source = Source::origin_replica;
-      result.status = got.value ? ReadResult::found : ReadResult::not_found;
-      if (got.value) result.name = std::move(got.value->name);
-      result.reason.clear();
-      co_return result;
-    }
-    result.reason += "; MariaDB replica: " + got.message;
-  }
-
   if (stale) {
     stale_served_->inc();
     result.status = ReadResult::found;
     result.source = Source::cache;
     result.stale = true;
     result.name = std::move(stale->name);
+    result.version = stale->version;
     co_return result;
   }
   result.status = ReadResult::unavailable;
+  result.why = std::move(read.why);
   co_return result;
+}
+
+template <typename T, typename Primary, typename Replica>
+asio::awaitable<Service::StoreRead<T>> Service::read_store(Deadline deadline, Clock::duration budget,
+                                                           Primary primary, Replica replica) {
+  StoreRead<T> out;
+  bool called = false;
+  Failure failure = Failure::timeout;
+  for (std::uint32_t attempt = 0;; ++attempt) {
+    if (deadline.expired()) {
+      out.why.detail += "request deadline exceeded; ";
+      called = true;  // the deadline, not a breaker, is why MariaDB was not asked (again)
+      failure = Failure::timeout;
+      break;
+    }
+    called = called || mysql_.allow();
+    auto got = co_await mysql_.call<T>(deadline, primary, budget);
+    if (got.ok()) {
+      out.value = std::move(got.value);
+      out.source = Source::origin;
+      co_return out;
+    }
+    failure = got.failure;
+    out.why.detail += "MariaDB: " + got.message + "; ";
+    if (got.failure != Failure::unavailable || !mysql_.allow() || attempt >= config_.resilience.read_retries)
+      break;
+  }
+  Clock::duration retry_in = until_next_call(mysql_);
+  if (mysql_replica_ && !deadline.expired()) {
+    called = called || mysql_replica_->allow();
+    auto got = co_await mysql_replica_->call<T>(deadline, replica, budget);
+    if (got.ok()) {
+      out.value = std::move(got.value);
+      out.source = Source::origin_replica;
+      out.why = {};
+      co_return out;
+    }
+    failure = got.failure;
+    out.why.detail += "MariaDB replica: " + got.message + "; ";
+    retry_in = std::min(retry_in, until_next_call(*mysql_replica_));
+  }
+  std::string detail = std::move(out.why.detail);
+  if (detail.ends_with("; ")) detail.resize(detail.size() - 2);
+  out.why = unavailable(mysql_, called, failure, Effect::none, std::move(detail));
+  out.why.retry_in = retry_in;
+  co_return out;
+}
+
+asio::awaitable<ListResult> Service::list_users(std::string_view after, std::uint32_t limit, Deadline deadline) {
+  ListResult result;
+  // One more than asked: whether a next page exists, without a last empty one.
+  auto read = co_await read_store<std::vector<ListedUser>>(
+      deadline, deadline.remaining(), [&](Deadline d) { return store_.list(after, limit + 1, d); },
+      [&](Deadline d) { return store_.list_from_replica(after, limit + 1, d); });
+  if (!read.value) {
+    result.why = std::move(read.why);
+    co_return result;
+  }
+  result.status = ListResult::ok;
+  result.source = read.source;
+  result.users = std::move(*read.value);
+  result.more = result.users.size() > limit;
+  if (result.more) result.users.resize(limit);
+  co_return result;
+}
+
+Unavailable Service::unavailable(const Endpoint& endpoint, bool called, Failure failure, Effect effect,
+                                 std::string detail) const {
+  Unavailable why;
+  why.cause = !called                       ? Unavailable::not_called
+              : failure == Failure::timeout ? Unavailable::timeout
+                                            : Unavailable::failed;
+  why.effect = effect;
+  why.retry_in = until_next_call(endpoint);
+  why.detail = std::move(detail);
+  return why;
+}
+
+// While the breaker is closed the next request calls the endpoint; while it is open, its next probe
+// does (one in flight ends within the endpoint's budget).
+Clock::duration Service::until_next_call(const Endpoint& endpoint) const {
+  if (endpoint.allow()) return Clock::duration::zero();
+  const auto all = endpoints();
+  for (std::size_t i = 0; i < all.size() && i < probe_timers_.size(); ++i) {
+    if (all[i] != &endpoint || !probe_timers_[i]) continue;
+    const auto left = probe_timers_[i]->expiry() - Clock::now();
+    return left > Clock::duration::zero() ? left : endpoint.budget();
+  }
+  return config_.resilience.probe_interval;
 }
 
 void Service::spawn_fill(std::string_view id, CacheEntry entry) {
@@ -256,32 +342,39 @@ asio::awaitable<bool> Service::update_cache(std::string_view id, const CacheEntr
   co_return r.ok();
 }
 
-asio::awaitable<WriteResult> Service::put_user(std::string_view id, std::string_view name,
-                                               Deadline deadline) {
+asio::awaitable<WriteResult> Service::put_user(std::string_view id, std::string_view name, Deadline deadline,
+                                               Precondition when) {
   WriteResult result;
-  auto put = co_await mysql_.call<PutResult>(deadline, [&](Deadline d) { return store_.put(id, name, d); });
+  const bool called = mysql_.allow();
+  auto put =
+      co_await mysql_.call<PutResult>(deadline, [&](Deadline d) { return store_.put(id, name, when, d); });
   if (!put.ok() && put.effect == Effect::unknown) remember_uncertain(id);
   if (!put.ok()) {
-    result.reason = "MariaDB: " + put.message;
+    result.why = unavailable(mysql_, called, put.failure, put.effect, "MariaDB: " + put.message);
     co_return result;
   }
+  if (put.value.precondition_failed) co_return co_await precondition_failed(id, deadline);
   const CacheEntry entry{put.value.version, false, std::string(name)};
   const bool applied = co_await update_cache(id, entry, deadline);
   ledger_.record_write(id, entry, applied, Clock::now());
   result.status = put.value.created ? WriteResult::created : WriteResult::updated;
+  result.version = put.value.version;
   co_return result;
 }
 
-asio::awaitable<WriteResult> Service::delete_user(std::string_view id, Deadline deadline) {
+asio::awaitable<WriteResult> Service::delete_user(std::string_view id, Deadline deadline,
+                                                  Precondition when) {
   WriteResult result;
-  auto removed = co_await mysql_.call<std::optional<std::uint64_t>>(
-      deadline, [&](Deadline d) { return store_.remove(id, d); });
+  const bool called = mysql_.allow();
+  auto removed =
+      co_await mysql_.call<RemoveResult>(deadline, [&](Deadline d) { return store_.remove(id, when, d); });
   if (!removed.ok() && removed.effect == Effect::unknown) remember_uncertain(id);
   if (!removed.ok()) {
-    result.reason = "MariaDB: " + removed.message;
+    result.why = unavailable(mysql_, called, removed.failure, removed.effect, "MariaDB: " + removed.message);
     co_return result;
   }
-  if (!removed.value) {
+  if (removed.value.precondition_failed) co_return co_await precondition_failed(id, deadline);
+  if (!removed.value.removed) {
     // MariaDB has no such user, yet the cache may still hold a value whose deletion was never
     // acknowledged (an earlier DELETE whose answer was lost): left there, it would answer 200 right
     // after this 404. It is replaced now, or by the refresh as soon as the master can be asked.
@@ -289,10 +382,26 @@ asio::awaitable<WriteResult> Service::delete_user(std::string_view id, Deadline 
     result.status = WriteResult::not_found;
     co_return result;
   }
-  const CacheEntry tombstone{*removed.value, true, {}};
+  const CacheEntry tombstone{removed.value.version, true, {}};
   const bool applied = co_await update_cache(id, tombstone, deadline);
   ledger_.record_write(id, tombstone, applied, Clock::now());
   result.status = WriteResult::deleted;
+  result.version = removed.value.version;
+  co_return result;
+}
+
+// The condition was checked by the write's statement; this only reports and repairs. A cached value
+// whose row is gone (a DELETE whose answer was lost) would otherwise keep showing the client a
+// version that no conditional write can match, and one older than the row a version it cannot see.
+asio::awaitable<WriteResult> Service::precondition_failed(std::string_view id, Deadline deadline) {
+  WriteResult result;
+  result.status = WriteResult::precondition_failed;
+  const StoreSync sync = co_await sync_cache_with_store(id, deadline);
+  if (!sync.synced) remember_uncertain(id);
+  if (sync.read && sync.row) {
+    result.exists = true;
+    result.version = sync.row->version;
+  }
   co_return result;
 }
 
@@ -316,22 +425,32 @@ void Service::remember_uncertain(std::string_view id) {
 asio::awaitable<void> Service::refresh_uncertain() {
   while (!uncertain_.empty() && running_ && mysql_.allow() && redis_master_.allow()) {
     const std::string id = *uncertain_.begin();
-    auto row = co_await mysql_.call<std::optional<StoredUser>>(Deadline::after(mysql_.budget()),
-                                                               [&](Deadline d) { return store_.get(id, d); });
-    if (!row.ok()) co_return;
-    if (row.value) {
-      const CacheEntry target{row.value->version, false, std::move(row.value->name)};
-      auto r = co_await redis_master_.call<bool>(Deadline::after(redis_master_.budget()), [&](Deadline d) {
-        return cache_.store_if_newer(id, target, d);
-      });
-      if (!r.ok()) co_return;
-      ledger_.record_master_update(id, target, Clock::now());
-    } else if (!co_await tombstone_cached_value(id, Deadline::after(config_.redis.call_deadline))) {
-      co_return;
-    }
+    const StoreSync sync =
+        co_await sync_cache_with_store(id, Deadline::after(mysql_.budget() + redis_master_.budget()));
+    if (!sync.synced) co_return;
     uncertain_.erase(id);
     refreshed_->inc();
   }
+}
+
+asio::awaitable<Service::StoreSync> Service::sync_cache_with_store(std::string_view id, Deadline request) {
+  StoreSync sync;
+  auto row = co_await mysql_.call<std::optional<StoredUser>>(request,
+                                                             [&](Deadline d) { return store_.get(id, d); });
+  if (!row.ok()) co_return sync;
+  sync.read = true;
+  sync.row = std::move(row.value);
+  if (sync.row) {
+    const CacheEntry target{sync.row->version, false, sync.row->name};
+    auto r = co_await redis_master_.call<bool>(request,
+                                               [&](Deadline d) { return cache_.store_if_newer(id, target, d); });
+    if (!r.ok()) co_return sync;
+    ledger_.record_master_update(id, target, Clock::now());
+  } else if (!co_await tombstone_cached_value(id, request)) {
+    co_return sync;
+  }
+  sync.synced = true;
+  co_return sync;
 }
 
 // MariaDB has no row for `id`: a value cached for it is replaced by a tombstone at the value's own
@@ -384,7 +503,23 @@ void Service::wake_repairer() {
   if (repair_timer_) repair_timer_->cancel();
 }
 
+asio::awaitable<Outcome<Done>> Service::probe_cache(CacheNode node, Deadline d) {
+  auto r = co_await cache_.ping(node, d);
+  if (!r.ok()) co_return Outcome<Done>::fail(r.failure, std::move(r.message), r.effect);
+  if (const auto offset = r.value.replication_offset) {
+    if (node == CacheNode::master) {
+      replica_freshness_.master_offset(*offset, Clock::now());
+    } else {
+      replica_freshness_.replica_offset(*offset, Clock::now());
+    }
+  }
+  co_return Outcome<Done>::success({});
+}
+
+void Service::replica_changed() { replica_freshness_.forget(); }
+
 void Service::master_changed() {
+  replica_freshness_.forget();
   // The prober of the master (second in endpoints() order after the MariaDB ones) runs at once.
   const auto all = endpoints();
   for (std::size_t i = 0; i < all.size(); ++i)

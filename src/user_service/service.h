@@ -30,6 +30,7 @@
 
 #include "common/metrics.h"
 #include "user_service/cache_ledger.h"
+#include "user_service/replica_freshness.h"
 #include "user_service/config.h"
 #include "user_service/endpoint.h"
 #include "user_service/ports.h"
@@ -42,17 +43,47 @@ enum class Source { none = 0, cache = 1, origin = 2, origin_replica = 3 };
 inline constexpr std::size_t kSources = 4;
 std::string_view source_name(Source s);
 
+// Why a request could not be served. The client is told the cause, whether a write may have been
+// applied, and when to retry; `detail` (the dependencies' own error texts, which may name servers)
+// is for the log only.
+struct Unavailable {
+  enum Cause {
+    not_called,  // MariaDB's breaker was open: it was not asked (a write certainly left nothing)
+    timeout,     // no answer within the deadline
+    failed,      // refused, lost or failed the call
+  };
+  Cause cause = failed;
+  Effect effect = Effect::none;  // writes: Effect::unknown when MariaDB may have applied it
+  // How long until the service expects to call the dependency again: zero while its breaker is
+  // closed (the next request does); while open, until its next probe.
+  Clock::duration retry_in{};
+  std::string detail;
+};
+
 struct ReadResult {
   enum Status { found, not_found, unavailable } status = unavailable;
   Source source = Source::none;
   bool stale = false;  // a cache entry known to be stale, served because MariaDB failed too
   std::string name;
-  std::string reason;  // for unavailable
+  std::uint64_t version = 0;  // of the entry or row served (the ETag)
+  Unavailable why;            // for unavailable
 };
 
 struct WriteResult {
-  enum Status { created, updated, deleted, not_found, unavailable } status = unavailable;
-  std::string reason;
+  enum Status { created, updated, deleted, not_found, precondition_failed, unavailable } status = unavailable;
+  // created, updated: the version written. precondition_failed: the current one, if `exists`.
+  std::uint64_t version = 0;
+  bool exists = false;  // precondition_failed: MariaDB, read right after, has the user
+  Unavailable why;      // for unavailable
+};
+
+// A page of GET /users: up to `limit` users after an id, in byte order of the ids.
+struct ListResult {
+  enum Status { ok, unavailable } status = unavailable;
+  Source source = Source::none;  // origin or origin_replica
+  std::vector<ListedUser> users;
+  bool more = false;  // users follow the last one (the next page starts after it)
+  Unavailable why;    // for unavailable
 };
 
 class Service {
@@ -64,8 +95,14 @@ class Service {
   Service& operator=(const Service&) = delete;
 
   boost::asio::awaitable<ReadResult> get_user(std::string_view id, Deadline deadline);
-  boost::asio::awaitable<WriteResult> put_user(std::string_view id, std::string_view name, Deadline deadline);
-  boost::asio::awaitable<WriteResult> delete_user(std::string_view id, Deadline deadline);
+  // Conditional when `when` says so (If-Match, If-None-Match: *): checked by MariaDB's statement.
+  boost::asio::awaitable<WriteResult> put_user(std::string_view id, std::string_view name, Deadline deadline,
+                                               Precondition when = {});
+  boost::asio::awaitable<WriteResult> delete_user(std::string_view id, Deadline deadline,
+                                                  Precondition when = {});
+  // From MariaDB only (the primary; a replica that applied what it received if the primary cannot
+  // answer), one statement whose budget is the whole `deadline`.
+  boost::asio::awaitable<ListResult> list_users(std::string_view after, std::uint32_t limit, Deadline deadline);
 
   // Starts the health probers (one per dependency) and the cache repairer.
   void start();
@@ -90,6 +127,9 @@ class Service {
   void set_topology_json(std::function<std::string()> f) { topology_json_ = std::move(f); }
   // Wakes the prober of the Redis master (after the topology changed: a new master is used at once).
   void master_changed();
+  // Another node plays the Redis replica: what the probes showed of the previous one no longer holds.
+  void replica_changed();
+  const ReplicaFreshness& replica_freshness() const { return replica_freshness_; }
   const CacheLedger& ledger() const { return ledger_; }
   std::size_t uncertain_writes() const { return uncertain_.size(); }
 
@@ -99,10 +139,39 @@ class Service {
   std::vector<const Endpoint*> endpoints() const;
   boost::asio::awaitable<ReadResult> read_origin(std::string_view id, Deadline deadline,
                                                  std::optional<CacheEntry> stale);
+  // What read_store() got: MariaDB's answer and where it came from, or why there is none.
+  template <typename T>
+  struct StoreRead {
+    std::optional<T> value;
+    Source source = Source::none;
+    Unavailable why;
+  };
+  // The policy of every MariaDB read: the primary, retried after a lost connection within the
+  // deadline; if it cannot answer, a replica (`replica`) that applied what it received. Each call
+  // gets `budget` (0: the endpoint's own), cut to the deadline.
+  template <typename T, typename Primary, typename Replica>
+  boost::asio::awaitable<StoreRead<T>> read_store(Deadline deadline, Clock::duration budget, Primary primary,
+                                                  Replica replica);
+  // The Unavailable of a failed MariaDB call; `called`: whether the endpoint allowed the call.
+  Unavailable unavailable(const Endpoint& endpoint, bool called, Failure failure, Effect effect,
+                          std::string detail) const;
+  Clock::duration until_next_call(const Endpoint& endpoint) const;
+  // A conditional write found its condition false: reports what MariaDB holds now and brings the
+  // cache to it.
+  boost::asio::awaitable<WriteResult> precondition_failed(std::string_view id, Deadline deadline);
+  // Reads `id` from MariaDB and brings the master's entry to it (compare-and-set; no row: a cached
+  // value is replaced by a tombstone at its version).
+  struct StoreSync {
+    bool read = false;  // MariaDB answered: `row` is what it holds
+    std::optional<StoredUser> row;
+    bool synced = false;  // and the master took it
+  };
+  boost::asio::awaitable<StoreSync> sync_cache_with_store(std::string_view id, Deadline request);
   boost::asio::awaitable<bool> update_cache(std::string_view id, const CacheEntry& entry, Deadline request);
   void spawn_fill(std::string_view id, CacheEntry entry);
   boost::asio::awaitable<void> fill(std::string id, CacheEntry entry);
   boost::asio::awaitable<void> probe_loop(Endpoint& endpoint, boost::asio::steady_timer& timer);
+  boost::asio::awaitable<Outcome<Done>> probe_cache(CacheNode node, Deadline d);
   boost::asio::awaitable<void> repair_loop();
   boost::asio::awaitable<void> invalidate_all();
   void wake_repairer();
@@ -119,6 +188,7 @@ class Service {
   Endpoint redis_master_;
   Endpoint redis_replica_;
   CacheLedger ledger_;
+  ReplicaFreshness replica_freshness_;
   bool running_ = false;
   std::size_t loops_running_ = 0;
   std::size_t background_ = 0;                                            // fills in flight
@@ -130,6 +200,7 @@ class Service {
 
   common::metrics::Counter* stale_detected_ = nullptr;
   common::metrics::Counter* stale_served_ = nullptr;
+  common::metrics::Counter* replica_behind_ = nullptr;
   common::metrics::Counter* fills_ = nullptr;
   common::metrics::Counter* fills_skipped_ = nullptr;
   common::metrics::Counter* repairs_applied_ = nullptr;

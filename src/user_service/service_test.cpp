@@ -2,6 +2,7 @@
 // real network, with deadlines shortened so the suite runs in seconds (bounds in the assertions are
 // derived from them, with generous margins for a loaded 2-core machine).
 #include "user_service/service.h"
+#include "testing/event_loop.h"
 
 #include <gtest/gtest.h>
 
@@ -41,31 +42,12 @@ class ServiceTest : public ::testing::Test {
 
   template <typename T>
   T Run(asio::awaitable<T> a) {
-    auto f = asio::co_spawn(io_, std::move(a), asio::use_future);
-    while (f.wait_for(0s) != std::future_status::ready)
-      io_.run_one_for(10ms);
-    return f.get();
+    return testing_support::run(io_, std::move(a));
   }
-  void Run(asio::awaitable<void> a) {
-    auto f = asio::co_spawn(io_, std::move(a), asio::use_future);
-    while (f.wait_for(0s) != std::future_status::ready)
-      io_.run_one_for(10ms);
-    f.get();
-  }
-  // Runs the event loop until `cond` holds; false if it did not within `limit`.
   bool WaitFor(const std::function<bool()>& cond, Clock::duration limit) {
-    const auto end = Clock::now() + limit;
-    while (!cond()) {
-      if (Clock::now() > end) return false;
-      io_.run_one_for(5ms);
-    }
-    return true;
+    return testing_support::wait_for(io_, cond, limit);
   }
-  void Settle(Clock::duration d) {
-    const auto end = Clock::now() + d;
-    while (Clock::now() < end)
-      io_.run_one_for(5ms);
-  }
+  void Settle(Clock::duration d) { testing_support::settle(io_, d); }
 
   Deadline RequestDeadline() const { return Deadline::after(config_.request_deadline); }
   ReadResult Get(const std::string& id) { return Run(service_->get_user(id, RequestDeadline())); }
@@ -584,13 +566,56 @@ TEST_F(ServiceTest, RepairedEntryIsStaleOnALaggingReplicaUntilItCatchesUp) {
   EXPECT_EQ(Get("d").status, ReadResult::not_found);
   EXPECT_GT(cache_.replica.calls, 0);
   // The replica catches up: its entry is served again, and the watch on it ends.
-  cache_.replica.entries = cache_.master.entries;
+  cache_.catch_up();
   r = Get("u");
   EXPECT_EQ(r.source, Source::cache);
   EXPECT_EQ(r.name, "Joe");
   EXPECT_EQ(Get("d").status, ReadResult::not_found);
   EXPECT_EQ(service_->ledger().watched(), 0u);  // (Redis reads show a tombstone as a miss, so there
                                                 // a tombstone's watch ends with the window instead)
+}
+
+// Another instance's write reached the master, not the replica (its link is cut or slow): this instance
+// cannot know that id is stale, but the probes show the replica behind the master, so when the master
+// fails a read the replica's entry is not served; MariaDB is asked. Once the replica shows it caught up,
+// it serves again, for redis.replica_max_lag after the last master state it was shown to hold.
+TEST_F(ServiceTest, AReplicaShownBehindTheMasterDoesNotServe) {
+  config_.redis.replica_max_lag = 300ms;
+  Start();
+  Seed("u", "Jack");
+  cache_.replicate = false;
+  ASSERT_TRUE(Run(cache_.store_if_newer("u", CacheEntry{store_.sequence + 1, false, "Joe"}, RequestDeadline())).ok());
+  store_.rows["u"] = StoredUser{"Joe", store_.sequence + 1};  // what the other instance wrote
+  // Both nodes probed since, for longer than the replica may lag.
+  Settle(config_.redis.replica_max_lag + 3 * config_.resilience.probe_interval);
+  EXPECT_FALSE(service_->replica_freshness().current(Clock::now()));
+  cache_.master.behaviour.mode = Behaviour::fail;
+  auto r = Get("u");
+  EXPECT_EQ(r.status, ReadResult::found);
+  EXPECT_EQ(r.source, Source::origin);
+  EXPECT_EQ(r.name, "Joe");
+  EXPECT_GT(cache_.replica.calls, 0);
+  EXPECT_EQ(registry_.counter("user_service_cache_replica_behind_total", "").value(), 1);
+
+  // MariaDB fails too: the replica's entry is all there is, served marked stale.
+  store_.behaviour.mode = Behaviour::fail;
+  r = Get("u");
+  EXPECT_EQ(r.status, ReadResult::found);
+  EXPECT_TRUE(r.stale);
+  EXPECT_EQ(r.name, "Jack");
+  store_.behaviour.mode = Behaviour::ok;
+
+  // The replica catches up with what the master held when last probed: it serves again...
+  cache_.catch_up();
+  ASSERT_TRUE(WaitFor([&] { return service_->replica_freshness().current(Clock::now()); }, 2s));
+  r = Get("u");
+  EXPECT_EQ(r.source, Source::cache);
+  EXPECT_EQ(r.name, "Joe");
+  // ...until nothing newer shows it close to the master (which is not answering).
+  Settle(config_.redis.replica_max_lag + 2 * config_.resilience.probe_interval);
+  r = Get("u");
+  EXPECT_EQ(r.source, Source::origin);
+  EXPECT_EQ(r.name, "Joe");
 }
 
 // The same for an entry the master received from a refresh after a write whose outcome was unknown.

@@ -15,6 +15,8 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
+#include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -82,18 +84,19 @@ Reply Http(std::uint16_t port, http::verb method, const std::string& target, con
     setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     http::request<http::string_body> req{method, target, 11};
     req.set(http::field::host, "127.0.0.1");
-    for (const auto& [k, v] : headers)
-      req.set(k, v);
     if (!body.empty() || method == http::verb::put) {
       req.set(http::field::content_type, "application/json");
       req.body() = body;
     }
+    for (const auto& [k, v] : headers)
+      req.set(k, v);
     req.keep_alive(false);
     req.prepare_payload();
     http::write(s, req);
     boost::beast::flat_buffer buf;
     http::response_parser<http::string_body> parser;
     parser.body_limit(16 * 1024 * 1024);
+    parser.skip(method == http::verb::head);  // the answer to HEAD has GET's header, no body
     http::read(s, buf, parser);
     auto res = parser.release();
     out.status = res.result_int();
@@ -186,14 +189,16 @@ class UserServiceITest : public ::testing::Test {
             "--log_level=info"};
   }
 
-  void StartService() {
+  void StartService(const std::vector<std::string>& extra = {}) {
     auto args = ServiceArgs(servers->master.port(), servers->replica.port(), servers->db.port());
-    service_ = testing_support::Process::spawn(args, servers->dir.path() / "user-service.log");
+    args.insert(args.end(), extra.begin(), extra.end());
+    service_ = testing_support::Process::spawn(args, ServiceLog());
     ASSERT_TRUE(
         WaitUntil([&] { return Ready().status == 200 && Ready().json_string("status") == "up"; }, 15s))
         << Ready().body;
   }
   void StopService() { service_.stop(); }
+  std::filesystem::path ServiceLog() const { return servers->dir.path() / "user-service.log"; }
 
   Reply Ready() { return Http(port_, http::verb::get, "/health/ready"); }
   Reply Get(const std::string& id) { return Http(port_, http::verb::get, "/users/" + id); }
@@ -348,7 +353,7 @@ TEST_F(UserServiceITest, ApiContractAndCacheAside) {
       413);
   r = Http(port_, http::verb::post, "/users/x", "{}");
   EXPECT_EQ(r.status, 405);
-  EXPECT_EQ(r.header("allow"), "GET, PUT, DELETE");
+  EXPECT_EQ(r.header("allow"), "GET, HEAD, PUT, DELETE");
   EXPECT_EQ(Http(port_, http::verb::get, "/nope").status, 404);
   EXPECT_EQ(DbRow("x"), "");
   r = Http(port_, http::verb::get, "/health/live", {}, {{"X-Request-Id", "trace-42"}});
@@ -366,6 +371,235 @@ TEST_F(UserServiceITest, ApiContractAndCacheAside) {
                   "source=\"cache\"}"),
       std::string::npos);
   EXPECT_NE(r.body.find("user_service_mysql_pool_connections"), std::string::npos);
+}
+
+// ---- HTTP semantics (issue 14) -------------------------------------------------------------------
+
+std::string Tag(const std::string& version) {
+  return "\"v" + version + "\"";
+}
+
+TEST_F(UserServiceITest, ContentTypeBodiesHeadAndETags) {
+  // 415 for anything but JSON (a charset parameter is fine); nothing is written.
+  auto r = Http(port_, http::verb::put, "/users/ct-1", R"({"name":"Jack"})", {{"Content-Type", "text/plain"}});
+  EXPECT_EQ(r.status, 415) << r.body;
+  r = Http(port_, http::verb::put, "/users/ct-1", R"({"name":"Jack"})",
+           {{"Content-Type", "application/x-www-form-urlencoded"}});
+  EXPECT_EQ(r.status, 415);
+  EXPECT_EQ(DbRow("ct-1"), "");
+  // 400 naming duplicate and unknown members.
+  r = Http(port_, http::verb::put, "/users/ct-1", R"({"name":"A","name":"B"})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.json_string("error").find(R"("name")"), std::string::npos) << r.body;
+  r = Http(port_, http::verb::put, "/users/ct-1", R"({"name":"A","mail":"x"})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.json_string("error").find(R"("mail")"), std::string::npos) << r.body;
+  EXPECT_EQ(DbRow("ct-1"), "");
+  r = Http(port_, http::verb::put, "/users/ct-1", R"({"name":"Jack"})",
+           {{"Content-Type", "application/json; charset=utf-8"}});
+  EXPECT_EQ(r.status, 201) << r.body;
+  // The ETag is MariaDB's version, on the write, a cached read and an uncached one.
+  const std::string tag = Tag(CachedVersion("ct-1"));
+  EXPECT_EQ(r.header("etag"), tag);
+  EXPECT_EQ(DbRow("ct-1"), "Jack\t" + CachedVersion("ct-1") + "\n");
+  r = Get("ct-1");
+  EXPECT_EQ(r.header("x-data-source"), "cache");
+  EXPECT_EQ(r.header("etag"), tag);
+  servers->master.command("DEL user:ct-1");
+  r = Get("ct-1");
+  EXPECT_EQ(r.header("x-data-source"), "origin");
+  EXPECT_EQ(r.header("etag"), tag);
+  // HEAD over the wire: GET's header (its Content-Length), no body.
+  r = Http(port_, http::verb::head, "/users/ct-1");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("etag"), tag);
+  EXPECT_EQ(r.header("content-length"), std::to_string(std::string(R"({"id":"ct-1","name":"Jack"})").size()));
+  EXPECT_EQ(r.body, "");
+  EXPECT_EQ(Http(port_, http::verb::head, "/users/ct-none").status, 404);
+  // If-None-Match: 304 without a body while the version is the client's.
+  r = Http(port_, http::verb::get, "/users/ct-1", {}, {{"If-None-Match", tag}});
+  EXPECT_EQ(r.status, 304);
+  EXPECT_EQ(r.body, "");
+  EXPECT_EQ(r.header("etag"), tag);
+  ASSERT_EQ(Put("ct-1", "Joe").status, 200);
+  r = Http(port_, http::verb::get, "/users/ct-1", {}, {{"If-None-Match", tag}});
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.json_string("name"), "Joe");
+  EXPECT_NE(r.header("etag"), tag);
+}
+
+TEST_F(UserServiceITest, ConditionalWritesAndTheCacheStayCoherent) {
+  auto r = Http(port_, http::verb::put, "/users/cw-1", R"({"name":"Ann"})", {{"If-None-Match", "*"}});
+  EXPECT_EQ(r.status, 201) << r.body;
+  const std::string t1 = r.header("etag");
+  r = Http(port_, http::verb::put, "/users/cw-1", R"({"name":"Bob"})", {{"If-None-Match", "*"}});
+  EXPECT_EQ(r.status, 412) << r.body;
+  // A 412's ETag is the current version when MariaDB could be read again within the request's
+  // deadline (always, unless the machine is very loaded; ApiTest pins it on the fakes).
+  EXPECT_TRUE(r.header("etag").empty() || r.header("etag") == t1) << r.header("etag");
+  EXPECT_EQ(r.json_string("outcome"), "not_applied");
+  r = Http(port_, http::verb::put, "/users/cw-1", R"({"name":"Cy"})", {{"If-Match", t1}});
+  EXPECT_EQ(r.status, 200) << r.body;
+  const std::string t2 = r.header("etag");
+  EXPECT_EQ(t2, Tag(CachedVersion("cw-1")));
+  r = Http(port_, http::verb::put, "/users/cw-1", R"({"name":"Dee"})", {{"If-Match", t1}});
+  EXPECT_EQ(r.status, 412);
+  EXPECT_TRUE(r.header("etag").empty() || r.header("etag") == t2) << r.header("etag");
+  EXPECT_EQ(Get("cw-1").json_string("name"), "Cy");
+  EXPECT_EQ(DbRow("cw-1"), "Cy\t" + CachedVersion("cw-1") + "\n");
+  EXPECT_EQ(Http(port_, http::verb::delete_, "/users/cw-1", {}, {{"If-Match", t1}}).status, 412);
+  EXPECT_EQ(Http(port_, http::verb::delete_, "/users/cw-1", {}, {{"If-Match", t2}}).status, 204);
+  EXPECT_EQ(Get("cw-1").status, 404);
+  EXPECT_EQ(DbRow("cw-1"), "");
+  EXPECT_EQ(Http(port_, http::verb::put, "/users/cw-1", R"({"name":"X"})", {{"If-Match", "*"}}).status, 412);
+  EXPECT_EQ(DbRow("cw-1"), "");
+}
+
+// Many clients PUT with the same If-Match at once (more MariaDB connections than clients, so the
+// statements really race): exactly one wins each round, and MariaDB and the cache hold its write.
+TEST_F(UserServiceITest, ConcurrentConditionalPutsExactlyOneWins) {
+  StopService();
+  StartService({"--mysql.pool_size=16"});
+  auto r = Put("race-1", "start");
+  ASSERT_EQ(r.status, 201);
+  std::string tag = r.header("etag");
+  constexpr int kClients = 16;
+  for (int round = 0; round < 5; ++round) {
+    std::vector<Reply> replies(kClients);
+    std::vector<std::thread> clients;
+    std::atomic<int> ready{0};
+    for (int i = 0; i < kClients; ++i) {
+      clients.emplace_back([&, i] {
+        ++ready;
+        while (ready.load() < kClients)
+          std::this_thread::yield();
+        replies[i] = Http(port_, http::verb::put, "/users/race-1",
+                          boost::json::serialize(boost::json::object{{"name", "r" + std::to_string(round) + "-c" +
+                                                                                   std::to_string(i)}}),
+                          {{"If-Match", tag}});
+      });
+    }
+    for (auto& c : clients)
+      c.join();
+    int won = 0, lost = 0;
+    std::string winner, next_tag;
+    for (int i = 0; i < kClients; ++i) {
+      if (replies[i].status == 200) {
+        ++won;
+        winner = "r" + std::to_string(round) + "-c" + std::to_string(i);
+        next_tag = replies[i].header("etag");
+      } else if (replies[i].status == 412) {
+        ++lost;
+      } else {
+        ADD_FAILURE() << replies[i].status << " " << replies[i].body;
+      }
+    }
+    ASSERT_EQ(won, 1) << "round " << round;
+    EXPECT_EQ(lost, kClients - 1) << "round " << round;
+    EXPECT_NE(next_tag, tag);
+    // MariaDB, the cache and the API agree on the winner at its version.
+    EXPECT_EQ(Tag(CachedVersion("race-1")), next_tag);
+    EXPECT_EQ(DbRow("race-1"), winner + "\t" + CachedVersion("race-1") + "\n");
+    r = Get("race-1");
+    EXPECT_EQ(r.json_string("name"), winner);
+    EXPECT_EQ(r.header("etag"), next_tag);
+    tag = next_tag;
+  }
+}
+
+TEST_F(UserServiceITest, ListsPagesAndAnswers503WhenMariaDbCannot) {
+  // Users from the API and straight from SQL; other tests' users are there too.
+  for (const char* id : {"ls-b", "ls-a", "ls-B", "ls-a%20"})
+    ASSERT_EQ(Put(id, "x").status, 201);
+  servers->db.sql("INSERT INTO users_itest.user (id, name) VALUES ('ls-c', 'sql')");
+  std::vector<std::string> seen;
+  std::string after;
+  for (int pages = 0; pages < 1000; ++pages) {
+    std::string target = "/users?limit=3";
+    if (!after.empty()) {
+      std::string encoded;
+      for (const char c : after) {
+        char buf[4];
+        std::snprintf(buf, sizeof buf, "%%%02X", static_cast<unsigned char>(c));
+        encoded += buf;
+      }
+      target += "&after=" + encoded;
+    }
+    const Reply r = Http(port_, http::verb::get, target);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.header("x-data-source"), "origin");
+    const auto page = boost::json::parse(r.body);
+    const auto& users = page.at("users").as_array();
+    EXPECT_LE(users.size(), 3u);
+    for (const auto& u : users)
+      seen.emplace_back(u.at("id").as_string());
+    if (page.at("next").is_null()) break;
+    after = std::string(page.at("next").as_string());
+    EXPECT_EQ(after, seen.back());
+  }
+  // Every user once, in byte order, and exactly MariaDB's set.
+  std::vector<std::string> sorted = seen;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(seen, sorted);
+  EXPECT_EQ(std::adjacent_find(seen.begin(), seen.end()), seen.end());
+  const std::string count = servers->db.sql("SELECT COUNT(*) FROM users_itest.user");
+  EXPECT_EQ(std::to_string(seen.size()) + "\n", count);
+  for (const char* id : {"ls-B", "ls-a", "ls-a ", "ls-b", "ls-c"})
+    EXPECT_NE(std::find(seen.begin(), seen.end(), id), seen.end()) << id;
+  EXPECT_EQ(Http(port_, http::verb::get, "/users?limit=0").status, 400);
+  EXPECT_EQ(Http(port_, http::verb::get, "/users?limit=1001").status, 400);
+  EXPECT_EQ(Http(port_, http::verb::get, "/users?cursor=x").status, 400);
+
+  // MariaDB gone: 503 with Retry-After, a body without its words or addresses, the request id.
+  StopDb();
+  const Reply r = Http(port_, http::verb::get, "/users", {}, {{"X-Request-Id", "list-down-1"}});
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(r.header("retry-after"), "1");
+  EXPECT_EQ(r.json_string("request_id"), "list-down-1");
+  EXPECT_EQ(r.body.find("127.0.0.1"), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find(std::to_string(servers->db.port())), std::string::npos) << r.body;
+  EXPECT_LT(r.took, std::chrono::milliseconds(1000) + kSlack);
+  // The details are in the log, with the request id.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        std::ifstream log(ServiceLog());
+        std::string line;
+        while (std::getline(log, line))
+          if (line.find("list-down-1") != std::string::npos && line.find("\"detail\"") != std::string::npos)
+            return true;
+        return false;
+      },
+      2s));
+}
+
+// A write whose answer was lost after MariaDB had it (MariaDB paused mid-statement): 503 saying
+// the outcome is unknown and that retrying the PUT is safe; Retry-After as for every 503.
+TEST_F(UserServiceITest, AWriteWithAnUnknownOutcomeSaysRetryingIsSafe) {
+  ASSERT_EQ(Put("uo-1", "Ann").status, 201);
+  PauseDb();
+  auto r = Http(port_, http::verb::put, "/users/uo-1", R"({"name":"Bob"})", {{"X-Request-Id", "uo-put-1"}});
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(r.json_string("outcome"), "unknown") << r.body;
+  EXPECT_NE(r.json_string("error").find("retrying the same PUT is safe"), std::string::npos) << r.body;
+  EXPECT_EQ(r.json_string("request_id"), "uo-put-1");
+  EXPECT_FALSE(r.header("retry-after").empty());
+  EXPECT_EQ(r.body.find("127.0.0.1"), std::string::npos) << r.body;
+  // Once the breaker is open, MariaDB is not asked: nothing was written, certainly.
+  ASSERT_TRUE(WaitUntil([&] { return BreakerOpen("mysql"); }, 5s));
+  r = Put("uo-2", "Cy");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.json_string("outcome"), "not_applied") << r.body;
+  EXPECT_NE(r.json_string("error").find("MariaDB unavailable"), std::string::npos) << r.body;
+  EXPECT_EQ(r.header("retry-after"), "1");
+  ResumeDb();
+  // The retry is safe: the user ends as the retried PUT says.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        const int s = Put("uo-1", "Bob").status;
+        return s == 200;
+      },
+      kMariaDbRecovery + 5s, 10ms));
+  EXPECT_EQ(DbRow("uo-1"), "Bob\t" + CachedVersion("uo-1") + "\n");
 }
 
 TEST_F(UserServiceITest, ConcurrentReadersAndWritersLeaveTheCacheCoherent) {
