@@ -21,7 +21,8 @@ using Entries = std::vector<ProxyCollection::PopulateEntry>;
 bool same_toxic(const ToxicDef& a, const ToxicDef& b) {
   return a.name == b.name && a.type == b.type && a.stream == b.stream && a.direction == b.direction &&
          a.toxicity == b.toxicity && a.attributes == b.attributes && a.client.text == b.client.text &&
-         a.client.cidr == b.client.cidr && a.start_after_ms == b.start_after_ms && a.duration_ms == b.duration_ms;
+         a.client.cidr == b.client.cidr && a.start_after_ms == b.start_after_ms &&
+         a.duration_ms == b.duration_ms;
 }
 
 }  // namespace

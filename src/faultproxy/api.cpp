@@ -134,7 +134,8 @@ std::variant<ClientFilter, ApiError> parse_client_filter(const std::string& text
 
 // Decodes a toxic's attributes object into `out`, Go-style: the keys given replace their values
 // (create starts from the type's defaults, update from the toxic's current attributes).
-void decode_attributes(const gojson::Value& v, const ToxicTypeInfo& info, gojson::Decoder& d, Attributes& out) {
+void decode_attributes(const gojson::Value& v, const ToxicTypeInfo& info, gojson::Decoder& d,
+                       Attributes& out) {
   if (v.kind == gojson::Value::Kind::null) return;
   if (v.kind != gojson::Value::Kind::object) {
     d.fail("json: cannot unmarshal " + std::string(v.go_kind()) + " into Go struct field " + d.path() +
@@ -166,7 +167,8 @@ void decode_attributes(const gojson::Value& v, const ToxicTypeInfo& info, gojson
             // faultproxy-cli, like toxiproxy-cli, sends `-a sqlstate=40001` as a number: taken as
             // written, and a SQLSTATE so given keeps its leading zeros.
             x = value.text;
-            if (spec.name == "sqlstate" && x.size() < 5 && x.find_first_not_of("0123456789") == std::string::npos)
+            if (spec.name == "sqlstate" && x.size() < 5 &&
+                x.find_first_not_of("0123456789") == std::string::npos)
               x.insert(0, 5 - x.size(), '0');
           } else {
             inner.string(value, spec.name, x);
@@ -195,13 +197,16 @@ void decode_attributes(const gojson::Value& v, const ToxicTypeInfo& info, gojson
 
 // Checks what Go's types cannot: attribute ranges, the time window, and client_cidr where it
 // cannot apply; and compiles a protocol toxic's attributes into def.protocol. Errors read like
-// client_cidr's: "bad request body: <field>: <why>: <value>" (a protocol toxic's: "attributes.<name>: <why>").
+// client_cidr's: "bad request body: <field>: <why>: <value>" (a protocol toxic's: "attributes.<name>:
+// <why>").
 std::optional<ApiError> check_toxic(ToxicDef& def) {
   if (auto why = validate_attributes(def.type, def.attributes)) return bad_body(*why);
-  if (def.start_after_ms < 0) return bad_body("start_after_ms: less than 0: " + std::to_string(def.start_after_ms));
+  if (def.start_after_ms < 0)
+    return bad_body("start_after_ms: less than 0: " + std::to_string(def.start_after_ms));
   if (def.duration_ms < 0) return bad_body("duration_ms: less than 0: " + std::to_string(def.duration_ms));
   if (def.type == ToxicType::refuse && def.client.cidr)
-    return bad_body("client_cidr: refuse acts on the listener, before any client is known: " + def.client.text);
+    return bad_body("client_cidr: refuse acts on the listener, before any client is known: " +
+                    def.client.text);
   if (is_protocol_toxic(def.type)) {
     auto compiled = compile_protocol_settings(def.type, def.attributes);
     if (auto* why = std::get_if<std::string>(&compiled)) return bad_body("attributes." + *why);
@@ -224,7 +229,8 @@ std::variant<ToxicDef, ApiError> parse_toxic(const gojson::Value& root, const Pr
   for (const auto& [key, value] : root.members) {
     if (gojson::Decoder::key_is(key, "name")) d.string(value, "name", def.name);
     if (gojson::Decoder::key_is(key, "client_cidr")) d.string(value, "client_cidr", client_cidr);
-    if (gojson::Decoder::key_is(key, "start_after_ms")) d.int64(value, "start_after_ms", "int64", def.start_after_ms);
+    if (gojson::Decoder::key_is(key, "start_after_ms"))
+      d.int64(value, "start_after_ms", "int64", def.start_after_ms);
     if (gojson::Decoder::key_is(key, "duration_ms")) d.int64(value, "duration_ms", "int64", def.duration_ms);
     if (gojson::Decoder::key_is(key, "type")) d.string(value, "type", type_name);
     if (gojson::Decoder::key_is(key, "stream")) d.string(value, "stream", def.stream);
@@ -348,7 +354,8 @@ std::string toxic_json(const ToxicDef& t) {
   const ToxicTypeInfo& info = toxic_type_info(t.type);
   std::string s = "{\"attributes\":{";
   // mysql_error shows the SQLSTATE and message it answers with where they were left empty.
-  const Attributes shown = is_protocol_toxic(t.type) ? effective_attributes(t.type, t.attributes) : t.attributes;
+  const Attributes shown =
+      is_protocol_toxic(t.type) ? effective_attributes(t.type, t.attributes) : t.attributes;
   bool first = true;
   for (std::size_t i = 0; i < info.attributes.size(); ++i) {
     const AttributeSpec& spec = info.attributes[i];
@@ -677,7 +684,8 @@ Response Api::handle(const Request& req, const common::http::RequestInfo& info) 
         }
         gojson::Decoder d("");
         for (const auto& [key, value] : root.members) {
-          if (gojson::Decoder::key_is(key, "attributes")) decode_attributes(value, type_info, d, updated.attributes);
+          if (gojson::Decoder::key_is(key, "attributes"))
+            decode_attributes(value, type_info, d, updated.attributes);
           if (gojson::Decoder::key_is(key, "toxicity")) d.float32(value, "toxicity", updated.toxicity);
           if (gojson::Decoder::key_is(key, "client_cidr")) {  // absent or null: kept; "": every client
             std::string text;
@@ -687,7 +695,8 @@ Response Api::handle(const Request& req, const common::http::RequestInfo& info) 
           // Our time window (absent or null: kept); it counts from when the toxic was added.
           if (gojson::Decoder::key_is(key, "start_after_ms"))
             d.int64(value, "start_after_ms", "int64", updated.start_after_ms);
-          if (gojson::Decoder::key_is(key, "duration_ms")) d.int64(value, "duration_ms", "int64", updated.duration_ms);
+          if (gojson::Decoder::key_is(key, "duration_ms"))
+            d.int64(value, "duration_ms", "int64", updated.duration_ms);
           if (d.failed()) break;
         }
         if (d.failed()) return go_error(c, bad_body(d.error()));

@@ -212,7 +212,8 @@ void Link::apply(const std::vector<ToxicSpec>& toxics, TimePoint now) {
     pipeline_ = std::make_unique<Pipeline>(conn_.link_seed(dir_), &conn_);
     auto runtime = conn_.runtime_;
     const Direction dir = dir_;
-    pipeline_->on_activation([runtime, dir](const ToxicSpec& spec) { count_activation(*runtime, spec, dir); });
+    pipeline_->on_activation(
+        [runtime, dir](const ToxicSpec& spec) { count_activation(*runtime, spec, dir); });
     if (eof_pending_fast_) {  // the source already ended: its end now goes through the toxics
       eof_pending_fast_ = false;
       pipeline_->push(Event::terminal(EventKind::eof, now), now);
@@ -517,11 +518,12 @@ void Connection::wait_then_connect(std::chrono::milliseconds delay) {
     return connect_upstream();
   }
   open_timer_->expires_at(accepted_at_ + delay);
-  open_timer_->async_wait([self = shared_from_this(), timer = open_timer_.get()](boost::system::error_code ec) {
-    if (ec || self->closed_ || self->open_timer_.get() != timer) return;
-    self->open_timer_.reset();
-    self->connect_upstream();
-  });
+  open_timer_->async_wait(
+      [self = shared_from_this(), timer = open_timer_.get()](boost::system::error_code ec) {
+        if (ec || self->closed_ || self->open_timer_.get() != timer) return;
+        self->open_timer_.reset();
+        self->connect_upstream();
+      });
 }
 
 // Reaches the upstream: an IP literal directly, a name through the resolver.

@@ -886,8 +886,8 @@ TEST_F(FaultproxyTest, ApiGuardsOverRealHttp) {
 
 // ---- faultproxy's own toxics and fields ----------------------------------------------------------
 
-std::string activations(Faultproxy& fp, const std::string& proxy, const std::string& toxic, const std::string& type,
-                        const std::string& direction = "downstream") {
+std::string activations(Faultproxy& fp, const std::string& proxy, const std::string& toxic,
+                        const std::string& type, const std::string& direction = "downstream") {
   const std::string body = fp.call("GET", "/metrics").body;
   const std::string series = "faultproxy_toxic_activations_total{proxy=\"" + proxy + "\",toxic=\"" + toxic +
                              "\",type=\"" + type + "\",direction=\"" + direction + "\"} ";
@@ -938,7 +938,7 @@ TEST_F(FaultproxyTest, TcpLossStallsTheStreamButLosesNothing) {
     ASSERT_GT(t, 0) << "a reply was lost or changed";
     stalled += t >= 145;
   }
-  EXPECT_GT(stalled, 3);   // about 30% of replies wait 150 ms or more (300, 600 in a row)
+  EXPECT_GT(stalled, 3);  // about 30% of replies wait 150 ms or more (300, 600 in a row)
   EXPECT_LT(stalled, 25);
   // A bulk transfer arrives whole and in order.
   std::string big(300 * 1024, 'x');
@@ -1031,7 +1031,8 @@ TEST_F(FaultproxyTest, SlowOpenDelaysTheUpstreamConnectOfNewConnections) {
   EXPECT_LT(rtt(fd), 300);  // only the open is slow
   EXPECT_EQ(activations(fp_, "so", "slow_open_downstream", "slow_open"), "1");
   // Removed while a connection waits: it goes on at once.
-  ASSERT_EQ(fp_.call("PATCH", "/proxies/so/toxics/slow_open_downstream", R"({"attributes":{"delay":30000}})").status,
+  ASSERT_EQ(fp_.call("PATCH", "/proxies/so/toxics/slow_open_downstream", R"({"attributes":{"delay":30000}})")
+                .status,
             200);
   const auto t2 = Clock::now();
   const int waiting = connect_to(port);
@@ -1052,7 +1053,7 @@ TEST_F(FaultproxyTest, RefuseLeavesNewClientsInTheBacklogUntilItEnds) {
   EXPECT_GT(rtt(before), 0);  // established connections are untouched
   const int accepted = echo_.accepted();
   std::vector<int> waiting;
-  for (int i = 0; i < 100; ++i) {  // more than one accept round takes (64)
+  for (int i = 0; i < 100; ++i) {         // more than one accept round takes (64)
     waiting.push_back(connect_to(port));  // queued by the kernel, not accepted by the proxy
     ASSERT_GE(waiting.back(), 0);
     send_all(waiting.back(), "q" + std::to_string(i));
@@ -1062,7 +1063,8 @@ TEST_F(FaultproxyTest, RefuseLeavesNewClientsInTheBacklogUntilItEnds) {
   EXPECT_EQ(activations(fp_, "rf", "refuse_downstream", "refuse"), "1");
   ASSERT_EQ(fp_.call("DELETE", "/proxies/rf/toxics/refuse_downstream").status, 204);
   for (int i = 0; i < 100; ++i) {
-    EXPECT_EQ(read_for(waiting[static_cast<std::size_t>(i)], i < 10 ? 2 : 3, 10s).data, "q" + std::to_string(i));
+    EXPECT_EQ(read_for(waiting[static_cast<std::size_t>(i)], i < 10 ? 2 : 3, 10s).data,
+              "q" + std::to_string(i));
     ::close(waiting[static_cast<std::size_t>(i)]);
   }
   // "Down for a while, then back" without a second API call: refuse with duration_ms.
@@ -1081,7 +1083,8 @@ TEST_F(FaultproxyTest, TimeBoundedLatencyStartsLateAndEndsByItself) {
   const auto port = fp_.proxy("tb", echo_.port());
   const int fd = connect_to(port);
   const auto t0 = Clock::now();
-  fp_.toxic("tb", R"({"type":"latency","start_after_ms":600,"duration_ms":1200,"attributes":{"latency":300}})");
+  fp_.toxic("tb",
+            R"({"type":"latency","start_after_ms":600,"duration_ms":1200,"attributes":{"latency":300}})");
   EXPECT_LT(rtt(fd), 250);  // not yet
   std::this_thread::sleep_until(t0 + 800ms);
   EXPECT_GE(rtt(fd), 295);  // acting
@@ -1094,18 +1097,18 @@ TEST_F(FaultproxyTest, TimeBoundedLatencyStartsLateAndEndsByItself) {
 // Toxiproxy #603: a toxic with toxicity 0 must never act, whatever its type.
 TEST_F(FaultproxyTest, ToxicityZeroNeverFires) {
   const auto port = fp_.proxy("z", echo_.port());
-  for (const char* toxic :
-       {R"({"name":"rp","type":"reset_peer","toxicity":0,"attributes":{"timeout":0}})",
-        R"({"name":"to","type":"timeout","toxicity":0,"attributes":{"timeout":0}})",
-        R"({"name":"pl","type":"packet_loss","toxicity":0,"attributes":{"loss_rate":1}})",
-        R"({"name":"ld","type":"limit_data","toxicity":0,"attributes":{"bytes":0}})",
-        R"({"name":"so","type":"slow_open","toxicity":0,"attributes":{"delay":5000}})",
-        R"({"name":"rf","type":"refuse","toxicity":0})",
-        R"({"name":"lat","type":"latency","toxicity":1,"attributes":{"latency":0}})"})
+  for (const char* toxic : {R"({"name":"rp","type":"reset_peer","toxicity":0,"attributes":{"timeout":0}})",
+                            R"({"name":"to","type":"timeout","toxicity":0,"attributes":{"timeout":0}})",
+                            R"({"name":"pl","type":"packet_loss","toxicity":0,"attributes":{"loss_rate":1}})",
+                            R"({"name":"ld","type":"limit_data","toxicity":0,"attributes":{"bytes":0}})",
+                            R"({"name":"so","type":"slow_open","toxicity":0,"attributes":{"delay":5000}})",
+                            R"({"name":"rf","type":"refuse","toxicity":0})",
+                            R"({"name":"lat","type":"latency","toxicity":1,"attributes":{"latency":0}})"})
     fp_.toxic("z", toxic);
   // Lowered to 0 later: the same.
-  ASSERT_EQ(fp_.call("PATCH", "/proxies/z/toxics/lat", R"({"toxicity":0,"attributes":{"latency":5000}})").status,
-            200);
+  ASSERT_EQ(
+      fp_.call("PATCH", "/proxies/z/toxics/lat", R"({"toxicity":0,"attributes":{"latency":5000}})").status,
+      200);
   for (int i = 0; i < 40; ++i) {
     const int fd = connect_to(port);
     ASSERT_GE(fd, 0);
@@ -1144,8 +1147,8 @@ TEST_F(FaultproxyTest, RemovingAToxicNeverHoldsTheApi) {
   ::setsockopt(clients[0], SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   ::close(clients[0]);
   std::this_thread::sleep_for(500ms);  // the echo comes back, the proxy's writes to the clients block
-  for (const auto& [proxy, name] : std::vector<std::pair<std::string, std::string>>{
-           {"held", "to"}, {"busy", "lat"}, {"busy", "bw"}}) {
+  for (const auto& [proxy, name] :
+       std::vector<std::pair<std::string, std::string>>{{"held", "to"}, {"busy", "lat"}, {"busy", "bw"}}) {
     const auto t = Clock::now();
     const auto r = fp_.call("DELETE", "/proxies/" + proxy + "/toxics/" + name);
     EXPECT_EQ(r.status, 204) << name;
@@ -1164,8 +1167,8 @@ TEST_F(FaultproxyTest, RemovingAToxicNeverHoldsTheApi) {
 }
 
 // A -config file in `dir` with one proxy "cfg" from 127.0.0.1:listen to the upstream, with `toxics`.
-std::filesystem::path config_file(const testing_support::TempDir& dir, std::uint16_t listen, std::uint16_t upstream,
-                                  const std::string& toxics) {
+std::filesystem::path config_file(const testing_support::TempDir& dir, std::uint16_t listen,
+                                  std::uint16_t upstream, const std::string& toxics) {
   const auto path = dir.path() / "proxies.json";
   std::ofstream(path) << R"([{"name":"cfg","listen":"127.0.0.1:)" << listen << R"(","upstream":"127.0.0.1:)"
                       << upstream << R"(","toxics":)" << toxics << "}]";
@@ -1176,7 +1179,8 @@ TEST(FaultproxyProcess, ConfigFileWithToxicsAndSigtermExitsCleanly) {
   EchoServer echo;
   testing_support::TempDir dir;
   const auto listen = testing_support::free_port();
-  const auto config = config_file(dir, listen, echo.port(), R"([{"type":"latency","attributes":{"latency":100}}])");
+  const auto config =
+      config_file(dir, listen, echo.port(), R"([{"type":"latency","attributes":{"latency":100}}])");
   Faultproxy fp({"-config", config.string()});
   const int fd = connect_to(listen);
   ASSERT_GE(fd, 0);
@@ -1216,8 +1220,9 @@ TEST(FaultproxyProcess, ConfigFileWithOurToxicsAndFields) {
   const auto bad = dir.path() / "bad.json";
   std::ofstream(bad) << R"([{"name":"b","listen":"127.0.0.1:0","upstream":"127.0.0.1:1",)"
                         R"("toxics":[{"type":"packet_loss","attributes":{"loss_rate":3}}]}])";
-  Child child({FAULTPROXY_BINARY, "-port", std::to_string(testing_support::free_port()), "-config", bad.string()},
-              dir.path() / "bad.log");
+  Child child(
+      {FAULTPROXY_BINARY, "-port", std::to_string(testing_support::free_port()), "-config", bad.string()},
+      dir.path() / "bad.log");
   const auto status = child.wait_exit(10s);
   ASSERT_TRUE(status.has_value());
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 1);

@@ -106,8 +106,8 @@ TEST(Pipeline, ToxicityIsDecidedOncePerConnectionAndToxic) {
 
 // Toxiproxy #603: toxicity 0 never acts, on any connection, for any stream toxic.
 TEST(Pipeline, ToxicityZeroNeverActs) {
-  const ToxicType types[] = {ToxicType::latency,  ToxicType::bandwidth,   ToxicType::slow_close,
-                             ToxicType::timeout,  ToxicType::reset_peer,  ToxicType::slicer,
+  const ToxicType types[] = {ToxicType::latency,    ToxicType::bandwidth,   ToxicType::slow_close,
+                             ToxicType::timeout,    ToxicType::reset_peer,  ToxicType::slicer,
                              ToxicType::limit_data, ToxicType::packet_loss, ToxicType::tcp_loss,
                              ToxicType::corrupt};
   for (std::uint64_t conn = 0; conn < 2000; ++conn) {

@@ -326,7 +326,8 @@ void ProxyCollection::schedule(const ToxicDef& def) {
 
 void ProxyCollection::toxic_timer_fired(std::uint64_t toxic_id) {
   for (auto& [name, p] : proxies_) {
-    auto t = std::find_if(p->toxics.begin(), p->toxics.end(), [&](const ToxicDef& d) { return d.id == toxic_id; });
+    auto t =
+        std::find_if(p->toxics.begin(), p->toxics.end(), [&](const ToxicDef& d) { return d.id == toxic_id; });
     if (t == p->toxics.end()) continue;
     if (Clock::now() >= t->ends_at()) {
       common::log::info("time-bounded toxic removed", {{"proxy", p->name}, {"toxic", t->name}});

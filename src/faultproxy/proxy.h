@@ -16,6 +16,7 @@
 //   proxies.reset();
 #pragma once
 
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -24,8 +25,6 @@
 #include <string>
 #include <variant>
 #include <vector>
-
-#include <boost/asio/steady_timer.hpp>
 
 #include "common/metrics.h"
 #include "faultproxy/dataplane.h"
@@ -80,8 +79,8 @@ struct Listener {
   tcp protocol = tcp::v4();  // of the bound address, for the accepted sockets
   std::uint64_t next_index = 0;
   bool open = true;
-  bool waiting = false;    // an async_wait for the next connection is pending
-  bool refusing = false;   // a `refuse` toxic acts: nothing is accepted, clients wait in the backlog
+  bool waiting = false;   // an async_wait for the next connection is pending
+  bool refusing = false;  // a `refuse` toxic acts: nothing is accepted, clients wait in the backlog
 };
 
 struct Proxy {
@@ -131,7 +130,8 @@ class ProxyCollection {
 
   std::optional<ApiError> add_toxic(std::string_view proxy, ToxicDef def);
   // The toxic named `updated.name` takes updated's toxicity, attributes (and a protocol toxic's
-  // compiled ones), client filter and timing (validated and merged by the API layer); its identity, stream and add time stay.
+  // compiled ones), client filter and timing (validated and merged by the API layer); its identity, stream
+  // and add time stay.
   std::optional<ApiError> update_toxic(std::string_view proxy, const ToxicDef& updated);
   std::optional<ApiError> remove_toxic(std::string_view proxy, std::string_view toxic);
   // POST /reset: every proxy enabled, every toxic removed; live connections survive.

@@ -25,7 +25,11 @@ const std::vector<ToxicTypeInfo>& registry() {
        "LatencyToxic",
        {{"latency"}, {"jitter"}, {"distribution", K::text, std::string("uniform"), false}},
        "int64"},
-      {ToxicType::bandwidth, "bandwidth", "BandwidthToxic", {{"rate"}, {"per_proxy", K::flag, false, false}}, "int64"},
+      {ToxicType::bandwidth,
+       "bandwidth",
+       "BandwidthToxic",
+       {{"rate"}, {"per_proxy", K::flag, false, false}},
+       "int64"},
       {ToxicType::slow_close, "slow_close", "SlowCloseToxic", {{"delay"}}, "int64"},
       {ToxicType::timeout, "timeout", "TimeoutToxic", {{"timeout"}}, "int64"},
       {ToxicType::reset_peer, "reset_peer", "ResetToxic", {{"timeout"}}, "int64"},
@@ -216,7 +220,8 @@ class LatencyStage : public FixedScheduleStage {
     std::int64_t ms = latency_;
     if (jitter_ > 0 && table_) {  // latency + jitter * a draw from netem's table
       const double t = (*table_)[rng_() % table_->size()];
-      return nanoseconds(std::llround((static_cast<double>(latency_) + static_cast<double>(jitter_) * t) * 1e6));
+      return nanoseconds(
+          std::llround((static_cast<double>(latency_) + static_cast<double>(jitter_) * t) * 1e6));
     }
     if (jitter_ > 0)
       ms += static_cast<std::int64_t>(rng_() % static_cast<std::uint64_t>(2 * jitter_)) - jitter_;
@@ -585,8 +590,8 @@ class TcpLossStage : public FixedScheduleStage {
   void update(const Attributes& a, TimePoint) override {
     const double p = std::clamp(a.number(0), 0.0, 0.999999);
     const double burst = std::max(a.number(1), 1.0);
-    to_good_ = 1.0 / burst;                                    // mean stay in "bad": burst segments
-    to_bad_ = std::min(1.0, p * to_good_ / (1.0 - p));         // stationary loss rate: p
+    to_good_ = 1.0 / burst;                             // mean stay in "bad": burst segments
+    to_bad_ = std::min(1.0, p * to_good_ / (1.0 - p));  // stationary loss rate: p
     rto_ms_ = std::clamp<std::int64_t>(a.integer(2), 0, kMaxRtoMs);
   }
 
@@ -694,14 +699,15 @@ std::optional<std::string> validate_attributes(ToxicType type, const Attributes&
   auto between = [&](std::size_t i, double lo, double hi) -> std::optional<std::string> {
     const double v = a.number(i);
     if (v >= lo && v <= hi) return std::nullopt;
-    return std::string(toxic_type_info(type).attributes[i].name) + ": not between " + gojson::format_float64(lo) +
-           " and " + gojson::format_float64(hi) + ": " + gojson::format_float64(v);
+    return std::string(toxic_type_info(type).attributes[i].name) + ": not between " +
+           gojson::format_float64(lo) + " and " + gojson::format_float64(hi) + ": " +
+           gojson::format_float64(v);
   };
   auto at_least = [&](std::size_t i, double lo) -> std::optional<std::string> {
     const double v = a.number(i);
     if (v >= lo) return std::nullopt;
-    return std::string(toxic_type_info(type).attributes[i].name) + ": less than " + gojson::format_float64(lo) + ": " +
-           gojson::format_float64(v);
+    return std::string(toxic_type_info(type).attributes[i].name) + ": less than " +
+           gojson::format_float64(lo) + ": " + gojson::format_float64(v);
   };
   switch (type) {
     case ToxicType::latency: {
@@ -720,8 +726,8 @@ std::optional<std::string> validate_attributes(ToxicType type, const Attributes&
       // The chain enters a burst with probability loss_rate / (burst * (1 - loss_rate)): at most 1.
       const double p = a.number(0), burst = a.number(1);
       if (p > burst / (burst + 1))
-        return "loss_rate: at most " + gojson::format_float64(burst / (burst + 1)) + " with burst " + gojson::format_float64(burst) +
-               ": " + gojson::format_float64(p);
+        return "loss_rate: at most " + gojson::format_float64(burst / (burst + 1)) + " with burst " +
+               gojson::format_float64(burst) + ": " + gojson::format_float64(p);
       return std::nullopt;
     }
     case ToxicType::corrupt:
@@ -737,7 +743,8 @@ TimePoint SharedSchedule::reserve(TimePoint earliest, nanoseconds duration) {
   Clock::rep busy = busy_until_.load(std::memory_order_relaxed);
   for (;;) {
     const Clock::rep end = std::max(busy, earliest.time_since_epoch().count()) + duration.count();
-    if (busy_until_.compare_exchange_weak(busy, end, std::memory_order_relaxed)) return TimePoint(Clock::duration(end));
+    if (busy_until_.compare_exchange_weak(busy, end, std::memory_order_relaxed))
+      return TimePoint(Clock::duration(end));
   }
 }
 

@@ -185,10 +185,10 @@ enum class ToxicScope : std::uint8_t { stream, connection, listener };
 
 struct ToxicTypeInfo {
   ToxicType type;
-  std::string_view name;                 // "latency"
-  std::string_view go_struct;            // "LatencyToxic", for Go-style decode errors
+  std::string_view name;                  // "latency"
+  std::string_view go_struct;             // "LatencyToxic", for Go-style decode errors
   std::vector<AttributeSpec> attributes;  // {"latency", "jitter", ...}
-  std::string_view go_int_type;          // Go type of its integer attributes: "int64" or "int"
+  std::string_view go_int_type;           // Go type of its integer attributes: "int64" or "int"
   ToxicScope scope = ToxicScope::stream;
 };
 

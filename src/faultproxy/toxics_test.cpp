@@ -569,14 +569,14 @@ std::vector<std::chrono::milliseconds> tcp_loss_stalls(const Attributes& a, int 
   h.step(T0 + std::chrono::hours(chunks + 1));
   std::vector<std::chrono::milliseconds> stalls;
   for (int i = 0; i < chunks; ++i)
-    stalls.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(h.out()[static_cast<std::size_t>(i)].at -
-                                                                          (T0 + std::chrono::hours(i))));
+    stalls.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(
+        h.out()[static_cast<std::size_t>(i)].at - (T0 + std::chrono::hours(i))));
   return stalls;
 }
 
 TEST(TcpLoss, LossesAreStallsOfTheRtoDoublingWithinABurst) {
-  const auto stalls = tcp_loss_stalls(with(ToxicType::tcp_loss, {{0, 0.05}, {1, 3.0}, {2, std::int64_t{200}}}),
-                                      40'000, 9);
+  const auto stalls =
+      tcp_loss_stalls(with(ToxicType::tcp_loss, {{0, 0.05}, {1, 3.0}, {2, std::int64_t{200}}}), 40'000, 9);
   int lost = 0, bursts = 0, in_a_row = 0;
   for (const auto s : stalls) {
     if (s.count() == 0) {
@@ -590,8 +590,8 @@ TEST(TcpLoss, LossesAreStallsOfTheRtoDoublingWithinABurst) {
         << "loss " << in_a_row + 1 << " of a burst";
     ++in_a_row;
   }
-  EXPECT_NEAR(static_cast<double>(lost) / 40'000, 0.05, 0.01);           // loss_rate
-  EXPECT_NEAR(static_cast<double>(lost) / bursts, 3.0, 0.4);              // burst: mean losses in a row
+  EXPECT_NEAR(static_cast<double>(lost) / 40'000, 0.05, 0.01);  // loss_rate
+  EXPECT_NEAR(static_cast<double>(lost) / bursts, 3.0, 0.4);    // burst: mean losses in a row
 }
 
 TEST(TcpLoss, NothingIsLostAndOrderIsKept) {
@@ -637,7 +637,8 @@ TEST(TcpLoss, BigChunksAreManySegments) {
 }
 
 TEST(TcpLoss, RemovalReleasesEverythingHeld) {
-  Harness h(ToxicType::tcp_loss, with(ToxicType::tcp_loss, {{0, 0.5}, {1, 1.0}, {2, std::int64_t{100'000}}}), 1);
+  Harness h(ToxicType::tcp_loss, with(ToxicType::tcp_loss, {{0, 0.5}, {1, 1.0}, {2, std::int64_t{100'000}}}),
+            1);
   for (int i = 0; i < 50; ++i)
     h.data("c" + std::to_string(i), T0);
   h.step(T0);
@@ -684,7 +685,8 @@ TEST(Corrupt, RateZeroAndOne) {
 
 // Latency's distribution: the delays (ms) of many chunks read an hour apart (so that none waits
 // for the one before it).
-std::vector<double> latency_delays(const std::string& distribution, std::int64_t latency, std::int64_t jitter) {
+std::vector<double> latency_delays(const std::string& distribution, std::int64_t latency,
+                                   std::int64_t jitter) {
   Harness h(ToxicType::latency, {latency, jitter, distribution}, 21);
   constexpr int kChunks = 20'000;
   for (int i = 0; i < kChunks; ++i)
@@ -831,7 +833,8 @@ TEST(Validation, RangesAndNames) {
             "burst: less than 1: 0.5");
   EXPECT_EQ(validate_attributes(ToxicType::tcp_loss, with(ToxicType::tcp_loss, {{0, 0.6}})),
             "loss_rate: at most 0.5 with burst 1: 0.6");
-  EXPECT_EQ(validate_attributes(ToxicType::tcp_loss, with(ToxicType::tcp_loss, {{0, 0.6}, {1, 2.0}})), std::nullopt);
+  EXPECT_EQ(validate_attributes(ToxicType::tcp_loss, with(ToxicType::tcp_loss, {{0, 0.6}, {1, 2.0}})),
+            std::nullopt);
   EXPECT_EQ(validate_attributes(ToxicType::tcp_loss, with(ToxicType::tcp_loss, {{2, std::int64_t{-1}}})),
             "rto_ms: less than 0: -1");
   EXPECT_EQ(validate_attributes(ToxicType::corrupt, with(ToxicType::corrupt, {{0, 2.0}})),

@@ -55,7 +55,8 @@ class Endpoint {
       co_return Outcome<T>::fail(Failure::unavailable, "circuit breaker open: " + health_.last_error());
     }
     const auto started = Clock::now();
-    Outcome<T> r = co_await fn(Deadline::after(budget > Clock::duration::zero() ? budget : budget_).at_most(request));
+    Outcome<T> r =
+        co_await fn(Deadline::after(budget > Clock::duration::zero() ? budget : budget_).at_most(request));
     account(r.failure, r.message, started);
     co_return r;
   }

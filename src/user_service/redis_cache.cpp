@@ -223,7 +223,8 @@ asio::awaitable<Outcome<CacheProbe>> RedisCache::ping(CacheNode node, Deadline d
   const auto& role = r->elements[0].str;
   // ["master", offset, [replicas]]; ["slave", host, port, link state, offset or -1 while unlinked].
   const auto offset_at = [&](std::size_t i) -> std::optional<std::uint64_t> {
-    if (r->elements.size() <= i || !r->elements[i].is_integer() || r->elements[i].integer < 0) return std::nullopt;
+    if (r->elements.size() <= i || !r->elements[i].is_integer() || r->elements[i].integer < 0)
+      return std::nullopt;
     return static_cast<std::uint64_t>(r->elements[i].integer);
   };
   if (node == CacheNode::replica) {

@@ -12,12 +12,12 @@
 //
 // Every reply is checked against its command: an HMGET reply must have three fields (id, name,
 // version), each a string or nil, and name the id asked for; the script answers 0 or 1; PING answers
-// PONG; ROLE (the probes) an array naming a role (and a replication offset); SCAN answers a cursor and keys under the prefix. A
-// reply that fails its check belongs to another command: the connection's replies are out of step with its
-// commands (bytes lost or injected between us and Redis). The call then fails with Failure::desync, its reply
-// unused, and the connection it came on is dropped and re-established (clients::redis::Client::reset), so no
-// later command is matched to a wrong reply either. A hash that does not name its id was not written by this
-// service: it is never served (a miss) and the next fill replaces it.
+// PONG; ROLE (the probes) an array naming a role (and a replication offset); SCAN answers a cursor and keys
+// under the prefix. A reply that fails its check belongs to another command: the connection's replies are out
+// of step with its commands (bytes lost or injected between us and Redis). The call then fails with
+// Failure::desync, its reply unused, and the connection it came on is dropped and re-established
+// (clients::redis::Client::reset), so no later command is matched to a wrong reply either. A hash that does
+// not name its id was not written by this service: it is never served (a miss) and the next fill replaces it.
 //
 // Usage:
 //   clients::redis::Client master(ex, {...}), replica(ex, {...});

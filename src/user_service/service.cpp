@@ -111,9 +111,10 @@ Service::Service(asio::any_io_executor executor, const Config& config, UserStore
     w.gauge("user_service_cache_replica_untrusted",
             "1 while replica entries are not trusted (after an invalidation, for the replica lag window).",
             {}, ledger_.replica_untrusted() ? 1 : 0);
-    w.gauge("user_service_cache_replica_current",
-            "1 while the Redis replica is shown to hold what the master held within redis.replica_max_lag_ms.",
-            {}, replica_freshness_.current(Clock::now()) ? 1 : 0);
+    w.gauge(
+        "user_service_cache_replica_current",
+        "1 while the Redis replica is shown to hold what the master held within redis.replica_max_lag_ms.",
+        {}, replica_freshness_.current(Clock::now()) ? 1 : 0);
     w.gauge("user_service_cache_untrusted", "1 while cached entries are not trusted (after an overflow).", {},
             ledger_.untrusted() ? 1 : 0);
     w.gauge("user_service_cache_refreshes_pending", "Ids to re-read after a write whose outcome was unknown.",
@@ -270,7 +271,8 @@ asio::awaitable<Service::StoreRead<T>> Service::read_store(Deadline deadline, Cl
   co_return out;
 }
 
-asio::awaitable<ListResult> Service::list_users(std::string_view after, std::uint32_t limit, Deadline deadline) {
+asio::awaitable<ListResult> Service::list_users(std::string_view after, std::uint32_t limit,
+                                                Deadline deadline) {
   ListResult result;
   // One more than asked: whether a next page exists, without a last empty one.
   auto read = co_await read_store<std::vector<ListedUser>>(
@@ -362,8 +364,7 @@ asio::awaitable<WriteResult> Service::put_user(std::string_view id, std::string_
   co_return result;
 }
 
-asio::awaitable<WriteResult> Service::delete_user(std::string_view id, Deadline deadline,
-                                                  Precondition when) {
+asio::awaitable<WriteResult> Service::delete_user(std::string_view id, Deadline deadline, Precondition when) {
   WriteResult result;
   const bool called = mysql_.allow();
   auto removed =
@@ -435,15 +436,15 @@ asio::awaitable<void> Service::refresh_uncertain() {
 
 asio::awaitable<Service::StoreSync> Service::sync_cache_with_store(std::string_view id, Deadline request) {
   StoreSync sync;
-  auto row = co_await mysql_.call<std::optional<StoredUser>>(request,
-                                                             [&](Deadline d) { return store_.get(id, d); });
+  auto row =
+      co_await mysql_.call<std::optional<StoredUser>>(request, [&](Deadline d) { return store_.get(id, d); });
   if (!row.ok()) co_return sync;
   sync.read = true;
   sync.row = std::move(row.value);
   if (sync.row) {
     const CacheEntry target{sync.row->version, false, sync.row->name};
-    auto r = co_await redis_master_.call<bool>(request,
-                                               [&](Deadline d) { return cache_.store_if_newer(id, target, d); });
+    auto r = co_await redis_master_.call<bool>(
+        request, [&](Deadline d) { return cache_.store_if_newer(id, target, d); });
     if (!r.ok()) co_return sync;
     ledger_.record_master_update(id, target, Clock::now());
   } else if (!co_await tombstone_cached_value(id, request)) {
@@ -516,7 +517,9 @@ asio::awaitable<Outcome<Done>> Service::probe_cache(CacheNode node, Deadline d) 
   co_return Outcome<Done>::success({});
 }
 
-void Service::replica_changed() { replica_freshness_.forget(); }
+void Service::replica_changed() {
+  replica_freshness_.forget();
+}
 
 void Service::master_changed() {
   replica_freshness_.forget();

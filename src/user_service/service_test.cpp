@@ -2,7 +2,6 @@
 // real network, with deadlines shortened so the suite runs in seconds (bounds in the assertions are
 // derived from them, with generous margins for a loaded 2-core machine).
 #include "user_service/service.h"
-#include "testing/event_loop.h"
 
 #include <gtest/gtest.h>
 
@@ -11,6 +10,7 @@
 #include <boost/asio/use_future.hpp>
 #include <functional>
 
+#include "testing/event_loop.h"
 #include "user_service/fakes.h"
 
 namespace user_service {
@@ -584,7 +584,8 @@ TEST_F(ServiceTest, AReplicaShownBehindTheMasterDoesNotServe) {
   Start();
   Seed("u", "Jack");
   cache_.replicate = false;
-  ASSERT_TRUE(Run(cache_.store_if_newer("u", CacheEntry{store_.sequence + 1, false, "Joe"}, RequestDeadline())).ok());
+  ASSERT_TRUE(
+      Run(cache_.store_if_newer("u", CacheEntry{store_.sequence + 1, false, "Joe"}, RequestDeadline())).ok());
   store_.rows["u"] = StoredUser{"Joe", store_.sequence + 1};  // what the other instance wrote
   // Both nodes probed since, for longer than the replica may lag.
   Settle(config_.redis.replica_max_lag + 3 * config_.resilience.probe_interval);

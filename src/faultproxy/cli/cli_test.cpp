@@ -137,10 +137,12 @@ TEST_F(CliTest, TimeWindowGoesBesideTheAttributes) {
                  "duration_ms=3000", "-a", "start_after_ms=500", "-a", "distribution=normal", "p"})
                 .code,
             0);
-  EXPECT_EQ(last_body(), R"({"name":"","type":"latency","stream":"downstream","toxicity":1,)"
-                         R"("attributes":{"distribution":"normal","latency":5},"start_after_ms":500,"duration_ms":3000})");
-  ASSERT_EQ(run({"-h", "127.0.0.1:18474", "t", "u", "-n", "latency_downstream", "-a", "duration_ms=0", "p"}).code,
-            0);
+  EXPECT_EQ(last_body(),
+            R"({"name":"","type":"latency","stream":"downstream","toxicity":1,)"
+            R"("attributes":{"distribution":"normal","latency":5},"start_after_ms":500,"duration_ms":3000})");
+  ASSERT_EQ(
+      run({"-h", "127.0.0.1:18474", "t", "u", "-n", "latency_downstream", "-a", "duration_ms=0", "p"}).code,
+      0);
   EXPECT_EQ(last_body(), R"({"attributes":{},"toxicity":1,"duration_ms":0})");
 }
 

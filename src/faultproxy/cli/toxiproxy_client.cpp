@@ -228,7 +228,8 @@ Result<Toxic> decode_toxic(const json::value& v) {
       !read_string(o, "client_cidr", "Toxic.client_cidr", t.client_cidr, error)) {
     return Result<Toxic>::failure(error);
   }
-  for (auto [key, out] : {std::pair{"start_after_ms", &t.start_after_ms}, std::pair{"duration_ms", &t.duration_ms}}) {
+  for (auto [key, out] :
+       {std::pair{"start_after_ms", &t.start_after_ms}, std::pair{"duration_ms", &t.duration_ms}}) {
     const json::value* field = o.if_contains(key);
     if (field == nullptr || field->is_null()) continue;
     if (!field->is_number())
@@ -321,8 +322,8 @@ Result<std::string> encode_add_toxic(const ToxicOptions& options) {
 Result<std::string> encode_toxic_fields(const ToxicFields& fields) {
   std::string out;
   if (fields.client_cidr) out += ",\"client_cidr\":" + go::json_quote(*fields.client_cidr);
-  for (const auto& [key, value] : {std::pair{"start_after_ms", &fields.start_after_ms},
-                                   std::pair{"duration_ms", &fields.duration_ms}}) {
+  for (const auto& [key, value] :
+       {std::pair{"start_after_ms", &fields.start_after_ms}, std::pair{"duration_ms", &fields.duration_ms}}) {
     if (!*value) continue;
     auto encoded = encode_value(**value);
     if (!encoded.ok()) return encoded;
@@ -331,7 +332,8 @@ Result<std::string> encode_toxic_fields(const ToxicFields& fields) {
   return {out, {}};
 }
 
-Result<std::string> encode_update_toxic(float toxicity, const Attributes& attributes, const ToxicFields& fields) {
+Result<std::string> encode_update_toxic(float toxicity, const Attributes& attributes,
+                                        const ToxicFields& fields) {
   auto attrs = encode_attributes(attributes);
   if (!attrs.ok()) return attrs;
   auto tox = encode_toxicity(toxicity);

@@ -66,8 +66,9 @@ TEST(Encode, BodiesAreByteForByteGoMarshal) {
 }
 
 TEST(ToxicFields, TakenOutOfTheAttributesAndSentBesideThem) {
-  std::vector<std::string> raw = {"latency=100", "client_cidr=127.0.1.0/24", "client_cidrx=1",
-                                  "client_cidr=::1/128", "start_after_ms=1000", "duration_ms=3s", "novalue"};
+  std::vector<std::string> raw = {
+      "latency=100",         "client_cidr=127.0.1.0/24", "client_cidrx=1", "client_cidr=::1/128",
+      "start_after_ms=1000", "duration_ms=3s",           "novalue"};
   const ToxicFields f = take_toxic_fields(raw);
   EXPECT_EQ(f.client_cidr, "::1/128");  // the last one wins
   EXPECT_EQ(f.start_after_ms, AttributeValue(1000.0));
@@ -76,7 +77,12 @@ TEST(ToxicFields, TakenOutOfTheAttributesAndSentBesideThem) {
   EXPECT_EQ(take_toxic_fields(raw).client_cidr, std::nullopt);
   std::vector<std::string> clear = {"client_cidr="};
   EXPECT_EQ(take_toxic_fields(clear).client_cidr, "");
-  ToxicOptions add{"p",  "n", "latency", "downstream", 1.0f, parse_attributes({"latency=100"}),
+  ToxicOptions add{"p",
+                   "n",
+                   "latency",
+                   "downstream",
+                   1.0f,
+                   parse_attributes({"latency=100"}),
                    {.client_cidr = "127.0.1.2/32"}};
   EXPECT_EQ(*encode_add_toxic(add).value,
             R"({"name":"n","type":"latency","stream":"downstream","toxicity":1,"attributes":{"latency":100},)"
