@@ -182,8 +182,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     // Conditional requests answer 304, 412 or 400 (a malformed or unsupported condition) besides
     // what the map says; whatever they answer, the model follows what was done.
-    const bool conditional = req.find(bhttp::field::if_match) != req.end() ||
-                             req.find(bhttp::field::if_none_match) != req.end();
+    const bool conditional =
+        req.find(bhttp::field::if_match) != req.end() || req.find(bhttp::field::if_none_match) != req.end();
     const auto it = model.find(id);
     if (verb == bhttp::verb::get || verb == bhttp::verb::head) {
       if (conditional && (status == 304 || status == 400)) {

@@ -108,7 +108,8 @@ std::vector<std::pair<std::string, int>> nodes_of(const Options& o, std::string_
          "            [--seconds N] [--seed N] [--replay TEXT] [--report FILE] [--summary FILE]\n"
          "            [--chaos-log FILE] [--history FILE] [--writers N] [--readers N]\n"
          "            [--ids-per-writer N] [--think-ms N] [--recovery-bound-ms N]\n"
-         "            [--rss-growth-limit FRACTION] [--rss-growth-floor-mb MB] [--no-chaos] [--stale-bound-ms N]\n"
+         "            [--rss-growth-limit FRACTION] [--rss-growth-floor-mb MB] [--no-chaos] "
+         "[--stale-bound-ms N]\n"
          "       soak --ha --service HAPROXY --faultproxy HOST:PORT --stack-dir DIR --stack-name NAME\n"
          "            --dev PATH --node NAME=PORT... [--process-log FILE] [options above]\n"
          "  --history FILE: every request (TSV), written when an invariant failed\n"
@@ -685,7 +686,8 @@ bool impairs_redis(const Action& a) {
   if (a.type == "bandwidth") return static_cast<double>(number("rate")) < kRedisThroughputNeededKBps;
   if (a.type == "slicer" && number("delay") > 0) {
     // average_size bytes per `delay` microseconds.
-    const double kbps = static_cast<double>(number("average_size")) * 1e6 / static_cast<double>(number("delay")) / 1024;
+    const double kbps =
+        static_cast<double>(number("average_size")) * 1e6 / static_cast<double>(number("delay")) / 1024;
     return kbps < kRedisThroughputNeededKBps;
   }
   return false;
@@ -694,7 +696,8 @@ bool impairs_redis(const Action& a) {
 // While a fault on the Redis master's proxy keeps it from answering within the deadline: until the
 // fault is removed, or the Sentinels announce another master (they watch the nodes through the same
 // proxies). A window where the HA contract's staleness bound does not hold, like master_watch's.
-asio::awaitable<void> impaired_master_watch(Run& run, std::string key, std::string was, std::int64_t from_us) {
+asio::awaitable<void> impaired_master_watch(Run& run, std::string key, std::string was,
+                                            std::int64_t from_us) {
   std::string found;
   while (found.empty()) {
     co_await sleep_for(50ms);
@@ -706,8 +709,8 @@ asio::awaitable<void> impaired_master_watch(Run& run, std::string key, std::stri
   }
   run.no_master.emplace_back(from_us, run.us(Clock::now()));
   if (run.chaos_log.is_open())
-    run.chaos_log << run.ms_now() << " ms  (the Redis master behind a fault on its proxy (" << key << ") since "
-                  << from_us / 1000 << " ms; now " << found << ")\n";
+    run.chaos_log << run.ms_now() << " ms  (the Redis master behind a fault on its proxy (" << key
+                  << ") since " << from_us / 1000 << " ms; now " << found << ")\n";
   --run.helpers_running;
 }
 
@@ -1395,9 +1398,10 @@ void check_everything(Run& run, const std::string& setup_error) {
       for (const auto& [from, to] : run.no_master)
         windows += (windows.empty() ? "" : ", ") + std::to_string(from / 1000) + "-" +
                    std::to_string(to / 1000) + " ms";
-      i.figures += "\n     no Redis master reachable (after a SIGKILL/SIGSTOP of the master, or while a fault on its "
-                   "proxy kept it from answering within the Redis deadline): " +
-                   (windows.empty() ? std::string("never") : windows);
+      i.figures +=
+          "\n     no Redis master reachable (after a SIGKILL/SIGSTOP of the master, or while a fault on its "
+          "proxy kept it from answering within the Redis deadline): " +
+          (windows.empty() ? std::string("never") : windows);
     }
     for (std::size_t k = 0; k < reads.origin.size() && i.examples.size() < 6; ++k)
       i.examples.push_back(reads.origin[k].detail);
@@ -1642,7 +1646,8 @@ void check_everything(Run& run, const std::string& setup_error) {
                 std::string(run.o.ha ? "RSS of the user-service instances, faultproxy and HAProxy"
                                      : "RSS of user-service and faultproxy") +
                     " grew by less than " + std::to_string(static_cast<int>(run.o.rss_growth_limit * 100)) +
-                    " % (or " + mb_text(run.o.rss_growth_floor_mb) + " MB, whichever is more) from the warm-up (" + ms_text(run.calm_at.count() + 1000) +
+                    " % (or " + mb_text(run.o.rss_growth_floor_mb) +
+                    " MB, whichever is more) from the warm-up (" + ms_text(run.calm_at.count() + 1000) +
                     ", a calm moment) to the end",
                 "",
                 {}};

@@ -132,9 +132,10 @@ std::variant<ClientFilter, ApiError> parse_client_filter(const std::string& text
   return f;
 }
 
-// Decodes a toxic's attributes object into `out` (create) or `set` (update), Go-style.
-void decode_attributes(const gojson::Value& v, const ToxicTypeInfo& info, gojson::Decoder& d, Attributes* out,
-                       std::vector<std::optional<std::int64_t>>* set) {
+// Decodes a toxic's attributes object into `out`, Go-style: the keys given replace their values
+// (create starts from the type's defaults, update from the toxic's current attributes).
+void decode_attributes(const gojson::Value& v, const ToxicTypeInfo& info, gojson::Decoder& d,
+                       Attributes& out) {
   if (v.kind == gojson::Value::Kind::null) return;
   if (v.kind != gojson::Value::Kind::object) {
     d.fail("json: cannot unmarshal " + std::string(v.go_kind()) + " into Go struct field " + d.path() +
@@ -144,61 +145,46 @@ void decode_attributes(const gojson::Value& v, const ToxicTypeInfo& info, gojson
   gojson::Decoder inner(std::string(info.go_struct) + ".attributes");
   for (const auto& [key, value] : v.members) {
     for (std::size_t i = 0; i < info.attributes.size(); ++i) {
-      if (!gojson::Decoder::key_is(key, info.attributes[i])) continue;
-      std::int64_t x = out ? (*out)[i] : 0;
-      inner.int64(value, info.attributes[i], info.go_int_type, x);
-      if (inner.failed()) break;
-      if (value.kind == gojson::Value::Kind::null) break;
-      if (out) (*out)[i] = x;
-      if (set) (*set)[i] = x;
-      break;
-    }
-    if (inner.failed()) break;
-  }
-  if (inner.failed()) d.fail(inner.error());
-}
-
-// A protocol toxic's attributes object into `values` (typed: protocol_toxics.h), with Go-style type
-// errors. A number is taken for a text attribute as written (faultproxy-cli, like toxiproxy-cli,
-// sends `-a sqlstate=40001` as a number); a SQLSTATE so given keeps its leading zeros.
-void decode_protocol_attributes(const gojson::Value& v, const ToxicTypeInfo& info, gojson::Decoder& d,
-                                TypedAttributes& values) {
-  if (v.kind == gojson::Value::Kind::null) return;
-  if (v.kind != gojson::Value::Kind::object) {
-    d.fail("json: cannot unmarshal " + std::string(v.go_kind()) + " into Go struct field " + d.path() +
-           " of type toxics." + std::string(info.go_struct));
-    return;
-  }
-  const auto& defs = protocol_attribute_defs(info.type);
-  gojson::Decoder inner(std::string(info.go_struct) + ".attributes");
-  for (const auto& [key, value] : v.members) {
-    for (std::size_t i = 0; i < defs.size() && !inner.failed(); ++i) {
-      if (!gojson::Decoder::key_is(key, defs[i].name)) continue;
-      if (value.kind == gojson::Value::Kind::null) break;
-      switch (defs[i].kind) {
-        case AttributeKind::text: {
-          std::string text;
-          if (value.kind == gojson::Value::Kind::number) {
-            text = value.text;
-            if (defs[i].name == "sqlstate" && text.size() < 5 &&
-                text.find_first_not_of("0123456789") == std::string::npos)
-              text.insert(0, 5 - text.size(), '0');
-          } else {
-            inner.string(value, defs[i].name, text);
-          }
-          if (!inner.failed()) values[i] = std::move(text);
-          break;
-        }
+      const AttributeSpec& spec = info.attributes[i];
+      if (!gojson::Decoder::key_is(key, spec.name)) continue;
+      if (value.kind == gojson::Value::Kind::null) break;  // Go leaves the field as it was
+      switch (spec.kind) {
         case AttributeKind::integer: {
           std::int64_t x = 0;
-          inner.int64(value, defs[i].name, "int64", x);
-          if (!inner.failed()) values[i] = x;
+          inner.int64(value, spec.name, info.go_int_type, x);
+          if (!inner.failed()) out[i] = x;
           break;
         }
         case AttributeKind::number: {
           double x = 0;
-          inner.float64(value, defs[i].name, x);
-          if (!inner.failed()) values[i] = x;
+          inner.float64(value, spec.name, x);
+          if (!inner.failed()) out[i] = x;
+          break;
+        }
+        case AttributeKind::text: {
+          std::string x;
+          if (value.kind == gojson::Value::Kind::number && is_protocol_toxic(info.type)) {
+            // faultproxy-cli, like toxiproxy-cli, sends `-a sqlstate=40001` as a number: taken as
+            // written, and a SQLSTATE so given keeps its leading zeros.
+            x = value.text;
+            if (spec.name == "sqlstate" && x.size() < 5 &&
+                x.find_first_not_of("0123456789") == std::string::npos)
+              x.insert(0, 5 - x.size(), '0');
+          } else {
+            inner.string(value, spec.name, x);
+          }
+          if (!inner.failed()) out[i] = std::move(x);
+          break;
+        }
+        case AttributeKind::flag: {
+          // toxiproxy-cli sends `-a per_proxy=true` as the string "true": taken as the boolean.
+          if (value.kind == gojson::Value::Kind::string && (value.text == "true" || value.text == "false")) {
+            out[i] = value.text == "true";
+            break;
+          }
+          bool x = false;
+          inner.boolean(value, spec.name, x);
+          if (!inner.failed()) out[i] = x;
           break;
         }
       }
@@ -209,15 +195,28 @@ void decode_protocol_attributes(const gojson::Value& v, const ToxicTypeInfo& inf
   if (inner.failed()) d.fail(inner.error());
 }
 
-// Compiles a protocol toxic's attributes: the 400 names the attribute and says what it takes.
-std::variant<ProtocolAttributes, ApiError> compile_protocol(ToxicType type, TypedAttributes values) {
-  auto compiled = compile_protocol_settings(type, values);
-  if (auto* why = std::get_if<std::string>(&compiled)) return bad_body("attributes." + *why);
-  return ProtocolAttributes{std::move(values), std::move(std::get<0>(compiled))};
+// Checks what Go's types cannot: attribute ranges, the time window, and client_cidr where it
+// cannot apply; and compiles a protocol toxic's attributes into def.protocol. Errors read like
+// client_cidr's: "bad request body: <field>: <why>: <value>" (a protocol toxic's: "attributes.<name>:
+// <why>").
+std::optional<ApiError> check_toxic(ToxicDef& def) {
+  if (auto why = validate_attributes(def.type, def.attributes)) return bad_body(*why);
+  if (def.start_after_ms < 0)
+    return bad_body("start_after_ms: less than 0: " + std::to_string(def.start_after_ms));
+  if (def.duration_ms < 0) return bad_body("duration_ms: less than 0: " + std::to_string(def.duration_ms));
+  if (def.type == ToxicType::refuse && def.client.cidr)
+    return bad_body("client_cidr: refuse acts on the listener, before any client is known: " +
+                    def.client.text);
+  if (is_protocol_toxic(def.type)) {
+    auto compiled = compile_protocol_settings(def.type, def.attributes);
+    if (auto* why = std::get_if<std::string>(&compiled)) return bad_body("attributes." + *why);
+    def.protocol = std::move(std::get<0>(compiled));
+  }
+  return std::nullopt;
 }
 
 // POST /proxies/{p}/toxics body, checked in Toxiproxy's order: JSON, stream, name, type,
-// duplicate (by the caller), attributes.
+// duplicate (by the caller), attributes; then our fields and ranges (check_toxic).
 std::variant<ToxicDef, ApiError> parse_toxic(const gojson::Value& root, const Proxy* proxy_for_duplicates) {
   ToxicDef def;
   if (root.kind != gojson::Value::Kind::object && root.kind != gojson::Value::Kind::null) {
@@ -230,6 +229,9 @@ std::variant<ToxicDef, ApiError> parse_toxic(const gojson::Value& root, const Pr
   for (const auto& [key, value] : root.members) {
     if (gojson::Decoder::key_is(key, "name")) d.string(value, "name", def.name);
     if (gojson::Decoder::key_is(key, "client_cidr")) d.string(value, "client_cidr", client_cidr);
+    if (gojson::Decoder::key_is(key, "start_after_ms"))
+      d.int64(value, "start_after_ms", "int64", def.start_after_ms);
+    if (gojson::Decoder::key_is(key, "duration_ms")) d.int64(value, "duration_ms", "int64", def.duration_ms);
     if (gojson::Decoder::key_is(key, "type")) d.string(value, "type", type_name);
     if (gojson::Decoder::key_is(key, "stream")) d.string(value, "stream", def.stream);
     if (gojson::Decoder::key_is(key, "toxicity")) d.float32(value, "toxicity", def.toxicity);
@@ -255,24 +257,16 @@ std::variant<ToxicDef, ApiError> parse_toxic(const gojson::Value& root, const Pr
   def.type = info->type;
   if (proxy_for_duplicates && proxy_for_duplicates->find_toxic(def.name))
     return ApiError{409, "toxic already exists"};
-  if (is_protocol_toxic(info->type)) {
-    TypedAttributes values = protocol_defaults(info->type);
-    if (attributes) {
-      gojson::Decoder ad("ToxicWrapper");
-      decode_protocol_attributes(*attributes, *info, ad, values);
-      if (ad.failed()) return bad_body(ad.error());
-    }
-    auto compiled = compile_protocol(info->type, std::move(values));
-    if (auto* e = std::get_if<ApiError>(&compiled)) return *e;
-    def.protocol = std::move(std::get<ProtocolAttributes>(compiled));
-  } else if (attributes) {
+  def.attributes = default_attributes(def.type);
+  if (attributes) {
     gojson::Decoder ad("ToxicWrapper");
-    decode_attributes(*attributes, *info, ad, &def.attributes, nullptr);
+    decode_attributes(*attributes, *info, ad, def.attributes);
     if (ad.failed()) return bad_body(ad.error());
   }
   auto client = parse_client_filter(client_cidr);
   if (auto* e = std::get_if<ApiError>(&client)) return *e;
   def.client = std::move(std::get<ClientFilter>(client));
+  if (auto e = check_toxic(def)) return *e;
   return def;
 }
 
@@ -359,25 +353,30 @@ void runtime_metrics(common::metrics::Writer& w) {
 std::string toxic_json(const ToxicDef& t) {
   const ToxicTypeInfo& info = toxic_type_info(t.type);
   std::string s = "{\"attributes\":{";
+  // mysql_error shows the SQLSTATE and message it answers with where they were left empty.
+  const Attributes shown =
+      is_protocol_toxic(t.type) ? effective_attributes(t.type, t.attributes) : t.attributes;
+  bool first = true;
   for (std::size_t i = 0; i < info.attributes.size(); ++i) {
-    if (i) s += ',';
-    gojson::append_string(s, info.attributes[i]);
-    s += ':' + gojson::format_int(t.attributes[i]);
-  }
-  if (is_protocol_toxic(t.type)) {
-    const auto& defs = protocol_attribute_defs(t.type);
-    const TypedAttributes shown = effective_attributes(t.type, t.protocol.values);
-    for (std::size_t i = 0; i < defs.size() && i < shown.size(); ++i) {
-      if (i) s += ',';
-      gojson::append_string(s, defs[i].name);
-      s += ':';
-      if (const auto* text = std::get_if<std::string>(&shown[i])) {
-        gojson::append_string(s, *text);
-      } else if (const auto* n = std::get_if<std::int64_t>(&shown[i])) {
-        s += gojson::format_int(*n);
-      } else {
-        s += gojson::format_float32(static_cast<float>(std::get<double>(shown[i])));
-      }
+    const AttributeSpec& spec = info.attributes[i];
+    if (!spec.echo_default && shown[i] == spec.default_value) continue;  // Toxiproxy's answer
+    if (!first) s += ',';
+    first = false;
+    gojson::append_string(s, spec.name);
+    s += ':';
+    switch (spec.kind) {
+      case AttributeKind::integer:
+        s += gojson::format_int(shown.integer(i));
+        break;
+      case AttributeKind::number:
+        s += gojson::format_float64(shown.number(i));
+        break;
+      case AttributeKind::text:
+        gojson::append_string(s, shown.text(i));
+        break;
+      case AttributeKind::flag:
+        s += shown.flag(i) ? "true" : "false";
+        break;
     }
   }
   s += "},\"name\":";
@@ -387,10 +386,13 @@ std::string toxic_json(const ToxicDef& t) {
   s += ",\"stream\":";
   gojson::append_string(s, t.stream);
   s += ",\"toxicity\":" + gojson::format_float32(t.toxicity);
-  if (!t.client.text.empty()) {  // only when set: answers for other toxics stay Toxiproxy's
+  // Our fields, only when set: answers for other toxics stay Toxiproxy's.
+  if (!t.client.text.empty()) {
     s += ",\"client_cidr\":";
     gojson::append_string(s, t.client.text);
   }
+  if (t.start_after_ms != 0) s += ",\"start_after_ms\":" + gojson::format_int(t.start_after_ms);
+  if (t.duration_ms != 0) s += ",\"duration_ms\":" + gojson::format_int(t.duration_ms);
   return s + "}";
 }
 
@@ -670,10 +672,8 @@ Response Api::handle(const Request& req, const common::http::RequestInfo& info) 
         auto parsed = gojson::parse_first(req.body());
         if (!parsed.ok()) return go_error(c, bad_body(parsed.error));
         const ToxicTypeInfo& type_info = toxic_type_info(t->type);
-        std::vector<std::optional<std::int64_t>> set(type_info.attributes.size());
-        std::optional<float> toxicity;
+        ToxicDef updated = *t;  // what the body gives replaces, the rest stays
         std::optional<std::string> client_text;
-        std::optional<ClientFilter> client;
         const auto& root = parsed.value;
         if (root.kind != gojson::Value::Kind::object && root.kind != gojson::Value::Kind::null) {
           return go_error(
@@ -683,44 +683,33 @@ Response Api::handle(const Request& req, const common::http::RequestInfo& info) 
                        "Toxicity float32 \"json:\\\"toxicity\\\"\" }"));
         }
         gojson::Decoder d("");
-        std::optional<TypedAttributes> typed;
-        if (is_protocol_toxic(t->type)) typed = t->protocol.values;
         for (const auto& [key, value] : root.members) {
-          if (gojson::Decoder::key_is(key, "attributes")) {
-            if (typed) {
-              decode_protocol_attributes(value, type_info, d, *typed);
-            } else {
-              decode_attributes(value, type_info, d, nullptr, &set);
-            }
-          }
-          if (gojson::Decoder::key_is(key, "toxicity")) {
-            float f = t->toxicity;
-            d.float32(value, "toxicity", f);
-            if (value.kind == gojson::Value::Kind::number) toxicity = f;
-          }
+          if (gojson::Decoder::key_is(key, "attributes"))
+            decode_attributes(value, type_info, d, updated.attributes);
+          if (gojson::Decoder::key_is(key, "toxicity")) d.float32(value, "toxicity", updated.toxicity);
           if (gojson::Decoder::key_is(key, "client_cidr")) {  // absent or null: kept; "": every client
             std::string text;
             d.string(value, "client_cidr", text);
             if (value.kind == gojson::Value::Kind::string) client_text = std::move(text);
           }
+          // Our time window (absent or null: kept); it counts from when the toxic was added.
+          if (gojson::Decoder::key_is(key, "start_after_ms"))
+            d.int64(value, "start_after_ms", "int64", updated.start_after_ms);
+          if (gojson::Decoder::key_is(key, "duration_ms"))
+            d.int64(value, "duration_ms", "int64", updated.duration_ms);
           if (d.failed()) break;
         }
         if (d.failed()) return go_error(c, bad_body(d.error()));
         if (client_text) {
           auto filter = parse_client_filter(*client_text);
           if (auto* e = std::get_if<ApiError>(&filter)) return go_error(c, *e);
-          client = std::move(std::get<ClientFilter>(filter));
+          updated.client = std::move(std::get<ClientFilter>(filter));
         }
-        std::optional<ProtocolAttributes> protocol;
-        if (typed) {
-          auto compiled = compile_protocol(t->type, std::move(*typed));
-          if (auto* e = std::get_if<ApiError>(&compiled)) return go_error(c, *e);
-          protocol = std::move(std::get<ProtocolAttributes>(compiled));
-        }
-        const std::string toxic_name = t->name;
-        if (auto e = proxies_.update_toxic(parts[1], toxic_name, set, toxicity, client, protocol))
-          return go_error(c, *e);
-        return json_ok(c, toxic_json(*proxies_.find(parts[1])->find_toxic(toxic_name)));
+        if (auto e = check_toxic(updated)) return go_error(c, *e);
+        if (auto e = proxies_.update_toxic(parts[1], updated)) return go_error(c, *e);
+        // A time window already over removed the toxic: it is answered as it was last.
+        const ToxicDef* now_t = proxies_.find(parts[1])->find_toxic(updated.name);
+        return json_ok(c, toxic_json(now_t ? *now_t : updated));
       }
       case Route::none:
         break;

@@ -298,6 +298,37 @@ TEST_F(ApiTest, ProtocolToxicsRejectWrongAttributesAndChangeNothing) {
   EXPECT_NE(r.body.find(R"("status":429,"percentage":100)"), std::string::npos) << r.body;
 }
 
+// Protocol toxics take our toxic-level fields too (time window, client_cidr); a PATCH without
+// attributes keeps theirs, one with attributes is checked like a create.
+TEST_F(ApiTest, ProtocolToxicsTakeTimeWindowsAndClientCidr) {
+  make_proxy("db");
+  auto r = post("/proxies/db/toxics",
+                R"({"name":"ro","type":"redis_error","start_after_ms":100000,"duration_ms":5000,)"
+                R"("client_cidr":"10.0.0.0/8","attributes":{"commands":"set"}})");
+  EXPECT_EQ(
+      r.body,
+      R"({"attributes":{"commands":"set","error":"READONLY You can't write against a read only replica."},)"
+      R"("name":"ro","type":"redis_error","stream":"downstream","toxicity":1,"client_cidr":"10.0.0.0/8",)"
+      R"("start_after_ms":100000,"duration_ms":5000})");
+  r = patch("/proxies/db/toxics/ro", R"({"toxicity":0.5,"duration_ms":0})");
+  EXPECT_EQ(
+      r.body,
+      R"({"attributes":{"commands":"set","error":"READONLY You can't write against a read only replica."},)"
+      R"("name":"ro","type":"redis_error","stream":"downstream","toxicity":0.5,"client_cidr":"10.0.0.0/8",)"
+      R"("start_after_ms":100000})");
+  expect_go_error(
+      patch("/proxies/db/toxics/ro", R"({"attributes":{"commands":"SET,"},"duration_ms":10})"), 400,
+      "bad request body: attributes.commands: a comma-separated list of command names (a trailing comma)");
+  EXPECT_EQ(get("/proxies/db/toxics/ro").body, r.body);
+  // A number for a text attribute is taken as written for protocol toxics only.
+  r = post("/proxies/db/toxics", R"({"name":"me","type":"mysql_error","attributes":{"sqlstate":1000}})");
+  EXPECT_NE(r.body.find(R"("sqlstate":"01000")"), std::string::npos) << r.body;
+  expect_go_error(
+      post("/proxies/db/toxics", R"({"name":"l","type":"latency","attributes":{"distribution":5}})"), 400,
+      "bad request body: json: cannot unmarshal number into Go struct field "
+      "LatencyToxic.attributes.distribution of type string");
+}
+
 TEST_F(ApiTest, ToxicOddButAcceptedInput) {
   make_proxy("echo");
   EXPECT_EQ(
@@ -589,6 +620,177 @@ TEST_F(ApiTest, ClientCidrIsValidatedEchoedAndUpdated) {
   EXPECT_EQ(
       r.body,
       R"({"error":"bad request body: client_cidr: invalid CIDR address: 127.0.1.0/99 at proxy 1 toxic 1","status":400,"proxies":null})");
+}
+
+// faultproxy's own toxics: attributes with their defaults, Go-style type errors, range errors.
+TEST_F(ApiTest, NewToxicsTakeTypedAttributesWithDefaults) {
+  make_proxy("echo");
+  auto r = post("/proxies/echo/toxics", R"({"type":"packet_loss"})");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(
+      r.body,
+      R"({"attributes":{"loss_rate":0.1,"correlation":0},"name":"packet_loss_downstream","type":"packet_loss","stream":"downstream","toxicity":1})");
+  r = post(
+      "/proxies/echo/toxics",
+      R"({"name":"pl","type":"packet_loss","stream":"upstream","attributes":{"loss_rate":0.25,"Correlation":1}})");
+  EXPECT_EQ(
+      r.body,
+      R"({"attributes":{"loss_rate":0.25,"correlation":1},"name":"pl","type":"packet_loss","stream":"upstream","toxicity":1})");
+  EXPECT_EQ(
+      post("/proxies/echo/toxics", R"({"type":"tcp_loss"})").body,
+      R"({"attributes":{"loss_rate":0.01,"burst":1,"rto_ms":200},"name":"tcp_loss_downstream","type":"tcp_loss","stream":"downstream","toxicity":1})");
+  EXPECT_EQ(
+      post("/proxies/echo/toxics", R"({"type":"corrupt","attributes":{"rate":1e-7}})").body,
+      R"({"attributes":{"rate":1e-7},"name":"corrupt_downstream","type":"corrupt","stream":"downstream","toxicity":1})");
+  EXPECT_EQ(
+      post("/proxies/echo/toxics", R"({"type":"slow_open"})").body,
+      R"({"attributes":{"delay":1000},"name":"slow_open_downstream","type":"slow_open","stream":"downstream","toxicity":1})");
+  EXPECT_EQ(
+      post("/proxies/echo/toxics", R"({"type":"refuse","toxicity":0})").body,
+      R"({"attributes":{},"name":"refuse_downstream","type":"refuse","stream":"downstream","toxicity":0})");
+  // Latency's distribution and bandwidth's per_proxy appear only when set: Toxiproxy's answers stay.
+  EXPECT_EQ(
+      post("/proxies/echo/toxics", R"({"name":"l1","type":"latency","attributes":{"latency":100}})").body,
+      R"({"attributes":{"latency":100,"jitter":0},"name":"l1","type":"latency","stream":"downstream","toxicity":1})");
+  r = post(
+      "/proxies/echo/toxics",
+      R"({"name":"l2","type":"latency","attributes":{"latency":100,"jitter":10,"distribution":"paretonormal"}})");
+  EXPECT_EQ(
+      r.body,
+      R"({"attributes":{"latency":100,"jitter":10,"distribution":"paretonormal"},"name":"l2","type":"latency","stream":"downstream","toxicity":1})");
+  r = patch("/proxies/echo/toxics/l2", R"({"attributes":{"distribution":"uniform"}})");
+  EXPECT_EQ(
+      r.body,
+      R"({"attributes":{"latency":100,"jitter":10},"name":"l2","type":"latency","stream":"downstream","toxicity":1})");
+  // toxiproxy-cli sends `-a per_proxy=true` as a string: taken as the boolean.
+  EXPECT_EQ(
+      post("/proxies/echo/toxics",
+           R"({"name":"b1","type":"bandwidth","attributes":{"rate":100,"per_proxy":"true"}})")
+          .body,
+      R"({"attributes":{"rate":100,"per_proxy":true},"name":"b1","type":"bandwidth","stream":"downstream","toxicity":1})");
+  EXPECT_EQ(
+      patch("/proxies/echo/toxics/b1", R"({"attributes":{"per_proxy":false}})").body,
+      R"({"attributes":{"rate":100},"name":"b1","type":"bandwidth","stream":"downstream","toxicity":1})");
+  // Where each kind lands in the data plane's snapshot.
+  const auto& snap = *proxies_.find("echo")->listener->snapshot;
+  EXPECT_EQ(snap.on_open[1].size(), 1u);  // slow_open: before the upstream connect
+  for (const auto& spec : snap.by_direction[1]) {
+    EXPECT_NE(spec.type, ToxicType::slow_open);
+    EXPECT_NE(spec.type, ToxicType::refuse);
+  }
+  EXPECT_FALSE(proxies_.find("echo")->listener->refusing);  // toxicity 0 never acts
+  EXPECT_EQ(patch("/proxies/echo/toxics/refuse_downstream", R"({"toxicity":1})").status, 200);
+  EXPECT_TRUE(proxies_.find("echo")->listener->refusing);
+  // A proxy disabled and enabled again comes back refusing while the toxic is there.
+  EXPECT_EQ(patch("/proxies/echo", R"({"enabled":false})").status, 200);
+  EXPECT_EQ(patch("/proxies/echo", R"({"enabled":true})").status, 200);
+  EXPECT_TRUE(proxies_.find("echo")->listener->refusing);
+  EXPECT_EQ(del("/proxies/echo/toxics/refuse_downstream").status, 204);
+  EXPECT_FALSE(proxies_.find("echo")->listener->refusing);
+
+  // Type errors as Go words them, with the struct of each toxic.
+  expect_go_error(
+      post("/proxies/echo/toxics", R"({"name":"x","type":"packet_loss","attributes":{"loss_rate":"a"}})"),
+      400,
+      "bad request body: json: cannot unmarshal string into Go struct field "
+      "PacketLossToxic.attributes.loss_rate of type float64");
+  expect_go_error(
+      post("/proxies/echo/toxics", R"({"name":"x","type":"tcp_loss","attributes":{"rto_ms":1.5}})"), 400,
+      "bad request body: json: cannot unmarshal number 1.5 into Go struct field "
+      "TcpLossToxic.attributes.rto_ms of type int64");
+  expect_go_error(
+      post("/proxies/echo/toxics", R"({"name":"x","type":"latency","attributes":{"distribution":5}})"), 400,
+      "bad request body: json: cannot unmarshal number into Go struct field "
+      "LatencyToxic.attributes.distribution of type string");
+  expect_go_error(
+      post("/proxies/echo/toxics", R"({"name":"x","type":"bandwidth","attributes":{"per_proxy":1}})"), 400,
+      "bad request body: json: cannot unmarshal number into Go struct field "
+      "BandwidthToxic.attributes.per_proxy of type bool");
+  // Values out of range: 400, nothing added or changed.
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {R"({"name":"x","type":"packet_loss","attributes":{"loss_rate":1.5}})",
+       "loss_rate: not between 0 and 1: 1.5"},
+      {R"({"name":"x","type":"packet_loss","attributes":{"correlation":-1}})",
+       "correlation: not between 0 and 1: -1"},
+      {R"({"name":"x","type":"tcp_loss","attributes":{"burst":0}})", "burst: less than 1: 0"},
+      {R"({"name":"x","type":"tcp_loss","attributes":{"loss_rate":0.9,"burst":2}})",
+       "loss_rate: at most 0.6666666666666666 with burst 2: 0.9"},
+      {R"({"name":"x","type":"tcp_loss","attributes":{"rto_ms":-200}})", "rto_ms: less than 0: -200"},
+      {R"({"name":"x","type":"corrupt","attributes":{"rate":1.01}})", "rate: not between 0 and 1: 1.01"},
+      {R"({"name":"x","type":"slow_open","attributes":{"delay":-1}})", "delay: less than 0: -1"},
+      {R"({"name":"x","type":"latency","attributes":{"distribution":"gauss"}})",
+       "distribution: not one of uniform, normal, pareto, paretonormal: gauss"},
+      {R"({"name":"x","type":"refuse","client_cidr":"127.0.1.2/32"})",
+       "client_cidr: refuse acts on the listener, before any client is known: 127.0.1.2/32"},
+  };
+  for (const auto& [body, why] : bad)
+    expect_go_error(post("/proxies/echo/toxics", body), 400, "bad request body: " + why);
+  EXPECT_EQ(get("/proxies/echo/toxics/x").status, 404);
+  expect_go_error(patch("/proxies/echo/toxics/pl", R"({"attributes":{"loss_rate":2}})"), 400,
+                  "bad request body: loss_rate: not between 0 and 1: 2");
+  EXPECT_NE(get("/proxies/echo/toxics/pl").body.find(R"("loss_rate":0.25)"), std::string::npos);
+  // /populate and -config: the same, naming the entry.
+  r = post(
+      "/populate",
+      R"([{"name":"pp","listen":"127.0.0.1:0","upstream":"x:1","toxics":[{"type":"tcp_loss","attributes":{"burst":0.5}}]}])");
+  EXPECT_EQ(
+      r.body,
+      R"({"error":"bad request body: burst: less than 1: 0.5 at proxy 1 toxic 1","status":400,"proxies":null})");
+  r = post(
+      "/populate",
+      R"([{"name":"pp","listen":"127.0.0.1:0","upstream":"x:1","toxics":[{"type":"corrupt","attributes":{"rate":0.5}}]}])");
+  EXPECT_EQ(r.status, 201) << r.body;
+  EXPECT_NE(r.body.find(R"({"attributes":{"rate":0.5},"name":"corrupt_downstream")"), std::string::npos)
+      << r.body;
+}
+
+// Our toxic-level start_after_ms and duration_ms: echoed only when set, a window counted from the add.
+TEST_F(ApiTest, TimeBoundedToxicsStartLateAndRemoveThemselves) {
+  make_proxy("echo");
+  using namespace std::chrono_literals;
+  auto r = post(
+      "/proxies/echo/toxics",
+      R"({"name":"later","type":"latency","start_after_ms":150,"duration_ms":60000,"attributes":{"latency":5}})");
+  EXPECT_EQ(
+      r.body,
+      R"({"attributes":{"latency":5,"jitter":0},"name":"later","type":"latency","stream":"downstream","toxicity":1,"start_after_ms":150,"duration_ms":60000})");
+  r = post("/proxies/echo/toxics", R"({"name":"brief","type":"timeout","duration_ms":100})");
+  EXPECT_EQ(
+      r.body,
+      R"({"attributes":{"timeout":0},"name":"brief","type":"timeout","stream":"downstream","toxicity":1,"duration_ms":100})");
+  auto acting = [&] {
+    std::vector<std::string> names;
+    for (const auto& t : proxies_.find("echo")->listener->snapshot->by_direction[1])
+      names.push_back(t.name);
+    return names;
+  };
+  EXPECT_EQ(acting(), std::vector<std::string>{"brief"});  // "later" is listed, not yet acting
+  EXPECT_EQ(get("/proxies/echo/toxics/later").status, 200);
+  workers_.control().run_for(400ms);
+  EXPECT_EQ(acting(), std::vector<std::string>{"later"});
+  EXPECT_EQ(get("/proxies/echo/toxics/brief").status, 404);  // removed itself
+  // An update moves the window, still counted from the add: an end already passed removes it now.
+  r = patch("/proxies/echo/toxics/later", R"({"duration_ms":1})");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find(R"("start_after_ms":150,"duration_ms":1})"), std::string::npos) << r.body;
+  EXPECT_EQ(get("/proxies/echo/toxics/later").status, 404);
+  EXPECT_TRUE(acting().empty());
+  // 0 is the same as absent; negative and non-integers are refused.
+  EXPECT_EQ(
+      post("/proxies/echo/toxics", R"({"name":"z","type":"noop","start_after_ms":0,"duration_ms":0})").body,
+      R"({"attributes":{},"name":"z","type":"noop","stream":"downstream","toxicity":1})");
+  expect_go_error(post("/proxies/echo/toxics", R"({"name":"n","type":"noop","start_after_ms":-1})"), 400,
+                  "bad request body: start_after_ms: less than 0: -1");
+  expect_go_error(post("/proxies/echo/toxics", R"({"name":"n","type":"noop","duration_ms":"3s"})"), 400,
+                  "bad request body: json: cannot unmarshal string into Go struct field "
+                  "ToxicWrapper.duration_ms of type int64");
+  expect_go_error(patch("/proxies/echo/toxics/z", R"({"duration_ms":-5})"), 400,
+                  "bad request body: duration_ms: less than 0: -5");
+  // Reset removes time-bounded toxics like any other; their timers then do nothing.
+  post("/proxies/echo/toxics", R"({"name":"t","type":"noop","start_after_ms":50,"duration_ms":50})");
+  EXPECT_EQ(post("/reset", "").status, 204);
+  workers_.control().run_for(200ms);
+  EXPECT_TRUE(proxies_.find("echo")->toxics.empty());
 }
 
 TEST_F(ApiTest, RoutingErrorsLikeGorillaMux) {

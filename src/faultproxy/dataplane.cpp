@@ -37,6 +37,17 @@ std::string_view direction_name(Direction d) {
   return d == Direction::upstream ? "upstream" : "downstream";
 }
 
+void count_activation(const ProxyRuntime& runtime, const ToxicSpec& spec, Direction direction) {
+  if (!runtime.registry) return;
+  runtime.registry
+      ->counter("faultproxy_toxic_activations_total", "Connections on which a toxic started acting.",
+                {{"proxy", runtime.name},
+                 {"toxic", spec.name},
+                 {"type", std::string(toxic_type_info(spec.type).name)},
+                 {"direction", std::string(direction_name(direction))}})
+      .inc();
+}
+
 BufferPool::Buffer BufferPool::acquire(std::size_t size) {
   auto& list = size >= kLarge ? large_ : small_;
   Buffer b;
@@ -163,6 +174,9 @@ class Connection : public std::enable_shared_from_this<Connection>, public Proto
   // The client's address, looked up (getpeername) the first time a snapshot filters by client.
   std::optional<IpAddress> client_address_;
   bool client_address_known_ = false;
+  // slow_open: the connection waits before it connects upstream (open_timer_ set while it waits).
+  TimePoint accepted_at_{};
+  std::unique_ptr<asio::steady_timer> open_timer_;
   std::array<char, 8> client_head_{};
   std::size_t client_head_len_ = 0;
   bool wake_posted_ = false;
@@ -172,6 +186,12 @@ class Connection : public std::enable_shared_from_this<Connection>, public Proto
   }
 
  private:
+  const std::optional<IpAddress>& client_address();
+  // The sum of the delays of the snapshot's slow_open toxics acting on this connection.
+  std::chrono::milliseconds open_delay(bool count);
+  // Waits until accepted_at_ + delay, then connects (at once if that has passed).
+  void wait_then_connect(std::chrono::milliseconds delay);
+  void connect_upstream();
   void connect_direct(const tcp::endpoint& ep);
   void finish_connect();
   void arm_connect_timer();
@@ -192,16 +212,8 @@ void Link::apply(const std::vector<ToxicSpec>& toxics, TimePoint now) {
     pipeline_ = std::make_unique<Pipeline>(conn_.link_seed(dir_), &conn_);
     auto runtime = conn_.runtime_;
     const Direction dir = dir_;
-    pipeline_->on_activation([runtime, dir](const ToxicSpec& spec) {
-      if (!runtime->registry) return;
-      runtime->registry
-          ->counter("faultproxy_toxic_activations_total", "Connections on which a toxic started acting.",
-                    {{"proxy", runtime->name},
-                     {"toxic", spec.name},
-                     {"type", std::string(toxic_type_info(spec.type).name)},
-                     {"direction", std::string(direction_name(dir))}})
-          .inc();
-    });
+    pipeline_->on_activation(
+        [runtime, dir](const ToxicSpec& spec) { count_activation(*runtime, spec, dir); });
     if (eof_pending_fast_) {  // the source already ended: its end now goes through the toxics
       eof_pending_fast_ = false;
       pipeline_->push(Event::terminal(EventKind::eof, now), now);
@@ -456,9 +468,7 @@ void Connection::count_action(const std::string& toxic_name, ToxicType type) {
       .inc();
 }
 
-void Connection::apply_to(Link& link, Direction d, TimePoint now) {
-  const auto& toxics = snapshot_->by_direction[static_cast<int>(d)];
-  if (!snapshot_->client_filtered) return link.apply(toxics, now);
+const std::optional<IpAddress>& Connection::client_address() {
   if (!client_address_known_) {
     client_address_known_ = true;
     sockaddr_storage ss{};
@@ -468,13 +478,56 @@ void Connection::apply_to(Link& link, Direction d, TimePoint now) {
     if (::getpeername(client_.native_handle(), reinterpret_cast<sockaddr*>(&ss), &len) == 0)
       client_address_ = IpAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss), len);
   }
-  link.apply(toxics_for_client(toxics, client_address_, link.pipeline()), now);
+  return client_address_;
+}
+
+void Connection::apply_to(Link& link, Direction d, TimePoint now) {
+  const auto& toxics = snapshot_->by_direction[static_cast<int>(d)];
+  if (!snapshot_->client_filtered) return link.apply(toxics, now);
+  link.apply(toxics_for_client(toxics, client_address(), link.pipeline()), now);
+}
+
+std::chrono::milliseconds Connection::open_delay(bool count) {
+  std::int64_t total = 0;
+  for (auto d : {Direction::upstream, Direction::downstream}) {
+    for (const ToxicSpec& t : snapshot_->on_open[static_cast<int>(d)]) {
+      if (t.client_cidr && !(client_address() && t.client_cidr->contains(*client_address()))) continue;
+      if (toxicity_roll(link_seed(d), t.name) >= static_cast<double>(t.toxicity)) continue;
+      total = std::min(total + std::clamp<std::int64_t>(t.attributes.integer(0), 0, kMaxMillis), kMaxMillis);
+      if (count) count_activation(*runtime_, t, d);
+    }
+  }
+  return std::chrono::milliseconds(total);
 }
 
 void Connection::start() {
   const TimePoint now = Clock::now();
+  accepted_at_ = now;
   apply_to(up_, Direction::upstream, now);
   apply_to(down_, Direction::downstream, now);
+  if (!snapshot_->on_open[0].empty() || !snapshot_->on_open[1].empty()) {
+    if (const auto delay = open_delay(/*count=*/true); delay.count() > 0) return wait_then_connect(delay);
+  }
+  connect_upstream();
+}
+
+void Connection::wait_then_connect(std::chrono::milliseconds delay) {
+  if (!open_timer_) open_timer_ = std::make_unique<asio::steady_timer>(worker_.context);
+  if (accepted_at_ + delay <= Clock::now()) {
+    open_timer_.reset();  // its pending wait, if any, ends with operation_aborted and does nothing
+    return connect_upstream();
+  }
+  open_timer_->expires_at(accepted_at_ + delay);
+  open_timer_->async_wait(
+      [self = shared_from_this(), timer = open_timer_.get()](boost::system::error_code ec) {
+        if (ec || self->closed_ || self->open_timer_.get() != timer) return;
+        self->open_timer_.reset();
+        self->connect_upstream();
+      });
+}
+
+// Reaches the upstream: an IP literal directly, a name through the resolver.
+void Connection::connect_upstream() {
   if (runtime_->upstream_endpoint) return connect_direct(*runtime_->upstream_endpoint);
   arm_connect_timer();
   resolver_ = std::make_unique<tcp::resolver>(worker_.context);
@@ -572,6 +625,8 @@ void Connection::apply(SnapshotPtr snap) {
   apply_to(up_, Direction::upstream, now);
   if (closed_) return;
   apply_to(down_, Direction::downstream, now);
+  // Still waiting for a slow_open: its delay follows the toxics (removed: the connection goes on).
+  if (open_timer_ && !closed_) wait_then_connect(open_delay(/*count=*/false));
 }
 
 void Connection::teardown(bool rst) {
@@ -582,6 +637,7 @@ void Connection::teardown(bool rst) {
   up_.stop();
   down_.stop();
   if (connect_timer_) connect_timer_->cancel();
+  if (open_timer_) open_timer_->cancel();
   if (resolver_) resolver_->cancel();
   boost::system::error_code ignored;
   // Per socket: did we read its EOF (up_ reads the client, down_ the upstream), and did we already

@@ -12,6 +12,8 @@
 // moment without losing, duplicating or reordering bytes. Half-closes are propagated (a FIN from
 // one side becomes a shutdown(SHUT_WR) towards the other); the connection is closed when both
 // directions ended, when a toxic ends it (close, or reset with a TCP RST), or on an I/O error.
+// While `slow_open` toxics act on a new connection, it waits their delay before it connects
+// upstream (its client's bytes stay unread in the kernel meanwhile).
 //
 // Busy polling: after handling I/O, a worker keeps polling its sockets and timers for up to
 // `busy_poll` before it sleeps in epoll_wait, yielding the CPU (sched_yield) whenever another thread
@@ -54,11 +56,15 @@ std::string_view direction_name(Direction d);
 
 // The toxics of one proxy at one moment, per direction, in order. Immutable once published.
 struct ToxicSnapshot {
-  std::array<std::vector<ToxicSpec>, 2> by_direction;  // indexed by Direction
+  std::array<std::vector<ToxicSpec>, 2> by_direction;  // stream toxics, indexed by Direction
+  // slow_open toxics (by the direction they were added for): a new connection waits the sum of
+  // the delays of those acting on it before it connects upstream. Empty for nearly every proxy.
+  std::array<std::vector<ToxicSpec>, 2> on_open;
   // Some toxic has a client_cidr: each connection takes its own part (toxics_for_client). False,
   // connections use by_direction as is and never look up their client's address.
   bool client_filtered = false;
 };
+
 using SnapshotPtr = std::shared_ptr<const ToxicSnapshot>;
 
 // What the connections of one started proxy share. Created on each start of a proxy (a restart
@@ -77,6 +83,10 @@ struct ProxyRuntime {
   common::metrics::Registry* registry = nullptr;  // for toxic activation counters
   std::atomic<std::int64_t> live{0};              // open connections
 };
+
+// Counts, in faultproxy_toxic_activations_total, that a toxic started acting (no-op without proxy
+// metrics).
+void count_activation(const ProxyRuntime& runtime, const ToxicSpec& spec, Direction direction);
 
 class Connection;
 

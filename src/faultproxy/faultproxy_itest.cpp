@@ -884,13 +884,303 @@ TEST_F(FaultproxyTest, ApiGuardsOverRealHttp) {
   EXPECT_NE(r.body.find("toxiproxy_proxy_received_bytes_total"), std::string::npos);
 }
 
+// ---- faultproxy's own toxics and fields ----------------------------------------------------------
+
+std::string activations(Faultproxy& fp, const std::string& proxy, const std::string& toxic,
+                        const std::string& type, const std::string& direction = "downstream") {
+  const std::string body = fp.call("GET", "/metrics").body;
+  const std::string series = "faultproxy_toxic_activations_total{proxy=\"" + proxy + "\",toxic=\"" + toxic +
+                             "\",type=\"" + type + "\",direction=\"" + direction + "\"} ";
+  const auto at = body.find(series);
+  if (at == std::string::npos) return "none";
+  return body.substr(at + series.size(), body.find('\n', at) - at - series.size());
+}
+
+// Which of `n` request/reply exchanges came back (a lost reply shows as none within `wait`).
+std::vector<bool> replies(std::uint16_t port, int n, std::chrono::milliseconds wait) {
+  const int fd = connect_to(port);
+  std::vector<bool> got;
+  std::string pending;
+  for (int i = 0; i < n; ++i) {
+    const std::string msg = "<" + std::to_string(i) + ">";
+    send_all(fd, msg);
+    auto r = read_for(fd, msg.size(), wait);
+    got.push_back(r.data == msg);
+  }
+  ::close(fd);
+  return got;
+}
+
+TEST_F(FaultproxyTest, PacketLossDropsWholeChunksReproduciblyWithSeed) {
+  auto run = [&](Faultproxy& fp) {
+    const auto port = fp.proxy("pl", echo_.port());
+    fp.toxic("pl", R"({"type":"packet_loss","attributes":{"loss_rate":0.3}})");
+    auto got = replies(port, 24, 400ms);
+    EXPECT_EQ(activations(fp, "pl", "packet_loss_downstream", "packet_loss"), "1");
+    return got;
+  };
+  Faultproxy a({"-seed", "3"}), b({"-seed", "3"});
+  const auto first = run(a);
+  EXPECT_EQ(first, run(b));  // the same seed drops the same replies
+  const auto kept = std::count(first.begin(), first.end(), true);
+  EXPECT_GT(kept, 8);
+  EXPECT_LT(kept, 24);
+}
+
+TEST_F(FaultproxyTest, TcpLossStallsTheStreamButLosesNothing) {
+  const auto port = fp_.proxy("tl", echo_.port());
+  fp_.toxic("tl", R"({"type":"tcp_loss","attributes":{"loss_rate":0.3,"rto_ms":150}})");
+  const int fd = connect_to(port);
+  int stalled = 0;
+  for (int i = 0; i < 30; ++i) {
+    const std::string msg = "message " + std::to_string(i);
+    const double t = rtt(fd, msg, 10s);
+    ASSERT_GT(t, 0) << "a reply was lost or changed";
+    stalled += t >= 145;
+  }
+  EXPECT_GT(stalled, 3);  // about 30% of replies wait 150 ms or more (300, 600 in a row)
+  EXPECT_LT(stalled, 25);
+  // A bulk transfer arrives whole and in order.
+  std::string big(300 * 1024, 'x');
+  for (std::size_t i = 0; i < big.size(); ++i)
+    big[i] = static_cast<char>('a' + i % 23);
+  std::thread writer([&] { send_all(fd, big); });
+  auto r = read_for(fd, big.size(), 60s);
+  writer.join();
+  EXPECT_TRUE(r.data == big);
+  ::close(fd);
+}
+
+TEST_F(FaultproxyTest, CorruptFlipsSingleBitsAtTheRate) {
+  const auto port = fp_.proxy("cr", echo_.port());
+  fp_.toxic("cr", R"({"type":"corrupt","attributes":{"rate":0.05}})");
+  const int fd = connect_to(port);
+  std::string data(40'000, '\0');
+  for (std::size_t i = 0; i < data.size(); ++i)
+    data[i] = static_cast<char>(i * 31);
+  std::thread writer([&] { send_all(fd, data); });
+  auto r = read_for(fd, data.size(), 20s);
+  writer.join();
+  ASSERT_EQ(r.data.size(), data.size());
+  int flipped = 0;
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    const unsigned diff = static_cast<unsigned char>(r.data[i] ^ data[i]);
+    if (diff == 0) continue;
+    ++flipped;
+    EXPECT_EQ(diff & (diff - 1), 0u);
+  }
+  EXPECT_GT(flipped, 1500);  // 5% of 40000: 2000
+  EXPECT_LT(flipped, 2500);
+  ::close(fd);
+}
+
+TEST_F(FaultproxyTest, LatencyDistributionVariesAroundTheLatency) {
+  const auto port = fp_.proxy("ld", echo_.port());
+  fp_.toxic("ld", R"({"type":"latency","attributes":{"latency":150,"jitter":40,"distribution":"normal"}})");
+  const int fd = connect_to(port);
+  double lo = 1e9, hi = 0;
+  for (int i = 0; i < 12; ++i) {
+    const double t = rtt(fd);
+    ASSERT_GT(t, 0);
+    lo = std::min(lo, t);
+    hi = std::max(hi, t);
+  }
+  EXPECT_GE(lo, 150 - 4 * 40 - 1);  // netem's tables stop at 4 jitters
+  EXPECT_LT(hi, 150 + 4 * 40 + 500);
+  EXPECT_GT(hi - lo, 5);  // varied
+  ::close(fd);
+}
+
+TEST_F(FaultproxyTest, PerProxyBandwidthIsSharedByTheConnections) {
+  const auto port = fp_.proxy("bwp", echo_.port());
+  fp_.toxic("bwp", R"({"type":"bandwidth","attributes":{"rate":100,"per_proxy":true}})");  // 100 KB/s
+  const std::string payload(50 * 1000, 'p');
+  auto transfer = [&] {
+    const int fd = connect_to(port);
+    send_all(fd, payload);
+    auto r = read_for(fd, payload.size(), 20s);
+    ::close(fd);
+    return r.data.size();
+  };
+  const auto t = Clock::now();
+  std::size_t a = 0, b = 0;
+  std::thread other([&] { b = transfer(); });
+  a = transfer();
+  other.join();
+  EXPECT_EQ(a, payload.size());
+  EXPECT_EQ(b, payload.size());
+  EXPECT_GE(ms_since(t), 900);  // 100 KB in total at 100 KB/s; each alone would take 500 ms
+  EXPECT_LT(ms_since(t), 5000);
+}
+
+TEST_F(FaultproxyTest, SlowOpenDelaysTheUpstreamConnectOfNewConnections) {
+  const auto port = fp_.proxy("so", echo_.port());
+  const int before = connect_to(port);
+  ASSERT_GT(rtt(before), 0);
+  fp_.toxic("so", R"({"type":"slow_open","attributes":{"delay":600}})");
+  EXPECT_LT(rtt(before), 300);  // open already: not delayed
+  const int accepted = echo_.accepted();
+  const auto t = Clock::now();
+  const int fd = connect_to(port);  // the kernel completes the handshake: connect() returns at once
+  ASSERT_GE(fd, 0);
+  EXPECT_LT(ms_since(t), 300);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(echo_.accepted(), accepted);  // not yet connected upstream
+  EXPECT_GT(rtt(fd, "first"), 0);
+  EXPECT_GE(ms_since(t), 590);
+  EXPECT_LT(rtt(fd), 300);  // only the open is slow
+  EXPECT_EQ(activations(fp_, "so", "slow_open_downstream", "slow_open"), "1");
+  // Removed while a connection waits: it goes on at once.
+  ASSERT_EQ(fp_.call("PATCH", "/proxies/so/toxics/slow_open_downstream", R"({"attributes":{"delay":30000}})")
+                .status,
+            200);
+  const auto t2 = Clock::now();
+  const int waiting = connect_to(port);
+  send_all(waiting, "w");
+  std::this_thread::sleep_for(200ms);
+  ASSERT_EQ(fp_.call("DELETE", "/proxies/so/toxics/slow_open_downstream").status, 204);
+  EXPECT_EQ(read_for(waiting, 1, 10s).data, "w");
+  EXPECT_LT(ms_since(t2), 5000);
+  for (int f : {before, fd, waiting})
+    ::close(f);
+}
+
+TEST_F(FaultproxyTest, RefuseLeavesNewClientsInTheBacklogUntilItEnds) {
+  const auto port = fp_.proxy("rf", echo_.port());
+  const int before = connect_to(port);
+  ASSERT_GT(rtt(before), 0);
+  fp_.toxic("rf", R"({"type":"refuse"})");
+  EXPECT_GT(rtt(before), 0);  // established connections are untouched
+  const int accepted = echo_.accepted();
+  std::vector<int> waiting;
+  for (int i = 0; i < 100; ++i) {         // more than one accept round takes (64)
+    waiting.push_back(connect_to(port));  // queued by the kernel, not accepted by the proxy
+    ASSERT_GE(waiting.back(), 0);
+    send_all(waiting.back(), "q" + std::to_string(i));
+  }
+  EXPECT_EQ(read_for(waiting[0], 1, 500ms).end, ReadResult::timeout);
+  EXPECT_EQ(echo_.accepted(), accepted);
+  EXPECT_EQ(activations(fp_, "rf", "refuse_downstream", "refuse"), "1");
+  ASSERT_EQ(fp_.call("DELETE", "/proxies/rf/toxics/refuse_downstream").status, 204);
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_EQ(read_for(waiting[static_cast<std::size_t>(i)], i < 10 ? 2 : 3, 10s).data,
+              "q" + std::to_string(i));
+    ::close(waiting[static_cast<std::size_t>(i)]);
+  }
+  // "Down for a while, then back" without a second API call: refuse with duration_ms.
+  fp_.toxic("rf", R"({"name":"gate","type":"refuse","duration_ms":700})");
+  const auto t = Clock::now();
+  const int late = connect_to(port);
+  send_all(late, "late");
+  EXPECT_EQ(read_for(late, 4, 10s).data, "late");
+  EXPECT_GE(ms_since(t), 600);
+  EXPECT_EQ(fp_.call("GET", "/proxies/rf/toxics/gate").status, 404);
+  ::close(late);
+  ::close(before);
+}
+
+TEST_F(FaultproxyTest, TimeBoundedLatencyStartsLateAndEndsByItself) {
+  const auto port = fp_.proxy("tb", echo_.port());
+  const int fd = connect_to(port);
+  const auto t0 = Clock::now();
+  fp_.toxic("tb",
+            R"({"type":"latency","start_after_ms":600,"duration_ms":1200,"attributes":{"latency":300}})");
+  EXPECT_LT(rtt(fd), 250);  // not yet
+  std::this_thread::sleep_until(t0 + 800ms);
+  EXPECT_GE(rtt(fd), 295);  // acting
+  std::this_thread::sleep_until(t0 + 2200ms);
+  EXPECT_LT(rtt(fd), 250);  // removed itself
+  EXPECT_EQ(fp_.call("GET", "/proxies/tb/toxics/latency_downstream").status, 404);
+  ::close(fd);
+}
+
+// Toxiproxy #603: a toxic with toxicity 0 must never act, whatever its type.
+TEST_F(FaultproxyTest, ToxicityZeroNeverFires) {
+  const auto port = fp_.proxy("z", echo_.port());
+  for (const char* toxic : {R"({"name":"rp","type":"reset_peer","toxicity":0,"attributes":{"timeout":0}})",
+                            R"({"name":"to","type":"timeout","toxicity":0,"attributes":{"timeout":0}})",
+                            R"({"name":"pl","type":"packet_loss","toxicity":0,"attributes":{"loss_rate":1}})",
+                            R"({"name":"ld","type":"limit_data","toxicity":0,"attributes":{"bytes":0}})",
+                            R"({"name":"so","type":"slow_open","toxicity":0,"attributes":{"delay":5000}})",
+                            R"({"name":"rf","type":"refuse","toxicity":0})",
+                            R"({"name":"lat","type":"latency","toxicity":1,"attributes":{"latency":0}})"})
+    fp_.toxic("z", toxic);
+  // Lowered to 0 later: the same.
+  ASSERT_EQ(
+      fp_.call("PATCH", "/proxies/z/toxics/lat", R"({"toxicity":0,"attributes":{"latency":5000}})").status,
+      200);
+  for (int i = 0; i < 40; ++i) {
+    const int fd = connect_to(port);
+    ASSERT_GE(fd, 0);
+    ASSERT_GT(rtt(fd, "ping", 3s), 0) << "connection " << i;
+    ::close(fd);
+  }
+  const std::string metrics = fp_.call("GET", "/metrics").body;
+  EXPECT_EQ(metrics.find("faultproxy_toxic_activations_total{proxy=\"z\",toxic=\"rp\""), std::string::npos);
+  EXPECT_EQ(metrics.find("faultproxy_toxic_activations_total{proxy=\"z\",toxic=\"rf\""), std::string::npos);
+  EXPECT_EQ(metrics.find("faultproxy_toxic_activations_total{proxy=\"z\",toxic=\"so\""), std::string::npos);
+}
+
+// Toxiproxy #558, #412, #254 (and #88): removing a toxic must never hold the API, whatever the
+// connections it acts on are doing: a client that stopped reading (writes blocked, buffers full),
+// a client gone with a RST mid-transfer, a connection a timeout holds, heavy traffic.
+TEST_F(FaultproxyTest, RemovingAToxicNeverHoldsTheApi) {
+  const auto port = fp_.proxy("busy", echo_.port());
+  fp_.toxic("busy", R"({"name":"lat","type":"latency","attributes":{"latency":100}})");
+  fp_.toxic("busy", R"({"name":"bw","type":"bandwidth","stream":"upstream","attributes":{"rate":2000}})");
+  const auto held_port = fp_.proxy("held", echo_.port());
+  fp_.toxic("held", R"({"name":"to","type":"timeout","stream":"upstream","attributes":{"timeout":0}})");
+  const int held = connect_to(held_port);
+  send_all(held, "swallowed");
+  std::vector<int> clients;
+  const std::string chunk(256 * 1024, 'z');
+  for (int i = 0; i < 4; ++i) {
+    const int fd = connect_to(port);
+    ASSERT_GE(fd, 0);
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    for (int k = 0; k < 16; ++k)  // as much as the buffers take; nobody reads the echo
+      if (::send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL) <= 0) break;
+    clients.push_back(fd);
+  }
+  // One client leaves with a RST while data for it is held and being written.
+  const linger lg{1, 0};
+  ::setsockopt(clients[0], SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  ::close(clients[0]);
+  std::this_thread::sleep_for(500ms);  // the echo comes back, the proxy's writes to the clients block
+  for (const auto& [proxy, name] :
+       std::vector<std::pair<std::string, std::string>>{{"held", "to"}, {"busy", "lat"}, {"busy", "bw"}}) {
+    const auto t = Clock::now();
+    const auto r = fp_.call("DELETE", "/proxies/" + proxy + "/toxics/" + name);
+    EXPECT_EQ(r.status, 204) << name;
+    EXPECT_LT(ms_since(t), 2000) << name;  // generous: the answer waits for no connection
+    const auto t2 = Clock::now();
+    EXPECT_EQ(fp_.call("GET", "/proxies").status, 200);
+    EXPECT_LT(ms_since(t2), 2000);
+  }
+  EXPECT_EQ(read_for(held, 1, 3s).end, ReadResult::eof);  // removing a timeout closes what it held
+  const int fresh = connect_to(port);
+  EXPECT_GT(rtt(fresh), 0);
+  ::close(fresh);
+  ::close(held);
+  for (std::size_t i = 1; i < clients.size(); ++i)
+    ::close(clients[i]);
+}
+
+// A -config file in `dir` with one proxy "cfg" from 127.0.0.1:listen to the upstream, with `toxics`.
+std::filesystem::path config_file(const testing_support::TempDir& dir, std::uint16_t listen,
+                                  std::uint16_t upstream, const std::string& toxics) {
+  const auto path = dir.path() / "proxies.json";
+  std::ofstream(path) << R"([{"name":"cfg","listen":"127.0.0.1:)" << listen << R"(","upstream":"127.0.0.1:)"
+                      << upstream << R"(","toxics":)" << toxics << "}]";
+  return path;
+}
+
 TEST(FaultproxyProcess, ConfigFileWithToxicsAndSigtermExitsCleanly) {
   EchoServer echo;
   testing_support::TempDir dir;
   const auto listen = testing_support::free_port();
-  const auto config = dir.path() / "proxies.json";
-  std::ofstream(config) << R"([{"name":"cfg","listen":"127.0.0.1:)" << listen << R"(","upstream":"127.0.0.1:)"
-                        << echo.port() << R"(","toxics":[{"type":"latency","attributes":{"latency":100}}]}])";
+  const auto config =
+      config_file(dir, listen, echo.port(), R"([{"type":"latency","attributes":{"latency":100}}])");
   Faultproxy fp({"-config", config.string()});
   const int fd = connect_to(listen);
   ASSERT_GE(fd, 0);
@@ -903,6 +1193,42 @@ TEST(FaultproxyProcess, ConfigFileWithToxicsAndSigtermExitsCleanly) {
   ASSERT_TRUE(status.has_value()) << "still running after SIGTERM";
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << fp.log();
   EXPECT_LT(ms_since(t), 5000);
+}
+
+// -config takes faultproxy's toxics and fields as /populate does: a proxy that starts refusing for
+// a while (time-bounded, counted from the start) with a slow_open behind it; a bad one fails the start.
+TEST(FaultproxyProcess, ConfigFileWithOurToxicsAndFields) {
+  EchoServer echo;
+  testing_support::TempDir dir;
+  const auto listen = testing_support::free_port();
+  const auto config = config_file(dir, listen, echo.port(),
+                                  R"([{"type":"refuse","duration_ms":1500},)"
+                                  R"({"type":"slow_open","attributes":{"delay":300}},)"
+                                  R"({"type":"tcp_loss","attributes":{"loss_rate":0.001}}])");
+  const auto t = Clock::now();
+  Faultproxy fp({"-config", config.string()});
+  const int fd = connect_to(listen);
+  ASSERT_GE(fd, 0);
+  send_all(fd, "hello");
+  EXPECT_EQ(read_for(fd, 5, 10s).data, "hello");
+  EXPECT_GE(ms_since(t), 1500 + 300 - 50);  // refused until the window ended, then opened slowly
+  EXPECT_EQ(fp.call("GET", "/proxies/cfg/toxics/refuse_downstream").status, 404);
+  EXPECT_NE(fp.call("GET", "/proxies/cfg/toxics/tcp_loss_downstream").body.find(R"("loss_rate":0.001)"),
+            std::string::npos);
+  ::close(fd);
+
+  const auto bad = dir.path() / "bad.json";
+  std::ofstream(bad) << R"([{"name":"b","listen":"127.0.0.1:0","upstream":"127.0.0.1:1",)"
+                        R"("toxics":[{"type":"packet_loss","attributes":{"loss_rate":3}}]}])";
+  Child child(
+      {FAULTPROXY_BINARY, "-port", std::to_string(testing_support::free_port()), "-config", bad.string()},
+      dir.path() / "bad.log");
+  const auto status = child.wait_exit(10s);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 1);
+  std::ifstream in(dir.path() / "bad.log");
+  const std::string log(std::istreambuf_iterator<char>(in), {});
+  EXPECT_NE(log.find("loss_rate: not between 0 and 1: 3 at proxy 1 toxic 1"), std::string::npos) << log;
 }
 
 TEST(FaultproxyProcess, BusyPollCanBeTurnedOffAndIsBounded) {

@@ -401,14 +401,6 @@ void Decoder::string(const Value& v, std::string_view field, std::string& out) {
   out = v.text;
 }
 
-void Decoder::float64(const Value& v, std::string_view field, double& out) {
-  if (v.kind == Value::Kind::null) return;
-  if (v.kind != Value::Kind::number) return type_error(v.go_kind(), field, "float64");
-  const double d = std::strtod(v.text.c_str(), nullptr);
-  if (!std::isfinite(d)) return type_error("number " + v.text, field, "float64");
-  out = d;
-}
-
 void Decoder::boolean(const Value& v, std::string_view field, bool& out) {
   if (v.kind == Value::Kind::null) return;
   if (v.kind != Value::Kind::boolean) return type_error(v.go_kind(), field, "bool");
@@ -432,6 +424,14 @@ void Decoder::float32(const Value& v, std::string_view field, float& out) {
   const double d = std::strtod(v.text.c_str(), nullptr);
   if (!std::isfinite(d) || std::fabs(d) > FLT_MAX) return type_error("number " + v.text, field, "float32");
   out = static_cast<float>(d);
+}
+
+void Decoder::float64(const Value& v, std::string_view field, double& out) {
+  if (v.kind == Value::Kind::null) return;
+  if (v.kind != Value::Kind::number) return type_error(v.go_kind(), field, "float64");
+  const double d = std::strtod(v.text.c_str(), nullptr);
+  if (!std::isfinite(d)) return type_error("number " + v.text, field, "float64");
+  out = d;
 }
 
 void Decoder::expect_object(const Value& v, std::string_view field, std::string_view go_type) {
@@ -506,12 +506,15 @@ void append_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
-std::string format_float32(float f) {
+namespace {
+// encoding/json's float encoding: shortest digits, exponent form below 1e-6 and from 1e21.
+template <typename F>
+std::string format_float(F f) {
   if (!std::isfinite(f)) return "0";  // Go refuses to encode these; never stored
   char buf[64];
-  const float a = std::fabs(f);
+  const F a = std::fabs(f);
   std::to_chars_result r;
-  if (a != 0 && (a < 1e-6f || a >= 1e21f)) {
+  if (a != 0 && (a < F(1e-6) || a >= F(1e21))) {
     r = std::to_chars(buf, buf + sizeof buf, f, std::chars_format::scientific);
     std::string s(buf, r.ptr);
     // strconv writes at least two exponent digits ("1e-07", "1e+21"); encoding/json then
@@ -532,6 +535,15 @@ std::string format_float32(float f) {
   }
   r = std::to_chars(buf, buf + sizeof buf, f, std::chars_format::fixed);
   return std::string(buf, r.ptr);
+}
+}  // namespace
+
+std::string format_float32(float f) {
+  return format_float(f);
+}
+
+std::string format_float64(double f) {
+  return format_float(f);
 }
 
 std::string format_int(std::int64_t v) {

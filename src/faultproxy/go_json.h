@@ -85,7 +85,8 @@ class Decoder {
 
 // Output helpers.
 void append_string(std::string& out, std::string_view s);  // a quoted JSON string, Go-escaped
-std::string format_float32(float f);                       // Go's float32 encoding: 1, 0.5, 1e-07
+std::string format_float32(float f);                       // Go's float32 encoding: 1, 0.5, 1e-7
+std::string format_float64(double f);                      // Go's float64 encoding: 0.1, 1e-7, 1e+21
 std::string format_int(std::int64_t v);
 
 }  // namespace faultproxy::gojson

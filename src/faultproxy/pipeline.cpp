@@ -88,7 +88,7 @@ void Pipeline::apply(const std::vector<ToxicSpec>& toxics, TimePoint now) {
 
 std::unique_ptr<Stage> Pipeline::make_entry_stage(const ToxicSpec& spec) const {
   const std::uint64_t seed = mix64(seed_ ^ hash_string(spec.name, 0x5eed));
-  if (!spec.settings) return make_stage(spec.type, spec.attributes, seed);
+  if (!spec.settings) return make_stage(spec.type, spec.attributes, seed, spec.schedule);
   return make_protocol_stage({spec.type, spec.response_half, spec.id, spec.name, spec.settings}, seed,
                              session_);
 }

@@ -43,6 +43,8 @@ struct ToxicSpec {
   // Our extension: the toxic acts only on connections whose client address is in this network
   // (absent: on every connection). See toxics_for_client().
   std::optional<Cidr> client_cidr{};
+  // The proxy-wide send schedule of a bandwidth toxic (used with per_proxy), one per toxic.
+  std::shared_ptr<SharedSchedule> schedule{};
   // Protocol toxics (protocol_toxics.h): their compiled attributes, and which half this is (the
   // response half, on the downstream link, always acts: the request half's toxicity decides).
   std::shared_ptr<const ToxicSettings> settings{};

@@ -104,6 +104,35 @@ TEST(Pipeline, ToxicityIsDecidedOncePerConnectionAndToxic) {
   EXPECT_NE(toxicity_roll(42, "lat"), toxicity_roll(43, "lat"));
 }
 
+// Toxiproxy #603: toxicity 0 never acts, on any connection, for any stream toxic.
+TEST(Pipeline, ToxicityZeroNeverActs) {
+  const ToxicType types[] = {ToxicType::latency,    ToxicType::bandwidth,   ToxicType::slow_close,
+                             ToxicType::timeout,    ToxicType::reset_peer,  ToxicType::slicer,
+                             ToxicType::limit_data, ToxicType::packet_loss, ToxicType::tcp_loss,
+                             ToxicType::corrupt};
+  for (std::uint64_t conn = 0; conn < 2000; ++conn) {
+    Pipeline p(mix64(conn));
+    int activations = 0;
+    p.on_activation([&](const ToxicSpec&) { ++activations; });
+    std::vector<ToxicSpec> toxics;
+    for (std::size_t i = 0; i < std::size(types); ++i) {
+      Attributes a = default_attributes(types[i]);
+      if (types[i] == ToxicType::packet_loss) a[0] = 1.0;
+      toxics.push_back(spec(i + 1, "t" + std::to_string(conn % 7) + std::to_string(i), types[i], a, 0.0f));
+    }
+    p.apply(toxics, T0);
+    p.push(Event::data("payload", T0), T0);
+    p.push(Event::terminal(EventKind::eof, T0), T0);
+    EXPECT_EQ(p.run(T0), kNever);
+    std::vector<EventKind> terminals;
+    EXPECT_EQ(drain(p, &terminals), "payload") << "connection " << conn;
+    EXPECT_EQ(terminals, std::vector<EventKind>{EventKind::eof});
+    EXPECT_EQ(activations, 0);
+    for (const auto& t : toxics)
+      EXPECT_FALSE(p.acting(t.id));
+  }
+}
+
 TEST(Pipeline, ToxicityUpdateMovesTheThresholdNotTheDice) {
   Pipeline p(7);
   p.apply({spec(1, "lat", ToxicType::latency, {100}, 0.0f)}, T0);
@@ -248,13 +277,16 @@ TEST(Pipeline, LiveChangesNeverLoseDuplicateOrReorderBytes) {
         sent += chunk;
         p.push(Event::data(chunk, now), now);
       } else if (action < 7 && toxics.size() < 4) {
+        // Every toxic that keeps the bytes (packet_loss and corrupt change them by design).
         const ToxicType types[] = {ToxicType::latency,    ToxicType::bandwidth, ToxicType::slicer,
                                    ToxicType::slow_close, ToxicType::noop,      ToxicType::reset_peer,
-                                   ToxicType::limit_data};
-        const ToxicType t = types[rng() % 7];
-        Attributes a{};
+                                   ToxicType::limit_data, ToxicType::tcp_loss};
+        const ToxicType t = types[rng() % std::size(types)];
+        Attributes a = default_attributes(t);
         if (t == ToxicType::latency)
-          a = {static_cast<std::int64_t>(rng() % 50), static_cast<std::int64_t>(rng() % 5), 0};
+          a = {static_cast<std::int64_t>(rng() % 50), static_cast<std::int64_t>(rng() % 5),
+               std::string(rng() % 2 ? "paretonormal" : "uniform")};
+        if (t == ToxicType::tcp_loss) a = {0.2, 2.0, static_cast<std::int64_t>(rng() % 30)};
         if (t == ToxicType::bandwidth) a = {1 + static_cast<std::int64_t>(rng() % 100), 0, 0};
         if (t == ToxicType::slicer)
           a = {1 + static_cast<std::int64_t>(rng() % 20), static_cast<std::int64_t>(rng() % 5),
@@ -269,10 +301,14 @@ TEST(Pipeline, LiveChangesNeverLoseDuplicateOrReorderBytes) {
       } else if (action < 8 && !toxics.empty()) {
         auto& t = toxics[rng() % toxics.size()];
         const auto v = static_cast<std::int64_t>(rng() % 40);
-        t.attributes[0] = t.type == ToxicType::reset_peer   ? 100'000 + v
-                          : t.type == ToxicType::limit_data ? 1'000'000 + v
-                          : t.type == ToxicType::bandwidth  ? 1 + v
-                                                            : v;
+        if (t.type == ToxicType::tcp_loss) {
+          t.attributes[2] = v;  // rto_ms
+        } else {
+          t.attributes[0] = t.type == ToxicType::reset_peer   ? 100'000 + v
+                            : t.type == ToxicType::limit_data ? 1'000'000 + v
+                            : t.type == ToxicType::bandwidth  ? 1 + v
+                                                              : v;
+        }
         t.toxicity = (rng() % 2) ? 1.0f : 0.0f;
         t.version = ++version;
         p.apply(toxics, now);

@@ -34,8 +34,8 @@ class Connection2 {
  public:
   Connection2(ToxicType type, std::vector<std::pair<std::string, AttributeValue>> attributes,
               float toxicity = 1, std::uint64_t seed = 1) {
-    TypedAttributes values = protocol_defaults(type);
-    const auto& defs = protocol_attribute_defs(type);
+    Attributes values = default_attributes(type);
+    const auto& defs = toxic_type_info(type).attributes;
     for (const auto& [name, value] : attributes)
       for (std::size_t i = 0; i < defs.size(); ++i)
         if (defs[i].name == name) values[i] = value;

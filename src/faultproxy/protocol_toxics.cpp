@@ -36,67 +36,22 @@ bool has_line_break(std::string_view s) {
 }  // namespace
 
 bool is_protocol_toxic(ToxicType type) {
-  return !protocol_attribute_defs(type).empty();
+  switch (type) {
+    case ToxicType::redis_error:
+    case ToxicType::redis_delay:
+    case ToxicType::mysql_error:
+    case ToxicType::mysql_delay:
+    case ToxicType::http_abort:
+    case ToxicType::http_delay:
+      return true;
+    default:
+      return false;
+  }
 }
 
 bool has_response_half(ToxicType type) {
   return type == ToxicType::redis_error || type == ToxicType::mysql_error || type == ToxicType::mysql_delay ||
          type == ToxicType::http_abort;
-}
-
-const std::vector<AttributeDef>& protocol_attribute_defs(ToxicType type) {
-  static const std::vector<AttributeDef> none;
-  static const std::vector<AttributeDef> redis_error = {{"commands", K::text}, {"error", K::text}};
-  static const std::vector<AttributeDef> redis_delay = {
-      {"commands", K::text}, {"latency", K::integer}, {"jitter", K::integer}};
-  static const std::vector<AttributeDef> mysql_error = {
-      {"statement", K::text}, {"code", K::integer}, {"sqlstate", K::text}, {"message", K::text}};
-  static const std::vector<AttributeDef> mysql_delay = {
-      {"statement", K::text}, {"latency", K::integer}, {"jitter", K::integer}};
-  static const std::vector<AttributeDef> http_abort = {{"status", K::integer}, {"percentage", K::number},
-                                                       {"method", K::text},    {"path_prefix", K::text},
-                                                       {"header", K::text},    {"body", K::text}};
-  static const std::vector<AttributeDef> http_delay = {{"percentage", K::number},
-                                                       {"method", K::text},
-                                                       {"path_prefix", K::text},
-                                                       {"header", K::text},
-                                                       {"latency", K::integer}};
-  switch (type) {
-    case ToxicType::redis_error:
-      return redis_error;
-    case ToxicType::redis_delay:
-      return redis_delay;
-    case ToxicType::mysql_error:
-      return mysql_error;
-    case ToxicType::mysql_delay:
-      return mysql_delay;
-    case ToxicType::http_abort:
-      return http_abort;
-    case ToxicType::http_delay:
-      return http_delay;
-    default:
-      return none;
-  }
-}
-
-TypedAttributes protocol_defaults(ToxicType type) {
-  using S = std::string;
-  using I = std::int64_t;
-  switch (type) {
-    case ToxicType::redis_error:
-      return {S(), S("READONLY You can't write against a read only replica.")};
-    case ToxicType::redis_delay:
-    case ToxicType::mysql_delay:
-      return {S(), I{0}, I{0}};
-    case ToxicType::mysql_error:
-      return {S(), I{1213}, S(), S()};
-    case ToxicType::http_abort:
-      return {I{503}, 100.0, S(), S(), S(), S()};
-    case ToxicType::http_delay:
-      return {100.0, S(), S(), S(), I{0}};
-    default:
-      return {};
-  }
 }
 
 std::pair<std::string_view, std::string_view> mariadb_error_text(std::uint16_t code) {
@@ -130,9 +85,9 @@ std::pair<std::string_view, std::string_view> mariadb_error_text(std::uint16_t c
   }
 }
 
-TypedAttributes effective_attributes(ToxicType type, const TypedAttributes& values) {
-  TypedAttributes out = values;
-  if (type == ToxicType::mysql_error && out.size() == 4) {
+Attributes effective_attributes(ToxicType type, const Attributes& values) {
+  Attributes out = values;
+  if (type == ToxicType::mysql_error) {
     const auto* code = std::get_if<std::int64_t>(&out[1]);
     const auto [state, message] =
         mariadb_error_text(code && *code >= 0 && *code <= 0xffff ? static_cast<std::uint16_t>(*code) : 0);
@@ -143,9 +98,9 @@ TypedAttributes effective_attributes(ToxicType type, const TypedAttributes& valu
 }
 
 std::variant<std::shared_ptr<const ProtocolSettings>, std::string> compile_protocol_settings(
-    ToxicType type, const TypedAttributes& values) {
-  const auto& defs = protocol_attribute_defs(type);
-  if (defs.empty() || values.size() != defs.size()) return std::string("not a protocol toxic");
+    ToxicType type, const Attributes& values) {
+  if (!is_protocol_toxic(type)) return std::string("not a protocol toxic");
+  const auto& defs = toxic_type_info(type).attributes;
   auto s = std::make_shared<ProtocolSettings>();
   s->type = type;
   std::string error;
@@ -153,7 +108,7 @@ std::variant<std::shared_ptr<const ProtocolSettings>, std::string> compile_proto
     if (error.empty()) error = std::string(attribute) + ": " + std::string(why);
   };
   for (std::size_t i = 0; i < defs.size(); ++i) {
-    const AttributeDef& def = defs[i];
+    const AttributeSpec& def = defs[i];
     const AttributeValue& v = values[i];
     const std::string* text = std::get_if<std::string>(&v);
     const std::int64_t* integer = std::get_if<std::int64_t>(&v);

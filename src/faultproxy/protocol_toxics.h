@@ -9,9 +9,10 @@
 // connection share an Exchange (the requests in flight, in order) through the connection's
 // ProtocolSession. mysql_delay has a response half too: it learns prepared statements' ids there.
 //
-// Attributes are typed (text, integer, number), validated and compiled once per change
-// (compile_protocol_settings) into an immutable ProtocolSettings that every connection's stage
-// shares. The `stream` of such a toxic does not matter: it always reads requests and answers.
+// Attributes are typed (text, integer, number: the registry's AttributeSpecs in toxics.cpp give
+// their kinds and defaults), validated and compiled once per change (compile_protocol_settings)
+// into an immutable ProtocolSettings that every connection's stage shares. The `stream` of such a
+// toxic does not matter: it always reads requests and answers.
 //
 // A toxic starts interpreting a connection at a quiet moment: at its start, or (added later, or its
 // toxicity raised) at the first request sent while nothing is held in either direction, so that
@@ -21,7 +22,7 @@
 // the connection through untouched from there on.
 //
 // Usage (what the API, ProxyCollection and Pipeline do):
-//   TypedAttributes a = protocol_defaults(ToxicType::redis_error);
+//   Attributes a = default_attributes(ToxicType::redis_error);
 //   a[0] = std::string("SET,EVALSHA");
 //   auto s = compile_protocol_settings(ToxicType::redis_error, a);   // or an error text
 //   auto stage = make_protocol_stage({ToxicType::redis_error, false, id, "ro", settings}, seed, &session);
@@ -43,18 +44,6 @@ namespace faultproxy {
 bool is_protocol_toxic(ToxicType type);
 // The toxic has a response half on the downstream link.
 bool has_response_half(ToxicType type);
-
-enum class AttributeKind : std::uint8_t { text, integer, number };
-struct AttributeDef {
-  std::string_view name;
-  AttributeKind kind;
-};
-using AttributeValue = std::variant<std::string, std::int64_t, double>;
-using TypedAttributes = std::vector<AttributeValue>;  // one per AttributeDef, in order
-
-// The attributes of a protocol toxic, in the order they are echoed (empty for other toxics).
-const std::vector<AttributeDef>& protocol_attribute_defs(ToxicType type);
-TypedAttributes protocol_defaults(ToxicType type);
 
 struct StatementMatcher;  // a compiled case-insensitive regular expression
 
@@ -81,14 +70,14 @@ struct ProtocolSettings : ToxicSettings {
   bool command_matches(std::string_view upper_name) const;
 };
 
-// Validates `values` (one per attribute, as protocol_attribute_defs lists them) and compiles
+// Validates `values` (in the order toxic_type_info(type).attributes lists them) and compiles
 // them; on error, a text naming the attribute ("code: must be 1..65535").
 std::variant<std::shared_ptr<const ProtocolSettings>, std::string> compile_protocol_settings(
-    ToxicType type, const TypedAttributes& values);
+    ToxicType type, const Attributes& values);
 
 // The attribute values as shown by the API: mysql_error's empty sqlstate and message are shown as
 // the ones used (MariaDB's for the code).
-TypedAttributes effective_attributes(ToxicType type, const TypedAttributes& values);
+Attributes effective_attributes(ToxicType type, const Attributes& values);
 
 // MariaDB's SQLSTATE and message for an error code ("HY000", "Unknown error" for codes not known).
 std::pair<std::string_view, std::string_view> mariadb_error_text(std::uint16_t code);

@@ -286,7 +286,7 @@ TEST(HttpDelay, DelaysMatchingRequestsByLatencyOrHeader) {
 
 TEST(ProtocolSettings, ValidationNamesTheAttribute) {
   auto error = [](ToxicType t, std::size_t i, AttributeValue v) {
-    TypedAttributes a = protocol_defaults(t);
+    Attributes a = default_attributes(t);
     a[i] = std::move(v);
     auto r = compile_protocol_settings(t, a);
     return std::holds_alternative<std::string>(r) ? std::get<std::string>(r) : std::string();
@@ -306,7 +306,7 @@ TEST(ProtocolSettings, ValidationNamesTheAttribute) {
 }
 
 TEST(ProtocolSettings, MysqlDefaultsAreMariaDbsForTheCode) {
-  TypedAttributes a = protocol_defaults(ToxicType::mysql_error);
+  Attributes a = default_attributes(ToxicType::mysql_error);
   auto shown = effective_attributes(ToxicType::mysql_error, a);
   EXPECT_EQ(std::get<std::string>(shown[2]), "40001");
   EXPECT_EQ(std::get<std::string>(shown[3]),

@@ -114,6 +114,19 @@ std::variant<asio::ip::address, std::string> resolve_host(const std::string& hos
 
 }  // namespace
 
+TimePoint ToxicDef::starts_at() const {
+  return added_at + std::chrono::milliseconds(std::clamp<std::int64_t>(start_after_ms, 0, kMaxMillis));
+}
+
+TimePoint ToxicDef::ends_at() const {
+  if (duration_ms <= 0) return kNever;
+  return starts_at() + std::chrono::milliseconds(std::min(duration_ms, kMaxMillis));
+}
+
+bool ToxicDef::in_effect(TimePoint now) const {
+  return start_after_ms <= 0 || now >= starts_at();
+}
+
 std::vector<const ToxicDef*> Proxy::ordered_toxics() const {
   std::vector<const ToxicDef*> out;
   for (auto d : {Direction::upstream, Direction::downstream})
@@ -225,16 +238,21 @@ std::shared_ptr<ProxyRuntime> ProxyCollection::make_runtime(const Proxy& p, cons
 
 SnapshotPtr ProxyCollection::snapshot_of(const Proxy& p) const {
   auto s = std::make_shared<ToxicSnapshot>();
+  const TimePoint now = Clock::now();
   for (const auto& t : p.toxics) {
-    ToxicSpec spec{t.id, t.version, t.name, t.type, t.toxicity, t.attributes, t.client.cidr};
+    if (!t.in_effect(now)) continue;  // its timer publishes again when it starts
+    const ToxicScope scope = toxic_type_info(t.type).scope;
+    if (scope == ToxicScope::listener) continue;  // refuse: refresh_refusing
+    ToxicSpec spec{t.id, t.version, t.name, t.type, t.toxicity, t.attributes, t.client.cidr, t.schedule};
     if (t.client.cidr) s->client_filtered = true;
-    if (!t.protocol.settings) {
-      s->by_direction[static_cast<int>(t.direction)].push_back(std::move(spec));
+    if (!t.protocol) {
+      auto& list = scope == ToxicScope::connection ? s->on_open : s->by_direction;
+      list[static_cast<int>(t.direction)].push_back(std::move(spec));
       continue;
     }
     // A protocol toxic reads requests whatever its stream; one that answers has a response half
     // on the downstream link, acting whenever the request half does (its toxicity is that half's).
-    spec.settings = t.protocol.settings;
+    spec.settings = t.protocol;
     if (has_response_half(t.type)) {
       ToxicSpec response = spec;
       response.response_half = true;
@@ -250,6 +268,78 @@ void ProxyCollection::publish(Proxy& p) {
   if (!p.listener) return;
   p.listener->snapshot = snapshot_of(p);
   workers_.apply_toxics(p.listener->runtime->id, p.listener->snapshot);
+  refresh_refusing(p);
+}
+
+void ProxyCollection::refresh_refusing(Proxy& p) {
+  if (!p.listener) return;
+  const auto& l = p.listener;
+  const TimePoint now = Clock::now();
+  const ToxicDef* acting = nullptr;
+  for (const auto& t : p.toxics) {
+    // Toxicity decides once per proxy and toxic, as it does per connection for the others.
+    if (t.type == ToxicType::refuse && t.in_effect(now) &&
+        toxicity_roll(l->runtime->seed, t.name) < static_cast<double>(t.toxicity)) {
+      acting = &t;
+      break;
+    }
+  }
+  if (acting && !l->refusing) {
+    common::log::info("refusing connections", {{"proxy", p.name}, {"toxic", acting->name}});
+    count_activation(*l->runtime,
+                     ToxicSpec{acting->id, acting->version, acting->name, acting->type, acting->toxicity},
+                     acting->direction);
+  }
+  const bool was_refusing = l->refusing;
+  l->refusing = acting != nullptr;
+  // Whoever waits in the backlog is taken now, without waiting for the next readiness report.
+  if (was_refusing && !l->refusing) {
+    common::log::info("accepting connections again", {{"proxy", p.name}});
+    accept_ready(l);
+  }
+}
+
+void ProxyCollection::admit(ToxicDef& def) {
+  def.id = next_toxic_id_++;
+  def.version = 1;
+  def.added_at = Clock::now();
+  if (def.type == ToxicType::bandwidth) def.schedule = std::make_shared<SharedSchedule>();
+  schedule(def);
+}
+
+void ProxyCollection::schedule(const ToxicDef& def) {
+  const TimePoint next = def.in_effect(Clock::now()) ? def.ends_at() : def.starts_at();
+  if (next == kNever) {
+    toxic_timers_.erase(def.id);
+    return;
+  }
+  auto& timer = toxic_timers_[def.id];
+  if (!timer) timer = std::make_unique<asio::steady_timer>(workers_.control());
+  timer->expires_at(next);
+  timer->async_wait([this, id = def.id, t = timer.get()](boost::system::error_code ec) {
+    if (ec) return;  // cancelled, re-armed, or the collection is gone
+    auto it = toxic_timers_.find(id);
+    if (it == toxic_timers_.end() || it->second.get() != t) return;
+    toxic_timer_fired(id);
+  });
+}
+
+void ProxyCollection::toxic_timer_fired(std::uint64_t toxic_id) {
+  for (auto& [name, p] : proxies_) {
+    auto t =
+        std::find_if(p->toxics.begin(), p->toxics.end(), [&](const ToxicDef& d) { return d.id == toxic_id; });
+    if (t == p->toxics.end()) continue;
+    if (Clock::now() >= t->ends_at()) {
+      common::log::info("time-bounded toxic removed", {{"proxy", p->name}, {"toxic", t->name}});
+      toxic_timers_.erase(toxic_id);
+      p->toxics.erase(t);
+    } else {
+      schedule(*t);  // it starts now; next, its end
+    }
+    publish(*p);
+    return;
+  }
+  toxic_timers_.erase(toxic_id);  // its toxic is gone (removed, reset, proxy replaced)
 }
 
 void ProxyCollection::start_listener(Proxy& p, BoundListener bound) {
@@ -261,6 +351,7 @@ void ProxyCollection::start_listener(Proxy& p, BoundListener bound) {
   boost::system::error_code ec;
   p.listener->protocol = p.listener->acceptor.local_endpoint(ec).protocol();
   common::log::info("started proxy", {{"name", p.name}, {"listen", p.listen}, {"upstream", p.upstream}});
+  refresh_refusing(p);
   arm_accept(p.listener);
 }
 
@@ -276,13 +367,17 @@ void ProxyCollection::stop_listener(Proxy& p) {
 }
 
 void ProxyCollection::arm_accept(const std::shared_ptr<Listener>& l) {
+  if (l->waiting || l->refusing || !l->open) return;
+  l->waiting = true;
   l->acceptor.async_wait(tcp::acceptor::wait_read, [this, l](boost::system::error_code ec) {
+    l->waiting = false;
     if (ec || !l->open) return;
     accept_ready(l);
   });
 }
 
 void ProxyCollection::accept_ready(const std::shared_ptr<Listener>& l) {
+  if (l->refusing || !l->open) return;  // refresh_refusing calls again when refusing ends
   accepted_.clear();
   bool backoff = false;
   for (int i = 0; i < 64; ++i) {
@@ -413,28 +508,31 @@ std::optional<ApiError> ProxyCollection::add_toxic(std::string_view proxy, Toxic
   if (it == proxies_.end()) return ApiError{404, "proxy not found"};
   Proxy& p = *it->second;
   if (p.find_toxic(def.name)) return ApiError{409, "toxic already exists"};
-  def.id = next_toxic_id_++;
-  def.version = 1;
+  admit(def);
   p.toxics.push_back(std::move(def));
   publish(p);
   return std::nullopt;
 }
 
-std::optional<ApiError> ProxyCollection::update_toxic(
-    std::string_view proxy, std::string_view toxic,
-    const std::vector<std::optional<std::int64_t>>& attributes, std::optional<float> toxicity,
-    const std::optional<ClientFilter>& client, const std::optional<ProtocolAttributes>& protocol) {
+std::optional<ApiError> ProxyCollection::update_toxic(std::string_view proxy, const ToxicDef& updated) {
   auto it = proxies_.find(proxy);
   if (it == proxies_.end()) return ApiError{404, "proxy not found"};
   Proxy& p = *it->second;
   for (auto& t : p.toxics) {
-    if (t.name != toxic) continue;
-    for (std::size_t i = 0; i < attributes.size() && i < t.attributes.size(); ++i)
-      if (attributes[i]) t.attributes[i] = *attributes[i];
-    if (toxicity) t.toxicity = *toxicity;
-    if (client) t.client = *client;
-    if (protocol) t.protocol = *protocol;
+    if (t.name != updated.name) continue;
+    t.attributes = updated.attributes;
+    t.toxicity = updated.toxicity;
+    t.client = updated.client;
+    t.start_after_ms = updated.start_after_ms;
+    t.duration_ms = updated.duration_ms;
+    t.protocol = updated.protocol;
     ++t.version;
+    // The window counts from the add, whatever the update: an end already passed removes it now.
+    if (Clock::now() >= t.ends_at()) {
+      toxic_timer_fired(t.id);
+      return std::nullopt;
+    }
+    schedule(t);
     publish(p);
     return std::nullopt;
   }
@@ -447,6 +545,7 @@ std::optional<ApiError> ProxyCollection::remove_toxic(std::string_view proxy, st
   Proxy& p = *it->second;
   auto t = std::find_if(p.toxics.begin(), p.toxics.end(), [&](const ToxicDef& d) { return d.name == toxic; });
   if (t == p.toxics.end()) return ApiError{404, "toxic not found"};
+  toxic_timers_.erase(t->id);
   p.toxics.erase(t);
   publish(p);
   return std::nullopt;
@@ -456,6 +555,8 @@ std::optional<ApiError> ProxyCollection::reset() {
   std::optional<ApiError> first_error;
   for (auto& [name, p] : proxies_) {
     if (!p->toxics.empty()) {
+      for (const auto& t : p->toxics)
+        toxic_timers_.erase(t.id);
       p->toxics.clear();
       publish(*p);
     }
@@ -528,8 +629,7 @@ std::optional<ApiError> ProxyCollection::populate(std::vector<PopulateEntry> ent
         Proxy& p = *it->second;
         p.toxics.clear();
         for (auto& t : *e.toxics) {
-          t.id = next_toxic_id_++;
-          t.version = 1;
+          admit(t);
           p.toxics.push_back(std::move(t));
         }
         publish(p);
@@ -539,8 +639,7 @@ std::optional<ApiError> ProxyCollection::populate(std::vector<PopulateEntry> ent
     std::vector<ToxicDef> toxics;
     if (e.toxics) {
       for (auto& t : *e.toxics) {
-        t.id = next_toxic_id_++;
-        t.version = 1;
+        admit(t);
         toxics.push_back(std::move(t));
       }
     }

@@ -5,6 +5,10 @@
 // Errors carry Toxiproxy's status codes and messages (ApiError). Where Toxiproxy leaves things half
 // done we do better: a failed create, update or populate changes nothing.
 //
+// Ours besides: time-bounded toxics (start_after_ms, duration_ms: a control-thread timer per toxic
+// publishes its start and removes it at its end) and `refuse` (the listener stops accepting while
+// one acts; clients wait in the kernel's backlog).
+//
 // Usage:
 //   ProxyCollection proxies(workers, {.seed = 42});
 //   if (auto err = proxies.create({"redis", "127.0.0.1:0", "127.0.0.1:6379"}, true)) ...err->message...
@@ -12,6 +16,7 @@
 //   proxies.reset();
 #pragma once
 
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -37,12 +42,6 @@ struct ClientFilter {
   std::optional<Cidr> cidr;
 };
 
-// A protocol toxic's typed attributes (protocol_toxics.h): as set, and compiled.
-struct ProtocolAttributes {
-  TypedAttributes values;
-  std::shared_ptr<const ProtocolSettings> settings;
-};
-
 struct ToxicDef {
   std::uint64_t id = 0;
   std::uint64_t version = 0;
@@ -53,7 +52,18 @@ struct ToxicDef {
   float toxicity = 1.0f;
   Attributes attributes{};
   ClientFilter client{};
-  ProtocolAttributes protocol{};  // protocol toxics only
+  // Our extension (time-bounded toxics): the toxic takes effect start_after_ms after it was added
+  // and removes itself duration_ms after that (0: it stays). Set by the control plane: added_at.
+  std::int64_t start_after_ms = 0, duration_ms = 0;
+  TimePoint added_at{};
+  std::shared_ptr<SharedSchedule> schedule{};  // bandwidth: the proxy-wide schedule for per_proxy
+
+  TimePoint starts_at() const;
+  TimePoint ends_at() const;  // kNever when it stays
+  // Its start_after_ms has passed by `now`.
+  bool in_effect(TimePoint now) const;
+  // Protocol toxics: their attributes compiled (protocol_toxics.h), shared by every connection.
+  std::shared_ptr<const ToxicSettings> protocol{};
 };
 
 struct ProxyConfig {
@@ -69,6 +79,8 @@ struct Listener {
   tcp protocol = tcp::v4();  // of the bound address, for the accepted sockets
   std::uint64_t next_index = 0;
   bool open = true;
+  bool waiting = false;   // an async_wait for the next connection is pending
+  bool refusing = false;  // a `refuse` toxic acts: nothing is accepted, clients wait in the backlog
 };
 
 struct Proxy {
@@ -117,13 +129,10 @@ class ProxyCollection {
   std::optional<ApiError> populate(std::vector<PopulateEntry> entries, std::vector<std::string>& names);
 
   std::optional<ApiError> add_toxic(std::string_view proxy, ToxicDef def);
-  // `client`: a new client_cidr (validated by the API layer), or std::nullopt to keep it.
-  // `protocol`: a protocol toxic's new attributes (merged and compiled by the API layer).
-  std::optional<ApiError> update_toxic(std::string_view proxy, std::string_view toxic,
-                                       const std::vector<std::optional<std::int64_t>>& attributes,
-                                       std::optional<float> toxicity,
-                                       const std::optional<ClientFilter>& client = std::nullopt,
-                                       const std::optional<ProtocolAttributes>& protocol = std::nullopt);
+  // The toxic named `updated.name` takes updated's toxicity, attributes (and a protocol toxic's
+  // compiled ones), client filter and timing (validated and merged by the API layer); its identity, stream
+  // and add time stay.
+  std::optional<ApiError> update_toxic(std::string_view proxy, const ToxicDef& updated);
   std::optional<ApiError> remove_toxic(std::string_view proxy, std::string_view toxic);
   // POST /reset: every proxy enabled, every toxic removed; live connections survive.
   std::optional<ApiError> reset();
@@ -144,6 +153,13 @@ class ProxyCollection {
   SnapshotPtr snapshot_of(const Proxy& p) const;
   void accept_ready(const std::shared_ptr<Listener>& l);
   void arm_accept(const std::shared_ptr<Listener>& l);
+  // Starts or stops refusing as the proxy's `refuse` toxics say.
+  void refresh_refusing(Proxy& p);
+  // Gives a newly added toxic its add time and its timer for start_after_ms / duration_ms.
+  void admit(ToxicDef& def);
+  // Arms (or drops) the toxic's timer for its next start or end.
+  void schedule(const ToxicDef& def);
+  void toxic_timer_fired(std::uint64_t toxic_id);
 
   Workers& workers_;
   Settings settings_;
@@ -151,6 +167,8 @@ class ProxyCollection {
   std::uint64_t next_runtime_id_ = 1;
   std::uint64_t next_toxic_id_ = 1;
   std::vector<int> accepted_;  // accept_ready's scratch
+  // Timers of time-bounded toxics, by toxic id (a fired timer whose toxic is gone does nothing).
+  std::map<std::uint64_t, std::unique_ptr<asio::steady_timer>> toxic_timers_;
 };
 
 }  // namespace faultproxy

@@ -1,6 +1,10 @@
 #include "faultproxy/toxics.h"
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
+
+#include "faultproxy/go_json.h"
 
 namespace faultproxy {
 namespace {
@@ -9,23 +13,92 @@ using std::chrono::microseconds;
 using std::chrono::milliseconds;
 using std::chrono::nanoseconds;
 
+using K = AttributeKind;
+
+// Distribution names for latency's `distribution` (netem's, plus today's uniform).
+constexpr std::array<std::string_view, 4> kDistributions = {"uniform", "normal", "pareto", "paretonormal"};
+
 const std::vector<ToxicTypeInfo>& registry() {
   static const std::vector<ToxicTypeInfo> types = {
-      {ToxicType::latency, "latency", "LatencyToxic", {"latency", "jitter"}, "int64"},
-      {ToxicType::bandwidth, "bandwidth", "BandwidthToxic", {"rate"}, "int64"},
-      {ToxicType::slow_close, "slow_close", "SlowCloseToxic", {"delay"}, "int64"},
-      {ToxicType::timeout, "timeout", "TimeoutToxic", {"timeout"}, "int64"},
-      {ToxicType::reset_peer, "reset_peer", "ResetToxic", {"timeout"}, "int64"},
-      {ToxicType::slicer, "slicer", "SlicerToxic", {"average_size", "size_variation", "delay"}, "int"},
-      {ToxicType::limit_data, "limit_data", "LimitDataToxic", {"bytes"}, "int64"},
-      // Typed attributes: protocol_attribute_defs().
-      {ToxicType::redis_error, "redis_error", "RedisErrorToxic", {}, "int64"},
-      {ToxicType::redis_delay, "redis_delay", "RedisDelayToxic", {}, "int64"},
-      {ToxicType::mysql_error, "mysql_error", "MysqlErrorToxic", {}, "int64"},
-      {ToxicType::mysql_delay, "mysql_delay", "MysqlDelayToxic", {}, "int64"},
-      {ToxicType::http_abort, "http_abort", "HttpAbortToxic", {}, "int64"},
-      {ToxicType::http_delay, "http_delay", "HttpDelayToxic", {}, "int64"},
+      {ToxicType::latency,
+       "latency",
+       "LatencyToxic",
+       {{"latency"}, {"jitter"}, {"distribution", K::text, std::string("uniform"), false}},
+       "int64"},
+      {ToxicType::bandwidth,
+       "bandwidth",
+       "BandwidthToxic",
+       {{"rate"}, {"per_proxy", K::flag, false, false}},
+       "int64"},
+      {ToxicType::slow_close, "slow_close", "SlowCloseToxic", {{"delay"}}, "int64"},
+      {ToxicType::timeout, "timeout", "TimeoutToxic", {{"timeout"}}, "int64"},
+      {ToxicType::reset_peer, "reset_peer", "ResetToxic", {{"timeout"}}, "int64"},
+      {ToxicType::slicer, "slicer", "SlicerToxic", {{"average_size"}, {"size_variation"}, {"delay"}}, "int"},
+      {ToxicType::limit_data, "limit_data", "LimitDataToxic", {{"bytes"}}, "int64"},
       {ToxicType::noop, "noop", "NoopToxic", {}, "int64"},
+      // faultproxy's own; packet_loss as upstream Toxiproxy names it (PR #739).
+      {ToxicType::packet_loss,
+       "packet_loss",
+       "PacketLossToxic",
+       {{"loss_rate", K::number, 0.1}, {"correlation", K::number, 0.0}},
+       "int64"},
+      {ToxicType::tcp_loss,
+       "tcp_loss",
+       "TcpLossToxic",
+       {{"loss_rate", K::number, 0.01}, {"burst", K::number, 1.0}, {"rto_ms", K::integer, std::int64_t{200}}},
+       "int64"},
+      {ToxicType::corrupt, "corrupt", "CorruptToxic", {{"rate", K::number, 0.0001}}, "int64"},
+      {ToxicType::slow_open,
+       "slow_open",
+       "SlowOpenToxic",
+       {{"delay", K::integer, std::int64_t{1000}}},
+       "int64",
+       ToxicScope::connection},
+      {ToxicType::refuse, "refuse", "RefuseToxic", {}, "int64", ToxicScope::listener},
+      // Protocol-aware toxics (protocol_toxics.h): checked and compiled by compile_protocol_settings.
+      {ToxicType::redis_error,
+       "redis_error",
+       "RedisErrorToxic",
+       {{"commands", K::text, std::string()},
+        {"error", K::text, std::string("READONLY You can't write against a read only replica.")}},
+       "int64"},
+      {ToxicType::redis_delay,
+       "redis_delay",
+       "RedisDelayToxic",
+       {{"commands", K::text, std::string()}, {"latency"}, {"jitter"}},
+       "int64"},
+      {ToxicType::mysql_error,
+       "mysql_error",
+       "MysqlErrorToxic",
+       {{"statement", K::text, std::string()},
+        {"code", K::integer, std::int64_t{1213}},
+        {"sqlstate", K::text, std::string()},
+        {"message", K::text, std::string()}},
+       "int64"},
+      {ToxicType::mysql_delay,
+       "mysql_delay",
+       "MysqlDelayToxic",
+       {{"statement", K::text, std::string()}, {"latency"}, {"jitter"}},
+       "int64"},
+      {ToxicType::http_abort,
+       "http_abort",
+       "HttpAbortToxic",
+       {{"status", K::integer, std::int64_t{503}},
+        {"percentage", K::number, 100.0},
+        {"method", K::text, std::string()},
+        {"path_prefix", K::text, std::string()},
+        {"header", K::text, std::string()},
+        {"body", K::text, std::string()}},
+       "int64"},
+      {ToxicType::http_delay,
+       "http_delay",
+       "HttpDelayToxic",
+       {{"percentage", K::number, 100.0},
+        {"method", K::text, std::string()},
+        {"path_prefix", K::text, std::string()},
+        {"header", K::text, std::string()},
+        {"latency"}},
+       "int64"},
   };
   return types;
 }
@@ -37,6 +110,51 @@ std::int64_t clamp_ms(std::int64_t v) {
 TimePoint add_ms(TimePoint t, std::int64_t ms) {
   if (t == kNever) return kNever;
   return t + milliseconds(clamp_ms(ms));
+}
+
+// A uniform draw in [0, 1) with 53 random bits.
+double unit_draw(std::mt19937_64& rng) {
+  return static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0);
+}
+
+// netem's delay distributions as tables of 4096 values in units of jitter, built the way iproute2's
+// generators build them (normal.c, pareto.c, paretonormal.c: Pareto with a = 3 shifted to mean 0;
+// paretonormal = (normal + 3 * pareto) / 4 of the same quantile), clamped to +/-32767/8192 as
+// netem's 16-bit tables are. A draw is one entry at random, as netem's tabledist does.
+using DistributionTable = std::array<double, 4096>;
+
+double normal_quantile(double u) {
+  double lo = -10, hi = 10;  // Phi(x) = erfc(-x / sqrt 2) / 2 is increasing: bisect
+  for (int i = 0; i < 100; ++i) {
+    const double mid = (lo + hi) / 2;
+    (0.5 * std::erfc(-mid / std::sqrt(2.0)) < u ? lo : hi) = mid;
+  }
+  return (lo + hi) / 2;
+}
+
+double pareto_quantile(double u) {  // u in [0, 1): a = 3, x_m = 1, mean 1.5 moved to 0, scaled 4/3
+  return (4.0 / 3.0) * (1.0 / std::cbrt(1.0 - u) - 1.5);
+}
+
+constexpr double kTableLimit = 32767.0 / 8192.0;
+
+const DistributionTable* distribution_table(std::string_view name) {
+  auto build = [](auto&& quantile) {
+    DistributionTable t{};
+    for (std::size_t k = 0; k < t.size(); ++k) {
+      const double u = (static_cast<double>(k) + 0.5) / static_cast<double>(t.size());
+      t[k] = std::clamp(quantile(u), -kTableLimit, kTableLimit);
+    }
+    return t;
+  };
+  static const DistributionTable normal = build(normal_quantile);
+  static const DistributionTable pareto = build(pareto_quantile);
+  static const DistributionTable paretonormal =
+      build([](double u) { return (normal_quantile(u) + 3 * pareto_quantile(u)) / 4; });
+  if (name == "normal") return &normal;
+  if (name == "pareto") return &pareto;
+  if (name == "paretonormal") return &paretonormal;
+  return nullptr;  // uniform
 }
 
 // Passes everything through unchanged.
@@ -52,17 +170,15 @@ class NoopStage : public Stage {
   void update(const Attributes&, TimePoint) override {}
 };
 
-// Each chunk is released `latency +/- jitter` after it was read, never before the previous one.
-// A chunk's release time is fixed when the stage first sees it, so an update of the attributes
-// applies to data that arrives afterwards and what the stage already holds keeps its schedule.
-class LatencyStage : public Stage {
+// Releases each event, in order, at a time fixed when the stage first sees it (data_due), never
+// before the event ahead of it; an end of stream goes right after the data before it. What it
+// holds goes out at once on removal or deactivation.
+class FixedScheduleStage : public Stage {
  public:
-  LatencyStage(const Attributes& a, std::uint64_t seed) : rng_(seed) { update(a, {}); }
-
   TimePoint step(EventQueue& in, TimePoint now, const Emitter& out) override {
     while (dues_.size() < in.size()) {
       const Event& e = in[dues_.size()];
-      last_due_ = std::max(e.is_terminal() ? e.at : e.read_at + delay(), last_due_);
+      last_due_ = std::max(e.is_terminal() ? e.at : data_due(e), last_due_);
       dues_.push_back(last_due_);
     }
     while (!in.empty()) {
@@ -77,29 +193,54 @@ class LatencyStage : public Stage {
     dues_.clear();  // the pipeline passes the inbox on as is: everything held goes out now
     last_due_ = std::min(last_due_, now);
   }
+
+ protected:
+  virtual TimePoint data_due(const Event& e) = 0;
+
+ private:
+  std::deque<TimePoint> dues_;  // release times of the first dues_.size() events of the inbox
+  TimePoint last_due_{};
+};
+
+// Each chunk is released `latency +/- jitter` after it was read, never before the previous one.
+// A chunk's release time is fixed when the stage first sees it, so an update of the attributes
+// applies to data that arrives afterwards and what the stage already holds keeps its schedule.
+class LatencyStage : public FixedScheduleStage {
+ public:
+  LatencyStage(const Attributes& a, std::uint64_t seed) : rng_(seed) { update(a, {}); }
+
   void update(const Attributes& a, TimePoint) override {
-    latency_ = std::clamp<std::int64_t>(a[0], -kMaxMillis, kMaxMillis);
-    jitter_ = clamp_ms(a[1]);
+    latency_ = std::clamp<std::int64_t>(a.integer(0), -kMaxMillis, kMaxMillis);
+    jitter_ = clamp_ms(a.integer(1));
+    table_ = distribution_table(a.text(2));
   }
 
  private:
   nanoseconds delay() {
     std::int64_t ms = latency_;
+    if (jitter_ > 0 && table_) {  // latency + jitter * a draw from netem's table
+      const double t = (*table_)[rng_() % table_->size()];
+      return nanoseconds(
+          std::llround((static_cast<double>(latency_) + static_cast<double>(jitter_) * t) * 1e6));
+    }
     if (jitter_ > 0)
       ms += static_cast<std::int64_t>(rng_() % static_cast<std::uint64_t>(2 * jitter_)) - jitter_;
     return milliseconds(ms);
   }
+  TimePoint data_due(const Event& e) override { return e.read_at + delay(); }
   std::int64_t latency_ = 0, jitter_ = 0;
+  const DistributionTable* table_ = nullptr;  // null: uniform, Toxiproxy's +/- jitter
   std::mt19937_64 rng_;
-  std::deque<TimePoint> dues_;  // release times of the first dues_.size() events of the inbox
-  TimePoint last_due_{};
 };
 
 // Passes `rate` KB/s (1 KB = 1000 bytes): a chunk of n bytes occupies the link n/rate ms; chunks
-// larger than 100 ms worth are released in 100 ms pieces, as Toxiproxy does.
+// larger than 100 ms worth are released in 100 ms pieces, as Toxiproxy does. With per_proxy, every
+// piece reserves its time on the proxy's shared schedule instead: the connections share the rate.
 class BandwidthStage : public Stage {
  public:
-  explicit BandwidthStage(const Attributes& a) { update(a, {}); }
+  BandwidthStage(const Attributes& a, std::shared_ptr<SharedSchedule> shared) : shared_(std::move(shared)) {
+    update(a, {});
+  }
 
   TimePoint step(EventQueue& in, TimePoint now, const Emitter& out) override {
     while (!in.empty()) {
@@ -110,6 +251,10 @@ class BandwidthStage : public Stage {
         busy_until_ = at;
         started_ = false;
         out(in.take_front(), at);  // the rest of a chunk begun at another rate goes at once
+        continue;
+      }
+      if (per_proxy_) {
+        if (const TimePoint t = step_shared(in, now, out); t != kNever) return t;
         continue;
       }
       if (!started_) {
@@ -136,20 +281,45 @@ class BandwidthStage : public Stage {
 
   void flush(EventQueue&, TimePoint now, const Emitter&, bool) override {
     started_ = false;  // the pipeline passes the unsent rest of the head chunk on
+    piece_due_ = kNever;
     busy_until_ = std::min(busy_until_, now);
   }
 
   void update(const Attributes& a, TimePoint now) override {
-    const std::int64_t new_rate = std::clamp<std::int64_t>(a[0], 0, std::int64_t{1} << 40);
-    if (started_ && new_rate != rate_) {
-      // The head chunk's remainder continues at the new rate from now.
+    const std::int64_t new_rate = std::clamp<std::int64_t>(a.integer(0), 0, std::int64_t{1} << 40);
+    const bool new_per_proxy = a.flag(1) && shared_;
+    if ((started_ || piece_due_ != kNever) && (new_rate != rate_ || new_per_proxy != per_proxy_)) {
+      // The head chunk's remainder continues at the new rate from now (a reserved shared slot is
+      // given up: the rest is scheduled anew).
       started_ = false;
+      piece_due_ = kNever;
       busy_until_ = std::max(now, busy_until_);
     }
     rate_ = new_rate;
+    per_proxy_ = new_per_proxy;
   }
 
  private:
+  // One piece of the head chunk on the shared schedule: reserved once, released when its slot ends.
+  TimePoint step_shared(EventQueue& in, TimePoint now, const Emitter& out) {
+    const Event& e = in.front();
+    const std::size_t piece = static_cast<std::size_t>(std::min<std::int64_t>(rate_ * 100, 1 << 30));
+    const std::size_t off = in.front_offset();
+    const std::size_t n = std::min(piece, e.bytes.size() - off);
+    if (piece_due_ == kNever) piece_due_ = shared_->reserve(std::max(e.at, busy_until_), transmit_time(n));
+    if (piece_due_ > now) return piece_due_;
+    Event part = Event::data(e.bytes.substr(off, n), e.read_at);
+    busy_until_ = piece_due_;
+    piece_due_ = kNever;
+    if (off + n == e.bytes.size()) {
+      in.pop_front();
+    } else {
+      in.advance_front(n);
+    }
+    out(std::move(part), busy_until_);
+    return kNever;
+  }
+
   nanoseconds transmit_time(std::size_t bytes) const {
     // bytes / rate ms = bytes * 1e6 / rate ns, split to avoid overflow.
     const std::int64_t b = static_cast<std::int64_t>(bytes);
@@ -161,6 +331,9 @@ class BandwidthStage : public Stage {
   TimePoint start_{};
   std::size_t base_ = 0;  // head offset when the current rate started on the head chunk
   TimePoint busy_until_{};
+  std::shared_ptr<SharedSchedule> shared_;
+  bool per_proxy_ = false;
+  TimePoint piece_due_ = kNever;  // per_proxy: end of the slot reserved for the head piece
 };
 
 // Data passes; the end of the stream (or a close) is passed on `delay` ms after it arrived.
@@ -183,7 +356,7 @@ class SlowCloseStage : public Stage {
     return kNever;
   }
   void flush(EventQueue&, TimePoint, const Emitter&, bool) override { reached_.reset(); }
-  void update(const Attributes& a, TimePoint) override { delay_ = clamp_ms(a[0]); }
+  void update(const Attributes& a, TimePoint) override { delay_ = clamp_ms(a.integer(0)); }
 
  private:
   std::int64_t delay_ = 0;
@@ -238,7 +411,7 @@ class TimeoutStage : public Stage {
     }
   }
   void update(const Attributes& a, TimePoint now) override {
-    timeout_ = clamp_ms(a[0]);
+    timeout_ = clamp_ms(a.integer(0));
     last_ = now;
   }
   void activate(TimePoint now) override { last_ = now; }
@@ -273,7 +446,7 @@ class ResetPeerStage : public Stage {
     triggered_.reset();  // the pipeline passes the held inbox on as is
   }
   // The countdown keeps its start: a new timeout counts from the first event.
-  void update(const Attributes& a, TimePoint) override { timeout_ = clamp_ms(a[0]); }
+  void update(const Attributes& a, TimePoint) override { timeout_ = clamp_ms(a.integer(0)); }
 
  private:
   std::int64_t timeout_ = 0;
@@ -322,9 +495,9 @@ class SlicerStage : public Stage {
     busy_until_ = std::min(busy_until_, now);
   }
   void update(const Attributes& a, TimePoint) override {
-    average_ = std::max<std::int64_t>(a[0], 1);
-    variation_ = std::max<std::int64_t>(a[1], 0);
-    delay_us_ = std::clamp<std::int64_t>(a[2], 0, kMaxMillis * 1000);
+    average_ = std::max<std::int64_t>(a.integer(0), 1);
+    variation_ = std::max<std::int64_t>(a.integer(1), 0);
+    delay_us_ = std::clamp<std::int64_t>(a.integer(2), 0, kMaxMillis * 1000);
   }
 
  private:
@@ -364,7 +537,7 @@ class LimitDataStage : public Stage {
     return kNever;
   }
   void update(const Attributes& a, TimePoint) override {
-    limit_ = static_cast<std::uint64_t>(std::max<std::int64_t>(a[0], 0));
+    limit_ = static_cast<std::uint64_t>(std::max<std::int64_t>(a.integer(0), 0));
   }
 
  private:
@@ -372,9 +545,208 @@ class LimitDataStage : public Stage {
   bool closed_ = false;
 };
 
+// Upstream Toxiproxy's packet_loss: each chunk is dropped with probability loss_rate, or
+// loss_rate + correlation right after a drop (capped at 1). Ends of stream always pass.
+class PacketLossStage : public Stage {
+ public:
+  PacketLossStage(const Attributes& a, std::uint64_t seed) : rng_(seed) { update(a, {}); }
+  TimePoint step(EventQueue& in, TimePoint, const Emitter& out) override {
+    while (!in.empty()) {
+      if (!in.front().is_terminal()) {
+        const double p = dropped_ ? std::min(1.0, loss_rate_ + correlation_) : loss_rate_;
+        dropped_ = unit_draw(rng_) < p;
+        if (dropped_) {
+          in.pop_front();
+          continue;
+        }
+      }
+      const TimePoint at = in.front().at;
+      out(in.take_front(), at);
+    }
+    return kNever;
+  }
+  void update(const Attributes& a, TimePoint) override {
+    loss_rate_ = std::clamp(a.number(0), 0.0, 1.0);
+    correlation_ = std::clamp(a.number(1), 0.0, 1.0);
+  }
+
+ private:
+  std::mt19937_64 rng_;
+  double loss_rate_ = 0, correlation_ = 0;
+  bool dropped_ = false;
+};
+
+// Loss as TCP shows it to the application: nothing is lost, the direction stalls. Each chunk is
+// cut into segments of kSegment bytes; a two-state Gilbert-Elliott chain decides per segment
+// whether it is lost (mean loss rate loss_rate, mean losses in a row burst), and each loss holds
+// the chunk (and everything behind it) for the retransmission timeout, doubled for each loss in a
+// row, as TCP's exponential backoff does (capped at Linux's TCP_RTO_MAX, 120 s).
+class TcpLossStage : public FixedScheduleStage {
+ public:
+  static constexpr std::size_t kSegment = 1448;  // a 1500-byte MTU's payload with TCP timestamps
+  static constexpr std::int64_t kMaxRtoMs = 120'000;
+
+  TcpLossStage(const Attributes& a, std::uint64_t seed) : rng_(seed) { update(a, {}); }
+  void update(const Attributes& a, TimePoint) override {
+    const double p = std::clamp(a.number(0), 0.0, 0.999999);
+    const double burst = std::max(a.number(1), 1.0);
+    to_good_ = 1.0 / burst;                             // mean stay in "bad": burst segments
+    to_bad_ = std::min(1.0, p * to_good_ / (1.0 - p));  // stationary loss rate: p
+    rto_ms_ = std::clamp<std::int64_t>(a.integer(2), 0, kMaxRtoMs);
+  }
+
+ private:
+  TimePoint data_due(const Event& e) override { return e.at + stall(e.bytes.size()); }
+  nanoseconds stall(std::size_t bytes) {
+    nanoseconds total{0};
+    const std::size_t segments = std::max<std::size_t>(1, (bytes + kSegment - 1) / kSegment);
+    for (std::size_t i = 0; i < segments; ++i) {
+      bad_ = unit_draw(rng_) < (bad_ ? 1.0 - to_good_ : to_bad_);
+      if (!bad_) {
+        in_a_row_ = 0;
+        continue;
+      }
+      std::int64_t rto = rto_ms_;
+      for (int k = 0; k < in_a_row_ && rto < kMaxRtoMs; ++k)
+        rto *= 2;
+      total += milliseconds(std::min(rto, kMaxRtoMs));
+      ++in_a_row_;
+    }
+    return total;
+  }
+  std::mt19937_64 rng_;
+  double to_bad_ = 0, to_good_ = 1;
+  std::int64_t rto_ms_ = 0;
+  bool bad_ = false;
+  int in_a_row_ = 0;
+};
+
+// Flips one random bit of each byte chosen with probability `rate`; the gaps between chosen bytes
+// are drawn geometrically, so the cost is per flipped byte, not per byte.
+class CorruptStage : public Stage {
+ public:
+  CorruptStage(const Attributes& a, std::uint64_t seed) : rng_(seed) { update(a, {}); }
+  TimePoint step(EventQueue& in, TimePoint, const Emitter& out) override {
+    while (!in.empty()) {
+      const TimePoint at = in.front().at;
+      Event e = in.take_front();
+      std::uint64_t pos = skip_;
+      while (pos < e.bytes.size()) {
+        e.bytes[pos] = static_cast<char>(static_cast<unsigned char>(e.bytes[pos]) ^ (1u << (rng_() % 8)));
+        pos += 1 + gap();
+      }
+      skip_ = pos - e.bytes.size();
+      out(std::move(e), at);
+    }
+    return kNever;
+  }
+  void update(const Attributes& a, TimePoint) override {
+    const double rate = std::clamp(a.number(0), 0.0, 1.0);
+    if (rate == rate_) return;
+    rate_ = rate;
+    skip_ = gap();
+  }
+
+ private:
+  // Bytes left intact before the next flipped one.
+  std::uint64_t gap() {
+    constexpr auto kNone = std::numeric_limits<std::uint64_t>::max() / 2;
+    if (rate_ <= 0) return kNone;
+    if (rate_ >= 1) return 0;
+    const double g = std::floor(std::log1p(-unit_draw(rng_)) / std::log1p(-rate_));
+    return g >= static_cast<double>(kNone) ? kNone : static_cast<std::uint64_t>(g);
+  }
+  std::mt19937_64 rng_;
+  double rate_ = -1;
+  std::uint64_t skip_ = 0;
+};
+
 }  // namespace
 
 void Stage::flush(EventQueue&, TimePoint, const Emitter&, bool) {}
+
+std::int64_t Attributes::integer(std::size_t i) const {
+  if (const auto* v = std::get_if<std::int64_t>(&values_[i])) return *v;
+  return 0;
+}
+
+double Attributes::number(std::size_t i) const {
+  if (const auto* v = std::get_if<double>(&values_[i])) return *v;
+  if (const auto* v = std::get_if<std::int64_t>(&values_[i])) return static_cast<double>(*v);
+  return 0;
+}
+
+const std::string& Attributes::text(std::size_t i) const {
+  static const std::string empty;
+  if (const auto* v = std::get_if<std::string>(&values_[i])) return *v;
+  return empty;
+}
+
+bool Attributes::flag(std::size_t i) const {
+  if (const auto* v = std::get_if<bool>(&values_[i])) return *v;
+  return false;
+}
+
+Attributes default_attributes(ToxicType type) {
+  Attributes a;
+  const auto& specs = toxic_type_info(type).attributes;
+  for (std::size_t i = 0; i < specs.size(); ++i)
+    a[i] = specs[i].default_value;
+  return a;
+}
+
+std::optional<std::string> validate_attributes(ToxicType type, const Attributes& a) {
+  auto between = [&](std::size_t i, double lo, double hi) -> std::optional<std::string> {
+    const double v = a.number(i);
+    if (v >= lo && v <= hi) return std::nullopt;
+    return std::string(toxic_type_info(type).attributes[i].name) + ": not between " +
+           gojson::format_float64(lo) + " and " + gojson::format_float64(hi) + ": " +
+           gojson::format_float64(v);
+  };
+  auto at_least = [&](std::size_t i, double lo) -> std::optional<std::string> {
+    const double v = a.number(i);
+    if (v >= lo) return std::nullopt;
+    return std::string(toxic_type_info(type).attributes[i].name) + ": less than " +
+           gojson::format_float64(lo) + ": " + gojson::format_float64(v);
+  };
+  switch (type) {
+    case ToxicType::latency: {
+      const std::string& d = a.text(2);
+      if (std::find(kDistributions.begin(), kDistributions.end(), d) == kDistributions.end())
+        return "distribution: not one of uniform, normal, pareto, paretonormal: " + d;
+      return std::nullopt;
+    }
+    case ToxicType::packet_loss:
+      if (auto e = between(0, 0, 1)) return e;
+      return between(1, 0, 1);
+    case ToxicType::tcp_loss: {
+      if (auto e = between(0, 0, 1)) return e;
+      if (auto e = at_least(1, 1)) return e;
+      if (auto e = at_least(2, 0)) return e;
+      // The chain enters a burst with probability loss_rate / (burst * (1 - loss_rate)): at most 1.
+      const double p = a.number(0), burst = a.number(1);
+      if (p > burst / (burst + 1))
+        return "loss_rate: at most " + gojson::format_float64(burst / (burst + 1)) + " with burst " +
+               gojson::format_float64(burst) + ": " + gojson::format_float64(p);
+      return std::nullopt;
+    }
+    case ToxicType::corrupt:
+      return between(0, 0, 1);
+    case ToxicType::slow_open:
+      return at_least(0, 0);
+    default:
+      return std::nullopt;
+  }
+}
+
+TimePoint SharedSchedule::reserve(TimePoint earliest, nanoseconds duration) {
+  Clock::rep busy = busy_until_.load(std::memory_order_relaxed);
+  for (;;) {
+    const Clock::rep end = std::max(busy, earliest.time_since_epoch().count()) + duration.count();
+    if (busy_until_.compare_exchange_weak(busy, end, std::memory_order_relaxed))
+      return TimePoint(Clock::duration(end));
+  }
+}
 
 const ToxicTypeInfo* find_toxic_type(std::string_view name) {
   for (const auto& t : registry())
@@ -386,12 +758,13 @@ const ToxicTypeInfo& toxic_type_info(ToxicType type) {
   return registry()[static_cast<std::size_t>(type)];
 }
 
-std::unique_ptr<Stage> make_stage(ToxicType type, const Attributes& a, std::uint64_t seed) {
+std::unique_ptr<Stage> make_stage(ToxicType type, const Attributes& a, std::uint64_t seed,
+                                  std::shared_ptr<SharedSchedule> shared) {
   switch (type) {
     case ToxicType::latency:
       return std::make_unique<LatencyStage>(a, seed);
     case ToxicType::bandwidth:
-      return std::make_unique<BandwidthStage>(a);
+      return std::make_unique<BandwidthStage>(a, std::move(shared));
     case ToxicType::slow_close:
       return std::make_unique<SlowCloseStage>(a);
     case ToxicType::timeout:
@@ -402,6 +775,12 @@ std::unique_ptr<Stage> make_stage(ToxicType type, const Attributes& a, std::uint
       return std::make_unique<SlicerStage>(a, seed);
     case ToxicType::limit_data:
       return std::make_unique<LimitDataStage>(a);
+    case ToxicType::packet_loss:
+      return std::make_unique<PacketLossStage>(a, seed);
+    case ToxicType::tcp_loss:
+      return std::make_unique<TcpLossStage>(a, seed);
+    case ToxicType::corrupt:
+      return std::make_unique<CorruptStage>(a, seed);
     case ToxicType::redis_error:
     case ToxicType::redis_delay:
     case ToxicType::mysql_error:
@@ -409,6 +788,8 @@ std::unique_ptr<Stage> make_stage(ToxicType type, const Attributes& a, std::uint
     case ToxicType::http_abort:
     case ToxicType::http_delay:  // built by make_protocol_stage, which needs their settings
     case ToxicType::noop:
+    case ToxicType::slow_open:  // not stream toxics: never given a stage by the data plane
+    case ToxicType::refuse:
       break;
   }
   return std::make_unique<NoopStage>();

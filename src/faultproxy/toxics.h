@@ -8,10 +8,14 @@
 // The semantics follow Toxiproxy 2.12's toxics (latency counted from the moment a chunk was read,
 // bandwidth in KB/s with 1 KB = 1000 bytes, slicer's recursive halving, limit_data's per-connection
 // byte count, ...). Where a toxic ends a connection it emits a terminal event: `close` (both sockets
-// closed normally) or `reset` (both sockets closed with SO_LINGER 0, i.e. a TCP RST).
+// closed normally) or `reset` (both sockets closed with SO_LINGER 0, i.e. a TCP RST). Ours:
+// packet_loss (upstream Toxiproxy's, after 2.12: drops chunks), tcp_loss (losses seen as TCP shows
+// them: stalls of the retransmission timeout), corrupt (bit flips), latency distributions (netem's
+// shapes) and a bandwidth shared by a proxy's connections. slow_open and refuse are no stages: the
+// data plane and the listener act on them (ToxicScope).
 //
 // Usage (what Pipeline does for a link):
-//   auto stage = make_stage(ToxicType::latency, {100, 0, 0}, /*seed=*/42);
+//   auto stage = make_stage(ToxicType::latency, {100, 0}, /*seed=*/42);
 //   EventQueue in;
 //   in.push_back(Event::data("hello", now));
 //   Emitter out = ...;                        // collects (event, release time)
@@ -21,15 +25,19 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <initializer_list>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <random>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 namespace faultproxy {
@@ -115,32 +123,98 @@ enum class ToxicType : std::uint8_t {
   reset_peer,
   slicer,
   limit_data,
-  // Protocol-aware toxics (protocol_toxics.h): typed attributes in a ProtocolSettings.
+  noop,
+  // faultproxy's own (the registry in toxics.cpp says which attributes each takes)
+  packet_loss,
+  tcp_loss,
+  corrupt,
+  slow_open,
+  refuse,
+  // Protocol-aware toxics (protocol_toxics.h): their attributes compiled into a ProtocolSettings.
   redis_error,
   redis_delay,
   mysql_error,
   mysql_delay,
   http_abort,
   http_delay,
-  noop
 };
 
-// Up to three integer attributes, in the order Toxiproxy lists them (see attribute_names()).
-using Attributes = std::array<std::int64_t, 3>;
+// One attribute's value. Toxiproxy's toxics take integers; ours also floats, strings and booleans.
+using AttributeValue = std::variant<std::int64_t, double, std::string, bool>;
+inline constexpr std::size_t kMaxAttributes = 8;
+
+// A toxic's attributes, in the order its ToxicTypeInfo lists them. `{100, 20}` sets the first
+// ones (integers); the rest are integer 0 until set.
+class Attributes {
+ public:
+  Attributes() = default;
+  Attributes(std::initializer_list<AttributeValue> values) {
+    std::size_t i = 0;
+    for (const auto& v : values)
+      if (i < values_.size()) values_[i++] = v;
+  }
+  AttributeValue& operator[](std::size_t i) { return values_[i]; }
+  const AttributeValue& operator[](std::size_t i) const { return values_[i]; }
+  std::size_t size() const { return values_.size(); }
+  // Typed reads; a value of another kind reads as 0, 0.0, "" or false (the API stores each
+  // attribute with its declared kind, so stages never see one).
+  std::int64_t integer(std::size_t i) const;
+  double number(std::size_t i) const;  // integers read as numbers too
+  const std::string& text(std::size_t i) const;
+  bool flag(std::size_t i) const;
+  bool operator==(const Attributes&) const = default;
+
+ private:
+  std::array<AttributeValue, kMaxAttributes> values_{};
+};
+
+enum class AttributeKind : std::uint8_t { integer, number, text, flag };
+
+struct AttributeSpec {
+  std::string_view name;  // "latency"
+  AttributeKind kind = AttributeKind::integer;
+  AttributeValue default_value = std::int64_t{0};
+  // False for our additions to Toxiproxy's toxics (latency's distribution, bandwidth's per_proxy):
+  // answers leave them out while they hold their default, so they stay Toxiproxy's to the byte.
+  bool echo_default = true;
+};
+
+// Where a toxic acts: on the bytes of one direction (a Stage), on each new connection before it
+// reaches the upstream (slow_open), or on the proxy's listener (refuse).
+enum class ToxicScope : std::uint8_t { stream, connection, listener };
 
 struct ToxicTypeInfo {
   ToxicType type;
-  std::string_view name;                     // "latency"
-  std::string_view go_struct;                // "LatencyToxic", for Go-style decode errors
-  std::vector<std::string_view> attributes;  // {"latency", "jitter"}
-  std::string_view go_int_type;              // "int64" or "int"
+  std::string_view name;                  // "latency"
+  std::string_view go_struct;             // "LatencyToxic", for Go-style decode errors
+  std::vector<AttributeSpec> attributes;  // {"latency", "jitter", ...}
+  std::string_view go_int_type;           // Go type of its integer attributes: "int64" or "int"
+  ToxicScope scope = ToxicScope::stream;
 };
 
 const ToxicTypeInfo* find_toxic_type(std::string_view name);
 const ToxicTypeInfo& toxic_type_info(ToxicType type);
+// The type's attributes at their defaults (Toxiproxy's: 0; ours: the documented defaults).
+Attributes default_attributes(ToxicType type);
+// Why `attributes` are unacceptable for `type` ("loss_rate: not between 0 and 1: 1.5"), or nullopt.
+// Toxiproxy's own attributes take any integer, as in Toxiproxy.
+std::optional<std::string> validate_attributes(ToxicType type, const Attributes& attributes);
 
-// Attributes that are not three integers (the protocol toxics'), compiled once per change and
-// shared, immutable, by every connection's stage.
+// The send schedule that the connections of one proxy share (bandwidth with per_proxy): each piece
+// of data reserves the next free slot. Connections run on several workers, hence atomic.
+class SharedSchedule {
+ public:
+  // Reserves `duration` from `earliest` or the end of the last reservation, whichever is later;
+  // returns the end of the slot.
+  TimePoint reserve(TimePoint earliest, std::chrono::nanoseconds duration);
+
+ private:
+  std::atomic<Clock::rep> busy_until_{std::numeric_limits<Clock::rep>::min()};
+};
+
+// What a toxic's attributes compile to when its stages need more than the values (the protocol
+// toxics': matchers, framed answers), compiled once per change and shared, immutable, by every
+// connection's stage.
 struct ToxicSettings {
   virtual ~ToxicSettings() = default;
 };
@@ -163,7 +237,7 @@ class Stage {
   virtual void flush(EventQueue& in, TimePoint now, const Emitter& out, bool removed);
   // New attributes; held data keeps its schedule, new data follows the new attributes.
   virtual void update(const Attributes& attributes, TimePoint now) = 0;
-  // New typed attributes (protocol toxics), as update().
+  // New compiled attributes (protocol toxics), as update().
   virtual void update_settings(const std::shared_ptr<const ToxicSettings>& /*settings*/, TimePoint /*now*/) {}
   // The stage (re)starts acting at `now` (link start, toxic added, or toxicity raised).
   virtual void activate(TimePoint /*now*/) {}
@@ -171,8 +245,10 @@ class Stage {
   virtual std::size_t held_bytes() const { return 0; }
 };
 
-// `seed` feeds the stage's own random numbers (jitter, slice sizes).
-std::unique_ptr<Stage> make_stage(ToxicType type, const Attributes& attributes, std::uint64_t seed);
+// `seed` feeds the stage's own random numbers (jitter, slice sizes, losses). `shared`: the proxy's
+// schedule for a bandwidth toxic with per_proxy (may be null otherwise).
+std::unique_ptr<Stage> make_stage(ToxicType type, const Attributes& attributes, std::uint64_t seed,
+                                  std::shared_ptr<SharedSchedule> shared = nullptr);
 
 // Toxiproxy's slicer: offsets [0, a, a, b, b, ..., size] splitting `size` bytes around `average`
 // +/- `variation` by recursive halving. Exposed for tests.

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <numeric>
+#include <thread>
 
 namespace faultproxy {
 namespace {
@@ -484,6 +486,380 @@ TEST(Noop, PassesEverything) {
   h.terminal(EventKind::eof, T0);
   h.step(T0);
   ASSERT_EQ(h.out().size(), 2u);
+}
+
+// ---- faultproxy's own toxics and attributes ----------------------------------------------------
+
+Attributes with(ToxicType type, std::initializer_list<std::pair<std::size_t, AttributeValue>> values) {
+  Attributes a = default_attributes(type);
+  for (const auto& [i, v] : values)
+    a[i] = v;
+  return a;
+}
+
+TEST(PacketLoss, DropsWholeChunksAtTheRateAndPassesTheEnd) {
+  Harness none(ToxicType::packet_loss, with(ToxicType::packet_loss, {{0, 0.0}}));
+  Harness all(ToxicType::packet_loss, with(ToxicType::packet_loss, {{0, 1.0}}));
+  Harness some(ToxicType::packet_loss, with(ToxicType::packet_loss, {{0, 0.2}}), 3);
+  for (int i = 0; i < 10'000; ++i) {
+    const std::string chunk = "<" + std::to_string(i) + ">";
+    none.data(chunk, T0);
+    all.data(chunk, T0);
+    some.data(chunk, T0);
+  }
+  for (Harness* h : {&none, &all, &some}) {
+    h->terminal(EventKind::eof, T0);
+    EXPECT_EQ(h->step(T0), kNever);
+    EXPECT_EQ(h->out().back().kind, EventKind::eof);
+  }
+  EXPECT_EQ(none.out().size(), 10'001u);
+  EXPECT_EQ(all.out().size(), 1u);
+  const double kept = static_cast<double>(some.out().size() - 1) / 10'000;
+  EXPECT_NEAR(kept, 0.8, 0.03);
+  // What passes is whole chunks, in order, unchanged.
+  int last = -1;
+  for (std::size_t i = 0; i + 1 < some.out().size(); ++i) {
+    const std::string& b = some.out()[i].bytes;
+    const int n = std::stoi(b.substr(1));
+    EXPECT_EQ(b, "<" + std::to_string(n) + ">");
+    EXPECT_GT(n, last);
+    last = n;
+  }
+}
+
+TEST(PacketLoss, CorrelationMakesLossesComeInBursts) {
+  Harness h(ToxicType::packet_loss, with(ToxicType::packet_loss, {{0, 0.1}, {1, 0.8}}), 5);
+  constexpr int kChunks = 20'000;
+  for (int i = 0; i < kChunks; ++i)
+    h.data(std::to_string(i), T0);
+  h.step(T0);
+  std::vector<bool> dropped(kChunks, true);
+  for (const auto& o : h.out())
+    dropped[static_cast<std::size_t>(std::stoi(o.bytes))] = false;
+  int drops = 0, after_drop = 0, drop_after_drop = 0;
+  for (int i = 0; i < kChunks; ++i) {
+    drops += dropped[i];
+    if (i > 0 && dropped[i - 1]) {
+      ++after_drop;
+      drop_after_drop += dropped[i];
+    }
+  }
+  // Right after a drop: 0.1 + 0.8; otherwise 0.1.
+  EXPECT_NEAR(static_cast<double>(drop_after_drop) / after_drop, 0.9, 0.03);
+  EXPECT_GT(drops, kChunks / 3);  // stationary: 0.1 / (1 - 0.9 + 0.1) = 0.5
+}
+
+TEST(PacketLoss, SameSeedSameDrops) {
+  auto run = [](std::uint64_t seed) {
+    Harness h(ToxicType::packet_loss, default_attributes(ToxicType::packet_loss), seed);
+    for (int i = 0; i < 500; ++i)
+      h.data(std::to_string(i) + ",", T0);
+    h.step(T0);
+    return h.bytes();
+  };
+  EXPECT_EQ(run(11), run(11));
+  EXPECT_NE(run(11), run(12));
+}
+
+// One-segment chunks an hour apart: each one's delay is its own stall.
+std::vector<std::chrono::milliseconds> tcp_loss_stalls(const Attributes& a, int chunks, std::uint64_t seed) {
+  Harness h(ToxicType::tcp_loss, a, seed);
+  for (int i = 0; i < chunks; ++i)
+    h.data("x", T0 + std::chrono::hours(i));
+  h.step(T0 + std::chrono::hours(chunks + 1));
+  std::vector<std::chrono::milliseconds> stalls;
+  for (int i = 0; i < chunks; ++i)
+    stalls.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(
+        h.out()[static_cast<std::size_t>(i)].at - (T0 + std::chrono::hours(i))));
+  return stalls;
+}
+
+TEST(TcpLoss, LossesAreStallsOfTheRtoDoublingWithinABurst) {
+  const auto stalls =
+      tcp_loss_stalls(with(ToxicType::tcp_loss, {{0, 0.05}, {1, 3.0}, {2, std::int64_t{200}}}), 40'000, 9);
+  int lost = 0, bursts = 0, in_a_row = 0;
+  for (const auto s : stalls) {
+    if (s.count() == 0) {
+      in_a_row = 0;
+      continue;
+    }
+    ++lost;
+    if (in_a_row == 0) ++bursts;
+    // 200, 400, 800, ... ms, capped at Linux's TCP_RTO_MAX (120 s).
+    EXPECT_EQ(s.count(), std::min<std::int64_t>(std::int64_t{200} << std::min(in_a_row, 20), 120'000))
+        << "loss " << in_a_row + 1 << " of a burst";
+    ++in_a_row;
+  }
+  EXPECT_NEAR(static_cast<double>(lost) / 40'000, 0.05, 0.01);  // loss_rate
+  EXPECT_NEAR(static_cast<double>(lost) / bursts, 3.0, 0.4);    // burst: mean losses in a row
+}
+
+TEST(TcpLoss, NothingIsLostAndOrderIsKept) {
+  Harness h(ToxicType::tcp_loss, with(ToxicType::tcp_loss, {{0, 0.3}, {1, 1.0}}), 4);
+  std::string sent;
+  for (int i = 0; i < 300; ++i) {
+    const std::string chunk(1 + static_cast<std::size_t>(i * 37 % 5000), static_cast<char>('a' + i % 26));
+    sent += chunk;
+    h.data(chunk, T0 + std::chrono::milliseconds(i));
+  }
+  h.terminal(EventKind::eof, T0 + 300ms);
+  TimePoint t = T0;
+  while ((t = h.step(t)) != kNever) {
+  }
+  EXPECT_EQ(h.bytes(), sent);
+  EXPECT_EQ(h.out().back().kind, EventKind::eof);
+  for (std::size_t i = 1; i < h.out().size(); ++i)
+    EXPECT_GE(h.out()[i].at, h.out()[i - 1].at);  // a stall holds everything behind it
+  // 30% of segments lost: chunks are held for the RTO (200 ms, doubled in a row) or behind one.
+  int held = 0;
+  for (std::size_t i = 0; i < 300; ++i)
+    held += h.out()[i].at >= T0 + std::chrono::milliseconds(i) + 200ms;
+  EXPECT_GT(held, 100);
+}
+
+TEST(TcpLoss, BigChunksAreManySegments) {
+  // 1% per segment: a 64 KiB chunk (46 segments) stalls far more often than a 100-byte one.
+  int big = 0, small = 0;
+  Harness hb(ToxicType::tcp_loss, default_attributes(ToxicType::tcp_loss), 2);
+  Harness hs(ToxicType::tcp_loss, default_attributes(ToxicType::tcp_loss), 2);
+  for (int i = 0; i < 2000; ++i) {
+    hb.data(std::string(65536, 'b'), T0 + std::chrono::hours(i));
+    hs.data(std::string(100, 's'), T0 + std::chrono::hours(i));
+  }
+  hb.step(T0 + std::chrono::hours(3000));
+  hs.step(T0 + std::chrono::hours(3000));
+  for (int i = 0; i < 2000; ++i) {
+    big += hb.out()[static_cast<std::size_t>(i)].at != T0 + std::chrono::hours(i);
+    small += hs.out()[static_cast<std::size_t>(i)].at != T0 + std::chrono::hours(i);
+  }
+  EXPECT_NEAR(big / 2000.0, 1 - std::pow(0.99, 46), 0.05);
+  EXPECT_NEAR(small / 2000.0, 0.01, 0.01);
+}
+
+TEST(TcpLoss, RemovalReleasesEverythingHeld) {
+  Harness h(ToxicType::tcp_loss, with(ToxicType::tcp_loss, {{0, 0.5}, {1, 1.0}, {2, std::int64_t{100'000}}}),
+            1);
+  for (int i = 0; i < 50; ++i)
+    h.data("c" + std::to_string(i), T0);
+  h.step(T0);
+  h.flush(T0 + 1ms, true);
+  std::string want;
+  for (int i = 0; i < 50; ++i)
+    want += "c" + std::to_string(i);
+  EXPECT_EQ(h.bytes(), want);
+}
+
+TEST(Corrupt, FlipsOneBitOfBytesAtTheRate) {
+  const std::string data(1 << 20, '\x5a');
+  Harness h(ToxicType::corrupt, with(ToxicType::corrupt, {{0, 0.01}}), 8);
+  for (std::size_t off = 0; off < data.size(); off += 32 * 1024)
+    h.data(data.substr(off, 32 * 1024), T0);
+  h.terminal(EventKind::eof, T0);
+  h.step(T0);
+  const std::string got = h.bytes();
+  ASSERT_EQ(got.size(), data.size());
+  std::size_t flipped = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const unsigned diff = static_cast<unsigned char>(got[i] ^ data[i]);
+    if (diff == 0) continue;
+    ++flipped;
+    EXPECT_EQ(diff & (diff - 1), 0u) << "more than one bit flipped at " << i;
+  }
+  EXPECT_NEAR(static_cast<double>(flipped) / static_cast<double>(data.size()), 0.01, 0.001);
+  EXPECT_EQ(h.out().back().kind, EventKind::eof);
+}
+
+TEST(Corrupt, RateZeroAndOne) {
+  Harness zero(ToxicType::corrupt, with(ToxicType::corrupt, {{0, 0.0}}));
+  Harness one(ToxicType::corrupt, with(ToxicType::corrupt, {{0, 1.0}}));
+  zero.data("abcdef", T0);
+  one.data("abcdef", T0);
+  zero.step(T0);
+  one.step(T0);
+  EXPECT_EQ(zero.bytes(), "abcdef");
+  const std::string o = one.bytes();
+  ASSERT_EQ(o.size(), 6u);
+  for (std::size_t i = 0; i < 6; ++i)
+    EXPECT_NE(o[i], "abcdef"[i]);
+}
+
+// Latency's distribution: the delays (ms) of many chunks read an hour apart (so that none waits
+// for the one before it).
+std::vector<double> latency_delays(const std::string& distribution, std::int64_t latency,
+                                   std::int64_t jitter) {
+  Harness h(ToxicType::latency, {latency, jitter, distribution}, 21);
+  constexpr int kChunks = 20'000;
+  for (int i = 0; i < kChunks; ++i)
+    h.data("x", T0 + std::chrono::hours(i));
+  h.step(T0 + std::chrono::hours(kChunks + 1));
+  std::vector<double> d;
+  for (int i = 0; i < kChunks; ++i)
+    d.push_back(std::chrono::duration<double, std::milli>(h.out()[static_cast<std::size_t>(i)].at -
+                                                          (T0 + std::chrono::hours(i)))
+                    .count());
+  return d;
+}
+
+double mean(const std::vector<double>& v) {
+  return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+}
+
+double stddev(const std::vector<double>& v) {
+  const double m = mean(v);
+  double s = 0;
+  for (double x : v)
+    s += (x - m) * (x - m);
+  return std::sqrt(s / static_cast<double>(v.size()));
+}
+
+TEST(LatencyDistribution, NormalHasTheLatencyAsMeanAndTheJitterAsStandardDeviation) {
+  const auto d = latency_delays("normal", 100, 10);
+  EXPECT_NEAR(mean(d), 100, 0.5);
+  EXPECT_NEAR(stddev(d), 10, 0.5);
+  EXPECT_GE(*std::min_element(d.begin(), d.end()), 100 - 4 * 10);  // netem's tables stop at 4 jitters
+  EXPECT_LE(*std::max_element(d.begin(), d.end()), 100 + 4 * 10);
+}
+
+TEST(LatencyDistribution, ParetoHasALongRightTail) {
+  for (const std::string dist : {"pareto", "paretonormal"}) {
+    auto d = latency_delays(dist, 100, 10);
+    std::sort(d.begin(), d.end());
+    const double median = d[d.size() / 2];
+    EXPECT_NEAR(mean(d), 100, 1.0) << dist;  // netem's tables have mean 0
+    EXPECT_LT(median, mean(d)) << dist;      // skewed right
+    EXPECT_GT(d.back() - 100, 100 - d.front()) << dist;
+    EXPECT_LE(d.back(), 100 + 4 * 10 + 0.01) << dist;
+  }
+  const auto p = latency_delays("pareto", 100, 10);
+  EXPECT_GE(*std::min_element(p.begin(), p.end()), 100 - 10 * 2.0 / 3 - 0.01);  // Pareto's minimum
+}
+
+TEST(LatencyDistribution, UniformIsToxiproxysAndZeroJitterIsExact) {
+  // "uniform" is what latency always did: the same draws for the same seed.
+  Harness a(ToxicType::latency, {100, 20}, 7), b(ToxicType::latency, {100, 20, std::string("uniform")}, 7);
+  for (int i = 0; i < 100; ++i) {
+    a.data("x", T0);
+    b.data("x", T0);
+  }
+  a.step(T0 + 1h);
+  b.step(T0 + 1h);
+  for (std::size_t i = 0; i < 100; ++i)
+    EXPECT_EQ(a.out()[i].at, b.out()[i].at);
+  for (const std::string dist : {"normal", "pareto", "paretonormal"}) {
+    const auto d = latency_delays(dist, 50, 0);
+    EXPECT_EQ(*std::min_element(d.begin(), d.end()), 50);
+    EXPECT_EQ(*std::max_element(d.begin(), d.end()), 50);
+  }
+}
+
+TEST(BandwidthPerProxy, ConnectionsShareTheRate) {
+  auto shared = std::make_shared<SharedSchedule>();
+  const Attributes a = {std::int64_t{10}, true};  // 10 KB/s = 10 bytes/ms, for the whole proxy
+  struct Link {
+    std::unique_ptr<Stage> stage;
+    EventQueue in;
+    TimePoint done{};
+  };
+  std::vector<Link> ls(3);
+  for (auto& l : ls) {
+    l.stage = make_stage(ToxicType::bandwidth, a, 1, shared);
+    l.in.push_back(Event::data(std::string(500, 'x'), T0));
+  }
+  for (TimePoint now = T0; now <= T0 + 300ms; now += 1ms)
+    for (auto& l : ls)
+      l.stage->step(l.in, now, [&](Event&&, TimePoint at) { l.done = at; });
+  // 1500 bytes at 10 bytes/ms: the three finish at 50, 100 and 150 ms, not all at 50.
+  std::vector<TimePoint> done = {ls[0].done, ls[1].done, ls[2].done};
+  std::sort(done.begin(), done.end());
+  EXPECT_EQ(done[0], T0 + 50ms);
+  EXPECT_EQ(done[1], T0 + 100ms);
+  EXPECT_EQ(done[2], T0 + 150ms);
+  // Without per_proxy each connection has the rate to itself.
+  Harness alone(ToxicType::bandwidth, {std::int64_t{10}, false});
+  alone.data(std::string(500, 'x'), T0);
+  EXPECT_EQ(alone.step(T0), T0 + 50ms);
+}
+
+TEST(BandwidthPerProxy, TheScheduleHandsOutDisjointSlotsAcrossThreads) {
+  SharedSchedule schedule;
+  constexpr int kThreads = 4, kEach = 5000;
+  std::vector<std::vector<TimePoint>> ends(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i)
+    threads.emplace_back([&, i] {
+      for (int k = 0; k < kEach; ++k)
+        ends[static_cast<std::size_t>(i)].push_back(schedule.reserve(T0, 1us));
+    });
+  for (auto& t : threads)
+    t.join();
+  // Every slot is 1 us and they are back to back from T0: the ends are T0 + 1..N us, each once.
+  std::vector<TimePoint> all;
+  for (const auto& e : ends)
+    all.insert(all.end(), e.begin(), e.end());
+  std::sort(all.begin(), all.end());
+  for (std::size_t k = 0; k < all.size(); ++k)
+    ASSERT_EQ(all[k], T0 + std::chrono::microseconds(k + 1));
+}
+
+TEST(BandwidthPerProxy, SwitchingModesMidChunkKeepsEveryByte) {
+  auto shared = std::make_shared<SharedSchedule>();
+  auto stage = make_stage(ToxicType::bandwidth, {std::int64_t{1}, true}, 1, shared);  // 100-byte pieces
+  EventQueue in;
+  std::string sent;
+  for (int i = 0; i < 5; ++i) {
+    sent += std::string(250, static_cast<char>('a' + i));
+    in.push_back(Event::data(std::string(250, static_cast<char>('a' + i)), T0));
+  }
+  std::string got;
+  const Emitter out = [&](Event&& e, TimePoint) { got += e.bytes; };
+  TimePoint now = T0;
+  for (int round = 0; round < 4000 && got.size() < sent.size(); ++round) {
+    now += 7ms;
+    if (round % 17 == 0) stage->update({std::int64_t{1}, round % 34 == 0}, now);
+    stage->step(in, now, out);
+  }
+  EXPECT_EQ(got, sent);
+}
+
+TEST(Validation, RangesAndNames) {
+  EXPECT_EQ(validate_attributes(ToxicType::latency, default_attributes(ToxicType::latency)), std::nullopt);
+  EXPECT_EQ(validate_attributes(ToxicType::latency, {100, 10, std::string("gauss")}),
+            "distribution: not one of uniform, normal, pareto, paretonormal: gauss");
+  EXPECT_EQ(validate_attributes(ToxicType::packet_loss, with(ToxicType::packet_loss, {{0, 1.5}})),
+            "loss_rate: not between 0 and 1: 1.5");
+  EXPECT_EQ(validate_attributes(ToxicType::packet_loss, with(ToxicType::packet_loss, {{1, -0.1}})),
+            "correlation: not between 0 and 1: -0.1");
+  EXPECT_EQ(validate_attributes(ToxicType::tcp_loss, with(ToxicType::tcp_loss, {{1, 0.5}})),
+            "burst: less than 1: 0.5");
+  EXPECT_EQ(validate_attributes(ToxicType::tcp_loss, with(ToxicType::tcp_loss, {{0, 0.6}})),
+            "loss_rate: at most 0.5 with burst 1: 0.6");
+  EXPECT_EQ(validate_attributes(ToxicType::tcp_loss, with(ToxicType::tcp_loss, {{0, 0.6}, {1, 2.0}})),
+            std::nullopt);
+  EXPECT_EQ(validate_attributes(ToxicType::tcp_loss, with(ToxicType::tcp_loss, {{2, std::int64_t{-1}}})),
+            "rto_ms: less than 0: -1");
+  EXPECT_EQ(validate_attributes(ToxicType::corrupt, with(ToxicType::corrupt, {{0, 2.0}})),
+            "rate: not between 0 and 1: 2");
+  EXPECT_EQ(validate_attributes(ToxicType::slow_open, with(ToxicType::slow_open, {{0, std::int64_t{-5}}})),
+            "delay: less than 0: -5");
+  // Toxiproxy's toxics take any integer, as Toxiproxy does.
+  EXPECT_EQ(validate_attributes(ToxicType::timeout, {-5}), std::nullopt);
+}
+
+TEST(Registry, KnowsOurTypesWithTheirDefaults) {
+  for (auto name : {"packet_loss", "tcp_loss", "corrupt", "slow_open", "refuse"}) {
+    const auto* t = find_toxic_type(name);
+    ASSERT_NE(t, nullptr) << name;
+    EXPECT_EQ(&toxic_type_info(t->type), t);
+  }
+  EXPECT_EQ(default_attributes(ToxicType::packet_loss), (Attributes{0.1, 0.0}));
+  EXPECT_EQ(default_attributes(ToxicType::tcp_loss), (Attributes{0.01, 1.0, std::int64_t{200}}));
+  EXPECT_EQ(default_attributes(ToxicType::corrupt), (Attributes{0.0001}));
+  EXPECT_EQ(default_attributes(ToxicType::slow_open), (Attributes{std::int64_t{1000}}));
+  EXPECT_EQ(default_attributes(ToxicType::latency), (Attributes{0, 0, std::string("uniform")}));
+  EXPECT_EQ(default_attributes(ToxicType::bandwidth), (Attributes{0, false}));
+  EXPECT_EQ(find_toxic_type("slow_open")->scope, ToxicScope::connection);
+  EXPECT_EQ(find_toxic_type("refuse")->scope, ToxicScope::listener);
+  EXPECT_EQ(find_toxic_type("tcp_loss")->scope, ToxicScope::stream);
 }
 
 TEST(Registry, KnowsEveryToxiproxyType) {

@@ -589,9 +589,9 @@ std::string MariaDbServer::sql(const std::string& statements, bool column_names)
     std::ofstream out(script);
     out << statements << "\n";
   }
-  auto [rc, out] =
-      run_shell("mariadb --no-defaults --protocol=TCP -h127.0.0.1 -P" + std::to_string(port_) +
-                " -uroot --batch " + (column_names ? "" : "--skip-column-names ") + "--connect-timeout=5 < " + shell_quote(script.string()));
+  auto [rc, out] = run_shell("mariadb --no-defaults --protocol=TCP -h127.0.0.1 -P" + std::to_string(port_) +
+                             " -uroot --batch " + (column_names ? "" : "--skip-column-names ") +
+                             "--connect-timeout=5 < " + shell_quote(script.string()));
   std::error_code ec;
   fs::remove(script, ec);
   if (rc != 0) throw std::runtime_error("SQL failed: " + out);

@@ -15,16 +15,16 @@ using common::http::Response;
 
 namespace {
 
-constexpr std::array<std::string_view, 7> kRouteNames = {"/users/{id}", "/users",  "/health/live", "/health/ready",
-                                                         "/metrics",    "/config", "other"};
+constexpr std::array<std::string_view, 7> kRouteNames = {
+    "/users/{id}", "/users", "/health/live", "/health/ready", "/metrics", "/config", "other"};
 constexpr std::array<std::string_view, 5> kMethodNames = {"GET", "HEAD", "PUT", "DELETE", "other"};
 
 Response json(const Request& req, bhttp::status status, std::string body) {
   return common::http::make_response(req, status, std::move(body), "application/json");
 }
 
-Response error(const Request& req, std::string_view request_id, bhttp::status status, std::string_view message,
-               std::string_view outcome = {}) {
+Response error(const Request& req, std::string_view request_id, bhttp::status status,
+               std::string_view message, std::string_view outcome = {}) {
   return json(req, status, error_json(message, request_id, outcome));
 }
 
@@ -58,10 +58,7 @@ std::string retry_after_seconds(std::uint32_t floor, Clock::duration retry_in) {
 }  // namespace
 
 Api::Api(Service& service, const Config& config, common::metrics::Registry& registry)
-    : service_(service),
-      config_(config),
-      config_json_(config_to_json(config)),
-      registry_(registry) {
+    : service_(service), config_(config), config_json_(config_to_json(config)), registry_(registry) {
   std::random_device rd;
   char buf[16];
   std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(rd()));
@@ -159,8 +156,11 @@ asio::awaitable<Response> Api::handle(Request& req, const RequestInfo& info) {
     route = r_config;
   }
 
-  Exchange x{req, {}, m_other, Deadline{info.received + (route == r_users_list ? config_.list_deadline
-                                                                                 : config_.request_deadline)}};
+  Exchange x{
+      req,
+      {},
+      m_other,
+      Deadline{info.received + (route == r_users_list ? config_.list_deadline : config_.request_deadline)}};
   switch (req.method()) {
     case bhttp::verb::get:
       x.method = m_get;
@@ -275,7 +275,8 @@ Response Api::unavailable(const Exchange& x, std::string_view what, const Unavai
     message += "; nothing was written";
   }
   // The dependency's own words (which may name servers) are for the operator, with the request id.
-  const auto level = why.cause == Unavailable::not_called ? common::log::Level::debug : common::log::Level::warn;
+  const auto level =
+      why.cause == Unavailable::not_called ? common::log::Level::debug : common::log::Level::warn;
   if (common::log::enabled(level)) {
     common::log::write(level, "request not served",
                        {{"request_id", x.request_id},
@@ -348,8 +349,9 @@ asio::awaitable<Response> Api::write_user(Exchange& x, const std::string& id) {
     if (auto e = parse_entity_tags(*inm, TagComparison::weak, tags); !e.empty())
       co_return error(x.req, x.request_id, bhttp::status::bad_request, e);
     if (!put || !tags.any) {
-      co_return error(x.req, x.request_id, bhttp::status::bad_request,
-                      "If-None-Match on a write is supported only as `If-None-Match: *` on PUT (create only)");
+      co_return error(
+          x.req, x.request_id, bhttp::status::bad_request,
+          "If-None-Match on a write is supported only as `If-None-Match: *` on PUT (create only)");
     }
     // With If-Match too, the user would have to exist and not exist.
     if (im) {
@@ -375,8 +377,9 @@ asio::awaitable<Response> Api::write_user(Exchange& x, const std::string& id) {
   switch (w.status) {
     case WriteResult::created:
     case WriteResult::updated: {
-      Response res = json(x.req, w.status == WriteResult::created ? bhttp::status::created : bhttp::status::ok,
-                          user_json(id, name));
+      Response res =
+          json(x.req, w.status == WriteResult::created ? bhttp::status::created : bhttp::status::ok,
+               user_json(id, name));
       res.set(bhttp::field::etag, etag(w.version));
       co_return res;
     }

@@ -101,7 +101,8 @@ asio::awaitable<bool> CacheFeed::apply(const ChangeBatch& batch) {
     asio::co_spawn(
         executor_,
         [&, id = change.first, entry = change.second]() -> asio::awaitable<void> {
-          auto r = co_await master_.call<bool>(deadline, [&](Deadline d) { return cache_.store_if_newer(id, *entry, d); });
+          auto r = co_await master_.call<bool>(
+              deadline, [&](Deadline d) { return cache_.store_if_newer(id, *entry, d); });
           if (r.ok()) {
             changes_->inc();
             ++applied_;

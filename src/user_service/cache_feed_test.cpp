@@ -2,7 +2,6 @@
 // master (coalesced per id, newest wins), stores its position beside the lease, and another instance
 // takes over from that position when the holder stops or can no longer read the binlog.
 #include "user_service/cache_feed.h"
-#include "testing/event_loop.h"
 
 #include <gtest/gtest.h>
 
@@ -12,6 +11,7 @@
 #include <boost/asio/use_future.hpp>
 #include <functional>
 
+#include "testing/event_loop.h"
 #include "user_service/fakes.h"
 
 namespace user_service {

@@ -86,7 +86,7 @@ struct Config {
   std::string instance_name = "user-service";  // in logs, /health/ready and cache-feed lease ownership
   std::string source_address;                  // outgoing connections bind to this IP (empty: any)
   Millis request_deadline{1000};
-  Millis list_deadline{1000};  // GET /users: its one MariaDB statement (a page) may use all of it
+  Millis list_deadline{1000};   // GET /users: its one MariaDB statement (a page) may use all of it
   Millis shutdown_grace{5000};  // SIGTERM: in-flight requests get this long to finish
   std::string log_level = "info";
   HttpConfig http;

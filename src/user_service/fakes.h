@@ -14,11 +14,11 @@
 //   cache.master.behaviour.delay = std::chrono::milliseconds(30);
 #pragma once
 
+#include <algorithm>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <algorithm>
 #include <map>
 #include <string>
 
@@ -121,7 +121,8 @@ class FakeStore : public UserStore {
     if (it == rows.end()) co_return Outcome<RemoveResult>::success(RemoveResult{});
     const auto v = it->second.version;
     rows.erase(it);
-    if (behaviour.ack_lost) co_return Outcome<RemoveResult>::fail(behaviour.ack_failure, ack_message(), Effect::unknown);
+    if (behaviour.ack_lost)
+      co_return Outcome<RemoveResult>::fail(behaviour.ack_failure, ack_message(), Effect::unknown);
     co_return Outcome<RemoveResult>::success(RemoveResult{true, false, v});
   }
   boost::asio::awaitable<Outcome<std::vector<ListedUser>>> list(std::string_view after, std::uint32_t limit,
@@ -156,8 +157,8 @@ class FakeStore : public UserStore {
       case Precondition::absent:
         return it == rows.end();
       case Precondition::version_in:
-        return it != rows.end() &&
-               std::find(when.versions.begin(), when.versions.end(), it->second.version) != when.versions.end();
+        return it != rows.end() && std::find(when.versions.begin(), when.versions.end(),
+                                             it->second.version) != when.versions.end();
     }
     return false;
   }

@@ -41,7 +41,8 @@ Outcome<std::vector<ListedUser>> users_from(const mysql::ResultSet& r) {
   users.reserve(r.rows.size());
   for (const auto& row : r.rows) {
     const auto version = row.size() == 3 ? as_u64(row[2]) : std::nullopt;
-    if (!version || !row[0].is_string() || !row[1].is_string()) return O::fail(Failure::rejected, "unexpected row shape");
+    if (!version || !row[0].is_string() || !row[1].is_string())
+      return O::fail(Failure::rejected, "unexpected row shape");
     users.push_back(ListedUser{row[0].string(), row[1].string(), *version});
   }
   return O::success(std::move(users));
@@ -124,7 +125,8 @@ MysqlStore::MysqlStore(std::vector<mysql::Pool*> nodes, const MysqlConfig& confi
   update_if_sql_ = update_sql_ + " AND FIND_IN_SET(`version`, ?)";
   probe_sql_ = "SELECT 1 FROM " + db + ".`user` LIMIT 1";
   delete_sql_ = "DELETE FROM " + db + ".`user` WHERE `id` = ? RETURNING `version`";
-  delete_if_sql_ = "DELETE FROM " + db + ".`user` WHERE `id` = ? AND FIND_IN_SET(`version`, ?) RETURNING `version`";
+  delete_if_sql_ =
+      "DELETE FROM " + db + ".`user` WHERE `id` = ? AND FIND_IN_SET(`version`, ?) RETURNING `version`";
   list_sql_ = "SELECT `id`, `name`, `version` FROM " + db + ".`user` WHERE `id` > ? ORDER BY `id` LIMIT ?";
 }
 
@@ -189,7 +191,8 @@ asio::awaitable<Outcome<PutResult>> MysqlStore::put(std::string_view id, std::st
 asio::awaitable<Outcome<RemoveResult>> MysqlStore::remove(std::string_view id, Precondition when,
                                                           Deadline d) {
   using O = Outcome<RemoveResult>;
-  if (when.kind == Precondition::absent) co_return O::fail(Failure::rejected, "a delete cannot require no row");
+  if (when.kind == Precondition::absent)
+    co_return O::fail(Failure::rejected, "a delete cannot require no row");
   mysql::Pool* pool = primary_pool();
   if (!pool) co_return O::fail(Failure::unavailable, "no writable MariaDB endpoint known");
   std::vector<mysql::Value> params;
@@ -205,10 +208,12 @@ asio::awaitable<Outcome<RemoveResult>> MysqlStore::remove(std::string_view id, P
   co_return O::success(RemoveResult{true, false, *version});
 }
 
-asio::awaitable<Outcome<std::vector<ListedUser>>> MysqlStore::list(std::string_view after, std::uint32_t limit,
-                                                                   Deadline d) {
+asio::awaitable<Outcome<std::vector<ListedUser>>> MysqlStore::list(std::string_view after,
+                                                                   std::uint32_t limit, Deadline d) {
   mysql::Pool* pool = primary_pool();
-  if (!pool) co_return Outcome<std::vector<ListedUser>>::fail(Failure::unavailable, "no writable MariaDB endpoint known");
+  if (!pool)
+    co_return Outcome<std::vector<ListedUser>>::fail(Failure::unavailable,
+                                                     "no writable MariaDB endpoint known");
   std::vector<mysql::Value> params;
   params.emplace_back(after);
   params.emplace_back(limit);
@@ -354,7 +359,8 @@ asio::awaitable<Outcome<std::optional<StoredUser>>> MysqlStore::get_from_replica
 }
 
 asio::awaitable<Outcome<std::vector<ListedUser>>> MysqlStore::list_from_replica(std::string_view after,
-                                                                                std::uint32_t limit, Deadline d) {
+                                                                                std::uint32_t limit,
+                                                                                Deadline d) {
   std::vector<mysql::Value> params;
   params.emplace_back(after);
   params.emplace_back(limit);

@@ -102,9 +102,8 @@ class MysqlStore : public UserStore {
   // Asks every endpoint its role and picks the primary and a replica (see above).
   boost::asio::awaitable<void> discover(Deadline d);
   // On the replica, once it applied every transaction it received (within `d`): `sql` with `params`.
-  boost::asio::awaitable<Outcome<clients::mysql::ResultSet>> replica_execute(const std::string& sql,
-                                                                             std::vector<clients::mysql::Value> params,
-                                                                             Deadline d);
+  boost::asio::awaitable<Outcome<clients::mysql::ResultSet>> replica_execute(
+      const std::string& sql, std::vector<clients::mysql::Value> params, Deadline d);
   clients::mysql::Pool* primary_pool() const { return primary_ < 0 ? nullptr : nodes_[primary_]; }
 
   std::vector<clients::mysql::Pool*> nodes_;

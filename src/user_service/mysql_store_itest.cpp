@@ -4,15 +4,15 @@
 // one serves, and replica reads return what the primary acknowledged.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
-#include <algorithm>
 #include <future>
 
+#include "testing/event_loop.h"
 #include "testing/servers.h"
 #include "user_service/mysql_store.h"
-#include "testing/event_loop.h"
 
 namespace user_service {
 namespace {

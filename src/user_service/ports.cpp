@@ -9,7 +9,8 @@ boost::asio::awaitable<Outcome<std::optional<StoredUser>>> UserStore::get_from_r
 }
 
 boost::asio::awaitable<Outcome<std::vector<ListedUser>>> UserStore::list_from_replica(std::string_view,
-                                                                                       std::uint32_t, Deadline) {
+                                                                                      std::uint32_t,
+                                                                                      Deadline) {
   co_return Outcome<std::vector<ListedUser>>::fail(Failure::unavailable, "no MariaDB replica configured");
 }
 

@@ -97,7 +97,7 @@ struct Precondition {
 struct PutResult {
   bool created = false;
   bool precondition_failed = false;  // nothing was written
-  std::uint64_t version = 0;  // the version the row got; later writes of this id get higher ones
+  std::uint64_t version = 0;         // the version the row got; later writes of this id get higher ones
 };
 
 struct RemoveResult {
@@ -149,8 +149,8 @@ class UserStore {
   // With several MariaDB endpoints (a primary and replicas): the calls above go to the primary, the
   // endpoint that answers `@@read_only = 0` (none known: Failure::unavailable at once), and these
   // read from a replica. get_from_replica() and list_from_replica() answer only once the replica has
-  // applied every transaction it has received from the primary (with semi-synchronous replication that includes
-  // every acknowledged write), within `d`; otherwise Failure::timeout.
+  // applied every transaction it has received from the primary (with semi-synchronous replication that
+  // includes every acknowledged write), within `d`; otherwise Failure::timeout.
   virtual bool has_replica() const { return false; }
   virtual boost::asio::awaitable<Outcome<std::optional<StoredUser>>> get_from_replica(std::string_view id,
                                                                                       Deadline d);

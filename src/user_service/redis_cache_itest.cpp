@@ -8,9 +8,9 @@
 #include <boost/asio/use_future.hpp>
 #include <random>
 
+#include "testing/event_loop.h"
 #include "testing/servers.h"
 #include "user_service/cache_ledger.h"
-#include "testing/event_loop.h"
 #include "user_service/redis_cache.h"
 
 namespace user_service {

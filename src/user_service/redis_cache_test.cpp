@@ -4,7 +4,6 @@
 // be served, and drop the connection (re-established with backoff), so no later command is matched
 // to another one's reply. The same checks against a real Redis are in redis_cache_itest.cpp.
 #include "user_service/redis_cache.h"
-#include "testing/event_loop.h"
 
 #include <gtest/gtest.h>
 
@@ -19,6 +18,8 @@
 #include <functional>
 #include <memory>
 #include <optional>
+
+#include "testing/event_loop.h"
 
 namespace user_service {
 namespace {

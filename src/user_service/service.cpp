@@ -277,7 +277,8 @@ asio::awaitable<Service::StoreRead<T>> Service::read_store(Deadline deadline, Cl
   co_return out;
 }
 
-asio::awaitable<ListResult> Service::list_users(std::string_view after, std::uint32_t limit, Deadline deadline) {
+asio::awaitable<ListResult> Service::list_users(std::string_view after, std::uint32_t limit,
+                                                Deadline deadline) {
   ListResult result;
   // One more than asked: whether a next page exists, without a last empty one.
   auto read = co_await read_store<std::vector<ListedUser>>(
@@ -369,8 +370,7 @@ asio::awaitable<WriteResult> Service::put_user(std::string_view id, std::string_
   co_return result;
 }
 
-asio::awaitable<WriteResult> Service::delete_user(std::string_view id, Deadline deadline,
-                                                  Precondition when) {
+asio::awaitable<WriteResult> Service::delete_user(std::string_view id, Deadline deadline, Precondition when) {
   WriteResult result;
   const bool called = mysql_.allow();
   auto removed =
@@ -442,15 +442,15 @@ asio::awaitable<void> Service::refresh_uncertain() {
 
 asio::awaitable<Service::StoreSync> Service::sync_cache_with_store(std::string_view id, Deadline request) {
   StoreSync sync;
-  auto row = co_await mysql_.call<std::optional<StoredUser>>(request,
-                                                             [&](Deadline d) { return store_.get(id, d); });
+  auto row =
+      co_await mysql_.call<std::optional<StoredUser>>(request, [&](Deadline d) { return store_.get(id, d); });
   if (!row.ok()) co_return sync;
   sync.read = true;
   sync.row = std::move(row.value);
   if (sync.row) {
     const CacheEntry target{sync.row->version, false, sync.row->name};
-    auto r = co_await redis_master_.call<bool>(request,
-                                               [&](Deadline d) { return cache_.store_if_newer(id, target, d); });
+    auto r = co_await redis_master_.call<bool>(
+        request, [&](Deadline d) { return cache_.store_if_newer(id, target, d); });
     if (!r.ok()) co_return sync;
     ledger_.record_master_update(id, target, Clock::now());
   } else if (!co_await tombstone_cached_value(id, request)) {

@@ -30,10 +30,10 @@
 
 #include "common/metrics.h"
 #include "user_service/cache_ledger.h"
-#include "user_service/replica_freshness.h"
 #include "user_service/config.h"
 #include "user_service/endpoint.h"
 #include "user_service/ports.h"
+#include "user_service/replica_freshness.h"
 
 namespace user_service {
 
@@ -102,7 +102,8 @@ class Service {
                                                   Precondition when = {});
   // From MariaDB only (the primary; a replica that applied what it received if the primary cannot
   // answer), one statement whose budget is the whole `deadline`.
-  boost::asio::awaitable<ListResult> list_users(std::string_view after, std::uint32_t limit, Deadline deadline);
+  boost::asio::awaitable<ListResult> list_users(std::string_view after, std::uint32_t limit,
+                                                Deadline deadline);
 
   // Starts the health probers (one per dependency) and the cache repairer.
   void start();

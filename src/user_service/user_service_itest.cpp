@@ -9,14 +9,14 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <algorithm>
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
-#include <algorithm>
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -381,7 +381,8 @@ std::string Tag(const std::string& version) {
 
 TEST_F(UserServiceITest, ContentTypeBodiesHeadAndETags) {
   // 415 for anything but JSON (a charset parameter is fine); nothing is written.
-  auto r = Http(port_, http::verb::put, "/users/ct-1", R"({"name":"Jack"})", {{"Content-Type", "text/plain"}});
+  auto r =
+      Http(port_, http::verb::put, "/users/ct-1", R"({"name":"Jack"})", {{"Content-Type", "text/plain"}});
   EXPECT_EQ(r.status, 415) << r.body;
   r = Http(port_, http::verb::put, "/users/ct-1", R"({"name":"Jack"})",
            {{"Content-Type", "application/x-www-form-urlencoded"}});
@@ -474,8 +475,8 @@ TEST_F(UserServiceITest, ConcurrentConditionalPutsExactlyOneWins) {
         while (ready.load() < kClients)
           std::this_thread::yield();
         replies[i] = Http(port_, http::verb::put, "/users/race-1",
-                          boost::json::serialize(boost::json::object{{"name", "r" + std::to_string(round) + "-c" +
-                                                                                   std::to_string(i)}}),
+                          boost::json::serialize(boost::json::object{
+                              {"name", "r" + std::to_string(round) + "-c" + std::to_string(i)}}),
                           {{"If-Match", tag}});
       });
     }

@@ -1,7 +1,7 @@
 #include "user_service/validation.h"
 
-#include <boost/json/basic_parser_impl.hpp>
 #include <algorithm>
+#include <boost/json/basic_parser_impl.hpp>
 #include <cctype>
 #include <charconv>
 #include <cstdint>
@@ -165,7 +165,8 @@ class PutBodyHandler {
     text_.append(s.data(), s.size());
     member_ = text_ == "name" ? Member::name : text_ == "id" ? Member::id : Member::other;
     if (!seen_.insert(text_).second) {
-      if (std::find(duplicates.begin(), duplicates.end(), text_) == duplicates.end()) duplicates.push_back(text_);
+      if (std::find(duplicates.begin(), duplicates.end(), text_) == duplicates.end())
+        duplicates.push_back(text_);
     } else if (member_ == Member::other) {
       unknown.push_back(text_);
     }
@@ -268,8 +269,7 @@ std::string parse_put_body(std::string_view body, std::string_view path_id, std:
   if (ec) return "request body is not valid JSON: " + ec.message();
   const PutBodyHandler& h = parser.handler();
   if (!h.top_is_object) return "request body must be a JSON object";
-  if (!h.duplicates.empty())
-    return "request body has duplicate members: " + quoted_names(h.duplicates);
+  if (!h.duplicates.empty()) return "request body has duplicate members: " + quoted_names(h.duplicates);
   if (!h.unknown.empty())
     return "request body has unknown members: " + quoted_names(h.unknown) +
            " (a user has \"name\", and \"id\" if it is the path's)";
@@ -300,7 +300,8 @@ std::string check_json_content_type(std::string_view content_type) {
     const auto eq = param.find('=');
     if (eq != std::string_view::npos && iequals(trim(param.substr(0, eq)), "charset")) {
       std::string_view value = trim(param.substr(eq + 1));
-      if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
+      if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+        value = value.substr(1, value.size() - 2);
       if (!iequals(value, "utf-8")) return "the body must be UTF-8 (Content-Type charset)";
     }
     if (next == std::string_view::npos) break;

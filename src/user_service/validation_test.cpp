@@ -72,14 +72,16 @@ TEST(Validation, PutBodiesNameDuplicateAndUnknownMembers) {
   std::string name;
   EXPECT_EQ(parse_put_body(R"({"name":"A","name":"B"})", "u", name),
             R"(request body has duplicate members: "name")");
-  EXPECT_EQ(parse_put_body(R"({"nmae":"A","x":{"name":1},"name":"B"})", "u", name),
-            R"(request body has unknown members: "nmae", "x" (a user has "name", and "id" if it is the path's))");
+  EXPECT_EQ(
+      parse_put_body(R"({"nmae":"A","x":{"name":1},"name":"B"})", "u", name),
+      R"(request body has unknown members: "nmae", "x" (a user has "name", and "id" if it is the path's))");
   EXPECT_EQ(name, "");
   // Only the top level counts: nested objects may repeat names (they are refused as unknown anyway).
   EXPECT_NE(parse_put_body(R"({"name":"A","x":{"a":1,"a":2}})", "u", name).find(R"(unknown members: "x")"),
             std::string::npos);
   // Keys are compared after unescaping: "n\u0061me" is "name".
-  EXPECT_NE(parse_put_body(R"({"name":"A","n\u0061me":"B"})", "u", name).find("duplicate"), std::string::npos);
+  EXPECT_NE(parse_put_body(R"({"name":"A","n\u0061me":"B"})", "u", name).find("duplicate"),
+            std::string::npos);
   // Long and many names are cut in the message.
   std::string many = "{\"name\":\"A\"";
   for (int i = 0; i < 12; ++i)
@@ -91,7 +93,8 @@ TEST(Validation, PutBodiesNameDuplicateAndUnknownMembers) {
   // "id" is accepted when it is the path's (a GET's body sent back), refused otherwise.
   EXPECT_EQ(parse_put_body(R"({"id":"u-1","name":"A"})", "u-1", name), "");
   EXPECT_EQ(name, "A");
-  EXPECT_EQ(parse_put_body(R"({"id":"u-2","name":"A"})", "u-1", name), "id in the body is not the id in the path");
+  EXPECT_EQ(parse_put_body(R"({"id":"u-2","name":"A"})", "u-1", name),
+            "id in the body is not the id in the path");
   EXPECT_EQ(parse_put_body(R"({"id":1,"name":"A"})", "u-1", name), "id must be a string");
 }
 
@@ -149,9 +152,9 @@ TEST(Validation, PageQuery) {
   EXPECT_EQ(q.after, "");
   EXPECT_EQ(parse_page_query("after=a+b", q), "");  // RFC 3986: '+' is a plus
   EXPECT_EQ(q.after, "a+b");
-  for (const char* bad : {"limit=0", "limit=1001", "limit=", "limit=-1", "limit=1x", "limit=99999999999999999999",
-                          "limit=5&limit=6", "after=a&after=b", "after=%FF", "after=%0A", "after=%2", "cursor=x",
-                          "limit", "%zz=1"})
+  for (const char* bad : {"limit=0", "limit=1001", "limit=", "limit=-1", "limit=1x",
+                          "limit=99999999999999999999", "limit=5&limit=6", "after=a&after=b", "after=%FF",
+                          "after=%0A", "after=%2", "cursor=x", "limit", "%zz=1"})
     EXPECT_NE(parse_page_query(bad, q), "") << bad;
   EXPECT_NE(parse_page_query("lmit=5", q).find("\"lmit\""), std::string::npos);
 }

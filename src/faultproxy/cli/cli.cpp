@@ -195,7 +195,7 @@ class Runner {
     if (!tox) return fail("toxicity should be a float between 0 and 1.\n");
     options.toxicity = *tox;
     std::vector<std::string> raw_attributes = flags.slice("attribute");
-    options.client_cidr = take_client_cidr(raw_attributes);  // faultproxy's extension, not an attribute
+    options.fields = take_toxic_fields(raw_attributes);  // faultproxy's extension, not attributes
     options.attributes = parse_attributes(raw_attributes);
 
     if (cmd.action == Action::kToxicAdd) {

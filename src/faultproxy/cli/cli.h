@@ -15,8 +15,9 @@
 //   - trailing slashes of -h/TOXIPROXY_URL are dropped; https is refused with a clear message;
 //   - every request has a deadline (FAULTPROXY_CLI_TIMEOUT_MS, see main.cpp; connect: 5 s).
 // As in toxiproxy-cli, `toxic update` without --toxicity sets the toxicity back to 1.
-// faultproxy's extension: `toxic add|update -a client_cidr=127.0.1.0/24` sets the toxic-level field
-// client_cidr (sent beside the attributes; `client_cidr=` clears it), so no new flag changes the help.
+// faultproxy's extension: `toxic add|update -a client_cidr=127.0.1.0/24`, `-a start_after_ms=N` and
+// `-a duration_ms=N` set the toxic-level fields (sent beside the attributes; `client_cidr=` clears
+// the filter), so no new flag changes the help.
 //
 // `run_cli` is the whole program minus the process: arguments, environment, output streams, whether
 // stdout is a terminal, and how to reach the server are parameters, so tests drive it directly.

@@ -275,6 +275,65 @@ TEST_F(CliEndToEnd, ClientCidrThroughTheAttributeFlag) {
       R"("toxicity":1})");
 }
 
+// faultproxy's own toxics and attributes through `toxic add|update -t ... -a ...`, the time window
+// through `-a start_after_ms=... -a duration_ms=...`; the server's 400s are printed.
+TEST_F(CliEndToEnd, NewToxicsAndTimeWindowThroughTheAttributeFlag) {
+  const std::string cli = FAULTPROXY_CLI_BIN;
+  ASSERT_EQ(run_piped(cli, {"-h", api(), "c", "-l", addr(), "-u", addr(), "p"}).code, 0);
+  const std::vector<std::vector<std::string>> adds = {
+      {"-t", "packet_loss", "-a", "loss_rate=0.3", "-a", "correlation=0.25"},
+      {"-t", "tcp_loss", "-u", "-a", "burst=2", "-a", "rto_ms=300"},
+      {"-t", "corrupt", "-a", "rate=0.001"},
+      {"-t", "slow_open", "-a", "delay=250"},
+      {"-t", "latency", "-n", "lat", "-a", "latency=100", "-a", "jitter=10", "-a", "distribution=pareto"},
+      {"-t", "bandwidth", "-a", "rate=50", "-a", "per_proxy=true"},
+      {"-t", "refuse", "-a", "start_after_ms=60000", "-a", "duration_ms=2000"},
+  };
+  for (const auto& add : adds) {
+    std::vector<std::string> args = {"-h", api(), "t", "a"};
+    args.insert(args.end(), add.begin(), add.end());
+    args.push_back("p");
+    const Outcome r = run_piped(cli, args);
+    EXPECT_EQ(r.code, 0) << add[1] << ": " << r.err;
+  }
+  EXPECT_EQ(
+      run_piped(cli, {"-h", api(), "i", "p"}).out,
+      "tcp_loss_upstream\ttype=tcp_loss\tstream=upstream\ttoxicity=1.00\tattributes=[\tburst=2\t"
+      "loss_rate=0.01\trto_ms=300\t]\n"
+      "packet_loss_downstream\ttype=packet_loss\tstream=downstream\ttoxicity=1.00\tattributes=[\t"
+      "correlation=0.25\tloss_rate=0.3\t]\n"
+      "corrupt_downstream\ttype=corrupt\tstream=downstream\ttoxicity=1.00\tattributes=[\trate=0.001\t]\n"
+      "slow_open_downstream\ttype=slow_open\tstream=downstream\ttoxicity=1.00\tattributes=[\tdelay=250\t]\n"
+      "lat\ttype=latency\tstream=downstream\ttoxicity=1.00\tattributes=[\tdistribution=pareto\tjitter=10\t"
+      "latency=100\t]\n"
+      "bandwidth_downstream\ttype=bandwidth\tstream=downstream\ttoxicity=1.00\tattributes=[\tper_proxy=true\t"
+      "rate=50\t]\n"
+      "refuse_downstream\ttype=refuse\tstream=downstream\ttoxicity=1.00\tstart_after_ms=60000\t"
+      "duration_ms=2000\tattributes=[\t]\n");
+  ASSERT_EQ(run_piped(cli, {"-h", api(), "t", "u", "-n", "lat", "-a", "distribution=uniform", "-a",
+                            "duration_ms=600000", "p"})
+                .code,
+            0);
+  EXPECT_EQ(
+      get("/proxies/p/toxics/lat"),
+      R"({"attributes":{"latency":100,"jitter":10},"name":"lat","type":"latency","stream":"downstream",)"
+      R"("toxicity":1,"duration_ms":600000})");
+  const Outcome bad =
+      run_piped(cli, {"-h", api(), "t", "a", "-t", "packet_loss", "-n", "x", "-a", "loss_rate=2", "p"});
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("HTTP 400: bad request body: loss_rate: not between 0 and 1: 2"), std::string::npos)
+      << bad.err;
+  const Outcome bad_window =
+      run_piped(cli, {"-h", api(), "t", "u", "-n", "lat", "-a", "start_after_ms=soon", "p"});
+  EXPECT_EQ(bad_window.code, 1);
+  // An update decodes into an anonymous struct, as Toxiproxy's does: Go names the field ".start_after_ms".
+  EXPECT_NE(
+      bad_window.err.find("HTTP 400: bad request body: json: cannot unmarshal string into Go struct field "
+                          ".start_after_ms of type int64"),
+      std::string::npos)
+      << bad_window.err;
+}
+
 TEST_F(CliEndToEnd, NamedFaultproxyCliItSaysSo) {
   const Outcome help = run_piped(FAULTPROXY_CLI_BIN, {"help"});
   EXPECT_EQ(help.code, 0);

@@ -129,6 +129,23 @@ TEST_F(CliTest, ClientCidrGoesBesideTheAttributes) {
   EXPECT_EQ(last_body(), R"({"attributes":{},"toxicity":1,"client_cidr":""})");
 }
 
+// faultproxy's time window: `-a start_after_ms=... -a duration_ms=...`, beside the attributes too;
+// float and string attributes of the new toxics go as toxiproxy-cli sends any attribute.
+TEST_F(CliTest, TimeWindowGoesBesideTheAttributes) {
+  ASSERT_EQ(run({"-h", "127.0.0.1:18474", "create", "-l", "127.0.0.1:1", "-u", "127.0.0.1:2", "p"}).code, 0);
+  ASSERT_EQ(run({"-h", "127.0.0.1:18474", "toxic", "add", "-t", "latency", "-a", "latency=5", "-a",
+                 "duration_ms=3000", "-a", "start_after_ms=500", "-a", "distribution=normal", "p"})
+                .code,
+            0);
+  EXPECT_EQ(last_body(),
+            R"({"name":"","type":"latency","stream":"downstream","toxicity":1,)"
+            R"("attributes":{"distribution":"normal","latency":5},"start_after_ms":500,"duration_ms":3000})");
+  ASSERT_EQ(
+      run({"-h", "127.0.0.1:18474", "t", "u", "-n", "latency_downstream", "-a", "duration_ms=0", "p"}).code,
+      0);
+  EXPECT_EQ(last_body(), R"({"attributes":{},"toxicity":1,"duration_ms":0})");
+}
+
 TEST_F(CliTest, ToxicityAndStreamChecks) {
   for (const char* tox : {"-0.1", "1.5", "abc", "inf", "1e39"}) {
     const Outcome r =

@@ -77,7 +77,10 @@ void list_toxics(std::string& out, bool tty, const std::vector<const Toxic*>& to
     out += "type=" + t->type + "\t";
     out += "stream=" + t->stream + "\t";
     out += "toxicity=" + format_toxicity(t->toxicity) + "\t";
-    if (!t->client_cidr.empty()) out += "client_cidr=" + t->client_cidr + "\t";  // faultproxy's extension
+    // faultproxy's toxic-level fields, where set
+    if (!t->client_cidr.empty()) out += "client_cidr=" + t->client_cidr + "\t";
+    if (t->start_after_ms != 0) out += "start_after_ms=" + go::format_float_v(t->start_after_ms) + "\t";
+    if (t->duration_ms != 0) out += "duration_ms=" + go::format_float_v(t->duration_ms) + "\t";
     out += "attributes=[";
     for (const auto& [key, value] : t->attributes)
       out += "\t" + key + "=" + format_attribute(value);

@@ -77,6 +77,15 @@ TEST(RenderInspect, ShowsAClientCidrOnlyWhereSet) {
             "32\tattributes=[\ttimeout=0\t]\n");
 }
 
+TEST(RenderInspect, ShowsATimeWindowOnlyWhereSet) {
+  Proxy p{"p", "l", "u", true, {toxic("gate", "refuse", "downstream", 1, R"({})")}};
+  p.toxics[0].start_after_ms = 500;
+  p.toxics[0].duration_ms = 3000;
+  EXPECT_EQ(render_inspect(p, false, "x"),
+            "gate\ttype=refuse\tstream=downstream\ttoxicity=1.00\tstart_after_ms=500\tduration_ms=3000\t"
+            "attributes=[\t]\n");
+}
+
 TEST(RenderInspect, TtyWithoutToxics) {
   Proxy p{"p", "127.0.0.1:1", "127.0.0.1:2", true, {}};
   EXPECT_EQ(render_inspect(p, true, "faultproxy-cli"),

@@ -94,21 +94,24 @@ Result<std::string> encode_any(const json::value& v) {
   }
 }
 
+Result<std::string> encode_value(const AttributeValue& value) {
+  if (const double* d = std::get_if<double>(&value)) {
+    auto s = go::json_float64(*d);
+    if (!s) return Result<std::string>::failure("json: unsupported value: " + go::format_float_g(*d));
+    return {*s, {}};
+  }
+  return {go::json_quote(std::get<std::string>(value)), {}};
+}
+
 Result<std::string> encode_attributes(const Attributes& attributes) {
   std::string out = "{";
   bool first = true;
   for (const auto& [key, value] : attributes) {
-    std::string encoded;
-    if (const double* d = std::get_if<double>(&value)) {
-      auto s = go::json_float64(*d);
-      if (!s) return Result<std::string>::failure("json: unsupported value: " + go::format_float_g(*d));
-      encoded = *s;
-    } else {
-      encoded = go::json_quote(std::get<std::string>(value));
-    }
+    auto encoded = encode_value(value);
+    if (!encoded.ok()) return encoded;
     if (!first) out += ',';
     first = false;
-    out += go::json_quote(key) + ":" + encoded;
+    out += go::json_quote(key) + ":" + *encoded.value;
   }
   return {out + "}", {}};
 }
@@ -192,15 +195,26 @@ Attributes parse_attributes(const std::vector<std::string>& raw) {
   return parsed;
 }
 
-std::optional<std::string> take_client_cidr(std::vector<std::string>& raw) {
-  std::optional<std::string> found;
-  constexpr std::string_view kKey = "client_cidr=";
+ToxicFields take_toxic_fields(std::vector<std::string>& raw) {
+  ToxicFields fields;
   std::erase_if(raw, [&](const std::string& entry) {
-    if (entry.rfind(kKey, 0) != 0) return false;
-    found = entry.substr(kKey.size());
+    const auto eq = entry.find('=');
+    if (eq == std::string::npos) return false;
+    const std::string_view key = std::string_view(entry).substr(0, eq);
+    const std::string value = entry.substr(eq + 1);
+    if (key == "client_cidr") {
+      fields.client_cidr = value;
+    } else if (key == "start_after_ms" || key == "duration_ms") {
+      // A number as Go would parse it, else the text (the server then answers why not).
+      AttributeValue v = value;
+      if (auto d = go::parse_float64(value)) v = *d;
+      (key == "start_after_ms" ? fields.start_after_ms : fields.duration_ms) = std::move(v);
+    } else {
+      return false;
+    }
     return true;
   });
-  return found;
+  return fields;
 }
 
 Result<Toxic> decode_toxic(const json::value& v) {
@@ -213,6 +227,14 @@ Result<Toxic> decode_toxic(const json::value& v) {
       !read_string(o, "stream", "Toxic.stream", t.stream, error) ||
       !read_string(o, "client_cidr", "Toxic.client_cidr", t.client_cidr, error)) {
     return Result<Toxic>::failure(error);
+  }
+  for (auto [key, out] :
+       {std::pair{"start_after_ms", &t.start_after_ms}, std::pair{"duration_ms", &t.duration_ms}}) {
+    const json::value* field = o.if_contains(key);
+    if (field == nullptr || field->is_null()) continue;
+    if (!field->is_number())
+      return Result<Toxic>::failure(type_error(*field, std::string("Toxic.") + key, "int64"));
+    *out = as_double(*field);
   }
   if (const json::value* tox = o.if_contains("toxicity"); tox != nullptr && !tox->is_null()) {
     if (!tox->is_number()) return Result<Toxic>::failure(type_error(*tox, "Toxic.toxicity", "float32"));
@@ -292,19 +314,33 @@ Result<std::string> encode_add_toxic(const ToxicOptions& options) {
       "{\"name\":" + go::json_quote(options.toxic_name) + ",\"type\":" + go::json_quote(options.type);
   if (!options.stream.empty()) out += ",\"stream\":" + go::json_quote(options.stream);
   out += ",\"toxicity\":" + *tox.value + ",\"attributes\":" + *attrs.value;
-  if (options.client_cidr) out += ",\"client_cidr\":" + go::json_quote(*options.client_cidr);
-  return {out + "}", {}};
+  auto fields = encode_toxic_fields(options.fields);
+  if (!fields.ok()) return fields;
+  return {out + *fields.value + "}", {}};
+}
+
+Result<std::string> encode_toxic_fields(const ToxicFields& fields) {
+  std::string out;
+  if (fields.client_cidr) out += ",\"client_cidr\":" + go::json_quote(*fields.client_cidr);
+  for (const auto& [key, value] :
+       {std::pair{"start_after_ms", &fields.start_after_ms}, std::pair{"duration_ms", &fields.duration_ms}}) {
+    if (!*value) continue;
+    auto encoded = encode_value(**value);
+    if (!encoded.ok()) return encoded;
+    out += ",\"" + std::string(key) + "\":" + *encoded.value;
+  }
+  return {out, {}};
 }
 
 Result<std::string> encode_update_toxic(float toxicity, const Attributes& attributes,
-                                        const std::optional<std::string>& client_cidr) {
+                                        const ToxicFields& fields) {
   auto attrs = encode_attributes(attributes);
   if (!attrs.ok()) return attrs;
   auto tox = encode_toxicity(toxicity);
   if (!tox.ok()) return tox;
-  std::string out = "{\"attributes\":" + *attrs.value + ",\"toxicity\":" + *tox.value;
-  if (client_cidr) out += ",\"client_cidr\":" + go::json_quote(*client_cidr);
-  return {out + "}", {}};
+  auto extra = encode_toxic_fields(fields);
+  if (!extra.ok()) return extra;
+  return {"{\"attributes\":" + *attrs.value + ",\"toxicity\":" + *tox.value + *extra.value + "}", {}};
 }
 
 std::string proxy_path(std::string_view name) {
@@ -418,7 +454,7 @@ Result<Toxic> ToxiproxyClient::update_toxic(const ToxicOptions& options) {
   }
   const std::string wrap =
       "failed to update toxic '" + options.toxic_name + "' of proxy '" + options.proxy_name + "': ";
-  auto request = encode_update_toxic(options.toxicity, options.attributes, options.client_cidr);
+  auto request = encode_update_toxic(options.toxicity, options.attributes, options.fields);
   if (!request.ok()) return Result<Toxic>::failure(wrap + request.error);
   const std::string& name = p.value->name.empty() ? options.proxy_name : p.value->name;
   auto body =

@@ -41,7 +41,9 @@ struct Toxic {
   std::string stream;
   float toxicity = 0;                                    // Go's client keeps it as float32
   std::map<std::string, boost::json::value> attributes;  // sorted, as the CLI prints them
-  std::string client_cidr{};                             // faultproxy's extension; "" when absent
+  // faultproxy's toxic-level fields; "" and 0 when absent.
+  std::string client_cidr{};
+  double start_after_ms = 0, duration_ms = 0;
 };
 
 struct Proxy {
@@ -61,10 +63,15 @@ using Attributes = std::map<std::string, AttributeValue>;
 // "-a latency=100" -> {"latency": 100.0}; an entry without '=' is ignored; the last of a key wins.
 Attributes parse_attributes(const std::vector<std::string>& raw);
 
-// faultproxy's toxic-level field `client_cidr` is given as `-a client_cidr=127.0.1.0/24` (so the
-// flags and help texts stay toxiproxy-cli's): takes those entries out of `raw` and returns the
-// last one's value ("" clears the filter on update), std::nullopt when there is none.
-std::optional<std::string> take_client_cidr(std::vector<std::string>& raw);
+// faultproxy's toxic-level fields, given as attributes so that the flags and help texts stay
+// toxiproxy-cli's: `-a client_cidr=127.0.1.0/24` ("" clears the filter on update),
+// `-a start_after_ms=1000`, `-a duration_ms=3000`. Sent beside the attributes; unset: not sent.
+struct ToxicFields {
+  std::optional<std::string> client_cidr{};
+  std::optional<AttributeValue> start_after_ms{}, duration_ms{};  // numbers when Go's ParseFloat takes them
+};
+// Takes those entries out of `raw` (the last of a key wins).
+ToxicFields take_toxic_fields(std::vector<std::string>& raw);
 
 struct ToxicOptions {
   std::string proxy_name;
@@ -73,7 +80,7 @@ struct ToxicOptions {
   std::string stream;
   float toxicity = 1;
   Attributes attributes;
-  std::optional<std::string> client_cidr{};  // sent beside the attributes when set
+  ToxicFields fields{};  // faultproxy's toxic-level fields
 };
 
 // JSON decoding of the server's answers (exposed for tests).
@@ -86,10 +93,12 @@ Result<std::string> encode_new_proxy(const std::string& name, const std::string&
                                      const std::string& upstream);
 Result<std::string> encode_proxy(const Proxy& proxy);
 Result<std::string> encode_add_toxic(const ToxicOptions& options);
-// `client_cidr`, when set, is appended as a toxic-level field (faultproxy's extension); without it
-// the bodies are toxiproxy-cli's to the byte.
+// The fields set in `fields` are appended after the attributes (faultproxy's extension); without
+// them the bodies are toxiproxy-cli's to the byte.
 Result<std::string> encode_update_toxic(float toxicity, const Attributes& attributes,
-                                        const std::optional<std::string>& client_cidr = std::nullopt);
+                                        const ToxicFields& fields = {});
+// `,"client_cidr":...,"start_after_ms":...,"duration_ms":...` for the fields set, "" for none.
+Result<std::string> encode_toxic_fields(const ToxicFields& fields);
 
 // "/proxies/" + name with everything outside RFC 3986's pchar set percent-encoded.
 std::string proxy_path(std::string_view name);

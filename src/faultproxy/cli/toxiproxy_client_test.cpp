@@ -65,24 +65,45 @@ TEST(Encode, BodiesAreByteForByteGoMarshal) {
             R"({"attributes":{"jitter":2.5},"toxicity":0.25})");
 }
 
-TEST(ClientCidr, TakenOutOfTheAttributesAndSentBesideThem) {
-  std::vector<std::string> raw = {"latency=100", "client_cidr=127.0.1.0/24", "client_cidrx=1",
-                                  "client_cidr=::1/128"};
-  EXPECT_EQ(take_client_cidr(raw), "::1/128");  // the last one wins
-  EXPECT_EQ(raw, (std::vector<std::string>{"latency=100", "client_cidrx=1"}));
-  EXPECT_EQ(take_client_cidr(raw), std::nullopt);
+TEST(ToxicFields, TakenOutOfTheAttributesAndSentBesideThem) {
+  std::vector<std::string> raw = {
+      "latency=100",         "client_cidr=127.0.1.0/24", "client_cidrx=1", "client_cidr=::1/128",
+      "start_after_ms=1000", "duration_ms=3s",           "novalue"};
+  const ToxicFields f = take_toxic_fields(raw);
+  EXPECT_EQ(f.client_cidr, "::1/128");  // the last one wins
+  EXPECT_EQ(f.start_after_ms, AttributeValue(1000.0));
+  EXPECT_EQ(f.duration_ms, AttributeValue(std::string("3s")));  // sent as given: the server says why not
+  EXPECT_EQ(raw, (std::vector<std::string>{"latency=100", "client_cidrx=1", "novalue"}));
+  EXPECT_EQ(take_toxic_fields(raw).client_cidr, std::nullopt);
   std::vector<std::string> clear = {"client_cidr="};
-  EXPECT_EQ(take_client_cidr(clear), "");
-  ToxicOptions add{"p",           "n", "latency", "downstream", 1.0f, parse_attributes({"latency=100"}),
-                   "127.0.1.2/32"};
+  EXPECT_EQ(take_toxic_fields(clear).client_cidr, "");
+  ToxicOptions add{"p",
+                   "n",
+                   "latency",
+                   "downstream",
+                   1.0f,
+                   parse_attributes({"latency=100"}),
+                   {.client_cidr = "127.0.1.2/32"}};
   EXPECT_EQ(*encode_add_toxic(add).value,
             R"({"name":"n","type":"latency","stream":"downstream","toxicity":1,"attributes":{"latency":100},)"
             R"("client_cidr":"127.0.1.2/32"})");
-  EXPECT_EQ(*encode_update_toxic(1.0f, {}, "").value, R"({"attributes":{},"toxicity":1,"client_cidr":""})");
+  add.fields = {.start_after_ms = 250.0, .duration_ms = 3000.0};
+  EXPECT_EQ(*encode_add_toxic(add).value,
+            R"({"name":"n","type":"latency","stream":"downstream","toxicity":1,"attributes":{"latency":100},)"
+            R"("start_after_ms":250,"duration_ms":3000})");
+  EXPECT_EQ(*encode_update_toxic(1.0f, {}, {.client_cidr = ""}).value,
+            R"({"attributes":{},"toxicity":1,"client_cidr":""})");
+  EXPECT_EQ(*encode_update_toxic(1.0f, {}, {.duration_ms = 0.0}).value,
+            R"({"attributes":{},"toxicity":1,"duration_ms":0})");
+  EXPECT_EQ(encode_update_toxic(1.0f, {}, {.duration_ms = 1.0 / 0.0}).error, "json: unsupported value: +Inf");
   auto t = decode_toxic(boost::json::parse(
-      R"({"attributes":{},"name":"n","type":"timeout","stream":"downstream","toxicity":1,"client_cidr":"::1/128"})"));
+      R"({"attributes":{},"name":"n","type":"timeout","stream":"downstream","toxicity":1,"client_cidr":"::1/128","start_after_ms":5,"duration_ms":700})"));
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t.value->client_cidr, "::1/128");
+  EXPECT_EQ(t.value->start_after_ms, 5);
+  EXPECT_EQ(t.value->duration_ms, 700);
+  EXPECT_EQ(decode_toxic(boost::json::parse(R"({"duration_ms":"x"})")).error,
+            "json: cannot unmarshal string into Go struct field Toxic.duration_ms of type int64");
 }
 
 TEST(Encode, NonFiniteNumbersFailAsInGo) {
