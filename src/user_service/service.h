@@ -153,6 +153,10 @@ class Service {
   template <typename T, typename Primary, typename Replica>
   boost::asio::awaitable<StoreRead<T>> read_store(Deadline deadline, Clock::duration budget, Primary primary,
                                                   Replica replica);
+  // One MariaDB write (`fn(call deadline)`), made once more if MariaDB rolled it back over a lock
+  // conflict (deadlock, lock wait timeout: nothing was written) and the request's deadline allows.
+  template <typename T, typename Fn>
+  boost::asio::awaitable<Outcome<T>> write_store(Deadline deadline, Fn fn);
   // The Unavailable of a failed MariaDB call; `called`: whether the endpoint allowed the call.
   Unavailable unavailable(const Endpoint& endpoint, bool called, Failure failure, Effect effect,
                           std::string detail) const;
@@ -209,6 +213,7 @@ class Service {
   common::metrics::Counter* invalidations_ = nullptr;
   common::metrics::Counter* refreshed_ = nullptr;
   common::metrics::Counter* uncertain_dropped_ = nullptr;
+  common::metrics::Counter* write_retries_ = nullptr;
 };
 
 }  // namespace user_service
