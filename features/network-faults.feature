@@ -30,7 +30,7 @@ Feature: A lossy network, slow connection set-up, and outages that end by themse
     And within 1 s of the faults being removed, that user is served as stored
 
     @redis-master @fault:tcp_loss
-    Examples: tcp_loss (30 %, stalls of 200 ms)
+    Examples: Redis master: tcp_loss (30 %, stalls of 200 ms)
       | fault                           | operation     | answer                   |
       | stalls as TCP does at 30 % loss | cached read   | 200 from cache or origin |
       | stalls as TCP does at 30 % loss | uncached read | 200 from origin          |
@@ -38,7 +38,7 @@ Feature: A lossy network, slow connection set-up, and outages that end by themse
       | stalls as TCP does at 30 % loss | delete        | 204                      |
 
     @redis-master @fault:packet_loss
-    Examples: packet_loss (30 % of chunks dropped)
+    Examples: Redis master: packet_loss (30 % of chunks dropped)
       | fault                        | operation     | answer                   |
       | loses 30 % of its packets    | cached read   | 200 from cache or origin |
       | loses 30 % of its packets    | uncached read | 200 from origin          |
@@ -56,7 +56,7 @@ Feature: A lossy network, slow connection set-up, and outages that end by themse
     And within 1 s of the faults being removed, that user is served as stored
 
     @redis-master @redis-replica @fault:down @fault:tcp_loss
-    Examples: tcp_loss on the replica (30 %), the master down
+    Examples: Redis replica: tcp_loss (30 %), the master down
       | fault                           | operation     | answer                   |
       | stalls as TCP does at 30 % loss | cached read   | 200 from cache or origin |
       | stalls as TCP does at 30 % loss | uncached read | 200 from origin          |
@@ -64,7 +64,7 @@ Feature: A lossy network, slow connection set-up, and outages that end by themse
       | stalls as TCP does at 30 % loss | delete        | 204                      |
 
     @redis-master @redis-replica @fault:down @fault:packet_loss
-    Examples: packet_loss on the replica (30 %), the master down
+    Examples: Redis replica: packet_loss (30 %), the master down
       | fault                     | operation     | answer                   |
       | loses 30 % of its packets | cached read   | 200 from cache or origin |
       | loses 30 % of its packets | uncached read | 200 from origin          |
@@ -80,7 +80,7 @@ Feature: A lossy network, slow connection set-up, and outages that end by themse
     And within 1 s of the faults being removed, that user is served as stored
 
     @mysql @fault:tcp_loss
-    Examples: tcp_loss (30 %, stalls of 200 ms: within the 500 ms deadline)
+    Examples: MariaDB: tcp_loss (30 %, stalls of 200 ms, within its deadline)
       | fault                           | operation     | answer               |
       | stalls as TCP does at 30 % loss | cached read   | 200 from cache, fast |
       | stalls as TCP does at 30 % loss | uncached read | 200 from origin      |
@@ -88,7 +88,7 @@ Feature: A lossy network, slow connection set-up, and outages that end by themse
       | stalls as TCP does at 30 % loss | delete        | 204                  |
 
     @mysql @fault:packet_loss
-    Examples: packet_loss (30 % of chunks dropped)
+    Examples: MariaDB: packet_loss (30 % of chunks dropped)
       | fault                     | operation     | answer                 |
       | loses 30 % of its packets | cached read   | 200 from cache, fast   |
       | loses 30 % of its packets | uncached read | 200 from origin or 503 |
@@ -105,7 +105,7 @@ Feature: A lossy network, slow connection set-up, and outages that end by themse
     And within 1 s of the faults being removed, that user is served as stored
 
     @redis-master @fault:slow_open
-    Examples: slow_open beyond the connect timeout, Redis master
+    Examples: Redis master: slow_open beyond the connect timeout
       | proxy        | how   | operation     | answer               |
       | redis-master | twice | cached read   | 200 from cache, fast |
       | redis-master | twice | uncached read | 200 from origin      |
@@ -113,7 +113,7 @@ Feature: A lossy network, slow connection set-up, and outages that end by themse
       | redis-master | twice | delete        | 204                  |
 
     @mysql @fault:slow_open
-    Examples: slow_open beyond the connect timeout, MariaDB
+    Examples: MariaDB: slow_open beyond the connect timeout
       | proxy | how   | operation     | answer                             |
       | mysql | twice | cached read   | 200 from cache, fast               |
       | mysql | twice | uncached read | 503 within the deadline, then fast |
@@ -150,7 +150,7 @@ Feature: A lossy network, slow connection set-up, and outages that end by themse
     And within 1 s of the outage's end, without any step healing it, that user is served as stored
 
     @mysql @fault:timeout
-    Examples: MariaDB blackholed for 1.5 s
+    Examples: MariaDB: blackholed for 1.5 s, then back by itself
       | proxy | operation     | answer                  |
       | mysql | cached read   | 200 from cache          |
       | mysql | uncached read | 503 within the deadline |
@@ -158,7 +158,7 @@ Feature: A lossy network, slow connection set-up, and outages that end by themse
       | mysql | delete        | 503 within the deadline |
 
     @redis-master @fault:timeout
-    Examples: Redis master blackholed for 1.5 s
+    Examples: Redis master: blackholed for 1.5 s, then back by itself
       | proxy        | operation     | answer                             |
       | redis-master | cached read   | 200 from cache within the deadline |
       | redis-master | uncached read | 200 from origin                    |
@@ -166,7 +166,7 @@ Feature: A lossy network, slow connection set-up, and outages that end by themse
       | redis-master | delete        | 204                                |
 
     @redis-replica @fault:timeout
-    Examples: Redis replica blackholed for 1.5 s
+    Examples: Redis replica: blackholed for 1.5 s, then back by itself
       | proxy         | operation     | answer          |
       | redis-replica | cached read   | 200 from cache  |
       | redis-replica | uncached read | 200 from origin |

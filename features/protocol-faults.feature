@@ -30,7 +30,7 @@ Feature: Redis and MariaDB refusing commands, as real outages show it (faultprox
     And within 1 s of the faults being removed, that user is served as stored
 
     @redis-master @fault:redis_error
-    Examples: READONLY on cache writes (a master demoted by a failover)
+    Examples: Redis master: READONLY on cache writes (demoted by a failover)
       | error    | operation     | answer          |
       | READONLY | cached read   | 200 from cache  |
       | READONLY | uncached read | 200 from origin |
@@ -38,7 +38,7 @@ Feature: Redis and MariaDB refusing commands, as real outages show it (faultprox
       | READONLY | delete        | 204             |
 
     @redis-master @fault:redis_error
-    Examples: OOM on cache writes (maxmemory reached)
+    Examples: Redis master: OOM on cache writes (maxmemory reached)
       | error | operation     | answer          |
       | OOM   | cached read   | 200 from cache  |
       | OOM   | uncached read | 200 from origin |
@@ -70,7 +70,7 @@ Feature: Redis and MariaDB refusing commands, as real outages show it (faultprox
     And within 1 s of the faults being removed, that user is served as stored
 
     @redis-master @redis-replica @fault:down @fault:redis_error
-    Examples: LOADING on reads from a resynchronising replica, the master down
+    Examples: Redis replica: LOADING on reads (resynchronising), the master down
       | operation     | answer          |
       | cached read   | 200 from origin |
       | uncached read | 200 from origin |
@@ -86,7 +86,7 @@ Feature: Redis and MariaDB refusing commands, as real outages show it (faultprox
     And within 1 s of the faults being removed, that user is served as stored
 
     @mysql @fault:mysql_error
-    Examples: deadlock (1213) on every write
+    Examples: MariaDB: deadlock (1213) on every write
       | statements | error      | operation     | answer               |
       | writes     | a deadlock | cached read   | 200 from cache, fast |
       | writes     | a deadlock | uncached read | 200 from origin      |
@@ -94,7 +94,7 @@ Feature: Redis and MariaDB refusing commands, as real outages show it (faultprox
       | writes     | a deadlock | delete        | 503                  |
 
     @mysql @fault:mysql_error
-    Examples: lock wait timeout (1205) on every write
+    Examples: MariaDB: lock wait timeout (1205) on every write
       | statements | error               | operation     | answer               |
       | writes     | a lock wait timeout | cached read   | 200 from cache, fast |
       | writes     | a lock wait timeout | uncached read | 200 from origin      |
@@ -102,7 +102,7 @@ Feature: Redis and MariaDB refusing commands, as real outages show it (faultprox
       | writes     | a lock wait timeout | delete        | 503                  |
 
     @mysql @fault:mysql_error
-    Examples: read-only (1290) on writes, as after a failover
+    Examples: MariaDB: read-only (1290) on writes, as after a failover
       | statements | error     | operation     | answer               |
       | writes     | read-only | cached read   | 200 from cache, fast |
       | writes     | read-only | uncached read | 200 from origin      |
@@ -110,7 +110,7 @@ Feature: Redis and MariaDB refusing commands, as real outages show it (faultprox
       | writes     | read-only | delete        | 503                  |
 
     @mysql @fault:mysql_error
-    Examples: connection cut mid-result (2013) on reads
+    Examples: MariaDB: connection cut mid-result (2013) on reads
       | statements     | error                       | operation     | answer               |
       | reads of users | a connection cut mid-result | cached read   | 200 from cache, fast |
       | reads of users | a connection cut mid-result | uncached read | 503                  |
