@@ -24,6 +24,8 @@ Feature: Storage availability scenarios for user service
 
   @fault:down
   Scenario: Write is restored with MySQL
+    # As the article means it: 'MySQL' is up only brings the proxy back, and the write comes at once,
+    # with no wait for the service to notice (recovery-window.feature has the timed-out variant).
     Given 'MySQL' is down
     When 'MySQL' is up
     And new user created with id 'u-1123' and name 'Joe'

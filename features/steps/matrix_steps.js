@@ -119,3 +119,35 @@ Then(/^a read of that user during the fault answers what MariaDB holds$/, async 
   }
   assert.that(a.ms <= this.settings.bounds.request, `answered after ${Math.round(a.ms)} ms: ${describe(a)}`);
 });
+
+// The recovery window (recovery-window.feature): the latest answer cost less than the call deadline
+// of any dependency brought back in this scenario, over the service's cheapest answer (GET
+// /health/live, asked right after). A request that waited for one of them would have paid at least
+// that deadline; one that failed fast or found it back at once pays a few ms.
+Then(/^that answer did not wait for a deadline$/, async function () {
+  const answer = this.lastAnswer;
+  assert.that(answer, 'no request was made');
+  const back = [...this.enabledAt.keys()];
+  assert.that(back.length > 0, 'no dependency was brought back in this scenario');
+  const s = this.settings;
+  const deadline = Math.min(...back.map((p) => (p === 'mysql' ? s.mariadbDeadlineMs : s.redisDeadlineMs)));
+  const live = await call('GET', '/health/live');
+  const excess = answer.ms - live.ms;
+  this.attach(`answered in ${Math.round(answer.ms)} ms (GET /health/live: ${Math.round(live.ms)} ms)`);
+  assert.that(excess < deadline,
+    `the ${this.operation} took ${Math.round(answer.ms)} ms (GET /health/live ${Math.round(live.ms)} ms): it waited at least a deadline of ${deadline} ms for ${back.join(', ')}; ${describe(answer)}`);
+});
+
+// Right after a write answered 2xx, with no wait: a read of the user answers the written name.
+Then(/^a read of that user answers what was written$/, async function () {
+  const a = await call('GET', `/users/${encodeURIComponent(this.userId)}`);
+  assert.equal(a.status, 200, `the read after the write: ${describe(a)}`);
+  assert.equal(a.json?.name, this.newName, `the read after the write answered another name: ${describe(a)}`);
+});
+
+// Right after a write answered 2xx, with no wait: the Redis master holds the written name, put there
+// by the write itself (not by a later repair).
+Then(/^the Redis master holds what was written$/, async function () {
+  const cached = await data.cachedUser(this.userId);
+  assert.equal(cached?.name, this.newName, `the Redis master holds ${JSON.stringify(cached)} right after the write`);
+});

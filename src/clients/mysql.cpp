@@ -738,6 +738,7 @@ struct Lease::PoolRef : std::enable_shared_from_this<Lease::PoolRef> {
   bool started = false;
   bool stopped = false;
   bool failure_logged = false;
+  bool attempting_now = false;          // an acquire() asked for an attempt at once: others wait for it too
   Clock::time_point validate_before{};  // idle connections older than this are pinged before use
 
   std::size_t open() const { return idle.size() + in_use; }
@@ -749,6 +750,13 @@ struct Lease::PoolRef : std::enable_shared_from_this<Lease::PoolRef> {
   }
 
   void notify() { wake.cancel(); }
+
+  // Has the connector try at once instead of sleeping out its backoff (while attempts are refused).
+  void attempt_now() {
+    if (attempting_now) return;
+    attempting_now = true;
+    retry.cancel();
+  }
 
   bool needs_check(const Idle& item, Clock::time_point now) const {
     return item.validated < validate_before || now - item.validated >= settings.ping_idle_after;
@@ -878,6 +886,13 @@ struct Lease::PoolRef : std::enable_shared_from_this<Lease::PoolRef> {
 
 namespace {
 
+// A connect attempt that the host refused at once: a client-side error (Connector/C's 2xxx:
+// refused, reset, lost during the handshake) that is not our own timeout. Server errors (a login
+// rejected, an unknown database) and timeouts back off.
+bool refused_attempt(const Error& e) {
+  return e.code == Errc::connect_failed && e.server_errno >= 2000 && e.server_errno < 3000;
+}
+
 template <typename Token>
 auto async_wait_connection(const std::shared_ptr<Lease::PoolRef>& p, Deadline deadline, Token&& token) {
   return asio::async_initiate<Token, void(Result<std::unique_ptr<Connection>>)>(
@@ -899,9 +914,11 @@ asio::awaitable<void> connector(std::shared_ptr<Lease::PoolRef> p) {
         co_await Connection::connect(p->ex, p->settings.connection, p->settings.connection.connect_timeout);
     --p->connecting;
     if (p->stopped) break;
+    p->attempting_now = false;
     if (!r) {
       ++p->status.counters.connect_failures;
       p->status.last_error = r.error().message;
+      p->status.refused = refused_attempt(r.error());
       if (p->open() == 0) {
         p->set_state(PoolState::down);
         p->fail_waiters(Errc::unavailable, "cannot connect to MariaDB: " + r.error().message);
@@ -911,7 +928,7 @@ asio::awaitable<void> connector(std::shared_ptr<Lease::PoolRef> p) {
                           {{"pool", p->settings.name}, {"error", r.error().message}});
         p->failure_logged = true;
       }
-      p->retry.expires_after(p->backoff.next());
+      p->retry.expires_after(p->backoff.next(p->status.refused ? AttemptError::refused : AttemptError::slow));
       co_await p->retry.async_wait(asio::as_tuple(asio::use_awaitable));
       continue;
     }
@@ -1063,8 +1080,13 @@ asio::awaitable<Result<Lease>> Pool::acquire(Deadline deadline) {
       co_return Lease(p, std::move(item.conn));
     }
     if (p->status.state == PoolState::down && p->open() == 0) {
-      ++p->status.counters.rejected_unavailable;
-      co_return error(Errc::unavailable, "cannot connect to MariaDB: " + p->status.last_error);
+      if (!p->status.refused) {
+        ++p->status.counters.rejected_unavailable;
+        co_return error(Errc::unavailable, "cannot connect to MariaDB: " + p->status.last_error);
+      }
+      // Refused at once until now: worth one attempt at once rather than a refusal until the
+      // backoff's next one (it costs a refused connect while MariaDB is still down).
+      p->attempt_now();
     }
     if (p->live_waiters >= p->settings.max_waiters) {
       ++p->status.counters.rejected_exhausted;
@@ -1079,6 +1101,17 @@ asio::awaitable<Result<Lease>> Pool::acquire(Deadline deadline) {
     ++p->status.counters.acquired;
     co_return Lease(p, std::move(*r));
   }
+}
+
+asio::awaitable<bool> Pool::connect_now(Deadline deadline) {
+  auto p = impl_;
+  if (p->stopped || !p->started) co_return false;
+  if (p->open() > 0) co_return true;
+  if (p->status.state == PoolState::down && !p->status.refused) co_return false;
+  // acquire() starts the attempt; its connection is handed to this waiter and goes back to the pool
+  // when the lease ends.
+  auto lease = co_await acquire(deadline);
+  co_return lease.has_value();
 }
 
 asio::awaitable<Result<ResultSet>> Pool::execute(std::string sql, std::vector<Value> params,

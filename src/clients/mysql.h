@@ -47,10 +47,14 @@
 // - Pool: at most max_size connections. acquire() waits in a FIFO queue (at most max_waiters;
 //   beyond that it fails at once with `pool_exhausted`) and fails with `timeout` at its deadline.
 //   While no connection can be opened (the last attempt failed and none is open) acquire fails at
-//   once with `unavailable` instead of waiting. Broken or timed-out connections are discarded when
-//   returned and replaced in the background; connect attempts are paced by exponential backoff with
-//   jitter (25 ms growing to 500 ms by default) and continue forever, so a pool started while
-//   MariaDB is down serves as soon as it is up (within ~backoff.max). Idle connections are
+//   once with `unavailable` instead of waiting; unless that attempt was refused at once (below): then
+//   the connector tries again at once and acquire waits for that attempt (a refused connect while
+//   MariaDB is still down, its first connection as soon as it is back). Broken or timed-out
+//   connections are discarded when returned and replaced in the background; connect attempts are
+//   paced by exponential backoff with jitter (25 ms growing to 500 ms by default) and continue
+//   forever, so a pool started while MariaDB is down serves as soon as it is up (within
+//   ~backoff.max). Attempts the host refuses at once (refused, reset, closed during the handshake:
+//   PoolStatus::refused) stay at backoff.initial. Idle connections are
 //   watched (a server that closes them, e.g. on restart, removes them from the pool at once),
 //   pinged before being lent when idle longer than ping_idle_after or after another connection was
 //   lost, pinged in the background, and closed after max_idle (keeping min_size open). acquire()
@@ -280,6 +284,7 @@ struct PoolStatus {
   PoolState state = PoolState::idle;
   std::chrono::system_clock::time_point since{};  // when `state` was entered
   std::string last_error{};
+  bool refused = false;  // the latest failed attempt was refused at once (not a timeout, not the server)
   std::size_t open = 0;  // idle + in_use
   std::size_t idle = 0;
   std::size_t in_use = 0;  // leased (including connections being health-checked)
@@ -326,6 +331,12 @@ class Pool {
   void stop();
 
   boost::asio::awaitable<Result<Lease>> acquire(Deadline deadline);
+  // True at once when a connection is open. Otherwise, if the pool is down and its latest attempt
+  // was refused (PoolStatus::refused), an attempt starts now (or the one under way is joined) and the
+  // result is its outcome within `deadline`; the connection it opens goes to the pool (not down yet:
+  // the connection being opened). While attempts time out or the server rejects the login, false at
+  // once: the caller is not made to wait for an attempt.
+  boost::asio::awaitable<bool> connect_now(Deadline deadline);
   // acquire + Connection::execute + release, all within `deadline`.
   boost::asio::awaitable<Result<ResultSet>> execute(std::string sql, std::vector<Value> params,
                                                     Deadline deadline);

@@ -646,7 +646,7 @@ TEST_F(OwnServer, PoolRecoversWithinASecondOfARestartAndDetectsDeadIdleConnectio
     auto r = co_await pool.execute("SELECT 1", {}, 500ms);
     EXPECT_TRUE(!r && r.error().code == Errc::unavailable) << describe(r);
     EXPECT_LT(since(t0), itest::kFast);
-    co_await sleep_for(1000ms);  // the backoff reaches its cap
+    co_await sleep_for(1000ms);  // away a while (refused: retried every backoff.initial)
     server_->restart();          // returns once it accepts queries
     t0 = Clock::now();
     bool recovered = false;
@@ -678,8 +678,10 @@ TEST_F(OwnServer, PoolStartedWhileMariaDbIsDownServesOnceItIsUp) {
     co_await sleep_for(800ms);
     auto st = pool.status();
     EXPECT_EQ(st.state, PoolState::down);
-    EXPECT_GE(st.counters.connect_failures, 3u);
-    EXPECT_LE(st.counters.connect_failures, 10u) << "paced by the backoff";
+    // Refused at once: retried every backoff.initial (12.5..25 ms), not backed off.
+    EXPECT_TRUE(st.refused) << st.last_error;
+    EXPECT_GE(st.counters.connect_failures, 10u);
+    EXPECT_LE(st.counters.connect_failures, 80u) << "paced by the backoff's initial delay";
     EXPECT_NE(st.last_error, "");
     auto r = co_await pool.execute("SELECT 1", {}, 500ms);
     EXPECT_TRUE(!r && r.error().code == Errc::unavailable && !r.error().outcome_unknown) << describe(r);
@@ -693,6 +695,67 @@ TEST_F(OwnServer, PoolStartedWhileMariaDbIsDownServesOnceItIsUp) {
     }
     EXPECT_TRUE(served);
     EXPECT_LT(since(t0), 1000ms);
+  });
+}
+
+// While MariaDB refuses, a caller does not wait out the backoff (here 5 s): acquire has the connector
+// try at once, which costs a refused connect while the server is down and gives the caller the first
+// connection once it is back.
+TEST_F(OwnServer, AcquireWhileRefusedTriesAtOnceInsteadOfWaitingOutTheBackoff) {
+  PoolSettings s = pool_settings(server_->port());
+  s.reconnect = {.initial = 5000ms, .max = 5000ms, .jitter = 0.0};
+  Pool pool(io_.get_executor(), s);
+  pool.start();
+  run(io_, [&]() -> asio::awaitable<void> {
+    auto warm = co_await pool.execute("SELECT 1", {}, 2s);
+    EXPECT_TRUE(warm) << describe(warm);
+    server_->stop();
+    for (int i = 0; i < 200 && pool.status().state != PoolState::down; ++i)
+      co_await sleep_for(10ms);
+    EXPECT_EQ(pool.status().state, PoolState::down);
+    EXPECT_TRUE(pool.status().refused) << pool.status().last_error;
+    const auto failures = pool.status().counters.connect_failures;
+    auto t0 = Clock::now();
+    auto r = co_await pool.execute("SELECT 1", {}, 1s);
+    EXPECT_TRUE(!r && r.error().code == Errc::unavailable && !r.error().outcome_unknown) << describe(r);
+    EXPECT_LT(since(t0), itest::kFast);
+    EXPECT_EQ(pool.status().counters.connect_failures, failures + 1) << "one attempt, made at once";
+    t0 = Clock::now();
+    EXPECT_FALSE(co_await pool.connect_now(1s));
+    EXPECT_LT(since(t0), itest::kFast);
+    server_->restart();  // returns once it accepts queries; the backoff still has seconds to run
+    t0 = Clock::now();
+    r = co_await pool.execute("SELECT 1", {}, 2s);
+    EXPECT_TRUE(r) << describe(r);
+    std::printf("[ figures ] first statement after the restart served in %lld ms (backoff 5000 ms)\n",
+                static_cast<long long>(since(t0).count()));
+    EXPECT_LT(since(t0), 2000ms);
+    EXPECT_TRUE(co_await pool.connect_now(1s));
+  });
+}
+
+// Attempts that time out are backed off, and neither acquire nor connect_now() waits for one.
+TEST(MysqlPool, TimedOutAttemptsBackOffAndNobodyWaitsForOne) {
+  itest::SynBlackhole hole;
+  asio::io_context io;
+  PoolSettings s = pool_settings(hole.port());
+  s.connection.connect_timeout = 100ms;
+  s.reconnect = {.initial = 20ms, .max = 5000ms, .jitter = 0.0};
+  Pool pool(io.get_executor(), s);
+  pool.start();
+  run(io, [&]() -> asio::awaitable<void> {
+    co_await sleep_for(1200ms);
+    const auto st = pool.status();
+    EXPECT_EQ(st.state, PoolState::down);
+    EXPECT_FALSE(st.refused) << st.last_error;
+    // 100 ms each, then 20, 40, 80, 160, 320 ms apart: at most 6 in 1.2 s (refused ones: dozens).
+    EXPECT_GE(st.counters.connect_failures, 2u);
+    EXPECT_LE(st.counters.connect_failures, 6u);
+    auto t0 = Clock::now();
+    EXPECT_FALSE(co_await pool.connect_now(1s));
+    auto r = co_await pool.execute("SELECT 1", {}, 1s);
+    EXPECT_TRUE(!r && r.error().code == Errc::unavailable) << describe(r);
+    EXPECT_LT(since(t0), itest::kFast);
   });
 }
 

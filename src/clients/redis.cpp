@@ -167,6 +167,7 @@ struct Waiter {
   explicit Waiter(const asio::any_io_executor& ex) : timer(ex) {}
   std::optional<Client::ConnectedHandler> handler;
   asio::steady_timer timer;
+  bool one_attempt = false;  // connect_now(): a failed attempt completes it (false)
 };
 
 struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
@@ -283,12 +284,17 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   void on_closed(const std::shared_ptr<Conn>& c);
   void close_conn(const std::shared_ptr<Conn>& c, const std::string& reason);
   void send_handshake(Conn& c, std::vector<std::string> args, HandshakeStep step);
-  void submit(std::vector<std::string> args, Deadline deadline, Handler handler);
+  // `may_wait`: while the server refuses and there is no connection, the command joins one
+  // immediate connect attempt instead of failing at once (see redis.h).
+  void submit(std::vector<std::string> args, Deadline deadline, Handler handler, bool may_wait = true);
+  void start_attempt_now();
   void finish(const std::shared_ptr<Request>& req, Result r, bool from_slot = false);
   void fail_now(Handler handler, Errc code, std::string message);
   void count(const Result& r);
   void arm_watchdog();
-  void complete_waiters(bool connected);
+  // Completes the waiters (only those of connect_now() when `attempts_only`).
+  void complete_waiters(bool connected, bool attempts_only = false);
+  void add_waiter(Deadline deadline, Client::ConnectedHandler handler, bool one_attempt);
   Error lost_error(const Conn& c) const;
 };
 
@@ -508,6 +514,7 @@ void Client::Impl::on_closed(const std::shared_ptr<Conn>& c) {
   if (!c->ready) return attempt_failed(reason);
   ++status.counters.disconnects;
   status.last_error = reason;
+  status.refused = refused_text(reason);
   set_state(State::disconnected);
   common::log::warn("redis connection lost", {{"client", settings.name}, {"error", reason}});
   schedule_reconnect();
@@ -516,7 +523,9 @@ void Client::Impl::on_closed(const std::shared_ptr<Conn>& c) {
 void Client::Impl::attempt_failed(const std::string& reason) {
   ++status.counters.connect_failures;
   status.last_error = reason;
+  status.refused = refused_text(reason);
   set_state(State::disconnected);
+  complete_waiters(false, /*attempts_only=*/true);
   if (!failure_logged) {
     common::log::warn("redis connect failed, retrying with backoff",
                       {{"client", settings.name}, {"error", reason}});
@@ -529,7 +538,7 @@ void Client::Impl::attempt_failed(const std::string& reason) {
 
 void Client::Impl::schedule_reconnect() {
   if (stopped) return;
-  retry_timer.expires_after(backoff.next());
+  retry_timer.expires_after(backoff.next(status.refused ? AttemptError::refused : AttemptError::slow));
   retry_timer.async_wait([self = shared_from_this()](const error_code& ec) {
     if (ec || self->stopped || self->conn) return;
     self->connect();
@@ -584,12 +593,26 @@ void Client::Impl::fail_now(Handler handler, Errc code, std::string message) {
   complete_later(std::move(handler), std::move(r), ex);
 }
 
-void Client::Impl::submit(std::vector<std::string> args, Deadline deadline, Handler handler) {
+void Client::Impl::submit(std::vector<std::string> args, Deadline deadline, Handler handler, bool may_wait) {
   if (stopped) return fail_now(std::move(handler), Errc::stopped, "client stopped");
   if (args.empty()) return fail_now(std::move(handler), Errc::invalid_argument, "empty command");
   if (detail::is_unsupported_command(args[0]))
     return fail_now(std::move(handler), Errc::invalid_argument,
                     args[0] + " is not supported (it changes the state of the shared connection)");
+  if ((!conn || !conn->ready || conn->ac == nullptr) && may_wait && started && status.refused &&
+      !deadline.expired()) {
+    // The server refused at once until now: one attempt now costs a refused connect while it is
+    // still down, and sends the command as soon as it is back.
+    auto then = [self = shared_from_this(), args = std::move(args), deadline,
+                 h = std::move(handler)](bool connected) mutable {
+      if (!connected && deadline.expired())
+        return self->fail_now(std::move(h), Errc::timeout, "deadline passed while connecting");
+      self->submit(std::move(args), deadline, std::move(h), false);
+    };
+    add_waiter(deadline, Client::ConnectedHandler(std::move(then)), true);
+    start_attempt_now();
+    return;
+  }
   if (!conn || !conn->ready || conn->ac == nullptr) {
     std::string msg = "not connected";
     if (!status.last_error.empty()) msg += ": " + status.last_error;
@@ -675,9 +698,17 @@ void Client::Impl::arm_watchdog() {
   });
 }
 
-void Client::Impl::complete_waiters(bool connected) {
-  auto list = std::move(waiters);
-  waiters.clear();
+void Client::Impl::complete_waiters(bool connected, bool attempts_only) {
+  std::vector<std::shared_ptr<Waiter>> list;
+  if (attempts_only) {
+    std::erase_if(waiters, [&](const std::shared_ptr<Waiter>& w) {
+      if (w->one_attempt) list.push_back(w);
+      return w->one_attempt;
+    });
+  } else {
+    list = std::move(waiters);
+    waiters.clear();
+  }
   for (auto& w : list) {
     if (!w->handler) continue;
     ConnectedHandler h(std::move(*w->handler));
@@ -764,11 +795,33 @@ void Client::start_wait_connected(Deadline deadline, ConnectedHandler handler) {
     const bool ok = !impl.stopped;
     return complete_later(std::move(handler), ok, impl.ex);
   }
-  auto w = std::make_shared<Waiter>(impl.ex);
+  impl.add_waiter(deadline, std::move(handler), false);
+}
+
+void Client::start_connect_now(Deadline deadline, ConnectedHandler handler) {
+  auto& impl = *impl_;
+  if (impl.stopped || !impl.started || impl.status.state == State::connected || !impl.status.refused) {
+    const bool ok = !impl.stopped && impl.status.state == State::connected;
+    return complete_later(std::move(handler), ok, impl.ex);
+  }
+  impl.add_waiter(deadline, std::move(handler), true);
+  impl.start_attempt_now();
+}
+
+// Connects at once unless an attempt is under way (then its outcome is awaited).
+void Client::Impl::start_attempt_now() {
+  if (status.state != State::disconnected || conn) return;
+  retry_timer.cancel();  // its handler sees operation_aborted and does nothing
+  connect();             // may fail at once (attempt_failed completes the waiters)
+}
+
+void Client::Impl::add_waiter(Deadline deadline, ConnectedHandler handler, bool one_attempt) {
+  auto w = std::make_shared<Waiter>(ex);
   w->handler.emplace(std::move(handler));
-  impl.waiters.push_back(w);
+  w->one_attempt = one_attempt;
+  waiters.push_back(w);
   w->timer.expires_at(deadline.at());
-  w->timer.async_wait([self = impl_, w](const error_code& ec) {
+  w->timer.async_wait([self = shared_from_this(), w](const error_code& ec) {
     if (ec || !w->handler) return;
     ConnectedHandler h(std::move(*w->handler));
     w->handler.reset();

@@ -44,10 +44,17 @@
 // - Reconnect: after a lost connection or a failed attempt the next attempt waits
 //   Backoff::next() (25 ms growing to 500 ms by default, with jitter); a successful handshake resets
 //   it. So the client is connected again at most ~`backoff.max` + one round trip after the server
-//   is back.
+//   is back. A refused attempt (or a connection reset or closed by the server) keeps the delay at
+//   `backoff.initial`: the host answers, so asking again is cheap and finds a returning server at
+//   once; attempts that time out back off. connect_now() skips the wait for a caller that needs
+//   the server now (a circuit breaker's trial call), but only while attempts are refused.
 // - Commands are only sent on an established, handshaken connection; while there is none they
-//   fail at once with `not_connected` (no queueing while disconnected). Commands issued together
-//   pipeline on the one connection; replies are matched in order.
+//   fail at once with `not_connected` (no queueing while disconnected). Except while the server
+//   refuses at once (Status::refused): then a command joins one immediate connect attempt (a refused
+//   connect while the server is still down: `not_connected` in microseconds) and is sent as soon as
+//   it succeeds, so the first command after a server's return does not fail for want of the
+//   reconnect backoff. Commands issued together pipeline on the one connection; replies are matched
+//   in order.
 // - Binary-safe: arguments and replies are byte strings (std::string may hold any bytes).
 // - No pub/sub: SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE, (P|S)UNSUBSCRIBE, MONITOR and HELLO are rejected
 //   with `invalid_argument` (they change the protocol state of the shared connection). Blocking
@@ -184,7 +191,10 @@ struct Status {
   State state = State::idle;
   std::chrono::system_clock::time_point since{};  // when `state` was entered
   std::string last_error{};                       // the latest connection-level error, if any
-  std::size_t outstanding = 0;                    // commands sent and not yet answered
+  // The latest failed attempt or lost connection was the host answering at once (refused, reset,
+  // closed): reconnects stay at the initial backoff and connect_now() may try.
+  bool refused = false;
+  std::size_t outstanding = 0;  // commands sent and not yet answered
   Counters counters{};
 };
 
@@ -259,6 +269,18 @@ class Client {
         token, deadline);
   }
 
+  // Completes with true at once when connected. Otherwise, if the latest attempt was refused
+  // (Status::refused), starts an attempt now (or joins the one under way) and completes with its
+  // outcome: true once connected, false when it fails or at the deadline. While attempts time out
+  // (a blackholed host) it completes with false at once: the caller is not made to wait for one.
+  // Signature: void(bool).
+  template <typename CompletionToken = const boost::asio::use_awaitable_t<>&>
+  auto connect_now(Deadline deadline, CompletionToken&& token = boost::asio::use_awaitable) {
+    return boost::asio::async_initiate<CompletionToken, void(bool)>(
+        [this](auto handler, Deadline d) { start_connect_now(d, ConnectedHandler(std::move(handler))); },
+        token, deadline);
+  }
+
   // Drops the established connection at once, as if it had been lost: every outstanding command
   // completes with `connection_lost` ("connection lost: reset: <reason>"), later commands fail with
   // `not_connected`, and a new connection is made after the reconnect backoff. For a caller that
@@ -293,6 +315,7 @@ class Client {
   void start_eval(const Script& script, std::vector<std::string> keys, std::vector<std::string> args,
                   Deadline deadline, Handler handler);
   void start_wait_connected(Deadline deadline, ConnectedHandler handler);
+  void start_connect_now(Deadline deadline, ConnectedHandler handler);
 
   std::shared_ptr<Impl> impl_;
 };

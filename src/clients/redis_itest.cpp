@@ -189,7 +189,7 @@ TEST_F(RedisClientTest, ReconnectsWithinASecondOfTheServerComingBack) {
     Result r = co_await redis.command(cmd("GET", "k"), 1s);
     EXPECT_TRUE(!r && r.error().code == Errc::not_connected) << (r ? "reply" : r.error().message);
     EXPECT_LT(since(t0), itest::kFast);
-    // Let the backoff grow to its cap while the server is away.
+    // The server is away for a while (refused: retried every backoff.initial).
     co_await sleep_for(1500ms);
     EXPECT_GE(redis.status().counters.connect_failures, 4u);
     EXPECT_NE(redis.status().last_error, "");
@@ -554,9 +554,11 @@ TEST_F(RedisClientTest, NothingListeningMeansFastFailuresAndPacedRetries) {
     co_await sleep_for(1000ms);
     const auto st = redis.status();
     EXPECT_EQ(st.counters.connects, 0u);
-    // 25 ms doubling to the 500 ms cap with jitter: about 4 to 9 attempts in a second.
-    EXPECT_GE(st.counters.connect_failures, 3u);
-    EXPECT_LE(st.counters.connect_failures, 12u);
+    // Refused at once: retried every backoff.initial (12.5..25 ms with jitter), not backed off to
+    // the 500 ms cap (which would make 4 to 9 attempts in a second).
+    EXPECT_TRUE(st.refused);
+    EXPECT_GE(st.counters.connect_failures, 15u);
+    EXPECT_LE(st.counters.connect_failures, 90u);
     EXPECT_NE(st.last_error.find("refused"), std::string::npos) << st.last_error;
     const auto t0 = Clock::now();
     Result r = co_await redis.command(cmd("GET", "k"), 100ms);
@@ -691,6 +693,74 @@ TEST(RedisClient, ConnectHasADeadlineWhenTheSynIsNeverAnswered) {
     const auto t0 = Clock::now();
     Result r = co_await redis.command(cmd("GET", "k"), 100ms);
     EXPECT_TRUE(!r && r.error().code == Errc::not_connected);
+    EXPECT_LT(since(t0), itest::kFast);
+  });
+}
+
+// While the server refuses, neither connect_now() nor a command waits out the backoff (here 5 s): they
+// try at once, which costs a refused connect while the server is down and connects as soon as it is
+// back.
+TEST_F(RedisClientTest, ConnectNowAndCommandsTryAtOnceWhileTheServerRefuses) {
+  Settings s = settings_for(*server_);
+  s.reconnect = {.initial = 5000ms, .max = 5000ms, .jitter = 0.0};
+  Client redis(io_.get_executor(), s);
+  redis.start();
+  run(io_, [&]() -> asio::awaitable<void> {
+    // The first attempt is under way and nothing failed yet: connect_now() does not wait for it.
+    EXPECT_FALSE(co_await redis.connect_now(2s));
+    EXPECT_TRUE(co_await redis.wait_connected(2s));
+    auto t0 = Clock::now();
+    EXPECT_TRUE(co_await redis.connect_now(2s));  // connected: true at once
+    EXPECT_LT(since(t0), itest::kFast);
+    server_->stop();
+    for (int i = 0; i < 200 && redis.connected(); ++i)
+      co_await sleep_for(5ms);
+    EXPECT_FALSE(redis.connected());
+    EXPECT_TRUE(redis.status().refused) << redis.status().last_error;  // closed by the server
+    const auto failures = redis.status().counters.connect_failures;
+    t0 = Clock::now();
+    EXPECT_FALSE(co_await redis.connect_now(1s));
+    EXPECT_LT(since(t0), itest::kFast);
+    EXPECT_EQ(redis.status().counters.connect_failures, failures + 1) << "one attempt, made at once";
+    EXPECT_NE(redis.status().last_error.find("refused"), std::string::npos) << redis.status().last_error;
+    // A command meanwhile joins an immediate attempt too: refused, it fails at once.
+    t0 = Clock::now();
+    Result r = co_await redis.ping(1s);
+    EXPECT_TRUE(!r && r.error().code == Errc::not_connected) << (r ? "reply" : r.error().message);
+    EXPECT_LT(since(t0), itest::kFast);
+    EXPECT_EQ(redis.status().counters.connect_failures, failures + 2);
+    server_->restart();  // returns once the server answers PING; the backoff has seconds to run
+    // The first command after the return is answered: it does not wait out the backoff.
+    t0 = Clock::now();
+    r = co_await redis.ping(2s);
+    EXPECT_TRUE(r && r->is_status("PONG")) << (r ? "unexpected reply" : r.error().message);
+    std::printf("[ figures ] first command after the restart answered in %lld ms (backoff 5000 ms)\n",
+                static_cast<long long>(since(t0).count()));
+    EXPECT_LT(since(t0), 1000ms);
+    EXPECT_TRUE(co_await redis.connect_now(1s));
+    EXPECT_EQ(redis.status().counters.connects, 2u);
+  });
+}
+
+// Attempts that time out are backed off, and connect_now() does not make its caller wait for one.
+TEST(RedisClient, TimedOutAttemptsBackOffAndConnectNowDoesNotWaitForOne) {
+  itest::SynBlackhole hole;
+  asio::io_context io;
+  Settings s;
+  s.port = hole.port();
+  s.connect_timeout = 100ms;
+  s.reconnect = {.initial = 20ms, .max = 5000ms, .jitter = 0.0};
+  Client redis(io.get_executor(), s);
+  redis.start();
+  run(io, [&]() -> asio::awaitable<void> {
+    co_await sleep_for(1200ms);
+    const auto st = redis.status();
+    EXPECT_FALSE(st.refused) << st.last_error;
+    // 100 ms each, then 20, 40, 80, 160, 320 ms apart: at most 6 in 1.2 s (refused ones: dozens).
+    EXPECT_GE(st.counters.connect_failures, 2u);
+    EXPECT_LE(st.counters.connect_failures, 6u);
+    const auto t0 = Clock::now();
+    EXPECT_FALSE(co_await redis.connect_now(1s));
     EXPECT_LT(since(t0), itest::kFast);
   });
 }

@@ -3,7 +3,9 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <mutex>
 #include <stdexcept>
 
@@ -21,13 +23,24 @@ Backoff::Backoff(BackoffPolicy policy, std::uint64_t seed) : policy_(policy), rn
   policy_.validate();
 }
 
-std::chrono::milliseconds Backoff::next() {
-  // base = initial * multiplier^failures, capped at max (computed in double: no overflow).
+bool refused_text(std::string_view error) {
+  // strerror(3) texts, and hiredis' words for the EOF of a server that accepted and closed at once
+  // (a proxy with nothing behind it, a server shutting down).
+  for (const int e : {ECONNREFUSED, ECONNRESET}) {
+    if (error.find(std::strerror(e)) != std::string_view::npos) return true;
+  }
+  return error.find("Server closed the connection") != std::string_view::npos;
+}
+
+std::chrono::milliseconds Backoff::next(AttemptError error) {
+  // base = initial * multiplier^failures, capped at max (computed in double: no overflow). A refused
+  // attempt starts the count afresh and does not add to it.
+  if (error == AttemptError::refused) failures_ = 0;
   const double cap = static_cast<double>(policy_.max.count());
   double base = static_cast<double>(policy_.initial.count()) *
                 std::pow(policy_.multiplier, static_cast<double>(std::min(failures_, 64u)));
   base = std::min(base, cap);
-  if (failures_ < 1000) ++failures_;
+  if (error == AttemptError::slow && failures_ < 1000) ++failures_;
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   const double delay = base * (1.0 - policy_.jitter * unit(rng_));
   return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(delay)));

@@ -14,11 +14,18 @@
 //   clients::Backoff backoff({.initial = 25ms, .max = 500ms});
 //   auto delay = backoff.next();   // 12.5..25 ms, then 25..50, ... capped at 250..500 ms
 //   backoff.reset();               // after a success
+//   delay = backoff.next(AttemptError::refused);  // 12.5..25 ms again: nothing listens yet
+//
+// A refused attempt (the host answered at once: connection refused or reset, closed during the
+// handshake) is cheap to repeat, and the server may be back any moment: the next attempt comes after
+// `initial`, so a returning server is found within ~`initial`. Attempts that time out (a blackholed or
+// frozen host) cost a connect timeout each and grow the delay up to `max`.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <random>
+#include <string_view>
 
 #include "common/deadline.h"
 
@@ -39,13 +46,24 @@ struct BackoffPolicy {
   void validate() const;
 };
 
+// How a connect attempt failed, which decides how soon to try again.
+enum class AttemptError {
+  refused,  // answered at once: refused, reset, closed during the handshake
+  slow,     // timed out, or anything else: back off exponentially
+};
+
+// Whether a connect failure's text (strerror(3) based, as hiredis reports it) says the host answered
+// at once: connection refused, connection reset, or closed by the server.
+bool refused_text(std::string_view error);
+
 // Not thread-safe: one per reconnect loop.
 class Backoff {
  public:
   explicit Backoff(BackoffPolicy policy = {}, std::uint64_t seed = std::random_device{}());
 
-  // The delay to wait before the next attempt; each call counts one more consecutive failure.
-  std::chrono::milliseconds next();
+  // The delay to wait before the next attempt. A slow failure counts one more consecutive failure
+  // (the delay grows); a refused one starts again from `initial` (see above).
+  std::chrono::milliseconds next(AttemptError error = AttemptError::slow);
   // After a success: the next failure starts again from `initial`.
   void reset() { failures_ = 0; }
   unsigned failures() const { return failures_; }

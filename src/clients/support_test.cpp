@@ -31,6 +31,30 @@ TEST(Backoff, ResetStartsOverFromInitial) {
   EXPECT_EQ(b.next(), 10ms);
 }
 
+TEST(Backoff, RefusedAttemptsStayAtInitialAndTimeoutsGrow) {
+  Backoff b({.initial = 10ms, .max = 1000ms, .multiplier = 2.0, .jitter = 0.0}, 1);
+  for (int i = 0; i < 20; ++i)
+    EXPECT_EQ(b.next(AttemptError::refused), 10ms) << "attempt " << i;
+  EXPECT_EQ(b.next(AttemptError::slow), 10ms);
+  EXPECT_EQ(b.next(AttemptError::slow), 20ms);
+  EXPECT_EQ(b.next(AttemptError::slow), 40ms);
+  // Refused again: the host answers, so it is worth asking soon whatever came before.
+  EXPECT_EQ(b.next(AttemptError::refused), 10ms);
+  EXPECT_EQ(b.failures(), 0u);
+  EXPECT_EQ(b.next(AttemptError::slow), 10ms);
+  EXPECT_EQ(b.next(AttemptError::slow), 20ms);
+}
+
+TEST(Backoff, RefusedTextRecognisesTheHostAnswering) {
+  EXPECT_TRUE(refused_text("connect failed: Connection refused"));
+  EXPECT_TRUE(refused_text("connection lost: Connection reset by peer"));
+  EXPECT_TRUE(refused_text("Server closed the connection"));
+  EXPECT_FALSE(refused_text("connect timeout after 200 ms"));
+  EXPECT_FALSE(refused_text("no reply for 500 ms: connection stalled"));
+  EXPECT_FALSE(refused_text("handshake AUTH failed: WRONGPASS invalid username-password pair"));
+  EXPECT_FALSE(refused_text(""));
+}
+
 TEST(Backoff, NoJitterIsDeterministicAndFullJitterSpreads) {
   Backoff fixed({.initial = 50ms, .max = 50ms, .multiplier = 1.0, .jitter = 0.0}, 7);
   for (int i = 0; i < 10; ++i)

@@ -57,6 +57,7 @@ Dependency::Dependency(std::string name, std::uint32_t failure_threshold, Clock:
 
 void Dependency::record_success(Clock::duration latency) {
   consecutive_failures_ = 0;
+  last_failure_fast_ = false;
   slow_ = latency > slow_threshold_;
   if (open_) {
     open_ = false;
@@ -69,11 +70,12 @@ void Dependency::record_success(Clock::duration latency) {
   update_state();
 }
 
-bool Dependency::record_failure(Failure failure, std::string_view message) {
+bool Dependency::record_failure(Failure failure, std::string_view message, Clock::duration latency) {
   if (failure == Failure::none) return false;
   last_error_.assign(message.empty() ? failure_name(failure) : message);
   last_error_at_ = std::chrono::system_clock::now();
   if (failure == Failure::rejected) return false;
+  last_failure_fast_ = failure == Failure::unavailable && latency <= slow_threshold_;
   ++consecutive_failures_;
   bool opened = false;
   if (!open_ && consecutive_failures_ >= threshold_) {
@@ -94,6 +96,7 @@ bool Dependency::record_failure(Failure failure, std::string_view message) {
 void Dependency::server_changed(std::string_view who) {
   consecutive_failures_ = 0;
   slow_ = false;
+  last_failure_fast_ = false;
   if (open_) {
     open_ = false;
     update_state(/*breaker_logged=*/true);

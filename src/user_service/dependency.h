@@ -6,6 +6,13 @@
 // calling; the background prober (service.h) keeps probing every ~200 ms and the first success closes
 // it, so recovery needs no user traffic. A success of a call that was already in flight closes it too.
 //
+// Half-open trials: when the latest failure was a fast one (the dependency refused at once: a
+// connection refused or reset, caught within `slow_threshold`), a user call may itself try the
+// dependency while the breaker is open, one at a time (begin_trial/end_trial): the dependency answers
+// such a call in microseconds while it is down, and the first call after its return succeeds instead
+// of waiting for the next probe. After a slow failure (a timeout, a blackhole) there is no trial: no
+// user call pays a deadline for a dead dependency, the probe alone finds it back.
+//
 // Logs: the breaker opening and closing, and the state going down or back (at most one line a second
 // per dependency); up <-> degraded only at debug level.
 //
@@ -19,7 +26,8 @@
 //   Dependency db("mysql", 3, std::chrono::milliseconds(250));
 //   if (!db.allow()) co_return fail_fast();
 //   auto r = co_await store.get(id, deadline);
-//   r.ok() ? db.record_success(elapsed) : db.record_failure(r.failure, r.message);
+//   r.ok() ? db.record_success(elapsed) : db.record_failure(r.failure, r.message, elapsed);
+//   if (!db.allow() && db.trial_allowed()) { db.begin_trial(); ...call...; record; db.end_trial(); }
 #pragma once
 
 #include <chrono>
@@ -47,8 +55,17 @@ class Dependency {
   bool initialised() const { return initialised_; }
 
   void record_success(Clock::duration latency);
-  // Returns true if this failure opened the breaker.
-  bool record_failure(Failure failure, std::string_view message);
+  // Returns true if this failure opened the breaker. `latency`: how long the failed call took (a
+  // failure within slow_threshold that is not a timeout is a fast one: see half-open trials).
+  bool record_failure(Failure failure, std::string_view message,
+                      Clock::duration latency = Clock::duration::max());
+
+  // While the breaker is open: whether a user call may be the half-open trial now (initialised, the
+  // latest failure was fast, no trial in flight).
+  bool trial_allowed() const { return initialised_ && open_ && last_failure_fast_ && !trial_in_flight_; }
+  bool trial_in_flight() const { return trial_in_flight_; }
+  void begin_trial() { trial_in_flight_ = true; }
+  void end_trial() { trial_in_flight_ = false; }
   void set_initialised(bool initialised, std::string_view why = {});
   // Another server plays this role now (a promoted MariaDB primary): the failures that opened the
   // breaker were the old server's, so it closes and counting starts afresh.
@@ -77,6 +94,8 @@ class Dependency {
   bool initialised_;
   bool open_ = false;
   bool slow_ = false;
+  bool last_failure_fast_ = false;
+  bool trial_in_flight_ = false;
   std::uint32_t consecutive_failures_ = 0;
   std::uint64_t openings_ = 0;
   DepState state_ = DepState::up;

@@ -23,6 +23,56 @@ TEST(Dependency, AnotherServerInTheRoleClosesTheBreaker) {
   EXPECT_EQ(d.state(), DepState::up);
 }
 
+TEST(Dependency, FastFailuresAllowOneHalfOpenTrialAtATime) {
+  Dependency d("mysql", 2, 250ms);
+  EXPECT_FALSE(d.trial_allowed());  // closed: calls are made anyway
+  d.record_failure(Failure::unavailable, "Connection refused", 1ms);
+  d.record_failure(Failure::unavailable, "Connection refused", 1ms);
+  ASSERT_TRUE(d.breaker_open());
+  EXPECT_FALSE(d.allow());
+  ASSERT_TRUE(d.trial_allowed());
+  d.begin_trial();
+  EXPECT_FALSE(d.trial_allowed());                                    // one at a time
+  d.record_failure(Failure::unavailable, "Connection refused", 1ms);  // still down
+  d.end_trial();
+  EXPECT_TRUE(d.trial_allowed());
+  d.begin_trial();
+  d.record_success(2ms);  // back
+  d.end_trial();
+  EXPECT_TRUE(d.allow());
+  EXPECT_FALSE(d.trial_allowed());
+}
+
+TEST(Dependency, SlowFailuresWaitForTheProbe) {
+  Dependency d("mysql", 2, 250ms);
+  d.record_failure(Failure::timeout, "deadline exceeded", 250ms);
+  d.record_failure(Failure::timeout, "deadline exceeded", 250ms);
+  ASSERT_TRUE(d.breaker_open());
+  EXPECT_FALSE(d.trial_allowed());
+  // An "unavailable" that took longer than slow_threshold (a connection lost after a long wait) is
+  // slow too, and so is one whose duration is not known.
+  d.record_failure(Failure::unavailable, "connection lost", 300ms);
+  EXPECT_FALSE(d.trial_allowed());
+  d.record_failure(Failure::unavailable, "connection lost");
+  EXPECT_FALSE(d.trial_allowed());
+  // The latest failure decides: a refusal after the timeouts makes trials possible again, and a
+  // timeout after that stops them.
+  d.record_failure(Failure::unavailable, "Connection refused", 1ms);
+  EXPECT_TRUE(d.trial_allowed());
+  d.record_failure(Failure::timeout, "deadline exceeded", 250ms);
+  EXPECT_FALSE(d.trial_allowed());
+  // Rejected calls say nothing about the server's reachability.
+  d.record_failure(Failure::rejected, "Data too long", 1ms);
+  EXPECT_FALSE(d.trial_allowed());
+}
+
+TEST(Dependency, NoTrialBeforeInitialisation) {
+  Dependency d("mysql", 1, 250ms, /*initialised=*/false);
+  d.record_failure(Failure::unavailable, "Connection refused", 1ms);
+  EXPECT_TRUE(d.breaker_open());
+  EXPECT_FALSE(d.trial_allowed());
+}
+
 TEST(Dependency, OpensAfterConsecutiveFailuresAndClosesOnSuccess) {
   Dependency d("mysql", 3, 250ms);
   EXPECT_TRUE(d.allow());

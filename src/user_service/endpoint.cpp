@@ -21,6 +21,10 @@ Endpoint::Endpoint(std::string name, Clock::duration budget, std::uint32_t break
         &registry.counter("user_service_dependency_calls_total", "Calls to each dependency by outcome.",
                           {{"dependency", health_.name()}, {"outcome", std::string(kOutcomeNames[o])}});
   }
+  trials_ =
+      &registry.counter("user_service_breaker_trials_total",
+                        "Calls made as a half-open trial while the breaker was open after fast failures.",
+                        {{"dependency", health_.name()}});
   duration_ = &registry.histogram(
       "user_service_dependency_call_duration_seconds", "Duration of dependency calls (probes included).",
       common::metrics::default_latency_buckets(), {{"dependency", health_.name()}});
@@ -30,10 +34,13 @@ void Endpoint::account(Failure f, std::string_view message, Clock::time_point st
   const auto elapsed = Clock::now() - started;
   duration_->observe(std::chrono::duration<double>(elapsed).count());
   switch (f) {
-    case Failure::none:
+    case Failure::none: {
       calls_[ok]->inc();
+      const bool was_open = health_.breaker_open();
       health_.record_success(elapsed);
+      if (was_open && !probing_ && on_recovered_) on_recovered_();
       return;
+    }
     case Failure::timeout:
       calls_[timeout]->inc();
       break;
@@ -47,7 +54,7 @@ void Endpoint::account(Failure f, std::string_view message, Clock::time_point st
       calls_[desync]->inc();
       break;
   }
-  health_.record_failure(f, message);
+  health_.record_failure(f, message, elapsed);
   if (common::log::enabled(common::log::Level::debug)) {
     common::log::debug("dependency call failed",
                        {{"dependency", health_.name()}, {"outcome", failure_name(f)}, {"error", message}});
@@ -62,7 +69,9 @@ boost::asio::awaitable<bool> Endpoint::probe() {
   if (!probe_) co_return false;
   const auto started = Clock::now();
   const Outcome<Done> r = co_await probe_(Deadline::after(budget_));
+  probing_ = true;
   account(r.failure, r.message, started);
+  probing_ = false;
   if (r.ok() && !health_.initialised()) health_.set_initialised(true);
   co_return r.ok();
 }

@@ -6,10 +6,16 @@
 // Every call goes through call(): refused in microseconds while the breaker is open, otherwise made with
 // the endpoint's budget cut from the request's deadline, and its outcome accounted (breaker, health,
 // `user_service_dependency_calls_total{dependency,outcome}`, the duration histogram, a debug log line).
+// While the breaker is open after fast failures (dependency.h: half-open trials), one call at a time is
+// the trial instead: it first asks the client to connect now (set_reconnect: an attempt the dependency
+// refuses in microseconds while it is down), then calls. Others keep failing fast meanwhile.
+// `user_service_breaker_trials_total{dependency}` counts trials.
 //
 // Usage (on the service's event loop):
 //   Endpoint master("redis-master", config.redis.call_deadline, 3, registry);
 //   master.set_probe([&](Deadline d) { return cache.ping(CacheNode::master, d); });
+//   master.set_reconnect([&](Deadline d) { return cache.connect_now(CacheNode::master, d); });
+//   master.set_on_recovered([&] { wake_repairer(); });  // a call (not the probe) closed the breaker
 //   auto got = co_await master.call<std::optional<CacheEntry>>(
 //       request, [&](Deadline d) { return cache.get(CacheNode::master, id, d); });
 //   co_await master.probe();           // the background prober's one round
@@ -18,6 +24,7 @@
 #include <array>
 #include <boost/asio/awaitable.hpp>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -30,6 +37,8 @@ namespace user_service {
 class Endpoint {
  public:
   using Probe = std::function<boost::asio::awaitable<Outcome<Done>>(Deadline)>;
+  // Connects now if there is no connection and the dependency refuses at once (true: connected).
+  using Reconnect = std::function<boost::asio::awaitable<bool>(Deadline)>;
 
   Endpoint(std::string name, Clock::duration budget, std::uint32_t breaker_failures,
            common::metrics::Registry& registry);
@@ -42,21 +51,38 @@ class Endpoint {
   const Dependency& health() const { return health_; }
   Dependency& health() { return health_; }
   Clock::duration budget() const { return budget_; }
-  // A call's deadline: the endpoint's budget from now, at most the request's.
-  Deadline deadline(Deadline request) const { return Deadline::after(budget_).at_most(request); }
+  // A call's deadline: the endpoint's budget (or `budget`, when given) from now, at most the request's.
+  Deadline deadline(Deadline request, Clock::duration budget = {}) const {
+    return Deadline::after(budget > Clock::duration::zero() ? budget : budget_).at_most(request);
+  }
 
   // One call: `fn(deadline)` returns an awaitable of Outcome<T>. While the breaker is open the call is
   // not made and the result is Failure::unavailable ("circuit breaker open"), counted short-circuited.
-  // `budget` replaces the endpoint's own for this call (a statement that reads a whole page).
+  // While the breaker is open and a trial is allowed, this call is the trial (see above). `budget`
+  // replaces the endpoint's own for this call (a statement that reads a whole page).
   template <typename T, typename Fn>
   boost::asio::awaitable<Outcome<T>> call(Deadline request, Fn&& fn, Clock::duration budget = {}) {
+    std::optional<Trial> trial;
     if (!allow()) {
-      short_circuit();
-      co_return Outcome<T>::fail(Failure::unavailable, "circuit breaker open: " + health_.last_error());
+      if (!health_.trial_allowed()) {
+        short_circuit();
+        co_return breaker_open<T>();
+      }
+      trial.emplace(*this);
     }
     const auto started = Clock::now();
-    Outcome<T> r =
-        co_await fn(Deadline::after(budget > Clock::duration::zero() ? budget : budget_).at_most(request));
+    const Deadline d = deadline(request, budget);
+    if (trial && reconnect_) {
+      const bool connected = co_await reconnect_(d);
+      if (!connected) {
+        // Still refused (or the client will not try now): as fast as a short circuit, and counted
+        // as the failure it is.
+        const std::string why = health_.last_error();
+        account(Failure::unavailable, why, started);
+        co_return breaker_open<T>();
+      }
+    }
+    Outcome<T> r = co_await fn(d);
     account(r.failure, r.message, started);
     co_return r;
   }
@@ -66,6 +92,10 @@ class Endpoint {
   void short_circuit();
 
   void set_probe(Probe probe) { probe_ = std::move(probe); }
+  void set_reconnect(Reconnect reconnect) { reconnect_ = std::move(reconnect); }
+  // Runs when a call (a trial, or one already in flight) closes the breaker; probe() does not run it
+  // (its caller knows).
+  void set_on_recovered(std::function<void()> on_recovered) { on_recovered_ = std::move(on_recovered); }
   bool has_probe() const { return static_cast<bool>(probe_); }
   // One probe round, whatever the breaker state (its first success closes the breaker and marks the
   // endpoint initialised). Returns whether it succeeded.
@@ -73,13 +103,38 @@ class Endpoint {
 
   // Counts by outcome, for tests and the health document.
   double calls(std::string_view outcome) const;
+  double trials() const { return trials_->value(); }
 
  private:
+  // The half-open trial slot, held for one call (released however the call ends).
+  class Trial {
+   public:
+    explicit Trial(Endpoint& e) : e_(e) {
+      e_.health_.begin_trial();
+      e_.trials_->inc();
+    }
+    ~Trial() { e_.health_.end_trial(); }
+    Trial(const Trial&) = delete;
+    Trial& operator=(const Trial&) = delete;
+
+   private:
+    Endpoint& e_;
+  };
+
+  template <typename T>
+  Outcome<T> breaker_open() const {
+    return Outcome<T>::fail(Failure::unavailable, "circuit breaker open: " + health_.last_error());
+  }
+
   enum Outcome_ { ok, timeout, unavailable, rejected, short_circuited, desync, outcome_count };
 
   Dependency health_;
   Clock::duration budget_;
   Probe probe_;
+  Reconnect reconnect_;
+  std::function<void()> on_recovered_;
+  bool probing_ = false;
+  common::metrics::Counter* trials_ = nullptr;
   std::array<common::metrics::Counter*, outcome_count> calls_{};
   common::metrics::Histogram* duration_ = nullptr;
 };

@@ -78,6 +78,13 @@ class FakeStore : public UserStore {
   std::uint64_t sequence = 100;  // versions come from one increasing sequence, as in MariaDB
   int calls = 0;
   int probes = 0;
+  int connects_now = 0;  // connect_now() calls: half-open trials asking for a connection first
+
+  // As the real pool: a dependency that refuses (Behaviour::fail) refuses the attempt too.
+  boost::asio::awaitable<bool> connect_now(Deadline) override {
+    ++connects_now;
+    co_return behaviour.mode != Behaviour::fail;
+  }
 
   boost::asio::awaitable<Outcome<std::optional<StoredUser>>> get(std::string_view id, Deadline d) override {
     ++calls;
@@ -175,6 +182,7 @@ class FakeCache : public CachePort {
     bool answer_as_of_call = false;
     std::map<std::string, CacheEntry> entries;
     int calls = 0;  // get/store calls (not pings)
+    int connects_now = 0;
   };
   explicit FakeCache(boost::asio::any_io_executor ex) : ex_(ex) {}
 
@@ -226,6 +234,10 @@ class FakeCache : public CachePort {
     co_return Outcome<bool>::success(true);
   }
   // Replication offsets: the master's counts its updates; the replica's follows while `replicate`.
+  boost::asio::awaitable<bool> connect_now(CacheNode n, Deadline) override {
+    ++node(n).connects_now;
+    co_return node(n).behaviour.mode != Behaviour::fail;
+  }
   boost::asio::awaitable<Outcome<CacheProbe>> ping(CacheNode n, Deadline d) override {
     std::string m;
     if (auto f = co_await simulate(ex_, node(n).behaviour, d, m); f != Failure::none)

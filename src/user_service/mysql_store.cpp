@@ -140,6 +140,12 @@ std::int64_t MysqlStore::fence_us(Deadline d) const {
   return std::chrono::duration_cast<std::chrono::microseconds>(fence.time_since_epoch()).count();
 }
 
+asio::awaitable<bool> MysqlStore::connect_now(Deadline d) {
+  mysql::Pool* pool = primary_pool();
+  if (pool == nullptr) co_return false;
+  co_return co_await pool->connect_now(d);
+}
+
 asio::awaitable<Outcome<std::optional<StoredUser>>> MysqlStore::get(std::string_view id, Deadline d) {
   using O = Outcome<std::optional<StoredUser>>;
   std::vector<mysql::Value> params;

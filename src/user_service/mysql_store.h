@@ -76,6 +76,7 @@ class MysqlStore : public UserStore {
   boost::asio::awaitable<Outcome<std::vector<ListedUser>>> list(std::string_view after, std::uint32_t limit,
                                                                 Deadline d) override;
   boost::asio::awaitable<Outcome<Done>> probe(Deadline d) override;
+  boost::asio::awaitable<bool> connect_now(Deadline d) override;
   bool has_replica() const override { return nodes_.size() > 1; }
   boost::asio::awaitable<Outcome<std::optional<StoredUser>>> get_from_replica(std::string_view id,
                                                                               Deadline d) override;

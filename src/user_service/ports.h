@@ -140,6 +140,11 @@ class UserStore {
   // A cheap round trip used by the health prober. It also creates the schema while it is missing,
   // so a store that started before MariaDB becomes usable as soon as MariaDB answers.
   virtual boost::asio::awaitable<Outcome<Done>> probe(Deadline d) = 0;
+  // For a circuit breaker's half-open trial (endpoint.h): true when the primary has a connection,
+  // or one could be made now by `d` because MariaDB refuses at once while down (the attempt starts
+  // at once instead of after the reconnect backoff); false at once while attempts time out. The
+  // default (a store without connections to make, like the fakes) says true.
+  virtual boost::asio::awaitable<bool> connect_now(Deadline d);
 
   // With several MariaDB endpoints (a primary and replicas): the calls above go to the primary, the
   // endpoint that answers `@@read_only = 0` (none known: Failure::unavailable at once), and these
@@ -188,6 +193,8 @@ class CachePort {
   // The health probe's round trip: the node's role, and its replication offset when it reports one
   // (the master's, or how much of its master's stream a replica has applied: replica_freshness.h).
   virtual boost::asio::awaitable<Outcome<CacheProbe>> ping(CacheNode node, Deadline d) = 0;
+  // As UserStore::connect_now, for one node.
+  virtual boost::asio::awaitable<bool> connect_now(CacheNode node, Deadline d);
   // One step of removing every value entry (tombstones stay) from the master: scans from `cursor`
   // and returns the next cursor, 0 when the scan is complete. Used after the repair queue overflowed.
   virtual boost::asio::awaitable<Outcome<std::uint64_t>> invalidate_values_step(std::uint64_t cursor,

@@ -205,6 +205,10 @@ asio::awaitable<Outcome<bool>> RedisCache::store_if_newer(std::string_view id, c
   co_return Outcome<bool>::success(r->elements[0].integer == 1);
 }
 
+asio::awaitable<bool> RedisCache::connect_now(CacheNode node, Deadline d) {
+  co_return co_await client(node).connect_now(d);
+}
+
 asio::awaitable<Outcome<CacheProbe>> RedisCache::ping(CacheNode node, Deadline d) {
   using O = Outcome<CacheProbe>;
   redis::Client& c = client(node);

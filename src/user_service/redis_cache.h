@@ -43,6 +43,7 @@ class RedisCache : public CachePort {
   boost::asio::awaitable<Outcome<bool>> store_if_newer(std::string_view id, const CacheEntry& entry,
                                                        Deadline d) override;
   boost::asio::awaitable<Outcome<CacheProbe>> ping(CacheNode node, Deadline d) override;
+  boost::asio::awaitable<bool> connect_now(CacheNode node, Deadline d) override;
   boost::asio::awaitable<Outcome<std::uint64_t>> invalidate_values_step(std::uint64_t cursor,
                                                                         Deadline d) override;
   boost::asio::awaitable<Outcome<bool>> take_lease(std::string_view owner, Clock::duration ttl,

@@ -54,6 +54,12 @@ Service::Service(asio::any_io_executor executor, const Config& config, UserStore
   if (mysql_replica_) mysql_replica_->set_probe([this](Deadline d) { return store_.probe_replica(d); });
   redis_master_.set_probe([this](Deadline d) { return probe_cache(CacheNode::master, d); });
   redis_replica_.set_probe([this](Deadline d) { return probe_cache(CacheNode::replica, d); });
+  // Half-open trials (endpoint.h) connect first: the primary and the cache nodes (the replica pool
+  // has no such hook; its trial is the call itself).
+  mysql_.set_reconnect([this](Deadline d) { return store_.connect_now(d); });
+  redis_master_.set_reconnect([this](Deadline d) { return cache_.connect_now(CacheNode::master, d); });
+  redis_replica_.set_reconnect([this](Deadline d) { return cache_.connect_now(CacheNode::replica, d); });
+  redis_master_.set_on_recovered([this] { wake_repairer(); });
   replica_behind_ = &registry.counter(
       "user_service_cache_replica_behind_total",
       "Replica answers not served (MariaDB asked instead) because the replica could not be shown to hold "

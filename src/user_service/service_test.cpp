@@ -63,6 +63,17 @@ class ServiceTest : public ::testing::Test {
     cache_.seed(id, CacheEntry{v, false, name});
   }
 
+  // Starts with probes too rare to matter (only a request can find MariaDB back), then has writes
+  // fail as `mode` says until MariaDB's breaker opens.
+  void StartAndOpenTheMariaDbBreaker(Behaviour::Mode mode) {
+    config_.resilience.probe_interval = 30s;
+    Start();
+    store_.behaviour.mode = mode;
+    for (std::uint32_t i = 0; i < config_.resilience.breaker_failures; ++i)
+      EXPECT_EQ(Put("u-" + std::to_string(i), "X").status, WriteResult::unavailable);
+    ASSERT_TRUE(service_->mysql().health().breaker_open());
+  }
+
   Clock::duration Timed(const std::function<void()>& f) {
     const auto t0 = Clock::now();
     f();
@@ -168,6 +179,88 @@ TEST_F(ServiceTest, MariaDbHangingFailsWithinTheDeadlineThenFastOnceTheBreakerOp
       Timed([&] { ASSERT_TRUE(WaitFor([&] { return service_->mysql().health().allow(); }, 2s)); });
   EXPECT_LT(recovered, config_.mysql.call_deadline + 4 * config_.resilience.probe_interval + 200ms);
   EXPECT_EQ(Put("new", "X").status, WriteResult::created);
+}
+
+// Recovery with no refusal window: the probes are made too rare to matter, so only a user request
+// can be the one that finds the dependency back.
+TEST_F(ServiceTest, WriteRightAfterARefusingMariaDbReturnsSucceeds) {
+  StartAndOpenTheMariaDbBreaker(Behaviour::fail);  // refused at once
+  // While it refuses, a request is the trial: it asks for a connection, which is refused, and
+  // the statement is not even sent.
+  const int calls = store_.calls;
+  WriteResult w;
+  const auto refused = Timed([&] { w = Put("new", "X"); });
+  EXPECT_EQ(w.status, WriteResult::unavailable);
+  EXPECT_LT(refused, 20ms);
+  EXPECT_EQ(store_.connects_now, 1);
+  EXPECT_EQ(store_.calls, calls);
+  EXPECT_TRUE(service_->mysql().health().breaker_open());
+  // It is back: the very next write succeeds and closes the breaker.
+  store_.behaviour.mode = Behaviour::ok;
+  EXPECT_EQ(Put("new", "X").status, WriteResult::created);
+  EXPECT_TRUE(service_->mysql().allow());
+  EXPECT_EQ(service_->mysql().trials(), 2);
+  EXPECT_EQ(store_.rows.count("new"), 1u);
+}
+
+TEST_F(ServiceTest, OneTrialAtATimeTheOthersFailFastMeanwhile) {
+  StartAndOpenTheMariaDbBreaker(Behaviour::fail);
+  store_.behaviour.mode = Behaviour::ok;
+  store_.behaviour.delay = 60ms;  // the trial takes a while
+  std::optional<WriteResult> trial, other;
+  Clock::duration other_took{};
+  asio::co_spawn(io_, service_->put_user("a", "A", RequestDeadline()),
+                 [&](std::exception_ptr, WriteResult r) { trial = r; });
+  asio::co_spawn(
+      io_,
+      [&]() -> asio::awaitable<WriteResult> {
+        const auto t0 = Clock::now();
+        auto r = co_await service_->put_user("b", "B", RequestDeadline());
+        other_took = Clock::now() - t0;
+        co_return r;
+      },
+      [&](std::exception_ptr, WriteResult r) { other = r; });
+  ASSERT_TRUE(WaitFor([&] { return trial && other; }, 2s));
+  EXPECT_EQ(trial->status, WriteResult::created);
+  EXPECT_EQ(other->status, WriteResult::unavailable);
+  EXPECT_LT(other_took, 40ms);  // did not wait for the trial's 60 ms
+  EXPECT_EQ(service_->mysql().trials(), 1);
+  EXPECT_EQ(store_.rows.count("b"), 0u);
+  EXPECT_TRUE(service_->mysql().allow());
+}
+
+TEST_F(ServiceTest, AfterTimeoutsNoRequestIsTheTrialTheProbeFindsItBack) {
+  StartAndOpenTheMariaDbBreaker(Behaviour::hang);
+  store_.behaviour.mode = Behaviour::ok;
+  // Back, but nothing shows it yet except a probe: requests keep failing fast rather than one of
+  // them paying a deadline for a dependency that may still be dead.
+  const int calls = store_.calls;
+  WriteResult w;
+  const auto fast = Timed([&] { w = Put("new", "X"); });
+  EXPECT_EQ(w.status, WriteResult::unavailable);
+  EXPECT_LT(fast, 20ms);
+  EXPECT_EQ(store_.calls, calls);
+  EXPECT_EQ(store_.connects_now, 0);
+  EXPECT_EQ(service_->mysql().trials(), 0);
+  EXPECT_TRUE(Run(service_->mysql().probe()));
+  EXPECT_EQ(Put("new", "X").status, WriteResult::created);
+}
+
+TEST_F(ServiceTest, WriteRightAfterARefusingRedisMasterReturnsUpdatesTheCache) {
+  config_.resilience.probe_interval = 30s;
+  Start();
+  cache_.master.behaviour.mode = Behaviour::fail;
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(Put("u", "X" + std::to_string(i)).status, i == 0 ? WriteResult::created : WriteResult::updated);
+  ASSERT_TRUE(service_->redis_master().health().breaker_open());
+  cache_.master.behaviour.mode = Behaviour::ok;
+  EXPECT_EQ(Put("v", "V").status, WriteResult::created);
+  ASSERT_EQ(cache_.master.entries.count("v"), 1u);  // written by the request itself
+  EXPECT_EQ(cache_.master.entries["v"].version, store_.rows["v"].version);
+  EXPECT_TRUE(service_->redis_master().allow());
+  EXPECT_GE(cache_.master.connects_now, 1);
+  // The writes that missed the cache are repaired now that it is back, without waiting for a probe.
+  ASSERT_TRUE(WaitFor([&] { return cache_.master.entries["u"].version == store_.rows["u"].version; }, 2s));
 }
 
 TEST_F(ServiceTest, SlowMariaDbUnderTheDeadlineStillAnswers) {
