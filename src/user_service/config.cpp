@@ -70,6 +70,7 @@ const std::vector<Key>& keys() {
       {"mysql.pool_size", [](Config& c) -> Target { return &c.mysql.pool_size; }, 1, 256},
       {"mysql.reconnect_min_ms", [](Config& c) -> Target { return &c.mysql.reconnect_min; }, 1, 60'000},
       {"mysql.reconnect_max_ms", [](Config& c) -> Target { return &c.mysql.reconnect_max; }, 1, 60'000},
+      {"mysql.clock_skew_ms", [](Config& c) -> Target { return &c.mysql.clock_skew; }, 0, 60'000},
       {"resilience.breaker_failures", [](Config& c) -> Target { return &c.resilience.breaker_failures; }, 1,
        1000},
       {"resilience.probe_interval_ms", [](Config& c) -> Target { return &c.resilience.probe_interval; }, 10,
