@@ -124,7 +124,9 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # The instances' settings are their defaults and --service-arg, whatever the caller's environment.
 unset "${!USER_SERVICE_@}"
 log_level="${LOG_LEVEL:-warn}"
-read -r p_master p_replica p_mariadb p_api p_direct p_proxied p_baseline <<<"$("$ports_bin" free-ports 7)"
+read -r p_master p_replica p_mariadb p_api p_direct p_proxied p_baseline a_direct a_proxied \
+  <<<"$("$ports_bin" free-ports 9)"
+declare -A admin_of=([$p_direct]=$a_direct [$p_proxied]=$a_proxied) # the admin listener: /metrics, /config
 
 # ---- dependencies -------------------------------------------------------------------------------
 for node in master replica; do
@@ -171,7 +173,7 @@ while IFS=$'\t' read -r name listen _; do proxy_port[$name]="${listen##*:}"; don
 
 # ---- the services ---------------------------------------------------------------------------------
 start_service() {  # name port redis-master-port redis-replica-port mysql-port
-  "$us_bin" --listen="127.0.0.1:$2" --redis.master="127.0.0.1:$3" --redis.replica="127.0.0.1:$4" \
+  "$us_bin" --listen="127.0.0.1:$2" --admin.listen="127.0.0.1:${admin_of[$2]}" --redis.master="127.0.0.1:$3" --redis.replica="127.0.0.1:$4" \
     --mysql.port="$5" --log_level="$log_level" "${service_args[@]}" >"$work/us-$1.log" 2>&1 &
   pids+=($!)
   pid_of[$1]=$!
@@ -185,7 +187,7 @@ pids+=("$pid_baseline")
 wait_until 30 "${pid_of[direct]}" "user-service (direct)" "$work/us-direct.log" ready_up "$p_direct"
 wait_until 30 "${pid_of[proxied]}" "user-service (proxied)" "$work/us-proxied.log" ready_up "$p_proxied"
 wait_until 20 "$pid_baseline" user-service-baseline "$work/baseline.log" accepts "$p_baseline"
-mysql_deadline_ms="$(curl -fsS "http://127.0.0.1:$p_direct/config" | grep -o '"mysql":{[^}]*}' |
+mysql_deadline_ms="$(curl -fsS "http://127.0.0.1:$a_direct/config" | grep -o '"mysql":{[^}]*}' |
   grep -o '"call_deadline_ms":[0-9]*' | cut -d: -f2)"
 
 # ---- data -----------------------------------------------------------------------------------------
@@ -251,7 +253,7 @@ run_wrk() {
 
 gets_from() {  # port source status: GET /users/{id} answers counted by the service
   local text
-  text="$(curl -fsS "http://127.0.0.1:$1/metrics")" || fail "GET /metrics on port $1 failed"
+  text="$(curl -fsS "http://127.0.0.1:${admin_of[$1]}/metrics")" || fail "GET /metrics of the service on port $1 failed"
   awk -v p="user_service_http_requests_total{route=\"/users/{id}\",method=\"GET\",status=\"$3\",source=\"$2\"} " \
     'index($0, p) == 1 { s += $NF } END { printf "%d\n", s }' <<<"$text"
 }
