@@ -533,7 +533,7 @@ asio::awaitable<Outcome<Done>> Service::probe_cache(CacheNode node, Deadline d) 
     if (node == CacheNode::master) {
       replica_freshness_.master_offset(*offset, Clock::now());
     } else {
-      replica_freshness_.replica_offset(*offset, Clock::now());
+      replica_freshness_.replica_offset(*offset);
     }
   }
   co_return Outcome<Done>::success({});
