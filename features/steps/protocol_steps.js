@@ -8,7 +8,7 @@ import { Given, Then, When } from '@cucumber/cucumber';
 
 import * as faults from '../support/faults.js';
 import { DEPENDENCY_OF_PROXY, call, describe, pollUntil, readiness, successfulCalls } from '../support/service.js';
-import { proxyName } from '../support/stack.js';
+import { proxyName, stack } from '../support/stack.js';
 import { untilServedAsStored } from './matrix_steps.js';
 
 async function toxic(world, proxy, kind, spec) {
@@ -133,9 +133,10 @@ Then(/^the error answered only the first try$/, async function () {
 });
 
 // ------------------------------------------------------------------------------------ the service's metrics
-// user_service_dependency_calls_total by dependency and outcome, and the write retries.
+// user_service_dependency_calls_total by dependency and outcome, and the write retries (GET /metrics
+// on the admin listener).
 async function dependencyCalls() {
-  const answer = await call('GET', '/metrics');
+  const answer = await call('GET', '/metrics', { baseUrl: stack.adminUrl });
   const out = { calls: {}, writeRetries: 0 };
   for (const line of answer.text.split('\n')) {
     const m = line.match(/^user_service_dependency_calls_total\{dependency="([^"]+)",outcome="([^"]+)"\} (\d+(?:\.\d+)?)/);
