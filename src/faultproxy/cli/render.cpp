@@ -2,7 +2,7 @@
 
 #include <cstdio>
 
-#include "faultproxy/cli/go_compat.h"
+#include "faultproxy/go/strconv.h"
 
 namespace faultproxy::cli {
 namespace {

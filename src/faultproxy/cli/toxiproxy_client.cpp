@@ -3,7 +3,8 @@
 #include <boost/json/parse.hpp>
 #include <cmath>
 
-#include "faultproxy/cli/go_compat.h"
+#include "faultproxy/go/json.h"
+#include "faultproxy/go/strconv.h"
 
 namespace faultproxy::cli {
 namespace {
@@ -59,7 +60,7 @@ Result<std::string> encode_any(const json::value& v) {
     case json::kind::bool_:
       return {v.get_bool() ? "true" : "false", {}};
     case json::kind::string:
-      return {go::json_quote(v.get_string()), {}};
+      return {go::json::quote(v.get_string()), {}};
     case json::kind::array: {
       std::string out = "[";
       for (std::size_t i = 0; i < v.get_array().size(); ++i) {
@@ -81,13 +82,13 @@ Result<std::string> encode_any(const json::value& v) {
         if (!e.ok()) return e;
         if (!first) out += ',';
         first = false;
-        out += go::json_quote(k) + ":" + *e.value;
+        out += go::json::quote(k) + ":" + *e.value;
       }
       return {out + "}", {}};
     }
     default: {
       const double d = as_double(v);
-      auto s = go::json_float64(d);
+      auto s = go::json::encode_float64(d);
       if (!s) return Result<std::string>::failure("json: unsupported value: " + go::format_float_g(d));
       return {*s, {}};
     }
@@ -96,11 +97,11 @@ Result<std::string> encode_any(const json::value& v) {
 
 Result<std::string> encode_value(const AttributeValue& value) {
   if (const double* d = std::get_if<double>(&value)) {
-    auto s = go::json_float64(*d);
+    auto s = go::json::encode_float64(*d);
     if (!s) return Result<std::string>::failure("json: unsupported value: " + go::format_float_g(*d));
     return {*s, {}};
   }
-  return {go::json_quote(std::get<std::string>(value)), {}};
+  return {go::json::quote(std::get<std::string>(value)), {}};
 }
 
 Result<std::string> encode_attributes(const Attributes& attributes) {
@@ -111,13 +112,13 @@ Result<std::string> encode_attributes(const Attributes& attributes) {
     if (!encoded.ok()) return encoded;
     if (!first) out += ',';
     first = false;
-    out += go::json_quote(key) + ":" + *encoded.value;
+    out += go::json::quote(key) + ":" + *encoded.value;
   }
   return {out + "}", {}};
 }
 
 Result<std::string> encode_toxicity(float toxicity) {
-  auto s = go::json_float32(toxicity);
+  auto s = go::json::encode_float32(toxicity);
   if (!s) return Result<std::string>::failure("json: unsupported value: " + go::format_float_g(toxicity));
   return {*s, {}};
 }
@@ -278,15 +279,15 @@ Result<Proxy> decode_proxy(const json::value& v) {
 
 Result<std::string> encode_new_proxy(const std::string& name, const std::string& listen,
                                      const std::string& upstream) {
-  return {"{\"name\":" + go::json_quote(name) + ",\"listen\":" + go::json_quote(listen) +
-              ",\"upstream\":" + go::json_quote(upstream) + ",\"enabled\":true,\"toxics\":null}",
+  return {"{\"name\":" + go::json::quote(name) + ",\"listen\":" + go::json::quote(listen) +
+              ",\"upstream\":" + go::json::quote(upstream) + ",\"enabled\":true,\"toxics\":null}",
           {}};
 }
 
 Result<std::string> encode_proxy(const Proxy& proxy) {
-  std::string out = "{\"name\":" + go::json_quote(proxy.name) +
-                    ",\"listen\":" + go::json_quote(proxy.listen) +
-                    ",\"upstream\":" + go::json_quote(proxy.upstream) +
+  std::string out = "{\"name\":" + go::json::quote(proxy.name) +
+                    ",\"listen\":" + go::json::quote(proxy.listen) +
+                    ",\"upstream\":" + go::json::quote(proxy.upstream) +
                     ",\"enabled\":" + (proxy.enabled ? "true" : "false") + ",\"toxics\":[";
   for (std::size_t i = 0; i < proxy.toxics.size(); ++i) {
     const Toxic& t = proxy.toxics[i];
@@ -298,8 +299,8 @@ Result<std::string> encode_proxy(const Proxy& proxy) {
     auto encoded_attrs = encode_any(attrs);
     if (!encoded_attrs.ok()) return encoded_attrs;
     if (i > 0) out += ',';
-    out += "{\"name\":" + go::json_quote(t.name) + ",\"type\":" + go::json_quote(t.type);
-    if (!t.stream.empty()) out += ",\"stream\":" + go::json_quote(t.stream);
+    out += "{\"name\":" + go::json::quote(t.name) + ",\"type\":" + go::json::quote(t.type);
+    if (!t.stream.empty()) out += ",\"stream\":" + go::json::quote(t.stream);
     out += ",\"toxicity\":" + *tox.value + ",\"attributes\":" + *encoded_attrs.value + "}";
   }
   return {out + "]}", {}};
@@ -311,8 +312,8 @@ Result<std::string> encode_add_toxic(const ToxicOptions& options) {
   auto attrs = encode_attributes(options.attributes);
   if (!attrs.ok()) return attrs;
   std::string out =
-      "{\"name\":" + go::json_quote(options.toxic_name) + ",\"type\":" + go::json_quote(options.type);
-  if (!options.stream.empty()) out += ",\"stream\":" + go::json_quote(options.stream);
+      "{\"name\":" + go::json::quote(options.toxic_name) + ",\"type\":" + go::json::quote(options.type);
+  if (!options.stream.empty()) out += ",\"stream\":" + go::json::quote(options.stream);
   out += ",\"toxicity\":" + *tox.value + ",\"attributes\":" + *attrs.value;
   auto fields = encode_toxic_fields(options.fields);
   if (!fields.ok()) return fields;
@@ -321,7 +322,7 @@ Result<std::string> encode_add_toxic(const ToxicOptions& options) {
 
 Result<std::string> encode_toxic_fields(const ToxicFields& fields) {
   std::string out;
-  if (fields.client_cidr) out += ",\"client_cidr\":" + go::json_quote(*fields.client_cidr);
+  if (fields.client_cidr) out += ",\"client_cidr\":" + go::json::quote(*fields.client_cidr);
   for (const auto& [key, value] :
        {std::pair{"start_after_ms", &fields.start_after_ms}, std::pair{"duration_ms", &fields.duration_ms}}) {
     if (!*value) continue;
