@@ -397,6 +397,10 @@ void Decoder::type_error(std::string_view what, std::string_view field, std::str
        std::string(field) + " of type " + std::string(go_type));
 }
 
+std::string value_type_error(std::string_view what, std::string_view go_type) {
+  return "json: cannot unmarshal " + std::string(what) + " into Go value of type " + std::string(go_type);
+}
+
 void Decoder::string(const Value& v, std::string_view field, std::string& out) {
   if (v.kind == Value::Kind::null) return;
   if (v.kind != Value::Kind::string) return type_error(v.go_kind(), field, "string");

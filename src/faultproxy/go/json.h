@@ -93,6 +93,10 @@ class Decoder {
   std::string error_;
 };
 
+// "json: cannot unmarshal <what> into Go value of type <go_type>": a type error outside any struct
+// field (a map's value, a whole document).
+std::string value_type_error(std::string_view what, std::string_view go_type);
+
 // A quoted JSON string as json.Marshal writes it.
 std::string quote(std::string_view s);
 void append_quoted(std::string& out, std::string_view s);

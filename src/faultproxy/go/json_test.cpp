@@ -88,6 +88,11 @@ TEST(Decoder, TypeErrorsReadLikeGoAndTheFirstOneWins) {
   }
 }
 
+TEST(Decoder, TypeErrorsOutsideStructFields) {
+  EXPECT_EQ(value_type_error("array", "map[string]*toxiproxy.Proxy"),
+            "json: cannot unmarshal array into Go value of type map[string]*toxiproxy.Proxy");
+}
+
 TEST(Decoder, NullLeavesFieldsAndNumbersReadAsGoReadsThem) {
   auto p = parse_first(R"({"toxicity":0.1,"big":3.4028235e38,"n":-42,"s":null})");
   ASSERT_TRUE(p.ok());
