@@ -138,8 +138,7 @@ void decode_attributes(const go::json::Value& v, const ToxicTypeInfo& info, go::
                        Attributes& out) {
   if (v.kind == go::json::Value::Kind::null) return;
   if (v.kind != go::json::Value::Kind::object) {
-    d.fail("json: cannot unmarshal " + std::string(v.go_kind()) + " into Go struct field " + d.path() +
-           " of type toxics." + std::string(info.go_struct));
+    d.type_error(v.go_kind(), "", "toxics." + std::string(info.go_struct));
     return;
   }
   go::json::Decoder inner(std::string(info.go_struct) + ".attributes");
@@ -221,8 +220,7 @@ std::optional<ApiError> check_toxic(ToxicDef& def) {
 std::variant<ToxicDef, ApiError> parse_toxic(const go::json::Value& root, const Proxy* proxy_for_duplicates) {
   ToxicDef def;
   if (root.kind != go::json::Value::Kind::object && root.kind != go::json::Value::Kind::null) {
-    return bad_body("json: cannot unmarshal " + std::string(root.go_kind()) +
-                    " into Go value of type toxics.ToxicWrapper");
+    return bad_body(go::json::value_type_error(root.go_kind(), "toxics.ToxicWrapper"));
   }
   go::json::Decoder d("ToxicWrapper");
   const go::json::Value* attributes = nullptr;
@@ -282,8 +280,7 @@ std::optional<ApiError> decode_proxy(const go::json::Value& root, std::string_vi
                                      go::json::Decoder& d, ProxyFields& f, bool allow_toxics) {
   if (root.kind == go::json::Value::Kind::null) return std::nullopt;
   if (root.kind != go::json::Value::Kind::object) {
-    return bad_body("json: cannot unmarshal " + std::string(root.go_kind()) + " into Go value of type " +
-                    std::string(go_type));
+    return bad_body(go::json::value_type_error(root.go_kind(), go_type));
   }
   for (const go::json::Member& member : root.members) {
     // Named references, not a structured binding: lambdas may capture those only since clang 16.
@@ -307,8 +304,7 @@ std::optional<ApiError> decode_proxy(const go::json::Value& root, std::string_vi
       if (value.kind == go::json::Value::Kind::array) {
         f.toxics = &value;
       } else if (value.kind != go::json::Value::Kind::null) {
-        d.fail("json: cannot unmarshal " + std::string(value.go_kind()) + " into Go struct field " +
-               d.path() + ".toxics of type []toxics.ToxicWrapper");
+        d.type_error(value.go_kind(), "toxics", "[]toxics.ToxicWrapper");
       }
     }
   }
@@ -423,8 +419,7 @@ std::variant<std::vector<ProxyCollection::PopulateEntry>, ApiError> parse_popula
   std::vector<ProxyCollection::PopulateEntry> entries;
   if (root.kind == go::json::Value::Kind::null) return entries;
   if (root.kind != go::json::Value::Kind::array) {
-    return bad_body("json: cannot unmarshal " + std::string(root.go_kind()) + " into Go value of type " +
-                    std::string(kPopulateGoType));
+    return bad_body(go::json::value_type_error(root.go_kind(), kPopulateGoType));
   }
   for (std::size_t i = 0; i < root.items.size(); ++i) {
     go::json::Decoder d("Proxy");
@@ -678,11 +673,10 @@ Response Api::handle(const Request& req, const common::http::RequestInfo& info) 
         std::optional<std::string> client_text;
         const auto& root = parsed.value;
         if (root.kind != go::json::Value::Kind::object && root.kind != go::json::Value::Kind::null) {
-          return go_error(
-              c,
-              bad_body("json: cannot unmarshal " + std::string(root.go_kind()) +
-                       " into Go value of type struct { Attributes interface {} \"json:\\\"attributes\\\"\"; "
-                       "Toxicity float32 \"json:\\\"toxicity\\\"\" }"));
+          return go_error(c, bad_body(go::json::value_type_error(
+                                 root.go_kind(),
+                                 "struct { Attributes interface {} \"json:\\\"attributes\\\"\"; "
+                                 "Toxicity float32 \"json:\\\"toxicity\\\"\" }")));
         }
         go::json::Decoder d("");
         for (const auto& [key, value] : root.members) {

@@ -393,8 +393,9 @@ bool Decoder::key_is(std::string_view key, std::string_view field) {
 }
 
 void Decoder::type_error(std::string_view what, std::string_view field, std::string_view go_type) {
-  fail("json: cannot unmarshal " + std::string(what) + " into Go struct field " + path_ + "." +
-       std::string(field) + " of type " + std::string(go_type));
+  const std::string where = field.empty() ? path_ : path_ + "." + std::string(field);
+  fail("json: cannot unmarshal " + std::string(what) + " into Go struct field " + where + " of type " +
+       std::string(go_type));
 }
 
 std::string value_type_error(std::string_view what, std::string_view go_type) {

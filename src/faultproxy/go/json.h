@@ -78,7 +78,8 @@ class Decoder {
   void float64(const Value& v, std::string_view field, double& out);
   // A type error for an object-typed field given something else.
   void expect_object(const Value& v, std::string_view field, std::string_view go_type);
-  // "json: cannot unmarshal <what> into Go struct field <path>.<field> of type <go_type>"
+  // "json: cannot unmarshal <what> into Go struct field <path>.<field> of type <go_type>" (an
+  // empty `field`: the struct's path alone, for a field that is itself a struct)
   void type_error(std::string_view what, std::string_view field, std::string_view go_type);
   void fail(std::string message) {
     if (error_.empty()) error_ = std::move(message);
@@ -86,7 +87,6 @@ class Decoder {
 
   bool failed() const { return !error_.empty(); }
   const std::string& error() const { return error_; }
-  const std::string& path() const { return path_; }
 
  private:
   std::string path_;

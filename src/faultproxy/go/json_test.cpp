@@ -89,6 +89,11 @@ TEST(Decoder, TypeErrorsReadLikeGoAndTheFirstOneWins) {
 }
 
 TEST(Decoder, TypeErrorsOutsideStructFields) {
+  Decoder d("ToxicWrapper.attributes");
+  d.type_error("string", "", "toxics.LatencyToxic");
+  EXPECT_EQ(d.error(),
+            "json: cannot unmarshal string into Go struct field ToxicWrapper.attributes of type "
+            "toxics.LatencyToxic");
   EXPECT_EQ(value_type_error("array", "map[string]*toxiproxy.Proxy"),
             "json: cannot unmarshal array into Go value of type map[string]*toxiproxy.Proxy");
 }
