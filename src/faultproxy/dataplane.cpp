@@ -34,7 +34,7 @@ class Connection final : public LinkHost, public ProtocolSession {
  public:
   Connection(Worker& w, tcp::socket client, std::shared_ptr<ProxyRuntime> rt, SnapshotPtr snap,
              std::uint64_t index)
-      : LinkHost(w.context, w.pool),
+      : LinkHost(w.context, w.pool, this, rt->name),
         worker_(w),
         client_(std::move(client)),
         upstream_(w.context),
@@ -79,11 +79,9 @@ class Connection final : public LinkHost, public ProtocolSession {
             .source = up ? &client_ : &upstream_,
             .destination = up ? &upstream_ : &client_,
             .seed = link_seed(d),
-            .session = this,
             .client_head = up ? &client_head_ : nullptr,
             .received = runtime_->received[static_cast<int>(d)],
-            .sent = runtime_->sent[static_cast<int>(d)],
-            .proxy_name = runtime_->name};
+            .sent = runtime_->sent[static_cast<int>(d)]};
   }
   std::uint64_t link_seed(Direction d) const {
     return mix64(runtime_->seed ^ mix64(index_ * 2 + static_cast<std::uint64_t>(d)));

@@ -65,9 +65,9 @@ void Link::apply(const std::vector<ToxicSpec>& toxics, TimePoint now) {
   if (flow_ == Flow::stopped) return;
   if (!pipeline_) {
     if (toxics.empty()) return;
-    pipeline_ = std::make_unique<Pipeline>(w_.seed, w_.session);
+    pipeline_ = std::make_unique<Pipeline>(seed_, host_.session());
     pipeline_->on_activation(
-        [host = &host_, dir = w_.direction](const ToxicSpec& spec) { host->toxic_activated(spec, dir); });
+        [host = &host_, dir = direction_](const ToxicSpec& spec) { host->toxic_activated(spec, dir); });
     if (flow_ == Flow::source_ended) {  // the source already ended: its end now goes through the toxics
       pipeline_->push(Event::terminal(EventKind::eof, now), now);
     }
@@ -122,7 +122,7 @@ void Link::pump() {
 }
 
 bool Link::read_once(TimePoint now) {
-  const int fd = w_.source->native_handle();
+  const int fd = source_->native_handle();
   std::size_t want;
   if (!pipeline_) {
     if (!buf_) buf_ = host_.pool().acquire(large_ ? BufferPool::kLarge : BufferPool::kSmall);
@@ -134,11 +134,11 @@ bool Link::read_once(TimePoint now) {
   const ssize_t n = ::recv(fd, buf_.data.get(), want, MSG_DONTWAIT);
   if (n > 0) {
     const auto got = static_cast<std::size_t>(n);
-    if (w_.client_head && !w_.client_head->full()) [[unlikely]]
-      w_.client_head->keep(buf_.data.get(), got);
+    if (client_head_ && !client_head_->full()) [[unlikely]]
+      client_head_->keep(buf_.data.get(), got);
     // Only for small reads: after a large one, writing it out took long enough for more to arrive.
     drained_ = got < want && got < BufferPool::kSmall;
-    if (w_.received) w_.received->inc(static_cast<double>(got));
+    if (received_) received_->inc(static_cast<double>(got));
     if (!pipeline_) {
       fast_len_ = got;
       fast_off_ = 0;
@@ -164,8 +164,8 @@ bool Link::read_once(TimePoint now) {
     return false;
   }
   // ECONNRESET and friends: the source is gone, so is the connection.
-  common::log::debug("read failed", {{"proxy", w_.proxy_name},
-                                     {"direction", direction_name(w_.direction)},
+  common::log::debug("read failed", {{"proxy", host_.proxy_name()},
+                                     {"direction", direction_name(direction_)},
                                      {"error", std::string_view(std::strerror(err))}});
   host_.close_connection(false);
   return false;
@@ -173,15 +173,15 @@ bool Link::read_once(TimePoint now) {
 
 bool Link::flush() {
   if (write_wait_ || flow_ == Flow::stopped) return false;
-  const int fd = w_.destination->native_handle();
-  auto* sent_counter = w_.sent;
+  const int fd = destination_->native_handle();
+  auto* sent_counter = sent_;
   auto fail = [&](int err) {
     if (err == EINTR) return true;
     if (would_block(err)) {
       arm_write();
     } else {
-      common::log::debug("write failed", {{"proxy", w_.proxy_name},
-                                          {"direction", direction_name(w_.direction)},
+      common::log::debug("write failed", {{"proxy", host_.proxy_name()},
+                                          {"direction", direction_name(direction_)},
                                           {"error", std::string_view(std::strerror(err))}});
       host_.close_connection(false);
     }
@@ -257,12 +257,12 @@ void Link::pass_end() {
   // When the other direction already ended (its source, our destination, said EOF and it passed
   // that on), the host closes the connection now: close(2) sends the FIN itself, as nothing is left
   // unread on that socket.
-  if (!(opposite_ && opposite_->finished())) ::shutdown(w_.destination->native_handle(), SHUT_WR);
+  if (!(opposite_ && opposite_->finished())) ::shutdown(destination_->native_handle(), SHUT_WR);
   host_.link_finished(*this);
 }
 
 void Link::close_source(bool reset) {
-  tcp::socket* s = w_.source;
+  tcp::socket* s = source_;
   if (!s->is_open()) return;
   const int fd = s->native_handle();
   if (reset) {
@@ -284,23 +284,23 @@ void Link::close_source(bool reset) {
 void Link::arm_read() {
   if (read_wait_) return;
   read_wait_ = true;
-  w_.source->async_wait(tcp::socket::wait_read,
-                        [self = host_.shared_from_this(), this](boost::system::error_code ec) {
-                          read_wait_ = false;
-                          if (ec || flow_ == Flow::stopped) return;
-                          pump();
-                        });
+  source_->async_wait(tcp::socket::wait_read,
+                      [self = host_.shared_from_this(), this](boost::system::error_code ec) {
+                        read_wait_ = false;
+                        if (ec || flow_ == Flow::stopped) return;
+                        pump();
+                      });
 }
 
 void Link::arm_write() {
   if (write_wait_) return;
   write_wait_ = true;
-  w_.destination->async_wait(tcp::socket::wait_write,
-                             [self = host_.shared_from_this(), this](boost::system::error_code ec) {
-                               write_wait_ = false;
-                               if (ec || flow_ == Flow::stopped) return;
-                               pump();
-                             });
+  destination_->async_wait(tcp::socket::wait_write,
+                           [self = host_.shared_from_this(), this](boost::system::error_code ec) {
+                             write_wait_ = false;
+                             if (ec || flow_ == Flow::stopped) return;
+                             pump();
+                           });
 }
 
 void Link::arm_timer() {

@@ -9,8 +9,9 @@
 // other direction keeps flowing).
 //
 // A link knows its connection only through LinkHost: the worker's event loop and buffers, and three
-// events (its end passed on, the connection must close, with or without a RST). Each direction's
-// lifecycle is one Flow value; the connection closes both sockets with close_source() on each link.
+// events (its end passed on; the connection must close, with or without a RST; a toxic started
+// acting). Each direction's lifecycle is one Flow value; the connection closes both sockets with
+// close_source() on each link.
 //
 // Usage (what the data plane's Connection does; link_test.cpp does the same with its own host):
 //   struct Conn : LinkHost { Link up, down; ... };    // made with std::make_shared
@@ -75,10 +76,15 @@ class Link;
 // alive); its virtual functions are called on a connection's events, never per chunk.
 class LinkHost : public std::enable_shared_from_this<LinkHost> {
  public:
-  LinkHost(asio::io_context& context, BufferPool& pool) : context_(context), pool_(pool) {}
+  // `session`: for protocol toxics (null: they pass everything); `proxy_name`: in log lines, must
+  // outlive the host.
+  LinkHost(asio::io_context& context, BufferPool& pool, ProtocolSession* session, std::string_view proxy_name)
+      : context_(context), pool_(pool), session_(session), proxy_name_(proxy_name) {}
   virtual ~LinkHost() = default;
   asio::io_context& context() const { return context_; }
   BufferPool& pool() const { return pool_; }
+  ProtocolSession* session() const { return session_; }
+  std::string_view proxy_name() const { return proxy_name_; }
 
   // `link` passed its source's end on (finished() is true now).
   virtual void link_finished(Link& link) = 0;
@@ -91,19 +97,19 @@ class LinkHost : public std::enable_shared_from_this<LinkHost> {
  private:
   asio::io_context& context_;
   BufferPool& pool_;
+  ProtocolSession* session_;
+  std::string_view proxy_name_;
 };
 
-// How one link is wired: its sockets (owned by the connection) and what it reports to.
+// How one link is wired: its sockets (owned by the connection) and what it counts.
 struct LinkWiring {
   Direction direction = Direction::upstream;
   tcp::socket* source = nullptr;
   tcp::socket* destination = nullptr;
   std::uint64_t seed = 0;                        // its toxics' random state
-  ProtocolSession* session = nullptr;            // for protocol toxics (null: they pass everything)
   ClientHead* client_head = nullptr;             // upstream link only
   common::metrics::Counter* received = nullptr;  // bytes read / written (null: not counted)
   common::metrics::Counter* sent = nullptr;
-  std::string_view proxy_name;  // in log lines; must outlive the link
 };
 
 class Link {
@@ -117,7 +123,15 @@ class Link {
     stopped,       // the connection closed: nothing more happens
   };
 
-  Link(LinkHost& host, const LinkWiring& wiring) : host_(host), w_(wiring) {}
+  Link(LinkHost& host, const LinkWiring& wiring)
+      : host_(host),
+        source_(wiring.source),
+        destination_(wiring.destination),
+        client_head_(wiring.client_head),
+        received_(wiring.received),
+        sent_(wiring.sent),
+        seed_(wiring.seed),
+        direction_(wiring.direction) {}
   Link(const Link&) = delete;
   Link& operator=(const Link&) = delete;
   // The other direction of the same connection (its source is this link's destination).
@@ -138,7 +152,7 @@ class Link {
   void close_source(bool reset);
 
   Flow flow() const { return flow_; }
-  Direction direction() const { return w_.direction; }
+  Direction direction() const { return direction_; }
   const Pipeline* pipeline() const { return pipeline_.get(); }
   // The end was passed on.
   bool finished() const { return flow_ == Flow::finished; }
@@ -163,15 +177,22 @@ class Link {
   void arm_timer();
   void release_buffer();
 
+  // Pointers first, then the one-byte state, so that a link stays small (two per connection).
   LinkHost& host_;
-  LinkWiring w_;
+  tcp::socket* source_;
+  tcp::socket* destination_;
+  ClientHead* client_head_;
+  common::metrics::Counter* received_;
+  common::metrics::Counter* sent_;
   Link* opposite_ = nullptr;
-  Flow flow_ = Flow::waiting;
-  BufferPool::Buffer buf_;
-  std::size_t fast_len_ = 0, fast_off_ = 0;
+  std::uint64_t seed_;
   std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<asio::steady_timer> timer_;
+  BufferPool::Buffer buf_;
+  std::size_t fast_len_ = 0, fast_off_ = 0;
   TimePoint timer_at_ = kNever, wake_ = kNever;
+  Direction direction_;
+  Flow flow_ = Flow::waiting;
   // Pending work, independent of each other and of the flow: waits armed on the sockets, a pump
   // posted to the event loop, a pump running (pump() is not reentrant).
   bool read_wait_ = false, write_wait_ = false, pump_posted_ = false, in_pump_ = false;

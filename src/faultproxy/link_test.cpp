@@ -66,20 +66,16 @@ tcp::socket adopt(asio::io_context& context, int fd) {
 class TestConnection final : public LinkHost {
  public:
   TestConnection(asio::io_context& context, BufferPool& pool, int client_fd, int upstream_fd)
-      : LinkHost(context, pool),
+      : LinkHost(context, pool, nullptr, "link_test"),
         client_(adopt(context, client_fd)),
         upstream_(adopt(context, upstream_fd)),
         up(*this, {.direction = Direction::upstream,
                    .source = &client_,
                    .destination = &upstream_,
                    .seed = 1,
-                   .client_head = &head,
-                   .proxy_name = "link_test"}),
-        down(*this, {.direction = Direction::downstream,
-                     .source = &upstream_,
-                     .destination = &client_,
-                     .seed = 2,
-                     .proxy_name = "link_test"}) {
+                   .client_head = &head}),
+        down(*this,
+             {.direction = Direction::downstream, .source = &upstream_, .destination = &client_, .seed = 2}) {
     up.pair_with(down);
     down.pair_with(up);
   }
