@@ -61,6 +61,11 @@ struct MysqlConfig {
   std::uint32_t pool_size = 4;  // connections at most; requests beyond wait within their deadline
   Millis reconnect_min{50};
   Millis reconnect_max{400};
+  // Admission control (admission.h): requests doing MariaDB work at once (0: pool_size), and
+  // requests waiting for their turn; beyond, or when the wait would not fit the deadline: 503 at once.
+  std::uint32_t max_in_flight = 0;
+  std::uint32_t max_queued = 64;
+  std::uint32_t in_flight_limit() const { return max_in_flight > 0 ? max_in_flight : pool_size; }
 };
 
 struct ResilienceConfig {
@@ -68,6 +73,9 @@ struct ResilienceConfig {
   Millis probe_interval{200};          // background health probe period (also the half-open probe)
   std::uint32_t retry_after_s = 1;     // the least Retry-After of a 503 (more until an open breaker's probe)
   std::uint32_t read_retries = 1;      // extra attempts of an idempotent read after a lost connection
+  // The retry budget of those attempts (retry_budget.h): this share of reads, plus this many a second.
+  std::uint32_t retry_budget_percent = 10;
+  std::uint32_t retry_budget_per_s = 5;
 };
 
 struct CacheConfig {
