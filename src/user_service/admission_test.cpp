@@ -6,6 +6,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <vector>
@@ -53,6 +54,8 @@ class AdmissionTest : public ::testing::Test {
   }
 
   asio::io_context io_;
+  // The loop must not stop when it runs out of work between two rounds of requests.
+  asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
 };
 
 TEST_F(AdmissionTest, AdmitsUpToTheLimitQueuesUpToTheBoundAndShedsTheRestAtOnce) {
@@ -195,6 +198,7 @@ class SingleFlightTest : public ::testing::Test {
   }
 
   asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
   int calls_ = 0;
 };
 
