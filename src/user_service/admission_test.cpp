@@ -27,6 +27,13 @@ asio::awaitable<void> Sleep(Clock::duration d) {
   co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
 }
 
+// Runs the loop until every one of `items` is done (5 s at most).
+template <typename T>
+bool AllDoneOn(asio::io_context& io, const std::vector<T>& items) {
+  return testing_support::wait_for(
+      io, [&] { return std::all_of(items.begin(), items.end(), [](const T& i) { return i.done; }); }, 5s);
+}
+
 class AdmissionTest : public ::testing::Test {
  protected:
   // Starts one request: it enters, holds its permit for `work`, and records its verdict and when.
@@ -48,10 +55,7 @@ class AdmissionTest : public ::testing::Test {
         },
         asio::detached);
   }
-  bool AllDone(const std::vector<Request>& rs) {
-    return testing_support::wait_for(
-        io_, [&] { return std::all_of(rs.begin(), rs.end(), [](const Request& r) { return r.done; }); }, 5s);
-  }
+  bool AllDone(const std::vector<Request>& rs) { return AllDoneOn(io_, rs); }
 
   asio::io_context io_;
   // The loop must not stop when it runs out of work between two rounds of requests.
@@ -192,10 +196,7 @@ class SingleFlightTest : public ::testing::Test {
         },
         asio::detached);
   }
-  bool AllDone(const std::vector<Caller>& cs) {
-    return testing_support::wait_for(
-        io_, [&] { return std::all_of(cs.begin(), cs.end(), [](const Caller& c) { return c.done; }); }, 5s);
-  }
+  bool AllDone(const std::vector<Caller>& cs) { return AllDoneOn(io_, cs); }
 
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);

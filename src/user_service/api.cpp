@@ -203,9 +203,11 @@ asio::awaitable<Response> Api::handle(Request& req, const RequestInfo& info) {
   const bool read = x.method == m_get || x.method == m_head;
   const bool user_request = route == r_users ? x.method != m_other : route == r_users_list && read;
   if (user_request) {
-    if (req.count("X-Request-Timeout-Ms") > 1) {
+    // One lookup (a cached GET pays for it): the field, and whether another follows it.
+    const auto [it, end] = req.equal_range("X-Request-Timeout-Ms");
+    if (it != end && std::next(it) != end) {
       budget_error = "X-Request-Timeout-Ms must be given once";
-    } else if (const auto it = req.find("X-Request-Timeout-Ms"); it != req.end()) {
+    } else if (it != end) {
       std::chrono::milliseconds budget{};
       budget_error = parse_request_timeout(it->value(), budget);
       if (budget_error.empty()) {

@@ -584,6 +584,14 @@ TEST_F(ApiTest, RequestTimeoutHeaderMustBeWholeMilliseconds) {
   }
   // Not on routes it does not apply to.
   EXPECT_EQ(Call(bhttp::verb::get, "/health/live", {}, {{"X-Request-Timeout-Ms", "x"}}).result_int(), 200);
+  // Twice: which one would the client mean?
+  Request twice{bhttp::verb::get, "/users/u", 11};
+  twice.insert("X-Request-Timeout-Ms", "100");
+  twice.insert("X-Request-Timeout-Ms", "200");
+  const common::http::RequestInfo info{{}, Clock::now()};
+  const auto r = testing_support::run(io_, api_->handle(twice, info));
+  EXPECT_EQ(r.result_int(), 400);
+  EXPECT_NE(ErrorOf(r).find("X-Request-Timeout-Ms"), std::string::npos);
 }
 
 TEST_F(ApiTest, ASpentBudgetIs504AtOnceAndNothingIsExecuted) {
