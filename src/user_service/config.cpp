@@ -70,6 +70,7 @@ const std::vector<Key>& keys() {
       {"mysql.pool_size", [](Config& c) -> Target { return &c.mysql.pool_size; }, 1, 256},
       {"mysql.reconnect_min_ms", [](Config& c) -> Target { return &c.mysql.reconnect_min; }, 1, 60'000},
       {"mysql.reconnect_max_ms", [](Config& c) -> Target { return &c.mysql.reconnect_max; }, 1, 60'000},
+      {"mysql.clock_skew_ms", [](Config& c) -> Target { return &c.mysql.clock_skew; }, 0, 60'000},
       {"mysql.max_in_flight", [](Config& c) -> Target { return &c.mysql.max_in_flight; }, 0, 4096},
       {"mysql.max_queued", [](Config& c) -> Target { return &c.mysql.max_queued; }, 0, 1'000'000},
       {"resilience.breaker_failures", [](Config& c) -> Target { return &c.resilience.breaker_failures; }, 1,

@@ -61,6 +61,9 @@ struct MysqlConfig {
   std::uint32_t pool_size = 4;  // connections at most; requests beyond wait within their deadline
   Millis reconnect_min{50};
   Millis reconnect_max{400};
+  // How far MariaDB's clock may be behind this host's. A write statement runs only until its
+  // deadline plus this (checked by MariaDB itself), so a write answered 503 cannot take effect later.
+  Millis clock_skew{0};
   // Admission control (admission.h): requests doing MariaDB work at once (0: pool_size), and
   // requests waiting for their turn; beyond, or when the wait would not fit the deadline: 503 at once.
   std::uint32_t max_in_flight = 0;

@@ -92,7 +92,10 @@ ErrorClass classify(const mysql::Error& e) {
 }
 
 MysqlStore::MysqlStore(std::vector<mysql::Pool*> nodes, const MysqlConfig& config)
-    : nodes_(std::move(nodes)), roles_(nodes_.size(), Role::unknown), primary_(nodes_.size() > 1 ? -1 : 0) {
+    : nodes_(std::move(nodes)),
+      roles_(nodes_.size(), Role::unknown),
+      primary_(nodes_.size() > 1 ? -1 : 0),
+      clock_skew_(config.clock_skew) {
   // The database name is an identifier (validated in config.cpp: letters, digits, '_' and '$').
   const std::string db = "`" + config.database + "`";
   schema_ = {
@@ -107,27 +110,34 @@ MysqlStore::MysqlStore(std::vector<mysql::Pool*> nodes, const MysqlConfig& confi
           ") ENGINE=InnoDB",
   };
   select_sql_ = "SELECT `name`, `version` FROM " + db + ".`user` WHERE `id` = ?";
-  upsert_sql_ = "INSERT INTO " + db +
-                ".`user` (`id`, `name`, `version`, `updated_at`) "
-                "VALUES (?, ?, LAST_INSERT_ID(NEXT VALUE FOR " +
-                db +
-                ".`user_version`), NOW(6)) "
-                "ON DUPLICATE KEY UPDATE `name` = VALUES(`name`), "
-                "`version` = LAST_INSERT_ID(NEXT VALUE FOR " +
-                db + ".`user_version`), `updated_at` = VALUES(`updated_at`)";
+  // Every write runs only while MariaDB's clock is within its fence (the call's deadline, see
+  // fence_us): a statement delayed on its way past the moment the service answered 503 changes
+  // nothing, so it cannot overwrite a write acknowledged after that answer. NOW(6) is the
+  // statement's start; a statement that started in time and then waits for the row's lock queues
+  // before any later write of the row, so the order of writes stays the order of their answers.
+  const std::string in_time = "UNIX_TIMESTAMP(NOW(6)) * 1000000 <= ?";
+  const std::string next_version = "LAST_INSERT_ID(NEXT VALUE FOR " + db + ".`user_version`)";
+  insert_sql_ = "INSERT INTO " + db + ".`user` (`id`, `name`, `version`, `updated_at`) SELECT ?, ?, " +
+                next_version + ", NOW(6) FROM DUAL WHERE " + in_time;
+  upsert_sql_ = insert_sql_ +
+                " ON DUPLICATE KEY UPDATE `name` = VALUES(`name`), `version` = " + next_version +
+                ", `updated_at` = VALUES(`updated_at`)";
   // Conditional writes: the condition is in the statement's WHERE (or is the primary key's
   // uniqueness), so it is checked on the row as the statement locks it.
-  const std::string next_version = "LAST_INSERT_ID(NEXT VALUE FOR " + db + ".`user_version`)";
-  insert_sql_ = "INSERT INTO " + db + ".`user` (`id`, `name`, `version`, `updated_at`) VALUES (?, ?, " +
-                next_version + ", NOW(6))";
   update_sql_ = "UPDATE " + db + ".`user` SET `name` = ?, `version` = " + next_version +
-                ", `updated_at` = NOW(6) WHERE `id` = ?";
+                ", `updated_at` = NOW(6) WHERE `id` = ? AND " + in_time;
   update_if_sql_ = update_sql_ + " AND FIND_IN_SET(`version`, ?)";
   probe_sql_ = "SELECT 1 FROM " + db + ".`user` LIMIT 1";
-  delete_sql_ = "DELETE FROM " + db + ".`user` WHERE `id` = ? RETURNING `version`";
-  delete_if_sql_ =
-      "DELETE FROM " + db + ".`user` WHERE `id` = ? AND FIND_IN_SET(`version`, ?) RETURNING `version`";
+  delete_sql_ = "DELETE FROM " + db + ".`user` WHERE `id` = ? AND " + in_time + " RETURNING `version`";
+  delete_if_sql_ = "DELETE FROM " + db + ".`user` WHERE `id` = ? AND " + in_time +
+                   " AND FIND_IN_SET(`version`, ?) RETURNING `version`";
   list_sql_ = "SELECT `id`, `name`, `version` FROM " + db + ".`user` WHERE `id` > ? ORDER BY `id` LIMIT ?";
+}
+
+std::int64_t MysqlStore::fence_us(Deadline d) const {
+  const auto left = std::chrono::duration_cast<std::chrono::system_clock::duration>(d.at() - Clock::now());
+  const auto fence = std::chrono::system_clock::now() + left + clock_skew_;
+  return std::chrono::duration_cast<std::chrono::microseconds>(fence.time_since_epoch()).count();
 }
 
 asio::awaitable<bool> MysqlStore::connect_now(Deadline d) {
@@ -158,14 +168,16 @@ asio::awaitable<Outcome<PutResult>> MysqlStore::put(std::string_view id, std::st
                            : when.kind == Precondition::exists ? update_sql_
                                                                : update_if_sql_;
   std::vector<mysql::Value> params;
-  params.reserve(3);
+  params.reserve(4);
   if (update) {
     params.emplace_back(name);
     params.emplace_back(id);
+    params.emplace_back(fence_us(d));
     if (when.kind == Precondition::version_in) params.emplace_back(version_list(when.versions));
   } else {
     params.emplace_back(id);
     params.emplace_back(name);
+    params.emplace_back(fence_us(d));
   }
   auto r = co_await pool->execute(sql, std::move(params), d);
   if (!r) {
@@ -175,8 +187,12 @@ asio::awaitable<Outcome<PutResult>> MysqlStore::put(std::string_view id, std::st
     co_return from_error<PutResult>(r.error());
   }
   // The version always changes, so an UPDATE's changed rows are its matched rows: 0 when the
-  // condition did not hold.
+  // condition did not hold. (0 rows because the fence had passed cannot be answered here: the fence
+  // is past the call's deadline, so the call has ended by then.)
   if (update && r->affected_rows == 0) co_return O::success(PutResult{false, true, 0});
+  // An insert that inserted nothing: the statement reached MariaDB after its fence.
+  if (!update && r->affected_rows == 0)
+    co_return O::fail(Failure::timeout, "the statement reached MariaDB after its deadline: not applied");
   // The statement ran: an answer we cannot use leaves its effect unknown. An upsert's affected rows:
   // 1 = created, 2 = updated; an insert's 1; an update's 1.
   const bool upsert = when.kind == Precondition::none;
@@ -197,6 +213,7 @@ asio::awaitable<Outcome<RemoveResult>> MysqlStore::remove(std::string_view id, P
   if (!pool) co_return O::fail(Failure::unavailable, "no writable MariaDB endpoint known");
   std::vector<mysql::Value> params;
   params.emplace_back(id);
+  params.emplace_back(fence_us(d));
   if (when.kind == Precondition::version_in) params.emplace_back(version_list(when.versions));
   auto r = co_await pool->execute(when.kind == Precondition::version_in ? delete_if_sql_ : delete_sql_,
                                   std::move(params), d);

@@ -104,6 +104,9 @@ class MysqlStore : public UserStore {
   // On the replica, once it applied every transaction it received (within `d`): `sql` with `params`.
   boost::asio::awaitable<Outcome<clients::mysql::ResultSet>> replica_execute(
       const std::string& sql, std::vector<clients::mysql::Value> params, Deadline d);
+  // A write's fence: MariaDB runs it only while its clock (microseconds since the epoch) is at most
+  // this, the moment `d` ends on this host's clock plus the configured skew.
+  std::int64_t fence_us(Deadline d) const;
   clients::mysql::Pool* primary_pool() const { return primary_ < 0 ? nullptr : nodes_[primary_]; }
 
   std::vector<clients::mysql::Pool*> nodes_;
@@ -111,6 +114,7 @@ class MysqlStore : public UserStore {
   int primary_ = 0;          // with one endpoint it is the primary, unasked
   int replica_ = -1;
   std::function<void(int)> on_primary_change_;
+  Clock::duration clock_skew_;
   std::vector<std::string> schema_;
   std::string select_sql_, upsert_sql_, insert_sql_, update_sql_, update_if_sql_, delete_sql_, delete_if_sql_,
       list_sql_, probe_sql_;

@@ -274,5 +274,43 @@ TEST_F(MysqlStoreITest, ListsPagesInByteOrder) {
   EXPECT_EQ(replica.value[1].id, "a  ");
 }
 
+// A write statement that reaches MariaDB after its deadline changes nothing. The delay is played by
+// the session's clock: with @@timestamp 10 s ahead, NOW(6) is where it would be for a statement held
+// up 10 s on its way (by a slow link or a proxy), far past the call's 2 s deadline.
+TEST_F(MysqlStoreITest, AWriteThatArrivesAfterItsDeadlineIsNotApplied) {
+  clients::mysql::PoolSettings s;
+  s.connection.port = primary_->port();
+  s.connection.user = "svc";
+  s.max_size = 1;  // one connection: the session clock set below is the writes' own
+  s.name = "late";
+  clients::mysql::Pool pool(io_.get_executor(), s);
+  pool.start();
+  MysqlStore store({&pool}, config_);
+  ASSERT_TRUE(Run(store.probe(D())).ok());
+  ASSERT_TRUE(Run(store.put("late-1", "Ann", D())).ok());
+  const std::string row = "SELECT name, version FROM users.user WHERE id = 'late-1'";
+  const std::string before = primary_->sql(row);
+
+  std::vector<clients::mysql::Value> none;
+  ASSERT_TRUE(Run(pool.execute("SET timestamp = UNIX_TIMESTAMP(NOW(6)) + 10", none, D())).has_value());
+  const auto late = Run(store.put("late-1", "Bob", D()));
+  EXPECT_FALSE(late.ok());
+  EXPECT_EQ(late.effect, Effect::none) << late.message;
+  const auto late_create = Run(store.put("late-2", "Bob", Precondition{Precondition::absent, {}}, D()));
+  EXPECT_FALSE(late_create.ok());
+  EXPECT_EQ(late_create.effect, Effect::none) << late_create.message;
+  (void)Run(store.put("late-1", "Bob", Precondition{Precondition::exists, {}}, D()));
+  (void)Run(store.remove("late-1", D()));
+  EXPECT_EQ(primary_->sql(row), before);
+  EXPECT_EQ(primary_->sql("SELECT COUNT(*) FROM users.user WHERE id = 'late-2'"), "0\n");
+
+  // In time again: the same writes apply.
+  ASSERT_TRUE(Run(pool.execute("SET timestamp = DEFAULT", none, D())).has_value());
+  ASSERT_TRUE(Run(store.put("late-1", "Bob", D())).ok());
+  EXPECT_NE(primary_->sql(row), before);
+  pool.stop();
+  io_.run_for(50ms);
+}
+
 }  // namespace
 }  // namespace user_service
