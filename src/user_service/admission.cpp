@@ -48,6 +48,12 @@ boost::asio::awaitable<Admission::Ticket> Admission::enter(common::Deadline dead
   if (!waiter.parked.woken()) std::erase(queue_, &waiter);
   // Woken: give_back() took it off the queue, handing it the permit (in_flight_ unchanged) or shedding it.
   ticket.verdict = waiter.verdict;
+  if (ticket.verdict == admitted && deadline.expired()) {
+    // Handed the permit as its deadline passed (the loop was busy): of no use to it, so on to the
+    // next, without counting as work done.
+    pass_on();
+    ticket.verdict = timed_out;
+  }
   if (ticket.verdict == admitted) ticket.permit = Permit(this, Clock::now());
   co_return ticket;
 }
@@ -61,29 +67,35 @@ bool Admission::fits(std::size_t ahead, common::Deadline deadline) const {
 void Admission::give_back(Clock::time_point since) {
   const auto held = Clock::now() - since;
   // Believed quickly when the work gets faster (a recovered dependency), slowly when it gets slower.
-  pace_ = !paced_ ? held : held < pace_ ? pace_ + (held - pace_) / 2 : pace_ + (held - pace_) / 4;
+  pace_ = !paced_ ? held : held < pace_ ? pace_ + (held - pace_) * 3 / 4 : pace_ + (held - pace_) / 4;
   paced_ = true;
-  if (!queue_.empty()) {
-    Waiter* next = queue_.front();
-    queue_.pop_front();
-    next->verdict = admitted;
-    next->parked.wake();  // the permit passes to it
-  } else {
-    --in_flight_;
-  }
-  // Those still waiting whose turn, at the pace now measured, would come too late: shed now.
-  std::size_t ahead = 0;
+  pass_on();
+}
+
+void Admission::pass_on() {
+  // Those waiting whose turn, at the pace now measured, would come too late are shed now; the
+  // permit goes to the first that fits (so none is admitted only to miss its deadline in the call).
+  std::size_t kept = 0;
   for (auto it = queue_.begin(); it != queue_.end();) {
     Waiter* w = *it;
-    if (fits(ahead, w->deadline)) {
+    // The first kept gets the permit now: only its own work must fit. The others wait behind it.
+    if (kept == 0 ? pace_ <= w->deadline.remaining() : fits(kept - 1, w->deadline)) {
       ++it;
-      ++ahead;
+      ++kept;
       continue;
     }
     it = queue_.erase(it);
-    w->verdict = shed_too_slow;
+    w->verdict = w->deadline.expired() ? timed_out : shed_too_slow;  // its timer has yet to run
     w->parked.wake();
   }
+  if (queue_.empty()) {
+    --in_flight_;
+    return;
+  }
+  Waiter* next = queue_.front();
+  queue_.pop_front();
+  next->verdict = admitted;
+  next->parked.wake();  // the permit passes to it (in_flight_ unchanged)
 }
 
 }  // namespace user_service

@@ -3,10 +3,11 @@
 // one, first come first served, each within its own deadline. A request is shed (refused at once,
 // without calling the dependency) when the queue is full, or when the wait its place in the queue
 // implies at the recent pace of the work (a moving average of how long permits are held: its first
-// value the first hold, then weight 1/4 as it rises and 1/2 as it falls, so a recovered dependency is
+// value the first hold, then weight 1/4 as it rises and 3/4 as it falls, so a recovered dependency is
 // believed quickly), plus one more such piece of work, would not fit in its deadline:
 // queueing it would only turn into a deadline miss that also holds up the requests behind it. As the
-// pace changes (each permit given back), waiting requests that no longer fit are shed too.
+// pace changes (each permit given back), waiting requests that no longer fit are shed too, and a
+// permit given back goes to the first waiting request whose own work still fits its deadline.
 //
 // Single-threaded (the service's event loop).
 //
@@ -83,6 +84,8 @@ class Admission {
   // Whether work entering after `ahead` waiting requests fits `deadline` at the current pace.
   bool fits(std::size_t ahead, common::Deadline deadline) const;
   void give_back(common::Clock::time_point since);
+  // A permit is free: sheds the waiting requests that no longer fit, hands it to the first that does.
+  void pass_on();
 
   boost::asio::any_io_executor executor_;
   std::uint32_t limit_;
