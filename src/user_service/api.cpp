@@ -132,7 +132,12 @@ void Api::count(Route route, Method method, unsigned status, Source source, Cloc
   durations_[route][method]->observe(std::chrono::duration<double>(Clock::now() - started).count());
 }
 
-asio::awaitable<Response> Api::handle(Request& req, const RequestInfo& info) {
+void Api::reload(const Config& config) {
+  config_ = config;
+  config_json_ = config_to_json(config);
+}
+
+asio::awaitable<Response> Api::handle(Request& req, const RequestInfo& info, Listener listener) {
   const auto started = Clock::now();
   std::string_view path = req.target();
   std::string_view query;
@@ -155,6 +160,10 @@ asio::awaitable<Response> Api::handle(Request& req, const RequestInfo& info) {
   } else if (path == "/config") {
     route = r_config;
   }
+  // Operators' routes only on the admin listener, users' only on the public one.
+  const bool admin_route = route == r_metrics || route == r_config;
+  const bool both = route == r_live || route == r_ready;
+  if (!both && admin_route != (listener == Listener::admin)) route = r_other;
 
   Exchange x{
       req,

@@ -2,8 +2,10 @@
 // ids, per-route metrics and the access log. Served by common::http::Server (see main.cpp); the API
 // contract is docs/openapi.yaml.
 //
-//   GET|HEAD|PUT|DELETE /users/{id}   GET|HEAD /users?limit=N&after=ID
-//   GET /health/live   GET /health/ready   GET /metrics   GET /config        (HEAD on every GET route)
+//   public listener:  GET|HEAD|PUT|DELETE /users/{id}   GET|HEAD /users?limit=N&after=ID
+//                     GET /health/live   GET /health/ready              (for load balancers)
+//   admin listener:   GET /metrics   GET /config   GET /health/live   GET /health/ready
+//   (HEAD on every GET route; any other path is 404 on either listener)
 //
 // Every error body is {"error": "...", "request_id": "..."} (and, for a write answered 503,
 // "outcome": "not_applied" or "unknown"); it says what the client needs, never a dependency's own
@@ -21,6 +23,8 @@
 //   Api api(service, config, registry);
 //   common::http::Server server(executor, api.server_settings(),
 //       [&api](auto& req, const auto& info) { return api.handle(req, info); });
+//   common::http::Server admin(executor, api.server_settings(),
+//       [&api](auto& req, const auto& info) { return api.handle(req, info, Api::Listener::admin); });
 #pragma once
 
 #include <array>
@@ -39,8 +43,13 @@ class Api {
  public:
   Api(Service& service, const Config& config, common::metrics::Registry& registry);
 
+  enum class Listener { public_port, admin };
   boost::asio::awaitable<common::http::Response> handle(common::http::Request& req,
-                                                        const common::http::RequestInfo& info);
+                                                        const common::http::RequestInfo& info,
+                                                        Listener listener = Listener::public_port);
+
+  // SIGHUP: the effective configuration from now on (deadlines, Retry-After, GET /config).
+  void reload(const Config& config);
 
   // Server limits derived from the configuration (body limit: 64 KiB, larger is 413).
   common::http::ServerSettings server_settings() const;

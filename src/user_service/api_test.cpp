@@ -59,7 +59,8 @@ class ApiTest : public ::testing::Test {
   }
 
   Response Call(bhttp::verb method, std::string target, std::string body = {},
-                std::vector<std::pair<std::string, std::string>> headers = {}) {
+                std::vector<std::pair<std::string, std::string>> headers = {},
+                Api::Listener listener = Api::Listener::public_port) {
     Request req{method, target, 11};
     if (method == bhttp::verb::put) req.set(bhttp::field::content_type, "application/json");
     for (auto& [k, v] : headers)
@@ -67,7 +68,10 @@ class ApiTest : public ::testing::Test {
     req.body() = std::move(body);
     req.prepare_payload();
     const common::http::RequestInfo info{{}, Clock::now()};
-    return testing_support::run(io_, api_->handle(req, info));
+    return testing_support::run(io_, api_->handle(req, info, listener));
+  }
+  Response Admin(std::string target) {
+    return Call(bhttp::verb::get, std::move(target), {}, {}, Api::Listener::admin);
   }
 
   static std::string ErrorOf(const Response& r) {
@@ -227,14 +231,14 @@ TEST_F(ApiTest, HealthMetricsAndConfig) {
   EXPECT_EQ(h.at("status").as_string(), "up");
   EXPECT_EQ(h.at("dependencies").at("mysql").at("state").as_string(), "up");
   EXPECT_TRUE(h.at("dependencies").at("redis-master").as_object().contains("since"));
-  r = Call(bhttp::verb::get, "/config");
+  r = Admin("/config");
   EXPECT_EQ(r.result_int(), 200);
   EXPECT_EQ(r.body().find("topsecret"), std::string::npos);
   const auto c = boost::json::parse(r.body());
   EXPECT_EQ(c.at("request_deadline_ms").as_int64(), 400);
   EXPECT_EQ(c.at("mysql").at("call_deadline_ms").as_int64(), 150);
   Call(bhttp::verb::get, "/users/nobody");
-  r = Call(bhttp::verb::get, "/metrics");
+  r = Admin("/metrics");
   EXPECT_EQ(r.result_int(), 200);
   EXPECT_NE(
       r.body().find("user_service_http_requests_total{route=\"/users/{id}\",method=\"GET\",status=\"404\","
@@ -242,6 +246,39 @@ TEST_F(ApiTest, HealthMetricsAndConfig) {
       std::string::npos)
       << r.body();
   EXPECT_NE(r.body().find("user_service_http_request_duration_seconds_bucket"), std::string::npos);
+}
+
+TEST_F(ApiTest, OperatorsRoutesAreOnlyOnTheAdminListenerAndUsersOnlyOnThePublicOne) {
+  EXPECT_EQ(Call(bhttp::verb::get, "/metrics").result_int(), 404);
+  EXPECT_EQ(Call(bhttp::verb::get, "/config").result_int(), 404);
+  EXPECT_EQ(Admin("/users/u-1").result_int(), 404);
+  EXPECT_EQ(Admin("/users").result_int(), 404);
+  for (const char* both : {"/health/live", "/health/ready"}) {
+    EXPECT_EQ(Call(bhttp::verb::get, both).result_int(), 200) << both;
+    EXPECT_EQ(Admin(both).result_int(), 200) << both;
+  }
+  EXPECT_EQ(Admin("/metrics").result_int(), 200);
+  EXPECT_EQ(Admin("/config").result_int(), 200);
+}
+
+TEST_F(ApiTest, ReloadChangesTheDeadlinesAndWhatConfigShows) {
+  Config next = config_;
+  next.request_deadline = 250ms;
+  next.resilience.retry_after_s = 7;
+  next.redis.ttl = std::chrono::seconds(60);
+  const Reload r = plan_reload(config_, next);
+  EXPECT_EQ(r.applied, (std::vector<std::string>{"request_deadline_ms", "resilience.retry_after_s"}));
+  EXPECT_EQ(r.need_restart, (std::vector<std::string>{"redis.ttl_s"}));
+  service_->reload(r.effective);
+  api_->reload(r.effective);
+  const auto c = boost::json::parse(Admin("/config").body());
+  EXPECT_EQ(c.at("request_deadline_ms").as_int64(), 250);
+  EXPECT_EQ(c.at("redis").at("ttl_s").as_int64(), 3600);
+  // The new Retry-After: MariaDB refuses, the write is answered 503.
+  store_.behaviour.fail_next = 1;
+  const auto w = Call(bhttp::verb::put, "/users/rl", R"({"name":"Ann"})");
+  EXPECT_EQ(w.result_int(), 503);
+  EXPECT_EQ(w[bhttp::field::retry_after], "7");
 }
 
 TEST_F(ApiTest, ReadinessIs503WhenNothingWorks) {
@@ -313,7 +350,7 @@ TEST_F(ApiTest, HeadIsGetWithoutTheBodyAndEveryUserAnswerHasAnETag) {
   EXPECT_EQ(r.result_int(), 200);
   EXPECT_EQ(r[bhttp::field::etag], "\"v" + std::to_string(store_.rows["h"].version) + "\"");
   EXPECT_NE(r[bhttp::field::etag], tag);
-  r = Call(bhttp::verb::get, "/metrics");
+  r = Admin("/metrics");
   EXPECT_NE(r.body().find("route=\"/users/{id}\",method=\"HEAD\",status=\"200\""), std::string::npos);
 }
 

@@ -25,6 +25,7 @@ struct HostPort {
   std::string host;
   std::uint16_t port = 0;
   std::string to_string() const;
+  friend bool operator==(const HostPort&, const HostPort&) = default;
 };
 
 struct HttpConfig {
@@ -92,8 +93,15 @@ struct CacheConfig {
   Millis feed_lease{600};            // the feed's lease on the Redis master (renewed every quarter)
 };
 
+struct AdminConfig {
+  // /metrics, /config and /health/* for operators (the public port keeps only /health/live and
+  // /health/ready, for load balancers).
+  HostPort listen{"127.0.0.1", 9080};
+};
+
 struct Config {
   HostPort listen{"127.0.0.1", 8080};
+  AdminConfig admin;
   std::string instance_name = "user-service";  // in logs, /health/ready and cache-feed lease ownership
   std::string source_address;                  // outgoing connections bind to this IP (empty: any)
   Millis request_deadline{1000};
@@ -127,6 +135,16 @@ std::string validate(const Config& config);
 
 // The effective configuration as a JSON object with the same keys as the file, secrets redacted.
 std::string config_to_json(const Config& config);
+
+// SIGHUP: what a running service takes from a configuration loaded anew. Only the log level,
+// deadlines, breaker and retry settings change safely in flight; other keys keep their running
+// values until a restart.
+struct Reload {
+  Config effective;                       // `running` with the reloadable changes applied
+  std::vector<std::string> applied;       // keys whose new value is in effect
+  std::vector<std::string> need_restart;  // keys that changed and were not applied
+};
+Reload plan_reload(const Config& running, const Config& loaded);
 
 // Every key, as a JSON path (for documentation and tests).
 std::vector<std::string> config_keys();

@@ -33,6 +33,22 @@ std::string_view source_name(Source s) {
   return "none";
 }
 
+void Service::reload(const Config& c) {
+  config_.request_deadline = c.request_deadline;
+  config_.list_deadline = c.list_deadline;
+  config_.redis.call_deadline = c.redis.call_deadline;
+  config_.mysql.call_deadline = c.mysql.call_deadline;
+  config_.resilience.breaker_failures = c.resilience.breaker_failures;
+  config_.resilience.probe_interval = c.resilience.probe_interval;
+  config_.resilience.retry_after_s = c.resilience.retry_after_s;
+  config_.resilience.read_retries = c.resilience.read_retries;
+  const auto failures = c.resilience.breaker_failures;
+  mysql_.reconfigure(c.mysql.call_deadline, failures);
+  if (mysql_replica_) mysql_replica_->reconfigure(c.mysql.call_deadline, failures);
+  redis_master_.reconfigure(c.redis.call_deadline, failures);
+  redis_replica_.reconfigure(c.redis.call_deadline, failures);
+}
+
 Service::Service(asio::any_io_executor executor, const Config& config, UserStore& store, CachePort& cache,
                  common::metrics::Registry& registry)
     : executor_(executor),
@@ -622,7 +638,7 @@ asio::awaitable<Outcome<Done>> Service::probe_cache(CacheNode node, Deadline d) 
     if (node == CacheNode::master) {
       replica_freshness_.master_offset(*offset, Clock::now());
     } else {
-      replica_freshness_.replica_offset(*offset, Clock::now());
+      replica_freshness_.replica_offset(*offset);
     }
   }
   co_return Outcome<Done>::success({});

@@ -133,6 +133,9 @@ class Service {
   // Extra members of /health/ready's "topology" object (the adapters' view: which servers play which
   // role), e.g. {"mysql":{...},"redis":{...}} without the braces.
   void set_topology_json(std::function<std::string()> f) { topology_json_ = std::move(f); }
+  // SIGHUP: the reloadable settings of `c` (plan_reload in config.h: deadlines, breaker and retry
+  // settings), in effect from the next call and the next probe round.
+  void reload(const Config& c);
   // Wakes the prober of the Redis master (after the topology changed: a new master is used at once).
   void master_changed();
   // Another node plays the Redis replica: what the probes showed of the previous one no longer holds.
