@@ -1,13 +1,14 @@
 // Steps of admission-control.feature: bursts of concurrent requests, far above what the service admits
 // to MariaDB at once, and what became of each; concurrent reads of one user and the MariaDB reads they
 // cost. How many requests the service admits comes from GET /config (mysql.max_in_flight, 0 meaning
-// mysql.pool_size, plus mysql.max_queued); the counters from GET /metrics.
+// mysql.pool_size, plus mysql.max_queued); the counters from GET /metrics (both on the admin listener).
 import * as assert from '../support/check.js';
 
 import { Then, When } from '@cucumber/cucumber';
 
 import * as data from '../support/data.js';
 import { call, describe, pollUntil } from '../support/service.js';
+import { stack } from '../support/stack.js';
 
 // Requests the service lets do MariaDB work at once, plus those it lets wait for their turn.
 function admits(world) {
@@ -18,9 +19,9 @@ function admits(world) {
   return inFlight + queued;
 }
 
-// The sum of a metric's samples (every label set) in GET /metrics.
+// The sum of a metric's samples (every label set) in GET /metrics (on the admin listener).
 async function metricSum(name) {
-  const answer = await call('GET', '/metrics');
+  const answer = await call('GET', '/metrics', { baseUrl: stack.adminUrl });
   let sum = 0;
   for (const line of answer.text.split('\n')) {
     if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));

@@ -692,7 +692,7 @@ TEST_F(ApiTest, ShedRequestsGet503AtOnceSayingSo) {
   EXPECT_NE(ErrorOf(r).find("shed"), std::string::npos) << r.body();
   ASSERT_TRUE(WaitUntil([&] { return held.wait_for(0s) == std::future_status::ready; }));
   EXPECT_EQ(held.get().result_int(), 201);
-  r = Call(bhttp::verb::get, "/metrics");
+  r = Admin("/metrics");
   EXPECT_NE(r.body().find("user_service_requests_shed_total{reason=\"queue_full\"} 2"), std::string::npos);
 }
 
