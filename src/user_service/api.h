@@ -15,7 +15,9 @@
 // ETag "v<version>" and X-Data-Source (cache|origin|origin-replica) and, for a known-stale entry
 // served because MariaDB failed too, X-Cache-Stale: true. Conditional requests: If-None-Match on
 // GET/HEAD (304), If-Match on PUT and DELETE and If-None-Match: * on PUT (412), checked by MariaDB's
-// write statement itself.
+// write statement itself. X-Request-Timeout-Ms on the /users routes is the client's remaining budget:
+// the deadline is the smaller of it and the configured one; 0 or already spent: 504 at once.
+// A 503 whose message says "shed" was refused at once by admission control (MariaDB not asked).
 //
 // Usage:
 //   Api api(service, config, registry);

@@ -65,6 +65,11 @@ struct MysqlConfig {
   // How far MariaDB's clock may be behind this host's. A write statement runs only until its
   // deadline plus this (checked by MariaDB itself), so a write answered 503 cannot take effect later.
   Millis clock_skew{0};
+  // Admission control (admission.h): requests doing MariaDB work at once (0: pool_size), and
+  // requests waiting for their turn; beyond, or when the wait would not fit the deadline: 503 at once.
+  std::uint32_t max_in_flight = 0;
+  std::uint32_t max_queued = 64;
+  std::uint32_t in_flight_limit() const { return max_in_flight > 0 ? max_in_flight : pool_size; }
 };
 
 struct ResilienceConfig {
@@ -72,6 +77,9 @@ struct ResilienceConfig {
   Millis probe_interval{200};          // background health probe period (also the half-open probe)
   std::uint32_t retry_after_s = 1;     // the least Retry-After of a 503 (more until an open breaker's probe)
   std::uint32_t read_retries = 1;      // extra attempts of an idempotent read after a lost connection
+  // The retry budget of those attempts (retry_budget.h): this share of reads, plus this many a second.
+  std::uint32_t retry_budget_percent = 10;
+  std::uint32_t retry_budget_per_s = 5;
 };
 
 struct CacheConfig {
