@@ -1,0 +1,26 @@
+// Steps of contract.feature: the OpenAPI contract linted, and the service's answers validated
+// against it (features/tools/contract-check.mjs does both).
+import { Then, When } from '@cucumber/cucumber';
+
+import * as assert from '../support/check.js';
+import * as faults from '../support/faults.js';
+import { stack } from '../support/stack.js';
+import { checkContract, lintContract } from '../tools/contract-check.mjs';
+
+When('docs\\/openapi.yaml is linted by Spectral \\(spectral:oas) and Redocly \\(recommended)', { timeout: 120_000 }, async function () {
+  this.contractProblems = await lintContract();
+});
+
+Then('neither linter reports a problem', function () {
+  assert.that(this.contractProblems.length === 0, this.contractProblems.join('\n\n'));
+});
+
+When("requests provoking every documented status are sent through Prism's validation proxy", { timeout: 120_000 }, async function () {
+  const { problems, covered } = await checkContract({ serviceUrl: stack.userServiceUrl, setEnabled: faults.setEnabled });
+  this.contractProblems = problems;
+  this.attach(`method/status pairs checked: ${covered.join(', ')}`, 'text/plain');
+});
+
+Then('every answer has its expected status and matches the contract', function () {
+  assert.that(this.contractProblems.length === 0, this.contractProblems.join('\n'));
+});
