@@ -27,7 +27,7 @@ const bin = (name) => path.join(features, 'node_modules/.bin', name);
 // (never rejects on a non-zero exit).
 function run(cmd, args) {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: features, env: { ...process.env, NO_COLOR: '1', REDOCLY_TELEMETRY: 'off' } });
+    const child = spawn(cmd, args, { cwd: features, env: { ...process.env, NO_COLOR: '1', REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' } });
     let out = '';
     let stdout = '';
     child.stdout.on('data', (d) => {
