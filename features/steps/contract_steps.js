@@ -15,10 +15,18 @@ Then('neither linter reports a problem', function () {
   assert.that(this.contractProblems.length === 0, this.contractProblems.join('\n\n'));
 });
 
+async function check(world, options) {
+  const { problems, covered } = await checkContract({ serviceUrl: stack.userServiceUrl, ...options });
+  world.contractProblems = problems;
+  world.attach(`method/status pairs provoked: ${covered.join(', ')}`, 'text/plain');
+}
+
 When("requests provoking every documented status are sent through Prism's validation proxy", { timeout: 120_000 }, async function () {
-  const { problems, covered } = await checkContract({ serviceUrl: stack.userServiceUrl, setEnabled: faults.setEnabled });
-  this.contractProblems = problems;
-  this.attach(`method/status pairs checked: ${covered.join(', ')}`, 'text/plain');
+  await check(this, { part: 'statuses', setEnabled: faults.setEnabled });
+});
+
+When("requests with a spent or an invalid X-Request-Timeout-Ms are sent through Prism's validation proxy", { timeout: 120_000 }, async function () {
+  await check(this, { part: 'budget' });
 });
 
 Then('every answer has its expected status and matches the contract', function () {
