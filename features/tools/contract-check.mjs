@@ -1,14 +1,16 @@
 // The HTTP contract, docs/openapi.yaml, checked two ways: lint-clean (Spectral's spectral:oas and
 // Redocly's recommended rules, no error and no warning), and obeyed by the running service: requests
 // covering every documented status go through Prism's validation proxy, which compares each answer
-// with the contract; the answers Prism cannot route (an unknown path, a method a path does not
-// serve, a header block too large for Node) go to the service directly and are validated here
-// against the response components that document them.
+// with the contract; the requests Prism cannot route or whose answers it cannot read (an unknown
+// path, a method a path does not serve, a header block too large for Node, a request that is not
+// HTTP, every HEAD) go to the service directly and their answers are validated here against the
+// contract's response objects.
 //
 // Usage (from features/, against a running stack; `./dev test` runs it as features/contract.feature):
 //   USER_SERVICE_URL=http://127.0.0.1:17080 FAULTPROXY_URL=http://127.0.0.1:17474 node tools/contract-check.mjs
 //   import { lintContract, checkContract } from '../tools/contract-check.mjs';
-//   const problems = [...await lintContract(), ...await checkContract({ serviceUrl, setEnabled })];
+//   const lint = await lintContract();                                        // [] when clean
+//   const { problems, covered } = await checkContract({ serviceUrl, setEnabled, part: 'statuses' });
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
