@@ -6,14 +6,13 @@
 //   build/release/bench/api_bench [--benchmark_filter=List]
 #include <benchmark/benchmark.h>
 
-#include <boost/json/parse.hpp>
-
 #include "common/log.h"
 #include "common/metrics.h"
 #include "faultproxy/api.h"
 #include "faultproxy/cli/render.h"
 #include "faultproxy/cli/toxiproxy_client.h"
 #include "faultproxy/dataplane.h"
+#include "faultproxy/go/json.h"
 #include "faultproxy/proxy.h"
 
 namespace {
@@ -88,9 +87,9 @@ void BM_CliDecodeAndRenderList(benchmark::State& state) {
   const std::string body = env.call(bhttp::verb::get, "/proxies").body();
   for (auto _ : state) {
     faultproxy::cli::ProxyMap proxies;
-    const boost::json::value v = boost::json::parse(body);
-    for (const auto& kv : v.as_object()) {
-      proxies[std::string(kv.key())] = *faultproxy::cli::decode_proxy(kv.value()).value;
+    const auto parsed = faultproxy::go::json::parse_first(body);
+    for (const auto& [name, value] : parsed.value.members) {
+      proxies[name] = *faultproxy::cli::decode_proxy(value).value;
     }
     std::string out = faultproxy::cli::render_list(proxies, false, "faultproxy-cli");
     benchmark::DoNotOptimize(out);

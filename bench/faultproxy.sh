@@ -132,7 +132,8 @@ CFG
   pids+=("$hp_pid")
   for port in "$hp_echo" "$hp_source" "$hp_oneshot"; do wait_port "$port" "$hp_pid" haproxy "$work/haproxy.log"; done
   targets+=(--target "name=haproxy,echo=$hp_echo,source=$hp_source,oneshot=$hp_oneshot,pid=$hp_pid")
-  haproxy_note="$("$haproxy_bin" -v | head -n 1 | cut -d' ' -f1-3), nbthread 1, tcp mode"
+  # sed reads to the end: with head, haproxy could die of SIGPIPE and pipefail end the script.
+  haproxy_note="$("$haproxy_bin" -v | sed -n 1p | cut -d' ' -f1-3), nbthread 1, tcp mode"
 fi
 
 # faultproxy, with its three proxies created through the API (ports chosen by the server).

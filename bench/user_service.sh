@@ -33,6 +33,8 @@
 #   "MariaDB: ...") and PUTs refused by the open breaker (answer "MariaDB unavailable: ...") are
 #   reported separately; the same pacing against the baseline at the same time shows the latency
 #   the machine itself adds.
+#   Recovery: MariaDB refused (proxy disabled) or blackholed until the breaker opens, then back: the
+#   time to the first PUT answered 2xx (PUTs back to back), for each kind of failure.
 # Exit code: 0 when the run completed (whatever the figures), 1 when something could not start
 # (the message names it and shows the tail of its log), 2 for bad arguments.
 #
@@ -124,7 +126,9 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # The instances' settings are their defaults and --service-arg, whatever the caller's environment.
 unset "${!USER_SERVICE_@}"
 log_level="${LOG_LEVEL:-warn}"
-read -r p_master p_replica p_mariadb p_api p_direct p_proxied p_baseline <<<"$("$ports_bin" free-ports 7)"
+read -r p_master p_replica p_mariadb p_api p_direct p_proxied p_baseline a_direct a_proxied \
+  <<<"$("$ports_bin" free-ports 9)"
+declare -A admin_of=([$p_direct]=$a_direct [$p_proxied]=$a_proxied) # the admin listener: /metrics, /config
 
 # ---- dependencies -------------------------------------------------------------------------------
 for node in master replica; do
@@ -171,7 +175,7 @@ while IFS=$'\t' read -r name listen _; do proxy_port[$name]="${listen##*:}"; don
 
 # ---- the services ---------------------------------------------------------------------------------
 start_service() {  # name port redis-master-port redis-replica-port mysql-port
-  "$us_bin" --listen="127.0.0.1:$2" --redis.master="127.0.0.1:$3" --redis.replica="127.0.0.1:$4" \
+  "$us_bin" --listen="127.0.0.1:$2" --admin.listen="127.0.0.1:${admin_of[$2]}" --redis.master="127.0.0.1:$3" --redis.replica="127.0.0.1:$4" \
     --mysql.port="$5" --log_level="$log_level" "${service_args[@]}" >"$work/us-$1.log" 2>&1 &
   pids+=($!)
   pid_of[$1]=$!
@@ -185,7 +189,7 @@ pids+=("$pid_baseline")
 wait_until 30 "${pid_of[direct]}" "user-service (direct)" "$work/us-direct.log" ready_up "$p_direct"
 wait_until 30 "${pid_of[proxied]}" "user-service (proxied)" "$work/us-proxied.log" ready_up "$p_proxied"
 wait_until 20 "$pid_baseline" user-service-baseline "$work/baseline.log" accepts "$p_baseline"
-mysql_deadline_ms="$(curl -fsS "http://127.0.0.1:$p_direct/config" | grep -o '"mysql":{[^}]*}' |
+mysql_deadline_ms="$(curl -fsS "http://127.0.0.1:$a_direct/config" | grep -o '"mysql":{[^}]*}' |
   grep -o '"call_deadline_ms":[0-9]*' | cut -d: -f2)"
 
 # ---- data -----------------------------------------------------------------------------------------
@@ -251,7 +255,7 @@ run_wrk() {
 
 gets_from() {  # port source status: GET /users/{id} answers counted by the service
   local text
-  text="$(curl -fsS "http://127.0.0.1:$1/metrics")" || fail "GET /metrics on port $1 failed"
+  text="$(curl -fsS "http://127.0.0.1:${admin_of[$1]}/metrics")" || fail "GET /metrics of the service on port $1 failed"
   awk -v p="user_service_http_requests_total{route=\"/users/{id}\",method=\"GET\",status=\"$3\",source=\"$2\"} " \
     'index($0, p) == 1 { s += $NF } END { printf "%d\n", s }' <<<"$text"
 }
@@ -343,6 +347,44 @@ for ((run = 1; run <= runs; run++)); do
   wait_until 20 "${pid_of[proxied]}" "the proxied instance's recovery" "$work/us-proxied.log" breaker_closed
   printf ' (%d s)\n' $((SECONDS - t0))
 done
+
+# Recovery: MariaDB fails until the proxied instance's breaker is open, then comes back; the figure is
+# the time from its return to the first PUT answered 2xx, PUTs sent back to back (curl, a few ms
+# each: the resolution). Two kinds of failure: `refused` (the proxy disabled: connections refused, a
+# fast failure, so a request may itself be the breaker's trial) and `blackhole` (timeout toxics: a
+# slow failure, so the probe, every resilience.probe_interval_ms, finds the return).
+breaker_open() { curl -fsS -m 1 "http://127.0.0.1:$p_proxied/health/ready" | grep -q '"mysql":{[^}]*"breaker":"open"'; }
+put_code() { curl -s -o /dev/null -m 2 -w '%{http_code}' -X PUT -H 'Content-Type: application/json' \
+  -d '{"name":"r"}' "http://127.0.0.1:$p_proxied/users/recovery-$1" || true; }
+open_breaker() { local n=0; until breaker_open; do put_code open >/dev/null; ((++n < 200)) || return 1; done; }
+first_success_ms() {  # kind run
+  if [[ $1 == refused ]]; then
+    "${cli[@]}" toggle mysql >/dev/null
+  else
+    "${cli[@]}" toxic add -n rc_up -t timeout -u -a timeout=0 mysql >/dev/null
+    "${cli[@]}" toxic add -n rc_down -t timeout -d -a timeout=0 mysql >/dev/null
+  fi
+  open_breaker || fail "the breaker did not open under MariaDB's $1 failure" "$work/us-proxied.log"
+  local t0 n=0
+  if [[ $1 == refused ]]; then
+    t0=$(date +%s%N)
+    "${cli[@]}" toggle mysql >/dev/null
+  else
+    t0=$(date +%s%N)
+    "${cli[@]}" toxic remove -n rc_up mysql >/dev/null
+    "${cli[@]}" toxic remove -n rc_down mysql >/dev/null
+  fi
+  until [[ $(put_code "$2-$n") == 2* ]]; do ((++n < 5000)) || fail "no PUT succeeded after MariaDB's return"; done
+  echo "$1 $(( ($(date +%s%N) - t0) / 1000000 ))" >>"$work/recovery"
+  wait_until 20 "${pid_of[proxied]}" "the proxied instance's recovery" "$work/us-proxied.log" breaker_closed
+}
+: >"$work/recovery"
+for ((run = 1; run <= runs; run++)); do
+  printf '    recovery %d/%d: refused' "$run" "$runs"
+  first_success_ms refused "$run"
+  printf ', blackhole\n'
+  first_success_ms blackhole "$run"
+done
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- the table -------------------------------------------------------------------------------------
@@ -415,6 +457,11 @@ row "PUT under the blackhole (paced)" "p50 / p99 / max ms" "PUTs" "" "target" "v
 row "  tried MariaDB (breaker closed)" "$wp50 / $wp99 / $wmax" "$wn" "" "p99 < $wait_target ms" "$(verdict "$wp99" "lt$wait_target")"
 row "  refused by the open breaker" "$op50 / $op99 / $omax" "$on" "" "p99 < 5 ms" "$(verdict "$op99" lt5)"
 row "  baseline, same pacing, same time" "$bp50 / $bp99 / $bmax" "$bn" "" "" ""
+echo
+rec() { awk -v k="$1" '$1 == k { print $2 }' "$work/recovery" | stats | fmt 0; }
+row "MariaDB back: first PUT 2xx after" "ms" "" "" "" ""
+row "  refused (fast failure)" "$(rec refused)" "" "" "a request is the trial" ""
+row "  blackholed (slow failure)" "$(rec blackhole)" "" "" "the next probe" ""
 echo
 echo "Checks:"
 statuses="$(awk '{ c[$4]++ } END { for (s in c) printf "%s%s x%d", (n++ ? ", " : ""), (s == 0 ? "transport error" : s), c[s] }' "$work/pace")"

@@ -16,7 +16,7 @@
 
 #include "common/log.h"
 #include "faultproxy/api.h"
-#include "faultproxy/go_json.h"
+#include "faultproxy/go/json.h"
 #include "support/fuzz_support.h"
 
 namespace {
@@ -36,7 +36,7 @@ common::http::Response call(Api& api, bhttp::verb verb, std::string target) {
 bool valid_json(std::string_view body) {
   boost::system::error_code ec;
   boost::json::parse(body, ec);
-  return !ec && gojson::parse_first(body).ok();
+  return !ec && faultproxy::go::json::parse_first(body).ok();
 }
 
 }  // namespace
@@ -76,8 +76,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string after = call(api, bhttp::verb::get, "/proxies").body();
     boost::system::error_code ec;
     const auto listing = boost::json::parse(after, ec);
-    check(!ec && listing.is_object() && gojson::parse_first(after).ok(), "GET /proxies is not valid JSON",
-          after);
+    check(!ec && listing.is_object() && faultproxy::go::json::parse_first(after).ok(),
+          "GET /proxies is not valid JSON", after);
     check(listing.as_object().size() == proxies.proxies().size(), "GET /proxies does not list every proxy",
           after);
     if (status >= 400)

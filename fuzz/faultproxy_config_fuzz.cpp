@@ -9,7 +9,7 @@
 
 #include "common/log.h"
 #include "faultproxy/api.h"
-#include "faultproxy/go_json.h"
+#include "faultproxy/go/json.h"
 #include "support/fuzz_support.h"
 
 namespace {
@@ -80,7 +80,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string json = proxy_json(*p);
     boost::system::error_code ec;
     boost::json::parse(json, ec);
-    check(!ec && gojson::parse_first(json).ok(), "proxy_json is not valid JSON", json);
+    check(!ec && faultproxy::go::json::parse_first(json).ok(), "proxy_json is not valid JSON", json);
     if (i) rendered += ',';
     rendered += json;
   }

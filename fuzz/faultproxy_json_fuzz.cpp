@@ -1,25 +1,25 @@
-// Fuzz target: faultproxy's Go-compatible JSON reader and writer (src/faultproxy/go_json.h), the
+// Fuzz target: faultproxy's Go-compatible JSON reader and writer (src/faultproxy/go/json.h), the
 // parser every API body and the -config file go through.
 //
 // Checked, besides memory safety and UB:
 // - differential against Boost.JSON: a document Boost.JSON accepts whole is accepted by
 //   parse_first with the same structure (kinds, arrays, object keys, and strings when the input is
 //   UTF-8);
-// - writing a parsed value back (append_string, numbers as written) and parsing it again gives the
+// - writing a parsed value back (append_quoted, numbers as written) and parsing it again gives the
 //   same value: Go-escaping round-trips;
 // - the Decoder's conversions: an int64 it accepts is the literal's value; a float32 it accepts is
-//   finite and format_float32 writes it so that it reads back exactly.
+//   finite and encode_float32 writes it so that it reads back exactly.
 #include <boost/json.hpp>
 #include <cmath>
 #include <cstdlib>
 #include <string>
 
-#include "faultproxy/go_json.h"
+#include "faultproxy/go/json.h"
 #include "support/fuzz_support.h"
 
 namespace {
 
-namespace gojson = faultproxy::gojson;
+namespace gojson = faultproxy::go::json;
 namespace json = boost::json;
 using fuzz_support::check;
 using Kind = gojson::Value::Kind;
@@ -36,7 +36,7 @@ void write(const gojson::Value& v, std::string& out) {
       out += v.text;
       break;
     case Kind::string:
-      gojson::append_string(out, v.text);
+      gojson::append_quoted(out, v.text);
       break;
     case Kind::array:
       out += '[';
@@ -50,7 +50,7 @@ void write(const gojson::Value& v, std::string& out) {
       out += '{';
       for (std::size_t i = 0; i < v.members.size(); ++i) {
         if (i) out += ',';
-        gojson::append_string(out, v.members[i].key);
+        gojson::append_quoted(out, v.members[i].key);
         out += ':';
         write(v.members[i].value, out);
       }
@@ -118,16 +118,16 @@ void decode_everything(const gojson::Value& v, int depth) {
   gojson::Decoder di("Fuzz");
   di.int64(v, "i", "int64", i);
   if (!di.failed() && v.kind == Kind::number) {
-    check(gojson::format_int(i) == v.text || v.text == "-0", "int64 accepted a literal that is not its value",
+    check(std::to_string(i) == v.text || v.text == "-0", "int64 accepted a literal that is not its value",
           v.text);
   }
   gojson::Decoder df("Fuzz");
   df.float32(v, "f", f);
   if (!df.failed() && v.kind == Kind::number) {
     check(std::isfinite(f), "float32 accepted a non-finite value", v.text);
-    const std::string text = gojson::format_float32(f);
+    const std::string text = gojson::encode_float32(f).value_or("not finite");
     const float back = std::strtof(text.c_str(), nullptr);
-    check(back == f, "format_float32 does not read back", v.text + " -> " + text);
+    check(back == f, "encode_float32 does not read back", v.text + " -> " + text);
   }
   d.expect_object(v, "o", "Fuzz.Object");
   (void)gojson::Decoder::key_is(s, "name");

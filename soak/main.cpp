@@ -61,6 +61,7 @@ constexpr State kNoState = -3;  // no write in flight
 
 struct Options {
   asio::ip::tcp::endpoint service{asio::ip::make_address("127.0.0.1"), 17080};
+  asio::ip::tcp::endpoint admin{asio::ip::make_address("127.0.0.1"), 17090};  // GET /config (an instance's)
   asio::ip::tcp::endpoint faultproxy{asio::ip::make_address("127.0.0.1"), 17474};
   int mariadb_port = 17306, redis_master_port = 17379, redis_replica_port = 17380;
   std::vector<std::pair<std::string, pid_t>> pids;
@@ -103,14 +104,15 @@ std::vector<std::pair<std::string, int>> nodes_of(const Options& o, std::string_
 [[noreturn]] void usage(const std::string& error) {
   std::cerr
       << "soak: " << error << "\n"
-      << "usage: soak --service HOST:PORT --faultproxy HOST:PORT --mariadb-port N\n"
+      << "usage: soak --service HOST:PORT --admin HOST:PORT --faultproxy HOST:PORT --mariadb-port N\n"
          "            --redis-master-port N --redis-replica-port N [--pid NAME=PID]...\n"
          "            [--seconds N] [--seed N] [--replay TEXT] [--report FILE] [--summary FILE]\n"
          "            [--chaos-log FILE] [--history FILE] [--writers N] [--readers N]\n"
          "            [--ids-per-writer N] [--think-ms N] [--recovery-bound-ms N]\n"
          "            [--rss-growth-limit FRACTION] [--rss-growth-floor-mb MB] [--no-chaos] "
          "[--stale-bound-ms N]\n"
-         "       soak --ha --service HAPROXY --faultproxy HOST:PORT --stack-dir DIR --stack-name NAME\n"
+         "       soak --ha --service HAPROXY --admin HOST:PORT --faultproxy HOST:PORT --stack-dir DIR\n"
+         "            --stack-name NAME\n"
          "            --dev PATH --node NAME=PORT... [--process-log FILE] [options above]\n"
          "  --history FILE: every request (TSV), written when an invariant failed\n"
          "  --no-chaos: load only (apply faults by hand); the final reset and checks still run\n"
@@ -146,6 +148,8 @@ Options parse_options(int argc, char** argv) {
     };
     if (a == "--service") {
       o.service = parse_endpoint(value());
+    } else if (a == "--admin") {
+      o.admin = parse_endpoint(value());
     } else if (a == "--faultproxy") {
       o.faultproxy = parse_endpoint(value());
     } else if (a == "--mariadb-port") {
@@ -1092,10 +1096,19 @@ asio::awaitable<bool> preflight(Run& run, std::string& error) {
       co_return false;
     }
   }
-  auto cfg = co_await svc.request("GET", "/config", "", 2000ms);
+  HttpClient admin(co_await asio::this_coro::executor, run.o.admin);
+  auto cfg = co_await admin.request("GET", "/config", "", 2000ms);
+  bool learned = false;
   if (const auto v = parse_json(cfg.body); v && v->is_object()) {
-    if (const auto* d = v->as_object().if_contains("request_deadline_ms"); d && d->is_int64())
+    if (const auto* d = v->as_object().if_contains("request_deadline_ms"); d && d->is_int64()) {
       run.request_deadline_ms = d->as_int64();
+      learned = true;
+    }
+  }
+  if (!learned) {
+    error = "GET /config on the admin listener gave no request_deadline_ms: " + std::to_string(cfg.status) +
+            " " + cfg.body;
+    co_return false;
   }
   co_return true;
 }

@@ -16,7 +16,7 @@ Then('neither linter reports a problem', function () {
 });
 
 async function check(world, options) {
-  const { problems, covered } = await checkContract({ serviceUrl: stack.userServiceUrl, ...options });
+  const { problems, covered } = await checkContract({ serviceUrl: stack.userServiceUrl, adminUrl: stack.adminUrl, ...options });
   world.contractProblems = problems;
   world.attach(`method/status pairs provoked: ${covered.join(', ')}`, 'text/plain');
 }

@@ -7,10 +7,10 @@ import { Given, Then, When } from '@cucumber/cucumber';
 
 import {
   agreedRedisMaster, failoverMysql, ha, kill9, mariadbRole, mariadbRoles, mariadbSlaveStatus, mariadbValue, processState,
-  redisInfo, redisNodeAt, redisRole, restart, resume, sentinelMasters, sentinelView, stop, viaHaproxy, viaInstance, withMariadb,
+  redisInfo, redisNodeAt, redisRole, restart, resume, sentinelMasters, sentinelView, stop, viaHaproxy, withMariadb,
   withRedis,
 } from '../support/ha.js';
-import { describe, pollUntil } from '../support/service.js';
+import { call, describe, pollUntil } from '../support/service.js';
 
 const runTag = `${process.pid}-${Date.now().toString(36)}`;
 let fresh = 0;
@@ -160,7 +160,7 @@ Then('the first primary is the primary again and its replica follows it', async 
 
 // ------------------------------------------------------------------------------------------ HAProxy
 async function metricsRequests(name) {
-  const a = await viaInstance(name, 'GET', '/metrics');
+  const a = await call('GET', '/metrics', { baseUrl: ha.instances.find((i) => i.name === name).adminUrl });
   let sum = 0;
   for (const line of a.text.split('\n')) {
     const m = line.match(/^user_service_http_requests_total\{(.*)\} (\d+(?:\.\d+)?)$/);

@@ -33,6 +33,7 @@ export const ha = {
   instances: [1, 2, 3].map((k) => ({
     name: `user-service-${k}`,
     url: env[`INSTANCE_${k}_URL`] ?? `http://127.0.0.1:${base + 80 + k}`,
+    adminUrl: env[`INSTANCE_${k}_ADMIN_URL`] ?? `http://127.0.0.1:${base + 90 + k}`,
     sourceAddress: `127.0.1.${k}`,
   })),
   mariadb: [1, 2].map((k) =>

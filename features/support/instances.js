@@ -34,16 +34,18 @@ function setPath(obj, dotted, value) {
 }
 
 // Starts user-service with the stack's configuration, changed by `overrides` ({ 'a.b': value });
-// returns { url, database, pid, log }.
+// returns { url, adminUrl, database, pid, log }.
 export async function startInstance(name, overrides = {}) {
   if (!stack.stackDir || !stack.userServiceBin) {
     throw new Error('STACK_DIR and USER_SERVICE_BIN must name the stack and the user-service binary (./dev test exports them)');
   }
   const config = JSON.parse(fs.readFileSync(path.join(stack.stackDir, 'user-service.json'), 'utf8'));
   const port = await freePort();
+  const adminPort = await freePort();
   const suffix = `${process.pid}_${Date.now().toString(36)}`;
   const database = `users_${name.replace(/\W/g, '_')}_${suffix}`;
   setPath(config, 'listen', `127.0.0.1:${port}`);
+  setPath(config, 'admin.listen', `127.0.0.1:${adminPort}`);
   setPath(config, 'mysql.database', database);
   for (const [k, v] of Object.entries(overrides)) setPath(config, k, v);
   const dir = path.join(stack.stackDir, 'instances');
@@ -57,7 +59,7 @@ export async function startInstance(name, overrides = {}) {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('USER_SERVICE_')));
   const child = spawn(stack.userServiceBin, ['--config', configFile], { stdio: ['ignore', out, out], env });
   fs.closeSync(out);
-  const instance = { url: `http://127.0.0.1:${port}`, database, child, pid: child.pid, log, exited: null };
+  const instance = { url: `http://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${adminPort}`, database, child, pid: child.pid, log, exited: null };
   child.on('exit', (code, signal) => {
     instance.exited = { code, signal };
   });

@@ -87,7 +87,7 @@ let cached;
 // The running service's settings and the time bounds derived from them (read once per run).
 export async function settings() {
   if (cached) return cached;
-  const answer = await call('GET', '/config');
+  const answer = await call('GET', '/config', { baseUrl: stack.adminUrl });
   if (answer.status !== 200 || !answer.json) throw new Error(`GET /config: ${describe(answer)}`);
   const s = settingsFrom(answer.json);
   cached = { ...s, raw: answer.json, bounds: boundsFrom(s) };
@@ -170,9 +170,10 @@ function isAllUp(ready) {
     && cache?.repair_queue === 0 && cache?.untrusted === false;
 }
 
-// Successful calls per dependency so far (user calls and background probes), from GET /metrics.
-export async function successfulCalls(baseUrl = stack.userServiceUrl) {
-  const answer = await call('GET', '/metrics', { baseUrl });
+// Successful calls per dependency so far (user calls and background probes), from GET /metrics on
+// the admin listener.
+export async function successfulCalls(adminUrl = stack.adminUrl) {
+  const answer = await call('GET', '/metrics', { baseUrl: adminUrl });
   const counts = {};
   for (const line of answer.text.split('\n')) {
     const m = line.match(/^user_service_dependency_calls_total\{dependency="([^"]+)",outcome="ok"\} (\d+(?:\.\d+)?)/);
@@ -190,14 +191,14 @@ let warmups = 0;
 // taken when the faults were removed) must have answered a call (a probe, at the latest) since: the
 // replica, which only probes use while the master is healthy, may otherwise still hold a connection
 // the last fault broke.
-export async function waitUntilServing({ withinMs, before = {}, baseUrl = stack.userServiceUrl } = {}) {
+export async function waitUntilServing({ withinMs, before = {}, baseUrl = stack.userServiceUrl, adminUrl = stack.adminUrl } = {}) {
   const id = `warm-up-${process.pid}-${++warmups}`;
   let last;
   let step = 'put';
   return pollUntil(
     async () => {
       if (step === 'calls') {
-        const now = await successfulCalls(baseUrl);
+        const now = await successfulCalls(adminUrl);
         const waiting = Object.keys(before).filter((d) => !(now[d] > before[d]));
         last = { method: 'GET', path: '/metrics', status: 200, headers: new Headers(), text: `no successful call since the reset yet: ${waiting.join(', ')}`, ms: 0 };
         return waiting.length === 0;

@@ -3,6 +3,8 @@
 const base = 17000;
 export const stack = {
   userServiceUrl: process.env.USER_SERVICE_URL ?? `http://127.0.0.1:${base + 80}`,
+  // The service's admin listener: GET /config and /metrics (not served on the public port).
+  adminUrl: process.env.USER_SERVICE_ADMIN_URL ?? `http://127.0.0.1:${base + 90}`,
   faultproxyUrl: process.env.FAULTPROXY_URL ?? `http://127.0.0.1:${base + 474}`,
   redisMasterPort: Number(process.env.REDIS_MASTER_PORT ?? base + 379),
   redisReplicaPort: Number(process.env.REDIS_REPLICA_PORT ?? base + 380),

@@ -201,10 +201,12 @@ async function waitFor(probe, done, ms) {
 // those of the client's time budget), `budget` (X-Request-Timeout-Ms: 504 for a spent budget, 400
 // for an invalid one; issue 14 section 3). `setEnabled(proxy, enabled)` turns a faultproxy proxy
 // off and on (for the 503s); without it, the 503 cases are left out and said so in the result.
-export async function checkContract({ serviceUrl, setEnabled, part = 'statuses' } = {}) {
+export async function checkContract({ serviceUrl, adminUrl, setEnabled, part = 'statuses' } = {}) {
   const spec = YAML.parse(readFileSync(SPEC, 'utf8'));
   const validate = directValidator(spec);
+  // One proxy per listener: the operators' routes are served on the admin one only.
   const prism = await startPrism(serviceUrl);
+  const adminPrism = part === 'statuses' && adminUrl ? await startPrism(adminUrl) : null;
   const problems = [];
   const covered = new Set();
   const run = Date.now().toString(36);
@@ -213,8 +215,8 @@ export async function checkContract({ serviceUrl, setEnabled, part = 'statuses' 
 
   // One request through Prism: its status must be `status`, Prism must report no response
   // violation, and a request violation exactly when the case says the contract forbids it.
-  const viaPrism = async (what, req, status, { invalidRequest = false } = {}) => {
-    const answer = await send(prism.url, req);
+  const viaPrism = async (what, req, status, { invalidRequest = false, admin = false } = {}) => {
+    const answer = await send(admin ? adminPrism.url : prism.url, req);
     covered.add(`${req.method} ${status}`);
     const where = `${what} (${req.method} ${req.path})`;
     if (/^application\/problem\+json/.test(answer.headers.get('content-type') ?? '')) {
@@ -233,8 +235,10 @@ export async function checkContract({ serviceUrl, setEnabled, part = 'statuses' 
     return answer;
   };
   // One request to the service itself, its answer validated against `response` (a $ref).
+  // `req.base`: the listener (default the public one).
   const direct = async (what, req, status, response) => {
-    const answer = await (req.raw ? sendRaw(serviceUrl, req.raw) : send(serviceUrl, req));
+    const base = req.base ?? serviceUrl;
+    const answer = await (req.raw ? sendRaw(base, req.raw) : send(base, req));
     covered.add(`${req.method} ${status}`);
     const where = `${what} (${req.method} ${req.path}, sent directly)`;
     if (answer.status !== status) problems.push(`${where}: answered ${answer.status}, expected ${status}`);
@@ -286,10 +290,21 @@ export async function checkContract({ serviceUrl, setEnabled, part = 'statuses' 
     await head('list, head', '/users', { path: '/users?limit=2' }, 200);
     await viaPrism('list, limit 0', { method: 'GET', path: '/users?limit=0' }, 400, { invalidRequest: true });
     await head('list, head, limit 0', '/users', { path: '/users?limit=0' }, 400);
-    for (const route of ['/health/live', '/health/ready', '/metrics', '/config']) {
+    for (const route of ['/health/live', '/health/ready']) {
       await viaPrism(route, { method: 'GET', path: route }, 200);
       await head(`${route}, head`, route, { path: route }, 200);
     }
+    if (adminPrism) {
+      for (const route of ['/metrics', '/config', '/health/live', '/health/ready']) {
+        await viaPrism(`${route} on the admin listener`, { method: 'GET', path: route }, 200, { admin: true });
+        await head(`${route} on the admin listener, head`, route, { path: route, base: adminUrl }, 200);
+      }
+      await direct('a users\' route on the admin listener', { method: 'GET', path: user, base: adminUrl }, 404, component('NoSuchRoute'));
+      await direct('method not served on the admin listener', { method: 'PUT', path: '/config', base: adminUrl }, 405, component('MethodNotAllowed'));
+    } else {
+      problems.push('the admin listener was not checked (no admin URL)');
+    }
+    await direct('an operators\' route on the public listener', { method: 'GET', path: '/metrics' }, 404, component('NoSuchRoute'));
     await direct('unknown route', { method: 'GET', path: '/nowhere' }, 404, component('NoSuchRoute'));
     await direct('method not served', { method: 'POST', path: user, headers: json, body: { name: 'A' } }, 405, component('MethodNotAllowed'));
     await direct('method not served', { method: 'PUT', path: '/health/live' }, 405, component('MethodNotAllowed'));
@@ -320,6 +335,7 @@ export async function checkContract({ serviceUrl, setEnabled, part = 'statuses' 
   } finally {
     if (setEnabled) for (const p of ['mysql', 'redis-master', 'redis-replica']) await setEnabled(p, true).catch(() => {});
     await prism.stop();
+    await adminPrism?.stop();
   }
   return { problems, covered: [...covered].sort() };
 }
@@ -331,7 +347,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   const lint = await lintContract();
   const problems = [...lint];
   for (const part of ['statuses', 'budget']) {
-    const result = await checkContract({ serviceUrl: stack.userServiceUrl, setEnabled, part });
+    const result = await checkContract({ serviceUrl: stack.userServiceUrl, adminUrl: stack.adminUrl, setEnabled, part });
     problems.push(...result.problems);
     console.log(`contract (${part}): ${result.covered.length} method/status pairs checked: ${result.covered.join(', ')}`);
   }

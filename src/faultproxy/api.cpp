@@ -12,7 +12,7 @@
 #include <random>
 
 #include "common/log.h"
-#include "faultproxy/go_json.h"
+#include "faultproxy/go/json.h"
 
 namespace faultproxy {
 
@@ -46,7 +46,7 @@ Response json_ok(const Ctx& c, std::string body, bhttp::status status = bhttp::s
 
 std::string error_body(const ApiError& e) {
   std::string body = "{\"error\":";
-  gojson::append_string(body, e.message);
+  go::json::append_quoted(body, e.message);
   body += ",\"status\":" + std::to_string(e.status) + "}";
   return body;
 }
@@ -134,20 +134,19 @@ std::variant<ClientFilter, ApiError> parse_client_filter(const std::string& text
 
 // Decodes a toxic's attributes object into `out`, Go-style: the keys given replace their values
 // (create starts from the type's defaults, update from the toxic's current attributes).
-void decode_attributes(const gojson::Value& v, const ToxicTypeInfo& info, gojson::Decoder& d,
+void decode_attributes(const go::json::Value& v, const ToxicTypeInfo& info, go::json::Decoder& d,
                        Attributes& out) {
-  if (v.kind == gojson::Value::Kind::null) return;
-  if (v.kind != gojson::Value::Kind::object) {
-    d.fail("json: cannot unmarshal " + std::string(v.go_kind()) + " into Go struct field " + d.path() +
-           " of type toxics." + std::string(info.go_struct));
+  if (v.kind == go::json::Value::Kind::null) return;
+  if (v.kind != go::json::Value::Kind::object) {
+    d.type_error(v.go_kind(), "", "toxics." + std::string(info.go_struct));
     return;
   }
-  gojson::Decoder inner(std::string(info.go_struct) + ".attributes");
+  go::json::Decoder inner(std::string(info.go_struct) + ".attributes");
   for (const auto& [key, value] : v.members) {
     for (std::size_t i = 0; i < info.attributes.size(); ++i) {
       const AttributeSpec& spec = info.attributes[i];
-      if (!gojson::Decoder::key_is(key, spec.name)) continue;
-      if (value.kind == gojson::Value::Kind::null) break;  // Go leaves the field as it was
+      if (!go::json::Decoder::key_is(key, spec.name)) continue;
+      if (value.kind == go::json::Value::Kind::null) break;  // Go leaves the field as it was
       switch (spec.kind) {
         case AttributeKind::integer: {
           std::int64_t x = 0;
@@ -163,7 +162,7 @@ void decode_attributes(const gojson::Value& v, const ToxicTypeInfo& info, gojson
         }
         case AttributeKind::text: {
           std::string x;
-          if (value.kind == gojson::Value::Kind::number && is_protocol_toxic(info.type)) {
+          if (value.kind == go::json::Value::Kind::number && is_protocol_toxic(info.type)) {
             // faultproxy-cli, like toxiproxy-cli, sends `-a sqlstate=40001` as a number: taken as
             // written, and a SQLSTATE so given keeps its leading zeros.
             x = value.text;
@@ -178,7 +177,8 @@ void decode_attributes(const gojson::Value& v, const ToxicTypeInfo& info, gojson
         }
         case AttributeKind::flag: {
           // toxiproxy-cli sends `-a per_proxy=true` as the string "true": taken as the boolean.
-          if (value.kind == gojson::Value::Kind::string && (value.text == "true" || value.text == "false")) {
+          if (value.kind == go::json::Value::Kind::string &&
+              (value.text == "true" || value.text == "false")) {
             out[i] = value.text == "true";
             break;
           }
@@ -217,25 +217,25 @@ std::optional<ApiError> check_toxic(ToxicDef& def) {
 
 // POST /proxies/{p}/toxics body, checked in Toxiproxy's order: JSON, stream, name, type,
 // duplicate (by the caller), attributes; then our fields and ranges (check_toxic).
-std::variant<ToxicDef, ApiError> parse_toxic(const gojson::Value& root, const Proxy* proxy_for_duplicates) {
+std::variant<ToxicDef, ApiError> parse_toxic(const go::json::Value& root, const Proxy* proxy_for_duplicates) {
   ToxicDef def;
-  if (root.kind != gojson::Value::Kind::object && root.kind != gojson::Value::Kind::null) {
-    return bad_body("json: cannot unmarshal " + std::string(root.go_kind()) +
-                    " into Go value of type toxics.ToxicWrapper");
+  if (root.kind != go::json::Value::Kind::object && root.kind != go::json::Value::Kind::null) {
+    return bad_body(go::json::value_type_error(root.go_kind(), "toxics.ToxicWrapper"));
   }
-  gojson::Decoder d("ToxicWrapper");
-  const gojson::Value* attributes = nullptr;
+  go::json::Decoder d("ToxicWrapper");
+  const go::json::Value* attributes = nullptr;
   std::string type_name, client_cidr;
   for (const auto& [key, value] : root.members) {
-    if (gojson::Decoder::key_is(key, "name")) d.string(value, "name", def.name);
-    if (gojson::Decoder::key_is(key, "client_cidr")) d.string(value, "client_cidr", client_cidr);
-    if (gojson::Decoder::key_is(key, "start_after_ms"))
+    if (go::json::Decoder::key_is(key, "name")) d.string(value, "name", def.name);
+    if (go::json::Decoder::key_is(key, "client_cidr")) d.string(value, "client_cidr", client_cidr);
+    if (go::json::Decoder::key_is(key, "start_after_ms"))
       d.int64(value, "start_after_ms", "int64", def.start_after_ms);
-    if (gojson::Decoder::key_is(key, "duration_ms")) d.int64(value, "duration_ms", "int64", def.duration_ms);
-    if (gojson::Decoder::key_is(key, "type")) d.string(value, "type", type_name);
-    if (gojson::Decoder::key_is(key, "stream")) d.string(value, "stream", def.stream);
-    if (gojson::Decoder::key_is(key, "toxicity")) d.float32(value, "toxicity", def.toxicity);
-    if (gojson::Decoder::key_is(key, "attributes")) {
+    if (go::json::Decoder::key_is(key, "duration_ms"))
+      d.int64(value, "duration_ms", "int64", def.duration_ms);
+    if (go::json::Decoder::key_is(key, "type")) d.string(value, "type", type_name);
+    if (go::json::Decoder::key_is(key, "stream")) d.string(value, "stream", def.stream);
+    if (go::json::Decoder::key_is(key, "toxicity")) d.float32(value, "toxicity", def.toxicity);
+    if (go::json::Decoder::key_is(key, "attributes")) {
       d.expect_object(value, "attributes", "toxics.NoopToxic");
       attributes = &value;
     }
@@ -259,7 +259,7 @@ std::variant<ToxicDef, ApiError> parse_toxic(const gojson::Value& root, const Pr
     return ApiError{409, "toxic already exists"};
   def.attributes = default_attributes(def.type);
   if (attributes) {
-    gojson::Decoder ad("ToxicWrapper");
+    go::json::Decoder ad("ToxicWrapper");
     decode_attributes(*attributes, *info, ad, def.attributes);
     if (ad.failed()) return bad_body(ad.error());
   }
@@ -273,40 +273,38 @@ std::variant<ToxicDef, ApiError> parse_toxic(const gojson::Value& root, const Pr
 struct ProxyFields {
   std::optional<std::string> name, listen, upstream;
   std::optional<bool> enabled;
-  const gojson::Value* toxics = nullptr;
+  const go::json::Value* toxics = nullptr;
 };
 
-std::optional<ApiError> decode_proxy(const gojson::Value& root, std::string_view go_type, gojson::Decoder& d,
-                                     ProxyFields& f, bool allow_toxics) {
-  if (root.kind == gojson::Value::Kind::null) return std::nullopt;
-  if (root.kind != gojson::Value::Kind::object) {
-    return bad_body("json: cannot unmarshal " + std::string(root.go_kind()) + " into Go value of type " +
-                    std::string(go_type));
+std::optional<ApiError> decode_proxy(const go::json::Value& root, std::string_view go_type,
+                                     go::json::Decoder& d, ProxyFields& f, bool allow_toxics) {
+  if (root.kind == go::json::Value::Kind::null) return std::nullopt;
+  if (root.kind != go::json::Value::Kind::object) {
+    return bad_body(go::json::value_type_error(root.go_kind(), go_type));
   }
-  for (const gojson::Member& member : root.members) {
+  for (const go::json::Member& member : root.members) {
     // Named references, not a structured binding: lambdas may capture those only since clang 16.
     const std::string& key = member.key;
-    const gojson::Value& value = member.value;
+    const go::json::Value& value = member.value;
     auto str = [&](std::string_view field, std::optional<std::string>& out) {
-      if (!gojson::Decoder::key_is(key, field)) return;
+      if (!go::json::Decoder::key_is(key, field)) return;
       std::string s = out.value_or("");
       d.string(value, field, s);
-      if (value.kind == gojson::Value::Kind::string) out = s;
+      if (value.kind == go::json::Value::Kind::string) out = s;
     };
     str("name", f.name);
     str("listen", f.listen);
     str("upstream", f.upstream);
-    if (gojson::Decoder::key_is(key, "enabled")) {
+    if (go::json::Decoder::key_is(key, "enabled")) {
       bool b = false;
       d.boolean(value, "enabled", b);
-      if (value.kind == gojson::Value::Kind::boolean) f.enabled = b;
+      if (value.kind == go::json::Value::Kind::boolean) f.enabled = b;
     }
-    if (allow_toxics && gojson::Decoder::key_is(key, "toxics")) {
-      if (value.kind == gojson::Value::Kind::array) {
+    if (allow_toxics && go::json::Decoder::key_is(key, "toxics")) {
+      if (value.kind == go::json::Value::Kind::array) {
         f.toxics = &value;
-      } else if (value.kind != gojson::Value::Kind::null) {
-        d.fail("json: cannot unmarshal " + std::string(value.go_kind()) + " into Go struct field " +
-               d.path() + ".toxics of type []toxics.ToxicWrapper");
+      } else if (value.kind != go::json::Value::Kind::null) {
+        d.type_error(value.go_kind(), "toxics", "[]toxics.ToxicWrapper");
       }
     }
   }
@@ -362,17 +360,17 @@ std::string toxic_json(const ToxicDef& t) {
     if (!spec.echo_default && shown[i] == spec.default_value) continue;  // Toxiproxy's answer
     if (!first) s += ',';
     first = false;
-    gojson::append_string(s, spec.name);
+    go::json::append_quoted(s, spec.name);
     s += ':';
     switch (spec.kind) {
       case AttributeKind::integer:
-        s += gojson::format_int(shown.integer(i));
+        s += std::to_string(shown.integer(i));
         break;
       case AttributeKind::number:
-        s += gojson::format_float64(shown.number(i));
+        s += go::json::encode_float64(shown.number(i)).value_or("0");
         break;
       case AttributeKind::text:
-        gojson::append_string(s, shown.text(i));
+        go::json::append_quoted(s, shown.text(i));
         break;
       case AttributeKind::flag:
         s += shown.flag(i) ? "true" : "false";
@@ -380,29 +378,29 @@ std::string toxic_json(const ToxicDef& t) {
     }
   }
   s += "},\"name\":";
-  gojson::append_string(s, t.name);
+  go::json::append_quoted(s, t.name);
   s += ",\"type\":";
-  gojson::append_string(s, info.name);
+  go::json::append_quoted(s, info.name);
   s += ",\"stream\":";
-  gojson::append_string(s, t.stream);
-  s += ",\"toxicity\":" + gojson::format_float32(t.toxicity);
+  go::json::append_quoted(s, t.stream);
+  s += ",\"toxicity\":" + go::json::encode_float32(t.toxicity).value_or("0");
   // Our fields, only when set: answers for other toxics stay Toxiproxy's.
   if (!t.client.text.empty()) {
     s += ",\"client_cidr\":";
-    gojson::append_string(s, t.client.text);
+    go::json::append_quoted(s, t.client.text);
   }
-  if (t.start_after_ms != 0) s += ",\"start_after_ms\":" + gojson::format_int(t.start_after_ms);
-  if (t.duration_ms != 0) s += ",\"duration_ms\":" + gojson::format_int(t.duration_ms);
+  if (t.start_after_ms != 0) s += ",\"start_after_ms\":" + std::to_string(t.start_after_ms);
+  if (t.duration_ms != 0) s += ",\"duration_ms\":" + std::to_string(t.duration_ms);
   return s + "}";
 }
 
 std::string proxy_json(const Proxy& p) {
   std::string s = "{\"name\":";
-  gojson::append_string(s, p.name);
+  go::json::append_quoted(s, p.name);
   s += ",\"listen\":";
-  gojson::append_string(s, p.listen);
+  go::json::append_quoted(s, p.listen);
   s += ",\"upstream\":";
-  gojson::append_string(s, p.upstream);
+  go::json::append_quoted(s, p.upstream);
   s += p.enabled ? ",\"enabled\":true" : ",\"enabled\":false";
   s += ",\"Logger\":{},\"toxics\":[";
   bool first = true;
@@ -415,17 +413,16 @@ std::string proxy_json(const Proxy& p) {
 }
 
 std::variant<std::vector<ProxyCollection::PopulateEntry>, ApiError> parse_populate(std::string_view body) {
-  auto parsed = gojson::parse_first(body);
+  auto parsed = go::json::parse_first(body);
   if (!parsed.ok()) return bad_body(parsed.error);
   const auto& root = parsed.value;
   std::vector<ProxyCollection::PopulateEntry> entries;
-  if (root.kind == gojson::Value::Kind::null) return entries;
-  if (root.kind != gojson::Value::Kind::array) {
-    return bad_body("json: cannot unmarshal " + std::string(root.go_kind()) + " into Go value of type " +
-                    std::string(kPopulateGoType));
+  if (root.kind == go::json::Value::Kind::null) return entries;
+  if (root.kind != go::json::Value::Kind::array) {
+    return bad_body(go::json::value_type_error(root.go_kind(), kPopulateGoType));
   }
   for (std::size_t i = 0; i < root.items.size(); ++i) {
-    gojson::Decoder d("Proxy");
+    go::json::Decoder d("Proxy");
     ProxyFields f;
     if (auto e = decode_proxy(root.items[i], kPopulateGoType.substr(2), d, f, true)) return *e;
     ProxyCollection::PopulateEntry entry;
@@ -581,14 +578,14 @@ Response Api::handle(const Request& req, const common::http::RequestInfo& info) 
           for (const auto& [name, p] : proxies_.proxies()) {  // std::map: sorted, as encoding/json sorts keys
             if (!first) s += ',';
             first = false;
-            gojson::append_string(s, name);
+            go::json::append_quoted(s, name);
             s += ':' + proxy_json(*p);
           }
           return json_ok(c, s + "}");
         }
-        auto parsed = gojson::parse_first(req.body());
+        auto parsed = go::json::parse_first(req.body());
         if (!parsed.ok()) return go_error(c, bad_body(parsed.error));
-        gojson::Decoder d("Proxy");
+        go::json::Decoder d("Proxy");
         ProxyFields f;
         if (auto e = decode_proxy(parsed.value, "toxiproxy.Proxy", d, f, false)) return go_error(c, *e);
         if (f.name.value_or("").empty()) return go_error(c, {400, "missing required field: name"});
@@ -628,9 +625,9 @@ Response Api::handle(const Request& req, const common::http::RequestInfo& info) 
         }
         if (method == V::post)
           common::log::warn("ProxyUpdate: HTTP method POST is deprecated. Use HTTP PATCH instead.");
-        auto parsed = gojson::parse_first(req.body());
+        auto parsed = go::json::parse_first(req.body());
         if (!parsed.ok()) return go_error(c, bad_body(parsed.error));
-        gojson::Decoder d("Proxy");
+        go::json::Decoder d("Proxy");
         ProxyFields f;
         if (auto e = decode_proxy(parsed.value, "toxiproxy.Proxy", d, f, false)) return go_error(c, *e);
         if (auto e = proxies_.update(name, f.listen, f.upstream, f.enabled)) return go_error(c, *e);
@@ -649,7 +646,7 @@ Response Api::handle(const Request& req, const common::http::RequestInfo& info) 
           }
           return json_ok(c, s + "]");
         }
-        auto parsed = gojson::parse_first(req.body());
+        auto parsed = go::json::parse_first(req.body());
         if (!parsed.ok()) return go_error(c, bad_body(parsed.error));
         auto def = parse_toxic(parsed.value, p);
         if (auto* e = std::get_if<ApiError>(&def)) return go_error(c, *e);
@@ -669,33 +666,32 @@ Response Api::handle(const Request& req, const common::http::RequestInfo& info) 
         }
         if (method == V::post)
           common::log::warn("ToxicUpdate: HTTP method POST is deprecated. Use HTTP PATCH instead.");
-        auto parsed = gojson::parse_first(req.body());
+        auto parsed = go::json::parse_first(req.body());
         if (!parsed.ok()) return go_error(c, bad_body(parsed.error));
         const ToxicTypeInfo& type_info = toxic_type_info(t->type);
         ToxicDef updated = *t;  // what the body gives replaces, the rest stays
         std::optional<std::string> client_text;
         const auto& root = parsed.value;
-        if (root.kind != gojson::Value::Kind::object && root.kind != gojson::Value::Kind::null) {
-          return go_error(
-              c,
-              bad_body("json: cannot unmarshal " + std::string(root.go_kind()) +
-                       " into Go value of type struct { Attributes interface {} \"json:\\\"attributes\\\"\"; "
-                       "Toxicity float32 \"json:\\\"toxicity\\\"\" }"));
+        if (root.kind != go::json::Value::Kind::object && root.kind != go::json::Value::Kind::null) {
+          return go_error(c, bad_body(go::json::value_type_error(
+                                 root.go_kind(),
+                                 "struct { Attributes interface {} \"json:\\\"attributes\\\"\"; "
+                                 "Toxicity float32 \"json:\\\"toxicity\\\"\" }")));
         }
-        gojson::Decoder d("");
+        go::json::Decoder d("");
         for (const auto& [key, value] : root.members) {
-          if (gojson::Decoder::key_is(key, "attributes"))
+          if (go::json::Decoder::key_is(key, "attributes"))
             decode_attributes(value, type_info, d, updated.attributes);
-          if (gojson::Decoder::key_is(key, "toxicity")) d.float32(value, "toxicity", updated.toxicity);
-          if (gojson::Decoder::key_is(key, "client_cidr")) {  // absent or null: kept; "": every client
+          if (go::json::Decoder::key_is(key, "toxicity")) d.float32(value, "toxicity", updated.toxicity);
+          if (go::json::Decoder::key_is(key, "client_cidr")) {  // absent or null: kept; "": every client
             std::string text;
             d.string(value, "client_cidr", text);
-            if (value.kind == gojson::Value::Kind::string) client_text = std::move(text);
+            if (value.kind == go::json::Value::Kind::string) client_text = std::move(text);
           }
           // Our time window (absent or null: kept); it counts from when the toxic was added.
-          if (gojson::Decoder::key_is(key, "start_after_ms"))
+          if (go::json::Decoder::key_is(key, "start_after_ms"))
             d.int64(value, "start_after_ms", "int64", updated.start_after_ms);
-          if (gojson::Decoder::key_is(key, "duration_ms"))
+          if (go::json::Decoder::key_is(key, "duration_ms"))
             d.int64(value, "duration_ms", "int64", updated.duration_ms);
           if (d.failed()) break;
         }

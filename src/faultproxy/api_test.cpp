@@ -5,7 +5,6 @@
 
 #include <gtest/gtest.h>
 
-#include "faultproxy/go_json.h"
 #include "testing/servers.h"
 
 namespace faultproxy {
@@ -852,43 +851,6 @@ TEST_F(ApiTest, ManyProxiesAndHostileInput) {
     EXPECT_EQ(r.status, 400) << body;
     EXPECT_EQ(r.body.back(), '\n');
   }
-}
-
-TEST(GoJson, SyntaxErrorsReadLikeGo) {
-  const std::pair<const char*, const char*> cases[] = {
-      {"", "EOF"},
-      {"   ", "EOF"},
-      {"{", "unexpected EOF"},
-      {"not json", "invalid character 'o' in literal null (expecting 'u')"},
-      {"garbage", "invalid character 'g' looking for beginning of value"},
-      {"{\"a\" 1}", "invalid character '1' after object key"},
-      {"{\"a\":1 \"b\"}", "invalid character '\"' after object key:value pair"},
-      {"{1}", "invalid character '1' looking for beginning of object key string"},
-      {"[1 2]", "invalid character '2' after array element"},
-      {"-x", "invalid character 'x' in numeric literal"},
-      {"1.x", "invalid character 'x' after decimal point in numeric literal"},
-      {"1ex", "invalid character 'x' in exponent of numeric literal"},
-      {"\"a\nb\"", "invalid character '\\n' in string literal"},
-      {"\"\\x\"", "invalid character 'x' in string escape code"},
-      {"tx", "invalid character 'x' in literal true (expecting 'r')"},
-  };
-  for (auto [in, want] : cases)
-    EXPECT_EQ(gojson::parse_first(in).error, want) << in;
-  EXPECT_TRUE(gojson::parse_first("{} trailing").ok());
-  EXPECT_TRUE(gojson::parse_first("0 1").ok());
-}
-
-TEST(GoJson, OutputEscapingAndFloats) {
-  std::string s;
-  gojson::append_string(s, "a<b>&\"\\\n\x01\xe2\x80\xa8\xff");
-  EXPECT_EQ(s, R"("a\u003cb\u003e\u0026\"\\\n\u0001\u2028\ufffd")");
-  EXPECT_EQ(gojson::format_float32(1.0f), "1");
-  EXPECT_EQ(gojson::format_float32(0.5f), "0.5");
-  EXPECT_EQ(gojson::format_float32(0.1f), "0.1");
-  EXPECT_EQ(gojson::format_float32(-1.0f), "-1");
-  EXPECT_EQ(gojson::format_float32(1e-7f), "1e-7");
-  EXPECT_EQ(gojson::format_float32(1e21f), "1e+21");
-  EXPECT_EQ(gojson::format_float32(0.123456789f), "0.12345679");
 }
 
 }  // namespace

@@ -16,26 +16,6 @@
 #include "common/scheduling.h"
 
 namespace faultproxy {
-namespace {
-
-// A link stops reading while this much is held in its toxics and unwritten output.
-constexpr std::size_t kMaxBuffered = 4 * 1024 * 1024;
-// Chunk size on the staged path (Toxiproxy reads 32 KiB at a time).
-constexpr std::size_t kStagedRead = 32 * 1024;
-// Reads per wake-up before yielding to other connections on the worker.
-constexpr int kReadBudget = 16;
-constexpr std::size_t kMaxCachedSmall = 256;
-constexpr std::size_t kMaxCachedLarge = 8;
-
-bool would_block(int err) {
-  return err == EAGAIN || err == EWOULDBLOCK;
-}
-
-}  // namespace
-
-std::string_view direction_name(Direction d) {
-  return d == Direction::upstream ? "upstream" : "downstream";
-}
 
 void count_activation(const ProxyRuntime& runtime, const ToxicSpec& spec, Direction direction) {
   if (!runtime.registry) return;
@@ -48,91 +28,23 @@ void count_activation(const ProxyRuntime& runtime, const ToxicSpec& spec, Direct
       .inc();
 }
 
-BufferPool::Buffer BufferPool::acquire(std::size_t size) {
-  auto& list = size >= kLarge ? large_ : small_;
-  Buffer b;
-  b.size = size >= kLarge ? kLarge : kSmall;
-  if (!list.empty()) {
-    b.data = std::move(list.back());
-    list.pop_back();
-  } else {
-    b.data = std::make_unique_for_overwrite<char[]>(b.size);
-  }
-  return b;
-}
-
-void BufferPool::release(Buffer& b) {
-  if (!b) return;
-  auto& list = b.size >= kLarge ? large_ : small_;
-  if (list.size() < (b.size >= kLarge ? kMaxCachedLarge : kMaxCachedSmall)) list.push_back(std::move(b.data));
-  b.data.reset();
-  b.size = 0;
-}
-
-class Link {
- public:
-  Link(Connection& c, Direction d) : conn_(c), dir_(d) {}
-  void bind(tcp::socket* src, tcp::socket* dst) {
-    src_ = src;
-    dst_ = dst;
-  }
-  void apply(const std::vector<ToxicSpec>& toxics, TimePoint now);
-  const Pipeline* pipeline() const { return pipeline_.get(); }
-  void pump();
-  void stop();
-  bool finished() const { return eof_sent_; }
-  // The source said EOF: nothing is left unread on it, and nothing more will come.
-  bool source_ended() const { return src_eof_; }
-  // shutdown(SHUT_WR) was called on the destination.
-  bool destination_shut() const { return dst_shut_; }
-  // Bytes read and not yet written (in the toxics or the fast path's buffer).
-  bool holds_data() const { return fast_off_ < fast_len_ || (pipeline_ && pipeline_->buffered_bytes() > 0); }
-  // Bytes the toxics released and not yet written.
-  bool holds_data_after_toxics() const {
-    return fast_off_ < fast_len_ || (pipeline_ && pipeline_->output_bytes() > 0);
-  }
-
- private:
-  bool flush();
-  bool read_once(TimePoint now);
-  void shutdown_dst();
-  void arm_read();
-  void arm_write();
-  void arm_timer();
-  void release_buffer();
-
-  Connection& conn_;
-  Direction dir_;
-  tcp::socket* src_ = nullptr;
-  tcp::socket* dst_ = nullptr;
-  BufferPool::Buffer buf_;
-  std::size_t fast_len_ = 0, fast_off_ = 0;
-  std::unique_ptr<Pipeline> pipeline_;
-  std::unique_ptr<asio::steady_timer> timer_;
-  TimePoint timer_at_ = kNever, wake_ = kNever;
-  bool read_wait_ = false, write_wait_ = false, pump_posted_ = false, in_pump_ = false;
-  bool src_eof_ = false, eof_pending_fast_ = false, eof_sent_ = false, large_ = false, dst_shut_ = false;
-  // The last read returned less than asked: the socket was drained, so the next read would only
-  // say EAGAIN. Wait for readiness instead (epoll is edge-triggered: data that arrived since is
-  // reported as a new edge).
-  bool drained_ = false;
-};
-
-// A connection is also what its protocol toxics' stages ask about it (ProtocolSession).
-class Connection : public std::enable_shared_from_this<Connection>, public ProtocolSession {
+// A connection is its two links' host, and what its protocol toxics' stages ask about it
+// (ProtocolSession).
+class Connection final : public LinkHost, public ProtocolSession {
  public:
   Connection(Worker& w, tcp::socket client, std::shared_ptr<ProxyRuntime> rt, SnapshotPtr snap,
              std::uint64_t index)
-      : worker_(w),
+      : LinkHost(w.context, w.pool, this, rt->name),
+        worker_(w),
         client_(std::move(client)),
         upstream_(w.context),
         runtime_(std::move(rt)),
         snapshot_(std::move(snap)),
         index_(index),
-        up_(*this, Direction::upstream),
-        down_(*this, Direction::downstream) {
-    up_.bind(&client_, &upstream_);
-    down_.bind(&upstream_, &client_);
+        up_(*this, wiring(Direction::upstream)),
+        down_(*this, wiring(Direction::downstream)) {
+    up_.pair_with(down_);
+    down_.pair_with(up_);
     runtime_->live.fetch_add(1, std::memory_order_relaxed);
   }
   ~Connection() { runtime_->live.fetch_sub(1, std::memory_order_relaxed); }
@@ -141,51 +53,39 @@ class Connection : public std::enable_shared_from_this<Connection>, public Proto
   void apply(SnapshotPtr snap);
   // The toxics of the current snapshot for one link: the snapshot's own list, or this client's
   // part of it when some toxic has a client_cidr.
-  void apply_to(Link& link, Direction d, TimePoint now);
+  void apply_to(Link& link, TimePoint now);
   void close() { teardown(false); }
-  void reset() { teardown(true); }
-  void link_finished() {
+
+  // LinkHost
+  void link_finished(Link&) override {
     if (up_.finished() && down_.finished()) close();
+  }
+  void close_connection(bool reset) override { teardown(reset); }
+  void toxic_activated(const ToxicSpec& spec, Direction direction) override {
+    count_activation(*runtime_, spec, direction);
   }
 
   // ProtocolSession
   void wake_downstream() override;
   bool quiet() const override { return !up_.holds_data_after_toxics() && !down_.holds_data(); }
-  std::string_view client_head() const override { return {client_head_.data(), client_head_len_}; }
+  std::string_view client_head() const override { return client_head_.view(); }
   void count_action(const std::string& toxic_name, ToxicType type) override;
-  // The upstream link keeps the client's first bytes: a MySQL toxic added later reads there
-  // whether the connection negotiated TLS or compression.
-  void keep_client_head(const char* data, std::size_t n) {
-    const std::size_t take = std::min(n, client_head_.size() - client_head_len_);
-    std::memcpy(client_head_.data() + client_head_len_, data, take);
-    client_head_len_ += take;
+
+ private:
+  std::shared_ptr<Connection> self() { return std::static_pointer_cast<Connection>(shared_from_this()); }
+  LinkWiring wiring(Direction d) {
+    const bool up = d == Direction::upstream;
+    return {.direction = d,
+            .source = up ? &client_ : &upstream_,
+            .destination = up ? &upstream_ : &client_,
+            .seed = link_seed(d),
+            .client_head = up ? &client_head_ : nullptr,
+            .received = runtime_->received[static_cast<int>(d)],
+            .sent = runtime_->sent[static_cast<int>(d)]};
   }
-  bool client_head_full() const { return client_head_len_ == client_head_.size(); }
-
-  Worker& worker_;
-  tcp::socket client_, upstream_;
-  std::shared_ptr<ProxyRuntime> runtime_;
-  SnapshotPtr snapshot_;
-  std::uint64_t index_;
-  Link up_, down_;
-  bool connected_ = false, closed_ = false;
-  std::unique_ptr<asio::steady_timer> connect_timer_;
-  std::unique_ptr<tcp::resolver> resolver_;
-  // The client's address, looked up (getpeername) the first time a snapshot filters by client.
-  std::optional<IpAddress> client_address_;
-  bool client_address_known_ = false;
-  // slow_open: the connection waits before it connects upstream (open_timer_ set while it waits).
-  TimePoint accepted_at_{};
-  std::unique_ptr<asio::steady_timer> open_timer_;
-  std::array<char, 8> client_head_{};
-  std::size_t client_head_len_ = 0;
-  bool wake_posted_ = false;
-
   std::uint64_t link_seed(Direction d) const {
     return mix64(runtime_->seed ^ mix64(index_ * 2 + static_cast<std::uint64_t>(d)));
   }
-
- private:
   const std::optional<IpAddress>& client_address();
   // The sum of the delays of the snapshot's slow_open toxics acting on this connection.
   std::chrono::milliseconds open_delay(bool count);
@@ -198,260 +98,32 @@ class Connection : public std::enable_shared_from_this<Connection>, public Proto
   void on_connected();
   void connect_failed(const boost::system::error_code& ec);
   void teardown(bool rst);
+
+  Worker& worker_;
+  tcp::socket client_, upstream_;
+  std::shared_ptr<ProxyRuntime> runtime_;
+  SnapshotPtr snapshot_;
+  std::uint64_t index_;
+  ClientHead client_head_;  // kept by up_
+  Link up_, down_;
+  bool connected_ = false, closed_ = false;
+  std::unique_ptr<asio::steady_timer> connect_timer_;
+  std::unique_ptr<tcp::resolver> resolver_;
+  // The client's address, looked up (getpeername) the first time a snapshot filters by client.
+  std::optional<IpAddress> client_address_;
+  bool client_address_known_ = false;
+  // slow_open: the connection waits before it connects upstream (open_timer_ set while it waits).
+  TimePoint accepted_at_{};
+  std::unique_ptr<asio::steady_timer> open_timer_;
+  bool wake_posted_ = false;
 };
-
-// ---- Link ------------------------------------------------------------------------------------
-
-void Link::release_buffer() {
-  if (buf_) conn_.worker_.pool.release(buf_);
-}
-
-void Link::apply(const std::vector<ToxicSpec>& toxics, TimePoint now) {
-  if (!pipeline_) {
-    if (toxics.empty()) return;
-    pipeline_ = std::make_unique<Pipeline>(conn_.link_seed(dir_), &conn_);
-    auto runtime = conn_.runtime_;
-    const Direction dir = dir_;
-    pipeline_->on_activation(
-        [runtime, dir](const ToxicSpec& spec) { count_activation(*runtime, spec, dir); });
-    if (eof_pending_fast_) {  // the source already ended: its end now goes through the toxics
-      eof_pending_fast_ = false;
-      pipeline_->push(Event::terminal(EventKind::eof, now), now);
-    }
-  }
-  pipeline_->apply(toxics, now);
-  if (conn_.connected_) pump();
-}
-
-void Link::stop() {
-  if (timer_) timer_->cancel();
-  release_buffer();
-  pipeline_.reset();
-}
-
-void Link::pump() {
-  if (conn_.closed_ || in_pump_ || !conn_.connected_) return;
-  in_pump_ = true;
-  bool again = false;
-  for (int reads = 0;; ++reads) {
-    if (!flush()) break;
-    if (conn_.closed_ || src_eof_ || read_wait_) break;
-    if (pipeline_ && pipeline_->buffered_bytes() >= kMaxBuffered) break;  // resumed by writes or the timer
-    if (reads >= kReadBudget) {
-      again = true;
-      break;
-    }
-    if (drained_) {
-      drained_ = false;
-      if (fast_len_ == 0) release_buffer();
-      arm_read();
-      break;
-    }
-    if (!read_once(Clock::now())) break;
-  }
-  in_pump_ = false;
-  if (conn_.closed_) return;
-  arm_timer();
-  if (again && !pump_posted_) {
-    pump_posted_ = true;
-    asio::post(conn_.worker_.context, [self = conn_.shared_from_this(), this] {
-      pump_posted_ = false;
-      pump();
-    });
-  }
-}
-
-bool Link::read_once(TimePoint now) {
-  const int fd = src_->native_handle();
-  std::size_t want;
-  if (!pipeline_) {
-    if (!buf_) buf_ = conn_.worker_.pool.acquire(large_ ? BufferPool::kLarge : BufferPool::kSmall);
-    want = buf_.size;
-  } else {
-    if (!buf_) buf_ = conn_.worker_.pool.acquire(BufferPool::kSmall);
-    want = std::min(buf_.size, kStagedRead);
-  }
-  const ssize_t n = ::recv(fd, buf_.data.get(), want, MSG_DONTWAIT);
-  if (n > 0) {
-    const auto got = static_cast<std::size_t>(n);
-    if (dir_ == Direction::upstream && !conn_.client_head_full()) [[unlikely]]
-      conn_.keep_client_head(buf_.data.get(), got);
-    // Only for small reads: after a large one, writing it out took long enough for more to arrive.
-    drained_ = got < want && got < BufferPool::kSmall;
-    if (auto* c = conn_.runtime_->received[static_cast<int>(dir_)]) c->inc(static_cast<double>(got));
-    if (!pipeline_) {
-      fast_len_ = got;
-      fast_off_ = 0;
-      if (got == buf_.size) large_ = true;  // a bulk transfer: grow to the large buffer once this is written
-      if (got < BufferPool::kSmall / 2) large_ = false;  // small messages: small buffers
-    } else {
-      pipeline_->push(Event::data(std::string(buf_.data.get(), got), now), now);
-    }
-    return true;
-  }
-  if (n == 0) {
-    src_eof_ = true;
-    if (!pipeline_) {
-      eof_pending_fast_ = true;
-    } else {
-      pipeline_->push(Event::terminal(EventKind::eof, now), now);
-    }
-    if (fast_len_ == 0) release_buffer();
-    return true;  // let flush() pass the end on
-  }
-  const int err = errno;
-  if (err == EINTR) return true;
-  if (would_block(err)) {
-    if (fast_len_ == 0) release_buffer();  // idle links hold no buffer
-    arm_read();
-    return false;
-  }
-  // ECONNRESET and friends: the source is gone, so is the connection.
-  common::log::debug("read failed", {{"proxy", conn_.runtime_->name},
-                                     {"direction", direction_name(dir_)},
-                                     {"error", std::string_view(std::strerror(err))}});
-  conn_.close();
-  return false;
-}
-
-bool Link::flush() {
-  if (write_wait_ || conn_.closed_) return false;
-  const int fd = dst_->native_handle();
-  auto* sent_counter = conn_.runtime_->sent[static_cast<int>(dir_)];
-  auto fail = [&](int err) {
-    if (err == EINTR) return true;
-    if (would_block(err)) {
-      arm_write();
-    } else {
-      common::log::debug("write failed", {{"proxy", conn_.runtime_->name},
-                                          {"direction", direction_name(dir_)},
-                                          {"error", std::string_view(std::strerror(err))}});
-      conn_.close();
-    }
-    return false;
-  };
-  // 1. What the fast path read (always older than anything in the pipeline).
-  while (fast_off_ < fast_len_) {
-    const ssize_t n =
-        ::send(fd, buf_.data.get() + fast_off_, fast_len_ - fast_off_, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) {
-      fast_off_ += static_cast<std::size_t>(n);
-      if (sent_counter) sent_counter->inc(static_cast<double>(n));
-      continue;
-    }
-    if (!fail(errno)) return false;
-  }
-  if (fast_len_ != 0) {
-    fast_len_ = fast_off_ = 0;
-    if (large_ && buf_.size < BufferPool::kLarge) release_buffer();
-  }
-  // 2. What the toxics released.
-  if (pipeline_) {
-    wake_ = pipeline_->run(Clock::now());
-    EventQueue& out = pipeline_->output();
-    while (!out.empty()) {
-      Event& e = out.front();
-      switch (e.kind) {
-        case EventKind::data: {
-          const std::string_view rest = out.front_rest();
-          if (rest.empty()) {
-            out.pop_front();
-            continue;
-          }
-          const ssize_t n = ::send(fd, rest.data(), rest.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-          if (n > 0) {
-            out.advance_front(static_cast<std::size_t>(n));
-            if (sent_counter) sent_counter->inc(static_cast<double>(n));
-            if (out.front_rest().empty()) out.pop_front();
-            continue;
-          }
-          if (!fail(errno)) return false;
-          continue;
-        }
-        case EventKind::eof:
-          out.pop_front();
-          shutdown_dst();
-          if (conn_.closed_) return false;
-          continue;
-        case EventKind::close:
-          conn_.close();
-          return false;
-        case EventKind::reset:
-          conn_.reset();
-          return false;
-      }
-    }
-    if (pipeline_->idle()) {  // no toxics left and nothing held: back to the fast path
-      pipeline_.reset();
-      wake_ = kNever;
-    }
-  }
-  if (eof_pending_fast_ && !pipeline_) {
-    eof_pending_fast_ = false;
-    shutdown_dst();
-    if (conn_.closed_) return false;
-  }
-  return true;
-}
-
-void Link::shutdown_dst() {
-  if (eof_sent_) return;
-  eof_sent_ = true;
-  // When the other direction already ended (its source, our destination, said EOF), this end
-  // closes the connection: close(2) sends the FIN itself, as nothing is left unread on that socket.
-  const Link& other = dir_ == Direction::upstream ? conn_.down_ : conn_.up_;
-  if (!(other.finished() && other.source_ended())) {
-    ::shutdown(dst_->native_handle(), SHUT_WR);
-    dst_shut_ = true;
-  }
-  conn_.link_finished();
-}
-
-void Link::arm_read() {
-  if (read_wait_) return;
-  read_wait_ = true;
-  src_->async_wait(tcp::socket::wait_read,
-                   [self = conn_.shared_from_this(), this](boost::system::error_code ec) {
-                     read_wait_ = false;
-                     if (ec || conn_.closed_) return;
-                     pump();
-                   });
-}
-
-void Link::arm_write() {
-  if (write_wait_) return;
-  write_wait_ = true;
-  dst_->async_wait(tcp::socket::wait_write,
-                   [self = conn_.shared_from_this(), this](boost::system::error_code ec) {
-                     write_wait_ = false;
-                     if (ec || conn_.closed_) return;
-                     pump();
-                   });
-}
-
-void Link::arm_timer() {
-  const TimePoint want = pipeline_ ? wake_ : kNever;
-  if (want == timer_at_) return;
-  timer_at_ = want;
-  if (want == kNever) {
-    if (timer_) timer_->cancel();
-    return;
-  }
-  if (!timer_) timer_ = std::make_unique<asio::steady_timer>(conn_.worker_.context);
-  timer_->expires_at(want);
-  timer_->async_wait([self = conn_.shared_from_this(), this, want](boost::system::error_code ec) {
-    if (ec || conn_.closed_ || timer_at_ != want) return;
-    timer_at_ = kNever;
-    pump();
-  });
-}
 
 // ---- Connection --------------------------------------------------------------------------------
 
 void Connection::wake_downstream() {
   if (wake_posted_) return;
   wake_posted_ = true;
-  asio::post(worker_.context, [self = shared_from_this()] {
+  asio::post(worker_.context, [self = self()] {
     self->wake_posted_ = false;
     self->down_.pump();
   });
@@ -481,8 +153,8 @@ const std::optional<IpAddress>& Connection::client_address() {
   return client_address_;
 }
 
-void Connection::apply_to(Link& link, Direction d, TimePoint now) {
-  const auto& toxics = snapshot_->by_direction[static_cast<int>(d)];
+void Connection::apply_to(Link& link, TimePoint now) {
+  const auto& toxics = snapshot_->by_direction[static_cast<int>(link.direction())];
   if (!snapshot_->client_filtered) return link.apply(toxics, now);
   link.apply(toxics_for_client(toxics, client_address(), link.pipeline()), now);
 }
@@ -503,8 +175,8 @@ std::chrono::milliseconds Connection::open_delay(bool count) {
 void Connection::start() {
   const TimePoint now = Clock::now();
   accepted_at_ = now;
-  apply_to(up_, Direction::upstream, now);
-  apply_to(down_, Direction::downstream, now);
+  apply_to(up_, now);
+  apply_to(down_, now);
   if (!snapshot_->on_open[0].empty() || !snapshot_->on_open[1].empty()) {
     if (const auto delay = open_delay(/*count=*/true); delay.count() > 0) return wait_then_connect(delay);
   }
@@ -518,12 +190,11 @@ void Connection::wait_then_connect(std::chrono::milliseconds delay) {
     return connect_upstream();
   }
   open_timer_->expires_at(accepted_at_ + delay);
-  open_timer_->async_wait(
-      [self = shared_from_this(), timer = open_timer_.get()](boost::system::error_code ec) {
-        if (ec || self->closed_ || self->open_timer_.get() != timer) return;
-        self->open_timer_.reset();
-        self->connect_upstream();
-      });
+  open_timer_->async_wait([self = self(), timer = open_timer_.get()](boost::system::error_code ec) {
+    if (ec || self->closed_ || self->open_timer_.get() != timer) return;
+    self->open_timer_.reset();
+    self->connect_upstream();
+  });
 }
 
 // Reaches the upstream: an IP literal directly, a name through the resolver.
@@ -533,7 +204,7 @@ void Connection::connect_upstream() {
   resolver_ = std::make_unique<tcp::resolver>(worker_.context);
   resolver_->async_resolve(
       runtime_->upstream_host, runtime_->upstream_port,
-      [self = shared_from_this()](boost::system::error_code ec, tcp::resolver::results_type results) {
+      [self = self()](boost::system::error_code ec, tcp::resolver::results_type results) {
         if (ec || self->closed_) return self->connect_failed(ec ? ec : asio::error::operation_aborted);
         asio::async_connect(self->upstream_, results,
                             [self](boost::system::error_code cec, const tcp::endpoint&) {
@@ -546,7 +217,7 @@ void Connection::connect_upstream() {
 // The deadline to reach the upstream: cancels the resolve or connect under way.
 void Connection::arm_connect_timer() {
   connect_timer_ = std::make_unique<asio::steady_timer>(worker_.context, runtime_->connect_timeout);
-  connect_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+  connect_timer_->async_wait([self = self()](boost::system::error_code ec) {
     if (ec || self->connected_ || self->closed_) return;
     boost::system::error_code ignored;
     self->upstream_.cancel(ignored);
@@ -578,7 +249,7 @@ void Connection::connect_direct(const tcp::endpoint& ep) {
     return finish_connect();  // failed (or closed already): SO_ERROR says why
   }
   arm_connect_timer();  // a timer only for connections that have to wait
-  upstream_.async_wait(tcp::socket::wait_write, [self = shared_from_this()](boost::system::error_code wec) {
+  upstream_.async_wait(tcp::socket::wait_write, [self = self()](boost::system::error_code wec) {
     if (wec) return self->connect_failed(wec);
     self->finish_connect();
   });
@@ -614,17 +285,17 @@ void Connection::on_connected() {
     const int one = 1;
     ::setsockopt(upstream_.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
-  up_.pump();
-  down_.pump();
+  up_.start();
+  down_.start();
 }
 
 void Connection::apply(SnapshotPtr snap) {
   if (closed_) return;
   snapshot_ = std::move(snap);
   const TimePoint now = Clock::now();
-  apply_to(up_, Direction::upstream, now);
+  apply_to(up_, now);
   if (closed_) return;
-  apply_to(down_, Direction::downstream, now);
+  apply_to(down_, now);
   // Still waiting for a slow_open: its delay follows the toxics (removed: the connection goes on).
   if (open_timer_ && !closed_) wait_then_connect(open_delay(/*count=*/false));
 }
@@ -632,38 +303,16 @@ void Connection::apply(SnapshotPtr snap) {
 void Connection::teardown(bool rst) {
   if (closed_) return;
   closed_ = true;
-  auto self = shared_from_this();  // keep alive until the end of this function
+  auto keep = self();  // keep alive until the end of this function
   common::log::debug("connection closed", {{"proxy", runtime_->name}, {"index", index_}, {"reset", rst}});
-  up_.stop();
-  down_.stop();
   if (connect_timer_) connect_timer_->cancel();
   if (open_timer_) open_timer_->cancel();
   if (resolver_) resolver_->cancel();
-  boost::system::error_code ignored;
-  // Per socket: did we read its EOF (up_ reads the client, down_ the upstream), and did we already
-  // send our FIN on it (down_ writes to the client, up_ to the upstream)?
-  const struct {
-    tcp::socket* socket;
-    bool eof_read, shut;
-  } sockets[] = {{&client_, up_.source_ended(), down_.destination_shut()},
-                 {&upstream_, down_.source_ended(), up_.destination_shut()}};
-  for (const auto& [s, eof_read, shut] : sockets) {
-    if (!s->is_open()) continue;
-    const int fd = s->native_handle();
-    if (rst) {
-      const linger lg{1, 0};
-      ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    } else if (!eof_read) {
-      // A normal close: FIN first, then discard what the peer sent that nobody will read, so that
-      // close(2) does not turn into a RST. After its EOF nothing is unread, and close(2) alone
-      // sends the FIN (if shutdown did not already).
-      if (!shut) ::shutdown(fd, SHUT_WR);
-      char scratch[4096];
-      for (int i = 0; i < 64 && ::recv(fd, scratch, sizeof scratch, MSG_DONTWAIT) > 0; ++i) {
-      }
-    }
-    s->close(ignored);
-  }
+  // up_ reads the client, down_ the upstream: each closes its source (the other's destination).
+  up_.close_source(rst);
+  down_.close_source(rst);
+  up_.stop();
+  down_.stop();
   auto it = worker_.connections.find(runtime_->id);
   if (it != worker_.connections.end()) {
     it->second.erase(this);

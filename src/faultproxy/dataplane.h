@@ -5,13 +5,11 @@
 // its whole life, so nothing in it is shared between threads; the control plane talks to it only
 // by posting to its worker.
 //
-// A connection is two links, upstream (client -> upstream server) and downstream (upstream server
-// -> client). A link without toxics copies bytes with large buffers borrowed from its worker's pool
-// only while data flows (an idle connection holds no buffer); with toxics it reads timestamped
-// chunks into a Pipeline and writes what the pipeline releases. It switches between the two at any
-// moment without losing, duplicating or reordering bytes. Half-closes are propagated (a FIN from
-// one side becomes a shutdown(SHUT_WR) towards the other); the connection is closed when both
-// directions ended, when a toxic ends it (close, or reset with a TCP RST), or on an I/O error.
+// A connection is two links (link.h), upstream (client -> upstream server) and downstream (upstream
+// server -> client), each copying bytes on its fast path or through its toxics. Half-closes are
+// propagated (a FIN from one side becomes a shutdown(SHUT_WR) towards the other); the connection is
+// closed when both directions ended, when a toxic ends it (close, or reset with a TCP RST), or on
+// an I/O error.
 // While `slow_open` toxics act on a new connection, it waits their delay before it connects
 // upstream (its client's bytes stay unread in the kernel meanwhile).
 //
@@ -44,15 +42,10 @@
 #include <vector>
 
 #include "common/metrics.h"
+#include "faultproxy/link.h"
 #include "faultproxy/pipeline.h"
 
 namespace faultproxy {
-
-namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
-
-enum class Direction : std::uint8_t { upstream = 0, downstream = 1 };
-std::string_view direction_name(Direction d);
 
 // The toxics of one proxy at one moment, per direction, in order. Immutable once published.
 struct ToxicSnapshot {
@@ -89,25 +82,6 @@ struct ProxyRuntime {
 void count_activation(const ProxyRuntime& runtime, const ToxicSpec& spec, Direction direction);
 
 class Connection;
-
-// Large read buffers, recycled per worker so that the data path does not allocate per chunk and
-// idle links hold none.
-class BufferPool {
- public:
-  static constexpr std::size_t kSmall = 16 * 1024;
-  static constexpr std::size_t kLarge = 256 * 1024;
-  struct Buffer {
-    std::unique_ptr<char[]> data;
-    std::size_t size = 0;
-    explicit operator bool() const { return data != nullptr; }
-  };
-  Buffer acquire(std::size_t size);
-  void release(Buffer& b);
-  std::size_t cached() const { return small_.size() + large_.size(); }
-
- private:
-  std::vector<std::unique_ptr<char[]>> small_, large_;
-};
 
 struct Worker {
   asio::io_context context{1};

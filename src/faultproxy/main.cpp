@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -25,6 +26,8 @@
 #include "common/metrics.h"
 #include "faultproxy/api.h"
 #include "faultproxy/dataplane.h"
+#include "faultproxy/go/flag.h"
+#include "faultproxy/go/strconv.h"
 #include "faultproxy/proxy.h"
 
 namespace {
@@ -58,80 +61,55 @@ void usage(std::ostream& out) {
          "  -version\n        print the version\n";
 }
 
-// Go's flag package: -name, --name, -name=value, -name value; bools take no separate value.
+// Go's flag package (go/flag.h): -name, --name, -name=value, -name value; bools take no separate
+// value. Errors are printed as Go prints them; the caller then prints the usage.
 std::optional<Flags> parse_flags(int argc, char** argv) {
+  const std::vector<go::FlagSpec> specs = {
+      {{"host"}, go::FlagKind::kString},        {{"port"}, go::FlagKind::kString},
+      {{"config"}, go::FlagKind::kString},      {{"seed"}, go::FlagKind::kString},
+      {{"threads"}, go::FlagKind::kString},     {{"busy-poll-us"}, go::FlagKind::kString},
+      {{"proxy-metrics"}, go::FlagKind::kBool}, {{"runtime-metrics"}, go::FlagKind::kBool},
+      {{"version", "v"}, go::FlagKind::kBool},
+  };
+  const go::ParsedFlags parsed = go::parse_flags(std::vector<std::string>(argv + 1, argv + argc), specs);
+  if (parsed.help_requested) {
+    usage(std::cout);
+    std::exit(0);
+  }
+  if (!parsed.error.empty()) {
+    std::cerr << parsed.error << "\n";
+    return std::nullopt;
+  }
   Flags f;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--" || arg.empty() || arg[0] != '-') break;
-    arg.erase(0, arg[1] == '-' ? 2 : 1);
-    std::optional<std::string> value;
-    if (const auto eq = arg.find('='); eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg.resize(eq);
-    }
-    auto take = [&]() -> std::optional<std::string> {
-      if (value) return value;
-      if (i + 1 >= argc) {
-        std::cerr << "flag needs an argument: -" << arg << "\n";
-        return std::nullopt;
-      }
-      return std::string(argv[++i]);
-    };
-    auto boolean = [&](bool& out) {
-      if (!value || *value == "true" || *value == "1") {
-        out = true;
-        return true;
-      }
-      if (*value == "false" || *value == "0") {
-        out = false;
-        return true;
-      }
-      std::cerr << "invalid boolean value \"" << *value << "\" for -" << arg << "\n";
-      return false;
-    };
-    if (arg == "h" || arg == "help") {
-      usage(std::cout);
-      std::exit(0);
-    } else if (arg == "host") {
-      auto v = take();
-      if (!v) return std::nullopt;
-      f.host = *v;
-    } else if (arg == "port") {
-      auto v = take();
-      if (!v) return std::nullopt;
-      f.port = *v;
-    } else if (arg == "config") {
-      auto v = take();
-      if (!v) return std::nullopt;
-      f.config = *v;
-    } else if (arg == "seed" || arg == "threads" || arg == "busy-poll-us") {
-      auto v = take();
-      if (!v) return std::nullopt;
-      std::int64_t n = 0;
-      auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
-      if (ec != std::errc() || p != v->data() + v->size() || (arg == "threads" && (n < 1 || n > 64)) ||
-          (arg == "busy-poll-us" && (n < 0 || n > 10'000))) {
-        std::cerr << "invalid value \"" << *v << "\" for flag -" << arg << "\n";
-        return std::nullopt;
-      }
-      if (arg == "seed") {
-        f.seed = n;
-      } else if (arg == "threads") {
-        f.threads = static_cast<std::size_t>(n);
-      } else {
-        f.busy_poll_us = n;
-      }
-    } else if (arg == "proxy-metrics") {
-      if (!boolean(f.proxy_metrics)) return std::nullopt;
-    } else if (arg == "runtime-metrics") {
-      if (!boolean(f.runtime_metrics)) return std::nullopt;
-    } else if (arg == "version" || arg == "v") {
-      if (!boolean(f.version)) return std::nullopt;
-    } else {
-      std::cerr << "flag provided but not defined: -" << arg << "\n";
+  if (parsed.strings.contains("host")) f.host = parsed.value("host");
+  if (parsed.strings.contains("port")) f.port = parsed.value("port");
+  f.config = parsed.value("config");
+  f.proxy_metrics = parsed.flag("proxy-metrics");
+  f.runtime_metrics = parsed.flag("runtime-metrics");
+  f.version = parsed.flag("version");
+  // Integer flags, in base 10; ours also have a range.
+  const struct {
+    const char* name;
+    std::int64_t lo, hi;
+  } integers[] = {
+      {"seed", std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::max()},
+      {"threads", 1, 64},
+      {"busy-poll-us", 0, 10'000}};
+  for (const auto& [name, lo, hi] : integers) {
+    if (!parsed.strings.contains(name)) continue;
+    const std::string v = parsed.value(name);
+    std::int64_t n = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc() || p != v.data() + v.size() || n < lo || n > hi) {
+      const bool range =
+          ec == std::errc::result_out_of_range || (ec == std::errc() && p == v.data() + v.size());
+      std::cerr << "invalid value " << go::quote(v) << " for flag -" << name << ": "
+                << (range ? "value out of range" : "parse error") << "\n";
       return std::nullopt;
     }
+    if (std::string_view(name) == "seed") f.seed = n;
+    if (std::string_view(name) == "threads") f.threads = static_cast<std::size_t>(n);
+    if (std::string_view(name) == "busy-poll-us") f.busy_poll_us = n;
   }
   return f;
 }

@@ -4,10 +4,15 @@
 #include <charconv>
 #include <cmath>
 
-#include "faultproxy/go_json.h"
+#include "faultproxy/go/json.h"
 
 namespace faultproxy {
 namespace {
+
+// A number in an attribute error, as Go's encoding/json writes it (the values are finite).
+std::string go_number(double v) {
+  return go::json::encode_float64(v).value_or("0");
+}
 
 using std::chrono::microseconds;
 using std::chrono::milliseconds;
@@ -699,15 +704,14 @@ std::optional<std::string> validate_attributes(ToxicType type, const Attributes&
   auto between = [&](std::size_t i, double lo, double hi) -> std::optional<std::string> {
     const double v = a.number(i);
     if (v >= lo && v <= hi) return std::nullopt;
-    return std::string(toxic_type_info(type).attributes[i].name) + ": not between " +
-           gojson::format_float64(lo) + " and " + gojson::format_float64(hi) + ": " +
-           gojson::format_float64(v);
+    return std::string(toxic_type_info(type).attributes[i].name) + ": not between " + go_number(lo) +
+           " and " + go_number(hi) + ": " + go_number(v);
   };
   auto at_least = [&](std::size_t i, double lo) -> std::optional<std::string> {
     const double v = a.number(i);
     if (v >= lo) return std::nullopt;
-    return std::string(toxic_type_info(type).attributes[i].name) + ": less than " +
-           gojson::format_float64(lo) + ": " + gojson::format_float64(v);
+    return std::string(toxic_type_info(type).attributes[i].name) + ": less than " + go_number(lo) + ": " +
+           go_number(v);
   };
   switch (type) {
     case ToxicType::latency: {
@@ -726,8 +730,8 @@ std::optional<std::string> validate_attributes(ToxicType type, const Attributes&
       // The chain enters a burst with probability loss_rate / (burst * (1 - loss_rate)): at most 1.
       const double p = a.number(0), burst = a.number(1);
       if (p > burst / (burst + 1))
-        return "loss_rate: at most " + gojson::format_float64(burst / (burst + 1)) + " with burst " +
-               gojson::format_float64(burst) + ": " + gojson::format_float64(p);
+        return "loss_rate: at most " + go_number(burst / (burst + 1)) + " with burst " + go_number(burst) +
+               ": " + go_number(p);
       return std::nullopt;
     }
     case ToxicType::corrupt:

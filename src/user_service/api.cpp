@@ -132,7 +132,12 @@ void Api::count(Route route, Method method, unsigned status, Source source, Cloc
   durations_[route][method]->observe(std::chrono::duration<double>(Clock::now() - started).count());
 }
 
-asio::awaitable<Response> Api::handle(Request& req, const RequestInfo& info) {
+void Api::reload(const Config& config) {
+  config_ = config;
+  config_json_ = config_to_json(config);
+}
+
+asio::awaitable<Response> Api::handle(Request& req, const RequestInfo& info, Listener listener) {
   const auto started = Clock::now();
   std::string_view path = req.target();
   std::string_view query;
@@ -155,6 +160,10 @@ asio::awaitable<Response> Api::handle(Request& req, const RequestInfo& info) {
   } else if (path == "/config") {
     route = r_config;
   }
+  // Operators' routes only on the admin listener, users' only on the public one.
+  const bool admin_route = route == r_metrics || route == r_config;
+  const bool both = route == r_live || route == r_ready;
+  if (!both && admin_route != (listener == Listener::admin)) route = r_other;
 
   Exchange x{
       req,
@@ -196,9 +205,36 @@ asio::awaitable<Response> Api::handle(Request& req, const RequestInfo& info) {
     x.request_id = next_request_id();
   }
 
-  Response res;
+  // The client's remaining budget (X-Request-Timeout-Ms) shortens the deadline; one already spent
+  // is answered 504 at once, not executed.
+  std::string budget_error;
+  bool budget_spent = false;
   const bool read = x.method == m_get || x.method == m_head;
-  if (route == r_users) {
+  const bool user_request = route == r_users ? x.method != m_other : route == r_users_list && read;
+  if (user_request) {
+    // One lookup (a cached GET pays for it): the field, and whether another follows it.
+    const auto [it, end] = req.equal_range("X-Request-Timeout-Ms");
+    if (it != end && std::next(it) != end) {
+      budget_error = "X-Request-Timeout-Ms must be given once";
+    } else if (it != end) {
+      std::chrono::milliseconds budget{};
+      budget_error = parse_request_timeout(it->value(), budget);
+      if (budget_error.empty()) {
+        x.deadline = x.deadline.at_most(Deadline(info.received + budget));
+        budget_spent = x.deadline.expired();
+      }
+    }
+  }
+
+  Response res;
+  if (!budget_error.empty()) {
+    res = error(req, x.request_id, bhttp::status::bad_request, budget_error);
+  } else if (budget_spent) {
+    res = error(req, x.request_id, bhttp::status::gateway_timeout,
+                "the client's budget (X-Request-Timeout-Ms) was spent before the request could be served: "
+                "not executed",
+                write ? "not_applied" : "");
+  } else if (route == r_users) {
     // Dispatched here rather than in a coroutine of its own: a cached GET is the hot path, and every
     // coroutine level costs it a frame and an await.
     std::string id;
@@ -261,6 +297,9 @@ Response Api::unavailable(const Exchange& x, std::string_view what, const Unavai
     case Unavailable::failed:
       message += ": MariaDB could not be reached or failed";
       break;
+    case Unavailable::shed:
+      message += ": shed, MariaDB was not asked (the service has more MariaDB work than it can do in time)";
+      break;
   }
   std::string_view outcome;
   if (write && why.effect == Effect::unknown) {
@@ -275,8 +314,10 @@ Response Api::unavailable(const Exchange& x, std::string_view what, const Unavai
     message += "; nothing was written";
   }
   // The dependency's own words (which may name servers) are for the operator, with the request id.
-  const auto level =
-      why.cause == Unavailable::not_called ? common::log::Level::debug : common::log::Level::warn;
+  // Refusals at once are counted and (breaker openings) logged already: one line each would flood.
+  const auto level = why.cause == Unavailable::not_called || why.cause == Unavailable::shed
+                         ? common::log::Level::debug
+                         : common::log::Level::warn;
   if (common::log::enabled(level)) {
     common::log::write(level, "request not served",
                        {{"request_id", x.request_id},

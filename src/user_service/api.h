@@ -2,8 +2,10 @@
 // ids, per-route metrics and the access log. Served by common::http::Server (see main.cpp); the API
 // contract is docs/openapi.yaml.
 //
-//   GET|HEAD|PUT|DELETE /users/{id}   GET|HEAD /users?limit=N&after=ID
-//   GET /health/live   GET /health/ready   GET /metrics   GET /config        (HEAD on every GET route)
+//   public listener:  GET|HEAD|PUT|DELETE /users/{id}   GET|HEAD /users?limit=N&after=ID
+//                     GET /health/live   GET /health/ready              (for load balancers)
+//   admin listener:   GET /metrics   GET /config   GET /health/live   GET /health/ready
+//   (HEAD on every GET route; any other path is 404 on either listener)
 //
 // Every error body is {"error": "...", "request_id": "..."} (and, for a write answered 503,
 // "outcome": "not_applied" or "unknown"); it says what the client needs, never a dependency's own
@@ -13,12 +15,16 @@
 // ETag "v<version>" and X-Data-Source (cache|origin|origin-replica) and, for a known-stale entry
 // served because MariaDB failed too, X-Cache-Stale: true. Conditional requests: If-None-Match on
 // GET/HEAD (304), If-Match on PUT and DELETE and If-None-Match: * on PUT (412), checked by MariaDB's
-// write statement itself.
+// write statement itself. X-Request-Timeout-Ms on the /users routes is the client's remaining budget:
+// the deadline is the smaller of it and the configured one; 0 or already spent: 504 at once.
+// A 503 whose message says "shed" was refused at once by admission control (MariaDB not asked).
 //
 // Usage:
 //   Api api(service, config, registry);
 //   common::http::Server server(executor, api.server_settings(),
 //       [&api](auto& req, const auto& info) { return api.handle(req, info); });
+//   common::http::Server admin(executor, api.server_settings(),
+//       [&api](auto& req, const auto& info) { return api.handle(req, info, Api::Listener::admin); });
 #pragma once
 
 #include <array>
@@ -37,8 +43,13 @@ class Api {
  public:
   Api(Service& service, const Config& config, common::metrics::Registry& registry);
 
+  enum class Listener { public_port, admin };
   boost::asio::awaitable<common::http::Response> handle(common::http::Request& req,
-                                                        const common::http::RequestInfo& info);
+                                                        const common::http::RequestInfo& info,
+                                                        Listener listener = Listener::public_port);
+
+  // SIGHUP: the effective configuration from now on (deadlines, Retry-After, GET /config).
+  void reload(const Config& config);
 
   // Server limits derived from the configuration (body limit: 64 KiB, larger is 413).
   common::http::ServerSettings server_settings() const;

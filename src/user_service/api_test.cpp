@@ -59,7 +59,8 @@ class ApiTest : public ::testing::Test {
   }
 
   Response Call(bhttp::verb method, std::string target, std::string body = {},
-                std::vector<std::pair<std::string, std::string>> headers = {}) {
+                std::vector<std::pair<std::string, std::string>> headers = {},
+                Api::Listener listener = Api::Listener::public_port) {
     Request req{method, target, 11};
     if (method == bhttp::verb::put) req.set(bhttp::field::content_type, "application/json");
     for (auto& [k, v] : headers)
@@ -67,7 +68,10 @@ class ApiTest : public ::testing::Test {
     req.body() = std::move(body);
     req.prepare_payload();
     const common::http::RequestInfo info{{}, Clock::now()};
-    return testing_support::run(io_, api_->handle(req, info));
+    return testing_support::run(io_, api_->handle(req, info, listener));
+  }
+  Response Admin(std::string target) {
+    return Call(bhttp::verb::get, std::move(target), {}, {}, Api::Listener::admin);
   }
 
   static std::string ErrorOf(const Response& r) {
@@ -227,14 +231,14 @@ TEST_F(ApiTest, HealthMetricsAndConfig) {
   EXPECT_EQ(h.at("status").as_string(), "up");
   EXPECT_EQ(h.at("dependencies").at("mysql").at("state").as_string(), "up");
   EXPECT_TRUE(h.at("dependencies").at("redis-master").as_object().contains("since"));
-  r = Call(bhttp::verb::get, "/config");
+  r = Admin("/config");
   EXPECT_EQ(r.result_int(), 200);
   EXPECT_EQ(r.body().find("topsecret"), std::string::npos);
   const auto c = boost::json::parse(r.body());
   EXPECT_EQ(c.at("request_deadline_ms").as_int64(), 400);
   EXPECT_EQ(c.at("mysql").at("call_deadline_ms").as_int64(), 150);
   Call(bhttp::verb::get, "/users/nobody");
-  r = Call(bhttp::verb::get, "/metrics");
+  r = Admin("/metrics");
   EXPECT_EQ(r.result_int(), 200);
   EXPECT_NE(
       r.body().find("user_service_http_requests_total{route=\"/users/{id}\",method=\"GET\",status=\"404\","
@@ -242,6 +246,39 @@ TEST_F(ApiTest, HealthMetricsAndConfig) {
       std::string::npos)
       << r.body();
   EXPECT_NE(r.body().find("user_service_http_request_duration_seconds_bucket"), std::string::npos);
+}
+
+TEST_F(ApiTest, OperatorsRoutesAreOnlyOnTheAdminListenerAndUsersOnlyOnThePublicOne) {
+  EXPECT_EQ(Call(bhttp::verb::get, "/metrics").result_int(), 404);
+  EXPECT_EQ(Call(bhttp::verb::get, "/config").result_int(), 404);
+  EXPECT_EQ(Admin("/users/u-1").result_int(), 404);
+  EXPECT_EQ(Admin("/users").result_int(), 404);
+  for (const char* both : {"/health/live", "/health/ready"}) {
+    EXPECT_EQ(Call(bhttp::verb::get, both).result_int(), 200) << both;
+    EXPECT_EQ(Admin(both).result_int(), 200) << both;
+  }
+  EXPECT_EQ(Admin("/metrics").result_int(), 200);
+  EXPECT_EQ(Admin("/config").result_int(), 200);
+}
+
+TEST_F(ApiTest, ReloadChangesTheDeadlinesAndWhatConfigShows) {
+  Config next = config_;
+  next.request_deadline = 250ms;
+  next.resilience.retry_after_s = 7;
+  next.redis.ttl = std::chrono::seconds(60);
+  const Reload r = plan_reload(config_, next);
+  EXPECT_EQ(r.applied, (std::vector<std::string>{"request_deadline_ms", "resilience.retry_after_s"}));
+  EXPECT_EQ(r.need_restart, (std::vector<std::string>{"redis.ttl_s"}));
+  service_->reload(r.effective);
+  api_->reload(r.effective);
+  const auto c = boost::json::parse(Admin("/config").body());
+  EXPECT_EQ(c.at("request_deadline_ms").as_int64(), 250);
+  EXPECT_EQ(c.at("redis").at("ttl_s").as_int64(), 3600);
+  // The new Retry-After: MariaDB refuses, the write is answered 503.
+  store_.behaviour.fail_next = 1;
+  const auto w = Call(bhttp::verb::put, "/users/rl", R"({"name":"Ann"})");
+  EXPECT_EQ(w.result_int(), 503);
+  EXPECT_EQ(w[bhttp::field::retry_after], "7");
 }
 
 TEST_F(ApiTest, ReadinessIs503WhenNothingWorks) {
@@ -313,7 +350,7 @@ TEST_F(ApiTest, HeadIsGetWithoutTheBodyAndEveryUserAnswerHasAnETag) {
   EXPECT_EQ(r.result_int(), 200);
   EXPECT_EQ(r[bhttp::field::etag], "\"v" + std::to_string(store_.rows["h"].version) + "\"");
   EXPECT_NE(r[bhttp::field::etag], tag);
-  r = Call(bhttp::verb::get, "/metrics");
+  r = Admin("/metrics");
   EXPECT_NE(r.body().find("route=\"/users/{id}\",method=\"HEAD\",status=\"200\""), std::string::npos);
 }
 
@@ -571,6 +608,92 @@ TEST_F(ApiTest, BodyOver64KiBIs413OverTheWire) {
             std::string::npos)
       << reply;
   EXPECT_TRUE(store_.rows.empty());
+}
+
+// ---- deadline propagation and load shedding (issue 14 section 3) --------------------------------
+
+TEST_F(ApiTest, RequestTimeoutHeaderMustBeWholeMilliseconds) {
+  for (const char* bad : {"-1", "1.5", "soon", ""}) {
+    const auto r = Call(bhttp::verb::get, "/users/u", {}, {{"X-Request-Timeout-Ms", bad}});
+    EXPECT_EQ(r.result_int(), 400) << bad;
+    EXPECT_NE(ErrorOf(r).find("X-Request-Timeout-Ms"), std::string::npos) << bad;
+    EXPECT_FALSE(r["X-Request-Id"].empty());
+  }
+  // Not on routes it does not apply to.
+  EXPECT_EQ(Call(bhttp::verb::get, "/health/live", {}, {{"X-Request-Timeout-Ms", "x"}}).result_int(), 200);
+  // Twice: which one would the client mean?
+  Request twice{bhttp::verb::get, "/users/u", 11};
+  twice.insert("X-Request-Timeout-Ms", "100");
+  twice.insert("X-Request-Timeout-Ms", "200");
+  const common::http::RequestInfo info{{}, Clock::now()};
+  const auto r = testing_support::run(io_, api_->handle(twice, info));
+  EXPECT_EQ(r.result_int(), 400);
+  EXPECT_NE(ErrorOf(r).find("X-Request-Timeout-Ms"), std::string::npos);
+}
+
+TEST_F(ApiTest, ASpentBudgetIs504AtOnceAndNothingIsExecuted) {
+  const int calls = store_.calls;
+  auto r = Call(bhttp::verb::put, "/users/u", R"({"name":"x"})",
+                {{"X-Request-Timeout-Ms", "0"}, {"X-Request-Id", "req-504"}});
+  EXPECT_EQ(r.result_int(), 504);
+  EXPECT_EQ(r["X-Request-Id"], "req-504");
+  const auto body = boost::json::parse(r.body());
+  EXPECT_EQ(body.at("request_id").as_string(), "req-504");
+  EXPECT_EQ(body.at("outcome").as_string(), "not_applied");
+  EXPECT_NE(ErrorOf(r).find("X-Request-Timeout-Ms"), std::string::npos);
+  r = Call(bhttp::verb::get, "/users?limit=5", {}, {{"X-Request-Timeout-Ms", "0"}});
+  EXPECT_EQ(r.result_int(), 504);
+  EXPECT_EQ(store_.calls, calls);
+}
+
+TEST_F(ApiTest, TheClientsBudgetShortensTheDeadlineNeverLengthensIt) {
+  Restart([](Config& c) {
+    c.request_deadline = 400ms;
+    c.mysql.call_deadline = 400ms;
+  });
+  store_.behaviour.mode = fakes::Behaviour::hang;
+  auto t0 = Clock::now();
+  auto r = Call(bhttp::verb::get, "/users/u", {}, {{"X-Request-Timeout-Ms", "50"}});
+  const auto short_budget = Clock::now() - t0;
+  EXPECT_EQ(r.result_int(), 503);
+  EXPECT_GE(short_budget, 45ms);
+  EXPECT_LT(short_budget, 250ms);  // the configured 400 ms would be far above
+  t0 = Clock::now();
+  r = Call(bhttp::verb::get, "/users/u2", {}, {{"X-Request-Timeout-Ms", "999999999999"}});
+  const auto long_budget = Clock::now() - t0;
+  EXPECT_EQ(r.result_int(), 503);
+  EXPECT_GE(long_budget, 350ms);
+  EXPECT_LT(long_budget, 1000ms);  // the configured deadline, not the client's
+}
+
+TEST_F(ApiTest, ShedRequestsGet503AtOnceSayingSo) {
+  Restart([](Config& c) {
+    c.mysql.max_in_flight = 1;
+    c.mysql.max_queued = 0;
+  });
+  store_.behaviour.delay = 100ms;  // under the MariaDB budget
+  // One write holds the only turn at MariaDB.
+  Request first{bhttp::verb::put, "/users/first", 11};
+  first.set(bhttp::field::content_type, "application/json");
+  first.body() = R"({"name":"x"})";
+  first.prepare_payload();
+  const common::http::RequestInfo first_info{{}, Clock::now()};  // handle() keeps a reference
+  auto held = asio::co_spawn(io_, api_->handle(first, first_info), asio::use_future);
+  testing_support::settle(io_, 20ms);
+  const auto t0 = Clock::now();
+  auto r = Call(bhttp::verb::put, "/users/second", R"({"name":"y"})");
+  EXPECT_LT(Clock::now() - t0, 100ms);
+  EXPECT_EQ(r.result_int(), 503);
+  EXPECT_FALSE(r[bhttp::field::retry_after].empty());
+  EXPECT_NE(ErrorOf(r).find("shed"), std::string::npos) << r.body();
+  EXPECT_EQ(boost::json::parse(r.body()).at("outcome").as_string(), "not_applied");
+  r = Call(bhttp::verb::get, "/users/nobody");
+  EXPECT_EQ(r.result_int(), 503);
+  EXPECT_NE(ErrorOf(r).find("shed"), std::string::npos) << r.body();
+  ASSERT_TRUE(WaitUntil([&] { return held.wait_for(0s) == std::future_status::ready; }));
+  EXPECT_EQ(held.get().result_int(), 201);
+  r = Admin("/metrics");
+  EXPECT_NE(r.body().find("user_service_requests_shed_total{reason=\"queue_full\"} 2"), std::string::npos);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "user_service/config.h"
 
+#include <algorithm>
 #include <boost/asio/ip/address.hpp>
 #include <boost/json.hpp>
 #include <cctype>
@@ -35,6 +36,7 @@ struct Key {
 const std::vector<Key>& keys() {
   static const std::vector<Key> table = {
       {"listen", [](Config& c) -> Target { return &c.listen; }},
+      {"admin.listen", [](Config& c) -> Target { return &c.admin.listen; }},
       {"instance_name", [](Config& c) -> Target { return &c.instance_name; }},
       {"source_address", [](Config& c) -> Target { return &c.source_address; }},
       {"request_deadline_ms", [](Config& c) -> Target { return &c.request_deadline; }, 1, 600'000},
@@ -71,12 +73,18 @@ const std::vector<Key>& keys() {
       {"mysql.reconnect_min_ms", [](Config& c) -> Target { return &c.mysql.reconnect_min; }, 1, 60'000},
       {"mysql.reconnect_max_ms", [](Config& c) -> Target { return &c.mysql.reconnect_max; }, 1, 60'000},
       {"mysql.clock_skew_ms", [](Config& c) -> Target { return &c.mysql.clock_skew; }, 0, 60'000},
+      {"mysql.max_in_flight", [](Config& c) -> Target { return &c.mysql.max_in_flight; }, 0, 4096},
+      {"mysql.max_queued", [](Config& c) -> Target { return &c.mysql.max_queued; }, 0, 1'000'000},
       {"resilience.breaker_failures", [](Config& c) -> Target { return &c.resilience.breaker_failures; }, 1,
        1000},
       {"resilience.probe_interval_ms", [](Config& c) -> Target { return &c.resilience.probe_interval; }, 10,
        60'000},
       {"resilience.retry_after_s", [](Config& c) -> Target { return &c.resilience.retry_after_s; }, 0, 3600},
       {"resilience.read_retries", [](Config& c) -> Target { return &c.resilience.read_retries; }, 0, 5},
+      {"resilience.retry_budget_percent",
+       [](Config& c) -> Target { return &c.resilience.retry_budget_percent; }, 0, 100},
+      {"resilience.retry_budget_per_s", [](Config& c) -> Target { return &c.resilience.retry_budget_per_s; },
+       0, 10'000},
       {"cache.repair_queue_capacity", [](Config& c) -> Target { return &c.cache.repair_queue_capacity; }, 1,
        10'000'000},
       {"cache.recent_writes_capacity", [](Config& c) -> Target { return &c.cache.recent_writes_capacity; }, 0,
@@ -301,7 +309,10 @@ std::string validate(const Config& c) {
   if (("tombstone:" + c.redis.key_prefix).starts_with(c.redis.key_prefix))
     return "redis.key_prefix must not be a prefix of \"tombstone:\" + itself (tombstone keys would collide)";
   // The clients do no DNS lookups on the event loop: every address is numeric.
+  if (c.admin.listen == c.listen && c.listen.port != 0)
+    return "admin.listen must differ from listen (" + c.listen.to_string() + ")";
   const std::pair<const char*, const std::string*> hosts[] = {{"listen", &c.listen.host},
+                                                              {"admin.listen", &c.admin.listen.host},
                                                               {"redis.master", &c.redis.master.host},
                                                               {"redis.replica", &c.redis.replica.host},
                                                               {"mysql.host", &c.mysql.host}};
@@ -336,6 +347,42 @@ std::string validate(const Config& c) {
       return "mysql.database may only contain letters, digits, '_' and '$'";
   }
   return {};
+}
+
+namespace {
+bool reloadable(std::string_view key) {
+  static constexpr std::string_view kReloadable[] = {"log_level",
+                                                     "request_deadline_ms",
+                                                     "list_deadline_ms",
+                                                     "redis.call_deadline_ms",
+                                                     "mysql.call_deadline_ms",
+                                                     "resilience.breaker_failures",
+                                                     "resilience.probe_interval_ms",
+                                                     "resilience.retry_after_s",
+                                                     "resilience.read_retries"};
+  return std::find(std::begin(kReloadable), std::end(kReloadable), key) != std::end(kReloadable);
+}
+}  // namespace
+
+Reload plan_reload(const Config& running, const Config& loaded_in) {
+  Reload out{running, {}, {}};
+  Config loaded = loaded_in;  // the key table hands out mutable pointers
+  for (const auto& key : keys()) {
+    const Target now = key.target(out.effective), next = key.target(loaded);
+    std::visit(
+        [&](auto* current) {
+          const auto* wanted = *std::get_if<decltype(current)>(&next);
+          if (*current == *wanted) return;
+          if (reloadable(key.path)) {
+            *current = *wanted;
+            out.applied.emplace_back(key.path);
+          } else {
+            out.need_restart.emplace_back(key.path);
+          }
+        },
+        now);
+  }
+  return out;
 }
 
 std::string config_to_json(const Config& config_in) {

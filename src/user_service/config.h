@@ -25,6 +25,7 @@ struct HostPort {
   std::string host;
   std::uint16_t port = 0;
   std::string to_string() const;
+  friend bool operator==(const HostPort&, const HostPort&) = default;
 };
 
 struct HttpConfig {
@@ -64,6 +65,11 @@ struct MysqlConfig {
   // How far MariaDB's clock may be behind this host's. A write statement runs only until its
   // deadline plus this (checked by MariaDB itself), so a write answered 503 cannot take effect later.
   Millis clock_skew{0};
+  // Admission control (admission.h): requests doing MariaDB work at once (0: pool_size), and
+  // requests waiting for their turn; beyond, or when the wait would not fit the deadline: 503 at once.
+  std::uint32_t max_in_flight = 0;
+  std::uint32_t max_queued = 64;
+  std::uint32_t in_flight_limit() const { return max_in_flight > 0 ? max_in_flight : pool_size; }
 };
 
 struct ResilienceConfig {
@@ -71,6 +77,9 @@ struct ResilienceConfig {
   Millis probe_interval{200};          // background health probe period (also the half-open probe)
   std::uint32_t retry_after_s = 1;     // the least Retry-After of a 503 (more until an open breaker's probe)
   std::uint32_t read_retries = 1;      // extra attempts of an idempotent read after a lost connection
+  // The retry budget of those attempts (retry_budget.h): this share of reads, plus this many a second.
+  std::uint32_t retry_budget_percent = 10;
+  std::uint32_t retry_budget_per_s = 5;
 };
 
 struct CacheConfig {
@@ -84,8 +93,15 @@ struct CacheConfig {
   Millis feed_lease{600};            // the feed's lease on the Redis master (renewed every quarter)
 };
 
+struct AdminConfig {
+  // /metrics, /config and /health/* for operators (the public port keeps only /health/live and
+  // /health/ready, for load balancers).
+  HostPort listen{"127.0.0.1", 9080};
+};
+
 struct Config {
   HostPort listen{"127.0.0.1", 8080};
+  AdminConfig admin;
   std::string instance_name = "user-service";  // in logs, /health/ready and cache-feed lease ownership
   std::string source_address;                  // outgoing connections bind to this IP (empty: any)
   Millis request_deadline{1000};
@@ -119,6 +135,16 @@ std::string validate(const Config& config);
 
 // The effective configuration as a JSON object with the same keys as the file, secrets redacted.
 std::string config_to_json(const Config& config);
+
+// SIGHUP: what a running service takes from a configuration loaded anew. Only the log level,
+// deadlines, breaker and retry settings change safely in flight; other keys keep their running
+// values until a restart.
+struct Reload {
+  Config effective;                       // `running` with the reloadable changes applied
+  std::vector<std::string> applied;       // keys whose new value is in effect
+  std::vector<std::string> need_restart;  // keys that changed and were not applied
+};
+Reload plan_reload(const Config& running, const Config& loaded);
 
 // Every key, as a JSON path (for documentation and tests).
 std::vector<std::string> config_keys();

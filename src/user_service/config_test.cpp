@@ -221,5 +221,35 @@ TEST(Config, ExampleFileListsEveryKey) {
   }
 }
 
+TEST(Config, AdminListenerDefaultsAndMustDifferFromThePublicOne) {
+  Config c;
+  EXPECT_EQ(c.admin.listen.to_string(), "127.0.0.1:9080");
+  EXPECT_EQ(validate(c), "");
+  EXPECT_EQ(apply_flag(c, "admin.listen", "127.0.0.1:8080"), "");
+  EXPECT_NE(validate(c).find("admin.listen must differ"), std::string::npos) << validate(c);
+  EXPECT_NE(apply_flag(c, "admin.listen", "localhost"), "");
+}
+
+TEST(Config, ReloadTakesOnlyWhatCanChangeInFlight) {
+  Config running;
+  Config loaded = running;
+  EXPECT_EQ(apply_json(loaded, R"({"log_level":"debug","mysql":{"call_deadline_ms":300,"pool_size":9},
+                                   "resilience":{"breaker_failures":5},"listen":"127.0.0.1:9000"})"),
+            "");
+  const Reload r = plan_reload(running, loaded);
+  EXPECT_EQ(r.applied,
+            (std::vector<std::string>{"log_level", "mysql.call_deadline_ms", "resilience.breaker_failures"}));
+  EXPECT_EQ(r.need_restart, (std::vector<std::string>{"listen", "mysql.pool_size"}));
+  EXPECT_EQ(r.effective.log_level, "debug");
+  EXPECT_EQ(r.effective.mysql.call_deadline.count(), 300);
+  EXPECT_EQ(r.effective.resilience.breaker_failures, 5u);
+  EXPECT_EQ(r.effective.mysql.pool_size, running.mysql.pool_size);
+  EXPECT_EQ(r.effective.listen, running.listen);
+  // Nothing changed: nothing to do.
+  const Reload same = plan_reload(running, running);
+  EXPECT_TRUE(same.applied.empty());
+  EXPECT_TRUE(same.need_restart.empty());
+}
+
 }  // namespace
 }  // namespace user_service

@@ -67,6 +67,11 @@ class Dependency {
   void begin_trial() { trial_in_flight_ = true; }
   void end_trial() { trial_in_flight_ = false; }
   void set_initialised(bool initialised, std::string_view why = {});
+  // New settings (SIGHUP): they apply from the next call on; an open breaker stays open.
+  void reconfigure(std::uint32_t failure_threshold, Clock::duration slow_threshold) {
+    threshold_ = failure_threshold;
+    slow_threshold_ = slow_threshold;
+  }
   // Another server plays this role now (a promoted MariaDB primary): the failures that opened the
   // breaker were the old server's, so it closes and counting starts afresh.
   void server_changed(std::string_view who);

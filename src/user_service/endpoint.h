@@ -51,6 +51,11 @@ class Endpoint {
   const Dependency& health() const { return health_; }
   Dependency& health() { return health_; }
   Clock::duration budget() const { return budget_; }
+  // New settings (SIGHUP), as the constructor's: from the next call on.
+  void reconfigure(Clock::duration budget, std::uint32_t breaker_failures) {
+    budget_ = budget;
+    health_.reconfigure(breaker_failures, budget / 2);
+  }
   // A call's deadline: the endpoint's budget (or `budget`, when given) from now, at most the request's.
   Deadline deadline(Deadline request, Clock::duration budget = {}) const {
     return Deadline::after(budget > Clock::duration::zero() ? budget : budget_).at_most(request);

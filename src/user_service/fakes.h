@@ -86,11 +86,18 @@ class FakeStore : public UserStore {
     co_return behaviour.mode != Behaviour::fail;
   }
 
+  // get() answers with the row as it was when the call was made (a SELECT that ran before a write
+  // that lands while its answer travels), instead of as it is when the delay ends.
+  bool answer_as_of_call = false;
+
   boost::asio::awaitable<Outcome<std::optional<StoredUser>>> get(std::string_view id, Deadline d) override {
     ++calls;
+    std::optional<StoredUser> as_of_call;
+    if (const auto it = rows.find(std::string(id)); it != rows.end()) as_of_call = it->second;
     std::string m;
     if (auto f = co_await simulate(ex_, behaviour, d, m); f != Failure::none)
       co_return Outcome<std::optional<StoredUser>>::fail(f, m);
+    if (answer_as_of_call) co_return Outcome<std::optional<StoredUser>>::success(std::move(as_of_call));
     const auto it = rows.find(std::string(id));
     co_return Outcome<std::optional<StoredUser>>::success(it == rows.end() ? std::nullopt
                                                                            : std::optional(it->second));

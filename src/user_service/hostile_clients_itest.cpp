@@ -61,6 +61,7 @@ class HostileClients : public ::testing::Test {
     const std::vector<std::string> args = {
         USER_SERVICE_BINARY,
         "--listen=127.0.0.1:" + std::to_string(port_),
+        "--admin.listen=127.0.0.1:" + std::to_string(testing_support::free_port()),
         "--redis.master=127.0.0.1:" + std::to_string(servers->master.port()),
         "--redis.replica=127.0.0.1:" + std::to_string(servers->replica.port()),
         "--mysql.port=" + std::to_string(servers->db.port()),

@@ -17,6 +17,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <random>
 
@@ -190,10 +191,19 @@ int main(int argc, char** argv) {
           return api.handle(req, info);
         },
         api.server_errors());
-    const asio::ip::tcp::endpoint endpoint{asio::ip::make_address(config.listen.host), config.listen.port};
-    if (auto ec = server.listen(endpoint)) {
-      common::log::error("cannot listen", {{"address", config.listen.to_string()}, {"error", ec.message()}});
-      return 1;
+    common::http::Server admin(
+        ex, api.server_settings(),
+        [&api](common::http::Request& req, const common::http::RequestInfo& info) {
+          return api.handle(req, info, Api::Listener::admin);
+        },
+        api.server_errors());
+    for (const auto& [s, address] :
+         {std::pair{&server, config.listen}, std::pair{&admin, config.admin.listen}}) {
+      const asio::ip::tcp::endpoint endpoint{asio::ip::make_address(address.host), address.port};
+      if (auto ec = s->listen(endpoint)) {
+        common::log::error("cannot listen", {{"address", address.to_string()}, {"error", ec.message()}});
+        return 1;
+      }
     }
     redis.start(
         [&] {
@@ -206,6 +216,7 @@ int main(int argc, char** argv) {
     service.start();
     if (feed) feed->start();
     server.start();
+    admin.start();
     const auto bound = server.local_endpoint();
     common::log::info("user-service listening",
                       {{"address", bound.address().to_string() + ":" + std::to_string(bound.port())},
@@ -217,8 +228,42 @@ int main(int argc, char** argv) {
                             all += (all.empty() ? "" : ",") + p->settings().name;
                           return all;
                         }()},
+                       {"admin", config.admin.listen.to_string()},
                        {"instance", config.instance_name},
                        {"threads", 1}});
+
+    // SIGHUP: the configuration is read again as at start (file, environment, flags); what can change
+    // in flight does, the rest is logged as needing a restart.
+    Config running = config;
+    asio::signal_set hangups(io, SIGHUP);
+    std::function<void()> wait_hangup = [&] {
+      hangups.async_wait([&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        const LoadedConfig again = load_config(argc, argv, environ);
+        if (!again.error.empty()) {
+          common::log::error("configuration not reloaded", {{"error", again.error}});
+        } else {
+          Reload r = plan_reload(running, again.config);
+          running = std::move(r.effective);
+          common::log::set_level(*common::log::parse_level(running.log_level));
+          if (std::getenv("LOG_LEVEL"))
+            common::log::init_from_env(*common::log::parse_level(running.log_level));
+          service.reload(running);
+          api.reload(running);
+          const auto joined = [](const std::vector<std::string>& keys) {
+            std::string all;
+            for (const auto& k : keys)
+              all += (all.empty() ? "" : ",") + k;
+            return all;
+          };
+          common::log::info("configuration reloaded", {{"applied", joined(r.applied)}});
+          if (!r.need_restart.empty())
+            common::log::warn("configuration changes need a restart", {{"keys", joined(r.need_restart)}});
+        }
+        wait_hangup();
+      });
+    };
+    wait_hangup();
 
     asio::signal_set signals(io, SIGTERM, SIGINT);
     signals.async_wait([&](const boost::system::error_code& ec, int signo) {
@@ -228,7 +273,9 @@ int main(int argc, char** argv) {
       asio::co_spawn(
           io,
           [&]() -> asio::awaitable<void> {
+            hangups.cancel();
             co_await server.shutdown(config.shutdown_grace);
+            co_await admin.shutdown(std::chrono::milliseconds(0));
             if (feed) co_await feed->stop();
             co_await service.stop();
             redis.stop();

@@ -21,8 +21,7 @@ void ReplicaFreshness::master_offset(std::uint64_t offset, Clock::time_point at)
   master_.push_back({offset, at});
 }
 
-void ReplicaFreshness::replica_offset(std::uint64_t offset, Clock::time_point at) {
-  (void)at;  // the replica's own time does not matter: what it holds does
+void ReplicaFreshness::replica_offset(std::uint64_t offset) {
   if (replica_ && offset < *replica_) {
     // A full resynchronisation (or another node): what it held before says nothing now.
     caught_up_.reset();

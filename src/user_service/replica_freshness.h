@@ -16,7 +16,7 @@
 // Usage:
 //   ReplicaFreshness fresh(std::chrono::milliseconds(1000));
 //   fresh.master_offset(5000, t0);       // the master's probe
-//   fresh.replica_offset(5000, t0 + 1ms);   // the replica's probe: caught up with t0's state
+//   fresh.replica_offset(5000);          // the replica's probe: caught up with t0's state
 //   fresh.current(t0 + 500ms);           // true: at most 500 ms behind
 //   fresh.current(t0 + 1500ms);          // false: nothing newer shows it caught up
 #pragma once
@@ -34,7 +34,8 @@ class ReplicaFreshness {
   explicit ReplicaFreshness(Clock::duration max_lag) : max_lag_(max_lag) {}
 
   void master_offset(std::uint64_t offset, Clock::time_point at);
-  void replica_offset(std::uint64_t offset, Clock::time_point at);
+  // The replica's probe: when it was taken does not matter, only what the replica holds.
+  void replica_offset(std::uint64_t offset);
   // Either node changed (a failover, another replica): earlier samples say nothing about it.
   void forget();
 

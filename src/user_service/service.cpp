@@ -33,6 +33,22 @@ std::string_view source_name(Source s) {
   return "none";
 }
 
+void Service::reload(const Config& c) {
+  config_.request_deadline = c.request_deadline;
+  config_.list_deadline = c.list_deadline;
+  config_.redis.call_deadline = c.redis.call_deadline;
+  config_.mysql.call_deadline = c.mysql.call_deadline;
+  config_.resilience.breaker_failures = c.resilience.breaker_failures;
+  config_.resilience.probe_interval = c.resilience.probe_interval;
+  config_.resilience.retry_after_s = c.resilience.retry_after_s;
+  config_.resilience.read_retries = c.resilience.read_retries;
+  const auto failures = c.resilience.breaker_failures;
+  mysql_.reconfigure(c.mysql.call_deadline, failures);
+  if (mysql_replica_) mysql_replica_->reconfigure(c.mysql.call_deadline, failures);
+  redis_master_.reconfigure(c.redis.call_deadline, failures);
+  redis_replica_.reconfigure(c.redis.call_deadline, failures);
+}
+
 Service::Service(asio::any_io_executor executor, const Config& config, UserStore& store, CachePort& cache,
                  common::metrics::Registry& registry)
     : executor_(executor),
@@ -49,7 +65,10 @@ Service::Service(asio::any_io_executor executor, const Config& config, UserStore
                      registry),
       ledger_(config.cache.repair_queue_capacity, config.cache.recent_writes_capacity,
               config.cache.recent_writes_window, config.cache.replica_lag_window),
-      replica_freshness_(config.redis.replica_max_lag) {
+      replica_freshness_(config.redis.replica_max_lag),
+      reads_(executor),
+      mysql_work_(executor, config.mysql.in_flight_limit(), config.mysql.max_queued),
+      retry_budget_(config.resilience.retry_budget_percent, config.resilience.retry_budget_per_s) {
   mysql_.set_probe([this](Deadline d) { return store_.probe(d); });
   if (mysql_replica_) mysql_replica_->set_probe([this](Deadline d) { return store_.probe_replica(d); });
   redis_master_.set_probe([this](Deadline d) { return probe_cache(CacheNode::master, d); });
@@ -85,7 +104,35 @@ Service::Service(asio::any_io_executor executor, const Config& config, UserStore
   invalidations_ =
       &registry.counter("user_service_cache_invalidations_total",
                         "Full invalidations of cached values after the repair queue overflowed.");
+  reads_coalesced_ = &registry.counter(
+      "user_service_reads_coalesced_total",
+      "Cache misses answered by another request's MariaDB read of the same id (single-flight).");
+  const auto shed = [&](std::string_view reason) {
+    return &registry.counter("user_service_requests_shed_total",
+                             "Requests refused at once (503) by admission control, not calling MariaDB: the "
+                             "queue was full, or the wait for MariaDB would not have fit the deadline.",
+                             {{"reason", std::string(reason)}});
+  };
+  shed_queue_full_ = shed("queue_full");
+  shed_too_slow_ = shed("too_slow");
+  admission_timeouts_ =
+      &registry.counter("user_service_admission_timeouts_total",
+                        "Requests whose deadline passed while they waited for their turn at MariaDB.");
+  const auto retries = [&](std::string_view outcome) {
+    return &registry.counter("user_service_read_retries_total",
+                             "MariaDB read retries after a lost connection: made (spent) or refused by the "
+                             "retry budget (denied).",
+                             {{"outcome", std::string(outcome)}});
+  };
+  retries_spent_ = retries("spent");
+  retries_denied_ = retries("denied");
   registry.add_collector([this](common::metrics::Writer& w) {
+    w.gauge("user_service_mysql_admission_in_flight", "Requests doing MariaDB work now.", {},
+            mysql_work_.in_flight());
+    w.gauge("user_service_mysql_admission_limit", "Requests allowed to do MariaDB work at once.", {},
+            mysql_work_.limit());
+    w.gauge("user_service_mysql_admission_queued", "Requests waiting for their turn at MariaDB.", {},
+            static_cast<double>(mysql_work_.queued()));
     // One family at a time (a family's samples must be contiguous in the exposition).
     const auto endpoints = this->endpoints();
     for (const Endpoint* e : endpoints) {
@@ -199,9 +246,17 @@ asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline dead
 asio::awaitable<ReadResult> Service::read_origin(std::string_view id, Deadline deadline,
                                                  std::optional<CacheEntry> stale) {
   ReadResult result;
-  auto read = co_await read_store<std::optional<StoredUser>>(
-      deadline, Clock::duration::zero(), [&](Deadline d) { return store_.get(id, d); },
-      [&](Deadline d) { return store_.get_from_replica(id, d); });
+  auto joined = co_await reads_.run(
+      id, deadline, [&](Deadline d) { return read_user_from_store(id, d); },
+      [](const UserRead& r) { return r.value.has_value(); });
+  UserRead read;
+  if (joined.result) {
+    read = std::move(*joined.result);
+    if (joined.shared) reads_coalesced_->inc();
+  } else {
+    read.why.cause = Unavailable::timeout;
+    read.why.detail = "request deadline exceeded while waiting for another request's MariaDB read";
+  }
   if (read.value) {
     result.source = read.source;
     std::optional<StoredUser>& row = *read.value;
@@ -214,7 +269,9 @@ asio::awaitable<ReadResult> Service::read_origin(std::string_view id, Deadline d
     result.version = row->version;
     // Not written back from a replica: the primary is away, and a fill would race the writes that
     // resume on a promoted one. The next read after its return fills it.
-    if (read.source == Source::origin) spawn_fill(id, CacheEntry{row->version, false, std::move(row->name)});
+    // One fill per MariaDB read: the request that made it.
+    if (read.source == Source::origin && !joined.shared)
+      spawn_fill(id, CacheEntry{row->version, false, std::move(row->name)});
     co_return result;
   }
   if (stale) {
@@ -231,12 +288,48 @@ asio::awaitable<ReadResult> Service::read_origin(std::string_view id, Deadline d
   co_return result;
 }
 
+asio::awaitable<Service::UserRead> Service::read_user_from_store(std::string_view id, Deadline deadline) {
+  Admission::Ticket ticket = co_await mysql_work_.enter(deadline);
+  if (ticket.verdict != Admission::admitted) {
+    UserRead refused;
+    refused.why = not_admitted(ticket.verdict);
+    co_return refused;
+  }
+  co_return co_await read_store<std::optional<StoredUser>>(
+      deadline, Clock::duration::zero(), [&](Deadline d) { return store_.get(id, d); },
+      [&](Deadline d) { return store_.get_from_replica(id, d); });
+}
+
+Unavailable Service::not_admitted(Admission::Verdict verdict) {
+  Unavailable why;
+  switch (verdict) {
+    case Admission::shed_queue_full:
+      shed_queue_full_->inc();
+      why.cause = Unavailable::shed;
+      why.detail = "shed: mysql.max_queued requests were already waiting for MariaDB";
+      break;
+    case Admission::shed_too_slow:
+      shed_too_slow_->inc();
+      why.cause = Unavailable::shed;
+      why.detail = "shed: at MariaDB's recent pace the wait for a turn would not fit the deadline";
+      break;
+    case Admission::timed_out:
+    case Admission::admitted:
+      admission_timeouts_->inc();
+      why.cause = Unavailable::timeout;
+      why.detail = "request deadline exceeded while waiting for a turn at MariaDB";
+      break;
+  }
+  return why;
+}
+
 template <typename T, typename Primary, typename Replica>
 asio::awaitable<Service::StoreRead<T>> Service::read_store(Deadline deadline, Clock::duration budget,
                                                            Primary primary, Replica replica) {
   StoreRead<T> out;
   bool called = false;
   Failure failure = Failure::timeout;
+  retry_budget_.deposit(Clock::now());
   for (std::uint32_t attempt = 0;; ++attempt) {
     if (deadline.expired()) {
       out.why.detail += "request deadline exceeded; ";
@@ -255,6 +348,13 @@ asio::awaitable<Service::StoreRead<T>> Service::read_store(Deadline deadline, Cl
     out.why.detail += "MariaDB: " + got.message + "; ";
     if (got.failure != Failure::unavailable || !mysql_.allow() || attempt >= config_.resilience.read_retries)
       break;
+    // A retry only within the budget: a sick MariaDB must not get a second wave of every read.
+    if (!retry_budget_.withdraw(Clock::now())) {
+      retries_denied_->inc();
+      out.why.detail += "retry budget spent; ";
+      break;
+    }
+    retries_spent_->inc();
   }
   Clock::duration retry_in = until_next_call(mysql_);
   if (mysql_replica_ && !deadline.expired()) {
@@ -280,10 +380,16 @@ asio::awaitable<Service::StoreRead<T>> Service::read_store(Deadline deadline, Cl
 asio::awaitable<ListResult> Service::list_users(std::string_view after, std::uint32_t limit,
                                                 Deadline deadline) {
   ListResult result;
+  Admission::Ticket ticket = co_await mysql_work_.enter(deadline);
+  if (ticket.verdict != Admission::admitted) {
+    result.why = not_admitted(ticket.verdict);
+    co_return result;
+  }
   // One more than asked: whether a next page exists, without a last empty one.
   auto read = co_await read_store<std::vector<ListedUser>>(
       deadline, deadline.remaining(), [&](Deadline d) { return store_.list(after, limit + 1, d); },
       [&](Deadline d) { return store_.list_from_replica(after, limit + 1, d); });
+  ticket.permit.release();
   if (!read.value) {
     result.why = std::move(read.why);
     co_return result;
@@ -353,9 +459,17 @@ asio::awaitable<bool> Service::update_cache(std::string_view id, const CacheEntr
 asio::awaitable<WriteResult> Service::put_user(std::string_view id, std::string_view name, Deadline deadline,
                                                Precondition when) {
   WriteResult result;
+  // Readers arriving from now on must not share a MariaDB read that started before this write.
+  reads_.forget(id);
+  Admission::Ticket ticket = co_await mysql_work_.enter(deadline);
+  if (ticket.verdict != Admission::admitted) {
+    result.why = not_admitted(ticket.verdict);
+    co_return result;
+  }
   const bool called = mysql_.allow();
   auto put =
       co_await mysql_.call<PutResult>(deadline, [&](Deadline d) { return store_.put(id, name, when, d); });
+  ticket.permit.release();
   if (!put.ok() && put.effect == Effect::unknown) remember_uncertain(id);
   if (!put.ok()) {
     result.why = unavailable(mysql_, called, put.failure, put.effect, "MariaDB: " + put.message);
@@ -372,9 +486,16 @@ asio::awaitable<WriteResult> Service::put_user(std::string_view id, std::string_
 
 asio::awaitable<WriteResult> Service::delete_user(std::string_view id, Deadline deadline, Precondition when) {
   WriteResult result;
+  reads_.forget(id);  // as in put_user
+  Admission::Ticket ticket = co_await mysql_work_.enter(deadline);
+  if (ticket.verdict != Admission::admitted) {
+    result.why = not_admitted(ticket.verdict);
+    co_return result;
+  }
   const bool called = mysql_.allow();
   auto removed =
       co_await mysql_.call<RemoveResult>(deadline, [&](Deadline d) { return store_.remove(id, when, d); });
+  ticket.permit.release();
   if (!removed.ok() && removed.effect == Effect::unknown) remember_uncertain(id);
   if (!removed.ok()) {
     result.why = unavailable(mysql_, called, removed.failure, removed.effect, "MariaDB: " + removed.message);
@@ -517,7 +638,7 @@ asio::awaitable<Outcome<Done>> Service::probe_cache(CacheNode node, Deadline d) 
     if (node == CacheNode::master) {
       replica_freshness_.master_offset(*offset, Clock::now());
     } else {
-      replica_freshness_.replica_offset(*offset, Clock::now());
+      replica_freshness_.replica_offset(*offset);
     }
   }
   co_return Outcome<Done>::success({});

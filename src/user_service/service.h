@@ -1,7 +1,10 @@
 // The service logic of user-service: cache-aside reads over the Redis master/replica pair with
 // MariaDB as the source of truth, writes to MariaDB then to the cache, and everything that keeps it
 // answering when a dependency fails: per-call deadlines cut from the request's, a circuit breaker per
-// endpoint, background health probes, the repair queue and known-stale tracking (cache_ledger.h).
+// endpoint, background health probes, the repair queue and known-stale tracking (cache_ledger.h);
+// and what keeps an overload from becoming an outage: concurrent misses of one id share one MariaDB
+// read (single_flight.h), MariaDB work is admitted up to a bound and the excess shed at once
+// (admission.h), and read retries spend a budget (retry_budget.h).
 // HTTP is not known here (see api.h); dependencies are reached only through ports.h.
 //
 // Behaviour contract: the failure-mode catalog (features/), explained in README.md beside this file.
@@ -29,11 +32,14 @@
 #include <vector>
 
 #include "common/metrics.h"
+#include "user_service/admission.h"
 #include "user_service/cache_ledger.h"
 #include "user_service/config.h"
 #include "user_service/endpoint.h"
 #include "user_service/ports.h"
 #include "user_service/replica_freshness.h"
+#include "user_service/retry_budget.h"
+#include "user_service/single_flight.h"
 
 namespace user_service {
 
@@ -51,6 +57,7 @@ struct Unavailable {
     not_called,  // MariaDB's breaker was open: it was not asked (a write certainly left nothing)
     timeout,     // no answer within the deadline
     failed,      // refused, lost or failed the call
+    shed,        // admission control refused it at once (too much MariaDB work): MariaDB was not asked
   };
   Cause cause = failed;
   Effect effect = Effect::none;  // writes: Effect::unknown when MariaDB may have applied it
@@ -126,6 +133,9 @@ class Service {
   // Extra members of /health/ready's "topology" object (the adapters' view: which servers play which
   // role), e.g. {"mysql":{...},"redis":{...}} without the braces.
   void set_topology_json(std::function<std::string()> f) { topology_json_ = std::move(f); }
+  // SIGHUP: the reloadable settings of `c` (plan_reload in config.h: deadlines, breaker and retry
+  // settings), in effect from the next call and the next probe round.
+  void reload(const Config& c);
   // Wakes the prober of the Redis master (after the topology changed: a new master is used at once).
   void master_changed();
   // Another node plays the Redis replica: what the probes showed of the previous one no longer holds.
@@ -153,6 +163,11 @@ class Service {
   template <typename T, typename Primary, typename Replica>
   boost::asio::awaitable<StoreRead<T>> read_store(Deadline deadline, Clock::duration budget, Primary primary,
                                                   Replica replica);
+  using UserRead = StoreRead<std::optional<StoredUser>>;
+  // One user's MariaDB read, admitted (admission control) and shared by concurrent readers of the id.
+  boost::asio::awaitable<UserRead> read_user_from_store(std::string_view id, Deadline deadline);
+  // The Unavailable of a request admission control did not admit.
+  Unavailable not_admitted(Admission::Verdict verdict);
   // The Unavailable of a failed MariaDB call; `called`: whether the endpoint allowed the call.
   Unavailable unavailable(const Endpoint& endpoint, bool called, Failure failure, Effect effect,
                           std::string detail) const;
@@ -190,6 +205,9 @@ class Service {
   Endpoint redis_replica_;
   CacheLedger ledger_;
   ReplicaFreshness replica_freshness_;
+  SingleFlight<UserRead> reads_;  // MariaDB reads of one id in flight, shared
+  Admission mysql_work_;          // requests doing MariaDB work, and those waiting for their turn
+  RetryBudget retry_budget_;      // of MariaDB read retries
   bool running_ = false;
   std::size_t loops_running_ = 0;
   std::size_t background_ = 0;                                            // fills in flight
@@ -209,6 +227,12 @@ class Service {
   common::metrics::Counter* invalidations_ = nullptr;
   common::metrics::Counter* refreshed_ = nullptr;
   common::metrics::Counter* uncertain_dropped_ = nullptr;
+  common::metrics::Counter* reads_coalesced_ = nullptr;
+  common::metrics::Counter* shed_queue_full_ = nullptr;
+  common::metrics::Counter* shed_too_slow_ = nullptr;
+  common::metrics::Counter* admission_timeouts_ = nullptr;
+  common::metrics::Counter* retries_spent_ = nullptr;
+  common::metrics::Counter* retries_denied_ = nullptr;
 };
 
 }  // namespace user_service

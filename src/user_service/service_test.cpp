@@ -782,5 +782,101 @@ TEST_F(ServiceTest, HealthJsonNamesEveryDependency) {
   EXPECT_NE(m.find("user_service_circuit_breaker_open{dependency=\"redis-master\"} 0"), std::string::npos);
 }
 
+// ---- resilience patterns (issue 14 section 3) ---------------------------------------------------
+
+// Every future ready, running the loop meanwhile.
+template <typename T>
+bool AllReady(std::vector<std::future<T>>& fs) {
+  for (auto& f : fs)
+    if (f.wait_for(0s) != std::future_status::ready) return false;
+  return true;
+}
+
+TEST_F(ServiceTest, ConcurrentMissesOfOneIdShareOneMariaDbRead) {
+  Start();
+  Seed("hot", "Jack");
+  cache_.master.entries.clear();  // a Redis flush: every read misses
+  cache_.replica.entries.clear();
+  store_.behaviour.delay = 30ms;
+  const int calls = store_.calls;
+  std::vector<std::future<ReadResult>> reads;
+  for (int i = 0; i < 20; ++i)
+    reads.push_back(asio::co_spawn(io_, service_->get_user("hot", RequestDeadline()), asio::use_future));
+  ASSERT_TRUE(WaitFor([&] { return AllReady(reads); }, 5s));
+  for (auto& f : reads) {
+    const ReadResult r = f.get();
+    EXPECT_EQ(r.status, ReadResult::found);
+    EXPECT_EQ(r.source, Source::origin);
+    EXPECT_EQ(r.name, "Jack");
+  }
+  EXPECT_EQ(store_.calls - calls, 1);
+  EXPECT_EQ(registry_.counter("user_service_reads_coalesced_total", "").value(), 19);
+  EXPECT_EQ(registry_.counter("user_service_cache_fills_total", "").value(), 1);  // one fill, by the reader
+  ASSERT_TRUE(WaitFor([&] { return cache_.master.entries.count("hot") == 1; }, 1s));
+}
+
+TEST_F(ServiceTest, AReadArrivingAfterAWriteDoesNotShareAReadStartedBeforeIt) {
+  Start();
+  Seed("u", "Old");
+  cache_.master.behaviour.mode = Behaviour::fail;  // every read goes to MariaDB, writes still commit
+  cache_.replica.behaviour.mode = Behaviour::fail;
+  store_.behaviour.delay = 60ms;
+  store_.answer_as_of_call = true;
+  auto before = asio::co_spawn(io_, service_->get_user("u", RequestDeadline()), asio::use_future);
+  Settle(10ms);                  // its MariaDB read is in flight
+  store_.behaviour.delay = 0ms;  // the write overtakes it
+  ASSERT_EQ(Put("u", "New").status, WriteResult::updated);
+  const ReadResult after = Get("u");
+  EXPECT_EQ(after.name, "New");
+  ASSERT_TRUE(WaitFor([&] { return before.wait_for(0s) == std::future_status::ready; }, 2s));
+  EXPECT_EQ(before.get().name, "Old");  // its SELECT ran before the write
+}
+
+TEST_F(ServiceTest, MariaDbWorkBeyondTheAdmissionBoundIsShedAtOnce) {
+  config_.mysql.max_in_flight = 2;
+  config_.mysql.max_queued = 2;
+  Start();
+  store_.behaviour.delay = 100ms;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 10; ++i)
+    ids.push_back("w-" + std::to_string(i));
+  std::vector<std::future<WriteResult>> writes;
+  std::vector<Clock::time_point> started;
+  for (const auto& id : ids)
+    writes.push_back(asio::co_spawn(io_, service_->put_user(id, "X", RequestDeadline()), asio::use_future));
+  const auto t0 = Clock::now();
+  ASSERT_TRUE(WaitFor([&] { return AllReady(writes); }, 5s));
+  int created = 0, shed = 0;
+  for (auto& f : writes) {
+    const WriteResult w = f.get();
+    if (w.status == WriteResult::created) ++created;
+    if (w.status == WriteResult::unavailable) {
+      EXPECT_EQ(w.why.cause, Unavailable::shed);
+      EXPECT_EQ(w.why.effect, Effect::none);
+      ++shed;
+    }
+  }
+  EXPECT_EQ(created, 4);  // two at once, two queued behind them
+  EXPECT_EQ(shed, 6);
+  EXPECT_EQ(store_.rows.size(), 4u);  // shed writes left nothing
+  EXPECT_LT(Clock::now() - t0, 2s);
+  EXPECT_EQ(registry_.counter("user_service_requests_shed_total", "", {{"reason", "queue_full"}}).value(), 6);
+}
+
+TEST_F(ServiceTest, ReadRetriesSpendTheRetryBudget) {
+  config_.resilience.read_retries = 1;
+  config_.resilience.breaker_failures = 100;  // the breaker stays closed: only the budget limits
+  config_.resilience.retry_budget_percent = 0;
+  config_.resilience.retry_budget_per_s = 0;  // one token, never refilled
+  Start();
+  store_.behaviour.mode = Behaviour::fail;  // every call: connection refused (a retryable failure)
+  const int calls = store_.calls;
+  for (int i = 0; i < 4; ++i)
+    EXPECT_EQ(Get("nobody-" + std::to_string(i)).status, ReadResult::unavailable);
+  EXPECT_EQ(store_.calls - calls, 5);  // one retry in all, not four
+  EXPECT_EQ(registry_.counter("user_service_read_retries_total", "", {{"outcome", "spent"}}).value(), 1);
+  EXPECT_EQ(registry_.counter("user_service_read_retries_total", "", {{"outcome", "denied"}}).value(), 3);
+}
+
 }  // namespace
 }  // namespace user_service

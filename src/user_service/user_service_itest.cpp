@@ -180,8 +180,10 @@ class UserServiceITest : public ::testing::Test {
 
   std::vector<std::string> ServiceArgs(std::uint16_t master, std::uint16_t replica, std::uint16_t db) {
     port_ = testing_support::free_port();
+    admin_port_ = testing_support::free_port();
     return {USER_SERVICE_BINARY,
             "--listen=127.0.0.1:" + std::to_string(port_),
+            "--admin.listen=127.0.0.1:" + std::to_string(admin_port_),
             "--redis.master=127.0.0.1:" + std::to_string(master),
             "--redis.replica=127.0.0.1:" + std::to_string(replica),
             "--mysql.port=" + std::to_string(db),
@@ -277,6 +279,7 @@ class UserServiceITest : public ::testing::Test {
 
   testing_support::Process service_;
   std::uint16_t port_ = 0;
+  std::uint16_t admin_port_ = 0;
 };
 
 TEST_F(UserServiceITest, ApiContractAndCacheAside) {
@@ -359,13 +362,17 @@ TEST_F(UserServiceITest, ApiContractAndCacheAside) {
   r = Http(port_, http::verb::get, "/health/live", {}, {{"X-Request-Id", "trace-42"}});
   EXPECT_EQ(r.header("x-request-id"), "trace-42");
 
-  // The running configuration, with the password redacted.
-  r = Http(port_, http::verb::get, "/config");
+  // The running configuration, with the password redacted, and the metrics: on the admin listener.
+  EXPECT_EQ(Http(port_, http::verb::get, "/config").status, 404);
+  EXPECT_EQ(Http(port_, http::verb::get, "/metrics").status, 404);
+  EXPECT_EQ(Http(admin_port_, http::verb::get, "/users/api-1").status, 404);
+  EXPECT_EQ(Http(admin_port_, http::verb::get, "/health/ready").status, 200);
+  r = Http(admin_port_, http::verb::get, "/config");
   const auto cfg = boost::json::parse(r.body);
   EXPECT_EQ(cfg.at("request_deadline_ms").as_int64(), Ms(kRequestDeadline));
   EXPECT_EQ(cfg.at("mysql").at("call_deadline_ms").as_int64(), Ms(kMysqlDeadline));
   EXPECT_EQ(cfg.at("redis").at("call_deadline_ms").as_int64(), Ms(kRedisDeadline));
-  r = Http(port_, http::verb::get, "/metrics");
+  r = Http(admin_port_, http::verb::get, "/metrics");
   EXPECT_NE(
       r.body.find("user_service_http_requests_total{route=\"/users/{id}\",method=\"GET\",status=\"200\","
                   "source=\"cache\"}"),
@@ -377,6 +384,42 @@ TEST_F(UserServiceITest, ApiContractAndCacheAside) {
 
 std::string Tag(const std::string& version) {
   return "\"v" + version + "\"";
+}
+
+// SIGHUP reads the configuration again: a deadline takes its new value at once, a key that needs a
+// restart keeps its running value and the log names it.
+TEST_F(UserServiceITest, SighupReloadsWhatCanChangeAndNamesTheRest) {
+  StopService();
+  const auto file = servers->dir.path() / "reload.json";
+  const auto write_config = [&](int deadline_ms, int ttl_s) {
+    std::ofstream(file) << R"({"request_deadline_ms":)" << deadline_ms << R"(,"redis":{"ttl_s":)" << ttl_s
+                        << "}}";
+  };
+  write_config(900, 3600);
+  StartService({"--config=" + file.string()});
+  const auto config = [&] { return boost::json::parse(Http(admin_port_, http::verb::get, "/config").body); };
+  EXPECT_EQ(config().at("request_deadline_ms").as_int64(), 900);
+
+  write_config(700, 60);
+  ASSERT_EQ(::kill(service_.pid(), SIGHUP), 0);
+  EXPECT_TRUE(WaitUntil([&] { return config().at("request_deadline_ms").as_int64() == 700; }, 5s));
+  EXPECT_EQ(config().at("redis").at("ttl_s").as_int64(), 3600);
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        std::ifstream log(ServiceLog());
+        std::string line;
+        while (std::getline(log, line))
+          if (line.find("need a restart") != std::string::npos &&
+              line.find("redis.ttl_s") != std::string::npos)
+            return true;
+        return false;
+      },
+      2s));
+  // Still serving, and a bad file changes nothing.
+  std::ofstream(file) << "{";
+  ASSERT_EQ(::kill(service_.pid(), SIGHUP), 0);
+  EXPECT_EQ(Put("hup-1", "Ann").status, 201);
+  EXPECT_EQ(config().at("request_deadline_ms").as_int64(), 700);
 }
 
 TEST_F(UserServiceITest, ContentTypeBodiesHeadAndETags) {

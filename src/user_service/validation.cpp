@@ -447,6 +447,25 @@ bool acceptable_request_id(std::string_view id) {
   return true;
 }
 
+std::string parse_request_timeout(std::string_view value, std::chrono::milliseconds& out) {
+  constexpr std::string_view kExpected =
+      "X-Request-Timeout-Ms must be a whole number of milliseconds (digits only, e.g. 250)";
+  if (value.empty()) return std::string(kExpected);
+  for (const char c : value)
+    if (c < '0' || c > '9') return std::string(kExpected);
+  constexpr std::int64_t kMost = 1'000'000'000;
+  std::int64_t ms = 0;
+  for (const char c : value) {
+    ms = ms * 10 + (c - '0');
+    if (ms >= kMost) {
+      ms = kMost;
+      break;
+    }
+  }
+  out = std::chrono::milliseconds(ms);
+  return {};
+}
+
 std::optional<std::chrono::system_clock::time_point> parse_request_start(std::string_view value) {
   if (!value.starts_with("t=")) return std::nullopt;
   value.remove_prefix(2);

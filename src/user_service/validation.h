@@ -87,6 +87,11 @@ std::string error_json(std::string_view message, std::string_view request_id = {
 // nullopt when it is not one of those.
 std::optional<std::chrono::system_clock::time_point> parse_request_start(std::string_view value);
 
+// X-Request-Timeout-Ms, the client's remaining budget: a whole number of milliseconds (digits only;
+// 0 is a spent budget). Larger than a billion counts as a billion (beyond every deadline the service
+// allows). Returns "" or the reason it is refused (400), naming the header.
+std::string parse_request_timeout(std::string_view value, std::chrono::milliseconds& out);
+
 // An X-Request-Id a client sent is echoed if it is 1..128 visible ASCII characters; otherwise a new
 // one is generated.
 bool acceptable_request_id(std::string_view id);

@@ -187,5 +187,20 @@ TEST(Validation, RequestStartInSecondsMillisecondsOrMicroseconds) {
     EXPECT_FALSE(parse_request_start(bad).has_value()) << bad;
 }
 
+TEST(Validation, RequestTimeoutIsWholeMilliseconds) {
+  using std::chrono::milliseconds;
+  milliseconds ms{-1};
+  EXPECT_EQ(parse_request_timeout("250", ms), "");
+  EXPECT_EQ(ms, milliseconds(250));
+  EXPECT_EQ(parse_request_timeout("0", ms), "");
+  EXPECT_EQ(ms, milliseconds(0));
+  EXPECT_EQ(parse_request_timeout("99999999999999999999999", ms), "");
+  EXPECT_EQ(ms, milliseconds(1'000'000'000));
+  for (const char* bad : {"", "-5", "+5", "1.5", "5ms", " 5", "0x10", "1e3"}) {
+    const auto e = parse_request_timeout(bad, ms);
+    EXPECT_NE(e.find("X-Request-Timeout-Ms"), std::string::npos) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace user_service

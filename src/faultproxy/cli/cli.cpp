@@ -1,9 +1,9 @@
 #include "faultproxy/cli/cli.h"
 
 #include "faultproxy/cli/commands.h"
-#include "faultproxy/cli/go_compat.h"
 #include "faultproxy/cli/render.h"
 #include "faultproxy/cli/toxiproxy_client.h"
+#include "faultproxy/go/strconv.h"
 
 namespace faultproxy::cli {
 namespace {

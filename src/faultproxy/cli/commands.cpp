@@ -1,6 +1,6 @@
 #include "faultproxy/cli/commands.h"
 
-#include "faultproxy/cli/go_compat.h"
+#include "faultproxy/go/tabwriter.h"
 
 namespace faultproxy::cli {
 namespace {

@@ -15,9 +15,15 @@
 #include <string_view>
 #include <vector>
 
-#include "faultproxy/cli/flags.h"
+#include "faultproxy/go/flag.h"
 
 namespace faultproxy::cli {
+
+// toxiproxy-cli's flags are Go's (urfave/cli over the flag package).
+using go::FlagKind;
+using go::FlagSpec;
+using go::parse_flags;
+using go::ParsedFlags;
 
 // The version toxiproxy-cli reports; faultproxy-cli implements that release's interface.
 inline constexpr std::string_view kCliVersion = "2.12.0";

@@ -2,7 +2,7 @@
 
 #include <cstdio>
 
-#include "faultproxy/cli/go_compat.h"
+#include "faultproxy/go/strconv.h"
 
 namespace faultproxy::cli {
 namespace {
@@ -90,34 +90,31 @@ void list_toxics(std::string& out, bool tty, const std::vector<const Toxic*>& to
 
 }  // namespace
 
-std::string format_attribute(const boost::json::value& v) {
-  switch (v.kind()) {
-    case boost::json::kind::double_:
-      return go::format_float_v(v.get_double());
-    case boost::json::kind::int64:
-      return go::format_float_v(static_cast<double>(v.get_int64()));
-    case boost::json::kind::uint64:
-      return go::format_float_v(static_cast<double>(v.get_uint64()));
-    case boost::json::kind::string:
-      return std::string(v.get_string());
-    case boost::json::kind::bool_:
-      return v.get_bool() ? "true" : "false";
-    case boost::json::kind::null:
+std::string format_attribute(const go::json::Value& v) {
+  using Kind = go::json::Value::Kind;
+  switch (v.kind) {
+    case Kind::number:
+      return go::format_float_v(go::parse_float64(v.text).value_or(0));
+    case Kind::string:
+      return v.text;
+    case Kind::boolean:
+      return v.boolean ? "true" : "false";
+    case Kind::null:
       return "<nil>";
-    case boost::json::kind::array: {
+    case Kind::array: {
       std::string out = "[";
       bool first = true;
-      for (const auto& e : v.get_array()) {
+      for (const auto& e : v.items) {
         if (!first) out += ' ';
         first = false;
         out += format_attribute(e);
       }
       return out + "]";
     }
-    case boost::json::kind::object: {
-      std::map<std::string, const boost::json::value*> sorted;
-      for (const auto& kv : v.get_object())
-        sorted[std::string(kv.key())] = &kv.value();
+    case Kind::object: {
+      std::map<std::string, const go::json::Value*> sorted;  // a Go map: the last of a key, keys sorted
+      for (const auto& [key, value] : v.members)
+        sorted[key] = &value;
       std::string out = "map[";
       bool first = true;
       for (const auto& [k, e] : sorted) {

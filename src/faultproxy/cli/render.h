@@ -8,7 +8,6 @@
 //   std::cout << render_inspect(proxy, false, "faultproxy-cli");
 #pragma once
 
-#include <boost/json/value.hpp>
 #include <string>
 #include <string_view>
 
@@ -30,6 +29,6 @@ std::string render_inspect(const Proxy& proxy, bool tty, std::string_view progra
 std::string render_toggle(const std::string& name, bool enabled, bool tty);
 
 // fmt.Print of a decoded JSON attribute value: numbers as Go's %v of a float64 ("1e+06").
-std::string format_attribute(const boost::json::value& v);
+std::string format_attribute(const go::json::Value& v);
 
 }  // namespace faultproxy::cli

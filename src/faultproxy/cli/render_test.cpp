@@ -2,8 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include <boost/json/parse.hpp>
-
 namespace faultproxy::cli {
 namespace {
 
@@ -12,9 +10,8 @@ const std::string E = "\x1b";
 Toxic toxic(std::string name, std::string type, std::string stream, float toxicity,
             const std::string& attrs) {
   Toxic t{std::move(name), std::move(type), std::move(stream), toxicity, {}};
-  const boost::json::value parsed = boost::json::parse(attrs);
-  for (const auto& kv : parsed.as_object())
-    t.attributes[std::string(kv.key())] = kv.value();
+  for (const auto& [key, value] : go::json::parse_first(attrs).value.members)
+    t.attributes[key] = value;
   return t;
 }
 
@@ -116,14 +113,14 @@ TEST(RenderToggle, ColoursOnlyOnATty) {
 }
 
 TEST(FormatAttribute, AsGoPrintsAnInterfaceValue) {
-  EXPECT_EQ(format_attribute(boost::json::parse("100")), "100");
-  EXPECT_EQ(format_attribute(boost::json::parse("2.5")), "2.5");
-  EXPECT_EQ(format_attribute(boost::json::parse("10000000")), "1e+07");
-  EXPECT_EQ(format_attribute(boost::json::parse("\"10ms\"")), "10ms");
-  EXPECT_EQ(format_attribute(boost::json::parse("true")), "true");
-  EXPECT_EQ(format_attribute(boost::json::parse("null")), "<nil>");
-  EXPECT_EQ(format_attribute(boost::json::parse("[1,\"a\"]")), "[1 a]");
-  EXPECT_EQ(format_attribute(boost::json::parse("{\"b\":1,\"a\":2}")), "map[a:2 b:1]");
+  EXPECT_EQ(format_attribute(go::json::parse_first("100").value), "100");
+  EXPECT_EQ(format_attribute(go::json::parse_first("2.5").value), "2.5");
+  EXPECT_EQ(format_attribute(go::json::parse_first("10000000").value), "1e+07");
+  EXPECT_EQ(format_attribute(go::json::parse_first("\"10ms\"").value), "10ms");
+  EXPECT_EQ(format_attribute(go::json::parse_first("true").value), "true");
+  EXPECT_EQ(format_attribute(go::json::parse_first("null").value), "<nil>");
+  EXPECT_EQ(format_attribute(go::json::parse_first("[1,\"a\"]").value), "[1 a]");
+  EXPECT_EQ(format_attribute(go::json::parse_first("{\"b\":1,\"a\":2}").value), "map[a:2 b:1]");
 }
 
 }  // namespace

@@ -1,79 +1,44 @@
 #include "faultproxy/cli/toxiproxy_client.h"
 
-#include <boost/json/parse.hpp>
+#include <charconv>
 #include <cmath>
 
-#include "faultproxy/cli/go_compat.h"
+#include "faultproxy/go/json.h"
+#include "faultproxy/go/strconv.h"
 
 namespace faultproxy::cli {
 namespace {
 
-namespace json = boost::json;
+using Kind = go::json::Value::Kind;
 
-std::string json_kind(const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::string:
-      return "string";
-    case json::kind::bool_:
-      return "bool";
-    case json::kind::object:
-      return "object";
-    case json::kind::array:
-      return "array";
-    case json::kind::null:
-      return "null";
-    default:
-      return "number";
-  }
-}
-
-double as_double(const json::value& v) {
-  if (v.is_double()) return v.get_double();
-  if (v.is_int64()) return static_cast<double>(v.get_int64());
-  return static_cast<double>(v.get_uint64());
-}
-
-std::string type_error(const json::value& v, std::string_view field, std::string_view go_type) {
-  return "json: cannot unmarshal " + json_kind(v) + " into Go struct field " + std::string(field) +
-         " of type " + std::string(go_type);
-}
-
-// Go's json.Unmarshal into a string/bool field: null leaves the zero value, another kind is an error.
-bool read_string(const json::object& o, std::string_view key, std::string_view field, std::string& out,
-                 std::string& error) {
-  const json::value* v = o.if_contains(key);
-  if (v == nullptr || v->is_null()) return true;
-  if (!v->is_string()) {
-    error = type_error(*v, field, "string");
-    return false;
-  }
-  out = std::string(v->get_string());
-  return true;
+// A JSON number as Go's client holds it (interface{} and float fields: float64).
+double as_double(const go::json::Value& v) {
+  return go::parse_float64(v.text).value_or(0);
 }
 
 // Go's json.Marshal of an interface{} value decoded from JSON (numbers are float64, map keys sorted).
-Result<std::string> encode_any(const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::null:
+Result<std::string> encode_any(const go::json::Value& v) {
+  switch (v.kind) {
+    case Kind::null:
       return {"null", {}};
-    case json::kind::bool_:
-      return {v.get_bool() ? "true" : "false", {}};
-    case json::kind::string:
-      return {go::json_quote(v.get_string()), {}};
-    case json::kind::array: {
+    case Kind::boolean:
+      return {v.boolean ? "true" : "false", {}};
+    case Kind::string:
+      return {go::json::quote(v.text), {}};
+    case Kind::array: {
       std::string out = "[";
-      for (std::size_t i = 0; i < v.get_array().size(); ++i) {
-        auto e = encode_any(v.get_array()[i]);
+      for (std::size_t i = 0; i < v.items.size(); ++i) {
+        auto e = encode_any(v.items[i]);
         if (!e.ok()) return e;
         if (i > 0) out += ',';
         out += *e.value;
       }
       return {out + "]", {}};
     }
-    case json::kind::object: {
-      std::map<std::string, const json::value*> sorted;
-      for (const auto& kv : v.get_object())
-        sorted[std::string(kv.key())] = &kv.value();
+    case Kind::object: {
+      std::map<std::string, const go::json::Value*> sorted;  // a Go map: the last of a key, keys sorted
+      for (const auto& [key, value] : v.members)
+        sorted[key] = &value;
       std::string out = "{";
       bool first = true;
       for (const auto& [k, val] : sorted) {
@@ -81,26 +46,26 @@ Result<std::string> encode_any(const json::value& v) {
         if (!e.ok()) return e;
         if (!first) out += ',';
         first = false;
-        out += go::json_quote(k) + ":" + *e.value;
+        out += go::json::quote(k) + ":" + *e.value;
       }
       return {out + "}", {}};
     }
-    default: {
-      const double d = as_double(v);
-      auto s = go::json_float64(d);
-      if (!s) return Result<std::string>::failure("json: unsupported value: " + go::format_float_g(d));
-      return {*s, {}};
-    }
+    case Kind::number:
+      break;
   }
+  const double d = as_double(v);
+  auto s = go::json::encode_float64(d);
+  if (!s) return Result<std::string>::failure("json: unsupported value: " + go::format_float_g(d));
+  return {*s, {}};
 }
 
 Result<std::string> encode_value(const AttributeValue& value) {
   if (const double* d = std::get_if<double>(&value)) {
-    auto s = go::json_float64(*d);
+    auto s = go::json::encode_float64(*d);
     if (!s) return Result<std::string>::failure("json: unsupported value: " + go::format_float_g(*d));
     return {*s, {}};
   }
-  return {go::json_quote(std::get<std::string>(value)), {}};
+  return {go::json::quote(std::get<std::string>(value)), {}};
 }
 
 Result<std::string> encode_attributes(const Attributes& attributes) {
@@ -111,13 +76,13 @@ Result<std::string> encode_attributes(const Attributes& attributes) {
     if (!encoded.ok()) return encoded;
     if (!first) out += ',';
     first = false;
-    out += go::json_quote(key) + ":" + *encoded.value;
+    out += go::json::quote(key) + ":" + *encoded.value;
   }
   return {out + "}", {}};
 }
 
 Result<std::string> encode_toxicity(float toxicity) {
-  auto s = go::json_float32(toxicity);
+  auto s = go::json::encode_float32(toxicity);
   if (!s) return Result<std::string>::failure("json: unsupported value: " + go::format_float_g(toxicity));
   return {*s, {}};
 }
@@ -164,11 +129,12 @@ std::string escape_segment(std::string_view s) {
   return out;
 }
 
-Result<json::value> parse_json(const std::string& body) {
-  boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
-  if (ec) return Result<json::value>::failure("invalid JSON in the server's answer: " + ec.message());
-  return {std::move(v), {}};
+// The first JSON value of an answer, as Go's json.Decoder reads it.
+Result<go::json::Value> parse_json(const std::string& body) {
+  auto parsed = go::json::parse_first(body);
+  if (!parsed.ok())
+    return Result<go::json::Value>::failure("invalid JSON in the server's answer: " + parsed.error);
+  return {std::move(parsed.value), {}};
 }
 
 std::string trim(std::string_view s) {
@@ -217,89 +183,91 @@ ToxicFields take_toxic_fields(std::vector<std::string>& raw) {
   return fields;
 }
 
-Result<Toxic> decode_toxic(const json::value& v) {
-  if (!v.is_object()) return Result<Toxic>::failure(type_error(v, "Proxy.toxics", "toxiproxy.Toxic"));
-  const auto& o = v.get_object();
+Result<Toxic> decode_toxic(const go::json::Value& v) {
+  if (v.kind != Kind::object) {
+    go::json::Decoder outer("Proxy");
+    outer.type_error(v.go_kind(), "toxics", "toxiproxy.Toxic");
+    return Result<Toxic>::failure(outer.error());
+  }
   Toxic t;
-  std::string error;
-  if (!read_string(o, "name", "Toxic.name", t.name, error) ||
-      !read_string(o, "type", "Toxic.type", t.type, error) ||
-      !read_string(o, "stream", "Toxic.stream", t.stream, error) ||
-      !read_string(o, "client_cidr", "Toxic.client_cidr", t.client_cidr, error)) {
-    return Result<Toxic>::failure(error);
-  }
-  for (auto [key, out] :
-       {std::pair{"start_after_ms", &t.start_after_ms}, std::pair{"duration_ms", &t.duration_ms}}) {
-    const json::value* field = o.if_contains(key);
-    if (field == nullptr || field->is_null()) continue;
-    if (!field->is_number())
-      return Result<Toxic>::failure(type_error(*field, std::string("Toxic.") + key, "int64"));
-    *out = as_double(*field);
-  }
-  if (const json::value* tox = o.if_contains("toxicity"); tox != nullptr && !tox->is_null()) {
-    if (!tox->is_number()) return Result<Toxic>::failure(type_error(*tox, "Toxic.toxicity", "float32"));
-    t.toxicity = static_cast<float>(as_double(*tox));
-  }
-  if (const json::value* attrs = o.if_contains("attributes"); attrs != nullptr && !attrs->is_null()) {
-    if (!attrs->is_object()) {
-      return Result<Toxic>::failure(type_error(*attrs, "Toxic.attributes", "toxiproxy.Attributes"));
+  go::json::Decoder d("Toxic");
+  for (const auto& [key, value] : v.members) {
+    using D = go::json::Decoder;
+    if (D::key_is(key, "name")) d.string(value, "name", t.name);
+    if (D::key_is(key, "type")) d.string(value, "type", t.type);
+    if (D::key_is(key, "stream")) d.string(value, "stream", t.stream);
+    if (D::key_is(key, "client_cidr")) d.string(value, "client_cidr", t.client_cidr);
+    if (D::key_is(key, "toxicity")) d.float32(value, "toxicity", t.toxicity);
+    for (auto [field, out] :
+         {std::pair{"start_after_ms", &t.start_after_ms}, std::pair{"duration_ms", &t.duration_ms}}) {
+      if (!D::key_is(key, field) || value.kind == Kind::null) continue;
+      if (value.kind != Kind::number) d.type_error(value.go_kind(), field, "int64");
+      if (!d.failed()) *out = as_double(value);
     }
-    for (const auto& kv : attrs->get_object())
-      t.attributes[std::string(kv.key())] = kv.value();
+    if (D::key_is(key, "attributes")) {
+      d.expect_object(value, "attributes", "toxiproxy.Attributes");
+      if (value.kind == Kind::object)
+        for (const auto& [name, attribute] : value.members)
+          t.attributes[name] = attribute;
+    }
   }
+  if (d.failed()) return Result<Toxic>::failure(d.error());
   return {std::move(t), {}};
 }
 
-Result<Proxy> decode_proxy(const json::value& v) {
-  if (!v.is_object()) return Result<Proxy>::failure(type_error(v, "Proxy", "toxiproxy.Proxy"));
-  const auto& o = v.get_object();
+Result<Proxy> decode_proxy(const go::json::Value& v) {
+  if (v.kind != Kind::object)
+    return Result<Proxy>::failure(go::json::value_type_error(v.go_kind(), "toxiproxy.Proxy"));
   Proxy p;
-  std::string error;
-  if (!read_string(o, "name", "Proxy.name", p.name, error) ||
-      !read_string(o, "listen", "Proxy.listen", p.listen, error) ||
-      !read_string(o, "upstream", "Proxy.upstream", p.upstream, error)) {
-    return Result<Proxy>::failure(error);
-  }
-  if (const json::value* en = o.if_contains("enabled"); en != nullptr && !en->is_null()) {
-    if (!en->is_bool()) return Result<Proxy>::failure(type_error(*en, "Proxy.enabled", "bool"));
-    p.enabled = en->get_bool();
-  }
-  if (const json::value* toxics = o.if_contains("toxics"); toxics != nullptr && !toxics->is_null()) {
-    if (!toxics->is_array())
-      return Result<Proxy>::failure(type_error(*toxics, "Proxy.toxics", "toxiproxy.Toxics"));
-    for (const auto& tv : toxics->get_array()) {
-      auto t = decode_toxic(tv);
-      if (!t.ok()) return Result<Proxy>::failure(t.error);
-      p.toxics.push_back(std::move(*t.value));
+  go::json::Decoder d("Proxy");
+  for (const auto& [key, value] : v.members) {
+    using D = go::json::Decoder;
+    if (D::key_is(key, "name")) d.string(value, "name", p.name);
+    if (D::key_is(key, "listen")) d.string(value, "listen", p.listen);
+    if (D::key_is(key, "upstream")) d.string(value, "upstream", p.upstream);
+    if (D::key_is(key, "enabled")) d.boolean(value, "enabled", p.enabled);
+    if (D::key_is(key, "toxics") && value.kind != Kind::null) {
+      if (value.kind != Kind::array) {
+        d.type_error(value.go_kind(), "toxics", "toxiproxy.Toxics");
+        continue;
+      }
+      p.toxics.clear();
+      for (const auto& item : value.items) {
+        auto t = decode_toxic(item);
+        if (!t.ok()) return Result<Proxy>::failure(t.error);
+        p.toxics.push_back(std::move(*t.value));
+      }
     }
   }
+  if (d.failed()) return Result<Proxy>::failure(d.error());
   return {std::move(p), {}};
 }
 
 Result<std::string> encode_new_proxy(const std::string& name, const std::string& listen,
                                      const std::string& upstream) {
-  return {"{\"name\":" + go::json_quote(name) + ",\"listen\":" + go::json_quote(listen) +
-              ",\"upstream\":" + go::json_quote(upstream) + ",\"enabled\":true,\"toxics\":null}",
+  return {"{\"name\":" + go::json::quote(name) + ",\"listen\":" + go::json::quote(listen) +
+              ",\"upstream\":" + go::json::quote(upstream) + ",\"enabled\":true,\"toxics\":null}",
           {}};
 }
 
 Result<std::string> encode_proxy(const Proxy& proxy) {
-  std::string out = "{\"name\":" + go::json_quote(proxy.name) +
-                    ",\"listen\":" + go::json_quote(proxy.listen) +
-                    ",\"upstream\":" + go::json_quote(proxy.upstream) +
+  std::string out = "{\"name\":" + go::json::quote(proxy.name) +
+                    ",\"listen\":" + go::json::quote(proxy.listen) +
+                    ",\"upstream\":" + go::json::quote(proxy.upstream) +
                     ",\"enabled\":" + (proxy.enabled ? "true" : "false") + ",\"toxics\":[";
   for (std::size_t i = 0; i < proxy.toxics.size(); ++i) {
     const Toxic& t = proxy.toxics[i];
     auto tox = encode_toxicity(t.toxicity);
     if (!tox.ok()) return tox;
-    json::object attrs;
+    go::json::Value attrs;
+    attrs.kind = Kind::object;
     for (const auto& [k, v] : t.attributes)
-      attrs[k] = v;
+      attrs.members.emplace_back(k, v);
     auto encoded_attrs = encode_any(attrs);
     if (!encoded_attrs.ok()) return encoded_attrs;
     if (i > 0) out += ',';
-    out += "{\"name\":" + go::json_quote(t.name) + ",\"type\":" + go::json_quote(t.type);
-    if (!t.stream.empty()) out += ",\"stream\":" + go::json_quote(t.stream);
+    out += "{\"name\":" + go::json::quote(t.name) + ",\"type\":" + go::json::quote(t.type);
+    if (!t.stream.empty()) out += ",\"stream\":" + go::json::quote(t.stream);
     out += ",\"toxicity\":" + *tox.value + ",\"attributes\":" + *encoded_attrs.value + "}";
   }
   return {out + "]}", {}};
@@ -311,8 +279,8 @@ Result<std::string> encode_add_toxic(const ToxicOptions& options) {
   auto attrs = encode_attributes(options.attributes);
   if (!attrs.ok()) return attrs;
   std::string out =
-      "{\"name\":" + go::json_quote(options.toxic_name) + ",\"type\":" + go::json_quote(options.type);
-  if (!options.stream.empty()) out += ",\"stream\":" + go::json_quote(options.stream);
+      "{\"name\":" + go::json::quote(options.toxic_name) + ",\"type\":" + go::json::quote(options.type);
+  if (!options.stream.empty()) out += ",\"stream\":" + go::json::quote(options.stream);
   out += ",\"toxicity\":" + *tox.value + ",\"attributes\":" + *attrs.value;
   auto fields = encode_toxic_fields(options.fields);
   if (!fields.ok()) return fields;
@@ -321,7 +289,7 @@ Result<std::string> encode_add_toxic(const ToxicOptions& options) {
 
 Result<std::string> encode_toxic_fields(const ToxicFields& fields) {
   std::string out;
-  if (fields.client_cidr) out += ",\"client_cidr\":" + go::json_quote(*fields.client_cidr);
+  if (fields.client_cidr) out += ",\"client_cidr\":" + go::json::quote(*fields.client_cidr);
   for (const auto& [key, value] :
        {std::pair{"start_after_ms", &fields.start_after_ms}, std::pair{"duration_ms", &fields.duration_ms}}) {
     if (!*value) continue;
@@ -354,16 +322,18 @@ Result<std::string> ToxiproxyClient::call(std::string_view method, const std::st
   const unsigned status = r.response->status;
   if (status >= 200 && status < 300) return {std::move(r.response->body), {}};
   // Toxiproxy's error body: {"error":"proxy not found","status":404}
-  boost::system::error_code ec;
-  json::value v = json::parse(r.response->body, ec);
-  if (!ec && v.is_object()) {
-    const auto& o = v.get_object();
-    const json::value* message = o.if_contains("error");
-    const json::value* code = o.if_contains("status");
-    if (message != nullptr && message->is_string()) {
-      const long long shown = code != nullptr && code->is_int64() ? code->get_int64() : status;
-      return Result<std::string>::failure("HTTP " + std::to_string(shown) + ": " +
-                                          std::string(message->get_string()));
+  const auto parsed = go::json::parse_first(r.response->body);
+  if (parsed.ok() && parsed.value.kind == Kind::object) {
+    const go::json::Value* message = parsed.value.find("error");
+    const go::json::Value* code = parsed.value.find("status");
+    if (message != nullptr && message->kind == Kind::string) {
+      long long shown = status;
+      if (code != nullptr && code->kind == Kind::number) {
+        long long n = 0;
+        const auto [end, ec] = std::from_chars(code->text.data(), code->text.data() + code->text.size(), n);
+        if (ec == std::errc() && end == code->text.data() + code->text.size()) shown = n;
+      }
+      return Result<std::string>::failure("HTTP " + std::to_string(shown) + ": " + message->text);
     }
   }
   std::string text = trim(r.response->body);
@@ -377,16 +347,16 @@ Result<ProxyMap> ToxiproxyClient::proxies() {
   auto v = parse_json(*body.value);
   if (!v.ok()) return Result<ProxyMap>::failure(v.error);
   ProxyMap out;
-  if (v.value->is_null()) return {std::move(out), {}};
-  if (!v.value->is_object()) {
-    return Result<ProxyMap>::failure("json: cannot unmarshal " + json_kind(*v.value) +
-                                     " into Go value of type map[string]*toxiproxy.Proxy");
+  if (v.value->kind == Kind::null) return {std::move(out), {}};
+  if (v.value->kind != Kind::object) {
+    return Result<ProxyMap>::failure(
+        go::json::value_type_error(v.value->go_kind(), "map[string]*toxiproxy.Proxy"));
   }
-  for (const auto& kv : v.value->get_object()) {
-    if (kv.value().is_null()) continue;
-    auto p = decode_proxy(kv.value());
+  for (const auto& [name, value] : v.value->members) {
+    if (value.kind == Kind::null) continue;
+    auto p = decode_proxy(value);
     if (!p.ok()) return Result<ProxyMap>::failure(p.error);
-    out[std::string(kv.key())] = std::move(*p.value);
+    out[name] = std::move(*p.value);
   }
   return {std::move(out), {}};
 }

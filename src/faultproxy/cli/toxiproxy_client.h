@@ -12,7 +12,6 @@
 //   if (!all.ok()) std::cerr << all.error;
 #pragma once
 
-#include <boost/json/value.hpp>
 #include <map>
 #include <optional>
 #include <string>
@@ -22,6 +21,7 @@
 #include <vector>
 
 #include "faultproxy/cli/http_client.h"
+#include "faultproxy/go/json.h"
 
 namespace faultproxy::cli {
 
@@ -39,8 +39,8 @@ struct Toxic {
   std::string name;
   std::string type;
   std::string stream;
-  float toxicity = 0;                                    // Go's client keeps it as float32
-  std::map<std::string, boost::json::value> attributes;  // sorted, as the CLI prints them
+  float toxicity = 0;                                 // Go's client keeps it as float32
+  std::map<std::string, go::json::Value> attributes;  // sorted, as the CLI prints them
   // faultproxy's toxic-level fields; "" and 0 when absent.
   std::string client_cidr{};
   double start_after_ms = 0, duration_ms = 0;
@@ -83,9 +83,9 @@ struct ToxicOptions {
   ToxicFields fields{};  // faultproxy's toxic-level fields
 };
 
-// JSON decoding of the server's answers (exposed for tests).
-Result<Proxy> decode_proxy(const boost::json::value& v);
-Result<Toxic> decode_toxic(const boost::json::value& v);
+// JSON decoding of the server's answers into Go's client structs (exposed for tests).
+Result<Proxy> decode_proxy(const go::json::Value& v);
+Result<Toxic> decode_toxic(const go::json::Value& v);
 
 // Request bodies exactly as Go's json.Marshal writes them; an error for NaN/Inf numbers
 // ("json: unsupported value: NaN").

@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include <boost/json/parse.hpp>
 #include <cmath>
 #include <deque>
 #include <limits>
@@ -96,13 +95,15 @@ TEST(ToxicFields, TakenOutOfTheAttributesAndSentBesideThem) {
   EXPECT_EQ(*encode_update_toxic(1.0f, {}, {.duration_ms = 0.0}).value,
             R"({"attributes":{},"toxicity":1,"duration_ms":0})");
   EXPECT_EQ(encode_update_toxic(1.0f, {}, {.duration_ms = 1.0 / 0.0}).error, "json: unsupported value: +Inf");
-  auto t = decode_toxic(boost::json::parse(
-      R"({"attributes":{},"name":"n","type":"timeout","stream":"downstream","toxicity":1,"client_cidr":"::1/128","start_after_ms":5,"duration_ms":700})"));
+  auto t = decode_toxic(
+      go::json::parse_first(
+          R"({"attributes":{},"name":"n","type":"timeout","stream":"downstream","toxicity":1,"client_cidr":"::1/128","start_after_ms":5,"duration_ms":700})")
+          .value);
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t.value->client_cidr, "::1/128");
   EXPECT_EQ(t.value->start_after_ms, 5);
   EXPECT_EQ(t.value->duration_ms, 700);
-  EXPECT_EQ(decode_toxic(boost::json::parse(R"({"duration_ms":"x"})")).error,
+  EXPECT_EQ(decode_toxic(go::json::parse_first(R"({"duration_ms":"x"})").value).error,
             "json: cannot unmarshal string into Go struct field Toxic.duration_ms of type int64");
 }
 
@@ -114,7 +115,7 @@ TEST(Encode, NonFiniteNumbersFailAsInGo) {
 }
 
 TEST(Encode, ProxySaveCarriesItsToxics) {
-  auto p = decode_proxy(boost::json::parse(kProxyJson));
+  auto p = decode_proxy(go::json::parse_first(kProxyJson).value);
   ASSERT_TRUE(p.ok()) << p.error;
   p.value->enabled = false;
   EXPECT_EQ(
@@ -124,13 +125,33 @@ TEST(Encode, ProxySaveCarriesItsToxics) {
 }
 
 TEST(Decode, ReportsTypeMismatchesLikeGo) {
-  EXPECT_EQ(decode_proxy(boost::json::parse(R"({"name":1})")).error,
+  EXPECT_EQ(decode_proxy(go::json::parse_first(R"({"name":1})").value).error,
             "json: cannot unmarshal number into Go struct field Proxy.name of type string");
-  EXPECT_EQ(decode_proxy(boost::json::parse(R"({"enabled":"yes"})")).error,
+  EXPECT_EQ(decode_proxy(go::json::parse_first(R"({"enabled":"yes"})").value).error,
             "json: cannot unmarshal string into Go struct field Proxy.enabled of type bool");
-  auto ok = decode_proxy(boost::json::parse(R"({"name":"x","toxics":null,"extra":[1]})"));
+  auto ok = decode_proxy(go::json::parse_first(R"({"name":"x","toxics":null,"extra":[1]})").value);
   ASSERT_TRUE(ok.ok());
   EXPECT_TRUE(ok.value->toxics.empty());
+}
+
+TEST(Decode, ReadsAsGosDecoderDoes) {
+  // Keys match fields case-insensitively; the document's order decides which error comes first.
+  auto t = decode_toxic(
+      go::json::parse_first(R"({"Name":"n","TOXICITY":0.5,"attributes":{"a":[1,{"b":null}]}})").value);
+  ASSERT_TRUE(t.ok()) << t.error;
+  EXPECT_EQ(t.value->name, "n");
+  EXPECT_EQ(t.value->toxicity, 0.5f);
+  ASSERT_EQ(t.value->attributes.at("a").items.size(), 2u);
+  EXPECT_EQ(t.value->attributes.at("a").items[1].members.at(0).key, "b");
+  EXPECT_EQ(decode_toxic(go::json::parse_first(R"({"toxicity":1e39,"name":1})").value).error,
+            "json: cannot unmarshal number 1e39 into Go struct field Toxic.toxicity of type float32");
+  EXPECT_EQ(
+      decode_toxic(go::json::parse_first(R"({"attributes":[]})").value).error,
+      "json: cannot unmarshal array into Go struct field Toxic.attributes of type toxiproxy.Attributes");
+  EXPECT_EQ(decode_proxy(go::json::parse_first(R"({"toxics":[1]})").value).error,
+            "json: cannot unmarshal number into Go struct field Proxy.toxics of type toxiproxy.Toxic");
+  EXPECT_EQ(decode_proxy(go::json::parse_first(R"("x")").value).error,
+            "json: cannot unmarshal string into Go value of type toxiproxy.Proxy");
 }
 
 TEST(ProxyPath, EncodesEverythingOutsidePathCharacters) {

@@ -1,8 +1,8 @@
-#include "faultproxy/cli/flags.h"
+#include "faultproxy/go/flag.h"
 
 #include <gtest/gtest.h>
 
-namespace faultproxy::cli {
+namespace faultproxy::go {
 namespace {
 
 const std::vector<FlagSpec> kSpecs = {
@@ -77,4 +77,4 @@ TEST(Flags, UndefinedHIsAHelpRequest) {
 }
 
 }  // namespace
-}  // namespace faultproxy::cli
+}  // namespace faultproxy::go

@@ -1,6 +1,8 @@
-#include "faultproxy/cli/flags.h"
+#include "faultproxy/go/flag.h"
 
-namespace faultproxy::cli {
+#include "faultproxy/go/strconv.h"
+
+namespace faultproxy::go {
 namespace {
 
 std::string trim(std::string_view s) {
@@ -8,22 +10,6 @@ std::string trim(std::string_view s) {
   if (first == std::string_view::npos) return {};
   const auto last = s.find_last_not_of(" \t\n\r\v\f");
   return std::string(s.substr(first, last - first + 1));
-}
-
-// strconv.ParseBool
-std::optional<bool> parse_bool(std::string_view v) {
-  if (v == "1" || v == "t" || v == "T" || v == "TRUE" || v == "true" || v == "True") return true;
-  if (v == "0" || v == "f" || v == "F" || v == "FALSE" || v == "false" || v == "False") return false;
-  return std::nullopt;
-}
-
-std::string quote(std::string_view v) {  // Go's %q for the ASCII values that occur here
-  std::string out = "\"";
-  for (char c : v) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
 }
 
 }  // namespace
@@ -119,4 +105,4 @@ ParsedFlags parse_flags(const std::vector<std::string>& args, const std::vector<
   return out;
 }
 
-}  // namespace faultproxy::cli
+}  // namespace faultproxy::go

@@ -1,5 +1,6 @@
-// Command-line flags parsed the way Go's `flag` package (under urfave/cli v2) parses them, so that
-// every invocation toxiproxy-cli accepts means the same to faultproxy-cli:
+// Command-line flags parsed the way Go's `flag` package parses them (also under urfave/cli v2), so
+// that every invocation toxiproxy-server and toxiproxy-cli accept means the same to faultproxy and
+// faultproxy-cli:
 //   - `-x` and `--x` are the same flag; a value is `-x v`, `-x=v` or `--x=v`; `-tox 0.5` works;
 //   - a boolean flag takes no separate value (`-u`), only `-u=false`;
 //   - parsing stops at the first argument that is not a flag (`-` alone is an argument) or after `--`;
@@ -9,8 +10,8 @@
 // Errors carry Go's own messages ("flag provided but not defined: -x").
 //
 // Usage:
-//   const std::vector<FlagSpec> specs = {{{"listen", "l"}, FlagKind::kString}, ...};
-//   auto parsed = parse_flags(args, specs);
+//   const std::vector<go::FlagSpec> specs = {{{"listen", "l"}, go::FlagKind::kString}, ...};
+//   auto parsed = go::parse_flags(args, specs);
 //   if (!parsed.error.empty()) ...;
 //   parsed.value("listen"), parsed.slice("attribute"), parsed.is_set("upstream"), parsed.args
 #pragma once
@@ -21,7 +22,7 @@
 #include <string_view>
 #include <vector>
 
-namespace faultproxy::cli {
+namespace faultproxy::go {
 
 enum class FlagKind { kString, kStringSlice, kBool };
 
@@ -46,4 +47,4 @@ struct ParsedFlags {
 
 ParsedFlags parse_flags(const std::vector<std::string>& args, const std::vector<FlagSpec>& specs);
 
-}  // namespace faultproxy::cli
+}  // namespace faultproxy::go

@@ -1,11 +1,14 @@
-#include "faultproxy/go_json.h"
+#include "faultproxy/go/json.h"
 
-#include <cfloat>
+#include <array>
 #include <charconv>
 #include <cmath>
-#include <cstdlib>
+#include <cstdio>
 
-namespace faultproxy::gojson {
+#include "faultproxy/go/strconv.h"
+#include "faultproxy/go/utf8.h"
+
+namespace faultproxy::go::json {
 namespace {
 
 constexpr int kMaxDepth = 1000;
@@ -166,23 +169,6 @@ class Parser {
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
   }
-  static void put_utf8(std::string& out, std::uint32_t cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xc0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xe0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-      out += static_cast<char>(0x80 | (cp & 0x3f));
-    } else {
-      out += static_cast<char>(0xf0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-      out += static_cast<char>(0x80 | (cp & 0x3f));
-    }
-  }
   bool read_u4(std::uint32_t& cp) {
     cp = 0;
     for (int i = 0; i < 4; ++i) {
@@ -259,35 +245,23 @@ class Parser {
           } else if (cp >= 0xd800 && cp < 0xe000) {
             cp = 0xfffd;
           }
-          put_utf8(raw, cp);
+          append_rune(raw, cp);
           break;
         }
         default:
           return fail_char("in string escape code");
       }
     }
-    // Invalid UTF-8 becomes U+FFFD, as Go's decoder does.
+    // Invalid UTF-8 becomes U+FFFD, byte by byte, as Go's decoder does.
     out.clear();
     for (std::size_t i = 0; i < raw.size();) {
-      const auto c = static_cast<unsigned char>(raw[i]);
-      std::size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-      bool ok = n > 0 && i + n <= raw.size();
-      for (std::size_t k = 1; ok && k < n; ++k)
-        ok = (static_cast<unsigned char>(raw[i + k]) >> 6) == 2;
-      if (ok && n > 1) {
-        std::uint32_t cp = c & (0xff >> (n + 1));
-        for (std::size_t k = 1; k < n; ++k)
-          cp = (cp << 6) | (static_cast<unsigned char>(raw[i + k]) & 0x3f);
-        const std::uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
-        ok = cp >= min[n] && cp <= 0x10ffff && !(cp >= 0xd800 && cp < 0xe000);
+      const auto [rune, size] = decode_rune(raw, i);
+      if (rune < 0) {
+        append_rune(out, 0xfffd);
+      } else {
+        out.append(raw, i, size);
       }
-      if (!ok) {
-        out += "\xef\xbf\xbd";
-        ++i;
-        continue;
-      }
-      out.append(raw, i, n);
-      i += n;
+      i += size;
     }
     return true;
   }
@@ -355,6 +329,27 @@ class Parser {
   std::string error_;
 };
 
+// encoding/json's floatEncoder: 'f' format unless the magnitude is below 1e-6 or from 1e21, then
+// 'e' with a one-digit negative exponent unpadded ("1e-07" -> "1e-7").
+template <typename F>
+std::optional<std::string> encode_float(F v) {
+  if (!std::isfinite(v)) return std::nullopt;
+  std::array<char, 64> buf{};
+  const F a = std::fabs(v);
+  if (a != 0 && (a < F(1e-6) || a >= F(1e21))) {
+    const auto r = std::to_chars(buf.data(), buf.data() + buf.size(), v, std::chars_format::scientific);
+    std::string s(buf.data(), r.ptr);
+    const std::size_t n = s.size();
+    if (n >= 4 && s[n - 4] == 'e' && s[n - 3] == '-' && s[n - 2] == '0') {
+      s[n - 2] = s[n - 1];
+      s.pop_back();
+    }
+    return s;
+  }
+  const auto r = std::to_chars(buf.data(), buf.data() + buf.size(), v, std::chars_format::fixed);
+  return std::string(buf.data(), r.ptr);
+}
+
 }  // namespace
 
 std::string_view Value::go_kind() const {
@@ -375,6 +370,13 @@ std::string_view Value::go_kind() const {
   return "value";
 }
 
+const Value* Value::find(std::string_view key) const {
+  const Value* found = nullptr;
+  for (const Member& m : members)
+    if (m.key == key) found = &m.value;
+  return found;
+}
+
 Parsed parse_first(std::string_view body) {
   return Parser(body).run();
 }
@@ -391,8 +393,13 @@ bool Decoder::key_is(std::string_view key, std::string_view field) {
 }
 
 void Decoder::type_error(std::string_view what, std::string_view field, std::string_view go_type) {
-  fail("json: cannot unmarshal " + std::string(what) + " into Go struct field " + path_ + "." +
-       std::string(field) + " of type " + std::string(go_type));
+  const std::string where = field.empty() ? path_ : path_ + "." + std::string(field);
+  fail("json: cannot unmarshal " + std::string(what) + " into Go struct field " + where + " of type " +
+       std::string(go_type));
+}
+
+std::string value_type_error(std::string_view what, std::string_view go_type) {
+  return "json: cannot unmarshal " + std::string(what) + " into Go value of type " + std::string(go_type);
 }
 
 void Decoder::string(const Value& v, std::string_view field, std::string& out) {
@@ -421,17 +428,18 @@ void Decoder::int64(const Value& v, std::string_view field, std::string_view go_
 void Decoder::float32(const Value& v, std::string_view field, float& out) {
   if (v.kind == Value::Kind::null) return;
   if (v.kind != Value::Kind::number) return type_error(v.go_kind(), field, "float32");
-  const double d = std::strtod(v.text.c_str(), nullptr);
-  if (!std::isfinite(d) || std::fabs(d) > FLT_MAX) return type_error("number " + v.text, field, "float32");
-  out = static_cast<float>(d);
+  // strconv.ParseFloat(text, 32), as Go's decoder does: beyond float32's range is a type error.
+  const auto f = parse_float32(v.text);
+  if (!f || !std::isfinite(*f)) return type_error("number " + v.text, field, "float32");
+  out = *f;
 }
 
 void Decoder::float64(const Value& v, std::string_view field, double& out) {
   if (v.kind == Value::Kind::null) return;
   if (v.kind != Value::Kind::number) return type_error(v.go_kind(), field, "float64");
-  const double d = std::strtod(v.text.c_str(), nullptr);
-  if (!std::isfinite(d)) return type_error("number " + v.text, field, "float64");
-  out = d;
+  const auto d = parse_float64(v.text);
+  if (!d || !std::isfinite(*d)) return type_error("number " + v.text, field, "float64");
+  out = *d;
 }
 
 void Decoder::expect_object(const Value& v, std::string_view field, std::string_view go_type) {
@@ -439,12 +447,13 @@ void Decoder::expect_object(const Value& v, std::string_view field, std::string_
   type_error(v.go_kind(), field, go_type);
 }
 
-void append_string(std::string& out, std::string_view s) {
-  static const char* hexd = "0123456789abcdef";
+void append_quoted(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
   for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
+    const auto [rune, size] = decode_rune(s, i);
+    if (rune >= 0 && rune < 0x80) {
+      const char c = static_cast<char>(rune);
       switch (c) {
         case '"':
           out += "\\\"";
@@ -461,93 +470,46 @@ void append_string(std::string& out, std::string_view s) {
         case '\t':
           out += "\\t";
           break;
-        case '\b':
+        case '\b':  // since Go 1.22 (Toxiproxy 2.12 is built with it); \u0008 before
           out += "\\b";
           break;
         case '\f':
           out += "\\f";
           break;
-        case '<':
-        case '>':
-        case '&':
-          out += "\\u00";
-          out += hexd[c >> 4];
-          out += hexd[c & 15];
-          break;
         default:
-          if (c < 0x20) {
+          if (rune < 0x20 || c == '<' || c == '>' || c == '&') {
             out += "\\u00";
-            out += hexd[c >> 4];
-            out += hexd[c & 15];
+            out += kHex[rune >> 4];
+            out += kHex[rune & 0xF];
           } else {
-            out += static_cast<char>(c);
+            out += c;
           }
       }
-      ++i;
-      continue;
-    }
-    std::size_t n = (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    bool ok = n > 0 && i + n <= s.size();
-    for (std::size_t k = 1; ok && k < n; ++k)
-      ok = (static_cast<unsigned char>(s[i + k]) >> 6) == 2;
-    if (!ok) {
+    } else if (rune < 0) {
       out += "\\ufffd";
-      ++i;
-      continue;
-    }
-    if (n == 3 && c == 0xe2 && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
-        (static_cast<unsigned char>(s[i + 2]) == 0xa8 || static_cast<unsigned char>(s[i + 2]) == 0xa9)) {
-      out += static_cast<unsigned char>(s[i + 2]) == 0xa8 ? "\\u2028" : "\\u2029";
+    } else if (rune == 0x2028 || rune == 0x2029) {
+      out += rune == 0x2028 ? "\\u2028" : "\\u2029";
     } else {
-      out.append(s.substr(i, n));
+      out.append(s.substr(i, size));
     }
-    i += n;
+    i += size;
   }
   out += '"';
 }
 
-namespace {
-// encoding/json's float encoding: shortest digits, exponent form below 1e-6 and from 1e21.
-template <typename F>
-std::string format_float(F f) {
-  if (!std::isfinite(f)) return "0";  // Go refuses to encode these; never stored
-  char buf[64];
-  const F a = std::fabs(f);
-  std::to_chars_result r;
-  if (a != 0 && (a < F(1e-6) || a >= F(1e21))) {
-    r = std::to_chars(buf, buf + sizeof buf, f, std::chars_format::scientific);
-    std::string s(buf, r.ptr);
-    // strconv writes at least two exponent digits ("1e-07", "1e+21"); encoding/json then
-    // shortens a negative one-digit exponent ("1e-7").
-    const auto e = s.find('e');
-    if (e != std::string::npos) {
-      std::string mant = s.substr(0, e);
-      std::string exp = s.substr(e + 1);
-      const char sign = exp[0] == '-' ? '-' : '+';
-      if (exp[0] == '-' || exp[0] == '+') exp.erase(0, 1);
-      while (exp.size() > 1 && exp[0] == '0')
-        exp.erase(0, 1);
-      if (exp.size() < 2) exp = "0" + exp;
-      if (sign == '-' && exp.size() == 2 && exp[0] == '0') exp.erase(0, 1);
-      s = mant + "e" + sign + exp;
-    }
-    return s;
-  }
-  r = std::to_chars(buf, buf + sizeof buf, f, std::chars_format::fixed);
-  return std::string(buf, r.ptr);
-}
-}  // namespace
-
-std::string format_float32(float f) {
-  return format_float(f);
+std::string quote(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  append_quoted(out, s);
+  return out;
 }
 
-std::string format_float64(double f) {
-  return format_float(f);
+std::optional<std::string> encode_float64(double v) {
+  return encode_float(v);
 }
 
-std::string format_int(std::int64_t v) {
-  return std::to_string(v);
+std::optional<std::string> encode_float32(float v) {
+  return encode_float(v);
 }
 
-}  // namespace faultproxy::gojson
+}  // namespace faultproxy::go::json

@@ -1,11 +1,11 @@
-#include "faultproxy/cli/go_compat.h"
+#include "faultproxy/go/strconv.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
 
-namespace faultproxy::cli::go {
+namespace faultproxy::go {
 namespace {
 
 TEST(ParseFloat64, AcceptsWhatGoAccepts) {
@@ -60,44 +60,19 @@ TEST(FormatFloatV, MatchesGoPrint) {
   EXPECT_EQ(format_float_g(0.1f), "0.1");
 }
 
-TEST(JsonFloat, MatchesEncodingJson) {
-  EXPECT_EQ(json_float64(100), "100");
-  EXPECT_EQ(json_float64(0.5), "0.5");
-  EXPECT_EQ(json_float64(0), "0");
-  EXPECT_EQ(json_float64(1e6), "1000000");
-  EXPECT_EQ(json_float64(1e20), "100000000000000000000");
-  EXPECT_EQ(json_float64(1e21), "1e+21");
-  EXPECT_EQ(json_float64(1e-6), "0.000001");
-  EXPECT_EQ(json_float64(1e-7), "1e-7");
-  EXPECT_EQ(json_float64(-1.5e-7), "-1.5e-7");
-  EXPECT_EQ(json_float64(1e-10), "1e-10");
-  EXPECT_FALSE(json_float64(std::numeric_limits<double>::quiet_NaN()).has_value());
-  EXPECT_FALSE(json_float64(std::numeric_limits<double>::infinity()).has_value());
-  EXPECT_EQ(json_float32(0.1f), "0.1");  // float32's shortest digits, not 0.10000000149011612
-  EXPECT_EQ(json_float32(1.0f), "1");
-  EXPECT_EQ(json_float32(0.25f), "0.25");
+TEST(ParseBool, TakesGosSpellingsOnly) {
+  for (const char* s : {"1", "t", "T", "TRUE", "true", "True"})
+    EXPECT_EQ(parse_bool(s), true) << s;
+  for (const char* s : {"0", "f", "F", "FALSE", "false", "False"})
+    EXPECT_EQ(parse_bool(s), false) << s;
+  for (const char* s : {"", "yes", "tRUE", "2", " true"})
+    EXPECT_FALSE(parse_bool(s).has_value()) << s;
 }
 
-TEST(JsonQuote, MatchesJsonMarshal) {
-  EXPECT_EQ(json_quote("echo"), "\"echo\"");
-  EXPECT_EQ(json_quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
-  EXPECT_EQ(json_quote("<a&b>"), "\"\\u003ca\\u0026b\\u003e\"");
-  EXPECT_EQ(json_quote(std::string("\n\t\r\x01", 4)), "\"\\n\\t\\r\\u0001\"");
-  EXPECT_EQ(json_quote("caf\xc3\xa9"), "\"caf\xc3\xa9\"");
-  EXPECT_EQ(json_quote("bad\xff"), "\"bad\\ufffd\"");
-  EXPECT_EQ(json_quote("\xe2\x80\xa8"), "\"\\u2028\"");
-}
-
-TEST(Tabwrite, AlignsColumnsOfConsecutiveLines) {
-  EXPECT_EQ(tabwrite("a\tb\nccc\td\n"), "a    b\nccc  d\n");
-  // A line without a tab ends the column block: the next block is aligned on its own.
-  EXPECT_EQ(tabwrite("a\tb\nxxxxxxxx\nccc\td"), "a  b\nxxxxxxxx\nccc  d");
-  // Empty leading cells indent continuation lines under the text column.
-  EXPECT_EQ(tabwrite("   name\tusage\n\tmore\n"), "   name  usage\n         more\n");
-  // Widths count characters, not bytes.
-  EXPECT_EQ(tabwrite("\xc3\xa9\tx\nab\ty\n"), "\xc3\xa9   x\nab  y\n");
-  EXPECT_EQ(tabwrite("no tabs\n"), "no tabs\n");
+TEST(Quote, EscapesQuotesAndBackslashes) {
+  EXPECT_EQ(quote("yes"), "\"yes\"");
+  EXPECT_EQ(quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
 }
 
 }  // namespace
-}  // namespace faultproxy::cli::go
+}  // namespace faultproxy::go

@@ -1,0 +1,323 @@
+#include "faultproxy/link.h"
+
+#include <sys/socket.h>
+
+#include <boost/asio/post.hpp>
+#include <cerrno>
+#include <cstring>
+
+#include "common/log.h"
+
+namespace faultproxy {
+namespace {
+
+// A link stops reading while this much is held in its toxics and unwritten output.
+constexpr std::size_t kMaxBuffered = 4 * 1024 * 1024;
+// Chunk size on the staged path (Toxiproxy reads 32 KiB at a time).
+constexpr std::size_t kStagedRead = 32 * 1024;
+// Reads per wake-up before yielding to other connections on the worker.
+constexpr int kReadBudget = 16;
+constexpr std::size_t kMaxCachedSmall = 256;
+constexpr std::size_t kMaxCachedLarge = 8;
+
+bool would_block(int err) {
+  return err == EAGAIN || err == EWOULDBLOCK;
+}
+
+}  // namespace
+
+std::string_view direction_name(Direction d) {
+  return d == Direction::upstream ? "upstream" : "downstream";
+}
+
+BufferPool::Buffer BufferPool::acquire(std::size_t size) {
+  auto& list = size >= kLarge ? large_ : small_;
+  Buffer b;
+  b.size = size >= kLarge ? kLarge : kSmall;
+  if (!list.empty()) {
+    b.data = std::move(list.back());
+    list.pop_back();
+  } else {
+    b.data = std::make_unique_for_overwrite<char[]>(b.size);
+  }
+  return b;
+}
+
+void BufferPool::release(Buffer& b) {
+  if (!b) return;
+  auto& list = b.size >= kLarge ? large_ : small_;
+  if (list.size() < (b.size >= kLarge ? kMaxCachedLarge : kMaxCachedSmall)) list.push_back(std::move(b.data));
+  b.data.reset();
+  b.size = 0;
+}
+
+void ClientHead::keep(const char* data, std::size_t n) {
+  const std::size_t take = std::min(n, bytes.size() - size);
+  std::memcpy(bytes.data() + size, data, take);
+  size += take;
+}
+
+void Link::release_buffer() {
+  if (buf_) host_.pool().release(buf_);
+}
+
+void Link::apply(const std::vector<ToxicSpec>& toxics, TimePoint now) {
+  if (flow_ == Flow::stopped) return;
+  if (!pipeline_) {
+    if (toxics.empty()) return;
+    pipeline_ = std::make_unique<Pipeline>(seed_, host_.session());
+    pipeline_->on_activation(
+        [host = &host_, dir = direction_](const ToxicSpec& spec) { host->toxic_activated(spec, dir); });
+    if (flow_ == Flow::source_ended) {  // the source already ended: its end now goes through the toxics
+      pipeline_->push(Event::terminal(EventKind::eof, now), now);
+    }
+  }
+  pipeline_->apply(toxics, now);
+  pump();
+}
+
+void Link::start() {
+  if (flow_ != Flow::waiting) return;
+  flow_ = Flow::open;
+  pump();
+}
+
+void Link::stop() {
+  flow_ = Flow::stopped;
+  if (timer_) timer_->cancel();
+  release_buffer();
+  pipeline_.reset();
+}
+
+void Link::pump() {
+  if (!running() || in_pump_) return;
+  in_pump_ = true;
+  bool again = false;
+  for (int reads = 0;; ++reads) {
+    if (!flush()) break;
+    if (flow_ != Flow::open || read_wait_) break;
+    if (pipeline_ && pipeline_->buffered_bytes() >= kMaxBuffered) break;  // resumed by writes or the timer
+    if (reads >= kReadBudget) {
+      again = true;
+      break;
+    }
+    if (drained_) {
+      drained_ = false;
+      if (fast_len_ == 0) release_buffer();
+      arm_read();
+      break;
+    }
+    if (!read_once(Clock::now())) break;
+  }
+  in_pump_ = false;
+  if (flow_ == Flow::stopped) return;
+  arm_timer();
+  if (again && !pump_posted_) {
+    pump_posted_ = true;
+    asio::post(host_.context(), [self = host_.shared_from_this(), this] {
+      pump_posted_ = false;
+      pump();
+    });
+  }
+}
+
+bool Link::read_once(TimePoint now) {
+  const int fd = source_->native_handle();
+  std::size_t want;
+  if (!pipeline_) {
+    if (!buf_) buf_ = host_.pool().acquire(large_ ? BufferPool::kLarge : BufferPool::kSmall);
+    want = buf_.size;
+  } else {
+    if (!buf_) buf_ = host_.pool().acquire(BufferPool::kSmall);
+    want = std::min(buf_.size, kStagedRead);
+  }
+  const ssize_t n = ::recv(fd, buf_.data.get(), want, MSG_DONTWAIT);
+  if (n > 0) {
+    const auto got = static_cast<std::size_t>(n);
+    if (client_head_ && !client_head_->full()) [[unlikely]]
+      client_head_->keep(buf_.data.get(), got);
+    // Only for small reads: after a large one, writing it out took long enough for more to arrive.
+    drained_ = got < want && got < BufferPool::kSmall;
+    if (received_) received_->inc(static_cast<double>(got));
+    if (!pipeline_) {
+      fast_len_ = got;
+      fast_off_ = 0;
+      if (got == buf_.size) large_ = true;  // a bulk transfer: grow to the large buffer once this is written
+      if (got < BufferPool::kSmall / 2) large_ = false;  // small messages: small buffers
+    } else {
+      pipeline_->push(Event::data(std::string(buf_.data.get(), got), now), now);
+    }
+    return true;
+  }
+  if (n == 0) {
+    // Without toxics the end waits in flush() behind the fast path's unwritten bytes.
+    flow_ = Flow::source_ended;
+    if (pipeline_) pipeline_->push(Event::terminal(EventKind::eof, now), now);
+    if (fast_len_ == 0) release_buffer();
+    return true;  // let flush() pass the end on
+  }
+  const int err = errno;
+  if (err == EINTR) return true;
+  if (would_block(err)) {
+    if (fast_len_ == 0) release_buffer();  // idle links hold no buffer
+    arm_read();
+    return false;
+  }
+  // ECONNRESET and friends: the source is gone, so is the connection.
+  common::log::debug("read failed", {{"proxy", host_.proxy_name()},
+                                     {"direction", direction_name(direction_)},
+                                     {"error", std::string_view(std::strerror(err))}});
+  host_.close_connection(false);
+  return false;
+}
+
+bool Link::flush() {
+  if (write_wait_ || flow_ == Flow::stopped) return false;
+  const int fd = destination_->native_handle();
+  auto* sent_counter = sent_;
+  auto fail = [&](int err) {
+    if (err == EINTR) return true;
+    if (would_block(err)) {
+      arm_write();
+    } else {
+      common::log::debug("write failed", {{"proxy", host_.proxy_name()},
+                                          {"direction", direction_name(direction_)},
+                                          {"error", std::string_view(std::strerror(err))}});
+      host_.close_connection(false);
+    }
+    return false;
+  };
+  // 1. What the fast path read (always older than anything in the pipeline).
+  while (fast_off_ < fast_len_) {
+    const ssize_t n =
+        ::send(fd, buf_.data.get() + fast_off_, fast_len_ - fast_off_, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      fast_off_ += static_cast<std::size_t>(n);
+      if (sent_counter) sent_counter->inc(static_cast<double>(n));
+      continue;
+    }
+    if (!fail(errno)) return false;
+  }
+  if (fast_len_ != 0) {
+    fast_len_ = fast_off_ = 0;
+    if (large_ && buf_.size < BufferPool::kLarge) release_buffer();
+  }
+  // 2. What the toxics released.
+  if (pipeline_) {
+    wake_ = pipeline_->run(Clock::now());
+    EventQueue& out = pipeline_->output();
+    while (!out.empty()) {
+      Event& e = out.front();
+      switch (e.kind) {
+        case EventKind::data: {
+          const std::string_view rest = out.front_rest();
+          if (rest.empty()) {
+            out.pop_front();
+            continue;
+          }
+          const ssize_t n = ::send(fd, rest.data(), rest.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+          if (n > 0) {
+            out.advance_front(static_cast<std::size_t>(n));
+            if (sent_counter) sent_counter->inc(static_cast<double>(n));
+            if (out.front_rest().empty()) out.pop_front();
+            continue;
+          }
+          if (!fail(errno)) return false;
+          continue;
+        }
+        case EventKind::eof:
+          out.pop_front();
+          pass_end();
+          if (flow_ == Flow::stopped) return false;
+          continue;
+        case EventKind::close:
+          host_.close_connection(false);
+          return false;
+        case EventKind::reset:
+          host_.close_connection(true);
+          return false;
+      }
+    }
+    if (pipeline_->idle()) {  // no toxics left and nothing held: back to the fast path
+      pipeline_.reset();
+      wake_ = kNever;
+    }
+  }
+  // Without toxics, the source's end follows the bytes just written.
+  if (flow_ == Flow::source_ended && !pipeline_) {
+    pass_end();
+    if (flow_ == Flow::stopped) return false;
+  }
+  return true;
+}
+
+void Link::pass_end() {
+  if (flow_ != Flow::source_ended) return;
+  flow_ = Flow::finished;
+  // When the other direction already ended (its source, our destination, said EOF and it passed
+  // that on), the host closes the connection now: close(2) sends the FIN itself, as nothing is left
+  // unread on that socket.
+  if (!(opposite_ && opposite_->finished())) ::shutdown(destination_->native_handle(), SHUT_WR);
+  host_.link_finished(*this);
+}
+
+void Link::close_source(bool reset) {
+  tcp::socket* s = source_;
+  if (!s->is_open()) return;
+  const int fd = s->native_handle();
+  if (reset) {
+    const linger lg{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  } else if (!source_ended()) {
+    // A normal close: FIN first, then discard what the peer sent that nobody will read, so that
+    // close(2) does not turn into a RST. After its EOF nothing is unread, and close(2) alone sends
+    // the FIN (if the opposite link did not shut it down already).
+    if (!(opposite_ && opposite_->finished())) ::shutdown(fd, SHUT_WR);
+    char scratch[4096];
+    for (int i = 0; i < 64 && ::recv(fd, scratch, sizeof scratch, MSG_DONTWAIT) > 0; ++i) {
+    }
+  }
+  boost::system::error_code ignored;
+  s->close(ignored);
+}
+
+void Link::arm_read() {
+  if (read_wait_) return;
+  read_wait_ = true;
+  source_->async_wait(tcp::socket::wait_read,
+                      [self = host_.shared_from_this(), this](boost::system::error_code ec) {
+                        read_wait_ = false;
+                        if (ec || flow_ == Flow::stopped) return;
+                        pump();
+                      });
+}
+
+void Link::arm_write() {
+  if (write_wait_) return;
+  write_wait_ = true;
+  destination_->async_wait(tcp::socket::wait_write,
+                           [self = host_.shared_from_this(), this](boost::system::error_code ec) {
+                             write_wait_ = false;
+                             if (ec || flow_ == Flow::stopped) return;
+                             pump();
+                           });
+}
+
+void Link::arm_timer() {
+  const TimePoint want = pipeline_ ? wake_ : kNever;
+  if (want == timer_at_) return;
+  timer_at_ = want;
+  if (want == kNever) {
+    if (timer_) timer_->cancel();
+    return;
+  }
+  if (!timer_) timer_ = std::make_unique<asio::steady_timer>(host_.context());
+  timer_->expires_at(want);
+  timer_->async_wait([self = host_.shared_from_this(), this, want](boost::system::error_code ec) {
+    if (ec || flow_ == Flow::stopped || timer_at_ != want) return;
+    timer_at_ = kNever;
+    pump();
+  });
+}
+
+}  // namespace faultproxy
