@@ -71,11 +71,17 @@ Then(/^within (\d+) s of the faults being removed, that user is served as stored
     && this.answers.some((a) => a.status === 503);
   for (const proxy of [...this.faults.keys()]) await faults.heal(proxy);
   this.faults.clear();
-  const stored = await data.storedUser(this.userId);
-  const path = `/users/${encodeURIComponent(this.userId)}`;
+  await untilServedAsStored(this, Number(seconds) * 1000 + (this.settings.bounds.recovery - 1000), ambiguous);
+});
+
+// Polls, within `bound` ms, until a read of the scenario's user answers what MariaDB holds, from the
+// cache when the user exists. `ambiguous`: a write or delete answered 503 under a MariaDB fault may
+// have committed, so the previous value stays a correct answer until the service re-read MariaDB.
+export async function untilServedAsStored(world, bound, ambiguous) {
+  const stored = await data.storedUser(world.userId);
+  const path = `/users/${encodeURIComponent(world.userId)}`;
   let last;
   let wrong;
-  const bound = Number(seconds) * 1000 + (this.settings.bounds.recovery - 1000);
   const isWrong = (why) => {
     assert.that(ambiguous, `recovering: ${why}`);
     wrong = why;
@@ -100,11 +106,11 @@ Then(/^within (\d+) s of the faults being removed, that user is served as stored
       withinMs: bound,
       everyMs: 25,
       explain: () => (wrong
-        ? `the service still serves the value from before a ${this.operation} that was answered 503 but committed (MariaDB holds ${JSON.stringify(stored)}): ${describe(last)}`
+        ? `the service still serves the value from before a ${world.operation} that was answered 503 but committed (MariaDB holds ${JSON.stringify(stored)}): ${describe(last)}`
         : `the user is not served as stored (MariaDB holds ${JSON.stringify(stored)}) from the cache yet; last: ${describe(last)}`),
     },
   );
-});
+}
 
 // With MariaDB healthy, a read must answer exactly what MariaDB holds: never the stale cache entry
 // the write or delete could not correct, never a 503.

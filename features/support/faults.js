@@ -29,14 +29,18 @@ export async function setEnabled(name, enabled) {
 }
 
 // Adds a toxic (Toxiproxy semantics: `stream` defaults to downstream, toxicity to 1) and checks that
-// faultproxy echoes it back as Toxiproxy would.
-export async function addToxic(name, { type, stream = 'downstream', attributes, toxicity = 1 }) {
+// faultproxy echoes it back as Toxiproxy would. `durationMs`: faultproxy's own toxic field
+// `duration_ms` (the toxic removes itself that long after it was added; the client passes the field
+// through as it came).
+export async function addToxic(name, { type, stream = 'downstream', attributes, toxicity = 1, durationMs }) {
   touched.add(name);
   const p = await proxy(name);
   const toxicName = `${type}_${stream}_${(added.get(name)?.length ?? 0) + 1}`;
+  const body = { name: toxicName, type, stream, toxicity, attributes };
+  if (durationMs !== undefined) body.duration_ms = durationMs;
   let toxic;
   try {
-    toxic = await p.addToxic({ name: toxicName, type, stream, toxicity, attributes });
+    toxic = await p.addToxic(body);
   } catch (err) {
     throw new Error(`faultproxy: adding a ${type} toxic (${stream}, ${JSON.stringify(attributes)}) to '${name}' failed: ${err.message}`);
   }
@@ -45,16 +49,60 @@ export async function addToxic(name, { type, stream = 'downstream', attributes, 
       throw new Error(`faultproxy echoed ${type}.${k}=${toxic.attributes?.[k]} for '${name}', expected ${v}`);
     }
   }
+  if (durationMs) {
+    // The client keeps only Toxiproxy's fields of the answer: faultproxy's list must show it.
+    const listed = (await listToxics(name)).find((t) => t.name === toxicName);
+    if (listed && listed.duration_ms !== durationMs) {
+      throw new Error(`faultproxy lists the ${type} toxic of '${name}' with duration_ms=${listed.duration_ms}, expected ${durationMs}`);
+    }
+  }
+  toxic.removesItself = durationMs !== undefined && durationMs > 0;
   if (!added.has(name)) added.set(name, []);
   added.get(name).push(toxic);
   return toxic;
 }
 
+// Removes one toxic the catalog added; a toxic with a duration may have removed itself already (404).
+export async function removeToxic(name, toxic) {
+  try {
+    await toxic.remove();
+  } catch (err) {
+    if (!(toxic.removesItself && /status code 404/.test(err.message))) throw err;
+  }
+  added.set(name, (added.get(name) ?? []).filter((t) => t !== toxic));
+}
+
 // Removes every toxic the catalog added to the proxy and enables it again.
 export async function heal(name) {
-  for (const toxic of added.get(name) ?? []) await toxic.remove();
+  for (const toxic of [...(added.get(name) ?? [])]) await removeToxic(name, toxic);
   added.delete(name);
   await setEnabled(name, true);
+}
+
+// The toxics a proxy has now, as faultproxy lists them.
+export async function listToxics(name) {
+  return (await toxiproxy.getApi().get(`${stack.faultproxyUrl}/proxies/${name}/toxics`)).data ?? [];
+}
+
+// Closes every connection the proxy has (Toxiproxy: disabling a proxy closes them), then takes new
+// ones again: clients must reconnect, through whatever toxics the proxy has.
+export async function dropConnections(name) {
+  await setEnabled(name, false);
+  await setEnabled(name, true);
+}
+
+// faultproxy's count of the commands, statements or requests a protocol toxic acted on
+// (faultproxy_toxic_actions_total), summed over the proxy's toxics of that type.
+export async function toxicActions(name, type) {
+  const res = await fetch(`${stack.faultproxyUrl}/metrics`);
+  const text = await res.text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('faultproxy_toxic_actions_total{')) continue;
+    if (!line.includes(`proxy="${name}"`) || !line.includes(`type="${type}"`)) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
 }
 
 // Creates (or re-creates) a proxy on an ephemeral port, as Toxiproxy's clients do in tests.

@@ -28,7 +28,7 @@ const outFile = path.resolve(opt('out', path.join(here, '../../docs/failure-mode
 const OPERATIONS = ['cached read', 'uncached read', 'write', 'delete'];
 // Features in the order of the failure matrix; any other feature file follows, by name.
 const ORDER = ['mysql', 'redis-master', 'redis-replica', 'combinations', 'storage-availability', 'cache-availability',
-  'startup', 'recovery', 'breaker', 'mid-request', 'stack'];
+  'protocol-faults', 'network-faults', 'startup', 'recovery', 'breaker', 'mid-request', 'stack'];
 
 // ------------------------------------------------------------------------------------ last results
 // pickle results keyed by "<uri>\t<scenario name>"; worst step status wins.

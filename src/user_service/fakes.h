@@ -31,6 +31,7 @@ struct Behaviour {
   enum Mode { ok, fail, hang, reject, desync } mode = ok;
   Clock::duration delay{0};
   int fail_next = 0;      // the next N calls fail with `unavailable` (nothing sent), then `mode` applies
+  int conflict_next = 0;  // FakeStore writes: the next N are rolled back as MariaDB's deadlock (1213)
   bool ack_lost = false;  // FakeStore writes: applied, then reported as `ack_failure`, Effect::unknown
   Failure ack_failure = Failure::timeout;  // or unavailable: "Lost connection to server during query"
 };
@@ -107,6 +108,7 @@ class FakeStore : public UserStore {
   boost::asio::awaitable<Outcome<PutResult>> put(std::string_view id, std::string_view name,
                                                  Precondition when, Deadline d) override {
     ++calls;
+    if (auto c = conflict<PutResult>()) co_return *c;
     std::string m;
     if (auto f = co_await simulate(ex_, behaviour, d, m); f != Failure::none)
       co_return Outcome<PutResult>::fail(f, m, write_effect(f));
@@ -120,6 +122,7 @@ class FakeStore : public UserStore {
   boost::asio::awaitable<Outcome<RemoveResult>> remove(std::string_view id, Precondition when,
                                                        Deadline d) override {
     ++calls;
+    if (auto c = conflict<RemoveResult>()) co_return *c;
     std::string m;
     if (auto f = co_await simulate(ex_, behaviour, d, m); f != Failure::none)
       co_return Outcome<RemoveResult>::fail(f, m, write_effect(f));
@@ -172,6 +175,15 @@ class FakeStore : public UserStore {
   // As MysqlStore classifies: a deadline that passed while the statement was out has an unknown
   // effect; a refused connection or a rejected statement certainly left nothing.
   static Effect write_effect(Failure f) { return f == Failure::timeout ? Effect::unknown : Effect::none; }
+  // As MysqlStore reports a write MariaDB rolled back over a deadlock (Behaviour::conflict_next).
+  template <typename T>
+  std::optional<Outcome<T>> conflict() {
+    if (behaviour.conflict_next <= 0) return std::nullopt;
+    --behaviour.conflict_next;
+    auto o = Outcome<T>::fail(Failure::unavailable, "Deadlock found when trying to get lock (1213)");
+    o.conflict = true;
+    return o;
+  }
   std::string ack_message() const {
     return behaviour.ack_failure == Failure::timeout ? "deadline exceeded"
                                                      : "Lost connection to server during query (2013)";

@@ -14,7 +14,9 @@ Outcome<T> from_error(const mysql::Error& e) {
   const ErrorClass c = classify(e);
   std::string message = e.message.empty() ? std::string(mysql::to_string(e.code)) : e.message;
   if (e.server_errno != 0) message += " (" + std::to_string(e.server_errno) + ")";
-  return Outcome<T>::fail(c.failure, std::move(message), c.effect);
+  auto o = Outcome<T>::fail(c.failure, std::move(message), c.effect);
+  o.conflict = c.conflict;
+  return o;
 }
 
 std::optional<std::uint64_t> as_u64(const mysql::Value& v) {
@@ -75,8 +77,11 @@ ErrorClass classify(const mysql::Error& e) {
       case 1053:  // server shutdown in progress
       case 1146:  // table doesn't exist (schema dropped under us)
       case 1049:  // unknown database
-      case 1205:  // lock wait timeout
-      case 1213:  // deadlock
+      case 1205:  // lock wait timeout: the statement was rolled back (autocommit: all of it)
+      case 1213:  // deadlock: the transaction was rolled back
+        c.conflict = e.code == mysql::Errc::server;
+        c.failure = Failure::unavailable;
+        break;
       case 1290:  // --read-only
       case 1836:  // read-only mode
         c.failure = Failure::unavailable;

@@ -55,9 +55,11 @@ namespace user_service {
 // and whether the statement may still have taken effect (Effect::unknown: it was sent and no answer
 // said how it ended, e.g. "Lost connection to server during query" or a deadline mid-statement;
 // Effect::none: it certainly did not run, e.g. no connection, a pool timeout, a server error reply).
+// `conflict`: a lock conflict (deadlock, lock wait timeout) rolled the statement back: safe to repeat.
 struct ErrorClass {
   Failure failure = Failure::unavailable;
   Effect effect = Effect::none;
+  bool conflict = false;
 };
 ErrorClass classify(const clients::mysql::Error& e);
 

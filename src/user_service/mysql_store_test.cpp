@@ -52,5 +52,16 @@ TEST(UserServiceStoreErrors, FailuresBeforeSendingOrRefusedByTheServerHaveNoEffe
   ExpectClass(error(mysql::Errc::server, false, 1146), Failure::unavailable, Effect::none);  // no table
 }
 
+// A lock conflict rolled the statement back: nothing was written and the same statement may succeed
+// when run again (the service repeats a write once). Nothing else is a conflict.
+TEST(UserServiceStoreErrors, OnlyDeadlocksAndLockWaitTimeoutsAreConflicts) {
+  EXPECT_TRUE(classify(error(mysql::Errc::server, false, 1213)).conflict);
+  EXPECT_TRUE(classify(error(mysql::Errc::server, false, 1205)).conflict);
+  EXPECT_FALSE(classify(error(mysql::Errc::server, false, 1290)).conflict);  // read-only: another server
+  EXPECT_FALSE(classify(error(mysql::Errc::server, false, 1062)).conflict);
+  EXPECT_FALSE(classify(error(mysql::Errc::timeout, true)).conflict);
+  EXPECT_FALSE(classify(error(mysql::Errc::connection_lost, true, 2013)).conflict);
+}
+
 }  // namespace
 }  // namespace user_service

@@ -63,11 +63,14 @@ struct Outcome {
   std::string message;  // why it failed, for logs and /health/ready
   T value{};
   Effect effect = Effect::none;  // for failures: may the call still have taken effect?
+  // For store failures: MariaDB rolled the statement back over a lock conflict (deadlock 1213, lock
+  // wait timeout 1205). Nothing was written, and the same statement run again may well succeed.
+  bool conflict = false;
 
   bool ok() const { return failure == Failure::none; }
-  static Outcome success(T v) { return Outcome{Failure::none, {}, std::move(v), Effect::none}; }
+  static Outcome success(T v) { return Outcome{Failure::none, {}, std::move(v), Effect::none, false}; }
   static Outcome fail(Failure f, std::string m, Effect e = Effect::none) {
-    return Outcome{f, std::move(m), T{}, e};
+    return Outcome{f, std::move(m), T{}, e, false};
   }
 };
 

@@ -221,6 +221,14 @@ asio::awaitable<Outcome<CacheProbe>> RedisCache::ping(CacheNode node, Deadline d
   // far behind the master the replica is (replica_freshness.h).
   std::vector<std::string> args{"ROLE"};
   const redis::Result r = co_await c.command(std::move(args), d);
+  if (!r && r.error().code == redis::Errc::timeout && connection != 0) {
+    // A connected node that does not answer the probe within the deadline has stopped answering
+    // (a new connection's handshake then times out too: nothing is lost) or its connection is out of
+    // step: a reply lost on the way leaves each later reply matched to the command before it, which
+    // timed out and discards it, while replies keep coming so the stall timer never fires. Only a new
+    // connection ends that; without it the node stays unusable after the fault is gone.
+    c.reset("no reply to the probe within the deadline", connection);
+  }
   if (!r || r->is_error()) co_return from_error<CacheProbe>(r);
   if (!r->is_array() || r->elements.empty() || !r->elements[0].is_string())
     co_return desync<CacheProbe>(c, connection, "unexpected ROLE reply");

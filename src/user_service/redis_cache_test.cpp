@@ -298,6 +298,30 @@ TEST_F(RedisCacheDesync, ADemotedMasterFailsItsProbeAndIsReported) {
   EXPECT_EQ(master_->status().counters.resets, 0u);
 }
 
+// A reply lost on the way (packet loss through a proxy): from then on each reply is matched to the
+// command before it, which timed out and discards it, so every command times out although the node
+// answers at once. The probe that gets no reply in time drops the connection, and the next one works.
+TEST_F(RedisCacheDesync, AProbeWithoutAReplyDropsAConnectionThatLostOne) {
+  bool lost = false;
+  Connect([&](const std::vector<std::string>& args) -> std::optional<std::string> {
+    if (args.at(0) == "HMGET" && !lost) {
+      lost = true;
+      return std::nullopt;  // the one reply that never arrives
+    }
+    return Honest(args);
+  });
+  EXPECT_EQ(Run(cache_->get(CacheNode::master, "a", Deadline::after(50ms))).failure, Failure::timeout);
+  // Out of step: the node answers, the reply goes to the command before.
+  EXPECT_EQ(Run(cache_->get(CacheNode::master, "b", Deadline::after(50ms))).failure, Failure::timeout);
+  EXPECT_EQ(Run(cache_->ping(CacheNode::master, Deadline::after(50ms))).failure, Failure::timeout);
+  ExpectReconnected(2);
+  const auto probe = Run(cache_->ping(CacheNode::master, D()));
+  EXPECT_TRUE(probe.ok()) << probe.message;
+  const auto a = Run(cache_->get(CacheNode::master, "a", D()));
+  ASSERT_TRUE(a.ok() && a.value) << a.message;
+  EXPECT_EQ(a.value->name, "Ann");
+}
+
 // A hash that does not name its id was not written by the service: it is never served, but it is no
 // sign of a desynchronised connection either (the connection is kept).
 TEST_F(RedisCacheDesync, AHashWithoutItsIdIsAMissNotADesync) {

@@ -101,6 +101,10 @@ Service::Service(asio::any_io_executor executor, const Config& config, UserStore
                         "Cache entries re-read from MariaDB after a write whose outcome was unknown.");
   uncertain_dropped_ = &registry.counter("user_service_cache_refreshes_dropped_total",
                                          "Writes with an unknown outcome not tracked (set full).");
+  write_retries_ = &registry.counter(
+      "user_service_mysql_write_retries_total",
+      "MariaDB writes made a second time because MariaDB rolled the first back over a lock conflict "
+      "(deadlock 1213, lock wait timeout 1205).");
   invalidations_ =
       &registry.counter("user_service_cache_invalidations_total",
                         "Full invalidations of cached values after the repair queue overflowed.");
@@ -456,6 +460,18 @@ asio::awaitable<bool> Service::update_cache(std::string_view id, const CacheEntr
   co_return r.ok();
 }
 
+// A deadlock or a lock wait timeout is a conflict with another transaction of the moment, and
+// MariaDB rolled the statement back, so running it again is safe and usually succeeds; once is
+// enough (a conflict that persists is not resolved by hammering), and never past the request's
+// deadline (the second call's budget is cut to it like every call's).
+template <typename T, typename Fn>
+asio::awaitable<Outcome<T>> Service::write_store(Deadline deadline, Fn fn) {
+  auto r = co_await mysql_.call<T>(deadline, fn);
+  if (r.ok() || !r.conflict || deadline.expired()) co_return r;
+  write_retries_->inc();
+  co_return co_await mysql_.call<T>(deadline, fn);
+}
+
 asio::awaitable<WriteResult> Service::put_user(std::string_view id, std::string_view name, Deadline deadline,
                                                Precondition when) {
   WriteResult result;
@@ -468,7 +484,7 @@ asio::awaitable<WriteResult> Service::put_user(std::string_view id, std::string_
   }
   const bool called = mysql_.allow();
   auto put =
-      co_await mysql_.call<PutResult>(deadline, [&](Deadline d) { return store_.put(id, name, when, d); });
+      co_await write_store<PutResult>(deadline, [&](Deadline d) { return store_.put(id, name, when, d); });
   ticket.permit.release();
   if (!put.ok() && put.effect == Effect::unknown) remember_uncertain(id);
   if (!put.ok()) {
@@ -494,7 +510,7 @@ asio::awaitable<WriteResult> Service::delete_user(std::string_view id, Deadline 
   }
   const bool called = mysql_.allow();
   auto removed =
-      co_await mysql_.call<RemoveResult>(deadline, [&](Deadline d) { return store_.remove(id, when, d); });
+      co_await write_store<RemoveResult>(deadline, [&](Deadline d) { return store_.remove(id, when, d); });
   ticket.permit.release();
   if (!removed.ok() && removed.effect == Effect::unknown) remember_uncertain(id);
   if (!removed.ok()) {

@@ -163,6 +163,10 @@ class Service {
   template <typename T, typename Primary, typename Replica>
   boost::asio::awaitable<StoreRead<T>> read_store(Deadline deadline, Clock::duration budget, Primary primary,
                                                   Replica replica);
+  // One MariaDB write (`fn(call deadline)`), made once more if MariaDB rolled it back over a lock
+  // conflict (deadlock, lock wait timeout: nothing was written) and the request's deadline allows.
+  template <typename T, typename Fn>
+  boost::asio::awaitable<Outcome<T>> write_store(Deadline deadline, Fn fn);
   using UserRead = StoreRead<std::optional<StoredUser>>;
   // One user's MariaDB read, admitted (admission control) and shared by concurrent readers of the id.
   boost::asio::awaitable<UserRead> read_user_from_store(std::string_view id, Deadline deadline);
@@ -227,6 +231,7 @@ class Service {
   common::metrics::Counter* invalidations_ = nullptr;
   common::metrics::Counter* refreshed_ = nullptr;
   common::metrics::Counter* uncertain_dropped_ = nullptr;
+  common::metrics::Counter* write_retries_ = nullptr;
   common::metrics::Counter* reads_coalesced_ = nullptr;
   common::metrics::Counter* shed_queue_full_ = nullptr;
   common::metrics::Counter* shed_too_slow_ = nullptr;

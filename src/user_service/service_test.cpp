@@ -285,6 +285,39 @@ TEST_F(ServiceTest, ReadIsRetriedOnceAfterALostConnection) {
   EXPECT_EQ(store_.rows["u"].name, "Joe");
 }
 
+// A deadlock or lock wait timeout rolled the write back: it is made once more within the request's
+// deadline (counted), and only once; other failures are not repeated (above).
+TEST_F(ServiceTest, AWriteRolledBackOverALockConflictIsMadeOnceMore) {
+  Start();
+  Seed("u", "Jack");
+  const auto retries = [&] {
+    return registry_.counter("user_service_mysql_write_retries_total", "").value();
+  };
+  store_.behaviour.conflict_next = 1;
+  auto w = Put("u", "Joe");
+  EXPECT_EQ(w.status, WriteResult::updated);
+  EXPECT_EQ(store_.rows["u"].name, "Joe");
+  EXPECT_EQ(cache_.master.entries["u"].name, "Joe");
+  EXPECT_EQ(retries(), 1);
+  EXPECT_FALSE(service_->mysql().health().breaker_open());
+
+  store_.behaviour.conflict_next = 1;
+  EXPECT_EQ(Delete("u").status, WriteResult::deleted);
+  EXPECT_EQ(store_.rows.count("u"), 0u);
+  EXPECT_EQ(retries(), 2);
+
+  // Conflicting twice: 503, nothing written, certainly not applied, and no third attempt.
+  const int calls = store_.calls;
+  store_.behaviour.conflict_next = 5;
+  w = Put("u", "Jim");
+  EXPECT_EQ(w.status, WriteResult::unavailable);
+  EXPECT_EQ(w.why.effect, Effect::none);
+  EXPECT_EQ(store_.calls - calls, 2);
+  EXPECT_EQ(store_.rows.count("u"), 0u);
+  EXPECT_EQ(retries(), 3);
+  EXPECT_EQ(service_->uncertain_writes(), 0u);
+}
+
 TEST_F(ServiceTest, MasterDownReadsFromReplicaAndRepairsWhenItReturns) {
   Start();
   Seed("u", "Jack");
