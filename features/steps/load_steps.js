@@ -59,20 +59,26 @@ When(/^a burst of (\d+) times as many concurrent writes as the service admits is
   this.attach(`${this.burst.length} concurrent writes (the service admits ${admits(this)}): ${JSON.stringify(count)}; as many GET /health/live took up to ${Math.round(this.burstBaselineMs)} ms`);
 });
 
-// "At once": within the burst's baseline (see writeBurst) plus half the request deadline, which a
-// request that queued into its deadline cannot meet.
+// "At once": those shed on arrival (the bulk: the queue was full, or MariaDB's pace left no room)
+// within the burst's baseline (see writeBurst) plus half the request deadline, which a request that
+// queued into its deadline cannot meet; the median shed must meet it. A waiting request is shed later,
+// when a freed turn shows it would not finish in time (the feature's text): every shed, that one
+// included, comes before the deadline it would otherwise have waited out.
 Then(/^some of them were shed at once, each a 503 saying so with Retry-After$/, async function () {
   const shed = this.burst.filter((w) => isShed(w.answer));
   assert.that(shed.length > 0, `no write of the burst was shed; answers: ${this.burst.slice(0, 5).map((w) => describe(w.answer)).join('; ')} ...`);
   const atOnce = this.burstBaselineMs + this.settings.requestDeadlineMs / 2;
+  const beforeDeadline = this.burstBaselineMs + this.settings.requestDeadlineMs;
   for (const { answer } of shed) {
-    assert.that(answer.ms < atOnce, `a shed write took ${Math.round(answer.ms)} ms, not under ${Math.round(atOnce)} ms (the burst's baseline, ${Math.round(this.burstBaselineMs)} ms, plus half the ${this.settings.requestDeadlineMs} ms deadline): ${describe(answer)}`);
+    assert.that(answer.ms < beforeDeadline, `a shed write took ${Math.round(answer.ms)} ms, as long as waiting out the ${this.settings.requestDeadlineMs} ms deadline (after the burst's baseline, ${Math.round(this.burstBaselineMs)} ms): ${describe(answer)}`);
     assert.that(Number(answer.headers.get('retry-after')) >= 1, `a shed write without Retry-After: ${describe(answer)}`);
     assert.equal(answer.json?.outcome, 'not_applied', `a shed write must say nothing was written: ${describe(answer)}`);
     assert.equal(answer.json?.request_id, answer.headers.get('x-request-id'), `the body's request_id is not the X-Request-Id: ${describe(answer)}`);
   }
   const ms = shed.map((w) => w.answer.ms).sort((a, b) => a - b);
-  this.attach(`${shed.length} shed, in ${Math.round(ms[0])} to ${Math.round(ms[ms.length - 1])} ms (median ${Math.round(ms[ms.length >> 1])} ms)`);
+  const median = ms[ms.length >> 1];
+  assert.that(median < atOnce, `the median shed write took ${Math.round(median)} ms, not under ${Math.round(atOnce)} ms (the burst's baseline, ${Math.round(this.burstBaselineMs)} ms, plus half the ${this.settings.requestDeadlineMs} ms deadline): shedding is not at once`);
+  this.attach(`${shed.length} shed, in ${Math.round(ms[0])} to ${Math.round(ms[ms.length - 1])} ms (median ${Math.round(median)} ms)`);
 });
 
 Then(/^no answer of the burst came later than the request deadline$/, async function () {
