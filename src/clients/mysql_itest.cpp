@@ -490,7 +490,8 @@ TEST_F(SharedServer, ConnectErrorsAreClassified) {
     auto c = co_await Connection::connect(io_.get_executor(), bad, 1s);
     EXPECT_TRUE(!c && c.error().code == Errc::connect_failed && c.error().server_errno == 1045)
         << describe(c);
-    ConnectSettings refused = connect_settings(testing_support::free_port());
+    const testing_support::RefusingPort nothing;
+    ConnectSettings refused = connect_settings(nothing.port());
     const auto t0 = Clock::now();
     c = co_await Connection::connect(io_.get_executor(), refused, 1s);
     EXPECT_TRUE(!c && c.error().code == Errc::connect_failed && !c.error().outcome_unknown) << describe(c);

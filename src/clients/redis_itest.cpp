@@ -547,7 +547,8 @@ TEST_F(RedisClientTest, StopAndDestructionWithCommandsInFlightCompleteThemWithSt
 
 TEST_F(RedisClientTest, NothingListeningMeansFastFailuresAndPacedRetries) {
   Settings s;
-  s.port = testing_support::free_port();
+  const testing_support::RefusingPort nothing;
+  s.port = nothing.port();
   Client redis(io_.get_executor(), s);
   redis.start();
   run(io_, [&]() -> asio::awaitable<void> {
@@ -661,7 +662,8 @@ TEST_F(RedisClientTest, RetargetAbandonsAConnectAttemptInProgress) {
 
 TEST_F(RedisClientTest, RetargetBeforeStartAfterStopAndToNonsense) {
   Settings s = settings_for(*server_);
-  s.port = testing_support::free_port();
+  const testing_support::RefusingPort nothing;
+  s.port = nothing.port();
   Client redis(io_.get_executor(), s);
   EXPECT_TRUE(redis.retarget("127.0.0.1", server_->port()));  // before start: only the address
   EXPECT_EQ(redis.status().state, State::idle);

@@ -56,6 +56,23 @@ class TempDir {
 // A port on 127.0.0.1 that nothing listened on a moment ago (bind to port 0, read it, close).
 std::uint16_t free_port();
 
+// A port on 127.0.0.1 that refuses connections for as long as this object lives: a socket bound to
+// it and never listening holds it, so no other process (a parallel test's server) can take it, as
+// one from free_port() could between the pick and its use.
+//   RefusingPort nothing;  settings.port = nothing.port();   // every connect: ECONNREFUSED
+class RefusingPort {
+ public:
+  RefusingPort();
+  ~RefusingPort();
+  RefusingPort(const RefusingPort&) = delete;
+  RefusingPort& operator=(const RefusingPort&) = delete;
+  std::uint16_t port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+};
+
 // True once a TCP connect to 127.0.0.1:port succeeds.
 bool port_accepts(std::uint16_t port);
 
