@@ -822,8 +822,8 @@ TEST_F(FaultproxyTest, DeleteClosesConnections) {
 }
 
 TEST_F(FaultproxyTest, UpstreamRefusingClosesTheClient) {
-  const auto dead = testing_support::free_port();
-  const auto port = fp_.proxy("dead", dead);
+  const testing_support::RefusingPort dead;
+  const auto port = fp_.proxy("dead", dead.port());
   const int fd = connect_to(port);
   ASSERT_GE(fd, 0);
   EXPECT_EQ(read_for(fd, 1, 5s).end, ReadResult::eof);

@@ -57,15 +57,15 @@ class CliTest : public ::testing::Test {
 // Every toxiproxy-cli invocation of the API transcript (sections 24 and 25), in order, against an
 // in-memory Toxiproxy: same stdout, stderr and exit code, byte for byte.
 TEST_F(CliTest, ReplaysTheToxiproxyCliTranscript) {
-  const std::map<std::string, std::string> vars = {
-      {"H", "127.0.0.1:18474"},
-      {"ABC", "127.0.0.1:18490"},
-      {"ECHO", "127.0.0.1:18480"},
-      {"CLI", "127.0.0.1:18491"},
-      {"CLI2", "127.0.0.1:18492"},
-      {"UP", "127.0.0.1:18100"},
-      {"DEAD", "127.0.0.1:" + std::to_string(testing_support::free_port())},
-      {"E", "\x1b"}};
+  const testing_support::RefusingPort dead;
+  const std::map<std::string, std::string> vars = {{"H", "127.0.0.1:18474"},
+                                                   {"ABC", "127.0.0.1:18490"},
+                                                   {"ECHO", "127.0.0.1:18480"},
+                                                   {"CLI", "127.0.0.1:18491"},
+                                                   {"CLI2", "127.0.0.1:18492"},
+                                                   {"UP", "127.0.0.1:18100"},
+                                                   {"DEAD", "127.0.0.1:" + std::to_string(dead.port())},
+                                                   {"E", "\x1b"}};
   int step = 0;
   for (const auto& c : testdata::transcript_cases()) {
     std::vector<std::string> args;

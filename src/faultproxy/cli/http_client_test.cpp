@@ -104,7 +104,8 @@ TEST_F(HttpClientTest, HostNamesAndPathPrefixesWork) {
 }
 
 TEST_F(HttpClientTest, RefusedConnectionIsOneGoStyleLine) {
-  const auto port = std::to_string(testing_support::free_port());
+  const testing_support::RefusingPort nothing;
+  const auto port = std::to_string(nothing.port());
   HttpClient client("127.0.0.1:" + port, {});
   const HttpOutcome r = client.send("GET", "/proxies", std::nullopt);
   ASSERT_FALSE(r.response);
