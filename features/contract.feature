@@ -9,6 +9,7 @@ Feature: The HTTP contract holds
     When docs/openapi.yaml is linted by Spectral (spectral:oas) and Redocly (recommended)
     Then neither linter reports a problem
 
+  @slow
   Scenario: Every documented status the service answers matches the contract
     When requests provoking every documented status are sent through Prism's validation proxy
     Then every answer has its expected status and matches the contract
