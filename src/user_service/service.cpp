@@ -34,14 +34,8 @@ std::string_view source_name(Source s) {
 }
 
 void Service::reload(const Config& c) {
-  config_.request_deadline = c.request_deadline;
-  config_.list_deadline = c.list_deadline;
-  config_.redis.call_deadline = c.redis.call_deadline;
-  config_.mysql.call_deadline = c.mysql.call_deadline;
-  config_.resilience.breaker_failures = c.resilience.breaker_failures;
-  config_.resilience.probe_interval = c.resilience.probe_interval;
-  config_.resilience.retry_after_s = c.resilience.retry_after_s;
-  config_.resilience.read_retries = c.resilience.read_retries;
+  // `c` differs from the running configuration only in what plan_reload applied.
+  config_ = c;
   const auto failures = c.resilience.breaker_failures;
   mysql_.reconfigure(c.mysql.call_deadline, failures);
   if (mysql_replica_) mysql_replica_->reconfigure(c.mysql.call_deadline, failures);
