@@ -136,6 +136,24 @@ bool wait_stopped(pid_t pid, std::chrono::milliseconds limit) {
 }
 
 std::uint16_t free_port() {
+  // Below the kernel's ephemeral range (32768 and up on Debian), where every outgoing connection
+  // of a parallel test takes its source port: such a port passes the bind check below and then
+  // makes the server's own bind fail. Under the ranges ./dev uses for its stacks (17000 and up).
+  constexpr std::uint16_t kLow = 10000, kHigh = 17000;
+  thread_local std::mt19937 pick(
+      static_cast<unsigned>(::getpid()) * 2654435761u ^
+      static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()));
+  std::uniform_int_distribution<int> in_range(kLow, kHigh - 1);
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) break;
+    const auto port = static_cast<std::uint16_t>(in_range(pick));
+    sockaddr_in addr = loopback(port);
+    const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    if (free) return port;
+  }
+  // A crowded range: let the kernel choose (ephemeral, as before).
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr = loopback(0);
   if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
@@ -145,6 +163,33 @@ std::uint16_t free_port() {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   ::close(fd);
   return ntohs(addr.sin_port);
+}
+
+ListeningProcess spawn_listening(std::size_t port_count,
+                                 const std::function<std::vector<std::string>(const PortList&)>& argv_for,
+                                 const std::filesystem::path& log,
+                                 const std::function<bool(const PortList&)>& ready,
+                                 std::chrono::milliseconds limit) {
+  ListeningProcess s;
+  const auto give_up = std::chrono::steady_clock::now() + limit;
+  for (int attempt = 1; attempt <= 5; ++attempt) {
+    s.ports.clear();
+    for (std::size_t i = 0; i < port_count; ++i)
+      s.ports.push_back(free_port());
+    s.process = Process::spawn(argv_for(s.ports), log);
+    while (std::chrono::steady_clock::now() < give_up) {
+      // Ready and still running: a server that exited on a taken port must not pass for ready
+      // because another one answers there.
+      if (ready(s.ports) && s.process.running()) {
+        s.ready = true;
+        return s;
+      }
+      if (!s.process.running()) break;
+      std::this_thread::sleep_for(20ms);
+    }
+    if (s.process.running()) return s;  // out of time, not exited: the caller reports it
+  }
+  return s;
 }
 
 RefusingPort::RefusingPort() {

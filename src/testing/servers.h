@@ -34,6 +34,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -53,7 +54,9 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-// A port on 127.0.0.1 that nothing listened on a moment ago (bind to port 0, read it, close).
+// A port on 127.0.0.1 that nothing held a moment ago: a random one from 10000-16999 (outside the
+// ephemeral range, so no outgoing connection takes it) that binds. Another test can still take it
+// before its use: spawn_listening() retries a server on new ports when that happens.
 std::uint16_t free_port();
 
 // A port on 127.0.0.1 that refuses connections for as long as this object lives: a socket bound to
@@ -105,6 +108,23 @@ class Process {
   pid_t pid_ = -1;
   std::optional<int> wait_status_;
 };
+
+// A server started on ports from free_port(), retried on new ports when it exits before it is
+// ready (a port taken by another test between the pick and the server's bind):
+//   auto s = spawn_listening(2, [](auto& p) { return argv_for(p[0], p[1]); }, log,
+//                            [](auto& p) { return answers(p[0]); });
+//   ASSERT_TRUE(s.ready) << ...;
+struct ListeningProcess {
+  Process process;
+  std::vector<std::uint16_t> ports;
+  bool ready = false;  // false: still not ready after `limit` (or every attempt exited)
+};
+using PortList = std::vector<std::uint16_t>;
+ListeningProcess spawn_listening(std::size_t port_count,
+                                 const std::function<std::vector<std::string>(const PortList&)>& argv_for,
+                                 const std::filesystem::path& log,
+                                 const std::function<bool(const PortList&)>& ready,
+                                 std::chrono::milliseconds limit = std::chrono::seconds(20));
 
 class RedisServer {
  public:

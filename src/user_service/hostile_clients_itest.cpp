@@ -56,27 +56,31 @@ class HostileClients : public ::testing::Test {
 
   // `wrapper`: words put before the binary (e.g. prlimit to lower its descriptor limit).
   void StartService(std::vector<std::string> wrapper) {
-    port_ = testing_support::free_port();
-    std::vector<std::string> argv = std::move(wrapper);
-    const std::vector<std::string> args = {
-        USER_SERVICE_BINARY,
-        "--listen=127.0.0.1:" + std::to_string(port_),
-        "--admin.listen=127.0.0.1:" + std::to_string(testing_support::free_port()),
-        "--redis.master=127.0.0.1:" + std::to_string(servers->master.port()),
-        "--redis.replica=127.0.0.1:" + std::to_string(servers->replica.port()),
-        "--mysql.port=" + std::to_string(servers->db.port()),
-        "--mysql.database=users_hostile",
-        "--http.request_timeout_ms=" + std::to_string(kRequestTimeout.count()),
-        "--log_level=warn"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    service_ = testing_support::Process::spawn(argv, servers->dir.path() / "user-service.log");
-    const auto give_up = std::chrono::steady_clock::now() + 20s;
-    while (std::chrono::steady_clock::now() < give_up) {
-      const auto r = hostile::http(port_, "GET", "/health/ready", {}, 1000ms);
-      if (r.status == 200 && r.body.find("\"status\":\"up\"") != std::string::npos) break;
-      std::this_thread::sleep_for(50ms);
-    }
-    ASSERT_EQ(hostile::http(port_, "GET", "/health/ready").status, 200);
+    auto started = testing_support::spawn_listening(
+        2,
+        [&](const testing_support::PortList& ports) {
+          port_ = ports[0];
+          std::vector<std::string> argv = wrapper;
+          const std::vector<std::string> args = {
+              USER_SERVICE_BINARY,
+              "--listen=127.0.0.1:" + std::to_string(ports[0]),
+              "--admin.listen=127.0.0.1:" + std::to_string(ports[1]),
+              "--redis.master=127.0.0.1:" + std::to_string(servers->master.port()),
+              "--redis.replica=127.0.0.1:" + std::to_string(servers->replica.port()),
+              "--mysql.port=" + std::to_string(servers->db.port()),
+              "--mysql.database=users_hostile",
+              "--http.request_timeout_ms=" + std::to_string(kRequestTimeout.count()),
+              "--log_level=warn"};
+          argv.insert(argv.end(), args.begin(), args.end());
+          return argv;
+        },
+        servers->dir.path() / "user-service.log",
+        [&](const testing_support::PortList& ports) {
+          const auto r = hostile::http(ports[0], "GET", "/health/ready", {}, 1000ms);
+          return r.status == 200 && r.body.find("\"status\":\"up\"") != std::string::npos;
+        });
+    service_ = std::move(started.process);
+    ASSERT_TRUE(started.ready) << "user-service did not become ready; see its log";
     baseline_fds_ = hostile::settled_fds(service_.pid());
   }
 

@@ -178,9 +178,14 @@ class UserServiceITest : public ::testing::Test {
     if (!servers->db_up) StartDb();
   }
 
+  // Picks the service's two ports (port_, admin_port_) and returns its command line.
   std::vector<std::string> ServiceArgs(std::uint16_t master, std::uint16_t replica, std::uint16_t db) {
-    port_ = testing_support::free_port();
-    admin_port_ = testing_support::free_port();
+    return ServiceArgsOn(testing_support::free_port(), testing_support::free_port(), master, replica, db);
+  }
+  std::vector<std::string> ServiceArgsOn(std::uint16_t port, std::uint16_t admin_port, std::uint16_t master,
+                                         std::uint16_t replica, std::uint16_t db) {
+    port_ = port;
+    admin_port_ = admin_port;
     return {USER_SERVICE_BINARY,
             "--listen=127.0.0.1:" + std::to_string(port_),
             "--admin.listen=127.0.0.1:" + std::to_string(admin_port_),
@@ -192,12 +197,26 @@ class UserServiceITest : public ::testing::Test {
   }
 
   void StartService(const std::vector<std::string>& extra = {}) {
-    auto args = ServiceArgs(servers->master.port(), servers->replica.port(), servers->db.port());
-    args.insert(args.end(), extra.begin(), extra.end());
-    service_ = testing_support::Process::spawn(args, ServiceLog());
-    ASSERT_TRUE(
-        WaitUntil([&] { return Ready().status == 200 && Ready().json_string("status") == "up"; }, 15s))
-        << Ready().body;
+    auto started = testing_support::spawn_listening(
+        2,
+        [&](const testing_support::PortList& ports) {
+          auto args = ServiceArgsOn(ports[0], ports[1], servers->master.port(), servers->replica.port(),
+                                    servers->db.port());
+          args.insert(args.end(), extra.begin(), extra.end());
+          return args;
+        },
+        ServiceLog(), [&](const testing_support::PortList&) { return ReadyAndUp(); }, 15s);
+    service_ = std::move(started.process);
+    ASSERT_TRUE(started.ready) << Ready().body << "\n--- its log:\n" << LogTail();
+  }
+  bool ReadyAndUp() {
+    const Reply r = Ready();
+    return r.status == 200 && r.json_string("status") == "up";
+  }
+  std::string LogTail() const {
+    std::ifstream in(ServiceLog());
+    std::string all((std::istreambuf_iterator<char>(in)), {});
+    return all.size() > 4000 ? all.substr(all.size() - 4000) : all;
   }
   void StopService() { service_.stop(); }
   std::filesystem::path ServiceLog() const { return servers->dir.path() / "user-service.log"; }
