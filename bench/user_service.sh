@@ -192,7 +192,7 @@ start_service() {  # name port redis-master-port redis-replica-port mysql-port
   pids+=($!)
   pid_of[$1]=$!
 }
-ready_up() { curl -fsS -m 1 "http://127.0.0.1:$1/health/ready" | grep -q '^{"status":"up"'; }
+ready_up() { curl -fsS -m 1 "http://127.0.0.1:$1/health/ready" | grep -q '^{[^{]*"status":"up"'; }  # top level, before "dependencies"
 start_service direct "$p_direct" "$p_master" "$p_replica" "$p_mariadb"
 start_service proxied "$p_proxied" "${proxy_port[redis-master]}" "${proxy_port[redis-replica]}" "${proxy_port[mysql]}"
 "$baseline_bin" "127.0.0.1:$p_baseline" >"$work/baseline.log" 2>&1 &
@@ -455,13 +455,13 @@ callgrind_run() {  # label port kind(service|baseline) command...
   else
     wait_until 180 "$vpid" "user-service-baseline under callgrind" "$out/log" accepts "$port"
   fi
-  callgrind_control -i on "$vpid" >/dev/null
+  callgrind_control -i on "$vpid" >/dev/null 2>&1
   wrk -t1 -c10 -d2s "http://127.0.0.1:$port/users/u-1" >/dev/null
   if [[ $kind == service ]]; then c0=$(gets_from "$port" cache 200); fi
-  callgrind_control -z "$vpid" >/dev/null
+  callgrind_control -z "$vpid" >/dev/null 2>&1
   local w
   w="$(wrk -t1 -c10 -d"${callgrind_seconds}s" "http://127.0.0.1:$port/users/u-1")" || fail "wrk against $label under callgrind failed"
-  callgrind_control -d "$vpid" >/dev/null
+  callgrind_control -d "$vpid" >/dev/null 2>&1
   if [[ $kind == service ]]; then c1=$(gets_from "$port" cache 200); fi
   kill "$vpid" 2>/dev/null || true
   wait "$vpid" 2>/dev/null || true
