@@ -592,7 +592,7 @@ if [[ -s $work/additions ]]; then
   fi
   addition "ETag (format, set, serialize)" \
     "$(awk -v a="$(add_ns BM_UsCachedGetAnswer/1)" -v b="$(add_ns BM_UsCachedGetAnswer/0)" 'BEGIN { printf "%.0f", a - b }')" "$etag_ir"
-  addition "If-None-Match, X-Request-Timeout-Ms" "$(add_ns BM_UsCachedGetHeaderChecks | awk '{ printf "%.0f", $1 }')" \
+  addition "If-None-Match/X-Request-Timeout-Ms" "$(add_ns BM_UsCachedGetHeaderChecks | awk '{ printf "%.0f", $1 }')" \
     "$(add_ir issue14_header_checks)"
   row "  breaker trial, single-flight," "0: MariaDB reads or an open breaker only" "" "" "" ""
   row "  admission, retry budget" "" "" "" "" ""
