@@ -1935,11 +1935,8 @@ int main(int argc, char** argv) {
       h << op_name(r.op) << '\t' << run.history.ids()[r.id] << '\t' << r.state << '\t'
         << status_name(r.status) << '\t' << static_cast<double>(r.sent_us) / 1000.0 << '\t'
         << static_cast<double>(r.done_us) / 1000.0 << '\t'
-        << (r.source == Source::cache            ? "cache"
-            : r.source == Source::origin         ? "origin"
-            : r.source == Source::origin_replica ? "origin-replica"
-                                                 : "-")
-        << '\t' << r.stale << '\t' << r.short_circuit << '\t' << run.history.reason_text(r.reason) << '\t'
+        << (r.source == Source::none ? std::string_view("-") : source_name(r.source)) << '\t' << r.stale
+        << '\t' << r.short_circuit << '\t' << run.history.reason_text(r.reason) << '\t'
         << (r.served_by ? run.history.reason_text(r.served_by) : "-") << '\n';
     }
   }

@@ -15,18 +15,7 @@ double rank(const std::vector<std::int64_t>& sorted_us, double p) {
 }
 
 std::string source_label(const Record& r) {
-  if (r.stale) return "cache (stale)";
-  switch (r.source) {
-    case Source::cache:
-      return "cache";
-    case Source::origin:
-      return "origin";
-    case Source::origin_replica:
-      return "origin-replica";
-    case Source::none:
-      break;
-  }
-  return "none";
+  return r.stale ? "cache (stale)" : std::string(source_name(r.source));
 }
 
 }  // namespace
