@@ -48,12 +48,15 @@ const script = String.raw`
 for (const bench of DATA) for (const c of bench.charts) {
   const xs = c.bars.map((_, i) => i);
   const top = Math.max(1.2, ...c.bars.map((b) => b.ratio)) * 1.18;
+  const colors = c.bars.map((b) => (b.target === c.baseline ? '#9aa0a6' : PALETTE[0]));
   chart({
     title: c.figure, width: 280, height: 200, legend: { show: false }, cursor: { show: false },
     scales: { x: { time: false, range: [-0.6, c.bars.length - 0.4] }, y: { range: [0, top] } },
-    axes: [{ splits: () => xs, values: () => c.bars.map((b) => b.target), grid: { show: false } },
-      { label: 'x ' + c.baseline, size: 50 }],
-    series: [{}, { label: 'ratio', fill: PALETTE[0] + 'cc', stroke: PALETTE[0], paths: uPlot.paths.bars({ size: [0.6, 80] }), points: { show: false } }],
+    axes: [{ splits: () => xs, values: () => c.bars.map((b) => b.target), grid: { show: false }, font: '11px system-ui, sans-serif' },
+      { label: 'x ' + c.baseline, size: 40, font: '11px system-ui, sans-serif' }],
+    // The baseline's bar grey, the others blue.
+    series: [{}, { label: 'ratio', fill: PALETTE[0], stroke: PALETTE[0], points: { show: false }, paths: uPlot.paths.bars({ size: [0.6, 80],
+      disp: { fill: { unit: 3, values: () => colors }, stroke: { unit: 3, values: () => colors } } }) }],
     hooks: { draw: [(u) => {
       const ctx = u.ctx;
       ctx.save();

@@ -32,6 +32,7 @@ th { background: #f5f6f8; }
 .meta { color: #555; } .charts { display: flex; flex-wrap: wrap; gap: 1em; }
 .chart { border: 1px solid #e3e5e8; border-radius: 4px; padding: .4em; }
 .side { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; } .side > * { flex: 1 1 600px; min-width: 0; }
+.u-title { font-size: 13px; font-weight: 600; }
 .swatch { display: inline-block; width: .9em; height: .9em; border-radius: 2px; vertical-align: -.1em; margin-right: .3em; }
 `;
 
