@@ -62,35 +62,39 @@ async function checkCucumber(page) {
   return null;
 }
 
-const browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox', '--headless=new'] });
-let passed = 0;
-let failed = 0;
-try {
-  for (const p of pages) {
-    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    const errors = [];
-    page.on('console', (msg) => msg.type() === 'error' && errors.push(`console error: ${msg.text()}`));
-    page.on('pageerror', (err) => errors.push(`uncaught: ${err.message}`));
+// One page of the report at a time would spend most of the time waiting on the browser: all at once.
+async function check(browser, p) {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  const errors = [];
+  page.on('console', (msg) => msg.type() === 'error' && errors.push(`console error: ${msg.text()}`));
+  page.on('pageerror', (err) => errors.push(`uncaught: ${err.message}`));
+  try {
+    await page.goto(`file://${path.resolve(p.file)}`, { waitUntil: 'load', timeout: 20_000 });
     let problem = null;
-    try {
-      await page.goto(`file://${path.resolve(p.file)}`, { waitUntil: 'load', timeout: 20_000 });
-      if (p.kind === 'charts') problem = await checkCharts(page);
-      else if (p.kind === 'cucumber') problem = await checkCucumber(page);
-      const n = p.kind === 'charts' ? await page.evaluate(() => window.reportCharts.length).catch(() => 0) : 0;
-      if (!problem && errors.length) problem = errors.join('; ');
-      if (p.shot) await page.screenshot({ path: p.shot, fullPage: true });
-      if (problem) throw new Error(problem);
-      console.log(`PASS ${p.file}: loads without errors${p.kind === 'charts' ? `, ${n} charts with data` : p.kind === 'cucumber' ? ', scenarios and verdicts shown' : ''}${p.shot ? ` (screenshot ${p.shot})` : ''}`);
-      passed++;
-    } catch (err) {
-      console.log(`FAIL ${p.file}: ${err.message.split('\n')[0]}${errors.length && !err.message.includes(errors[0]) ? `; ${errors.join('; ')}` : ''}`);
-      failed++;
-    } finally {
-      await page.close();
-    }
+    if (p.kind === 'charts') problem = await checkCharts(page);
+    else if (p.kind === 'cucumber') problem = await checkCucumber(page);
+    const n = p.kind === 'charts' ? await page.evaluate(() => window.reportCharts.length).catch(() => 0) : 0;
+    if (!problem && errors.length) problem = errors.join('; ');
+    if (p.shot) await page.screenshot({ path: p.shot, fullPage: true });
+    if (problem) throw new Error(problem);
+    const what = p.kind === 'charts' ? `, ${n} charts with data` : p.kind === 'cucumber' ? ', scenarios and verdicts shown' : '';
+    return { ok: true, line: `PASS ${p.file}: loads without errors${what}${p.shot ? ` (screenshot ${p.shot})` : ''}` };
+  } catch (err) {
+    const more = errors.length && !err.message.includes(errors[0]) ? `; ${errors.join('; ')}` : '';
+    return { ok: false, line: `FAIL ${p.file}: ${err.message.split('\n')[0]}${more}` };
+  } finally {
+    await page.close();
   }
+}
+
+const browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox', '--headless=new'] });
+let results;
+try {
+  results = await Promise.all(pages.map((p) => check(browser, p)));
 } finally {
   await browser.close();
 }
-console.log(`reports: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+for (const r of results) console.log(r.line);
+const passed = results.filter((r) => r.ok).length;
+console.log(`reports: ${passed} passed, ${results.length - passed} failed`);
+process.exit(passed === results.length ? 0 : 1);
