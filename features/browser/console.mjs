@@ -5,7 +5,7 @@
 // error in the form, sees live figures move, removes it, disables and enables the proxy, resets;
 // and a page of another origin tries to change faultproxy and must fail.
 //
-//   node features/browser/console.mjs [--reports DIR] [--keep-open]
+//   node features/browser/console.mjs [--reports DIR]
 //
 // Prints `ok - <step>` or `not ok - <step>: <why>` per step and a last line
 // `console: N passed, M failed`; exits 1 if anything failed. Writes DIR/console.png (the console
@@ -30,6 +30,7 @@ const TIMEOUT_MS = 10_000; // per browser expectation: generous, for a loaded 2-
 const results = { passed: 0, failed: 0 };
 const browserLog = [];
 const failedResponses = []; // the console page's answers >= 400: only the one provoked below is expected
+const started = []; // child processes, stopped whatever happens
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -125,8 +126,10 @@ async function startFaultproxy(port, upstreamPort, dir) {
   const child = spawn(FAULTPROXY, ['-host', '127.0.0.1', '-port', String(port), '-proxy-metrics', '-config', config], {
     stdio: ['ignore', log, log],
   });
+  started.push(child);
   let exited = null;
   child.on('exit', (code, signal) => (exited = `exited with ${code ?? signal}`));
+  child.on('error', (e) => (exited = `did not start: ${e.message}`));
   await waitFor('faultproxy to answer', async () => {
     if (exited) throw new Error(`faultproxy ${exited}: ${fs.readFileSync(logPath, 'utf8')}`);
     return (await fetch(`http://127.0.0.1:${port}/version`)).ok;
@@ -328,13 +331,10 @@ async function main() {
       fs.writeFileSync(path.join(REPORTS, 'console-browser.log'), browserLog.join('\n') + '\n');
       console.log(`browser console: ${path.join(REPORTS, 'console-browser.log')}, screenshot: ${path.join(REPORTS, 'console-failure.png')}, faultproxy log: ${fp.logPath}`);
     }
-    if (!args.includes('--keep-open')) {
-      await browser.close();
-      fp.child.kill('SIGTERM');
-      echo.close();
-      other.close();
-      if (!failed) fs.rmSync(dir, { recursive: true, force: true });
-    }
+    await browser.close();
+    echo.close();
+    other.close();
+    if (!failed) fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -344,5 +344,6 @@ try {
   results.failed++;
   console.log(`not ok - setup: ${e.message}`);
 }
+for (const child of started) child.kill('SIGTERM');
 console.log(`console: ${results.passed} passed, ${results.failed} failed`);
 process.exit(results.failed ? 1 : 0);
