@@ -510,17 +510,8 @@ Response Api::handle(const Request& req, const common::http::RequestInfo& info) 
   bool decoded_ok = true;
   const std::string path = percent_decode(target, decoded_ok);
   if (!decoded_ok || path.empty() || path[0] != '/') return not_found_page(req);
-  // The console's static files: no state, no data, so browsers may load them (from a trusted
-  // Host only: a page served under a DNS-rebound name would be another site's).
-  if (path == "/ui" || path.starts_with("/ui/")) {
-    if (!console::trusted_host(req[bhttp::field::host], settings_.api_host)) {
-      Response r = not_found_page(req);
-      r.result(bhttp::status::forbidden);
-      r.body() = "Host not allowed: open the console at an IP address, localhost or the -host name\n";
-      return r;
-    }
-    return console::serve_file(req, path);
-  }
+  // The console's static files: no state and no data, so browsers may load them.
+  if (path == "/ui" || path.starts_with("/ui/")) return console::serve_file(req, path, settings_.api_host);
   const auto parts = split_path(path);
   for (const auto& part : parts)
     if (part.empty()) return not_found_page(req);

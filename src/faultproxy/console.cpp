@@ -163,7 +163,12 @@ const AttributeHint* find_hint(std::string_view type, std::string_view attribute
 
 }  // namespace
 
-Response serve_file(const Request& req, std::string_view path) {
+Response serve_file(const Request& req, std::string_view path, std::string_view api_host) {
+  // Under a DNS-rebound name the console would be another site's page.
+  if (!trusted_host(req[bhttp::field::host], api_host)) {
+    return plain(req, bhttp::status::forbidden,
+                 "Host not allowed: open the console at an IP address, localhost or the -host name\n");
+  }
   if (req.method() != bhttp::verb::get) {
     Response res{bhttp::status::method_not_allowed, req.version()};
     res.keep_alive(req.keep_alive());
@@ -233,6 +238,13 @@ std::optional<std::string> cross_site_refusal(const Request& req, std::string_vi
 
 const std::vector<AttributeHint>& attribute_hints() {
   static const std::vector<AttributeHint> hints = {
+      // The fields every toxic has (type ""). toxicity is not range-checked, as in Toxiproxy.
+      {"", "name", "", {}, {}, {}, "unique within the proxy; empty: <type>_<stream>"},
+      {"", "stream", "", {}, {}, {"downstream", "upstream"}, "downstream: towards the client"},
+      {"", "toxicity", "", {}, {}, {}, "share of connections the toxic acts on, 0..1"},
+      {"", "client_cidr", "", {}, {}, {}, "only clients in this network (e.g. 127.0.1.2/32); empty: all"},
+      {"", "start_after_ms", "ms", 0, {}, {}, "takes effect this long after it was added"},
+      {"", "duration_ms", "ms", 0, {}, {}, "removes itself this long after taking effect; 0: stays"},
       {"latency", "latency", "ms", {}, {}, {}, "delay added to each chunk of data"},
       {"latency", "jitter", "ms", {}, {}, {}, "the delay varies by up to this much either way"},
       {"latency",
@@ -322,22 +334,21 @@ const std::vector<AttributeHint>& attribute_hints() {
 }
 
 std::string toxic_types_json() {
-  // The fields every toxic has, as POST /proxies/{proxy}/toxics takes them.
-  static const std::vector<AttributeHint> common = {
-      {"", "name", "", {}, {}, {}, "unique within the proxy; empty: <type>_<stream>"},
-      {"", "stream", "", {}, {}, {"downstream", "upstream"}, "downstream: towards the client"},
-      {"", "toxicity", "", 0, 1, {}, "share of connections the toxic acts on"},
-      {"", "client_cidr", "", {}, {}, {}, "only clients in this network (e.g. 127.0.1.2/32); empty: all"},
-      {"", "start_after_ms", "ms", 0, {}, {}, "takes effect this long after it was added"},
-      {"", "duration_ms", "ms", 0, {}, {}, "removes itself this long after taking effect; 0: stays"},
+  // The fields every toxic has, as POST /proxies/{proxy}/toxics takes them (ToxicDef's defaults).
+  using K = AttributeKind;
+  static const std::vector<AttributeSpec> common = {
+      {"name", K::text, std::string()},
+      {"stream", K::text, std::string("downstream")},
+      {"toxicity", K::number, 1.0},
+      {"client_cidr", K::text, std::string()},
+      {"start_after_ms", K::integer, std::int64_t{0}},
+      {"duration_ms", K::integer, std::int64_t{0}},
   };
-  const std::vector<std::pair<std::string_view, AttributeValue>> common_defaults = {
-      {"string", std::string()}, {"string", std::string("downstream")}, {"number", 1.0},
-      {"string", std::string()}, {"integer", std::int64_t{0}},          {"integer", std::int64_t{0}}};
   std::string s = "{\"fields\":[";
   for (std::size_t i = 0; i < common.size(); ++i) {
     if (i) s += ',';
-    append_field(s, common[i].attribute, common_defaults[i].first, common_defaults[i].second, &common[i]);
+    append_field(s, common[i].name, kind_name(common[i].kind), common[i].default_value,
+                 find_hint("", common[i].name));
   }
   s += "],\"types\":[";
   bool first_type = true;

@@ -5,7 +5,7 @@
 // Api::handle routes to these; they are pure functions of the request.
 //
 // Usage:
-//   if (path == "/ui" || path.starts_with("/ui/")) return console::serve_file(req, path);
+//   if (path == "/ui" || path.starts_with("/ui/")) return console::serve_file(req, path, api_host);
 //   if (auto why = console::cross_site_refusal(req, api_host, /*browser=*/true)) refuse(*why);
 //   std::string body = console::toxic_types_json();
 #pragma once
@@ -27,7 +27,9 @@ inline constexpr std::string_view kConsoleHeader = "X-Faultproxy-Console";
 // GET /ui, /ui/ (index.html) and /ui/<file>: the embedded file with its Content-Type, an ETag
 // (304 for a matching If-None-Match), Cache-Control: no-cache, a Content-Security-Policy allowing
 // only 'self', nosniff and no framing. Unknown files: 404.
-common::http::Response serve_file(const common::http::Request& req, std::string_view path);
+// Served only under a trusted Host (trusted_host); else 403.
+common::http::Response serve_file(const common::http::Request& req, std::string_view path,
+                                  std::string_view api_host);
 
 // Why `req` is refused as a request a page of another site (or a DNS-rebound name) could have
 // made, or nullopt. Every request carrying a browser's Origin or Sec-Fetch-Site is checked; with
@@ -44,7 +46,7 @@ bool trusted_host(std::string_view host_header, std::string_view api_host);
 // accepts, the choices, the unit and a line of help. The registry (toxics.h) gives the names,
 // kinds and defaults; this only adds to it (the API tests check both agree).
 struct AttributeHint {
-  std::string_view type;       // "latency"
+  std::string_view type;       // "latency"; "" for the fields every toxic has (name, stream, ...)
   std::string_view attribute;  // "jitter"
   std::string_view unit;       // "ms", "KB/s", "" for none
   std::optional<double> min, max;

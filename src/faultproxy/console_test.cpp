@@ -287,50 +287,69 @@ TEST_F(ConsoleTest, ToxicTypesDescribeTheRegistry) {
   EXPECT_EQ(find_named(types, "slow_open")->at("scope").as_string(), "connection");
   EXPECT_EQ(find_named(types, "refuse")->at("scope").as_string(), "listener");
   const json::array& fields = doc.at("fields").as_array();
-  for (const char* f : {"name", "stream", "toxicity", "client_cidr", "start_after_ms", "duration_ms"})
-    EXPECT_NE(find_named(fields, f), nullptr) << f;
+  for (const char* f : {"name", "stream", "toxicity", "client_cidr", "start_after_ms", "duration_ms"}) {
+    const json::object* field = find_named(fields, f);
+    ASSERT_NE(field, nullptr) << f;
+    EXPECT_TRUE(field->contains("help")) << f;
+  }
+  EXPECT_EQ(find_named(fields, "stream")->at("default").as_string(), "downstream");
+  EXPECT_EQ(find_named(fields, "toxicity")->at("default").to_number<double>(), 1.0);
+  EXPECT_EQ(find_named(fields, "start_after_ms")->at("min").to_number<double>(), 0.0);
   // Browsers other than the console are refused here as on every API route.
   EXPECT_EQ(get("/toxic-types", {.console = {}}).status, 403);
   EXPECT_EQ(plain(bhttp::verb::post, "/toxic-types").status, 405);
 }
 
 // The hints' ranges and choices are what the API enforces: each bound is accepted, and a step
-// beyond it refused, with every other attribute at its default.
+// beyond it refused, with everything else at its default. The fields every toxic has (type "")
+// are tried on a noop toxic.
 TEST_F(ConsoleTest, AttributeHintsAgreeWithTheApisValidation) {
   make_proxy("p");
   int n = 0;
-  auto status_with = [&](std::string_view type, std::string_view attribute, const std::string& value) {
+  auto status_with = [&](std::string_view type, std::string_view field, const std::string& value) {
     const std::string name = "t" + std::to_string(++n);
-    auto r = plain(bhttp::verb::post, "/proxies/p/toxics",
-                   R"({"name":")" + name + R"(","type":")" + std::string(type) + R"(","attributes":{")" +
-                       std::string(attribute) + "\":" + value + "}}");
+    const std::string set = "\"" + std::string(field) + "\":" + value;
+    const std::string body = type.empty() ? R"({"name":")" + name + R"(","type":"noop",)" + set + "}"
+                                          : R"({"name":")" + name + R"(","type":")" + std::string(type) +
+                                                R"(","attributes":{)" + set + "}}";
+    auto r = plain(bhttp::verb::post, "/proxies/p/toxics", body);
     if (r.status == 200) plain(bhttp::verb::delete_, "/proxies/p/toxics/" + name);
     return r.status;
   };
-  auto number = [](double v) { return json::serialize(json::value(v)); };
   for (const console::AttributeHint& h : console::attribute_hints()) {
-    const ToxicTypeInfo* info = find_toxic_type(h.type);
-    ASSERT_NE(info, nullptr) << h.type;
-    const auto spec = std::find_if(info->attributes.begin(), info->attributes.end(),
-                                   [&](const AttributeSpec& s) { return s.name == h.attribute; });
-    ASSERT_NE(spec, info->attributes.end()) << h.type << "." << h.attribute;
-    const bool integer = spec->kind == AttributeKind::integer;
+    const std::string what = std::string(h.type) + "." + std::string(h.attribute);
+    bool integer = true;
+    if (!h.type.empty()) {
+      const ToxicTypeInfo* info = find_toxic_type(h.type);
+      ASSERT_NE(info, nullptr) << what;
+      const auto spec = std::find_if(info->attributes.begin(), info->attributes.end(),
+                                     [&](const AttributeSpec& s) { return s.name == h.attribute; });
+      ASSERT_NE(spec, info->attributes.end()) << what;
+      integer = spec->kind == AttributeKind::integer;
+    } else if (h.min || h.max) {
+      // Of the common fields only these integers have bounds.
+      ASSERT_TRUE(h.attribute == "start_after_ms" || h.attribute == "duration_ms") << what;
+    }
     const double step = integer ? 1 : 0.001;
-    auto text = [&](double v) { return integer ? std::to_string(static_cast<long long>(v)) : number(v); };
+    auto text = [&](double v) {
+      return integer ? std::to_string(static_cast<long long>(v)) : json::serialize(json::value(v));
+    };
     if (h.min) {
-      EXPECT_EQ(status_with(h.type, h.attribute, text(*h.min)), 200) << h.type << "." << h.attribute;
-      EXPECT_EQ(status_with(h.type, h.attribute, text(*h.min - step)), 400) << h.type << "." << h.attribute;
+      EXPECT_EQ(status_with(h.type, h.attribute, text(*h.min)), 200) << what;
+      EXPECT_EQ(status_with(h.type, h.attribute, text(*h.min - step)), 400) << what;
     }
     if (h.max) {
-      EXPECT_EQ(status_with(h.type, h.attribute, text(*h.max)), 200) << h.type << "." << h.attribute;
-      EXPECT_EQ(status_with(h.type, h.attribute, text(*h.max + step)), 400) << h.type << "." << h.attribute;
+      EXPECT_EQ(status_with(h.type, h.attribute, text(*h.max)), 200) << what;
+      EXPECT_EQ(status_with(h.type, h.attribute, text(*h.max + step)), 400) << what;
     }
     for (std::string_view option : h.options)
-      EXPECT_EQ(status_with(h.type, h.attribute, json::serialize(json::string(option))), 200) << option;
+      EXPECT_EQ(status_with(h.type, h.attribute, json::serialize(json::string(option))), 200)
+          << what << option;
     if (!h.options.empty()) {
-      EXPECT_EQ(status_with(h.type, h.attribute, "\"nosuch\""), 400) << h.attribute;
+      EXPECT_EQ(status_with(h.type, h.attribute, "\"nosuch\""), 400) << what;
     }
   }
+  EXPECT_EQ(plain(bhttp::verb::get, "/proxies/p/toxics").body, "[]");
 }
 
 }  // namespace
