@@ -20,6 +20,7 @@
 
 #include "common/http_server.h"
 #include "common/metrics.h"
+#include "common/version.h"
 #include "faultproxy/proxy.h"
 
 namespace faultproxy {
@@ -27,7 +28,7 @@ namespace faultproxy {
 // The Toxiproxy version whose API we speak (GET /version).
 inline constexpr std::string_view kToxiproxyVersion = "2.12.0";
 // faultproxy's own version (-version).
-inline constexpr std::string_view kFaultproxyVersion = "0.1.0";
+inline constexpr std::string_view kFaultproxyVersion = common::kVersion;
 
 class Api {
  public:
