@@ -75,14 +75,16 @@ function attributesText(toxic) {
 
 // ---------------------------------------------------------------------------------------- proxies
 
+let proxyCounter = 0; // element ids: proxy names may hold any character
+
 function buildProxy(proxy) {
   const name = proxy.name;
-  const headingId = `proxy-${name}-title`;
+  const headingId = `proxy-${++proxyCounter}-title`;
   const section = element('section', { className: 'proxy' });
   section.dataset.proxy = name;
   section.setAttribute('aria-labelledby', headingId);
 
-  const enabled = element('input', { type: 'checkbox', id: `proxy-${name}-enabled` });
+  const enabled = element('input', { type: 'checkbox' });
   enabled.addEventListener('change', () => act(() => api.setEnabled(name, enabled.checked)));
   const address = element('span', { className: 'address' });
   const head = element(
@@ -90,7 +92,7 @@ function buildProxy(proxy) {
     { className: 'proxy-head' },
     element('h2', { id: headingId, textContent: name }),
     address,
-    element('label', { className: 'toggle', htmlFor: enabled.id }, enabled, ' enabled'),
+    element('label', { className: 'toggle' }, enabled, ' enabled'),
   );
 
   const figures = element('dl', { className: 'figures' });
@@ -296,12 +298,17 @@ async function start() {
   });
   $('#reset').addEventListener('click', () => act(() => api.reset()));
   await act(async () => {});
+  let polling = false; // a slow answer is not stacked on by the next poll
   setInterval(async () => {
+    if (polling) return;
+    polling = true;
     try {
       await refresh();
       if ($('#error').textContent.startsWith('faultproxy is not reachable')) showError('');
     } catch (e) {
       showError(e.message);
+    } finally {
+      polling = false;
     }
   }, POLL_MS);
 }
