@@ -329,6 +329,7 @@ async function main() {
     if (failed) {
       await page.screenshot({ path: path.join(REPORTS, 'console-failure.png'), fullPage: true }).catch(() => {});
       fs.writeFileSync(path.join(REPORTS, 'console-browser.log'), browserLog.join('\n') + '\n');
+      for (const line of browserLog.slice(-20)) console.log(`  browser: ${line}`);
       console.log(`browser console: ${path.join(REPORTS, 'console-browser.log')}, screenshot: ${path.join(REPORTS, 'console-failure.png')}, faultproxy log: ${fp.logPath}`);
     }
     await browser.close();

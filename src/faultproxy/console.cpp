@@ -203,6 +203,7 @@ bool trusted_host(std::string_view host, std::string_view api_host) {
   if (name.starts_with('[')) {  // [v6]:port
     const auto close = name.find(']');
     if (close == std::string_view::npos) return false;
+    if (close + 1 < name.size() && name[close + 1] != ':') return false;
     name = name.substr(1, close - 1);
   } else if (const auto colon = name.rfind(':'); colon != std::string_view::npos) {
     name = name.substr(0, colon);

@@ -234,7 +234,8 @@ TEST_F(ConsoleTest, APreflightIsNeverGranted) {
 TEST_F(ConsoleTest, TrustedHosts) {
   for (const char* h : {"127.0.0.1", "127.0.0.1:1", "[::1]:8474", "10.1.2.3:80", "LOCALHOST:8474", "fp.test"})
     EXPECT_TRUE(console::trusted_host(h, "fp.test")) << h;
-  for (const char* h : {"", ":8474", "evil.example", "localhost.evil.example:8474", "[::1", "fp.test.evil:1"})
+  for (const char* h :
+       {"", ":8474", "evil.example", "localhost.evil.example:8474", "[::1", "[::1]evil", "fp.test.evil:1"})
     EXPECT_FALSE(console::trusted_host(h, "fp.test")) << h;
   EXPECT_FALSE(console::trusted_host("anything", ""));
 }
