@@ -42,6 +42,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "common/version.h"
 #include "soak/chaos.h"
 #include "soak/history.h"
 #include "soak/http_client.h"
@@ -71,7 +72,7 @@ struct Options {
   bool seed_given = false;
   std::string replay;
   std::string report_file, summary_file, chaos_log, history_file;
-  std::string data_file;  // the run as JSON, for the HTML report (soak/report.mjs)
+  std::string data_file;  // the run as JSON, for the HTML report (features/tools/soak-report.mjs)
   bool chaos = true;
   int writers = 6, readers = 10, ids_per_writer = 64;
   int think_ms = 4;                      // mean pause between a worker's requests
@@ -118,7 +119,7 @@ std::vector<std::pair<std::string, int>> nodes_of(const Options& o, std::string_
          "            --dev PATH --node NAME=PORT... [--process-log FILE] [options above]\n"
          "  --history FILE: every request (TSV), written when an invariant failed\n"
          "  --data FILE: the run as JSON (per-second answers, fault windows, invariants) for "
-         "soak/report.mjs\n"
+         "features/tools/soak-report.mjs\n"
          "  --no-chaos: load only (apply faults by hand); the final reset and checks still run\n"
          "  --ha: the HA stack: process faults too (by pid file under DIR/pids and ./dev restart|failover\n"
          "        on stack NAME); nodes mariadb-K, redis-K (their ports), user-service-K (HTTP ports);\n"
@@ -219,6 +220,9 @@ Options parse_options(int argc, char** argv) {
       o.nodes.emplace_back(v.substr(0, eq), std::stoi(v.substr(eq + 1)));
     } else if (a == "--help" || a == "-h") {
       usage("help");
+    } else if (a == "--version") {
+      std::cout << "soak version " << common::kVersion << "\n";
+      std::exit(0);
     } else {
       usage("unknown option '" + a + "'");
     }
