@@ -58,6 +58,15 @@ for i in range(0, len(requests), 12):
 seed("faultproxy_api", script("GET /version", "GET /metrics", "GET /proxies/", "GET /nope//x",
                               "GET /proxies/%2e%2e", "PUT /proxies"), "routes")
 seed("faultproxy_api", script("GET /version\nUser-Agent: Mozilla/5.0\n"), "browser")
+# The web console: its files (revalidated), its types, and its guard (cross-origin refused, own accepted).
+console = "User-Agent: Mozilla/5.0\nHost: 127.0.0.1:8474\nX-Faultproxy-Console: 1\nContent-Type: application/json\n"
+seed("faultproxy_api", script(
+    "GET /ui\nUser-Agent: Mozilla/5.0\nHost: 127.0.0.1:8474\n", "GET /ui/console.js\nHost: localhost\nIf-None-Match: *\n",
+    "GET /ui/nosuch\nHost: [::1]:1\n", "GET /ui\nHost: evil.example\n", "GET /toxic-types\n",
+    "POST /proxies\n" + console + "Origin: http://evil.example\n\n" + '{"name":"x","listen":"127.0.0.1:0","upstream":"127.0.0.1:1"}',
+    "POST /proxies\n" + console + "Origin: http://127.0.0.1:8474\nSec-Fetch-Site: same-origin\n\n"
+    + '{"name":"x","listen":"127.0.0.1:0","upstream":"127.0.0.1:1"}',
+    "OPTIONS /proxies\nOrigin: http://evil.example\nAccess-Control-Request-Method: POST\n"), "console")
 seed("faultproxy_api", script(
     'POST /populate\n\n[{"name":"a","listen":"127.0.0.1:0","upstream":"127.0.0.1:1","toxics":'
     '[{"type":"latency","attributes":{"latency":100,"jitter":5}},{"type":"timeout","stream":"upstream",'

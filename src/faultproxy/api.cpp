@@ -12,6 +12,7 @@
 #include <random>
 
 #include "common/log.h"
+#include "faultproxy/console.h"
 #include "faultproxy/go/json.h"
 
 namespace faultproxy {
@@ -509,6 +510,8 @@ Response Api::handle(const Request& req, const common::http::RequestInfo& info) 
   bool decoded_ok = true;
   const std::string path = percent_decode(target, decoded_ok);
   if (!decoded_ok || path.empty() || path[0] != '/') return not_found_page(req);
+  // The console's static files: no state and no data, so browsers may load them.
+  if (path == "/ui" || path.starts_with("/ui/")) return console::serve_file(req, path, settings_.api_host);
   const auto parts = split_path(path);
   for (const auto& part : parts)
     if (part.empty()) return not_found_page(req);
@@ -516,7 +519,7 @@ Response Api::handle(const Request& req, const common::http::RequestInfo& info) 
   using V = bhttp::verb;
 
   // Route table: which methods a path takes (gorilla/mux answers 405 for the others).
-  enum class Route { none, reset, proxies, populate, proxy, toxics, toxic, version, metrics };
+  enum class Route { none, reset, proxies, populate, proxy, toxics, toxic, version, metrics, toxic_types };
   Route route = Route::none;
   std::vector<V> allowed;
   if (parts.size() == 1 && parts[0] == "reset") {
@@ -531,6 +534,8 @@ Response Api::handle(const Request& req, const common::http::RequestInfo& info) 
     route = Route::toxics, allowed = {V::get, V::post};
   } else if (parts.size() == 4 && parts[0] == "proxies" && parts[2] == "toxics") {
     route = Route::toxic, allowed = {V::get, V::post, V::patch, V::delete_};
+  } else if (parts.size() == 1 && parts[0] == "toxic-types") {
+    route = Route::toxic_types, allowed = {V::get};
   } else if (parts.size() == 1 && parts[0] == "version") {
     route = Route::version, allowed = {V::get};
   } else if (parts.size() == 1 && parts[0] == "metrics" &&
@@ -544,7 +549,11 @@ Response Api::handle(const Request& req, const common::http::RequestInfo& info) 
 
   Ctx c{req, new_request_id()};
   Response res = [&]() -> Response {
-    if (req[bhttp::field::user_agent].starts_with("Mozilla/")) {
+    // Toxiproxy's guard against cross-site requests: browsers are refused, unless the request is
+    // the console's own (its header, which another origin cannot send without a CORS preflight
+    // that is never granted) and passes the same-origin checks below.
+    const bool browser = req[bhttp::field::user_agent].starts_with("Mozilla/");
+    if (browser && req[console::kConsoleHeader] != "1") {
       Response r = base(c, bhttp::status::forbidden);
       r.set(bhttp::field::content_type, "text/plain; charset=utf-8");
       r.set("X-Content-Type-Options", "nosniff");
@@ -552,7 +561,12 @@ Response Api::handle(const Request& req, const common::http::RequestInfo& info) 
       r.body() = "User agent not allowed\n";
       return r;
     }
+    // Also for any client showing a browser's marks (Origin, Sec-Fetch-Site), whatever its agent.
+    if (auto why = console::cross_site_refusal(req, settings_.api_host, browser))
+      return go_error(c, {403, "cross-site request refused: " + *why});
     switch (route) {
+      case Route::toxic_types:
+        return json_ok(c, console::toxic_types_json());
       case Route::version: {
         Response r = base(c, bhttp::status::ok);
         r.set(bhttp::field::content_type, "application/json;charset=utf-8");

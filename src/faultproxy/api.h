@@ -1,12 +1,14 @@
 // Toxiproxy 2.12's HTTP API over ProxyCollection, answered byte for byte as Toxiproxy does: routes
 // and methods (gorilla/mux's 404 and 405), status codes, Go-style error bodies, header sets,
-// X-Toxiproxy-Request-Id, JSON key order, the browser (CSRF) guard, /version and /metrics.
+// X-Toxiproxy-Request-Id, JSON key order, the browser (CSRF) guard, /version and /metrics. Ours
+// besides: the web console (/ui) and the toxic types it builds its forms from (/toxic-types),
+// console.h.
 //
 // handle() is synchronous and runs on the control thread; it is driven in-process by the unit
 // tests and by the HTTP server (common::http::Server) in main.
 //
 // Usage:
-//   Api api(proxies, registry, {.proxy_metrics = true});
+//   Api api(proxies, registry, {.proxy_metrics = true, .api_host = "localhost"});
 //   common::http::Server server(ex, settings, [&](Request& req, const RequestInfo& info)
 //       -> asio::awaitable<Response> { co_return api.handle(req, info); }, Api::server_error);
 #pragma once
@@ -18,6 +20,7 @@
 
 #include "common/http_server.h"
 #include "common/metrics.h"
+#include "common/version.h"
 #include "faultproxy/proxy.h"
 
 namespace faultproxy {
@@ -25,13 +28,15 @@ namespace faultproxy {
 // The Toxiproxy version whose API we speak (GET /version).
 inline constexpr std::string_view kToxiproxyVersion = "2.12.0";
 // faultproxy's own version (-version).
-inline constexpr std::string_view kFaultproxyVersion = "0.1.0";
+inline constexpr std::string_view kFaultproxyVersion = common::kVersion;
 
 class Api {
  public:
   struct Settings {
     bool proxy_metrics = false;
     bool runtime_metrics = false;
+    // The -host flag: a name browsers may use for the console besides IP literals and localhost.
+    std::string api_host;
   };
   Api(ProxyCollection& proxies, common::metrics::Registry& registry, Settings settings);
 

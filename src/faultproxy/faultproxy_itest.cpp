@@ -902,6 +902,46 @@ TEST_F(FaultproxyTest, ApiGuardsOverRealHttp) {
   EXPECT_NE(r.body.find("toxiproxy_proxy_received_bytes_total"), std::string::npos);
 }
 
+// The console over real HTTP (console_test.cpp has the details): served to browsers, while a
+// cross-origin change is refused and a preflight never granted.
+TEST_F(FaultproxyTest, ConsoleIsServedAndCrossOriginChangesAreRefused) {
+  const std::string browser = "User-Agent: Mozilla/5.0 (X11; Linux x86_64)\r\n";
+  auto r = http(fp_.port(), "GET", "/ui", "", browser);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.headers.find("Content-Type: text/html; charset=utf-8"), std::string::npos) << r.headers;
+  EXPECT_NE(r.headers.find("Content-Security-Policy: default-src 'self';"), std::string::npos) << r.headers;
+  EXPECT_NE(r.body.find("<title>faultproxy console</title>"), std::string::npos);
+  r = http(fp_.port(), "GET", "/ui/console.js", "", browser);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.headers.find("Content-Type: text/javascript; charset=utf-8"), std::string::npos) << r.headers;
+
+  const std::string before = fp_.call("GET", "/proxies").body;
+  const std::string body = R"({"name":"from_page","listen":"127.0.0.1:0","upstream":"127.0.0.1:1"})";
+  const std::string console = browser + "X-Faultproxy-Console: 1\r\nContent-Type: application/json\r\n";
+  r = http(fp_.port(), "POST", "/proxies", body, console + "Origin: http://evil.example\r\n");
+  EXPECT_EQ(r.status, 403);
+  EXPECT_NE(r.body.find("cross-site request refused: Origin http://evil.example"), std::string::npos)
+      << r.body;
+  r = http(fp_.port(), "POST", "/proxies", body,
+           console + "Origin: http://127.0.0.1\r\nSec-Fetch-Site: cross-site\r\n");
+  EXPECT_EQ(r.status, 403);
+  r = http(fp_.port(), "POST", "/proxies", body,
+           browser + "Origin: http://evil.example\r\nContent-Type: text/plain\r\n");
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.body, "User agent not allowed\n");
+  r = http(fp_.port(), "OPTIONS", "/proxies", "",
+           browser +
+               "Origin: http://evil.example\r\nAccess-Control-Request-Method: POST\r\n"
+               "Access-Control-Request-Headers: x-faultproxy-console\r\n");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(r.headers.find("Access-Control-Allow"), std::string::npos) << r.headers;
+  EXPECT_EQ(fp_.call("GET", "/proxies").body, before);
+  // The console's own request: same origin.
+  r = http(fp_.port(), "POST", "/proxies", body,
+           console + "Origin: http://127.0.0.1\r\nSec-Fetch-Site: same-origin\r\n");
+  EXPECT_EQ(r.status, 201) << r.body;
+}
+
 // ---- faultproxy's own toxics and fields ----------------------------------------------------------
 
 std::string activations(Faultproxy& fp, const std::string& proxy, const std::string& toxic,

@@ -160,7 +160,9 @@ int main(int argc, char** argv) {
   ProxyCollection proxies(workers,
                           {.seed = seed, .proxy_metrics = flags->proxy_metrics ? &registry : nullptr});
   Api api(proxies, registry,
-          {.proxy_metrics = flags->proxy_metrics, .runtime_metrics = flags->runtime_metrics});
+          {.proxy_metrics = flags->proxy_metrics,
+           .runtime_metrics = flags->runtime_metrics,
+           .api_host = flags->host});
   if (flags->runtime_metrics) {
     registry.add_collector([threads = flags->threads](common::metrics::Writer& w) {
       w.gauge("faultproxy_worker_threads", "Threads running proxied connections.", {},

@@ -775,6 +775,10 @@ const ToxicTypeInfo* find_toxic_type(std::string_view name) {
   return nullptr;
 }
 
+const std::vector<ToxicTypeInfo>& toxic_types() {
+  return registry();
+}
+
 const ToxicTypeInfo& toxic_type_info(ToxicType type) {
   return registry()[static_cast<std::size_t>(type)];
 }

@@ -193,6 +193,8 @@ struct ToxicTypeInfo {
 };
 
 const ToxicTypeInfo* find_toxic_type(std::string_view name);
+// Every toxic type, in ToxicType's order (GET /toxic-types lists them).
+const std::vector<ToxicTypeInfo>& toxic_types();
 const ToxicTypeInfo& toxic_type_info(ToxicType type);
 // The type's attributes at their defaults (Toxiproxy's: 0; ours: the documented defaults).
 Attributes default_attributes(ToxicType type);

@@ -117,9 +117,10 @@ struct Config {
 
 struct LoadedConfig {
   Config config;
-  std::string error;   // non-empty: the one-line reason the configuration was refused
-  bool help = false;   // --help was given; `usage` holds the text
-  bool print = false;  // --print-config was given
+  std::string error;     // non-empty: the one-line reason the configuration was refused
+  bool help = false;     // --help was given; `usage` holds the text
+  bool print = false;    // --print-config was given
+  bool version = false;  // --version was given: print it and exit
   std::string usage;
 };
 

@@ -179,6 +179,13 @@ TEST(Config, HelpListsEveryKey) {
   }
 }
 
+TEST(Config, VersionStopsReadingArguments) {
+  const char* argv[] = {"user-service", "--version", "--no-such-flag"};
+  const auto loaded = load_config(3, argv, nullptr);
+  EXPECT_TRUE(loaded.version);
+  EXPECT_TRUE(loaded.error.empty()) << loaded.error;
+}
+
 // Found by fuzz/user_service_config: `--help` followed by a bad argument came back as help with an
 // empty usage text (main printed nothing and exited 0). As Go's flag package does, arguments are
 // read in order: --help stops there and prints the usage; an error before it is reported.

@@ -26,6 +26,7 @@
 #include "common/http_server.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/version.h"
 #include "user_service/api.h"
 #include "user_service/binlog_source.h"
 #include "user_service/cache_feed.h"
@@ -132,6 +133,10 @@ int main(int argc, char** argv) {
   const LoadedConfig loaded = load_config(argc, argv, environ);
   if (loaded.help) {
     std::cout << loaded.usage;
+    return 0;
+  }
+  if (loaded.version) {
+    std::cout << "user-service version " << common::kVersion << "\n";
     return 0;
   }
   if (!loaded.error.empty()) {
