@@ -63,6 +63,20 @@ std::string_view op_name(Op op) {
   return "?";
 }
 
+std::string_view source_name(Source s) {
+  switch (s) {
+    case Source::cache:
+      return "cache";
+    case Source::origin:
+      return "origin";
+    case Source::origin_replica:
+      return "origin-replica";
+    case Source::none:
+      break;
+  }
+  return "none";
+}
+
 std::string status_name(int status) {
   switch (status) {
     case kRefused:

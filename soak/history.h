@@ -47,6 +47,7 @@ std::string status_name(int status);
 // X-Data-Source: cache, origin (the MariaDB primary) or origin-replica (the HA stack's replica, read
 // while the primary cannot answer).
 enum class Source : std::uint8_t { none, cache, origin, origin_replica };
+std::string_view source_name(Source s);  // as the header spells it; "none" for none
 
 using State = std::int64_t;  // kAbsent, or the seq of the write whose value is stored
 inline constexpr State kAbsent = -1;

@@ -46,6 +46,7 @@
 #include "soak/history.h"
 #include "soak/http_client.h"
 #include "soak/stores.h"
+#include "soak/timeline.h"
 
 namespace soak {
 namespace {
@@ -70,6 +71,7 @@ struct Options {
   bool seed_given = false;
   std::string replay;
   std::string report_file, summary_file, chaos_log, history_file;
+  std::string data_file;  // the run as JSON, for the HTML report (soak/report.mjs)
   bool chaos = true;
   int writers = 6, readers = 10, ids_per_writer = 64;
   int think_ms = 4;                      // mean pause between a worker's requests
@@ -107,7 +109,7 @@ std::vector<std::pair<std::string, int>> nodes_of(const Options& o, std::string_
       << "usage: soak --service HOST:PORT --admin HOST:PORT --faultproxy HOST:PORT --mariadb-port N\n"
          "            --redis-master-port N --redis-replica-port N [--pid NAME=PID]...\n"
          "            [--seconds N] [--seed N] [--replay TEXT] [--report FILE] [--summary FILE]\n"
-         "            [--chaos-log FILE] [--history FILE] [--writers N] [--readers N]\n"
+         "            [--chaos-log FILE] [--history FILE] [--data FILE] [--writers N] [--readers N]\n"
          "            [--ids-per-writer N] [--think-ms N] [--recovery-bound-ms N]\n"
          "            [--rss-growth-limit FRACTION] [--rss-growth-floor-mb MB] [--no-chaos] "
          "[--stale-bound-ms N]\n"
@@ -115,6 +117,8 @@ std::vector<std::pair<std::string, int>> nodes_of(const Options& o, std::string_
          "            --stack-name NAME\n"
          "            --dev PATH --node NAME=PORT... [--process-log FILE] [options above]\n"
          "  --history FILE: every request (TSV), written when an invariant failed\n"
+         "  --data FILE: the run as JSON (per-second answers, fault windows, invariants) for "
+         "soak/report.mjs\n"
          "  --no-chaos: load only (apply faults by hand); the final reset and checks still run\n"
          "  --ha: the HA stack: process faults too (by pid file under DIR/pids and ./dev restart|failover\n"
          "        on stack NAME); nodes mariadb-K, redis-K (their ports), user-service-K (HTTP ports);\n"
@@ -178,6 +182,8 @@ Options parse_options(int argc, char** argv) {
       o.chaos_log = value();
     } else if (a == "--history") {
       o.history_file = value();
+    } else if (a == "--data") {
+      o.data_file = value();
     } else if (a == "--no-chaos") {
       o.chaos = false;
     } else if (a == "--writers") {
@@ -1798,6 +1804,61 @@ std::string report(Run& run) {
   return out.str();
 }
 
+// The run as JSON for the HTML report: what report() prints, plus the timeline it summarizes.
+json::object run_data(const Run& run, const std::string& report_text) {
+  std::int64_t end_ms = run.o.seconds * 1000;
+  for (const Record& r : run.history.records())
+    end_ms = std::max(end_ms, r.done_us / 1000);
+  std::vector<AppliedAction> applied;
+  for (const ChaosCall& c : run.chaos) {
+    applied.push_back(AppliedAction{c.action, c.at_ms, c.resolved, c.ok});
+    end_ms = std::max(end_ms, c.at_ms);
+  }
+  const auto counts = [](const std::map<std::string, std::uint64_t>& m) {
+    json::object o;
+    for (const auto& [k, n] : m)
+      o[k] = n;
+    return o;
+  };
+  json::array seconds;
+  for (const Second& s : per_second(run.history.records(), end_ms))
+    seconds.push_back(json::object{{"t", s.t},
+                                   {"by_status", counts(s.by_status)},
+                                   {"by_source", counts(s.by_source)},
+                                   {"p50_ms", s.p50_ms},
+                                   {"p99_ms", s.p99_ms}});
+  json::array faults;
+  for (const FaultWindow& w : fault_windows(applied, end_ms))
+    faults.push_back(json::object{{"from_ms", w.from_ms},
+                                  {"to_ms", w.to_ms},
+                                  {"target", w.target},
+                                  {"what", w.what},
+                                  {"detail", w.detail}});
+  json::array invariants;
+  for (const Invariant& i : run.invariants) {
+    json::array examples;
+    for (const auto& e : i.examples)
+      examples.push_back(json::string(e));
+    invariants.push_back(json::object{
+        {"name", i.name}, {"ok", i.ok}, {"what", i.what}, {"figures", i.figures}, {"examples", examples}});
+  }
+  return json::object{
+      {"seed", run.o.seed},
+      {"replay", run.o.replay.empty() ? "soak ... --seed " + std::to_string(run.o.seed) : run.o.replay},
+      {"started", utc_text(run.started_wall)},
+      {"seconds", run.o.seconds},
+      {"ha", run.o.ha},
+      {"chaos", run.o.chaos},
+      {"writers", run.o.writers},
+      {"readers", run.o.readers},
+      {"ids", run.history.ids().size()},
+      {"timeline", seconds},
+      {"faults", faults},
+      {"invariants", invariants},
+      {"report", report_text},
+  };
+}
+
 }  // namespace
 }  // namespace soak
 
@@ -1862,6 +1923,8 @@ int main(int argc, char** argv) {
   const std::string text = report(run);
   std::fputs(text.c_str(), stdout);
   if (!run.o.report_file.empty()) std::ofstream(run.o.report_file) << text;
+  if (!run.o.data_file.empty())
+    std::ofstream(run.o.data_file) << json::serialize(run_data(run, text)) << "\n";
   std::size_t failed = 0;
   for (const auto& i : run.invariants)
     failed += i.ok ? 0 : 1;
@@ -1872,11 +1935,8 @@ int main(int argc, char** argv) {
       h << op_name(r.op) << '\t' << run.history.ids()[r.id] << '\t' << r.state << '\t'
         << status_name(r.status) << '\t' << static_cast<double>(r.sent_us) / 1000.0 << '\t'
         << static_cast<double>(r.done_us) / 1000.0 << '\t'
-        << (r.source == Source::cache            ? "cache"
-            : r.source == Source::origin         ? "origin"
-            : r.source == Source::origin_replica ? "origin-replica"
-                                                 : "-")
-        << '\t' << r.stale << '\t' << r.short_circuit << '\t' << run.history.reason_text(r.reason) << '\t'
+        << (r.source == Source::none ? std::string_view("-") : source_name(r.source)) << '\t' << r.stale
+        << '\t' << r.short_circuit << '\t' << run.history.reason_text(r.reason) << '\t'
         << (r.served_by ? run.history.reason_text(r.served_by) : "-") << '\n';
     }
   }

@@ -22,7 +22,7 @@ async function check(world, options) {
 }
 
 When("requests provoking every documented status are sent through Prism's validation proxy", { timeout: 120_000 }, async function () {
-  await check(this, { part: 'statuses', setEnabled: faults.setEnabled });
+  await check(this, { part: 'statuses', setEnabled: (proxy, enabled) => faults.setEnabled(proxy, enabled, this) });
 });
 
 When("requests with a spent or an invalid X-Request-Timeout-Ms are sent through Prism's validation proxy", { timeout: 120_000 }, async function () {

@@ -22,19 +22,19 @@ const OVER = 4;
 
 async function toxic(world, spelled, kind, spec) {
   const proxy = proxyName(spelled);
-  await faults.addToxic(proxy, spec);
+  await faults.addToxic(proxy, spec, world);
   world.noteFault(proxy, kind);
 }
 
 Given(/^'([^']+)' is down$/, async function (spelled) {
   const proxy = proxyName(spelled);
-  await faults.setEnabled(proxy, false);
+  await faults.setEnabled(proxy, false, this);
   this.noteFault(proxy, 'down');
 });
 
 Given(/^every dependency is down$/, async function () {
   for (const proxy of PROXIES) {
-    await faults.setEnabled(proxy, false);
+    await faults.setEnabled(proxy, false, this);
     this.noteFault(proxy, 'down');
   }
 });

@@ -13,6 +13,7 @@ import {
   agreedRedisMaster, COMPONENTS, ha, kill9, mariadbRole, mariadbRoles, mariadbSlaveStatus, mariadbValue, processState,
   redisInfo, resume, sentinelMasters, sentinelView, start, stop, viaHaproxy, viaInstance, withRedis,
 } from '../support/ha.js';
+import { attachApplied } from '../support/faults.js';
 import { describe, pollUntil, readiness } from '../support/service.js';
 
 const runTag = `${process.pid}-${Date.now().toString(36)}`;
@@ -95,6 +96,7 @@ async function partitionFromRedisMaster(world, instanceName) {
   });
   const echo = await res.json().catch(() => null);
   assert.equal([res.status, echo?.type, echo?.client_cidr], [200, 'timeout', body.client_cidr], 'faultproxy\'s answer to the partition toxic');
+  attachApplied(world, master.name, { toxic: body });
   world.partitioned = { instance, master };
   // It shows: the instance's probes of the master fail, so it calls the master down.
   await pollUntil(async () => (await readiness(instance.url)).states['redis-master'] !== 'up', {

@@ -12,7 +12,7 @@ import { proxyName, stack } from '../support/stack.js';
 import { untilServedAsStored } from './matrix_steps.js';
 
 async function toxic(world, proxy, kind, spec) {
-  const added = await faults.addToxic(proxy, spec);
+  const added = await faults.addToxic(proxy, spec, world);
   world.noteFault(proxy, kind);
   return added;
 }

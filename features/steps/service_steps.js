@@ -127,7 +127,7 @@ async function receivedBytes(proxy) {
 Given(/^'([^']+)' has latency of half its deadline$/, async function (spelled) {
   const proxy = proxyName(spelled);
   const deadline = proxy === 'mysql' ? this.settings.mariadbDeadlineMs : this.settings.redisDeadlineMs;
-  await faults.addToxic(proxy, { type: 'latency', attributes: { latency: Math.round(deadline / 2), jitter: 0 } });
+  await faults.addToxic(proxy, { type: 'latency', attributes: { latency: Math.round(deadline / 2), jitter: 0 } }, this);
   this.noteFault(proxy, 'latency');
 });
 
@@ -150,7 +150,7 @@ When(/^once the request has reached '([^']+)', it goes down$/, async function (s
     explain: () => `no traffic reached '${proxy}'`,
   });
   assert.equal(this.inflight.settled, false, `the request was answered before '${proxy}' could be taken down; the latency toxic did not hold it`);
-  await faults.setEnabled(proxy, false);
+  await faults.setEnabled(proxy, false, this);
   this.noteFault(proxy, 'down mid-request');
 });
 

@@ -19,20 +19,30 @@ async function proxy(name) {
   }
 }
 
-export async function setEnabled(name, enabled) {
+// Shows what a scenario applied in cucumber's report (reports/failure-modes.html): the toxic as it
+// was sent to faultproxy, or the proxy's new enabled state. `world`: the scenario's (none: no record).
+export function attachApplied(world, proxy, applied) {
+  const title = applied.toxic
+    ? `applied: ${applied.toxic.type} toxic (${applied.toxic.stream}) on '${proxy}'`
+    : `applied: '${proxy}' ${applied.enabled ? 'enabled' : 'disabled'}`;
+  world?.attach(JSON.stringify({ proxy, ...applied }, null, 2), { mediaType: 'application/json', fileName: title });
+}
+
+export async function setEnabled(name, enabled, world) {
   touched.add(name);
   const p = await proxy(name);
   const updated = await p.update({ ...p.toJson(), enabled });
   if (updated.enabled !== enabled) {
     throw new Error(`faultproxy: proxy '${name}' answered enabled=${updated.enabled} after being set to ${enabled}`);
   }
+  attachApplied(world, name, { enabled });
 }
 
 // Adds a toxic (Toxiproxy semantics: `stream` defaults to downstream, toxicity to 1) and checks that
 // faultproxy echoes it back as Toxiproxy would. `durationMs`: faultproxy's own toxic field
 // `duration_ms` (the toxic removes itself that long after it was added; the client passes the field
-// through as it came).
-export async function addToxic(name, { type, stream = 'downstream', attributes, toxicity = 1, durationMs }) {
+// through as it came). `world`: the scenario, whose report then shows the toxic.
+export async function addToxic(name, { type, stream = 'downstream', attributes, toxicity = 1, durationMs }, world) {
   touched.add(name);
   const p = await proxy(name);
   const toxicName = `${type}_${stream}_${(added.get(name)?.length ?? 0) + 1}`;
@@ -44,6 +54,7 @@ export async function addToxic(name, { type, stream = 'downstream', attributes, 
   } catch (err) {
     throw new Error(`faultproxy: adding a ${type} toxic (${stream}, ${JSON.stringify(attributes)}) to '${name}' failed: ${err.message}`);
   }
+  attachApplied(world, name, { toxic: body });
   for (const [k, v] of Object.entries(attributes)) {
     if (toxic.attributes?.[k] !== v) {
       throw new Error(`faultproxy echoed ${type}.${k}=${toxic.attributes?.[k]} for '${name}', expected ${v}`);

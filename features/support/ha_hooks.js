@@ -1,10 +1,11 @@
 // The hooks of the @ha scenarios (world.js's hooks skip them): before each, the HA stack is made
-// whole and healthy again (support/ha.js, makeWhole); after a failure, what the stack looked like.
+// whole and healthy again (support/ha.js, makeWhole); after each, its answers and the instances'
+// readiness, and after a failure what the stack looked like.
 import { After, Before } from '@cucumber/cucumber';
 
 import * as faults from './faults.js';
 import { dev, ha, makeWhole, sentinelMasters } from './ha.js';
-import { describe, readiness, settings } from './service.js';
+import { attachAnswers, readiness, settings } from './service.js';
 
 // Repairing may take a while (a restarted MariaDB node, Sentinel turning a returned master into a
 // replica within ~10 s): a bound of its own, above the default step timeout.
@@ -18,17 +19,16 @@ After({ tags: '@ha' }, async function ({ result }) {
   // Loops and child processes a scenario started end with it, whatever its outcome.
   for (const cleanup of this.cleanups ?? []) await cleanup();
   this.cleanups = [];
+  // Every scenario's report shows its answers and each instance's readiness at its end.
+  const ready = [];
+  for (const i of ha.instances) ready.push([`${i.name} /health/ready`, await readiness(i.url).catch((err) => ({ answer: null, err }))]);
+  attachAnswers(this, ready);
   if (result?.status !== 'FAILED') return;
   const status = await dev('status').catch((err) => err.message);
-  const ready = [];
-  for (const i of ha.instances) ready.push(`${i.name}: ${await readiness(i.url).then((r) => describe(r.answer)).catch((err) => err.message)}`);
   this.attach(
     [
-      'answers in this scenario:',
-      ...this.answers.map((a) => `  ${describe(a)}`),
       `./dev status:\n${status}`,
       `sentinels: ${JSON.stringify(await sentinelMasters().catch((err) => err.message))}`,
-      ...ready,
       `faultproxy:\n${await faults.describeProxies()}`,
     ].join('\n'),
     'text/plain',

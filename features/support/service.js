@@ -46,6 +46,28 @@ export function describe(answer) {
   return `${answer.method} ${answer.path} -> ${answer.status} in ${Math.round(answer.ms)} ms${extra.length ? ` (${extra.join(', ')})` : ''} ${body}`;
 }
 
+// Shows in cucumber's report the answers a scenario got since the last call (after each step: under
+// the step that got them), each with its status, X-Data-Source and time.
+export function attachNewAnswers(world) {
+  const fresh = (world.answers ?? []).slice(world.answersShown ?? 0);
+  world.answersShown = world.answers?.length ?? 0;
+  if (!fresh.length) return;
+  const short = (a) => (a ? `${a.method} ${a.path} -> ${a.status}${a.headers.get('x-data-source') ? ` from ${a.headers.get('x-data-source')}` : ''} in ${Math.round(a.ms)} ms` : '(no answer)');
+  const title = fresh.length === 1 ? `answer: ${short(fresh[0])}` : `${fresh.length} answers: ${[...new Set(fresh.map((a) => a?.status ?? 'none'))].join(', ')}`;
+  world.attach(fresh.map((a) => describe(a)).join('\n'), { mediaType: 'text/plain', fileName: title });
+}
+
+// Shows in cucumber's report the answers not shown yet and each readiness answer given
+// (`[label, readiness() or { err }]`, as JSON).
+export function attachAnswers(world, readies) {
+  attachNewAnswers(world);
+  for (const [label, ready] of readies) {
+    const shown = ready.answer ? { status: ready.answer.status, ms: Math.round(ready.answer.ms), body: ready.answer.json ?? ready.answer.text } : { error: ready.err.message };
+    const title = `${label} at the end: ${ready.answer ? `${ready.answer.status}, ${Object.entries(ready.states ?? {}).map(([d, s]) => `${d} ${s}`).join(', ')}` : 'no answer'}`;
+    world.attach(JSON.stringify(shown, null, 2), { mediaType: 'application/json', fileName: title });
+  }
+}
+
 // ------------------------------------------------------------------------------------ configuration
 // The settings the catalog needs, each found in GET /config by its path. The catalog never copies a
 // number: a deadline changed in the configuration changes every bound derived from it.

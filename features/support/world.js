@@ -1,11 +1,11 @@
 // The state of one scenario, and the hooks that give every scenario a healthy, empty stack: faultproxy
 // reset, user-service reporting every dependency up, Redis and MariaDB emptied. Scenarios therefore do
 // not depend on their order.
-import { After, AfterAll, Before, setDefaultTimeout, setWorldConstructor, World } from '@cucumber/cucumber';
+import { After, AfterAll, AfterStep, Before, setDefaultTimeout, setWorldConstructor, World } from '@cucumber/cucumber';
 
 import * as data from './data.js';
 import * as faults from './faults.js';
-import { describe, readiness, settings, successfulCalls, waitUntilServing } from './service.js';
+import { attachAnswers, attachNewAnswers, readiness, settings, successfulCalls, waitUntilServing } from './service.js';
 import { stopInstances } from './instances.js';
 import { SCRATCH_PROXY, stack } from './stack.js';
 
@@ -77,19 +77,16 @@ After(async function () {
   for (const db of this.databasesToDrop ?? []) await (await data.mariadb()).query(`DROP DATABASE IF EXISTS \`${db}\``);
 });
 
+// Every scenario's report shows its answers (status, data source, time) under the step that got them.
+AfterStep(function () {
+  attachNewAnswers(this);
+});
+
+// ... and the service's readiness at its end; a failed one also faultproxy's state.
 After({ tags: 'not @ha' }, async function ({ result }) {
-  if (result?.status === 'FAILED') {
-    const ready = await readiness().catch((err) => ({ answer: null, err }));
-    this.attach(
-      [
-        'answers in this scenario:',
-        ...this.answers.map((a) => `  ${describe(a)}`),
-        `/health/ready: ${ready.answer ? describe(ready.answer) : ready.err.message}`,
-        `faultproxy:\n${await faults.describeProxies()}`,
-      ].join('\n'),
-      'text/plain',
-    );
-  }
+  const ready = await readiness().catch((err) => ({ answer: null, err }));
+  attachAnswers(this, [['/health/ready', ready]]);
+  if (result?.status === 'FAILED') this.attach(`faultproxy:\n${await faults.describeProxies()}`, 'text/plain');
 });
 
 AfterAll(async function () {
