@@ -35,15 +35,22 @@
 #   the machine itself adds.
 #   Recovery: MariaDB refused (proxy disabled) or blackholed until the breaker opens, then back: the
 #   time to the first PUT answered 2xx (PUTs back to back), for each kind of failure.
+#   Cost of a cached GET (load-independent): issue 14's additions to it, each on its own
+#   (bench/user_service_bench, ns, and their share of the CPU per cached GET above); and,
+#   when valgrind is installed, instructions and allocations per cached GET of a fresh user-service
+#   instance and of the baseline under callgrind (10 connections, steady state: counted from after a
+#   warm-up; --callgrind-seconds).
 # Exit code: 0 when the run completed (whatever the figures), 1 when something could not start
 # (the message names it and shows the tail of its log), 2 for bad arguments.
 #
 # Usage: bench/user_service.sh [--seconds S] [--runs N] [--wrk-threads N] [--build-dir DIR] [--service-arg A]...
+#                              [--callgrind-seconds S] [--keep]
 #   --seconds S      wrk duration per figure and run (default 3; env BENCH_SECONDS)
 #   --runs N         repetitions of every figure (default 3; env BENCH_RUNS)
 #   --wrk-threads N  wrk -t (default 2; env WRK_THREADS)
 #   --build-dir DIR  where the binaries are (default <repo>/build/release; env BUILD_DIR)
 #   --service-arg A  one more flag for both user-service instances, e.g. --service-arg --mysql.pool_size=8
+#   --callgrind-seconds S  measuring time of each callgrind figure (default 5; 0 skips them; env CALLGRIND_SECONDS)
 #   --keep           keep the temporary folder (logs, raw figures in results and pace-*) and print its path
 # Env: LOG_LEVEL (default warn) for user-service and faultproxy; their logs are shown on failure.
 set -euo pipefail
@@ -54,6 +61,7 @@ runs="${BENCH_RUNS:-3}"
 wrk_threads="${WRK_THREADS:-2}"
 build_dir="${BUILD_DIR:-$repo/build/release}"
 connections=50
+callgrind_seconds="${CALLGRIND_SECONDS:-5}"
 service_args=()
 keep=0
 
@@ -65,6 +73,7 @@ while [[ $# -gt 0 ]]; do
     --wrk-threads) wrk_threads="${2:?--wrk-threads needs a value}"; shift 2 ;;
     --build-dir) build_dir="${2:?--build-dir needs a value}"; shift 2 ;;
     --service-arg) service_args+=("${2:?--service-arg needs a value}"); shift 2 ;;
+    --callgrind-seconds) callgrind_seconds="${2:?--callgrind-seconds needs a value}"; shift 2 ;;
     --keep) keep=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "user_service.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
@@ -73,6 +82,7 @@ done
 [[ $seconds =~ ^[1-9][0-9]*$ ]] || { echo "user_service.sh: --seconds must be a whole number >= 1" >&2; exit 2; }
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "user_service.sh: --runs must be >= 1" >&2; exit 2; }
 [[ $wrk_threads =~ ^[1-9][0-9]*$ ]] || { echo "user_service.sh: --wrk-threads must be >= 1" >&2; exit 2; }
+[[ $callgrind_seconds =~ ^[0-9]+$ ]] || { echo "user_service.sh: --callgrind-seconds must be a whole number" >&2; exit 2; }
 
 us_bin="$build_dir/src/user_service/user-service"
 baseline_bin="$build_dir/src/user_service/user-service-baseline"
@@ -80,6 +90,7 @@ faultproxy_bin="$build_dir/src/faultproxy/faultproxy"
 cli_bin="$build_dir/src/faultproxy/cli/faultproxy-cli"
 ports_bin="$build_dir/bench/proxy_bench"
 pace_bin="$build_dir/bench/http_pace"
+us_bench_bin="$build_dir/bench/user_service_bench"  # optional: the cost of issue 14's additions
 for bin in "$us_bin" "$baseline_bin" "$faultproxy_bin" "$cli_bin" "$ports_bin" "$pace_bin"; do
   if [[ ! -x "$bin" ]]; then
     echo "user_service.sh: $bin is missing; build the release preset first (./dev build)" >&2
@@ -126,9 +137,10 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # The instances' settings are their defaults and --service-arg, whatever the caller's environment.
 unset "${!USER_SERVICE_@}"
 log_level="${LOG_LEVEL:-warn}"
-read -r p_master p_replica p_mariadb p_api p_direct p_proxied p_baseline a_direct a_proxied \
-  <<<"$("$ports_bin" free-ports 9)"
-declare -A admin_of=([$p_direct]=$a_direct [$p_proxied]=$a_proxied) # the admin listener: /metrics, /config
+read -r p_master p_replica p_mariadb p_api p_direct p_proxied p_baseline a_direct a_proxied p_cg a_cg p_cg_base \
+  <<<"$("$ports_bin" free-ports 12)"
+# The admin listener (/metrics, /config) of each user-service instance, by its public port.
+declare -A admin_of=([$p_direct]=$a_direct [$p_proxied]=$a_proxied [$p_cg]=$a_cg)
 
 # ---- dependencies -------------------------------------------------------------------------------
 for node in master replica; do
@@ -180,7 +192,7 @@ start_service() {  # name port redis-master-port redis-replica-port mysql-port
   pids+=($!)
   pid_of[$1]=$!
 }
-ready_up() { curl -fsS -m 1 "http://127.0.0.1:$1/health/ready" | grep -q '^{"status":"up"'; }
+ready_up() { curl -fsS -m 1 "http://127.0.0.1:$1/health/ready" | grep -q '^{[^{]*"status":"up"'; }  # top level, before "dependencies"
 start_service direct "$p_direct" "$p_master" "$p_replica" "$p_mariadb"
 start_service proxied "$p_proxied" "${proxy_port[redis-master]}" "${proxy_port[redis-replica]}" "${proxy_port[mysql]}"
 "$baseline_bin" "127.0.0.1:$p_baseline" >"$work/baseline.log" 2>&1 &
@@ -385,6 +397,98 @@ for ((run = 1; run <= runs; run++)); do
   printf ', blackhole\n'
   first_success_ms blackhole "$run"
 done
+
+# ---- the cost of a cached GET ----------------------------------------------------------------------
+# Issue 14's additions, each on its own: bench/user_service_bench (Google Benchmark, CPU ns per
+# operation, median of 5 interleaved repetitions) and, with valgrind, the same parts' instructions
+# per call (callgrind: the inclusive cost of each part's function over its calls).
+: >"$work/additions"
+: >"$work/additions-ir"
+cg_ok=0
+if ((callgrind_seconds > 0)) && command -v valgrind >/dev/null && command -v callgrind_control >/dev/null; then cg_ok=1; fi
+if [[ -x $us_bench_bin ]]; then
+  printf '    cost of a cached GET: issue 14 additions (user_service_bench'
+  "$us_bench_bin" --benchmark_filter='UsCachedGet' --benchmark_format=csv --benchmark_repetitions=5 \
+    --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true \
+    --benchmark_min_time=0.1 2>/dev/null |
+    awk -F, '$1 ~ /_median"?$/ { gsub(/"/, "", $1); sub(/_median$/, "", $1); print $1, $4 }' >"$work/additions" ||
+    check "WARNING: $us_bench_bin failed: no figures for issue 14's additions"
+  if ((cg_ok)); then
+    printf ', under callgrind'
+    valgrind --tool=callgrind --callgrind-out-file="$work/cg-parts.out" "$us_bench_bin" \
+      --benchmark_filter='UsCachedGet' --benchmark_min_time=0.3 >/dev/null 2>&1 || true
+    # A call's inclusive cost is on the line after its `calls=` line.
+    awk '/^c?fn=\([0-9]+\)/ { id = substr($1, index($1, "(")); name = $0; sub(/^[^)]*\) ?/, "", name)
+           if (name != "") names[id] = name
+           if ($1 ~ /^cfn=/) callee = names[id]
+           next }
+         /^calls=/ { split($1, a, "="); n = a[2]; take = 1; next }
+         take { take = 0; if (match(callee, /(answer_before_issue14|answer_with_etag|issue14_header_checks)\(/)) {
+           part = substr(callee, RSTART, RLENGTH - 1); calls[part] += n; cost[part] += $2 } }
+         END { for (p in calls) if (calls[p] > 0) printf "%s %.0f\n", p, cost[p] / calls[p] }' \
+      "$work/cg-parts.out" >"$work/additions-ir" 2>/dev/null || true
+  fi
+  printf ')\n'
+else
+  check "$us_bench_bin is missing: no figures for issue 14's additions (build the release preset)"
+fi
+
+# callgrind: a fresh instance under valgrind (the direct instance's Redis and MariaDB; deadlines
+# stretched for valgrind's ~50x slowdown), instrumentation switched on after start-up, a warm-up of
+# 2 s at 10 connections, counters zeroed, `--callgrind-seconds` of load at 10 connections, a dump.
+# Instructions per request: the dump's total over the requests the instance counted in between (the
+# baseline, which counts nothing: wrk's count). Allocations: calls of malloc, calloc, realloc and the
+# aligned allocators from outside the allocator (operator new's included). Background work (probes every 200 ms) is included: a
+# fraction of a percent.
+: >"$work/callgrind"
+callgrind_run() {  # label port kind(service|baseline) command...
+  local label=$1 port=$2 kind=$3 vpid c0=0 c1=0 out dump
+  shift 3
+  out="$work/cg-$label"
+  mkdir -p "$out"
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out/callgrind.out.%p" "$@" \
+    >"$out/log" 2>&1 &
+  vpid=$!
+  pids+=("$vpid")
+  if [[ $kind == service ]]; then
+    wait_until 180 "$vpid" "user-service under callgrind" "$out/log" ready_up "$port"
+  else
+    wait_until 180 "$vpid" "user-service-baseline under callgrind" "$out/log" accepts "$port"
+  fi
+  callgrind_control -i on "$vpid" >/dev/null 2>&1
+  wrk -t1 -c10 -d2s "http://127.0.0.1:$port/users/u-1" >/dev/null
+  if [[ $kind == service ]]; then c0=$(gets_from "$port" cache 200); fi
+  callgrind_control -z "$vpid" >/dev/null 2>&1
+  local w
+  w="$(wrk -t1 -c10 -d"${callgrind_seconds}s" "http://127.0.0.1:$port/users/u-1")" || fail "wrk against $label under callgrind failed"
+  callgrind_control -d "$vpid" >/dev/null 2>&1
+  if [[ $kind == service ]]; then c1=$(gets_from "$port" cache 200); fi
+  kill "$vpid" 2>/dev/null || true
+  wait "$vpid" 2>/dev/null || true
+  local n=$((c1 - c0))
+  [[ $kind == service ]] || n=$(grep -o '[0-9]* requests in' <<<"$w" | cut -d' ' -f1)
+  dump="$(ls -t "$out"/callgrind.out.*.1 2>/dev/null | head -n1)"
+  [[ -n $dump && ${n:-0} -gt 0 ]] || { check "WARNING: no callgrind figures for $label (see $out/log)"; return 0; }
+  awk -v label="$label" -v n="$n" '
+    /^(fn|cfn)=\([0-9]+\)/ { id = substr($1, index($1, "(")); sub(/\).*/, ")", id)
+      name = $0; sub(/^[^)]*\) ?/, "", name); if (name != "") names[id] = name }
+    /^fn=/ { caller = names[id] } /^cfn=/ { callee = names[id] }
+    /^calls=/ { split($1, a, "="); if (callee ~ /^(malloc|calloc|realloc|memalign|aligned_alloc|posix_memalign)$/ &&
+      caller !~ /^(malloc|calloc|realloc|memalign|aligned_alloc|posix_memalign|_mid_memalign.*|__libc_.*)$/) allocs += a[2] }
+    /^(summary|totals):/ { ir = $2 }
+    END { printf "%s %.0f %.1f %d\n", label, ir / n, allocs / n, n }' "$dump" >>"$work/callgrind"
+}
+if ((cg_ok)); then
+  printf '    callgrind (user-service'
+  callgrind_run us "$p_cg" service "$us_bin" --listen="127.0.0.1:$p_cg" --admin.listen="127.0.0.1:$a_cg" \
+    --redis.master="127.0.0.1:$p_master" --redis.replica="127.0.0.1:$p_replica" --mysql.port="$p_mariadb" \
+    --log_level="$log_level" --request_deadline_ms=5000 --redis.call_deadline_ms=2000 \
+    --redis.connect_timeout_ms=2000 --mysql.call_deadline_ms=3000 --mysql.connect_timeout_ms=3000 \
+    "${service_args[@]}"
+  printf ', baseline'
+  callgrind_run base "$p_cg_base" baseline "$baseline_bin" "127.0.0.1:$p_cg_base"
+  printf ')\n'
+fi
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- the table -------------------------------------------------------------------------------------
@@ -429,6 +533,12 @@ row "GET miss (MariaDB), requests/s" "$(col miss 2 | stats | kfmt)" "" "$(ratio 
 row "GET miss, p50 / p99 ms" "$(col miss 3 | stats | fmt 2) / $(col miss 4 | stats | fmt 1)" "" "" "" ""
 row "PUT (1000 ids), requests/s" "$(col put 2 | stats | kfmt)" "" "$(ratio put base_hit 2 | stats | fmt 2 x)" "" ""
 row "PUT, p50 / p99 ms" "$(col put 3 | stats | fmt 2) / $(col put 4 | stats | fmt 1)" "" "" "" ""
+cg() { awk -v l="$1" -v c="$2" '$1 == l { print $c }' "$work/callgrind"; }
+if [[ -s $work/callgrind ]]; then
+  row "GET cache hit, instructions/request" "$(cg us 2)" "$(cg base 2)" \
+    "$(awk -v a="$(cg us 2)" -v b="$(cg base 2)" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else print "-" }')" "" ""
+  row "GET cache hit, allocations/request" "$(cg us 3)" "$(cg base 3)" "" "" ""
+fi
 row "RSS under load, peak (VmHWM) MB" "$(awk -v k="$hwm_kb" 'BEGIN { printf "%.1f", k / 1024 }')" "" "" "< 30 MB" \
   "$(verdict "$(awk -v k="$hwm_kb" 'BEGIN { print k / 1024 }')" lt30)"
 echo
@@ -463,6 +573,31 @@ row "MariaDB back: first PUT 2xx after" "ms" "" "" "" ""
 row "  refused (fast failure)" "$(rec refused)" "" "" "a request is the trial" ""
 row "  blackholed (slow failure)" "$(rec blackhole)" "" "" "the next probe" ""
 echo
+# Issue 14's additions to a cached GET, each on its own: CPU ns and their share of the service's CPU
+# per cached GET in this run (the median above); instructions and their share of the instructions
+# per cached GET under callgrind (load-independent), when valgrind is there.
+add_ns() { awk -v l="$1" '$1 == l { print $2 }' "$work/additions"; }
+add_ir() { awk -v l="$1" '$1 == l { print $2 }' "$work/additions-ir"; }
+us_cpu_ns="$(cpu_col us | stats | awk '{ print $1 * 1000 }')"
+us_ir="$(cg us 2)"
+share() { awk -v n="$1" -v c="$2" 'BEGIN { if (n != "" && c > 0) printf "%.1f %%", 100 * n / c; else print "-" }'; }
+addition() {  # label ns instructions
+  row "  $1" "$2" "$(share "$2" "$us_cpu_ns")" "${3:--}" "$(share "$3" "$us_ir")" ""
+}
+if [[ -s $work/additions ]]; then
+  row "Issue 14 additions to a cached GET" "CPU ns" "share of its CPU" "instructions" "share of its instr." ""
+  etag_ir=""
+  if [[ -s $work/additions-ir ]]; then
+    etag_ir="$(awk -v a="$(add_ir answer_with_etag)" -v b="$(add_ir answer_before_issue14)" 'BEGIN { printf "%.0f", a - b }')"
+  fi
+  addition "ETag (format, set, serialize)" \
+    "$(awk -v a="$(add_ns BM_UsCachedGetAnswer/1)" -v b="$(add_ns BM_UsCachedGetAnswer/0)" 'BEGIN { printf "%.0f", a - b }')" "$etag_ir"
+  addition "If-None-Match/X-Request-Timeout-Ms" "$(add_ns BM_UsCachedGetHeaderChecks | awk '{ printf "%.0f", $1 }')" \
+    "$(add_ir issue14_header_checks)"
+  row "  breaker trial, single-flight," "0: MariaDB reads or an open breaker only" "" "" "" ""
+  row "  admission, retry budget" "" "" "" "" ""
+  echo
+fi
 echo "Checks:"
 statuses="$(awk '{ c[$4]++ } END { for (s in c) printf "%s%s x%d", (n++ ? ", " : ""), (s == 0 ? "transport error" : s), c[s] }' "$work/pace")"
 check "paced PUTs under the blackhole ($runs x 300, one every 5 ms): statuses $statuses; MariaDB deadline $mysql_deadline_ms ms"

@@ -134,7 +134,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   EntityTags tags;
   if (parse_entity_tags(input, TagComparison::weak, tags).empty()) {
     for (const auto version : tags.versions) {
-      const std::string tag = etag(version);
+      const std::string tag(etag(version).view());
       check(input.find(tag) != std::string_view::npos, "matched a version the header does not name", input);
     }
   }

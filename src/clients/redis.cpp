@@ -10,8 +10,14 @@
 //   context inside redisAsyncHandleRead/Write, so every handler re-checks it.
 // - Inside hiredis callbacks we only copy replies, update counters and post: no hiredis call, no
 //   user code. Completion handlers always run from a post, never inside hiredis.
-// - Every command holds a heap shared_ptr<Request> as hiredis privdata; hiredis calls the reply
-//   callback exactly once per command (with NULL when the context is freed), which deletes it.
+// - Every command is an entry of its connection's `pending` queue, in the order given to hiredis;
+//   hiredis calls the reply callback exactly once per command, in that order (with NULL when the
+//   context is freed), which pops it. So a command needs no allocation of its own: its entry holds
+//   its handler, and one timer per connection (set to the earliest deadline outstanding) completes
+//   the commands whose deadline passed.
+// - Commands are formatted into one reused buffer and handed to hiredis preformatted, and written
+//   by a posted flush (one per batch of commands issued together) rather than after waiting for the
+//   socket to be writable: only a write that cannot take everything waits for writability.
 #include "clients/redis.h"
 
 #include <hiredis/async.h>
@@ -111,17 +117,10 @@ enum class HandshakeStep : std::uintptr_t { auth = 1, select = 2, ping = 3 };
 
 }  // namespace
 
-struct Request {
-  explicit Request(const asio::any_io_executor& ex) : timer(ex) {}
-  std::optional<Client::Handler> handler;  // empty once completed
-  asio::steady_timer timer;
-  asio::cancellation_slot slot;
-};
-
 struct Conn : std::enable_shared_from_this<Conn> {
   Conn(Client::Impl* owner_impl, std::weak_ptr<Client::Impl> owner_weak, const asio::any_io_executor& ex,
        std::uint64_t conn_id)
-      : impl(owner_impl), owner(std::move(owner_weak)), sd(ex), id(conn_id) {}
+      : impl(owner_impl), owner(std::move(owner_weak)), sd(ex), deadline_timer(ex), id(conn_id) {}
 
   Client::Impl* impl;                 // valid while `ac` is (the Impl frees `ac` before dying)
   std::weak_ptr<Client::Impl> owner;  // for posted work, which may outlive the Impl
@@ -129,16 +128,35 @@ struct Conn : std::enable_shared_from_this<Conn> {
   asio::posix::stream_descriptor sd;
   bool want_read = false, want_write = false;  // what hiredis asked for
   bool reading = false, writing = false;       // an async_wait is in flight
+  bool flush_posted = false;                   // a flush() is posted
+  bool flushing = false;                       // inside flush(): a write that left bytes waits
   bool ready = false;                          // handshake done
   bool handshake_failed = false;
-  // User commands awaiting a reply, in order: when each was queued, and when hiredis had written
+  // A user command awaiting its reply, in the order given to hiredis: its handler (empty once
+  // completed: deadline, cancellation), deadline, when it was queued, and when hiredis had written
   // it out (known when its output buffer empties: the delWrite hook).
-  struct Sent {
+  struct Command {
+    std::uint64_t seq;
+    Clock::time_point deadline;
     Clock::time_point queued;
     Clock::time_point written = Clock::time_point::max();
+    std::optional<Client::Handler> handler{};
+    asio::cancellation_slot slot{};
   };
-  std::deque<Sent> pending;
-  std::size_t unwritten = 0;       // how many of the newest entries are not yet known written
+  std::deque<Command> pending;
+  std::uint64_t next_seq = 0;
+  // The one deadline timer of the connection: armed for `deadline_at`, the earliest deadline of the
+  // commands outstanding when it was armed (Clock::time_point::max(): not armed).
+  asio::steady_timer deadline_timer;
+  Clock::time_point deadline_at = Clock::time_point::max();
+  std::size_t unwritten = 0;  // how many of the newest entries are not yet known written
+
+  // The outstanding command `seq`, if it still awaits its reply.
+  Command* find(std::uint64_t seq) {
+    if (pending.empty() || seq < pending.front().seq || seq - pending.front().seq >= pending.size())
+      return nullptr;
+    return &pending[seq - pending.front().seq];
+  }
   Clock::time_point last_read{};   // the latest readable event (bytes or EOF from the server)
   Clock::time_point last_write{};  // the latest writable event while output was pending
 
@@ -151,7 +169,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
   // Stall detection counts from here: the later of when the oldest outstanding command reached the
   // socket and the last byte read; while it is still unsent, from the last write progress.
   Clock::time_point stall_reference() const {
-    const Sent& front = pending.front();
+    const Command& front = pending.front();
     if (front.written != Clock::time_point::max()) return std::max(front.written, last_read);
     return std::max({front.queued, last_write, last_read});
   }
@@ -160,6 +178,10 @@ struct Conn : std::enable_shared_from_this<Conn> {
 
   void arm_read();
   void arm_write();
+  // hiredis has output: a flush is posted (once per batch of commands), or, before the TCP connect
+  // completes or after a write that could not take everything, a wait for writability.
+  void want_to_write();
+  void flush();
   void on_cleanup();
 };
 
@@ -200,6 +222,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   std::shared_ptr<Conn> conn;
   std::vector<std::shared_ptr<Waiter>> waiters;
   std::uint64_t next_conn_id = 1;
+  std::string command_buffer;  // reused for every command formatted
 
   void set_state(State s) {
     if (status.state == s) return;
@@ -283,12 +306,18 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   void on_ready(const std::shared_ptr<Conn>& c);
   void on_closed(const std::shared_ptr<Conn>& c);
   void close_conn(const std::shared_ptr<Conn>& c, const std::string& reason);
-  void send_handshake(Conn& c, std::vector<std::string> args, HandshakeStep step);
+  void send_handshake(Conn& c, const std::vector<std::string>& args, HandshakeStep step);
+  // Formats `args` into command_buffer and hands them to hiredis (false: the context is closing).
+  bool queue_command(Conn& c, const std::vector<std::string>& args, redisCallbackFn* fn, void* privdata);
   // `may_wait`: while the server refuses and there is no connection, the command joins one
   // immediate connect attempt instead of failing at once (see redis.h).
   void submit(std::vector<std::string> args, Deadline deadline, Handler handler, bool may_wait = true);
   void start_attempt_now();
-  void finish(const std::shared_ptr<Request>& req, Result r, bool from_slot = false);
+  void finish(Conn::Command& cmd, Result r, bool from_slot = false);
+  // The connection's deadline timer: armed for `at`; when it fires, expire_commands().
+  void arm_deadline(const std::shared_ptr<Conn>& c, Clock::time_point at);
+  // Completes the commands whose deadline passed with `timeout`, re-arms for the next deadline.
+  void expire_commands(const std::shared_ptr<Conn>& c);
   void fail_now(Handler handler, Errc code, std::string message);
   void count(const Result& r);
   void arm_watchdog();
@@ -313,7 +342,7 @@ void ev_del_read(void* p) {
 void ev_add_write(void* p) {
   auto* c = static_cast<Conn*>(p);
   c->want_write = true;
-  c->arm_write();
+  c->want_to_write();
 }
 void ev_del_write(void* p) {
   auto* c = static_cast<Conn*>(p);
@@ -347,10 +376,31 @@ void Conn::arm_write() {
                   if (ec == asio::error::operation_aborted || self->ac == nullptr) return;
                   if (self->want_write) {
                     self->last_write = Clock::now();
+                    self->flushing = true;
                     redisAsyncHandleWrite(self->ac);  // may free the context
+                    self->flushing = false;
                   }
                   self->arm_write();
                 });
+}
+
+void Conn::want_to_write() {
+  if (ac == nullptr || writing || flush_posted) return;
+  if (flushing || (ac->c.flags & REDIS_CONNECTED) == 0) return arm_write();
+  flush_posted = true;
+  asio::post(sd.get_executor(), [self = shared_from_this()] { self->flush(); });
+}
+
+// Writes what hiredis has queued (every command issued since the flush was posted) without asking
+// the reactor first: a connected socket almost always takes it. hiredis calls delWrite when all of
+// it went out, or addWrite again (then, `flushing`, a wait for writability) when some is left.
+void Conn::flush() {
+  flush_posted = false;
+  if (ac == nullptr || !want_write || writing) return;
+  last_write = Clock::now();
+  flushing = true;
+  redisAsyncHandleWrite(ac);  // may free the context (ac -> nullptr)
+  flushing = false;
 }
 
 // hiredis is about to free the context (and close the fd). Called inside hiredis.
@@ -358,6 +408,7 @@ void Conn::on_cleanup() {
   if (ac != nullptr && close_reason.empty() && ac->c.err != 0) close_reason = ac->c.errstr;
   ac = nullptr;
   want_read = want_write = false;
+  deadline_timer.cancel();         // every command is completed by hiredis' NULL replies
   if (sd.is_open()) sd.release();  // cancels our waits; the fd stays hiredis' to close
   asio::post(sd.get_executor(), [self = shared_from_this()] {
     if (auto owner_impl = self->owner.lock()) owner_impl->on_closed(self);
@@ -399,24 +450,23 @@ void on_handshake_cb(redisAsyncContext* ac, void* r, void* privdata) {
   if (step == HandshakeStep::ping) c->impl->on_ready(c->shared_from_this());
 }
 
-void on_reply_cb(redisAsyncContext* ac, void* r, void* privdata) {
-  std::unique_ptr<std::shared_ptr<Request>> holder(static_cast<std::shared_ptr<Request>*>(privdata));
-  const std::shared_ptr<Request>& req = *holder;
+// The reply to the oldest outstanding command (hiredis answers in order).
+void on_reply_cb(redisAsyncContext* ac, void* r, void*) {
   auto* c = static_cast<Conn*>(ac->data);
-  if (!c->pending.empty()) {
-    c->pending.pop_front();
-    c->unwritten = std::min(c->unwritten, c->pending.size());
-  }
+  if (c->pending.empty()) return;  // cannot be: one entry per command given to hiredis
+  Conn::Command cmd = std::move(c->pending.front());
+  c->pending.pop_front();
+  c->unwritten = std::min(c->unwritten, c->pending.size());
   Client::Impl* impl = c->impl;
-  if (!req->handler) {
+  if (!cmd.handler) {
     if (r != nullptr) ++impl->status.counters.late_replies;
     return;
   }
   if (r == nullptr) {
-    impl->finish(req, impl->lost_error(*c));
+    impl->finish(cmd, impl->lost_error(*c));
     return;
   }
-  impl->finish(req, detail::to_reply(static_cast<redisReply*>(r)));
+  impl->finish(cmd, detail::to_reply(static_cast<redisReply*>(r)));
 }
 
 }  // namespace
@@ -471,16 +521,17 @@ void Client::Impl::connect() {
   });
 }
 
-void Client::Impl::send_handshake(Conn& c, std::vector<std::string> args, HandshakeStep step) {
+void Client::Impl::send_handshake(Conn& c, const std::vector<std::string>& args, HandshakeStep step) {
   if (c.ac == nullptr) return;
-  std::vector<const char*> argv;
-  std::vector<std::size_t> lens;
-  for (const auto& a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  redisAsyncCommandArgv(c.ac, on_handshake_cb, reinterpret_cast<void*>(static_cast<std::uintptr_t>(step)),
-                        static_cast<int>(argv.size()), argv.data(), lens.data());
+  queue_command(c, args, on_handshake_cb, reinterpret_cast<void*>(static_cast<std::uintptr_t>(step)));
+}
+
+bool Client::Impl::queue_command(Conn& c, const std::vector<std::string>& args, redisCallbackFn* fn,
+                                 void* privdata) {
+  command_buffer.clear();
+  detail::append_command(command_buffer, args);
+  return redisAsyncFormattedCommand(c.ac, fn, privdata, command_buffer.data(), command_buffer.size()) ==
+         REDIS_OK;
 }
 
 void Client::Impl::on_ready(const std::shared_ptr<Conn>& c) {
@@ -624,50 +675,63 @@ void Client::Impl::submit(std::vector<std::string> args, Deadline deadline, Hand
   if (deadline.expired())
     return fail_now(std::move(handler), Errc::timeout, "deadline passed before sending");
 
-  std::vector<const char*> argv;
-  std::vector<std::size_t> lens;
-  argv.reserve(args.size());
-  lens.reserve(args.size());
-  for (const auto& a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  auto req = std::make_shared<Request>(ex);
-  auto* holder = new std::shared_ptr<Request>(req);
-  if (redisAsyncCommandArgv(conn->ac, on_reply_cb, holder, static_cast<int>(argv.size()), argv.data(),
-                            lens.data()) != REDIS_OK) {
-    delete holder;
+  Conn& c = *conn;
+  if (!queue_command(c, args, on_reply_cb, nullptr))
     return fail_now(std::move(handler), Errc::connection_lost, "connection is closing");
-  }
-  conn->pending.push_back(Conn::Sent{Clock::now()});
-  ++conn->unwritten;
-  req->handler.emplace(std::move(handler));
+  Conn::Command& cmd = c.pending.emplace_back(
+      Conn::Command{.seq = c.next_seq++, .deadline = deadline.at(), .queued = Clock::now()});
+  ++c.unwritten;
+  cmd.handler.emplace(std::move(handler));
 
-  req->slot = asio::get_associated_cancellation_slot(*req->handler);
-  if (req->slot.is_connected()) {
-    req->slot.assign(
-        [weak_req = std::weak_ptr<Request>(req), weak_impl = weak_from_this()](asio::cancellation_type) {
-          auto r = weak_req.lock();
-          auto self = weak_impl.lock();
-          if (r && self) self->finish(r, Error{Errc::cancelled, "cancelled"}, true);
-        });
+  cmd.slot = asio::get_associated_cancellation_slot(*cmd.handler);
+  if (cmd.slot.is_connected()) {
+    cmd.slot.assign([weak_conn = std::weak_ptr<Conn>(conn), weak_impl = weak_from_this(),
+                     seq = cmd.seq](asio::cancellation_type) {
+      auto cc = weak_conn.lock();
+      auto self = weak_impl.lock();
+      if (!cc || !self) return;
+      if (Conn::Command* found = cc->find(seq))
+        self->finish(*found, Error{Errc::cancelled, "cancelled"}, true);
+    });
   }
-  req->timer.expires_at(deadline.at());
-  req->timer.async_wait([self = shared_from_this(), req](const error_code& ec) {
-    if (ec) return;
-    self->finish(req, Error{Errc::timeout, "no reply within the deadline"});
-  });
+  if (cmd.deadline < c.deadline_at) arm_deadline(conn, cmd.deadline);
   arm_watchdog();
 }
 
-void Client::Impl::finish(const std::shared_ptr<Request>& req, Result r, bool from_slot) {
-  if (!req->handler) return;
-  Handler h(std::move(*req->handler));
-  req->handler.reset();
-  req->timer.cancel();
-  if (!from_slot && req->slot.is_connected()) req->slot.clear();
+void Client::Impl::finish(Conn::Command& cmd, Result r, bool from_slot) {
+  if (!cmd.handler) return;
+  Handler h(std::move(*cmd.handler));
+  cmd.handler.reset();
+  if (!from_slot && cmd.slot.is_connected()) cmd.slot.clear();
   count(r);
   complete_later(std::move(h), std::move(r), ex);
+}
+
+// Re-arming for an earlier deadline aborts the wait in flight (its handler sees the error and does
+// nothing). Deadlines mostly come in increasing order (each command's is its call's budget from
+// now), so the timer is armed about once per budget, not once per command.
+void Client::Impl::arm_deadline(const std::shared_ptr<Conn>& c, Clock::time_point at) {
+  c->deadline_at = at;
+  c->deadline_timer.expires_at(at);
+  c->deadline_timer.async_wait([weak_impl = weak_from_this(), c](const error_code& ec) {
+    if (ec) return;
+    if (auto self = weak_impl.lock()) self->expire_commands(c);
+  });
+}
+
+void Client::Impl::expire_commands(const std::shared_ptr<Conn>& c) {
+  c->deadline_at = Clock::time_point::max();
+  const auto now = Clock::now();
+  auto next = Clock::time_point::max();
+  for (Conn::Command& cmd : c->pending) {
+    if (!cmd.handler) continue;
+    if (cmd.deadline <= now) {
+      finish(cmd, Error{Errc::timeout, "no reply within the deadline"});
+    } else {
+      next = std::min(next, cmd.deadline);
+    }
+  }
+  if (next != Clock::time_point::max() && c->ac != nullptr) arm_deadline(c, next);
 }
 
 // Drops a connection on which the server has sent nothing for stall_timeout since the oldest

@@ -4,6 +4,7 @@
 #include <hiredis/hiredis.h>
 
 #include <array>
+#include <charconv>
 #include <cstdint>
 #include <cstring>
 
@@ -30,6 +31,29 @@ Reply to_reply(const redisReply* r) {
     case REDIS_REPLY_NIL:
     default:
       return Reply::nil();
+  }
+}
+
+namespace {
+
+void append_header(std::string& out, char kind, std::size_t n) {
+  char buf[24];
+  buf[0] = kind;
+  const auto [end, ec] = std::to_chars(buf + 1, buf + sizeof buf - 2, n);
+  (void)ec;  // 20 digits always fit
+  end[0] = '\r';
+  end[1] = '\n';
+  out.append(buf, static_cast<std::size_t>(end + 2 - buf));
+}
+
+}  // namespace
+
+void append_command(std::string& out, const std::vector<std::string>& args) {
+  append_header(out, '*', args.size());
+  for (const auto& a : args) {
+    append_header(out, '$', a.size());
+    out.append(a);
+    out.append("\r\n", 2);
   }
 }
 

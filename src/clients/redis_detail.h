@@ -1,5 +1,5 @@
 // Internals of clients::redis that are pure functions, exposed for unit tests: converting hiredis
-// replies into owned values, SHA1 for script identifiers, command screening.
+// replies into owned values, formatting commands, SHA1 for script identifiers, command screening.
 #pragma once
 
 #include <string>
@@ -25,6 +25,11 @@ inline constexpr int kMaxReplyElements = 1 << 20;
 // reads the count, so "*1000000000" from a server took 8 GB before any element arrived. The reader
 // reports an out-of-memory error instead and the client drops the connection.
 void limit_reply_arrays(redisReader* reader);
+
+// Appends `args` to `out` as one command in the Redis protocol (an array of bulk strings, exactly
+// what hiredis' redisFormatCommandArgv writes): formatted in place, so a reused `out` allocates
+// nothing once it has grown to the size of the commands it carries.
+void append_command(std::string& out, const std::vector<std::string>& args);
 
 // SHA1 of `data` as 40 lowercase hex digits (what Redis uses to name scripts).
 std::string sha1_hex(std::string_view data);

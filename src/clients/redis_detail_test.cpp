@@ -101,6 +101,40 @@ TEST(Commands, StateChangingCommandsAreRejectedCaseInsensitively) {
     EXPECT_FALSE(is_unsupported_command(c)) << c;
 }
 
+// The client formats commands itself (no allocation per command): byte for byte what hiredis'
+// own formatter writes, binary arguments and empty ones included; commands append one after another.
+TEST(Commands, FormattedAsHiredisFormatsThem) {
+  const std::vector<std::vector<std::string>> commands = {
+      {"PING"},
+      {"HMGET", "user:u-1", "id", "name", "version"},
+      {"SET", std::string("k\0\r\n", 4), ""},
+      {"SET", "big", std::string(100000, 'x')},
+  };
+  std::string all;
+  std::string hiredis_all;
+  for (const auto& args : commands) {
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lens;
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    char* expected = nullptr;
+    const int n = redisFormatCommandArgv(&expected, static_cast<int>(args.size()), argv.data(), lens.data());
+    ASSERT_GT(n, 0);
+    hiredis_all.append(expected, static_cast<std::size_t>(n));
+    std::string one;
+    append_command(one, args);
+    EXPECT_EQ(one, std::string(expected, static_cast<std::size_t>(n))) << args[0];
+    redisFreeCommand(expected);
+    append_command(all, args);
+  }
+  EXPECT_EQ(all, hiredis_all);
+  std::string ping;
+  append_command(ping, {"PING"});
+  EXPECT_EQ(ping, "*1\r\n$4\r\nPING\r\n");
+}
+
 TEST(Commands, EvalArgumentsAndNoscriptDetection) {
   const auto cmd = eval_command("EVALSHA", "abc", {"k1", "k2"}, {"a"});
   EXPECT_EQ(cmd, (std::vector<std::string>{"EVALSHA", "abc", "2", "k1", "k2", "a"}));

@@ -3,6 +3,7 @@
 // detection, overload, AUTH/SELECT, cancellation and shutdown with commands in flight.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -252,6 +253,47 @@ TEST_F(RedisClientTest, DeadlineHonouredAgainstAPausedServerThenStalledConnectio
   EXPECT_EQ(st.counters.timeouts, 2u);
   EXPECT_EQ(st.counters.connection_lost, 0u) << "both commands had already timed out when dropped";
   EXPECT_EQ(st.counters.late_replies, 0u);
+}
+
+// The client keeps one deadline timer per connection, armed for the earliest deadline outstanding:
+// a command issued after others with an earlier deadline re-arms it, and one that is answered
+// leaves the timer to the others. Each command still ends at its own deadline, in whatever order
+// they were issued; the replies that arrive later are discarded and the connection stays in order.
+TEST_F(RedisClientTest, DeadlinesInAnyOrderEachEndACommandOnTime) {
+  Settings s = settings_for(*server_);
+  s.stall_timeout = 2s;  // the pause below is not a stall
+  Client redis(io_.get_executor(), s);
+  redis.start();
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await redis.wait_connected(2s));
+    Result answered = co_await redis.command(cmd("SET", "k", "v"), 50ms);  // arms the timer for +50 ms
+    EXPECT_TRUE(answered && answered->is_status("OK"));
+    server_->pause();
+    itest::wait_stopped(server_->pid());
+    const std::vector<Ms> deadlines{300ms, 60ms, 180ms, 120ms};
+    std::vector<std::optional<Result>> got(deadlines.size());
+    std::vector<Ms> took(deadlines.size());
+    const auto t0 = Clock::now();
+    for (std::size_t i = 0; i < deadlines.size(); ++i) {
+      redis.command(cmd("GET", "k"), deadlines[i], [&, i](Result r) {
+        took[i] = since(t0);
+        got[i] = std::move(r);
+      });
+    }
+    while (std::any_of(got.begin(), got.end(), [](const auto& g) { return !g; }))
+      co_await sleep_for(2ms);
+    for (std::size_t i = 0; i < deadlines.size(); ++i) {
+      EXPECT_TRUE(!*got[i] && got[i]->error().code == Errc::timeout) << i;
+      EXPECT_GE(took[i], deadlines[i] - 1ms) << i;
+      EXPECT_LT(took[i], deadlines[i] + itest::margin(deadlines[i])) << i;
+    }
+    server_->resume();
+    Result r = co_await redis.command(cmd("GET", "k"), 1s);
+    EXPECT_TRUE(r && r->is_string() && r->str == "v") << "the late replies were not taken for this one";
+  });
+  EXPECT_EQ(redis.status().counters.timeouts, 4u);
+  EXPECT_EQ(redis.status().counters.late_replies, 4u);
+  EXPECT_EQ(redis.status().counters.stalls, 0u);
 }
 
 // Asio runs socket events before timers found in the same reactor pass, and the watchdog also

@@ -192,7 +192,7 @@ asio::awaitable<Response> Api::handle(Request& req, const RequestInfo& info, Lis
   // the old write would land after the newer one. (Reads keep their own arrival time: the balancer
   // may retry a read elsewhere, with the header of its first attempt.)
   const bool write = x.method == m_put || x.method == m_delete;
-  if (const auto it = req.find("X-Request-Start"); write && it != req.end()) {
+  if (const auto it = write ? req.find("X-Request-Start") : req.end(); it != req.end()) {
     if (const auto at = parse_request_start(it->value())) {
       const auto waited = std::chrono::system_clock::now() - *at;
       if (waited > Clock::duration::zero())
@@ -351,7 +351,7 @@ asio::awaitable<Response> Api::read_user(Exchange& x, const std::string& id) {
       res = inm && none_match.matches(r.version)
                 ? common::http::make_response(x.req, bhttp::status::not_modified, {}, {})
                 : json(x.req, bhttp::status::ok, user_json(id, r.name));
-      res.set(bhttp::field::etag, etag(r.version));
+      res.set(bhttp::field::etag, etag(r.version).view());
       break;
     case ReadResult::not_found:
       res = error(x.req, x.request_id, bhttp::status::not_found, "no such user");
@@ -421,7 +421,7 @@ asio::awaitable<Response> Api::write_user(Exchange& x, const std::string& id) {
       Response res =
           json(x.req, w.status == WriteResult::created ? bhttp::status::created : bhttp::status::ok,
                user_json(id, name));
-      res.set(bhttp::field::etag, etag(w.version));
+      res.set(bhttp::field::etag, etag(w.version).view());
       co_return res;
     }
     case WriteResult::deleted:
@@ -435,7 +435,7 @@ asio::awaitable<Response> Api::write_user(Exchange& x, const std::string& id) {
                                        : "no such user (If-Match)";
       message += ": nothing was written";
       Response res = error(x.req, x.request_id, bhttp::status::precondition_failed, message, "not_applied");
-      if (w.exists) res.set(bhttp::field::etag, etag(w.version));
+      if (w.exists) res.set(bhttp::field::etag, etag(w.version).view());
       co_return res;
     }
     case WriteResult::unavailable:

@@ -309,8 +309,12 @@ std::string check_json_content_type(std::string_view content_type) {
   return {};
 }
 
-std::string etag(std::uint64_t version) {
-  return "\"v" + std::to_string(version) + "\"";
+Etag::Etag(std::uint64_t version) {
+  text_[0] = '"';
+  text_[1] = 'v';
+  char* end = std::to_chars(text_.data() + 2, text_.data() + text_.size() - 1, version).ptr;
+  *end++ = '"';
+  size_ = static_cast<std::size_t>(end - text_.data());
 }
 
 bool EntityTags::matches(std::uint64_t version) const {

@@ -9,9 +9,10 @@
 //   std::string name;
 //   if (auto err = parse_put_body(req.body(), id, name); !err.empty()) { ...400... }
 //   std::string body = user_json(id, name);   // {"id":"...","name":"..."}
-//   res.set(field::etag, etag(version));       // "v42"
+//   res.set(field::etag, etag(version).view());  // "v42" (formatted in place)
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -44,8 +45,20 @@ std::string parse_put_body(std::string_view body, std::string_view path_id, std:
 // UTF-8. Returns "" or the reason it is refused (415).
 std::string check_json_content_type(std::string_view content_type);
 
-// The entity tag of a user's version: "v<version>", quoted.
-std::string etag(std::uint64_t version);
+// The entity tag of a user's version: "v<version>", quoted. Formatted in place: every cached GET
+// sets one, and a string would cost it an allocation once versions grow past a few digits.
+class Etag {
+ public:
+  explicit Etag(std::uint64_t version);
+  std::string_view view() const { return {text_.data(), size_}; }
+
+ private:
+  std::array<char, 24> text_{};  // '"', 'v', at most 20 digits, '"'
+  std::size_t size_ = 0;
+};
+inline Etag etag(std::uint64_t version) {
+  return Etag(version);
+}
 
 // An If-Match or If-None-Match header (several fields joined by ","): `*`, or a list of entity
 // tags. Tags of this service's form ("v<version>") name versions; others match none. If-Match

@@ -113,7 +113,9 @@ TEST(Validation, PutContentType) {
 }
 
 TEST(Validation, EntityTags) {
-  EXPECT_EQ(etag(42), "\"v42\"");
+  EXPECT_EQ(etag(42).view(), "\"v42\"");
+  EXPECT_EQ(etag(0).view(), "\"v0\"");
+  EXPECT_EQ(etag(UINT64_MAX).view(), "\"v18446744073709551615\"");
   EntityTags t;
   EXPECT_EQ(parse_entity_tags("\"v42\"", TagComparison::strong, t), "");
   EXPECT_FALSE(t.any);
