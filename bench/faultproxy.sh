@@ -13,7 +13,7 @@
 # minute with the default 3 s per figure (13 figures x 3 targets); at most ~2 minutes.
 #
 # Usage: bench/faultproxy.sh [--seconds S] [--rounds N] [--idle N] [--threads N] [--busy-poll-us N]
-#                            [--only GROUPS] [--build-dir DIR]
+#                            [--only GROUPS] [--copy-paths MODES] [--build-dir DIR]
 #   --seconds S     measuring time per figure and target (default 3; env BENCH_SECONDS)
 #   --rounds N      throughput figures: S is split into N rounds, the targets taking turns, and each
 #                   figure is the median of its rounds (default 3; env BENCH_ROUNDS)
@@ -23,6 +23,9 @@
 #                   FAULTPROXY_BUSY_POLL_US); 0 shows the figures without busy polling
 #   --only GROUPS   measure only these comma-separated figure groups: rss, bulk, rr (request/response
 #                   and round-trip latency), conn (new connections), toxic (100 ms latency toxic)
+#   --copy-paths MODES  also measure `proxy_bench copy-proxy` (one-thread epoll proxies, one per
+#                   comma-separated mode: copy16k, copy256k, adaptive, drain, msgmore, splice), to
+#                   compare ways of moving bytes with the same figures (issue 15)
 #   --build-dir DIR where the binaries are (default <repo>/build/release; env BUILD_DIR)
 # Env: HAPROXY=path of haproxy (default: haproxy from PATH; without it the HAProxy column is skipped;
 # HAPROXY=none skips it too). FAULTPROXY=path of the faultproxy binary to measure (default: the one in
@@ -38,6 +41,7 @@ busy_poll="${FAULTPROXY_BUSY_POLL_US:-}"
 build_dir="${BUILD_DIR:-$repo/build/release}"
 haproxy_bin="${HAPROXY:-$(command -v haproxy || true)}"
 only=""
+copy_paths=""
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
@@ -48,6 +52,7 @@ while [[ $# -gt 0 ]]; do
     --threads) threads="${2:?--threads needs a value}"; shift 2 ;;
     --busy-poll-us) busy_poll="${2:?--busy-poll-us needs a value}"; shift 2 ;;
     --only) only="${2:?--only needs a value}"; shift 2 ;;
+    --copy-paths) copy_paths="${2:?--copy-paths needs a value}"; shift 2 ;;
     --build-dir) build_dir="${2:?--build-dir needs a value}"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "faultproxy.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
@@ -154,6 +159,18 @@ done
 declare -A fp_port
 while IFS=$'\t' read -r name listen _; do fp_port[$name]="${listen##*:}"; done < <("${cli[@]}" list)
 targets+=(--target "name=faultproxy,echo=${fp_port[bench_echo]},source=${fp_port[bench_source]},oneshot=${fp_port[bench_oneshot]},pid=$fp_pid,api=127.0.0.1:$api_port,echo_proxy=bench_echo")
+
+# Copy-path proxies (--copy-paths): one process per mode, in front of the same upstreams.
+for mode in ${copy_paths//,/ }; do
+  "$bench_bin" copy-proxy --mode "$mode" --ports-file "$work/copy-$mode.ports" "$up_echo" "$up_source" "$up_oneshot" \
+    >"$work/copy-$mode.log" 2>&1 &
+  cp_pid=$!
+  pids+=("$cp_pid")
+  for ((i = 0; i < 200; i++)); do [[ -s "$work/copy-$mode.ports" ]] && break; sleep 0.05; done
+  [[ -s "$work/copy-$mode.ports" ]] || fail "copy-proxy --mode $mode did not start" "$work/copy-$mode.log"
+  read -r cp_echo cp_source cp_oneshot <"$work/copy-$mode.ports"
+  targets+=(--target "name=$mode,echo=$cp_echo,source=$cp_source,oneshot=$cp_oneshot,pid=$cp_pid")
+done
 
 echo "faultproxy benchmark: $(nproc) CPUs, ${seconds} s per figure; haproxy: $haproxy_note;" \
   "faultproxy: -threads ${threads:-default} -busy-poll-us ${busy_poll:-default}; binaries from $build_dir"

@@ -46,6 +46,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -244,6 +245,198 @@ int run_upstream(const std::string& ports_file) {
         epoll_event ev{EPOLLOUT, {.fd = fd}};  // stop reading until the echo is written back
         ::epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
       }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Copy paths (issue 15): a one-thread epoll proxy moving bytes one way or another, so that the
+// ways can be compared on this kernel with the same figures as the proxies (as `run` targets).
+
+enum class CopyMode { copy16k, copy256k, adaptive, drain, msgmore, splice };
+
+std::optional<CopyMode> parse_copy_mode(const std::string& name) {
+  static const std::map<std::string, CopyMode> modes = {
+      {"copy16k", CopyMode::copy16k}, {"copy256k", CopyMode::copy256k}, {"adaptive", CopyMode::adaptive},
+      {"drain", CopyMode::drain},     {"msgmore", CopyMode::msgmore},   {"splice", CopyMode::splice}};
+  auto it = modes.find(name);
+  if (it == modes.end()) return std::nullopt;
+  return it->second;
+}
+
+// One direction of a proxied connection.
+struct CopyDirection {
+  int from = -1, to = -1;
+  std::vector<char> buf;  // the copy modes' buffer (its size is the most one read takes)
+  std::size_t cap = 0, len = 0, off = 0;
+  int pipe_r = -1, pipe_w = -1;  // splice: the direction's pipe
+  std::size_t in_pipe = 0, pipe_cap = 0;
+  bool eof = false;    // the source ended
+  bool ended = false;  // ... and that was passed on (shutdown of the destination)
+};
+
+constexpr std::size_t kCopySmall = 16 * 1024, kCopyLarge = 256 * 1024;
+
+// Moves what can be moved now, up to a budget of 16 reads or writes (`more`: the budget ran out
+// before EAGAIN, so no new edge will come: call again); false when the connection must close.
+bool copy_step(CopyDirection& d, CopyMode mode, bool& more) {
+  constexpr int kSendFlags = MSG_NOSIGNAL | MSG_DONTWAIT;
+  for (int step = 0;; ++step) {
+    if (d.ended) return true;
+    if (step == 16) {
+      more = true;
+      return true;
+    }
+    const bool pending = mode == CopyMode::splice ? d.in_pipe > 0 : d.off < d.len;
+    if (pending) {
+      ssize_t n;
+      if (mode == CopyMode::splice) {
+        n = ::splice(d.pipe_r, nullptr, d.to, nullptr, d.in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) d.in_pipe -= static_cast<std::size_t>(n);
+      } else {
+        const bool full = mode == CopyMode::msgmore && d.len == d.cap;  // a full read: more is coming
+        n = ::send(d.to, d.buf.data() + d.off, d.len - d.off, kSendFlags | (full ? MSG_MORE : 0));
+        if (n > 0) d.off += static_cast<std::size_t>(n);
+      }
+      if (n < 0) return errno == EAGAIN;
+      continue;
+    }
+    if (d.eof) {  // everything before the end is written: pass it on
+      ::shutdown(d.to, SHUT_WR);
+      d.ended = true;
+      return true;
+    }
+    if (mode == CopyMode::splice) {
+      const ssize_t n =
+          ::splice(d.from, nullptr, d.pipe_w, nullptr, d.pipe_cap, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n < 0) return errno == EAGAIN;
+      if (n == 0) d.eof = true;
+      d.in_pipe = static_cast<std::size_t>(n);
+      continue;
+    }
+    d.len = d.off = 0;
+    // drain: read until EAGAIN (or the buffer is full) before sending; the others: one read.
+    do {
+      const ssize_t n = ::recv(d.from, d.buf.data() + d.len, d.cap - d.len, MSG_DONTWAIT);
+      if (n == 0) {
+        d.eof = true;
+        break;
+      }
+      if (n < 0) {
+        if (errno != EAGAIN) return false;
+        break;
+      }
+      d.len += static_cast<std::size_t>(n);
+    } while (mode == CopyMode::drain && d.len < d.cap);
+    if (mode == CopyMode::adaptive || mode == CopyMode::msgmore) {  // faultproxy's: 16 KiB, grown when filled
+      if (d.len == d.cap && d.cap < kCopyLarge) d.cap = kCopyLarge;
+      if (d.len < kCopySmall / 2) d.cap = kCopySmall;
+    }
+    if (d.len == 0 && !d.eof) return true;  // EAGAIN: the next edge brings more
+  }
+}
+
+int run_copy_proxy(CopyMode mode, const std::vector<std::uint16_t>& upstreams,
+                   const std::string& ports_file) {
+  raise_fd_limit();
+  common::request_short_slices();
+  ::signal(SIGPIPE, SIG_IGN);
+  struct Pair {
+    int client = -1, upstream = -1;
+    CopyDirection up, down;
+  };
+  const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  std::map<int, std::uint16_t> listeners;  // listening fd -> upstream port
+  std::string ports;
+  for (std::uint16_t up : upstreams) {
+    const int fd = listen_on(0);
+    listeners[fd] = up;
+    epoll_event ev{EPOLLIN, {.fd = fd}};
+    ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    ports += (ports.empty() ? "" : " ") + std::to_string(local_port(fd));
+  }
+  {
+    std::ofstream out(ports_file + ".tmp");
+    out << ports << "\n";
+  }
+  std::rename((ports_file + ".tmp").c_str(), ports_file.c_str());
+  std::map<int, std::shared_ptr<Pair>> by_fd;
+  auto setup = [mode](CopyDirection& d, int from, int to) {
+    d.from = from;
+    d.to = to;
+    if (mode == CopyMode::splice) {
+      int p[2];
+      if (::pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) die("pipe2: " + std::string(std::strerror(errno)));
+      d.pipe_r = p[0];
+      d.pipe_w = p[1];
+      const int size = ::fcntl(d.pipe_w, F_SETPIPE_SZ, static_cast<int>(kCopyLarge));
+      d.pipe_cap = size > 0 ? static_cast<std::size_t>(size) : 64 * 1024;
+    } else {
+      d.cap = mode == CopyMode::copy16k || mode == CopyMode::adaptive || mode == CopyMode::msgmore
+                  ? kCopySmall
+                  : kCopyLarge;
+      d.buf.resize(kCopyLarge);
+    }
+  };
+  auto close_pair = [&](const std::shared_ptr<Pair>& p) {
+    for (int fd : {p->client, p->upstream}) {
+      by_fd.erase(fd);
+      ::close(fd);
+    }
+    for (int fd : {p->up.pipe_r, p->up.pipe_w, p->down.pipe_r, p->down.pipe_w})
+      if (fd >= 0) ::close(fd);
+  };
+  // Pairs whose budget ran out: run again after the next poll, so that streams take turns.
+  std::vector<std::shared_ptr<Pair>> again, running;
+  auto step = [&](const std::shared_ptr<Pair>& p, bool error) {
+    if (!by_fd.count(p->client)) return;  // closed already
+    bool more = false;
+    const bool ok = copy_step(p->up, mode, more) && copy_step(p->down, mode, more);
+    if (!ok || error || (p->up.ended && p->down.ended)) {
+      close_pair(p);
+    } else if (more) {
+      again.push_back(p);
+    }
+  };
+  epoll_event events[256];
+  for (;;) {
+    const int n = ::epoll_wait(ep, events, 256, again.empty() ? -1 : 0);
+    running.swap(again);
+    again.clear();
+    for (const auto& p : running)
+      step(p, false);
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (auto l = listeners.find(fd); l != listeners.end()) {
+        for (;;) {
+          const int c = ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+          if (c < 0) break;
+          set_nodelay(c);
+          const int u = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+          set_nodelay(u);
+          sockaddr_in a = loopback(l->second);
+          if (::connect(u, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 && errno != EINPROGRESS) {
+            ::close(c);
+            ::close(u);
+            continue;
+          }
+          auto p = std::make_shared<Pair>();
+          p->client = c;
+          p->upstream = u;
+          setup(p->up, c, u);
+          setup(p->down, u, c);
+          by_fd[c] = p;
+          by_fd[u] = p;
+          for (int s : {c, u}) {  // edge-triggered both ways: every event runs both directions
+            epoll_event ev{EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, {.fd = s}};
+            ::epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
+          }
+        }
+        continue;
+      }
+      auto it = by_fd.find(fd);
+      if (it == by_fd.end()) continue;
+      step(std::shared_ptr<Pair>(it->second), (events[i].events & EPOLLERR) != 0);
     }
   }
 }
@@ -1065,6 +1258,9 @@ int free_ports(int n) {
 int usage() {
   std::cerr
       << "usage: proxy_bench upstream --ports-file FILE\n"
+         "       proxy_bench copy-proxy --mode copy16k|copy256k|adaptive|drain|msgmore|splice --ports-file "
+         "FILE "
+         "PORT...\n"
          "       proxy_bench free-ports N\n"
          "       proxy_bench run --target SPEC [--target SPEC...] [--seconds S] [--rounds N] [--idle N]\n"
          "         [--only rss,bulk,rr,conn,toxic]\n"
@@ -1082,6 +1278,14 @@ int main(int argc, char** argv) {
   if (args.empty()) return usage();
   if (args[0] == "upstream" && args.size() == 3 && args[1] == "--ports-file") return run_upstream(args[2]);
   if (args[0] == "free-ports" && args.size() == 2) return free_ports(std::max(1, std::atoi(args[1].c_str())));
+  if (args[0] == "copy-proxy" && args.size() >= 6 && args[1] == "--mode" && args[3] == "--ports-file") {
+    const auto mode = parse_copy_mode(args[2]);
+    if (!mode) return usage();
+    std::vector<std::uint16_t> upstreams;
+    for (std::size_t i = 5; i < args.size(); ++i)
+      upstreams.push_back(static_cast<std::uint16_t>(std::atoi(args[i].c_str())));
+    return run_copy_proxy(*mode, upstreams, args[4]);
+  }
   if (args[0] != "run") return usage();
   std::vector<Target> targets;
   Settings settings;

@@ -34,7 +34,7 @@ class Connection final : public LinkHost, public ProtocolSession {
  public:
   Connection(Worker& w, tcp::socket client, std::shared_ptr<ProxyRuntime> rt, SnapshotPtr snap,
              std::uint64_t index)
-      : LinkHost(w.context, w.pool, this, rt->name),
+      : LinkHost(w.context, w.pool),
         worker_(w),
         client_(std::move(client)),
         upstream_(w.context),
@@ -43,8 +43,6 @@ class Connection final : public LinkHost, public ProtocolSession {
         index_(index),
         up_(*this, wiring(Direction::upstream)),
         down_(*this, wiring(Direction::downstream)) {
-    up_.pair_with(down_);
-    down_.pair_with(up_);
     runtime_->live.fetch_add(1, std::memory_order_relaxed);
   }
   ~Connection() { runtime_->live.fetch_sub(1, std::memory_order_relaxed); }
@@ -57,6 +55,16 @@ class Connection final : public LinkHost, public ProtocolSession {
   void close() { teardown(false); }
 
   // LinkHost
+  const Link& opposite(const Link& link) const override { return &link == &up_ ? down_ : up_; }
+  std::uint64_t link_seed(Direction d) const override {
+    return mix64(runtime_->seed ^ mix64(index_ * 2 + static_cast<std::uint64_t>(d)));
+  }
+  ProtocolSession* session() override { return this; }
+  std::string_view proxy_name() const override { return runtime_->name; }
+  bool keep_client_head(const char* data, std::size_t n) override {
+    client_head_.keep(data, n);
+    return !client_head_.full();
+  }
   void link_finished(Link&) override {
     if (up_.finished() && down_.finished()) close();
   }
@@ -78,13 +86,8 @@ class Connection final : public LinkHost, public ProtocolSession {
     return {.direction = d,
             .source = up ? &client_ : &upstream_,
             .destination = up ? &upstream_ : &client_,
-            .seed = link_seed(d),
-            .client_head = up ? &client_head_ : nullptr,
-            .received = runtime_->received[static_cast<int>(d)],
-            .sent = runtime_->sent[static_cast<int>(d)]};
-  }
-  std::uint64_t link_seed(Direction d) const {
-    return mix64(runtime_->seed ^ mix64(index_ * 2 + static_cast<std::uint64_t>(d)));
+            .counters = &runtime_->counters[static_cast<int>(d)],
+            .keeps_client_head = up};
   }
   const std::optional<IpAddress>& client_address();
   // The sum of the delays of the snapshot's slow_open toxics acting on this connection.
@@ -99,22 +102,24 @@ class Connection final : public LinkHost, public ProtocolSession {
   void connect_failed(const boost::system::error_code& ec);
   void teardown(bool rst);
 
+  // Every idle connection is one of these (bench/: RSS per idle connection): rarely used state
+  // sits behind pointers, flags and small fields share the padding.
   Worker& worker_;
   tcp::socket client_, upstream_;
   std::shared_ptr<ProxyRuntime> runtime_;
   SnapshotPtr snapshot_;
   std::uint64_t index_;
-  ClientHead client_head_;  // kept by up_
   Link up_, down_;
-  bool connected_ = false, closed_ = false;
   std::unique_ptr<asio::steady_timer> connect_timer_;
   std::unique_ptr<tcp::resolver> resolver_;
-  // The client's address, looked up (getpeername) the first time a snapshot filters by client.
-  std::optional<IpAddress> client_address_;
-  bool client_address_known_ = false;
   // slow_open: the connection waits before it connects upstream (open_timer_ set while it waits).
   TimePoint accepted_at_{};
   std::unique_ptr<asio::steady_timer> open_timer_;
+  // The client's address, looked up (getpeername) the first time a snapshot filters by client.
+  std::optional<IpAddress> client_address_;
+  ClientHead client_head_;  // filled by up_ through keep_client_head
+  bool client_address_known_ = false;
+  bool connected_ = false, closed_ = false;
   bool wake_posted_ = false;
 };
 

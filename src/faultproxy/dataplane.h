@@ -70,7 +70,7 @@ struct ProxyRuntime {
   std::uint64_t seed = 0;                             // -seed, mixed with the proxy name
   std::chrono::milliseconds connect_timeout{10'000};  // to reach the upstream
   // Prometheus series (null when proxy metrics are off); index: Direction.
-  std::array<common::metrics::Counter*, 2> received{}, sent{};
+  std::array<LinkCounters, 2> counters{};
   common::metrics::Counter* accepted = nullptr;
   common::metrics::Counter* upstream_failures = nullptr;
   common::metrics::Registry* registry = nullptr;  // for toxic activation counters

@@ -30,49 +30,76 @@ std::string_view direction_name(Direction d) {
   return d == Direction::upstream ? "upstream" : "downstream";
 }
 
-BufferPool::Buffer BufferPool::acquire(std::size_t size) {
-  auto& list = size >= kLarge ? large_ : small_;
-  Buffer b;
-  b.size = size >= kLarge ? kLarge : kSmall;
-  if (!list.empty()) {
-    b.data = std::move(list.back());
-    list.pop_back();
-  } else {
-    b.data = std::make_unique_for_overwrite<char[]>(b.size);
-  }
+std::unique_ptr<char[]> BufferPool::acquire(bool large) {
+  auto& list = large ? large_ : small_;
+  if (list.empty()) return std::make_unique_for_overwrite<char[]>(size(large));
+  auto b = std::move(list.back());
+  list.pop_back();
   return b;
 }
 
-void BufferPool::release(Buffer& b) {
-  if (!b) return;
-  auto& list = b.size >= kLarge ? large_ : small_;
-  if (list.size() < (b.size >= kLarge ? kMaxCachedLarge : kMaxCachedSmall)) list.push_back(std::move(b.data));
-  b.data.reset();
-  b.size = 0;
+void BufferPool::release(std::unique_ptr<char[]>& buffer, bool large) {
+  if (!buffer) return;
+  auto& list = large ? large_ : small_;
+  if (list.size() < (large ? kMaxCachedLarge : kMaxCachedSmall)) list.push_back(std::move(buffer));
+  buffer.reset();
 }
 
 void ClientHead::keep(const char* data, std::size_t n) {
   const std::size_t take = std::min(n, bytes.size() - size);
   std::memcpy(bytes.data() + size, data, take);
-  size += take;
+  size = static_cast<std::uint8_t>(size + take);
+}
+
+struct Link::Staged {
+  Staged(asio::io_context& context, std::uint64_t seed, ProtocolSession* session)
+      : pipeline(seed, session), timer(context) {}
+  Pipeline pipeline;
+  asio::steady_timer timer;  // armed at timer_at (kNever: not armed)
+  TimePoint timer_at = kNever, wake = kNever;
+};
+
+Link::Link(LinkHost& host, const LinkWiring& wiring)
+    : host_(host),
+      source_(wiring.source),
+      destination_(wiring.destination),
+      counters_(wiring.counters),
+      direction_(wiring.direction),
+      keeps_client_head_(wiring.keeps_client_head) {}
+
+Link::~Link() = default;
+
+// Two links per connection, idle ones included (bench/: RSS per idle connection).
+static_assert(sizeof(Link) <= 64, "keep rarely used link state behind LinkHost or in Staged");
+
+const Pipeline* Link::pipeline() const {
+  return staged_ ? &staged_->pipeline : nullptr;
+}
+
+bool Link::holds_data() const {
+  return fast_off_ < fast_len_ || (staged_ && staged_->pipeline.buffered_bytes() > 0);
+}
+
+bool Link::holds_data_after_toxics() const {
+  return fast_off_ < fast_len_ || (staged_ && staged_->pipeline.output_bytes() > 0);
 }
 
 void Link::release_buffer() {
-  if (buf_) host_.pool().release(buf_);
+  host_.pool().release(buf_, buf_large_);
 }
 
 void Link::apply(const std::vector<ToxicSpec>& toxics, TimePoint now) {
   if (flow_ == Flow::stopped) return;
-  if (!pipeline_) {
+  if (!staged_) {
     if (toxics.empty()) return;
-    pipeline_ = std::make_unique<Pipeline>(seed_, host_.session());
-    pipeline_->on_activation(
+    staged_ = std::make_unique<Staged>(host_.context(), host_.link_seed(direction_), host_.session());
+    staged_->pipeline.on_activation(
         [host = &host_, dir = direction_](const ToxicSpec& spec) { host->toxic_activated(spec, dir); });
     if (flow_ == Flow::source_ended) {  // the source already ended: its end now goes through the toxics
-      pipeline_->push(Event::terminal(EventKind::eof, now), now);
+      staged_->pipeline.push(Event::terminal(EventKind::eof, now), now);
     }
   }
-  pipeline_->apply(toxics, now);
+  staged_->pipeline.apply(toxics, now);
   pump();
 }
 
@@ -84,9 +111,8 @@ void Link::start() {
 
 void Link::stop() {
   flow_ = Flow::stopped;
-  if (timer_) timer_->cancel();
   release_buffer();
-  pipeline_.reset();
+  staged_.reset();  // its timer's pending wait ends with operation_aborted
 }
 
 void Link::pump() {
@@ -96,7 +122,8 @@ void Link::pump() {
   for (int reads = 0;; ++reads) {
     if (!flush()) break;
     if (flow_ != Flow::open || read_wait_) break;
-    if (pipeline_ && pipeline_->buffered_bytes() >= kMaxBuffered) break;  // resumed by writes or the timer
+    if (staged_ && staged_->pipeline.buffered_bytes() >= kMaxBuffered)
+      break;  // resumed by writes or the timer
     if (reads >= kReadBudget) {
       again = true;
       break;
@@ -123,36 +150,34 @@ void Link::pump() {
 
 bool Link::read_once(TimePoint now) {
   const int fd = source_->native_handle();
-  std::size_t want;
-  if (!pipeline_) {
-    if (!buf_) buf_ = host_.pool().acquire(large_ ? BufferPool::kLarge : BufferPool::kSmall);
-    want = buf_.size;
-  } else {
-    if (!buf_) buf_ = host_.pool().acquire(BufferPool::kSmall);
-    want = std::min(buf_.size, kStagedRead);
+  if (!buf_) {
+    buf_large_ = !staged_ && large_;  // the staged path reads small chunks
+    buf_ = host_.pool().acquire(buf_large_);
   }
-  const ssize_t n = ::recv(fd, buf_.data.get(), want, MSG_DONTWAIT);
+  const std::size_t size = BufferPool::size(buf_large_);
+  const std::size_t want = staged_ ? std::min(size, kStagedRead) : size;
+  const ssize_t n = ::recv(fd, buf_.get(), want, MSG_DONTWAIT);
   if (n > 0) {
     const auto got = static_cast<std::size_t>(n);
-    if (client_head_ && !client_head_->full()) [[unlikely]]
-      client_head_->keep(buf_.data.get(), got);
+    if (keeps_client_head_) [[unlikely]]
+      keeps_client_head_ = host_.keep_client_head(buf_.get(), got);
     // Only for small reads: after a large one, writing it out took long enough for more to arrive.
     drained_ = got < want && got < BufferPool::kSmall;
-    if (received_) received_->inc(static_cast<double>(got));
-    if (!pipeline_) {
-      fast_len_ = got;
+    if (counters_ && counters_->received) counters_->received->inc(static_cast<double>(got));
+    if (!staged_) {
+      fast_len_ = static_cast<std::uint32_t>(got);
       fast_off_ = 0;
-      if (got == buf_.size) large_ = true;  // a bulk transfer: grow to the large buffer once this is written
+      if (got == size) large_ = true;  // a bulk transfer: grow to the large buffer once this is written
       if (got < BufferPool::kSmall / 2) large_ = false;  // small messages: small buffers
     } else {
-      pipeline_->push(Event::data(std::string(buf_.data.get(), got), now), now);
+      staged_->pipeline.push(Event::data(std::string(buf_.get(), got), now), now);
     }
     return true;
   }
   if (n == 0) {
     // Without toxics the end waits in flush() behind the fast path's unwritten bytes.
     flow_ = Flow::source_ended;
-    if (pipeline_) pipeline_->push(Event::terminal(EventKind::eof, now), now);
+    if (staged_) staged_->pipeline.push(Event::terminal(EventKind::eof, now), now);
     if (fast_len_ == 0) release_buffer();
     return true;  // let flush() pass the end on
   }
@@ -174,7 +199,7 @@ bool Link::read_once(TimePoint now) {
 bool Link::flush() {
   if (write_wait_ || flow_ == Flow::stopped) return false;
   const int fd = destination_->native_handle();
-  auto* sent_counter = sent_;
+  auto* sent_counter = counters_ ? counters_->sent : nullptr;
   auto fail = [&](int err) {
     if (err == EINTR) return true;
     if (would_block(err)) {
@@ -189,10 +214,9 @@ bool Link::flush() {
   };
   // 1. What the fast path read (always older than anything in the pipeline).
   while (fast_off_ < fast_len_) {
-    const ssize_t n =
-        ::send(fd, buf_.data.get() + fast_off_, fast_len_ - fast_off_, MSG_NOSIGNAL | MSG_DONTWAIT);
+    const ssize_t n = ::send(fd, buf_.get() + fast_off_, fast_len_ - fast_off_, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
-      fast_off_ += static_cast<std::size_t>(n);
+      fast_off_ += static_cast<std::uint32_t>(n);
       if (sent_counter) sent_counter->inc(static_cast<double>(n));
       continue;
     }
@@ -200,12 +224,12 @@ bool Link::flush() {
   }
   if (fast_len_ != 0) {
     fast_len_ = fast_off_ = 0;
-    if (large_ && buf_.size < BufferPool::kLarge) release_buffer();
+    if (large_ && !buf_large_) release_buffer();
   }
   // 2. What the toxics released.
-  if (pipeline_) {
-    wake_ = pipeline_->run(Clock::now());
-    EventQueue& out = pipeline_->output();
+  if (staged_) {
+    staged_->wake = staged_->pipeline.run(Clock::now());
+    EventQueue& out = staged_->pipeline.output();
     while (!out.empty()) {
       Event& e = out.front();
       switch (e.kind) {
@@ -238,13 +262,12 @@ bool Link::flush() {
           return false;
       }
     }
-    if (pipeline_->idle()) {  // no toxics left and nothing held: back to the fast path
-      pipeline_.reset();
-      wake_ = kNever;
-    }
+    // No toxics left and nothing held: back to the fast path (a pending wait of the timer ends
+    // with operation_aborted).
+    if (staged_->pipeline.idle()) staged_.reset();
   }
   // Without toxics, the source's end follows the bytes just written.
-  if (flow_ == Flow::source_ended && !pipeline_) {
+  if (flow_ == Flow::source_ended && !staged_) {
     pass_end();
     if (flow_ == Flow::stopped) return false;
   }
@@ -257,7 +280,7 @@ void Link::pass_end() {
   // When the other direction already ended (its source, our destination, said EOF and it passed
   // that on), the host closes the connection now: close(2) sends the FIN itself, as nothing is left
   // unread on that socket.
-  if (!(opposite_ && opposite_->finished())) ::shutdown(destination_->native_handle(), SHUT_WR);
+  if (!host_.opposite(*this).finished()) ::shutdown(destination_->native_handle(), SHUT_WR);
   host_.link_finished(*this);
 }
 
@@ -272,7 +295,7 @@ void Link::close_source(bool reset) {
     // A normal close: FIN first, then discard what the peer sent that nobody will read, so that
     // close(2) does not turn into a RST. After its EOF nothing is unread, and close(2) alone sends
     // the FIN (if the opposite link did not shut it down already).
-    if (!(opposite_ && opposite_->finished())) ::shutdown(fd, SHUT_WR);
+    if (!host_.opposite(*this).finished()) ::shutdown(fd, SHUT_WR);
     char scratch[4096];
     for (int i = 0; i < 64 && ::recv(fd, scratch, sizeof scratch, MSG_DONTWAIT) > 0; ++i) {
     }
@@ -304,18 +327,19 @@ void Link::arm_write() {
 }
 
 void Link::arm_timer() {
-  const TimePoint want = pipeline_ ? wake_ : kNever;
-  if (want == timer_at_) return;
-  timer_at_ = want;
-  if (want == kNever) {
-    if (timer_) timer_->cancel();
+  if (!staged_) return;
+  Staged& st = *staged_;
+  if (st.wake == st.timer_at) return;
+  st.timer_at = st.wake;
+  if (st.wake == kNever) {
+    st.timer.cancel();
     return;
   }
-  if (!timer_) timer_ = std::make_unique<asio::steady_timer>(host_.context());
-  timer_->expires_at(want);
-  timer_->async_wait([self = host_.shared_from_this(), this, want](boost::system::error_code ec) {
-    if (ec || flow_ == Flow::stopped || timer_at_ != want) return;
-    timer_at_ = kNever;
+  st.timer.expires_at(st.wake);
+  st.timer.async_wait([self = host_.shared_from_this(), this, want = st.wake](boost::system::error_code ec) {
+    // A wait cancelled, re-armed since, or of a Staged that is gone (its timer too) does nothing.
+    if (ec || flow_ == Flow::stopped || !staged_ || staged_->timer_at != want) return;
+    staged_->timer_at = kNever;
     pump();
   });
 }

@@ -8,13 +8,14 @@
 // shutdown(SHUT_WR) of the destination once everything before it is written (a half-close: the
 // other direction keeps flowing).
 //
-// A link knows its connection only through LinkHost: the worker's event loop and buffers, and three
-// events (its end passed on; the connection must close, with or without a RST; a toxic started
-// acting). Each direction's lifecycle is one Flow value; the connection closes both sockets with
+// A link knows its connection only through LinkHost: the worker's event loop and buffers, what a
+// link needs now and then (its opposite, its toxics' seed, the protocol session), and three events
+// (its end passed on; the connection must close, with or without a RST; a toxic started acting).
+// Each direction's lifecycle is one Flow value; the connection closes both sockets with
 // close_source() on each link.
 //
 // Usage (what the data plane's Connection does; link_test.cpp does the same with its own host):
-//   struct Conn : LinkHost { Link up, down; ... };    // made with std::make_shared
+//   struct Conn : LinkHost { Link up, down; ... };    // made with std::make_shared; opposite(up) is down
 //   up.apply(toxics, now);                            // any time, also before start()
 //   up.start(); down.start();                         // once both sockets are connected
 //   // LinkHost::link_finished: both finished() -> close; close_connection(reset):
@@ -47,13 +48,11 @@ class BufferPool {
  public:
   static constexpr std::size_t kSmall = 16 * 1024;
   static constexpr std::size_t kLarge = 256 * 1024;
-  struct Buffer {
-    std::unique_ptr<char[]> data;
-    std::size_t size = 0;
-    explicit operator bool() const { return data != nullptr; }
-  };
-  Buffer acquire(std::size_t size);
-  void release(Buffer& b);
+  static constexpr std::size_t size(bool large) { return large ? kLarge : kSmall; }
+  // A buffer of size(large) bytes.
+  std::unique_ptr<char[]> acquire(bool large);
+  // Takes `buffer` (of size(large) bytes) back; it is null afterwards.
+  void release(std::unique_ptr<char[]>& buffer, bool large);
   std::size_t cached() const { return small_.size() + large_.size(); }
 
  private:
@@ -64,27 +63,41 @@ class BufferPool {
 // there whether the connection negotiated TLS or compression.
 struct ClientHead {
   std::array<char, 8> bytes{};
-  std::size_t size = 0;
+  std::uint8_t size = 0;
   bool full() const { return size == bytes.size(); }
   void keep(const char* data, std::size_t n);
   std::string_view view() const { return {bytes.data(), size}; }
 };
 
+// What the links of one direction of a proxy count (null: not counted).
+struct LinkCounters {
+  common::metrics::Counter* received = nullptr;  // bytes read
+  common::metrics::Counter* sent = nullptr;      // bytes written
+};
+
 class Link;
 
 // What a link needs of its connection. Owned by a shared_ptr (the links' pending waits keep it
-// alive); its virtual functions are called on a connection's events, never per chunk.
+// alive); its virtual functions are called on a connection's events, never per chunk. What a link
+// needs only now and then (its seed, its opposite, the session, a name for logs, the client's first
+// bytes) is asked here rather than stored in each link: an idle connection stays small.
 class LinkHost : public std::enable_shared_from_this<LinkHost> {
  public:
-  // `session`: for protocol toxics (null: they pass everything); `proxy_name`: in log lines, must
-  // outlive the host.
-  LinkHost(asio::io_context& context, BufferPool& pool, ProtocolSession* session, std::string_view proxy_name)
-      : context_(context), pool_(pool), session_(session), proxy_name_(proxy_name) {}
+  LinkHost(asio::io_context& context, BufferPool& pool) : context_(context), pool_(pool) {}
   virtual ~LinkHost() = default;
   asio::io_context& context() const { return context_; }
   BufferPool& pool() const { return pool_; }
-  ProtocolSession* session() const { return session_; }
-  std::string_view proxy_name() const { return proxy_name_; }
+
+  // The other link of the connection (its source is `link`'s destination).
+  virtual const Link& opposite(const Link& link) const = 0;
+  // The random state of the toxics of the link in direction `d` (asked when its first toxic comes).
+  virtual std::uint64_t link_seed(Direction d) const = 0;
+  // For protocol toxics (null: they pass everything).
+  virtual ProtocolSession* session() { return nullptr; }
+  // In log lines.
+  virtual std::string_view proxy_name() const = 0;
+  // The upstream link hands its reads here until this returns false (ClientHead: nothing more wanted).
+  virtual bool keep_client_head(const char* /*data*/, std::size_t /*n*/) { return false; }
 
   // `link` passed its source's end on (finished() is true now).
   virtual void link_finished(Link& link) = 0;
@@ -97,8 +110,6 @@ class LinkHost : public std::enable_shared_from_this<LinkHost> {
  private:
   asio::io_context& context_;
   BufferPool& pool_;
-  ProtocolSession* session_;
-  std::string_view proxy_name_;
 };
 
 // How one link is wired: its sockets (owned by the connection) and what it counts.
@@ -106,10 +117,8 @@ struct LinkWiring {
   Direction direction = Direction::upstream;
   tcp::socket* source = nullptr;
   tcp::socket* destination = nullptr;
-  std::uint64_t seed = 0;                        // its toxics' random state
-  ClientHead* client_head = nullptr;             // upstream link only
-  common::metrics::Counter* received = nullptr;  // bytes read / written (null: not counted)
-  common::metrics::Counter* sent = nullptr;
+  const LinkCounters* counters = nullptr;  // null: not counted; must outlive the link
+  bool keeps_client_head = false;          // upstream link: LinkHost::keep_client_head
 };
 
 class Link {
@@ -123,19 +132,10 @@ class Link {
     stopped,       // the connection closed: nothing more happens
   };
 
-  Link(LinkHost& host, const LinkWiring& wiring)
-      : host_(host),
-        source_(wiring.source),
-        destination_(wiring.destination),
-        client_head_(wiring.client_head),
-        received_(wiring.received),
-        sent_(wiring.sent),
-        seed_(wiring.seed),
-        direction_(wiring.direction) {}
+  Link(LinkHost& host, const LinkWiring& wiring);
+  ~Link();
   Link(const Link&) = delete;
   Link& operator=(const Link&) = delete;
-  // The other direction of the same connection (its source is this link's destination).
-  void pair_with(Link& opposite) { opposite_ = &opposite; }
 
   // Brings the link's toxics in line with `toxics` (empty: back to the fast path once what the
   // toxics hold is written).
@@ -153,21 +153,23 @@ class Link {
 
   Flow flow() const { return flow_; }
   Direction direction() const { return direction_; }
-  const Pipeline* pipeline() const { return pipeline_.get(); }
+  const Pipeline* pipeline() const;
   // The end was passed on.
   bool finished() const { return flow_ == Flow::finished; }
   // The source said EOF: nothing is left unread on it, and nothing more will come.
   bool source_ended() const { return flow_ == Flow::source_ended || flow_ == Flow::finished; }
   // Bytes read and not yet written (in the toxics or the fast path's buffer).
-  bool holds_data() const { return fast_off_ < fast_len_ || (pipeline_ && pipeline_->buffered_bytes() > 0); }
+  bool holds_data() const;
   // A buffer borrowed from the pool (an idle link holds none).
-  bool holds_buffer() const { return static_cast<bool>(buf_); }
+  bool holds_buffer() const { return buf_ != nullptr; }
   // Bytes the toxics released and not yet written.
-  bool holds_data_after_toxics() const {
-    return fast_off_ < fast_len_ || (pipeline_ && pipeline_->output_bytes() > 0);
-  }
+  bool holds_data_after_toxics() const;
 
  private:
+  // The staged path's state, made with the first toxic and dropped when the link goes back to
+  // its fast path (link.cpp).
+  struct Staged;
+
   bool running() const { return flow_ != Flow::waiting && flow_ != Flow::stopped; }
   bool flush();
   bool read_once(TimePoint now);
@@ -177,30 +179,26 @@ class Link {
   void arm_timer();
   void release_buffer();
 
-  // Pointers first, then the one-byte state, so that a link stays small (two per connection).
+  // 64 bytes, two per connection: pointers, the fast path's offsets, then one-byte state.
   LinkHost& host_;
   tcp::socket* source_;
   tcp::socket* destination_;
-  ClientHead* client_head_;
-  common::metrics::Counter* received_;
-  common::metrics::Counter* sent_;
-  Link* opposite_ = nullptr;
-  std::uint64_t seed_;
-  std::unique_ptr<Pipeline> pipeline_;
-  std::unique_ptr<asio::steady_timer> timer_;
-  BufferPool::Buffer buf_;
-  std::size_t fast_len_ = 0, fast_off_ = 0;
-  TimePoint timer_at_ = kNever, wake_ = kNever;
+  const LinkCounters* counters_;
+  std::unique_ptr<Staged> staged_;
+  std::unique_ptr<char[]> buf_;  // BufferPool::size(buf_large_) bytes
+  std::uint32_t fast_len_ = 0, fast_off_ = 0;
   Direction direction_;
   Flow flow_ = Flow::waiting;
+  bool buf_large_ : 1 = false;
   // Pending work, independent of each other and of the flow: waits armed on the sockets, a pump
   // posted to the event loop, a pump running (pump() is not reentrant).
-  bool read_wait_ = false, write_wait_ = false, pump_posted_ = false, in_pump_ = false;
+  bool read_wait_ : 1 = false, write_wait_ : 1 = false, pump_posted_ : 1 = false, in_pump_ : 1 = false;
   // Fast path hints: the last read filled the buffer (grow it to kLarge once written); the last
   // read returned less than asked, so the socket was drained and the next read would only say
   // EAGAIN (wait for readiness instead: epoll is edge-triggered, data that arrived since is
   // reported as a new edge).
-  bool large_ = false, drained_ = false;
+  bool large_ : 1 = false, drained_ : 1 = false;
+  bool keeps_client_head_ : 1 = false;  // the client's first bytes still go to the host
 };
 
 }  // namespace faultproxy

@@ -66,20 +66,22 @@ tcp::socket adopt(asio::io_context& context, int fd) {
 class TestConnection final : public LinkHost {
  public:
   TestConnection(asio::io_context& context, BufferPool& pool, int client_fd, int upstream_fd)
-      : LinkHost(context, pool, nullptr, "link_test"),
+      : LinkHost(context, pool),
         client_(adopt(context, client_fd)),
         upstream_(adopt(context, upstream_fd)),
         up(*this, {.direction = Direction::upstream,
                    .source = &client_,
                    .destination = &upstream_,
-                   .seed = 1,
-                   .client_head = &head}),
-        down(*this,
-             {.direction = Direction::downstream, .source = &upstream_, .destination = &client_, .seed = 2}) {
-    up.pair_with(down);
-    down.pair_with(up);
-  }
+                   .keeps_client_head = true}),
+        down(*this, {.direction = Direction::downstream, .source = &upstream_, .destination = &client_}) {}
 
+  const Link& opposite(const Link& link) const override { return &link == &up ? down : up; }
+  std::uint64_t link_seed(Direction d) const override { return d == Direction::upstream ? 1 : 2; }
+  std::string_view proxy_name() const override { return "link_test"; }
+  bool keep_client_head(const char* data, std::size_t n) override {
+    head.keep(data, n);
+    return !head.full();
+  }
   void link_finished(Link&) override {
     if (up.finished() && down.finished()) close_connection(false);
   }

@@ -245,8 +245,10 @@ bool ProtocolSettings::command_matches(std::string_view upper_name) const {
 }
 
 std::shared_ptr<Exchange> ProtocolSession::exchange(std::uint64_t toxic_id) {
-  std::erase_if(exchanges_, [](const auto& e) { return e.second.expired(); });
-  auto& slot = exchanges_[toxic_id];
+  if (!exchanges_)
+    exchanges_ = std::make_unique<std::unordered_map<std::uint64_t, std::weak_ptr<Exchange>>>();
+  std::erase_if(*exchanges_, [](const auto& e) { return e.second.expired(); });
+  auto& slot = (*exchanges_)[toxic_id];
   auto e = slot.lock();
   if (!e) {
     e = std::make_shared<Exchange>();

@@ -221,10 +221,10 @@ std::shared_ptr<ProxyRuntime> ProxyCollection::make_runtime(const Proxy& p, cons
                                               {"listener", listen},
                                               {"proxy", p.name},
                                               {"upstream", p.upstream}};
-      rt->received[static_cast<int>(d)] = &reg->counter("toxiproxy_proxy_received_bytes_total",
-                                                        "Bytes read from the source of a link.", labels);
-      rt->sent[static_cast<int>(d)] = &reg->counter("toxiproxy_proxy_sent_bytes_total",
-                                                    "Bytes written to the destination of a link.", labels);
+      rt->counters[static_cast<int>(d)].received = &reg->counter(
+          "toxiproxy_proxy_received_bytes_total", "Bytes read from the source of a link.", labels);
+      rt->counters[static_cast<int>(d)].sent = &reg->counter(
+          "toxiproxy_proxy_sent_bytes_total", "Bytes written to the destination of a link.", labels);
     }
     rt->accepted = &reg->counter("faultproxy_proxy_accepted_connections_total",
                                  "Client connections accepted.", {{"proxy", p.name}});
