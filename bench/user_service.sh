@@ -30,8 +30,9 @@
 #   cached GET p99, healthy vs MariaDB blackholed (wrk -c50, alternating, breaker open);
 #   PUT latency with a paced client (bench/http_pace, one PUT every 5 ms, open loop) from the
 #   moment the toxics are added: PUTs that tried MariaDB (the breaker was still closed; answer
-#   "MariaDB: ...") and PUTs refused by the open breaker (answer "MariaDB unavailable: ...") are
-#   reported separately; the same pacing against the baseline at the same time shows the latency
+#   "MariaDB: ..."), PUTs queued behind the calls in flight (admission control) and answered
+#   "MariaDB unavailable" the moment the breaker opened, and PUTs sent after it opened, refused at
+#   once (answer "MariaDB unavailable: ...") are reported separately; the same pacing against the baseline at the same time shows the latency
 #   the machine itself adds.
 #   Recovery: MariaDB refused (proxy disabled) or blackholed until the breaker opens, then back: the
 #   time to the first PUT answered 2xx (PUTs back to back), for each kind of failure.
@@ -549,22 +550,30 @@ row "cached GET, requests/s" "$(col bh_hit 2 | stats | kfmt)" "$(col px_hit 2 | 
   "$(ratio bh_hit px_hit 2 | stats | fmt 2 x)" "" ""
 row "cached GET, p99 ms" "$(col bh_hit 4 | stats | fmt 2)" "$(col px_hit 4 | stats | fmt 2)" \
   "$(stats <<<"$bh_ratio" | fmt 2 x)" "<= 2x healthy" "$(verdict "$bh_ratio" le2)"
-# The paced PUTs of every run, pooled: column 5 is 1 for "MariaDB unavailable" (breaker open).
-cat "$work"/pace-* >"$work/pace"
-cat "$work"/basepace-* >"$work/basepace"
-pace_stats() {  # match (0/1) [file]: "n p50 p99 max" of the answered requests with that match flag
-  awk -v m="$1" '$5 == m && $4 != 0 { print $3 }' "${2:-$work/pace}" | sort -g |
+# The paced PUTs of every run, pooled, with a class in column 6: 0 tried MariaDB (answer without
+# "MariaDB unavailable"); 1 refused by the open breaker, sent after it opened (after the first such
+# refusal was answered, in that run); 2 sent before it opened, queued behind the MariaDB calls in
+# flight (admission control) and answered "unavailable" the moment it opened.
+for f in "$work"/pace-*; do
+  awk 'NR == FNR { if ($5 == 1 && $4 != 0 && (open == "" || $2 + $3 < open)) open = $2 + $3; next }
+       { c = $5 == 1 ? ($2 >= open ? 1 : 2) : 0; print $0, c }' "$f" "$f"
+done >"$work/pace"
+awk '{ print $0, 0 }' "$work"/basepace-* >"$work/basepace"
+pace_stats() {  # class (0/1/2) [file]: "n p50 p99 max" of the answered requests of that class
+  awk -v m="$1" '$6 == m && $4 != 0 { print $3 }' "${2:-$work/pace}" | sort -g |
     awk '{ v[NR] = $1 } END { if (NR == 0) { print "0 - - -"; exit }
       i = int(NR * 0.99 + 0.999); if (i > NR) i = NR
       printf "%d %.1f %.1f %.1f\n", NR, v[int((NR + 1) / 2)], v[i], v[NR] }'
 }
 read -r wn wp50 wp99 wmax <<<"$(pace_stats 0)"
 read -r on op50 op99 omax <<<"$(pace_stats 1)"
+read -r qn qp50 qp99 qmax <<<"$(pace_stats 2)"
 read -r bn bp50 bp99 bmax <<<"$(pace_stats 0 "$work/basepace")"
 wait_target=$((mysql_deadline_ms + 20))
 echo
 row "PUT under the blackhole (paced)" "p50 / p99 / max ms" "PUTs" "" "target" "verdict"
 row "  tried MariaDB (breaker closed)" "$wp50 / $wp99 / $wmax" "$wn" "" "p99 < $wait_target ms" "$(verdict "$wp99" "lt$wait_target")"
+row "  queued, answered as it opened" "$qp50 / $qp99 / $qmax" "$qn" "" "p99 < $wait_target ms" "$(verdict "$qp99" "lt$wait_target")"
 row "  refused by the open breaker" "$op50 / $op99 / $omax" "$on" "" "p99 < 5 ms" "$(verdict "$op99" lt5)"
 row "  baseline, same pacing, same time" "$bp50 / $bp99 / $bmax" "$bn" "" "" ""
 echo
