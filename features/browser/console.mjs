@@ -19,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { freePort } from '../support/ports.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const args = process.argv.slice(2);
@@ -31,17 +32,6 @@ const results = { passed: 0, failed: 0 };
 const browserLog = [];
 const failedResponses = []; // the console page's answers >= 400: only the one provoked below is expected
 const started = []; // child processes, stopped whatever happens
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 // The proxy's upstream: echoes every byte back.
 function startEcho() {

@@ -5,22 +5,12 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 
 import { stack } from './stack.js';
+import { freePort } from './ports.js';
 
 const running = new Set();
-
-async function freePort() {
-  const srv = net.createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address();
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
 
 function setPath(obj, dotted, value) {
   const parts = dotted.split('.');

@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 
 import Ajv from 'ajv';
 import YAML from 'yaml';
+import { freePort } from '../support/ports.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const features = path.join(root, 'features');
@@ -61,17 +62,6 @@ export async function lintContract() {
     problems.push(`Redocly (recommended) reports problems:\n${text.trim()}`);
   }
   return problems;
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 // Prism's validation proxy in front of the service. Without --errors: a request the contract calls
