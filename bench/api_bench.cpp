@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/version.h"
 #include "faultproxy/api.h"
 #include "faultproxy/cli/render.h"
 #include "faultproxy/cli/toxiproxy_client.h"
@@ -112,6 +113,7 @@ BENCHMARK(BM_CliEncodeAddToxic);
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (common::print_version_if_asked(argc, argv, "api_bench")) return 0;
   common::log::init_from_env(common::log::Level::warn);  // quiet unless LOG_LEVEL says otherwise
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -36,6 +36,8 @@
 #include <string>
 #include <vector>
 
+#include "common/version.h"
+
 namespace {
 
 namespace asio = boost::asio;
@@ -154,6 +156,7 @@ int usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (common::print_version_if_asked(argc, argv, "http_pace")) return 0;
   Settings s;
   const std::vector<std::string> args(argv + 1, argv + argc);
   for (std::size_t i = 0; i < args.size(); i += 2) {

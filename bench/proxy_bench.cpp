@@ -54,6 +54,7 @@
 #include <vector>
 
 #include "common/scheduling.h"
+#include "common/version.h"
 #include "faultproxy/cli/http_client.h"
 
 namespace bench {
@@ -1273,6 +1274,7 @@ int usage() {
 }  // namespace bench
 
 int main(int argc, char** argv) {
+  if (common::print_version_if_asked(argc, argv, "proxy_bench")) return 0;
   using namespace bench;
   const std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty()) return usage();

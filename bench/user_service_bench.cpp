@@ -11,6 +11,7 @@
 #include <boost/beast/http/serializer.hpp>
 
 #include "common/http_server.h"
+#include "common/version.h"
 #include "user_service/validation.h"
 
 namespace {
@@ -86,4 +87,11 @@ BENCHMARK(BM_UsCachedGetHeaderChecks);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  if (common::print_version_if_asked(argc, argv, "user_service_bench")) return 0;
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -137,6 +137,7 @@ asio::ip::tcp::endpoint parse_endpoint(const std::string& s) {
 }
 
 Options parse_options(int argc, char** argv) {
+  if (common::print_version_if_asked(argc, argv, "soak")) std::exit(0);
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -220,9 +221,7 @@ Options parse_options(int argc, char** argv) {
       o.nodes.emplace_back(v.substr(0, eq), std::stoi(v.substr(eq + 1)));
     } else if (a == "--help" || a == "-h") {
       usage("help");
-    } else if (a == "--version") {
-      std::cout << "soak version " << common::kVersion << "\n";
-      std::exit(0);
+
     } else {
       usage("unknown option '" + a + "'");
     }

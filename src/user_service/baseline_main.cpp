@@ -11,10 +11,12 @@
 #include <iostream>
 
 #include "common/http_server.h"
+#include "common/version.h"
 #include "user_service/api.h"
 #include "user_service/config.h"
 
 int main(int argc, char** argv) {
+  if (common::print_version_if_asked(argc, argv, "user-service-baseline")) return 0;
   namespace asio = boost::asio;
   namespace bhttp = boost::beast::http;
   user_service::HostPort listen{"127.0.0.1", 18080};
