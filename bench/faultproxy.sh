@@ -22,13 +22,18 @@
 #   --busy-poll-us N  faultproxy -busy-poll-us (default: faultproxy's own default; env
 #                   FAULTPROXY_BUSY_POLL_US); 0 shows the figures without busy polling
 #   --only GROUPS   measure only these comma-separated figure groups: rss, bulk, rr (request/response
-#                   and round-trip latency), conn (new connections), toxic (100 ms latency toxic)
+#                   and round-trip latency), conn (new connections), toxic (100 ms latency toxic),
+#                   tools (issue 15's figures with the standard tools, below)
 #   --copy-paths MODES  also measure `proxy_bench copy-proxy` (one-thread epoll proxies, one per
 #                   comma-separated mode: copy16k, copy256k, adaptive, drain, msgmore, splice), to
 #                   compare ways of moving bytes with the same figures (issue 15)
 #   --build-dir DIR where the binaries are (default <repo>/build/release; env BUILD_DIR)
 # Env: HAPROXY=path of haproxy (default: haproxy from PATH; without it the HAProxy column is skipped;
-# HAPROXY=none skips it too). FAULTPROXY=path of the faultproxy binary to measure (default: the one in
+# HAPROXY=none skips it too).
+# The tools group (issue 15) measures what users measure with the tools they know, direct and through
+# faultproxy in interleaved rounds (medians): iperf3 one stream, redis-benchmark GET with 50 clients,
+# and redis-benchmark GET with a new connection per request (-k 0), against a redis-server and an
+# iperf3 server it starts; it is skipped when iperf3, redis-server or redis-benchmark is missing. FAULTPROXY=path of the faultproxy binary to measure (default: the one in
 # the build dir; e.g. a copy of an older build, to compare two versions run after run).
 set -euo pipefail
 
@@ -174,7 +179,85 @@ done
 
 echo "faultproxy benchmark: $(nproc) CPUs, ${seconds} s per figure; haproxy: $haproxy_note;" \
   "faultproxy: -threads ${threads:-default} -busy-poll-us ${busy_poll:-default}; binaries from $build_dir"
-only_args=()
-[[ -n "$only" ]] && only_args=(--only "$only")
-timeout 300 "$bench_bin" run "${targets[@]}" --seconds "$seconds" --rounds "$rounds" --idle "$idle" "${only_args[@]}" ||
-  fail "the benchmark driver failed (exit $?)"
+# The driver's groups are all but "tools", which this script measures itself (below).
+driver_only="$(tr ',' '\n' <<<"$only" | grep -v '^tools$' | paste -sd, || true)"
+if [[ -z "$only" || -n "$driver_only" ]]; then
+  only_args=()
+  [[ -n "$driver_only" ]] && only_args=(--only "$driver_only")
+  timeout 300 "$bench_bin" run "${targets[@]}" --seconds "$seconds" --rounds "$rounds" --idle "$idle" "${only_args[@]}" ||
+    fail "the benchmark driver failed (exit $?)"
+fi
+[[ -z "$only" || ",$only," == *,tools,* ]] || exit 0
+
+# ------------------------------------------------------------------------------------------ tools
+# Issue 15's figures as users take them: each tool run against the upstream directly and through
+# faultproxy in turn, `rounds` times; a figure is the median of its rounds, its ratio is
+# faultproxy's median over direct's.
+missing_tools=()
+for tool in iperf3 redis-server redis-benchmark; do command -v "$tool" >/dev/null || missing_tools+=("$tool"); done
+if ((${#missing_tools[@]})); then
+  echo
+  echo "Standard tools (issue 15): skipped, not installed: ${missing_tools[*]} (./dev setup installs them)"
+  exit 0
+fi
+read -r redis_port iperf_port <<<"$("$bench_bin" free-ports 2)"
+redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no --daemonize no \
+  --dir "$work" >"$work/redis.log" 2>&1 &
+redis_pid=$!
+pids+=("$redis_pid")
+wait_port "$redis_port" "$redis_pid" redis-server "$work/redis.log"
+redis-cli -p "$redis_port" set key:__rand_int__ xxx >/dev/null
+iperf3 -s -B 127.0.0.1 -p "$iperf_port" >"$work/iperf3.log" 2>&1 &
+iperf_pid=$!
+pids+=("$iperf_pid")
+wait_port "$iperf_port" "$iperf_pid" "iperf3 -s" "$work/iperf3.log"
+for name in redis iperf; do
+  var="${name}_port"
+  "${cli[@]}" create -l 127.0.0.1:0 -u "127.0.0.1:${!var}" "bench_$name" >/dev/null ||
+    fail "could not create proxy bench_$name" "$work/faultproxy.log"
+done
+while IFS=$'\t' read -r name listen _; do fp_port[$name]="${listen##*:}"; done < <("${cli[@]}" list)
+
+round_seconds=$(((seconds + rounds - 1) / rounds))
+((round_seconds >= 1)) || round_seconds=1
+bulk_mibs() {  # port: MiB/s received by the iperf3 server, one stream, round_seconds after 1 s of warm-up
+  iperf3 -c 127.0.0.1 -p "$1" -P 1 -O 1 -t "$round_seconds" -J 2>"$work/iperf3-client.err" |
+    jq -e '.end.sum_received.bits_per_second / 8 / 1048576' || fail "iperf3 against port $1 failed" "$work/iperf3-client.err"
+}
+get_rps() {  # port keepalive requests: redis-benchmark GET, 50 clients
+  redis-benchmark -h 127.0.0.1 -p "$1" -t get -c 50 -k "$2" -n "$3" --csv 2>"$work/redis-benchmark.err" |
+    awk -F'"' '$2 == "GET" { print $4 }' | grep . || fail "redis-benchmark against port $1 failed" "$work/redis-benchmark.err"
+}
+# Request counts sized to about round_seconds at direct's pace on this machine.
+rr_requests=$((100000 * round_seconds))
+conn_requests=$((15000 * round_seconds))
+declare -A samples=()
+echo
+echo "  measuring with the standard tools (iperf3, redis-benchmark), $rounds interleaved rounds..."
+for ((r = 0; r < rounds; r++)); do
+  for target in direct faultproxy; do
+    if [[ $target == direct ]]; then p_iperf=$iperf_port p_redis=$redis_port; else
+      p_iperf=${fp_port[bench_iperf]} p_redis=${fp_port[bench_redis]}; fi
+    samples[bulk,$target]+="$(bulk_mibs "$p_iperf") "
+    samples[rr,$target]+="$(get_rps "$p_redis" 1 "$rr_requests") "
+    samples[conn,$target]+="$(get_rps "$p_redis" 0 "$conn_requests") "
+  done
+done
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+echo
+echo "Standard tools (issue 15): medians of $rounds interleaved rounds (each direct, then through faultproxy);" \
+  "load average $(cut -d' ' -f1 /proc/loadavg) after, on $(nproc) CPUs"
+echo
+printf '%-52s %-14s %-22s %-10s %s\n' figure direct faultproxy target "faultproxy vs target"
+printf '%s\n' "$(printf -- '-%.0s' {1..120})"
+tool_row() {  # key label unit target
+  local d f ratio verdict
+  d="$(median <<<"${samples[$1,direct]}")"
+  f="$(median <<<"${samples[$1,faultproxy]}")"
+  ratio="$(awk -v d="$d" -v f="$f" 'BEGIN { printf "%.2f", (d > 0) ? f / d : 0 }')"
+  verdict="$(awk -v r="$ratio" -v t="$4" 'BEGIN { print (r >= t) ? "meets" : "below" }')"
+  printf '%-52s %-14s %-22s %-10s %s\n' "$2 ($3)" "$(printf '%.1f' "$d")" "$(printf '%.1f' "$f") (${ratio}x)" ">= ${4}x" "$verdict"
+}
+tool_row bulk "bulk, iperf3 1 stream" "MiB/s" 0.75
+tool_row rr "redis-benchmark GET, 50 clients" "req/s" 0.80
+tool_row conn "new connections, redis-benchmark -k 0 -c 50" "req/s" 0.60

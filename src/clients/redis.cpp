@@ -29,12 +29,15 @@
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <deque>
 #include <optional>
 #include <stdexcept>
+#include <utility>
+#include <vector>
 
 #include "clients/redis_detail.h"
 #include "common/log.h"
@@ -176,6 +179,12 @@ struct Conn : std::enable_shared_from_this<Conn> {
   std::string close_reason;
   std::uint64_t id;
 
+  // Replies completed while hiredis parses what one read brought: their handlers run once hiredis
+  // has returned, in reply order, each resumed at once rather than through a post of its own.
+  bool in_read = false;
+  std::vector<std::pair<Client::Handler, Result>> read_completions, running_completions;
+  void run_read_completions();
+
   void arm_read();
   void arm_write();
   // hiredis has output: a flush is posted (once per batch of commands), or, before the TCP connect
@@ -308,12 +317,17 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   void close_conn(const std::shared_ptr<Conn>& c, const std::string& reason);
   void send_handshake(Conn& c, const std::vector<std::string>& args, HandshakeStep step);
   // Formats `args` into command_buffer and hands them to hiredis (false: the context is closing).
-  bool queue_command(Conn& c, const std::vector<std::string>& args, redisCallbackFn* fn, void* privdata);
+  // Args: std::vector<std::string> or std::span<const std::string_view> (read at once only).
+  template <typename Args>
+  bool queue_command(Conn& c, const Args& args, redisCallbackFn* fn, void* privdata);
   // `may_wait`: while the server refuses and there is no connection, the command joins one
   // immediate connect attempt instead of failing at once (see redis.h).
-  void submit(std::vector<std::string> args, Deadline deadline, Handler handler, bool may_wait = true);
+  template <typename Args>
+  void submit(const Args& args, Deadline deadline, Handler handler, bool may_wait = true);
   void start_attempt_now();
-  void finish(Conn::Command& cmd, Result r, bool from_slot = false);
+  // Completes a command: from the handler of the read that brought its reply when `reading` is in
+  // one (Conn::run_read_completions), otherwise through a post.
+  void finish(Conn::Command& cmd, Result r, bool from_slot = false, Conn* reading = nullptr);
   // The connection's deadline timer: armed for `at`; when it fires, expire_commands().
   void arm_deadline(const std::shared_ptr<Conn>& c, Clock::time_point at);
   // Completes the commands whose deadline passed with `timeout`, re-arms for the next deadline.
@@ -362,9 +376,24 @@ void Conn::arm_read() {
     self->reading = false;
     if (ec == asio::error::operation_aborted || self->ac == nullptr) return;
     self->last_read = Clock::now();
-    if (self->want_read) redisAsyncHandleRead(self->ac);  // may free the context (ac -> nullptr)
+    if (self->want_read) {
+      self->in_read = true;
+      redisAsyncHandleRead(self->ac);  // may free the context (ac -> nullptr)
+      self->in_read = false;
+      self->run_read_completions();
+    }
     self->arm_read();
   });
+}
+
+// Through each handler's executor: a coroutine of this io_context awaiting its reply resumes here
+// and now (dispatch), one on another executor is queued there.
+void Conn::run_read_completions() {
+  if (read_completions.empty()) return;
+  std::swap(read_completions, running_completions);  // a resumed handler may complete more
+  for (auto& [handler, result] : running_completions)
+    asio::dispatch(asio::append(std::move(handler), std::move(result)));
+  running_completions.clear();
 }
 
 void Conn::arm_write() {
@@ -435,7 +464,7 @@ void on_handshake_cb(redisAsyncContext* ac, void* r, void* privdata) {
   auto* c = static_cast<Conn*>(ac->data);
   if (r == nullptr || c == nullptr || c->handshake_failed) return;  // going away: cleanup reports it
   const auto step = static_cast<HandshakeStep>(reinterpret_cast<std::uintptr_t>(privdata));
-  const Reply reply = detail::to_reply(static_cast<redisReply*>(r));
+  const Reply& reply = detail::built_reply(r);
   const char* what = step == HandshakeStep::auth ? "AUTH" : step == HandshakeStep::select ? "SELECT" : "PING";
   const bool ok = step == HandshakeStep::ping ? reply.is_status("PONG") : reply.is_status("OK");
   if (!ok) {
@@ -463,10 +492,10 @@ void on_reply_cb(redisAsyncContext* ac, void* r, void*) {
     return;
   }
   if (r == nullptr) {
-    impl->finish(cmd, impl->lost_error(*c));
+    impl->finish(cmd, impl->lost_error(*c), false, c);
     return;
   }
-  impl->finish(cmd, detail::to_reply(static_cast<redisReply*>(r)));
+  impl->finish(cmd, std::move(detail::built_reply(r)), false, c);  // hiredis frees the emptied reply
 }
 
 }  // namespace
@@ -495,7 +524,7 @@ void Client::Impl::connect() {
     redisAsyncFree(ac);  // no adapter attached yet: hiredis just closes the fd
     return attempt_failed("cannot watch the socket: " + ec.message());
   }
-  detail::limit_reply_arrays(ac->c.reader);
+  detail::build_replies(ac->c.reader);
   c->ac = ac;
   ac->data = c.get();
   ac->ev.data = c.get();
@@ -526,8 +555,8 @@ void Client::Impl::send_handshake(Conn& c, const std::vector<std::string>& args,
   queue_command(c, args, on_handshake_cb, reinterpret_cast<void*>(static_cast<std::uintptr_t>(step)));
 }
 
-bool Client::Impl::queue_command(Conn& c, const std::vector<std::string>& args, redisCallbackFn* fn,
-                                 void* privdata) {
+template <typename Args>
+bool Client::Impl::queue_command(Conn& c, const Args& args, redisCallbackFn* fn, void* privdata) {
   command_buffer.clear();
   detail::append_command(command_buffer, args);
   return redisAsyncFormattedCommand(c.ac, fn, privdata, command_buffer.data(), command_buffer.size()) ==
@@ -644,21 +673,23 @@ void Client::Impl::fail_now(Handler handler, Errc code, std::string message) {
   complete_later(std::move(handler), std::move(r), ex);
 }
 
-void Client::Impl::submit(std::vector<std::string> args, Deadline deadline, Handler handler, bool may_wait) {
+template <typename Args>
+void Client::Impl::submit(const Args& args, Deadline deadline, Handler handler, bool may_wait) {
   if (stopped) return fail_now(std::move(handler), Errc::stopped, "client stopped");
   if (args.empty()) return fail_now(std::move(handler), Errc::invalid_argument, "empty command");
   if (detail::is_unsupported_command(args[0]))
-    return fail_now(std::move(handler), Errc::invalid_argument,
-                    args[0] + " is not supported (it changes the state of the shared connection)");
+    return fail_now(
+        std::move(handler), Errc::invalid_argument,
+        std::string(args[0]) + " is not supported (it changes the state of the shared connection)");
   if ((!conn || !conn->ready || conn->ac == nullptr) && may_wait && started && status.refused &&
       !deadline.expired()) {
     // The server refused at once until now: one attempt now costs a refused connect while it is
-    // still down, and sends the command as soon as it is back.
-    auto then = [self = shared_from_this(), args = std::move(args), deadline,
-                 h = std::move(handler)](bool connected) mutable {
+    // still down, and sends the command as soon as it is back (a copy of the arguments waits).
+    auto then = [self = shared_from_this(), owned = std::vector<std::string>(args.begin(), args.end()),
+                 deadline, h = std::move(handler)](bool connected) mutable {
       if (!connected && deadline.expired())
         return self->fail_now(std::move(h), Errc::timeout, "deadline passed while connecting");
-      self->submit(std::move(args), deadline, std::move(h), false);
+      self->submit(owned, deadline, std::move(h), false);
     };
     add_waiter(deadline, Client::ConnectedHandler(std::move(then)), true);
     start_attempt_now();
@@ -698,12 +729,16 @@ void Client::Impl::submit(std::vector<std::string> args, Deadline deadline, Hand
   arm_watchdog();
 }
 
-void Client::Impl::finish(Conn::Command& cmd, Result r, bool from_slot) {
+void Client::Impl::finish(Conn::Command& cmd, Result r, bool from_slot, Conn* reading) {
   if (!cmd.handler) return;
   Handler h(std::move(*cmd.handler));
   cmd.handler.reset();
   if (!from_slot && cmd.slot.is_connected()) cmd.slot.clear();
   count(r);
+  if (reading != nullptr && reading->in_read) {
+    reading->read_completions.emplace_back(std::move(h), std::move(r));
+    return;
+  }
   complete_later(std::move(h), std::move(r), ex);
 }
 
@@ -834,7 +869,11 @@ const Settings& Client::settings() const {
 }
 
 void Client::start_command(std::vector<std::string> args, Deadline deadline, Handler handler) {
-  impl_->submit(std::move(args), deadline, std::move(handler));
+  impl_->submit(args, deadline, std::move(handler));
+}
+
+void Client::start_command_view(std::span<const std::string_view> args, Deadline deadline, Handler handler) {
+  impl_->submit(args, deadline, std::move(handler));
 }
 
 void Client::start_eval(const Script& script, std::vector<std::string> keys, std::vector<std::string> args,

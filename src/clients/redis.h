@@ -83,6 +83,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -245,6 +246,19 @@ class Client {
         token, std::move(args), deadline);
   }
 
+  // The same for a command whose arguments the caller holds: they are read only when the
+  // operation starts (formatted at once), so views of the caller's strings do, and nothing is
+  // copied or allocated for them.
+  template <typename CompletionToken = const boost::asio::use_awaitable_t<>&>
+  auto command_view(std::span<const std::string_view> args, Deadline deadline,
+                    CompletionToken&& token = boost::asio::use_awaitable) {
+    return boost::asio::async_initiate<CompletionToken, void(Result)>(
+        [this](auto handler, std::span<const std::string_view> a, Deadline d) {
+          start_command_view(a, d, Handler(std::move(handler)));
+        },
+        token, args, deadline);
+  }
+
   // EVALSHA with the script's SHA1; if the server does not know the script (NOSCRIPT, e.g. after
   // a restart or SCRIPT FLUSH), EVAL with its source, within the same deadline. `script` must
   // outlive the operation (typically a static).
@@ -316,6 +330,7 @@ class Client {
 
  private:
   void start_command(std::vector<std::string> args, Deadline deadline, Handler handler);
+  void start_command_view(std::span<const std::string_view> args, Deadline deadline, Handler handler);
   void start_eval(const Script& script, std::vector<std::string> keys, std::vector<std::string> args,
                   Deadline deadline, Handler handler);
   void start_wait_connected(Deadline deadline, ConnectedHandler handler);

@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cstdint>
 #include <cstring>
+#include <new>
 
 namespace clients::redis::detail {
 
@@ -46,15 +47,24 @@ void append_header(std::string& out, char kind, std::size_t n) {
   out.append(buf, static_cast<std::size_t>(end + 2 - buf));
 }
 
-}  // namespace
-
-void append_command(std::string& out, const std::vector<std::string>& args) {
+template <typename Args>
+void append_args(std::string& out, const Args& args) {
   append_header(out, '*', args.size());
   for (const auto& a : args) {
     append_header(out, '$', a.size());
     out.append(a);
     out.append("\r\n", 2);
   }
+}
+
+}  // namespace
+
+void append_command(std::string& out, const std::vector<std::string>& args) {
+  append_args(out, args);
+}
+
+void append_command(std::string& out, std::span<const std::string_view> args) {
+  append_args(out, args);
 }
 
 namespace {
@@ -78,6 +88,108 @@ void limit_reply_arrays(redisReader* reader) {
     return f;
   }();
   reader->fn = &limited;
+}
+
+namespace {
+
+// A reply built by build_replies(): what hiredis may read of it first (see the header), then ours.
+struct BuiltReply {
+  redisReply header{};
+  Reply reply;
+};
+
+// The Reply a task fills and the object hiredis keeps for it: a new root, or element `idx` of the
+// parent array (made with all its elements, so the address is stable). Null when out of memory.
+Reply* slot_for(const redisReadTask* task, void*& object) {
+  if (task->parent == nullptr) {
+    auto* root = new (std::nothrow) BuiltReply;
+    if (root == nullptr) return nullptr;
+    root->header.type = task->type;
+    object = root;
+    return &root->reply;
+  }
+  void* parent_object = task->parent->obj;
+  Reply& parent = task->parent->parent == nullptr ? static_cast<BuiltReply*>(parent_object)->reply
+                                                  : *static_cast<Reply*>(parent_object);
+  Reply* slot = &parent.elements[static_cast<std::size_t>(task->idx)];
+  object = slot;
+  return slot;
+}
+
+// The callbacks run inside hiredis (C): nothing may throw out of them; null means out of memory,
+// which the reader reports as an error (and frees the root through free_built).
+void* create_built_string(const redisReadTask* task, char* str, size_t len) {
+  void* object = nullptr;
+  Reply* r = slot_for(task, object);
+  if (r == nullptr) return nullptr;
+  r->type = task->type == REDIS_REPLY_ERROR    ? Reply::Type::error
+            : task->type == REDIS_REPLY_STATUS ? Reply::Type::status
+                                               : Reply::Type::string;
+  try {
+    r->str.assign(str, len);
+  } catch (...) {
+    if (task->parent == nullptr) delete static_cast<BuiltReply*>(object);
+    return nullptr;
+  }
+  if (task->parent == nullptr) {
+    auto* root = static_cast<BuiltReply*>(object);
+    root->header.str = root->reply.str.data();
+    root->header.len = root->reply.str.size();
+  }
+  return object;
+}
+
+void* create_built_array(const redisReadTask* task, int elements) {
+  if (elements < 0 || elements > kMaxReplyElements) return nullptr;
+  void* object = nullptr;
+  Reply* r = slot_for(task, object);
+  if (r == nullptr) return nullptr;
+  r->type = Reply::Type::array;
+  try {
+    r->elements.resize(static_cast<std::size_t>(elements));
+  } catch (...) {
+    if (task->parent == nullptr) delete static_cast<BuiltReply*>(object);
+    return nullptr;
+  }
+  if (task->parent == nullptr) static_cast<BuiltReply*>(object)->header.elements = r->elements.size();
+  return object;
+}
+
+void* create_built_integer(const redisReadTask* task, long long value) {
+  void* object = nullptr;
+  Reply* r = slot_for(task, object);
+  if (r == nullptr) return nullptr;
+  r->type = Reply::Type::integer;
+  r->integer = value;
+  if (task->parent == nullptr) static_cast<BuiltReply*>(object)->header.integer = value;
+  return object;
+}
+
+void* create_built_nil(const redisReadTask* task) {
+  void* object = nullptr;
+  Reply* r = slot_for(task, object);
+  if (r == nullptr) return nullptr;
+  r->type = Reply::Type::nil;
+  if (task->parent == nullptr) static_cast<BuiltReply*>(object)->header.type = REDIS_REPLY_NIL;
+  return object;
+}
+
+// hiredis frees only roots (what it returned, or the reply it was building when it failed).
+void free_built(void* object) {
+  delete static_cast<BuiltReply*>(object);
+}
+
+redisReplyObjectFunctions built_functions{create_built_string, create_built_array, create_built_integer,
+                                          create_built_nil, free_built};
+
+}  // namespace
+
+void build_replies(redisReader* reader) {
+  reader->fn = &built_functions;
+}
+
+Reply& built_reply(void* object) {
+  return static_cast<BuiltReply*>(object)->reply;
 }
 
 namespace {

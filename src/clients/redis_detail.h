@@ -2,6 +2,7 @@
 // replies into owned values, formatting commands, SHA1 for script identifiers, command screening.
 #pragma once
 
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,10 +27,23 @@ inline constexpr int kMaxReplyElements = 1 << 20;
 // reports an out-of-memory error instead and the client drops the connection.
 void limit_reply_arrays(redisReader* reader);
 
+// Makes `reader` build every reply as a Reply directly, instead of hiredis' redisReply tree that
+// to_reply() would copy: one allocation per reply and one per array, against hiredis' two per
+// element and the copy's own. Arrays are limited as by limit_reply_arrays. What such a reader
+// returns is read (and may be moved from) with built_reply(); hiredis frees it through the same
+// table. Since hiredis itself looks at the `type` and `str` of an error reply no command awaits,
+// the object starts with a redisReply header that says them.
+//
+//   build_replies(ac->c.reader);                    // once, right after redisAsyncConnect
+//   Reply r = std::move(built_reply(raw));          // in a reply callback
+void build_replies(redisReader* reader);
+Reply& built_reply(void* object);
+
 // Appends `args` to `out` as one command in the Redis protocol (an array of bulk strings, exactly
 // what hiredis' redisFormatCommandArgv writes): formatted in place, so a reused `out` allocates
 // nothing once it has grown to the size of the commands it carries.
 void append_command(std::string& out, const std::vector<std::string>& args);
+void append_command(std::string& out, std::span<const std::string_view> args);
 
 // SHA1 of `data` as 40 lowercase hex digits (what Redis uses to name scripts).
 std::string sha1_hex(std::string_view data);

@@ -3,7 +3,11 @@
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <memory>
+#include <span>
+#include <string>
+#include <vector>
 
 namespace clients::redis::detail {
 namespace {
@@ -79,6 +83,93 @@ TEST(RedisReply, NestedArraysKeepStructureAndOwnTheirData) {
   EXPECT_TRUE(r.elements[3].elements.empty());
 }
 
+// Every reply of `wire`, built in place (build_replies), fed in pieces of `piece` bytes as replies
+// arrive split across reads. Stops at the first protocol error (then `error` is set).
+std::vector<Reply> parse_built(const std::string& wire, std::size_t piece, bool* error = nullptr) {
+  std::unique_ptr<redisReader, void (*)(redisReader*)> reader(redisReaderCreate(), redisReaderFree);
+  build_replies(reader.get());
+  std::vector<Reply> out;
+  for (std::size_t at = 0; at < wire.size(); at += piece) {
+    EXPECT_EQ(redisReaderFeed(reader.get(), wire.data() + at, std::min(piece, wire.size() - at)), REDIS_OK);
+    for (;;) {
+      void* obj = nullptr;
+      if (redisReaderGetReply(reader.get(), &obj) != REDIS_OK) {
+        if (error != nullptr) *error = true;
+        return out;
+      }
+      if (obj == nullptr) break;
+      out.push_back(std::move(built_reply(obj)));
+      reader->fn->freeObject(obj);
+    }
+  }
+  return out;
+}
+
+TEST(RedisReply, BuiltInPlaceEqualsTheCopyOfHiredisReplies) {
+  const std::vector<std::string> wires = {
+      "+OK\r\n",
+      "-ERR wrong type\r\n",
+      ":-42\r\n",
+      "$5\r\nhello\r\n",
+      "$0\r\n\r\n",
+      "$-1\r\n",
+      "*-1\r\n",
+      "*0\r\n",
+      std::string("$7\r\na\0b\r\n\xff\xfe\r\n", 13),
+      "*3\r\n$2\r\nid\r\n$-1\r\n$33\r\nname longer than the small buffer\r\n",
+      "*4\r\n$2\r\nid\r\n:7\r\n*2\r\n$-1\r\n+x\r\n*0\r\n",
+      "*2\r\n*2\r\n*1\r\n:1\r\n*0\r\n-ERR inner\r\n",
+  };
+  std::string all;
+  for (const auto& w : wires) {
+    all += w;
+    for (std::size_t piece : {w.size(), std::size_t{1}, std::size_t{3}}) {
+      const std::vector<Reply> built = parse_built(w, piece);
+      ASSERT_EQ(built.size(), 1u) << w;
+      EXPECT_EQ(built[0], parse(w)) << w;
+    }
+  }
+  // Back to back, as pipelined replies arrive.
+  const std::vector<Reply> built = parse_built(all, 5);
+  ASSERT_EQ(built.size(), wires.size());
+  for (std::size_t i = 0; i < wires.size(); ++i)
+    EXPECT_EQ(built[i], parse(wires[i])) << wires[i];
+}
+
+TEST(RedisReply, BuiltInPlaceLimitsArraysAndLeavesNothingBehindOnErrors) {
+  bool error = false;
+  EXPECT_TRUE(parse_built("*1155555555\r\n:1\r\n", 64, &error).empty());
+  EXPECT_TRUE(error);
+  // A protocol error in the middle of an array: the partly built reply is freed by the reader
+  // (ASan's leak check in the debug build).
+  error = false;
+  EXPECT_TRUE(parse_built("*3\r\n:1\r\n$2\r\nab\r\n?bad\r\n", 64, &error).empty());
+  EXPECT_TRUE(error);
+  // An incomplete reply still held when the reader is freed.
+  EXPECT_TRUE(parse_built("*2\r\n$3\r\nabc\r\n", 64).empty());
+}
+
+// hiredis reads the type and text of an error reply that no command awaits (it becomes the
+// context's error): a built reply says them as a redisReply would.
+TEST(RedisReply, BuiltRootsStartWithWhatHiredisReadsOfThem) {
+  std::unique_ptr<redisReader, void (*)(redisReader*)> reader(redisReaderCreate(), redisReaderFree);
+  build_replies(reader.get());
+  const std::string wire = "-ERR max number of clients reached\r\n:5\r\n";
+  ASSERT_EQ(redisReaderFeed(reader.get(), wire.data(), wire.size()), REDIS_OK);
+  void* obj = nullptr;
+  ASSERT_EQ(redisReaderGetReply(reader.get(), &obj), REDIS_OK);
+  ASSERT_NE(obj, nullptr);
+  const auto* header = static_cast<const redisReply*>(obj);
+  EXPECT_EQ(header->type, REDIS_REPLY_ERROR);
+  EXPECT_STREQ(header->str, "ERR max number of clients reached");
+  reader->fn->freeObject(obj);
+  ASSERT_EQ(redisReaderGetReply(reader.get(), &obj), REDIS_OK);
+  ASSERT_NE(obj, nullptr);
+  EXPECT_EQ(static_cast<const redisReply*>(obj)->type, REDIS_REPLY_INTEGER);
+  EXPECT_EQ(built_reply(obj), Reply::from_integer(5));
+  reader->fn->freeObject(obj);
+}
+
 TEST(Sha1, MatchesKnownVectorsAndRedisScriptIds) {
   EXPECT_EQ(sha1_hex(""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
   EXPECT_EQ(sha1_hex("abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
@@ -127,6 +218,10 @@ TEST(Commands, FormattedAsHiredisFormatsThem) {
     append_command(one, args);
     EXPECT_EQ(one, std::string(expected, static_cast<std::size_t>(n))) << args[0];
     redisFreeCommand(expected);
+    const std::vector<std::string_view> views(args.begin(), args.end());
+    std::string from_views;
+    append_command(from_views, std::span<const std::string_view>(views));
+    EXPECT_EQ(from_views, one) << args[0];
     append_command(all, args);
   }
   EXPECT_EQ(all, hiredis_all);

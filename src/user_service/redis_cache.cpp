@@ -1,5 +1,6 @@
 #include "user_service/redis_cache.h"
 
+#include <array>
 #include <charconv>
 
 namespace user_service {
@@ -146,16 +147,11 @@ RedisCache::RedisCache(redis::Client& master, redis::Client& replica, const Redi
 asio::awaitable<Outcome<std::optional<CacheEntry>>> RedisCache::get(CacheNode node, std::string_view id,
                                                                     Deadline d) {
   using O = Outcome<std::optional<CacheEntry>>;
-  std::vector<std::string> args;
-  args.reserve(5);
-  args.emplace_back("HMGET");
-  args.emplace_back(value_key(id));
-  args.emplace_back("id");
-  args.emplace_back("name");
-  args.emplace_back("version");
+  const std::string key = value_key(id);
+  const std::array<std::string_view, 5> args{"HMGET", key, "id", "name", "version"};
   redis::Client& c = client(node);
   const std::uint64_t connection = c.connection_id();
-  const redis::Result r = co_await c.command(std::move(args), d);
+  const redis::Result r = co_await c.command_view(args, d);
   if (!r || r->is_error()) co_return from_error<std::optional<CacheEntry>>(r);
   // Only the reply to this HMGET can have this shape and name this id: anything else is another
   // command's reply (a desynchronised connection), and serving it could give user A's name for B.
