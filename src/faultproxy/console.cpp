@@ -169,10 +169,11 @@ Response serve_file(const Request& req, std::string_view path, std::string_view 
     return plain(req, bhttp::status::forbidden,
                  "Host not allowed: open the console at an IP address, localhost or the -host name\n");
   }
-  if (req.method() != bhttp::verb::get) {
+  // HEAD gets GET's answer: the HTTP server sends its header alone (Content-Length included).
+  if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head) {
     Response res{bhttp::status::method_not_allowed, req.version()};
     res.keep_alive(req.keep_alive());
-    res.set(bhttp::field::allow, "GET");
+    res.set(bhttp::field::allow, "GET, HEAD");
     return res;
   }
   std::string_view file = path == "/ui" || path == "/ui/" ? std::string_view("index.html") : path.substr(4);

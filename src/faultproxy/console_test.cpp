@@ -130,7 +130,22 @@ TEST_F(ConsoleTest, EveryEmbeddedFileIsServedAsCompiledAndRevalidatedByItsEtag) 
 TEST_F(ConsoleTest, UnknownFilesAndOtherMethodsAreRefused) {
   EXPECT_EQ(get("/ui/nosuch.js").status, 404);
   EXPECT_EQ(get("/ui/../version").status, 404);
-  EXPECT_EQ(call(bhttp::verb::post, "/ui", "{}", {}).status, 405);
+  const Reply post = call(bhttp::verb::post, "/ui", "{}", {});
+  EXPECT_EQ(post.status, 405);
+  EXPECT_EQ(post.header("Allow"), "GET, HEAD");
+  EXPECT_EQ(call(bhttp::verb::delete_, "/ui/console.js", "", {}).status, 405);
+}
+
+// HEAD is answered as GET is (the HTTP server then sends the header alone): link checkers and
+// monitoring probe the console with it.
+TEST_F(ConsoleTest, HeadIsAnsweredAsGet) {
+  const Reply got = get("/ui");
+  const Reply head = call(bhttp::verb::head, "/ui", "", {});
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.header("ETag"), got.header("ETag"));
+  EXPECT_EQ(head.header("Content-Type"), got.header("Content-Type"));
+  EXPECT_EQ(head.body.size(), got.body.size());  // what Content-Length will say
+  EXPECT_EQ(call(bhttp::verb::head, "/ui/nosuch.js", "", {}).status, 404);
 }
 
 TEST_F(ConsoleTest, TheConsoleIsNotServedUnderAnUntrustedHostName) {
