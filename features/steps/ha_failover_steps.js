@@ -580,6 +580,15 @@ Then('for {int} s every request through HAProxy is answered within HAProxy\'s se
   assert.that(bad.length === 0, () => `${bad.length} of ${all.length} requests failed or were slow:\n${bad.slice(0, 5).map(({ a }) => `  ${describe(a)}`).join('\n')}`);
   const late = all.filter(({ at, a }) => at >= this.faultAt + after * 1000 && a.headers.get('x-served-by') === this.stopped);
   assert.that(late.length === 0, `${late.length} requests started ${after} s after the stop were served by ${this.stopped}`);
+  // Every 503 keeps the service's contract, HAProxy's own (no X-Served-By) too: Retry-After, a JSON
+  // error naming the request's id (the one the instances log under), and for HAProxy's, which cannot
+  // know whether the stopped instance will apply a write, outcome "unknown".
+  const haproxys = ({ a }) => !a.headers.get('x-served-by');
+  const broken = all.filter(({ a }) => a.status === 503).filter((r) => !r.a.headers.get('retry-after') ||
+    typeof r.a.json?.error !== 'string' || !r.a.headers.get('x-request-id') ||
+    r.a.json.request_id !== r.a.headers.get('x-request-id') || (haproxys(r) && r.a.json.outcome !== 'unknown'));
+  assert.that(broken.length === 0, () => `${broken.length} 503s without Retry-After, their request id or (HAProxy's) outcome "unknown":\n` +
+    broken.slice(0, 3).map(({ a }) => `  ${describe(a)} X-Request-Id: ${a.headers.get('x-request-id')}`).join('\n'));
 });
 
 When('the stopped instance is continued with SIGCONT', async function () {
