@@ -390,7 +390,7 @@ void Conn::arm_read() {
 // and now (dispatch), one on another executor is queued there.
 void Conn::run_read_completions() {
   if (read_completions.empty()) return;
-  std::swap(read_completions, running_completions);  // a resumed handler may complete more
+  std::swap(read_completions, running_completions);  // nothing a handler does can touch this list
   for (auto& [handler, result] : running_completions)
     asio::dispatch(asio::append(std::move(handler), std::move(result)));
   running_completions.clear();

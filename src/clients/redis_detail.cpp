@@ -11,30 +11,6 @@
 
 namespace clients::redis::detail {
 
-Reply to_reply(const redisReply* r) {
-  if (r == nullptr) return Reply::nil();
-  switch (r->type) {
-    case REDIS_REPLY_STRING:
-      return Reply::from_string(std::string(r->str, r->len));
-    case REDIS_REPLY_STATUS:
-      return Reply::from_status(std::string(r->str, r->len));
-    case REDIS_REPLY_ERROR:
-      return Reply::from_error(std::string(r->str, r->len));
-    case REDIS_REPLY_INTEGER:
-      return Reply::from_integer(r->integer);
-    case REDIS_REPLY_ARRAY: {
-      std::vector<Reply> elements;
-      elements.reserve(r->elements);
-      for (std::size_t i = 0; i < r->elements; ++i)
-        elements.push_back(to_reply(r->element[i]));
-      return Reply::from_array(std::move(elements));
-    }
-    case REDIS_REPLY_NIL:
-    default:
-      return Reply::nil();
-  }
-}
-
 namespace {
 
 void append_header(std::string& out, char kind, std::size_t n) {
@@ -65,29 +41,6 @@ void append_command(std::string& out, const std::vector<std::string>& args) {
 
 void append_command(std::string& out, std::span<const std::string_view> args) {
   append_args(out, args);
-}
-
-namespace {
-
-// hiredis' default reply functions, captured from the first reader limited (they are one static
-// table in hiredis, the same for every reader).
-const redisReplyObjectFunctions* default_functions = nullptr;
-
-void* create_array_limited(const redisReadTask* task, int elements) {
-  if (elements < 0 || elements > kMaxReplyElements) return nullptr;  // the reader reports out of memory
-  return default_functions->createArray(task, elements);
-}
-
-}  // namespace
-
-void limit_reply_arrays(redisReader* reader) {
-  static redisReplyObjectFunctions limited = [reader] {
-    default_functions = reader->fn;
-    redisReplyObjectFunctions f = *reader->fn;
-    f.createArray = create_array_limited;
-    return f;
-  }();
-  reader->fn = &limited;
 }
 
 namespace {
@@ -190,6 +143,12 @@ void build_replies(redisReader* reader) {
 
 Reply& built_reply(void* object) {
   return static_cast<BuiltReply*>(object)->reply;
+}
+
+Reply take_built_reply(void* object) {
+  Reply r = std::move(built_reply(object));
+  free_built(object);
+  return r;
 }
 
 namespace {

@@ -1,5 +1,5 @@
-// Internals of clients::redis that are pure functions, exposed for unit tests: converting hiredis
-// replies into owned values, formatting commands, SHA1 for script identifiers, command screening.
+// Internals of clients::redis that are pure functions, exposed for unit tests: building hiredis
+// replies as owned values, formatting commands, SHA1 for script identifiers, command screening.
 #pragma once
 
 #include <span>
@@ -9,35 +9,29 @@
 
 #include "clients/redis.h"
 
-struct redisReply;
 struct redisReader;
 
 namespace clients::redis::detail {
 
-// A deep copy of a hiredis reply (nullptr gives nil). Arrays nest to any depth; strings keep
-// every byte (embedded NULs included).
-Reply to_reply(const redisReply* reply);
-
 // The largest array reply accepted (our commands get 2 elements, SCAN ~500 keys).
 inline constexpr int kMaxReplyElements = 1 << 20;
 
-// Makes `reader` (created with hiredis' default reply functions) refuse an array reply announcing
-// more than kMaxReplyElements elements: hiredis 0.14 allocates the element pointers as soon as it
-// reads the count, so "*1000000000" from a server took 8 GB before any element arrived. The reader
-// reports an out-of-memory error instead and the client drops the connection.
-void limit_reply_arrays(redisReader* reader);
-
-// Makes `reader` build every reply as a Reply directly, instead of hiredis' redisReply tree that
-// to_reply() would copy: one allocation per reply and one per array, against hiredis' two per
-// element and the copy's own. Arrays are limited as by limit_reply_arrays. What such a reader
-// returns is read (and may be moved from) with built_reply(); hiredis frees it through the same
-// table. Since hiredis itself looks at the `type` and `str` of an error reply no command awaits,
-// the object starts with a redisReply header that says them.
+// Makes `reader` build every reply as a Reply directly, instead of hiredis' redisReply tree: one
+// allocation per reply and one per array, against hiredis' two per element plus a copy into a
+// Reply. An array reply announcing more than kMaxReplyElements elements is refused (hiredis 0.14
+// would allocate its element pointers as soon as it reads the count: "*1000000000" took 8 GB); the
+// reader reports out of memory and the connection is dropped. What such a reader returns is read
+// (and may be moved from) with built_reply(); hiredis' async context frees it through the same
+// table, a reader used directly with take_built_reply(). Since hiredis itself looks at the `type`
+// and `str` of an error reply no command awaits, the object starts with a redisReply header that
+// says them.
 //
 //   build_replies(ac->c.reader);                    // once, right after redisAsyncConnect
 //   Reply r = std::move(built_reply(raw));          // in a reply callback
+//   Reply r = take_built_reply(raw);                // from redisReaderGetReply
 void build_replies(redisReader* reader);
 Reply& built_reply(void* object);
+Reply take_built_reply(void* object);
 
 // Appends `args` to `out` as one command in the Redis protocol (an array of bulk strings, exactly
 // what hiredis' redisFormatCommandArgv writes): formatted in place, so a reused `out` allocates

@@ -52,7 +52,7 @@ struct ReaderFree {
 class RespConn : public std::enable_shared_from_this<RespConn> {
  public:
   explicit RespConn(const asio::any_io_executor& ex) : socket_(ex), timer_(ex), reader_(redisReaderCreate()) {
-    if (reader_) detail::limit_reply_arrays(reader_.get());
+    if (reader_) detail::build_replies(reader_.get());
   }
 
   // Empty on success, else what went wrong.
@@ -97,9 +97,7 @@ class RespConn : public std::enable_shared_from_this<RespConn> {
       if (redisReaderGetReply(reader_.get(), &raw) != REDIS_OK)
         co_return Read{std::nullopt, false, std::string("protocol error: ") + reader_->errstr};
       if (raw != nullptr) {
-        Reply r = detail::to_reply(static_cast<redisReply*>(raw));
-        freeReplyObject(raw);
-        co_return Read{std::move(r)};
+        co_return Read{detail::take_built_reply(raw)};
       }
       arm(d);
       auto [e, n] = co_await socket_.async_read_some(asio::buffer(buf_), kTuple);

@@ -180,12 +180,12 @@ TEST(SentinelMessages, RespCommandRoundTripsThroughTheReader) {
   args.push_back(std::string("bin\0ary\r\n", 9));
   const std::string wire = resp_command(args);
   std::unique_ptr<redisReader, void (*)(redisReader*)> reader(redisReaderCreate(), redisReaderFree);
+  build_replies(reader.get());
   ASSERT_EQ(redisReaderFeed(reader.get(), wire.data(), wire.size()), REDIS_OK);
   void* raw = nullptr;
   ASSERT_EQ(redisReaderGetReply(reader.get(), &raw), REDIS_OK);
   ASSERT_NE(raw, nullptr);
-  const Reply r = to_reply(static_cast<redisReply*>(raw));
-  freeReplyObject(raw);
+  const Reply r = take_built_reply(raw);
   ASSERT_TRUE(r.is_array());
   ASSERT_EQ(r.elements.size(), args.size());
   for (std::size_t i = 0; i < args.size(); ++i)

@@ -140,6 +140,7 @@ class FakeSentinel {
   }
   static asio::awaitable<void> session(tcp::socket socket, Address answer) {
     std::unique_ptr<redisReader, void (*)(redisReader*)> reader(redisReaderCreate(), redisReaderFree);
+    detail::build_replies(reader.get());
     std::array<char, 4096> buf{};
     for (;;) {
       auto [ec, n] = co_await socket.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
@@ -148,8 +149,7 @@ class FakeSentinel {
       std::string out;
       void* raw = nullptr;
       while (redisReaderGetReply(reader.get(), &raw) == REDIS_OK && raw != nullptr) {
-        out += answer_to(detail::to_reply(static_cast<redisReply*>(raw)), answer);
-        freeReplyObject(raw);
+        out += answer_to(detail::take_built_reply(raw), answer);
         raw = nullptr;
       }
       auto [wec, wn] =
