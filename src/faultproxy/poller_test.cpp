@@ -8,6 +8,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <stdexcept>
 #include <vector>
 
 namespace faultproxy {
@@ -21,9 +22,7 @@ std::pair<int, int> socket_pair() {
 }
 
 struct Recorder : SocketEvents {
-  void on_events(DataSocket& socket, std::uint32_t events) override {
-    seen.push_back({&socket, events});
-  }
+  void on_events(DataSocket& socket, std::uint32_t events) override { seen.push_back({&socket, events}); }
   struct Seen {
     DataSocket* socket;
     std::uint32_t events;
@@ -31,13 +30,23 @@ struct Recorder : SocketEvents {
   std::vector<Seen> seen;
 };
 
-TEST(Poller, OneEdgeReportsDataAndTheEndThatCameWithIt) {
+// One socket watched by a poller, its events recorded; the test holds the peer's end.
+struct OneSocket : ::testing::Test {
+  OneSocket() {
+    auto [ours, their] = socket_pair();
+    socket.reset(ours, &owner);
+    peer = their;
+    if (poller.add(socket)) throw std::runtime_error("epoll_ctl");  // arms (automatic arming)
+  }
+  ~OneSocket() override { ::close(peer); }
   boost::asio::io_context context;
-  Poller poller(context);
+  Poller poller{context};
   Recorder owner;
-  auto [ours, peer] = socket_pair();
-  DataSocket socket(ours, &owner);
-  ASSERT_FALSE(poller.add(socket));
+  DataSocket socket;
+  int peer = -1;
+};
+
+TEST_F(OneSocket, OneEdgeReportsDataAndTheEndThatCameWithIt) {
   EXPECT_EQ(poller.poll(), 1u);  // added: writable
   ASSERT_EQ(owner.seen.size(), 1u);
   EXPECT_TRUE(owner.seen[0].events & EPOLLOUT);
@@ -51,7 +60,6 @@ TEST(Poller, OneEdgeReportsDataAndTheEndThatCameWithIt) {
   EXPECT_TRUE(owner.seen[1].events & EPOLLIN);
   EXPECT_TRUE(owner.seen[1].events & EPOLLRDHUP);
   EXPECT_EQ(poller.poll(), 0u);  // reported once, though unread
-  ::close(peer);
 }
 
 TEST(Poller, ASocketClosedEarlierInTheBatchHearsNothing) {
@@ -80,13 +88,7 @@ TEST(Poller, ASocketClosedEarlierInTheBatchHearsNothing) {
   ::close(b_peer);
 }
 
-TEST(Poller, TheArmedWaitRunsThroughTheIoContext) {
-  boost::asio::io_context context;
-  Poller poller(context);
-  Recorder owner;
-  auto [ours, peer] = socket_pair();
-  DataSocket socket(ours, &owner);
-  ASSERT_FALSE(poller.add(socket));  // arms (automatic arming)
+TEST_F(OneSocket, TheArmedWaitRunsThroughTheIoContext) {
   EXPECT_EQ(context.run_one_for(std::chrono::seconds(5)), 1u);
   ASSERT_EQ(owner.seen.size(), 1u);
   ASSERT_EQ(::write(peer, "x", 1), 1);
@@ -100,11 +102,10 @@ TEST(Poller, TheArmedWaitRunsThroughTheIoContext) {
   EXPECT_EQ(owner.seen.size(), 3u);
   ASSERT_EQ(::write(peer, "z", 1), 1);
   EXPECT_EQ(context.run_one_for(std::chrono::milliseconds(50)), 0u);  // not armed again by itself
-  context.restart();  // it ran out of work, which stops it
+  context.restart();                                                  // it ran out of work, which stops it
   poller.arm();
   EXPECT_EQ(context.run_one_for(std::chrono::seconds(5)), 1u);
   EXPECT_EQ(owner.seen.size(), 4u);
-  ::close(peer);
 }
 
 }  // namespace
