@@ -379,6 +379,11 @@ void Connection::teardown(bool rst) {
 
 // ---- Workers -----------------------------------------------------------------------------------
 
+namespace {
+// While busy polling, Asio handlers run between two polls of the data sockets' set.
+constexpr int kHandlersPerTurn = 32;
+}  // namespace
+
 Workers::Workers(std::size_t count, std::chrono::microseconds busy_poll) : busy_poll_(busy_poll) {
   for (std::size_t i = 0; i < std::max<std::size_t>(count, 1); ++i)
     workers_.push_back(std::make_unique<Worker>());
@@ -428,8 +433,13 @@ void Workers::run(Worker& worker) const {
     if (context.run_one() == 0) break;  // sleeps in epoll_wait until there is something to do
     auto until = Clock::now() + busy_poll_;
     while (!context.stopped()) {
-      // epoll_wait without waiting on both sets, then what became ready
-      if (worker.poller.poll() + context.poll() != 0) {
+      // Both sets without waiting, in turn: the poller's events, then a bounded number of Asio's
+      // handlers (poll() would run them for as long as new ones come: a flood of API requests
+      // on worker 0 kept its connections waiting for seconds).
+      std::size_t ran = worker.poller.poll();
+      for (int i = 0; i < kHandlersPerTurn && context.poll_one() != 0; ++i)
+        ++ran;
+      if (ran != 0) {
         until = Clock::now() + busy_poll_;
         continue;
       }

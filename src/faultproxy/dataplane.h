@@ -106,6 +106,8 @@ class Workers {
 
   // The control plane's context (worker 0): run by the caller of run_control().
   asio::io_context& control() { return workers_[0]->context; }
+  // Worker 0's data sockets' readiness (tests).
+  Poller& control_poller() { return workers_[0]->poller; }
   std::size_t size() const { return workers_.size(); }
 
   // Starts the threads of workers 1..n-1 (worker 0 is run by the caller of run_control()). Every
