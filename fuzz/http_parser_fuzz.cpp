@@ -41,9 +41,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check(messages(mode, s, s.size() + 1) == messages(mode, s, in.piece), "messages depend on chunking");
   }
   using faultproxy::ToxicType;
-  protocol_fuzz::check_passthrough(ToxicType::http_abort, {{"method", std::string("NOSUCHMETHOD")}}, in);
+  protocol_fuzz::check_passthrough(ToxicType::http_abort, {{"method", std::string("NOSUCHMETHOD")}},
+                                   "NOSUCHMETHOD", in);
   protocol_fuzz::check_passthrough(ToxicType::http_delay, {{"path_prefix", std::string("/no/such/path")}},
-                                   in);
+                                   "/no/such/path", in);
   const double percentage = (in.selector & 1) ? 100.0 : 50.0;
   protocol_fuzz::check_acting(ToxicType::http_abort, {{"percentage", percentage}}, in);
   protocol_fuzz::check_acting(ToxicType::http_delay,

@@ -50,9 +50,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   using faultproxy::ToxicType;
   const std::string head = hello(in.selector & 2 ? 0x200 | 0x800 : in.selector & 4 ? 0x200 | 0x20 : 0x200);
   protocol_fuzz::check_passthrough(ToxicType::mysql_delay,
-                                   {{"statement", std::string("^NO SUCH STATEMENT$")}}, in, head);
+                                   {{"statement", std::string("^NO SUCH STATEMENT$")}}, "NO SUCH STATEMENT",
+                                   in, head);
   protocol_fuzz::check_passthrough(ToxicType::mysql_error,
-                                   {{"statement", std::string("^NO SUCH STATEMENT$")}}, in, head);
+                                   {{"statement", std::string("^NO SUCH STATEMENT$")}}, "NO SUCH STATEMENT",
+                                   in, head);
   const std::int64_t code = in.selector & 8 ? 2013 : in.selector & 16 ? 1927 : 1213;
   protocol_fuzz::check_acting(ToxicType::mysql_error, {{"code", code}}, in, head);
   protocol_fuzz::check_acting(ToxicType::mysql_delay, {{"latency", std::int64_t{5}}}, in, head);

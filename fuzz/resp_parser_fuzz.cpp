@@ -47,8 +47,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   using faultproxy::ToxicType;
   protocol_fuzz::check_passthrough(ToxicType::redis_error, {{"commands", std::string("NO-SUCH-COMMAND")}},
-                                   in);
-  protocol_fuzz::check_passthrough(ToxicType::redis_delay, {{"commands", std::string("NONE")}}, in);
+                                   "NO-SUCH-COMMAND", in);
+  protocol_fuzz::check_passthrough(ToxicType::redis_delay, {{"commands", std::string("NONE")}}, "NONE", in);
   const std::string commands = in.selector & 1 ? "" : "SET,GET,PING";
   protocol_fuzz::check_acting(ToxicType::redis_error, {{"commands", commands}}, in);
   protocol_fuzz::check_acting(ToxicType::redis_delay, {{"commands", commands}, {"latency", std::int64_t{5}}},
