@@ -5,18 +5,20 @@
 // the toxic under test; the rest is the client's stream, then "\n%%\n", then the server's.
 //
 // Checked for each toxic, besides memory safety and UB:
-//   - a toxic that matches nothing (its sentinel is not in the client's stream) passes both streams
-//     byte for byte, whatever the chunking (a
-//     message cut by the end of the input is held until the toxic is removed, then passes);
+//   - a toxic that matches nothing (its sentinel is not in the client's stream) passes both
+//     streams byte for byte, whatever the chunking (a message cut by the end of the input is held
+//     until the toxic is removed, then passes);
 //   - a toxic that matches everything never lets through more than the client sent, and never
 //     changes what it lets through to the client but by adding its own answers.
 //
 // Usage (in a target):
 //   auto in = protocol_fuzz::split(data, size);
-//   protocol_fuzz::check_passthrough(ToxicType::redis_error, {{"commands", std::string("NONE")}}, "NONE",
-//   in);
+//   protocol_fuzz::check_passthrough(ToxicType::redis_error, {{"commands", std::string("NONE")}},
+//                                    "NONE", in);
 #pragma once
 
+#include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -63,14 +65,8 @@ inline void drive(faultproxy::testing_protocols::Connection2& c, const Input& in
 
 // `text` occurs in `s`, letters of any case.
 inline bool contains_ignoring_case(std::string_view s, std::string_view text) {
-  const auto lower = [](char ch) { return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch; };
-  for (std::size_t i = 0; i + text.size() <= s.size(); ++i) {
-    std::size_t k = 0;
-    while (k < text.size() && lower(s[i + k]) == lower(text[k]))
-      ++k;
-    if (k == text.size()) return true;
-  }
-  return false;
+  const auto same = [](unsigned char a, unsigned char b) { return std::tolower(a) == std::tolower(b); };
+  return std::search(s.begin(), s.end(), text.begin(), text.end(), same) != s.end();
 }
 
 // `attributes` make the toxic match only messages that name `sentinel` (a command, method, path or
