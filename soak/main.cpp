@@ -333,6 +333,9 @@ struct Run {
   std::vector<History::Window> no_master;
   // Those faults present now: "proxy/toxic", "proxy/" for an outage (their watches close the windows).
   std::set<std::string> master_impairments;
+  // HA: each proxy's listen address -> its name (GET /proxies at the start): the Sentinels announce
+  // the Redis master by its proxy's address.
+  std::map<std::string, std::string> proxy_at;
   // After every ./dev failover mysql: the new primary against the writes acknowledged before the old
   // one was lost (durability across the failover, before later writes overwrite the evidence).
   std::int64_t primary_lost_us = -1;
@@ -595,9 +598,29 @@ asio::awaitable<int> run_dev(Run& run, std::vector<std::string> args, std::strin
   co_return rc;
 }
 
-// Which process a role names now: the Redis master (ROLE; the one with most replicas if two say so
-// after a failover), a Redis replica, the MariaDB primary (@@read_only = 0); a name is itself.
+// What the Sentinels say the Redis master is (the first that answers), empty if none does.
+std::string sentinels_master(const Run& run) {
+  for (const auto& [name, port] : nodes_of(run.o, "redis-sentinel-"))
+    if (auto m = sentinel_master(port, "users")) return *m;
+  return {};
+}
+
+// Which process a role names now: the Redis master (the node the Sentinels announce, if it answers
+// ROLE master; else by ROLE, the one with most replicas if two say so), a Redis replica, the
+// MariaDB primary (@@read_only = 0); a name is itself.
+
 std::string resolve_target(const Run& run, const Action& a) {
+  if (a.target == "redis:master") {
+    // The master the instances follow is the one the Sentinels announce (by its proxy's address).
+    // ROLE alone can name two: a deposed master answers "master" until the Sentinels reconfigure
+    // it, and while the master's proxy is down neither has a replica to tell them apart.
+    if (const auto it = run.proxy_at.find(sentinels_master(run)); it != run.proxy_at.end()) {
+      for (const auto& [name, port] : nodes_of(run.o, "redis-")) {
+        if (name != it->second) continue;
+        if (const auto role = redis_role(port); role && role->role == "master") return name;
+      }
+    }
+  }
   if (a.target == "redis:master" || a.target == "redis:replica") {
     std::vector<std::string> found;
     std::size_t best = 0;
@@ -620,11 +643,21 @@ std::string resolve_target(const Run& run, const Action& a) {
   return a.target;
 }
 
-// What the Sentinels say the Redis master is (the first that answers), empty if none does.
-std::string sentinels_master(const Run& run) {
-  for (const auto& [name, port] : nodes_of(run.o, "redis-sentinel-"))
-    if (auto m = sentinel_master(port, "users")) return *m;
-  return {};
+// Sentinels that had begun a failover finish it though the master is back (within their
+// failover-timeout, 3 s, stack/ha/sentinel.conf): the instances then move to the promoted node, which
+// lacks what the returned one took meanwhile until the feed replays it. A window of no master that
+// ended with the master's return ends at that switch instead (`to_us`, `found` say so).
+asio::awaitable<void> await_begun_failover(Run& run, const std::string& was, std::int64_t& to_us,
+                                           std::string& found) {
+  const auto until = Clock::now() + 3s;
+  while (Clock::now() < until && !run.stop) {
+    co_await sleep_for(50ms);
+    if (const std::string now = sentinels_master(run); !now.empty() && now != was) {
+      to_us = run.us(Clock::now());
+      found += ", then the Sentinels announce " + now + " (the failover they had begun)";
+      co_return;
+    }
+  }
 }
 
 // After the Redis master was killed or stopped: until the Sentinels announce another master
@@ -650,21 +683,7 @@ asio::awaitable<void> master_watch(Run& run, std::string lost, std::string was, 
     }
   }
   std::int64_t to_us = run.us(Clock::now());
-  if (back) {
-    // Sentinels that had begun a failover finish it though the node is back (within their
-    // failover-timeout, 3 s, stack/ha/sentinel.conf): the instances then move to the promoted node,
-    // which lacks what the returned one took meanwhile until the feed replays it. The window ends
-    // at that switch.
-    const auto until = Clock::now() + 3s;
-    while (Clock::now() < until && !run.stop) {
-      co_await sleep_for(50ms);
-      if (const std::string now = sentinels_master(run); !now.empty() && now != was) {
-        to_us = run.us(Clock::now());
-        found += ", then the Sentinels announce " + now + " (the failover they had begun)";
-        break;
-      }
-    }
-  }
+  if (back) co_await await_begun_failover(run, was, to_us, found);
   run.no_master.emplace_back(from_us, to_us);
   if (run.chaos_log.is_open())
     run.chaos_log << run.ms_now() << " ms  (no Redis master reachable since " << from_us / 1000 << " ms; now "
@@ -712,15 +731,19 @@ bool impairs_redis(const Action& a) {
 asio::awaitable<void> impaired_master_watch(Run& run, std::string key, std::string was,
                                             std::int64_t from_us) {
   std::string found;
+  bool gone = false;
   while (found.empty()) {
     co_await sleep_for(50ms);
     if (run.master_impairments.count(key) == 0 || run.stop) {
       found = "the fault is gone";
+      gone = true;
     } else if (const std::string now = sentinels_master(run); !now.empty() && now != was) {
       found = "the Sentinels announce " + now;
     }
   }
-  run.no_master.emplace_back(from_us, run.us(Clock::now()));
+  std::int64_t to_us = run.us(Clock::now());
+  if (gone) co_await await_begun_failover(run, was, to_us, found);
+  run.no_master.emplace_back(from_us, to_us);
   if (run.chaos_log.is_open())
     run.chaos_log << run.ms_now() << " ms  (the Redis master behind a fault on its proxy (" << key
                   << ") since " << from_us / 1000 << " ms; now " << found << ")\n";
@@ -1090,6 +1113,19 @@ asio::awaitable<bool> preflight(Run& run, std::string& error) {
   if (reset.status != 204) {
     error = "faultproxy's POST /reset answered " + status_name(reset.status) + " " + reset.error + reset.body;
     co_return false;
+  }
+  if (run.o.ha) {
+    auto proxies = co_await fp.request("GET", "/proxies", "", 3000ms);
+    if (const auto v = parse_json(proxies.body); proxies.status == 200 && v && v->is_object()) {
+      for (const auto& [name, proxy] : v->as_object()) {
+        const auto* listen = proxy.is_object() ? proxy.as_object().if_contains("listen") : nullptr;
+        if (listen && listen->is_string()) run.proxy_at[std::string(listen->as_string())] = std::string(name);
+      }
+    }
+    if (run.proxy_at.empty()) {
+      error = "faultproxy's GET /proxies named no proxy: " + status_name(proxies.status) + " " + proxies.body;
+      co_return false;
+    }
   }
   const auto deadline = Clock::now() + 60s;
   for (const auto& target : health_targets(run)) {
