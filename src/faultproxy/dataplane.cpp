@@ -30,14 +30,14 @@ void count_activation(const ProxyRuntime& runtime, const ToxicSpec& spec, Direct
 
 // A connection is its two links' host, and what its protocol toxics' stages ask about it
 // (ProtocolSession).
-class Connection final : public LinkHost, public ProtocolSession {
+class Connection final : public LinkHost, public ProtocolSession, public SocketEvents {
  public:
-  Connection(Worker& w, tcp::socket client, std::shared_ptr<ProxyRuntime> rt, SnapshotPtr snap,
+  // Takes `client_fd` (accepted, non-blocking).
+  Connection(Worker& w, int client_fd, std::shared_ptr<ProxyRuntime> rt, SnapshotPtr snap,
              std::uint64_t index)
       : LinkHost(w.context, w.pool),
         worker_(w),
-        client_(std::move(client)),
-        upstream_(w.context),
+        client_(client_fd, this),
         runtime_(std::move(rt)),
         snapshot_(std::move(snap)),
         index_(index),
@@ -47,7 +47,9 @@ class Connection final : public LinkHost, public ProtocolSession {
   }
   ~Connection() { runtime_->live.fetch_sub(1, std::memory_order_relaxed); }
 
-  void start();
+  // Watches the client socket and reaches the upstream (false: the client socket could not be
+  // watched, the connection is closed).
+  bool start();
   void apply(SnapshotPtr snap);
   // The toxics of the current snapshot for one link: the snapshot's own list, or this client's
   // part of it when some toxic has a client_cidr.
@@ -73,6 +75,9 @@ class Connection final : public LinkHost, public ProtocolSession {
     count_activation(*runtime_, spec, direction);
   }
 
+  // SocketEvents: a socket's edge goes to the link that reads it and the one that writes it.
+  void on_events(DataSocket& socket, std::uint32_t events) override;
+
   // ProtocolSession
   void wake_downstream() override;
   bool quiet() const override { return !up_.holds_data_after_toxics() && !down_.holds_data(); }
@@ -95,6 +100,8 @@ class Connection final : public LinkHost, public ProtocolSession {
   // Waits until accepted_at_ + delay, then connects (at once if that has passed).
   void wait_then_connect(std::chrono::milliseconds delay);
   void connect_upstream();
+  // Connects to endpoints_[next_endpoint_++]; on failure, to the next one if any.
+  void connect_next();
   void connect_direct(const tcp::endpoint& ep);
   void finish_connect();
   void arm_connect_timer();
@@ -105,13 +112,15 @@ class Connection final : public LinkHost, public ProtocolSession {
   // Every idle connection is one of these (bench/: RSS per idle connection): rarely used state
   // sits behind pointers, flags and small fields share the padding.
   Worker& worker_;
-  tcp::socket client_, upstream_;
+  DataSocket client_, upstream_;
   std::shared_ptr<ProxyRuntime> runtime_;
   SnapshotPtr snapshot_;
   std::uint64_t index_;
   Link up_, down_;
   std::unique_ptr<asio::steady_timer> connect_timer_;
   std::unique_ptr<tcp::resolver> resolver_;
+  std::vector<tcp::endpoint> endpoints_;  // an upstream name's addresses, tried in turn
+  std::size_t next_endpoint_ = 0;
   // slow_open: the connection waits before it connects upstream (open_timer_ set while it waits).
   TimePoint accepted_at_{};
   std::unique_ptr<asio::steady_timer> open_timer_;
@@ -119,7 +128,7 @@ class Connection final : public LinkHost, public ProtocolSession {
   std::optional<IpAddress> client_address_;
   ClientHead client_head_;  // filled by up_ through keep_client_head
   bool client_address_known_ = false;
-  bool connected_ = false, closed_ = false;
+  bool connecting_ = false, connected_ = false, closed_ = false;
   bool wake_posted_ = false;
 };
 
@@ -152,7 +161,7 @@ const std::optional<IpAddress>& Connection::client_address() {
     socklen_t len = sizeof ss;
     // Fails only when the client is gone already (ENOTCONN after its RST): no client_cidr
     // covers it then, and the connection is about to close anyway.
-    if (::getpeername(client_.native_handle(), reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+    if (::getpeername(client_.fd(), reinterpret_cast<sockaddr*>(&ss), &len) == 0)
       client_address_ = IpAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss), len);
   }
   return client_address_;
@@ -177,15 +186,35 @@ std::chrono::milliseconds Connection::open_delay(bool count) {
   return std::chrono::milliseconds(total);
 }
 
-void Connection::start() {
+bool Connection::start() {
+  if (const auto ec = worker_.poller.add(client_)) {
+    common::log::warn("unable to watch a client connection",
+                      {{"proxy", runtime_->name}, {"error", ec.message()}});
+    close();
+    return false;
+  }
   const TimePoint now = Clock::now();
   accepted_at_ = now;
   apply_to(up_, now);
   apply_to(down_, now);
   if (!snapshot_->on_open[0].empty() || !snapshot_->on_open[1].empty()) {
-    if (const auto delay = open_delay(/*count=*/true); delay.count() > 0) return wait_then_connect(delay);
+    if (const auto delay = open_delay(/*count=*/true); delay.count() > 0) {
+      wait_then_connect(delay);
+      return true;
+    }
   }
   connect_upstream();
+  return true;
+}
+
+void Connection::on_events(DataSocket& socket, std::uint32_t events) {
+  if (closed_) return;
+  const bool client = &socket == &client_;
+  if (!client && connecting_) {
+    if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) finish_connect();
+    return;
+  }
+  Link::on_socket_events(events, client ? up_ : down_, client ? down_ : up_);
 }
 
 void Connection::wait_then_connect(std::chrono::milliseconds delay) {
@@ -202,7 +231,8 @@ void Connection::wait_then_connect(std::chrono::milliseconds delay) {
   });
 }
 
-// Reaches the upstream: an IP literal directly, a name through the resolver.
+// Reaches the upstream: an IP literal directly, a name through the resolver, then each of its
+// addresses in turn.
 void Connection::connect_upstream() {
   if (runtime_->upstream_endpoint) return connect_direct(*runtime_->upstream_endpoint);
   arm_connect_timer();
@@ -210,37 +240,42 @@ void Connection::connect_upstream() {
   resolver_->async_resolve(
       runtime_->upstream_host, runtime_->upstream_port,
       [self = self()](boost::system::error_code ec, tcp::resolver::results_type results) {
-        if (ec || self->closed_) return self->connect_failed(ec ? ec : asio::error::operation_aborted);
-        asio::async_connect(self->upstream_, results,
-                            [self](boost::system::error_code cec, const tcp::endpoint&) {
-                              if (cec) return self->connect_failed(cec);
-                              self->on_connected();
-                            });
+        if (self->closed_) return;
+        if (ec) return self->connect_failed(ec);
+        for (const auto& entry : results)
+          self->endpoints_.push_back(entry.endpoint());
+        self->connect_next();
       });
 }
 
-// The deadline to reach the upstream: cancels the resolve or connect under way.
+void Connection::connect_next() {
+  if (next_endpoint_ >= endpoints_.size()) return connect_failed(asio::error::host_not_found);
+  connect_direct(endpoints_[next_endpoint_++]);
+}
+
+// The deadline to reach the upstream (its resolve and connects).
 void Connection::arm_connect_timer() {
+  if (connect_timer_) return;  // one deadline for all the addresses of a name
   connect_timer_ = std::make_unique<asio::steady_timer>(worker_.context, runtime_->connect_timeout);
   connect_timer_->async_wait([self = self()](boost::system::error_code ec) {
     if (ec || self->connected_ || self->closed_) return;
-    boost::system::error_code ignored;
-    self->upstream_.cancel(ignored);
-    if (self->resolver_) self->resolver_->cancel();
+    self->endpoints_.clear();  // no other address either
+    self->connect_failed(asio::error::timed_out);
   });
 }
 
-// The upstream is an IP literal: connect(2) directly (Asio's async_connect always waits for the
-// reactor first, then polls). On loopback the handshake has usually completed by the time connect(2)
-// returns EINPROGRESS, so asking TCP_INFO at once saves a trip through the event loop.
+// connect(2) at once, the socket watched by the worker's poller from its creation (its first
+// EPOLLOUT says the handshake ended). On loopback the handshake has usually completed by the time
+// connect(2) returns EINPROGRESS, so asking TCP_INFO at once saves a trip through the event loop.
 void Connection::connect_direct(const tcp::endpoint& ep) {
-  boost::system::error_code ec;
-  upstream_.open(ep.protocol(), ec);
-  if (!ec) upstream_.non_blocking(true, ec);
-  if (ec) return connect_failed(ec);
-  const int fd = upstream_.native_handle();
+  connecting_ = true;
+  const int fd = ::socket(ep.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+  if (fd < 0) return connect_failed(boost::system::error_code(errno, boost::system::system_category()));
+  upstream_.reset(fd, this);
   const int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (const auto ec = worker_.poller.add(upstream_))
+    return connect_failed(boost::system::error_code(ec.value(), boost::system::system_category()));
   if (::connect(fd, ep.data(), static_cast<socklen_t>(ep.size())) == 0) return on_connected();
   const int err = errno;
   if (err != EINPROGRESS && err != EINTR) {
@@ -253,25 +288,32 @@ void Connection::connect_direct(const tcp::endpoint& ep) {
     if (info.tcpi_state == TCP_ESTABLISHED) return on_connected();
     return finish_connect();  // failed (or closed already): SO_ERROR says why
   }
-  arm_connect_timer();  // a timer only for connections that have to wait
-  upstream_.async_wait(tcp::socket::wait_write, [self = self()](boost::system::error_code wec) {
-    if (wec) return self->connect_failed(wec);
-    self->finish_connect();
-  });
+  arm_connect_timer();  // a timer only for connections that have to wait; on_events finishes
 }
 
 // The connect(2) started by connect_direct ended: its outcome is in SO_ERROR.
 void Connection::finish_connect() {
-  if (closed_) return;
+  if (closed_ || !connecting_) return;
   int err = 0;
   socklen_t len = sizeof err;
-  if (::getsockopt(upstream_.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-  if (err != 0) return connect_failed(boost::system::error_code(err, boost::system::system_category()));
-  on_connected();
+  if (::getsockopt(upstream_.fd(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (err == 0) {
+    // An EPOLLOUT may precede the end of the handshake only on a socket that is still connecting.
+    tcp_info info{};
+    socklen_t info_len = sizeof info;
+    if (::getsockopt(upstream_.fd(), IPPROTO_TCP, TCP_INFO, &info, &info_len) == 0 &&
+        info.tcpi_state == TCP_SYN_SENT)
+      return;
+    return on_connected();
+  }
+  connect_failed(boost::system::error_code(err, boost::system::system_category()));
 }
 
 void Connection::connect_failed(const boost::system::error_code& ec) {
   if (closed_) return;
+  upstream_.close();
+  if (next_endpoint_ < endpoints_.size()) return connect_next();  // a name's next address
+  connecting_ = false;
   if (runtime_->upstream_failures) runtime_->upstream_failures->inc();
   common::log::warn("unable to open connection to upstream",
                     {{"proxy", runtime_->name}, {"upstream", runtime_->upstream}, {"error", ec.message()}});
@@ -280,16 +322,14 @@ void Connection::connect_failed(const boost::system::error_code& ec) {
 
 void Connection::on_connected() {
   if (closed_) return;
+  connecting_ = false;
   connected_ = true;
   if (connect_timer_) connect_timer_->cancel();
   resolver_.reset();
+  endpoints_.clear();
+  endpoints_.shrink_to_fit();
   // The client socket came from accept4 non-blocking and with TCP_NODELAY (from the listening
-  // socket); the upstream socket is non-blocking since its connect, and connect_direct already set
-  // TCP_NODELAY on it. Reads and writes pass MSG_DONTWAIT all the same.
-  if (!runtime_->upstream_endpoint) {
-    const int one = 1;
-    ::setsockopt(upstream_.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  }
+  // socket); the upstream socket was made non-blocking and with TCP_NODELAY by connect_direct.
   up_.start();
   down_.start();
 }
@@ -308,7 +348,6 @@ void Connection::apply(SnapshotPtr snap) {
 void Connection::teardown(bool rst) {
   if (closed_) return;
   closed_ = true;
-  auto keep = self();  // keep alive until the end of this function
   common::log::debug("connection closed", {{"proxy", runtime_->name}, {"index", index_}, {"reset", rst}});
   if (connect_timer_) connect_timer_->cancel();
   if (open_timer_) open_timer_->cancel();
@@ -316,16 +355,34 @@ void Connection::teardown(bool rst) {
   // up_ reads the client, down_ the upstream: each closes its source (the other's destination).
   up_.close_source(rst);
   down_.close_source(rst);
+  upstream_.close();  // when the upstream was still being connected
   up_.stop();
   down_.stop();
+  // Kept until the event loop's next turn (Worker::closed): the poller may still hold events of
+  // its sockets, taken from the set in the batch this close is part of.
   auto it = worker_.connections.find(runtime_->id);
-  if (it != worker_.connections.end()) {
-    it->second.erase(this);
-    if (it->second.empty()) worker_.connections.erase(it);
+  if (it == worker_.connections.end()) return;
+  auto own = it->second.find(this);
+  if (own != it->second.end()) {
+    worker_.closed.push_back(std::move(own->second));
+    it->second.erase(own);
+    if (!worker_.reap_posted) {
+      worker_.reap_posted = true;
+      asio::post(worker_.context, [w = &worker_] {
+        w->reap_posted = false;
+        w->closed.clear();
+      });
+    }
   }
+  if (it->second.empty()) worker_.connections.erase(it);
 }
 
 // ---- Workers -----------------------------------------------------------------------------------
+
+namespace {
+// While busy polling, Asio handlers run between two polls of the data sockets' set.
+constexpr int kHandlersPerTurn = 32;
+}  // namespace
 
 Workers::Workers(std::size_t count, std::chrono::microseconds busy_poll) : busy_poll_(busy_poll) {
   for (std::size_t i = 0; i < std::max<std::size_t>(count, 1); ++i)
@@ -343,6 +400,7 @@ Workers::~Workers() {
     for (auto& c : left)
       c->close();
     w->connections.clear();
+    w->closed.clear();
   }
 }
 
@@ -352,25 +410,36 @@ void Workers::start_threads() {
     Worker* w = workers_[i].get();
     w->thread = std::thread([this, w] {
       common::request_short_slices();
-      run(w->context);
+      run(*w);
     });
   }
 }
 
 void Workers::run_control() {
-  run(control());
+  run(*workers_[0]);
 }
 
-void Workers::run(asio::io_context& context) const {
+void Workers::run(Worker& worker) const {
+  asio::io_context& context = worker.context;
   auto guard = asio::make_work_guard(context);
   if (busy_poll_.count() <= 0) {
-    context.run();
+    context.run();  // the poller's wait re-arms itself after each batch
     return;
   }
-  while (context.run_one() != 0) {  // sleeps in epoll_wait until there is something to do
+  // The poller's set is polled directly while busy; its wait is armed only before sleeping.
+  worker.poller.set_manual_arming(true);
+  for (;;) {
+    worker.poller.arm();
+    if (context.run_one() == 0) break;  // sleeps in epoll_wait until there is something to do
     auto until = Clock::now() + busy_poll_;
     while (!context.stopped()) {
-      if (context.poll() != 0) {  // epoll_wait without waiting, then what became ready
+      // Both sets without waiting, in turn: the poller's events, then a bounded number of Asio's
+      // handlers (poll() would run them for as long as new ones come: a flood of API requests
+      // on worker 0 kept its connections waiting for seconds).
+      std::size_t ran = worker.poller.poll();
+      for (int i = 0; i < kHandlersPerTurn && context.poll_one() != 0; ++i)
+        ++ran;
+      if (ran != 0) {
         until = Clock::now() + busy_poll_;
         continue;
       }
@@ -387,9 +456,8 @@ void Workers::stop() {
     if (w->thread.joinable()) w->thread.join();
 }
 
-void Workers::start_connections(const std::vector<int>& fds, tcp protocol,
-                                const std::shared_ptr<ProxyRuntime>& runtime, const SnapshotPtr& snapshot,
-                                std::uint64_t first_index) {
+void Workers::start_connections(const std::vector<int>& fds, const std::shared_ptr<ProxyRuntime>& runtime,
+                                const SnapshotPtr& snapshot, std::uint64_t first_index) {
   batches_.resize(workers_.size());
   for (std::size_t i = 0; i < fds.size(); ++i) {
     batches_[next_].emplace_back(fds[i], first_index + i);
@@ -398,16 +466,9 @@ void Workers::start_connections(const std::vector<int>& fds, tcp protocol,
   for (std::size_t k = 0; k < workers_.size(); ++k) {
     if (batches_[k].empty()) continue;
     Worker* w = workers_[k].get();
-    asio::post(w->context, [w, batch = std::move(batches_[k]), protocol, runtime, snapshot] {
+    asio::post(w->context, [w, batch = std::move(batches_[k]), runtime, snapshot] {
       for (const auto& [fd, index] : batch) {
-        boost::system::error_code aec;
-        tcp::socket socket(w->context);
-        socket.assign(protocol, fd, aec);
-        if (aec) {
-          ::close(fd);
-          continue;
-        }
-        auto conn = std::make_shared<Connection>(*w, std::move(socket), runtime, snapshot, index);
+        auto conn = std::make_shared<Connection>(*w, fd, runtime, snapshot, index);
         w->connections[runtime->id].emplace(conn.get(), conn);
         conn->start();
       }

@@ -23,7 +23,7 @@
 // Usage (what main and ProxyCollection do):
 //   Workers workers(2, std::chrono::microseconds(50));
 //   auto runtime = std::make_shared<ProxyRuntime>(...);      // per started proxy
-//   workers.start_connections(accepted_fds, protocol, runtime, snapshot, first_index);  // worker 0
+//   workers.start_connections(accepted_fds, runtime, snapshot, first_index);  // worker 0
 //   workers.apply_toxics(runtime->id, new_snapshot);          // after an API change
 //   workers.close_connections(runtime->id);                   // proxy disabled / deleted
 #pragma once
@@ -44,6 +44,7 @@
 #include "common/metrics.h"
 #include "faultproxy/link.h"
 #include "faultproxy/pipeline.h"
+#include "faultproxy/poller.h"
 
 namespace faultproxy {
 
@@ -85,9 +86,14 @@ class Connection;
 
 struct Worker {
   asio::io_context context{1};
+  Poller poller{context};  // the readiness of its connections' sockets
   BufferPool pool;
   // The worker owns its connections until they close; keyed by proxy runtime id.
   std::unordered_map<std::uint64_t, std::unordered_map<Connection*, std::shared_ptr<Connection>>> connections;
+  // Connections closed during the current turn of the loop, freed at the next: events of their
+  // sockets the poller took in the same batch may still be handed to them.
+  std::vector<std::shared_ptr<Connection>> closed;
+  bool reap_posted = false;
   std::thread thread;
 };
 
@@ -100,6 +106,8 @@ class Workers {
 
   // The control plane's context (worker 0): run by the caller of run_control().
   asio::io_context& control() { return workers_[0]->context; }
+  // Worker 0's data sockets' readiness (tests).
+  Poller& control_poller() { return workers_[0]->poller; }
   std::size_t size() const { return workers_.size(); }
 
   // Starts the threads of workers 1..n-1 (worker 0 is run by the caller of run_control()). Every
@@ -114,15 +122,14 @@ class Workers {
 
   // Hands accepted client sockets (non-blocking fds) to the workers, round robin, with one post per
   // worker that gets any; fds[i] is the connection of index first_index + i. Control thread only.
-  void start_connections(const std::vector<int>& fds, tcp protocol,
-                         const std::shared_ptr<ProxyRuntime>& runtime, const SnapshotPtr& snapshot,
-                         std::uint64_t first_index);
+  void start_connections(const std::vector<int>& fds, const std::shared_ptr<ProxyRuntime>& runtime,
+                         const SnapshotPtr& snapshot, std::uint64_t first_index);
   void apply_toxics(std::uint64_t runtime_id, SnapshotPtr snapshot);
   void close_connections(std::uint64_t runtime_id);
 
  private:
-  // Runs one worker's context until it is stopped, busy polling as described above.
-  void run(asio::io_context& context) const;
+  // Runs one worker's context and poller until it is stopped, busy polling as described above.
+  void run(Worker& worker) const;
 
   std::vector<std::unique_ptr<Worker>> workers_;
   std::chrono::microseconds busy_poll_;

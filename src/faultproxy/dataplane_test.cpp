@@ -1,10 +1,12 @@
 // Workers' run loop: with and without busy polling it runs what is posted and what timers
-// schedule, stops on request, and an idle worker sleeps (busy polling spends CPU only right after
-// work, never while the proxy is idle).
+// schedule, stops on request, an idle worker sleeps (busy polling spends CPU only right after
+// work, never while the proxy is idle), and a flood of handlers does not starve the data sockets.
 #include "faultproxy/dataplane.h"
 
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <boost/asio/post.hpp>
@@ -93,6 +95,56 @@ TEST_P(WorkersRun, AnIdleWorkerSleeps) {
 
   workers_.control().stop();
   EXPECT_EQ(control_.wait_for(10s), std::future_status::ready);
+}
+
+// Worker 0 flooded with handlers (its API under attack: each handler brings the next) still hands
+// out its data sockets' events: busy polling takes the poller's turn between a bounded number of
+// handlers, so an edge that comes during the flood is not left waiting for the flood to end.
+TEST_P(WorkersRun, AFloodOfHandlersDoesNotKeepTheSocketsWaiting) {
+  struct Readable : SocketEvents {
+    void on_events(DataSocket&, std::uint32_t events) override {
+      if ((events & EPOLLIN) && !told) {
+        told = true;
+        at.set_value(std::chrono::steady_clock::now());
+      }
+    }
+    bool told = false;
+    std::promise<std::chrono::steady_clock::time_point> at;
+  } owner;
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
+  DataSocket socket(fds[0], &owner);
+
+  std::atomic<bool> flooding{true};
+  struct Flood {
+    void operator()() const {
+      if (*on) boost::asio::post(*context, *this);
+    }
+    boost::asio::io_context* context;
+    std::atomic<bool>* on;
+  };
+  for (int i = 0; i < 4; ++i)
+    boost::asio::post(workers_.control(), Flood{&workers_.control(), &flooding});
+  std::promise<void> added;
+  boost::asio::post(workers_.control(), [&] {
+    EXPECT_FALSE(workers_.control_poller().add(socket));  // its first edge: writable
+    added.set_value();
+  });
+  ASSERT_EQ(added.get_future().wait_for(10s), std::future_status::ready);
+  std::this_thread::sleep_for(50ms);  // the flood goes on; the first edge was handed out meanwhile
+
+  const auto written = std::chrono::steady_clock::now();
+  ASSERT_EQ(::write(fds[1], "x", 1), 1);
+  auto when = owner.at.get_future();
+  const bool told = when.wait_for(2s) == std::future_status::ready;
+  flooding = false;
+  EXPECT_TRUE(told) << "the socket's edge waited for the flood to end";
+  if (told) {
+    EXPECT_LT(when.get() - written, 1s);
+  }
+  workers_.control().stop();
+  EXPECT_EQ(control_.wait_for(10s), std::future_status::ready);
+  ::close(fds[1]);
 }
 
 INSTANTIATE_TEST_SUITE_P(BusyPollMicroseconds, WorkersRun, ::testing::Values(0, 50, 2000));

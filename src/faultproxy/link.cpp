@@ -149,7 +149,7 @@ void Link::pump() {
 }
 
 bool Link::read_once(TimePoint now) {
-  const int fd = source_->native_handle();
+  const int fd = source_->fd();
   if (!buf_) {
     buf_large_ = !staged_ && large_;  // the staged path reads small chunks
     buf_ = host_.pool().acquire(buf_large_);
@@ -162,7 +162,7 @@ bool Link::read_once(TimePoint now) {
     if (keeps_client_head_) [[unlikely]]
       keeps_client_head_ = host_.keep_client_head(buf_.get(), got);
     // Only for small reads: after a large one, writing it out took long enough for more to arrive.
-    drained_ = got < want && got < BufferPool::kSmall;
+    drained_ = got < want && got < BufferPool::kSmall && !end_pending_;
     if (counters_ && counters_->received) counters_->received->inc(static_cast<double>(got));
     if (!staged_) {
       fast_len_ = static_cast<std::uint32_t>(got);
@@ -198,7 +198,7 @@ bool Link::read_once(TimePoint now) {
 
 bool Link::flush() {
   if (write_wait_ || flow_ == Flow::stopped) return false;
-  const int fd = destination_->native_handle();
+  const int fd = destination_->fd();
   auto* sent_counter = counters_ ? counters_->sent : nullptr;
   auto fail = [&](int err) {
     if (err == EINTR) return true;
@@ -280,14 +280,14 @@ void Link::pass_end() {
   // When the other direction already ended (its source, our destination, said EOF and it passed
   // that on), the host closes the connection now: close(2) sends the FIN itself, as nothing is left
   // unread on that socket.
-  if (!host_.opposite(*this).finished()) ::shutdown(destination_->native_handle(), SHUT_WR);
+  if (!host_.opposite(*this).finished()) ::shutdown(destination_->fd(), SHUT_WR);
   host_.link_finished(*this);
 }
 
 void Link::close_source(bool reset) {
-  tcp::socket* s = source_;
+  DataSocket* s = source_;
   if (!s->is_open()) return;
-  const int fd = s->native_handle();
+  const int fd = s->fd();
   if (reset) {
     const linger lg{1, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
@@ -300,30 +300,39 @@ void Link::close_source(bool reset) {
     for (int i = 0; i < 64 && ::recv(fd, scratch, sizeof scratch, MSG_DONTWAIT) > 0; ++i) {
     }
   }
-  boost::system::error_code ignored;
-  s->close(ignored);
+  s->close();
 }
 
 void Link::arm_read() {
-  if (read_wait_) return;
   read_wait_ = true;
-  source_->async_wait(tcp::socket::wait_read,
-                      [self = host_.shared_from_this(), this](boost::system::error_code ec) {
-                        read_wait_ = false;
-                        if (ec || flow_ == Flow::stopped) return;
-                        pump();
-                      });
 }
 
 void Link::arm_write() {
-  if (write_wait_) return;
   write_wait_ = true;
-  destination_->async_wait(tcp::socket::wait_write,
-                           [self = host_.shared_from_this(), this](boost::system::error_code ec) {
-                             write_wait_ = false;
-                             if (ec || flow_ == Flow::stopped) return;
-                             pump();
-                           });
+}
+
+void Link::on_socket_events(std::uint32_t events, Link& reader, Link& writer) {
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
+    reader.on_readable((events & (EPOLLRDHUP | EPOLLERR | EPOLLHUP)) != 0);
+  if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) writer.on_writable();
+}
+
+void Link::on_readable(bool closing) {
+  if (closing) end_pending_ = true;
+  if (!read_wait_) {
+    // Whatever came is read by the next read this link makes anyway; only the hint that the
+    // source is drained is stale now.
+    drained_ = false;
+    return;
+  }
+  read_wait_ = false;
+  if (flow_ != Flow::stopped) pump();
+}
+
+void Link::on_writable() {
+  if (!write_wait_) return;  // the next write finds out
+  write_wait_ = false;
+  if (flow_ != Flow::stopped) pump();
 }
 
 void Link::arm_timer() {

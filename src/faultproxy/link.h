@@ -33,6 +33,7 @@
 
 #include "common/metrics.h"
 #include "faultproxy/pipeline.h"
+#include "faultproxy/poller.h"
 
 namespace faultproxy {
 
@@ -77,9 +78,9 @@ struct LinkCounters {
 
 class Link;
 
-// What a link needs of its connection. Owned by a shared_ptr (the links' pending waits keep it
-// alive); its virtual functions are called on a connection's events, never per chunk. What a link
-// needs only now and then (its seed, its opposite, the session, a name for logs, the client's first
+// What a link needs of its connection. Owned by a shared_ptr (the links' posted pumps and timer
+// waits keep it alive); its virtual functions are called on a connection's events, never per chunk. What a
+// link needs only now and then (its seed, its opposite, the session, a name for logs, the client's first
 // bytes) is asked here rather than stored in each link: an idle connection stays small.
 class LinkHost : public std::enable_shared_from_this<LinkHost> {
  public:
@@ -115,8 +116,8 @@ class LinkHost : public std::enable_shared_from_this<LinkHost> {
 // How one link is wired: its sockets (owned by the connection) and what it counts.
 struct LinkWiring {
   Direction direction = Direction::upstream;
-  tcp::socket* source = nullptr;
-  tcp::socket* destination = nullptr;
+  DataSocket* source = nullptr;
+  DataSocket* destination = nullptr;
   const LinkCounters* counters = nullptr;  // null: not counted; must outlive the link
   bool keeps_client_head = false;          // upstream link: LinkHost::keep_client_head
 };
@@ -144,6 +145,9 @@ class Link {
   void start();
   // Reads and writes what can be, arming waits and the toxics' timer for the rest.
   void pump();
+  // An edge of a socket's readiness (Poller events), passed on to the link that reads the socket
+  // and the one that writes it: each pumps if it was waiting for that.
+  static void on_socket_events(std::uint32_t events, Link& reader, Link& writer);
   // The connection closes: timers and waits end, buffers go back to the pool.
   void stop();
   // Closes the source socket as the connection ends, before stop(): with a RST when `reset`;
@@ -176,13 +180,16 @@ class Link {
   void pass_end();
   void arm_read();
   void arm_write();
+  // `closing`: the source's end (FIN) or an error is pending behind whatever data is there.
+  void on_readable(bool closing);
+  void on_writable();
   void arm_timer();
   void release_buffer();
 
   // 64 bytes, two per connection: pointers, the fast path's offsets, then one-byte state.
   LinkHost& host_;
-  tcp::socket* source_;
-  tcp::socket* destination_;
+  DataSocket* source_;
+  DataSocket* destination_;
   const LinkCounters* counters_;
   std::unique_ptr<Staged> staged_;
   std::unique_ptr<char[]> buf_;  // BufferPool::size(buf_large_) bytes
@@ -190,15 +197,18 @@ class Link {
   Direction direction_;
   Flow flow_ = Flow::waiting;
   bool buf_large_ : 1 = false;
-  // Pending work, independent of each other and of the flow: waits armed on the sockets, a pump
-  // posted to the event loop, a pump running (pump() is not reentrant).
+  // Pending work, independent of each other and of the flow: waiting for the source's or the
+  // destination's next edge, a pump posted to the event loop, a pump running (not reentrant).
   bool read_wait_ : 1 = false, write_wait_ : 1 = false, pump_posted_ : 1 = false, in_pump_ : 1 = false;
   // Fast path hints: the last read filled the buffer (grow it to kLarge once written); the last
   // read returned less than asked, so the socket was drained and the next read would only say
   // EAGAIN (wait for readiness instead: epoll is edge-triggered, data that arrived since is
-  // reported as a new edge).
+  // reported as a new edge; an edge that comes while the link does not wait clears the hint).
   bool large_ : 1 = false, drained_ : 1 = false;
   bool keeps_client_head_ : 1 = false;  // the client's first bytes still go to the host
+  // The source's FIN or an error was reported: a short read no longer means drained (the end is
+  // reported once, and is read only by a read after the data).
+  bool end_pending_ : 1 = false;
 };
 
 }  // namespace faultproxy

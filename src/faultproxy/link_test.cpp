@@ -2,8 +2,8 @@
 // proxy's ends of a client and an upstream connection) run by an event loop on its own thread,
 // while the test plays the client and the server with blocking sockets. Covers the fast/staged
 // switch while bytes flow (byte-exact both ways), half-close (FIN one way while the other direction
-// keeps flowing), and the ends of a connection (RST seen as ECONNRESET, a normal close seen as EOF
-// even with bytes nobody read).
+// keeps flowing), the ends of a connection (RST seen as ECONNRESET, a normal close seen as EOF
+// even with bytes nobody read), and readiness as the worker's Poller reports it (edges).
 #include "faultproxy/link.h"
 
 #include <arpa/inet.h>
@@ -56,19 +56,13 @@ std::pair<int, int> loopback_pair() {
   return {proxy, peer};
 }
 
-tcp::socket adopt(asio::io_context& context, int fd) {
-  tcp::socket s(context);
-  s.assign(tcp::v4(), fd);
-  return s;
-}
-
 // What the data plane's Connection does for its links, and a record of how the connection ended.
-class TestConnection final : public LinkHost {
+class TestConnection final : public LinkHost, public SocketEvents {
  public:
   TestConnection(asio::io_context& context, BufferPool& pool, int client_fd, int upstream_fd)
       : LinkHost(context, pool),
-        client_(adopt(context, client_fd)),
-        upstream_(adopt(context, upstream_fd)),
+        client_(client_fd, this),
+        upstream_(upstream_fd, this),
         up(*this, {.direction = Direction::upstream,
                    .source = &client_,
                    .destination = &upstream_,
@@ -94,6 +88,13 @@ class TestConnection final : public LinkHost {
     down.stop();
   }
   void toxic_activated(const ToxicSpec&, Direction) override { ++activations; }
+  void on_events(DataSocket& socket, std::uint32_t events) override {
+    const bool client = &socket == &client_;
+    Link::on_socket_events(events, client ? up : down, client ? down : up);
+  }
+  void watch(Poller& poller) {
+    if (poller.add(client_) || poller.add(upstream_)) throw std::runtime_error("epoll_ctl");
+  }
 
   enum class End { open, closed, reset };
   // Written and read on the loop thread only (the test asks through LinkTest::on_loop).
@@ -102,7 +103,7 @@ class TestConnection final : public LinkHost {
   ClientHead head;
 
  private:
-  tcp::socket client_, upstream_;
+  DataSocket client_, upstream_;
 
  public:
   Link up, down;
@@ -134,11 +135,13 @@ class LinkTest : public ::testing::Test {
     client_ = client_peer;
     server_ = server_peer;
     conn_ = std::make_shared<TestConnection>(context_, pool_, client_proxy, upstream_proxy);
+    conn_->watch(poller_);
     loop_ = std::thread([this] { context_.run(); });
   }
   ~LinkTest() override {
     on_loop([this] { conn_->close_connection(false); });
-    work_.reset();  // the loop runs what the close left (aborted waits), then returns
+    work_.reset();
+    context_.stop();  // the poller's wait would keep the loop running
     loop_.join();
     conn_.reset();
     ::close(client_);
@@ -167,6 +170,7 @@ class LinkTest : public ::testing::Test {
   asio::io_context context_{1};
   asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(context_);
   BufferPool pool_;
+  Poller poller_{context_};
   std::shared_ptr<TestConnection> conn_;
   std::thread loop_;
   int client_ = -1, server_ = -1;  // the test's ends: the client's and the upstream server's
@@ -374,6 +378,22 @@ TEST_F(LinkTest, AReadErrorClosesTheConnection) {
   int error = 0;
   EXPECT_EQ(read_until_eof(server_, error), "");
   EXPECT_EQ(error, 0);
+}
+
+// The poller reports a FIN that arrived with the data in the same edge as the data (EPOLLRDHUP),
+// never again: a link that took its short read as "drained" would wait forever for the end.
+TEST_F(LinkTest, AFinThatCameWithTheDataIsPassedOn) {
+  start();
+  on_loop([this] {
+    // Data and FIN arrive while the loop is busy here, so that one edge reports both.
+    send_all(client_, "last words");
+    ::shutdown(client_, SHUT_WR);
+    std::this_thread::sleep_for(20ms);
+  });
+  int error = 0;
+  EXPECT_EQ(read_until_eof(server_, error), "last words");  // then EOF, well before the 10 s timeout
+  EXPECT_EQ(error, 0);
+  EXPECT_EQ(on_loop([this] { return conn_->up.flow(); }), Link::Flow::finished);
 }
 
 }  // namespace

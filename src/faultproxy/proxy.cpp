@@ -348,8 +348,6 @@ void ProxyCollection::start_listener(Proxy& p, BoundListener bound) {
   p.listener = std::move(bound.listener);
   p.listener->runtime = make_runtime(p, p.listen);
   p.listener->snapshot = snapshot_of(p);
-  boost::system::error_code ec;
-  p.listener->protocol = p.listener->acceptor.local_endpoint(ec).protocol();
   common::log::info("started proxy", {{"name", p.name}, {"listen", p.listen}, {"upstream", p.upstream}});
   refresh_refusing(p);
   arm_accept(p.listener);
@@ -403,7 +401,7 @@ void ProxyCollection::accept_ready(const std::shared_ptr<Listener>& l) {
   }
   // One hand-over per worker for all of this wake-up's connections.
   if (!accepted_.empty()) {
-    workers_.start_connections(accepted_, l->protocol, l->runtime, l->snapshot, l->next_index);
+    workers_.start_connections(accepted_, l->runtime, l->snapshot, l->next_index);
     l->next_index += accepted_.size();
   }
   if (backoff) {  // EMFILE and friends: try again a little later instead of spinning

@@ -76,7 +76,6 @@ struct Listener {
   tcp::acceptor acceptor;
   std::shared_ptr<ProxyRuntime> runtime;
   SnapshotPtr snapshot;
-  tcp protocol = tcp::v4();  // of the bound address, for the accepted sockets
   std::uint64_t next_index = 0;
   bool open = true;
   bool waiting = false;   // an async_wait for the next connection is pending
