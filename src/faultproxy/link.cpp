@@ -1,6 +1,7 @@
 #include "faultproxy/link.h"
 
 #include <sys/socket.h>
+#include <time.h>
 
 #include <boost/asio/post.hpp>
 #include <cerrno>
@@ -25,6 +26,35 @@ bool would_block(int err) {
 }
 
 }  // namespace
+
+ssize_t recv_dated(int fd, char* buf, std::size_t want, TimePoint now, TimePoint& arrived) {
+  iovec iov{buf, want};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  const ssize_t n = ::recvmsg(fd, &msg, MSG_DONTWAIT);
+  arrived = now;
+  if (n <= 0) return n;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS) continue;
+    timespec stamp{}, wall{};
+    std::memcpy(&stamp, CMSG_DATA(c), sizeof stamp);
+    ::clock_gettime(CLOCK_REALTIME, &wall);
+    const TimePoint steady = Clock::now();  // the same instant as `wall`, as near as two reads get
+    const auto age = std::chrono::seconds(wall.tv_sec - stamp.tv_sec) +
+                     std::chrono::nanoseconds(wall.tv_nsec - stamp.tv_nsec);
+    if (age > Clock::duration::zero() && age <= kMaxArrivalLead) arrived = std::min(now, steady - age);
+  }
+  return n;
+}
+
+void enable_arrival_stamps(int fd) {
+  const int on = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+}
 
 std::string_view direction_name(Direction d) {
   return d == Direction::upstream ? "upstream" : "downstream";
@@ -57,6 +87,7 @@ struct Link::Staged {
   Pipeline pipeline;
   asio::steady_timer timer;  // armed at timer_at (kNever: not armed)
   TimePoint timer_at = kNever, wake = kNever;
+  TimePoint last_arrival{};  // chunks are dated in the order they are read
 };
 
 Link::Link(LinkHost& host, const LinkWiring& wiring)
@@ -93,6 +124,7 @@ void Link::apply(const std::vector<ToxicSpec>& toxics, TimePoint now) {
   if (!staged_) {
     if (toxics.empty()) return;
     staged_ = std::make_unique<Staged>(host_.context(), host_.link_seed(direction_), host_.session());
+    enable_arrival_stamps(source_->native_handle());  // latency counts from the bytes' arrival
     staged_->pipeline.on_activation(
         [host = &host_, dir = direction_](const ToxicSpec& spec) { host->toxic_activated(spec, dir); });
     if (flow_ == Flow::source_ended) {  // the source already ended: its end now goes through the toxics
@@ -156,7 +188,9 @@ bool Link::read_once(TimePoint now) {
   }
   const std::size_t size = BufferPool::size(buf_large_);
   const std::size_t want = staged_ ? std::min(size, kStagedRead) : size;
-  const ssize_t n = ::recv(fd, buf_.get(), want, MSG_DONTWAIT);
+  TimePoint arrived = now;
+  const ssize_t n = staged_ ? recv_dated(fd, buf_.get(), want, now, arrived)
+                            : ::recv(fd, buf_.get(), want, MSG_DONTWAIT);
   if (n > 0) {
     const auto got = static_cast<std::size_t>(n);
     if (keeps_client_head_) [[unlikely]]
@@ -170,7 +204,9 @@ bool Link::read_once(TimePoint now) {
       if (got == size) large_ = true;  // a bulk transfer: grow to the large buffer once this is written
       if (got < BufferPool::kSmall / 2) large_ = false;  // small messages: small buffers
     } else {
-      staged_->pipeline.push(Event::data(std::string(buf_.get(), got), now), now);
+      arrived = std::max(arrived, staged_->last_arrival);
+      staged_->last_arrival = arrived;
+      staged_->pipeline.push(Event::data(std::string(buf_.get(), got), arrived), now);
     }
     return true;
   }

@@ -22,7 +22,10 @@
 //   up.close_source(reset); down.close_source(reset); up.stop(); down.stop();
 #pragma once
 
+#include <sys/types.h>
+
 #include <array>
+#include <chrono>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -42,6 +45,18 @@ using tcp = asio::ip::tcp;
 
 enum class Direction : std::uint8_t { upstream = 0, downstream = 1 };
 std::string_view direction_name(Direction d);
+
+// The staged path dates each chunk by its arrival, not its read: a latency toxic then hides the
+// wake-up of a sleeping worker (tens of microseconds, a millisecond at worst on a busy machine).
+// Bytes that waited in the socket longer than kMaxArrivalLead were held back by the link itself
+// (backpressure) and are dated by their read.
+inline constexpr auto kMaxArrivalLead = std::chrono::milliseconds(2);
+// Asks the kernel to stamp what `fd` receives (SO_TIMESTAMPNS).
+void enable_arrival_stamps(int fd);
+// A non-blocking recv(2) that also sets `arrived`: the receive stamp of the last segment read,
+// carried from the wall clock to the steady clock by its age, or `now` without a stamp, when the
+// wall clock stepped, or when the stamp is older than kMaxArrivalLead.
+ssize_t recv_dated(int fd, char* buf, std::size_t want, TimePoint now, TimePoint& arrived);
 
 // Large read buffers, recycled per worker so that the data path does not allocate per chunk and
 // idle links hold none.

@@ -298,6 +298,42 @@ TEST_F(LinkTest, SwitchesBetweenFastAndStagedMidStreamWithoutLosingAByte) {
   EXPECT_EQ(wait_ended(), TestConnection::End::closed);
 }
 
+// recv_dated dates the bytes by their arrival (what a latency toxic counts from), within
+// kMaxArrivalLead; older ones by the read.
+TEST(RecvDated, DatesBytesByTheirArrival) {
+  auto [proxy, peer] = loopback_pair();
+  enable_arrival_stamps(proxy);
+  char buf[64];
+  int dated = 0;
+  // Each attempt: send, wait 1 ms, read. On a busy machine the wait can overrun the lead, or the
+  // kernel deliver the bytes late (in a softirq after the wait): those attempts date by the read.
+  // 20 in a row cannot all be such.
+  for (int attempt = 0; attempt < 20 && dated == 0; ++attempt) {
+    const TimePoint sent = Clock::now();
+    send_all(peer, "ping");
+    std::this_thread::sleep_for(1ms);
+    const TimePoint now = Clock::now();
+    TimePoint arrived{};
+    ASSERT_EQ(recv_dated(proxy, buf, sizeof buf, now, arrived), 4);
+    EXPECT_LE(arrived, now);
+    EXPECT_GE(arrived, sent - 200us) << "dated before it was sent";
+    dated += arrived <= now - 500us;
+  }
+  EXPECT_EQ(dated, 1) << "dated by the read, not by the arrival";
+  // Waited longer than the lead: dated by the read.
+  send_all(peer, "pong");
+  std::this_thread::sleep_for(kMaxArrivalLead + 1ms);
+  const TimePoint now = Clock::now();
+  TimePoint arrived{};
+  ASSERT_EQ(recv_dated(proxy, buf, sizeof buf, now, arrived), 4);
+  EXPECT_EQ(arrived, now);
+  // Nothing to read: EAGAIN, as recv(2).
+  EXPECT_EQ(recv_dated(proxy, buf, sizeof buf, now, arrived), -1);
+  EXPECT_EQ(errno, EAGAIN);
+  ::close(proxy);
+  ::close(peer);
+}
+
 // Half-close on the fast path and through toxics (a noop toxic keeps the staged path).
 class LinkHalfClose : public LinkTest, public ::testing::WithParamInterface<bool> {};
 
