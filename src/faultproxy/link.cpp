@@ -88,6 +88,7 @@ struct Link::Staged {
   asio::steady_timer timer;  // armed at timer_at (kNever: not armed)
   TimePoint timer_at = kNever, wake = kNever;
   TimePoint last_arrival{};  // chunks are dated in the order they are read
+  bool stamped = false;       // the source socket stamps what it receives (at the first read)
 };
 
 Link::Link(LinkHost& host, const LinkWiring& wiring)
@@ -124,7 +125,6 @@ void Link::apply(const std::vector<ToxicSpec>& toxics, TimePoint now) {
   if (!staged_) {
     if (toxics.empty()) return;
     staged_ = std::make_unique<Staged>(host_.context(), host_.link_seed(direction_), host_.session());
-    enable_arrival_stamps(source_->native_handle());  // latency counts from the bytes' arrival
     staged_->pipeline.on_activation(
         [host = &host_, dir = direction_](const ToxicSpec& spec) { host->toxic_activated(spec, dir); });
     if (flow_ == Flow::source_ended) {  // the source already ended: its end now goes through the toxics
@@ -189,6 +189,10 @@ bool Link::read_once(TimePoint now) {
   const std::size_t size = BufferPool::size(buf_large_);
   const std::size_t want = staged_ ? std::min(size, kStagedRead) : size;
   TimePoint arrived = now;
+  if (staged_ && !staged_->stamped) {
+    enable_arrival_stamps(fd);  // a latency toxic counts from the bytes' arrival
+    staged_->stamped = true;
+  }
   const ssize_t n = staged_ ? recv_dated(fd, buf_.get(), want, now, arrived)
                             : ::recv(fd, buf_.get(), want, MSG_DONTWAIT);
   if (n > 0) {
