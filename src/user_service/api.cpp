@@ -297,7 +297,9 @@ Api::Step Api::start_read(Exchange& x, Response& res) {
 }
 
 void Api::finish(const Exchange& x, Response& res) {
-  res.set("X-Request-Id", x.request_id);
+  // Inserted (no answer built here has one yet) with its name known not to be one of Beast's: set()
+  // would look the name up in Beast's table and search the header for a field to replace.
+  res.insert(bhttp::field::unknown, "X-Request-Id", x.request_id);
   const unsigned status = res.result_int();
   if (status == 503 && res.find(bhttp::field::retry_after) == res.end())
     res.set(bhttp::field::retry_after, std::to_string(config_.resilience.retry_after_s));
@@ -378,7 +380,7 @@ Response Api::read_answer(Exchange& x, ReadResult& r) {
       res = unavailable(x, "cannot read the user now", r.why, false);
       break;
   }
-  if (r.source != Source::none) res.set("X-Data-Source", source_name(r.source));
+  if (r.source != Source::none) res.insert(bhttp::field::unknown, "X-Data-Source", source_name(r.source));
   if (r.stale) res.set("X-Cache-Stale", "true");
   return res;
 }
