@@ -27,7 +27,7 @@ common::http::Request cached_get_request() {
   return req;
 }
 
-// Writes the answer to a cached GET (as Api::read_user and the server make it: JSON, X-Data-Source,
+// Writes the answer to a cached GET (as Api::read_answer and the server make it: JSON, X-Data-Source,
 // X-Request-Id, Date, Content-Length; the ETag when `etag`) through Beast's serializer, as the server
 // writes it; returns the bytes, so that nothing is optimised away.
 std::size_t cached_get_answer(const common::http::Request& req, bool etag) {

@@ -1,6 +1,7 @@
 #include "user_service/redis_cache.h"
 
 #include <array>
+#include <boost/asio/deferred.hpp>
 #include <charconv>
 
 namespace user_service {
@@ -151,7 +152,10 @@ asio::awaitable<Outcome<std::optional<CacheEntry>>> RedisCache::get(CacheNode no
   const std::array<std::string_view, 5> args{"HMGET", key, "id", "name", "version"};
   redis::Client& c = client(node);
   const std::uint64_t connection = c.connection_id();
-  const redis::Result r = co_await c.command_view(args, d);
+  // Awaited as a deferred operation: it starts from this frame, with no coroutine of its own (as
+  // use_awaitable's initiation would be: a frame allocated for every read), and the reply is moved
+  // once, from the completion handler's argument to `r`.
+  const redis::Result r = co_await c.command_view(args, d, asio::deferred);
   if (!r || r->is_error()) co_return from_error<std::optional<CacheEntry>>(r);
   // Only the reply to this HMGET can have this shape and name this id: anything else is another
   // command's reply (a desynchronised connection), and serving it could give user A's name for B.

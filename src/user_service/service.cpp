@@ -206,9 +206,16 @@ asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline dead
     // What the ledger knows before asking: the reply may predate a repair that lands (and leaves the
     // ledger) while this read is in flight, e.g. a replica's answer overtaken by the master's repair.
     const auto known_before = ledger_.known_entry(id, replica);
-    auto got = co_await node->call<std::optional<CacheEntry>>(deadline, [&](Deadline d) {
-      return cache_.get(replica ? CacheNode::replica : CacheNode::master, id, d);
-    });
+    const auto get = [&](Deadline d) { return cache_.get(replica ? CacheNode::replica : CacheNode::master, id, d); };
+    // Breaker closed (nearly always): the cache is awaited here directly and the call accounted as
+    // Endpoint::call() would (a frame and an await fewer on the hot path). Open: call() decides
+    // (refused at once, or the half-open trial). One co_await for both, as each takes room in the
+    // frame; not on a conditional expression, which GCC 12 destroys twice.
+    const bool direct = node->allow();
+    const auto started = Clock::now();
+    auto call = direct ? get(node->deadline(deadline)) : node->call<std::optional<CacheEntry>>(deadline, get);
+    auto got = co_await std::move(call);
+    if (direct) node->account(got.failure, got.message, started);
     if (got.failure == Failure::desync) break;
     if (!got.ok()) continue;
     if (replica && got.value) ledger_.replica_caught_up(id, *got.value);
