@@ -88,7 +88,7 @@ struct Link::Staged {
   asio::steady_timer timer;  // armed at timer_at (kNever: not armed)
   TimePoint timer_at = kNever, wake = kNever;
   TimePoint last_arrival{};  // chunks are dated in the order they are read
-  bool stamped = false;       // the source socket stamps what it receives (at the first read)
+  bool stamped = false;      // the source socket stamps what it receives (at the first read)
 };
 
 Link::Link(LinkHost& host, const LinkWiring& wiring)
@@ -193,8 +193,8 @@ bool Link::read_once(TimePoint now) {
     enable_arrival_stamps(fd);  // a latency toxic counts from the bytes' arrival
     staged_->stamped = true;
   }
-  const ssize_t n = staged_ ? recv_dated(fd, buf_.get(), want, now, arrived)
-                            : ::recv(fd, buf_.get(), want, MSG_DONTWAIT);
+  const ssize_t n =
+      staged_ ? recv_dated(fd, buf_.get(), want, now, arrived) : ::recv(fd, buf_.get(), want, MSG_DONTWAIT);
   if (n > 0) {
     const auto got = static_cast<std::size_t>(n);
     if (keeps_client_head_) [[unlikely]]

@@ -89,7 +89,8 @@ class Api {
   // coroutine frame holds only what lives across its one await: a frame over 1,020 bytes bypasses
   // Asio's recycling cache and costs a malloc and a free on every request.
   enum class Step { answered, read, write, list };
-  Step start(Exchange& x, const common::http::RequestInfo& info, Listener listener, common::http::Response& res);
+  Step start(Exchange& x, const common::http::RequestInfo& info, Listener listener,
+             common::http::Response& res);
   // A user read's If-None-Match (400 if malformed), then its deadline (503 if already passed).
   Step start_read(Exchange& x, common::http::Response& res);
   // The answer to a GET or HEAD of a user, from what the service found.

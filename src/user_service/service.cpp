@@ -206,7 +206,9 @@ asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline dead
     // What the ledger knows before asking: the reply may predate a repair that lands (and leaves the
     // ledger) while this read is in flight, e.g. a replica's answer overtaken by the master's repair.
     const auto known_before = ledger_.known_entry(id, replica);
-    const auto get = [&](Deadline d) { return cache_.get(replica ? CacheNode::replica : CacheNode::master, id, d); };
+    const auto get = [&](Deadline d) {
+      return cache_.get(replica ? CacheNode::replica : CacheNode::master, id, d);
+    };
     // Breaker closed (nearly always): the cache is awaited here directly and the call accounted as
     // Endpoint::call() would (a frame and an await fewer on the hot path). Open: call() decides
     // (refused at once, or the half-open trial). One co_await for both, as each takes room in the
