@@ -82,13 +82,13 @@ void ClientHead::keep(const char* data, std::size_t n) {
 }
 
 struct Link::Staged {
-  Staged(asio::io_context& context, std::uint64_t seed, ProtocolSession* session)
-      : pipeline(seed, session), timer(context) {}
+  Staged(asio::io_context& context, std::uint64_t seed, ProtocolSession* session, TimePoint now)
+      : pipeline(seed, session), timer(context), last_arrival(now) {}
   Pipeline pipeline;
   asio::steady_timer timer;  // armed at timer_at (kNever: not armed)
   TimePoint timer_at = kNever, wake = kNever;
-  TimePoint last_arrival{};  // chunks are dated in the order they are read
-  bool stamped = false;      // the source socket stamps what it receives (at the first read)
+  TimePoint last_arrival;  // chunks are dated in the order they are read, none before the toxics
+  bool stamped = false;    // the source socket stamps what it receives
 };
 
 Link::Link(LinkHost& host, const LinkWiring& wiring)
@@ -124,7 +124,11 @@ void Link::apply(const std::vector<ToxicSpec>& toxics, TimePoint now) {
   if (flow_ == Flow::stopped) return;
   if (!staged_) {
     if (toxics.empty()) return;
-    staged_ = std::make_unique<Staged>(host_.context(), host_.link_seed(direction_), host_.session());
+    staged_ = std::make_unique<Staged>(host_.context(), host_.link_seed(direction_), host_.session(), now);
+    if (const int fd = source_->fd(); fd >= 0) {  // else at the first read (an upstream still connecting)
+      enable_arrival_stamps(fd);
+      staged_->stamped = true;
+    }
     staged_->pipeline.on_activation(
         [host = &host_, dir = direction_](const ToxicSpec& spec) { host->toxic_activated(spec, dir); });
     if (flow_ == Flow::source_ended) {  // the source already ended: its end now goes through the toxics

@@ -47,10 +47,11 @@ enum class Direction : std::uint8_t { upstream = 0, downstream = 1 };
 std::string_view direction_name(Direction d);
 
 // The staged path dates each chunk by its arrival, not its read: a latency toxic then hides the
-// wake-up of a sleeping worker (tens of microseconds, a millisecond at worst on a busy machine).
-// Bytes that waited in the socket longer than kMaxArrivalLead were held back by the link itself
-// (backpressure) and are dated by their read.
-inline constexpr auto kMaxArrivalLead = std::chrono::milliseconds(2);
+// wake-up of a sleeping worker (tens of microseconds, a millisecond at worst on a busy machine) and
+// a connection's setup (its first bytes wait in the socket until the upstream is connected:
+// milliseconds when many connections come at once). Never before the link's toxics existed, and
+// not by a stamp older than kMaxArrivalLead (a wall-clock step would date bytes that far off).
+inline constexpr auto kMaxArrivalLead = std::chrono::milliseconds(50);
 // Asks the kernel to stamp what `fd` receives (SO_TIMESTAMPNS).
 void enable_arrival_stamps(int fd);
 // A non-blocking recv(2) that also sets `arrived`: the receive stamp of the last segment read,

@@ -298,6 +298,26 @@ TEST_F(LinkTest, SwitchesBetweenFastAndStagedMidStreamWithoutLosingAByte) {
   EXPECT_EQ(wait_ended(), TestConnection::End::closed);
 }
 
+// A chunk is dated by its arrival, but never before the link had toxics: bytes that waited in the
+// socket while the link did not read yet (as a connection's first bytes do until the upstream is
+// connected) get the full latency from the toxic's creation. (A timer never fires early, so this
+// lower bound holds however loaded the machine is.)
+TEST_F(LinkTest, LatencyNeverCountsFromBeforeTheToxicExisted) {
+  // The kernel stamps what arrives only while some socket asks for stamps: one does here, so that
+  // the early bytes carry their arrival.
+  const int stamping = ::socket(AF_INET, SOCK_STREAM, 0);
+  enable_arrival_stamps(stamping);
+  send_all(client_, "early");
+  std::this_thread::sleep_for(20ms);
+  const TimePoint applied = Clock::now();
+  apply(&TestConnection::up, {toxic(1, ToxicType::latency, {{0, std::int64_t{100}}})});
+  start();
+  int error = 0;
+  EXPECT_EQ(read_until_eof(server_, error, 5), "early");
+  EXPECT_GE(Clock::now(), applied + 100ms) << "the latency counted from before the toxic existed";
+  ::close(stamping);
+}
+
 // recv_dated dates the bytes by their arrival (what a latency toxic counts from), within
 // kMaxArrivalLead; older ones by the read.
 TEST(RecvDated, DatesBytesByTheirArrival) {
