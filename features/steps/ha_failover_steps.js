@@ -301,6 +301,14 @@ When('the old master is started again, with every command it receives recorded',
 Then('the Sentinels make it a replica of the new master', async function () {
   let info;
   await pollUntil(async () => {
+    // The Sentinels may fail over once more (one that does not hear the promoted node within its
+    // down-after-milliseconds, 1 s, counts it down): "the new master" is the one they agree on now,
+    // as long as it is not the returned node.
+    const current = await agreedRedisMaster();
+    if (current && current !== this.oldMaster && current !== this.newMaster) {
+      this.attach(`the Sentinels failed over again: from ${this.newMaster.name} to ${current.name}`);
+      this.newMaster = current;
+    }
     info = await redisInfo(this.oldMaster);
     return info.role === 'slave' && Number(info.master_port) === this.newMaster.proxyPort && info.master_link_status === 'up';
   }, { withinMs: 30_000, everyMs: 100, explain: () => `${this.oldMaster.name}: role ${info?.role}, master port ${info?.master_port}, link ${info?.master_link_status}` });
