@@ -104,6 +104,13 @@ std::vector<std::pair<std::string, int>> nodes_of(const Options& o, std::string_
   return out;
 }
 
+// The port of the node of that name (0: no such node).
+int node_port(const Options& o, std::string_view name) {
+  for (const auto& [n, port] : o.nodes)
+    if (n == name) return port;
+  return 0;
+}
+
 [[noreturn]] void usage(const std::string& error) {
   std::cerr
       << "soak: " << error << "\n"
@@ -608,17 +615,14 @@ std::string sentinels_master(const Run& run) {
 // Which process a role names now: the Redis master (the node the Sentinels announce, if it answers
 // ROLE master; else by ROLE, the one with most replicas if two say so), a Redis replica, the
 // MariaDB primary (@@read_only = 0); a name is itself.
-
 std::string resolve_target(const Run& run, const Action& a) {
   if (a.target == "redis:master") {
     // The master the instances follow is the one the Sentinels announce (by its proxy's address).
     // ROLE alone can name two: a deposed master answers "master" until the Sentinels reconfigure
     // it, and while the master's proxy is down neither has a replica to tell them apart.
     if (const auto it = run.proxy_at.find(sentinels_master(run)); it != run.proxy_at.end()) {
-      for (const auto& [name, port] : nodes_of(run.o, "redis-")) {
-        if (name != it->second) continue;
-        if (const auto role = redis_role(port); role && role->role == "master") return name;
-      }
+      const auto role = redis_role(node_port(run.o, it->second));
+      if (role && role->role == "master") return it->second;
     }
   }
   if (a.target == "redis:master" || a.target == "redis:replica") {
@@ -667,9 +671,7 @@ asio::awaitable<void> await_begun_failover(Run& run, const std::string& was, std
 asio::awaitable<void> master_watch(Run& run, std::string lost, std::string was, std::int64_t from_us) {
   const auto give_up = Clock::now() + 60s;
   std::string found;
-  int lost_port = 0;
-  for (const auto& [name, port] : nodes_of(run.o, "redis-"))
-    if (name == lost) lost_port = port;
+  const int lost_port = node_port(run.o, lost);
   bool back = false;
   while (found.empty() && Clock::now() < give_up) {
     co_await sleep_for(50ms);
