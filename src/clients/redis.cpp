@@ -145,6 +145,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
     Clock::time_point written = Clock::time_point::max();
     std::optional<Client::Handler> handler{};
     asio::cancellation_slot slot{};
+    bool on_executor = false;  // the handler runs on the client's executor (Client::on_client_executor)
   };
   std::deque<Command> pending;
   std::uint64_t next_seq = 0;
@@ -182,7 +183,12 @@ struct Conn : std::enable_shared_from_this<Conn> {
   // Replies completed while hiredis parses what one read brought: their handlers run once hiredis
   // has returned, in reply order, each resumed at once rather than through a post of its own.
   bool in_read = false;
-  std::vector<std::pair<Client::Handler, Result>> read_completions, running_completions;
+  struct ReadCompletion {
+    Client::Handler handler;
+    Result result;
+    bool on_executor;
+  };
+  std::vector<ReadCompletion> read_completions, running_completions;
   void run_read_completions();
 
   void arm_read();
@@ -320,10 +326,10 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   // Args: std::vector<std::string> or std::span<const std::string_view> (read at once only).
   template <typename Args>
   bool queue_command(Conn& c, const Args& args, redisCallbackFn* fn, void* privdata);
-  // `may_wait`: while the server refuses and there is no connection, the command joins one
-  // immediate connect attempt instead of failing at once (see redis.h).
+  // `on_executor`: see Client::on_client_executor. `may_wait`: while the server refuses and there is
+  // no connection, the command joins one immediate connect attempt instead of failing at once.
   template <typename Args>
-  void submit(const Args& args, Deadline deadline, Handler handler, bool may_wait = true);
+  void submit(const Args& args, Deadline deadline, Handler handler, bool on_executor, bool may_wait = true);
   void start_attempt_now();
   // Completes a command: from the handler of the read that brought its reply when `reading` is in
   // one (Conn::run_read_completions), otherwise through a post.
@@ -386,13 +392,18 @@ void Conn::arm_read() {
   });
 }
 
-// Through each handler's executor: a coroutine of this io_context awaiting its reply resumes here
-// and now (dispatch), one on another executor is queued there.
+// A handler on this client's executor (a coroutine of this io_context awaiting its reply) resumes
+// here and now, called directly; one on another executor is dispatched to it (queued there).
 void Conn::run_read_completions() {
   if (read_completions.empty()) return;
   std::swap(read_completions, running_completions);  // nothing a handler does can touch this list
-  for (auto& [handler, result] : running_completions)
-    asio::dispatch(asio::append(std::move(handler), std::move(result)));
+  for (auto& c : running_completions) {
+    if (c.on_executor) {
+      std::move(c.handler)(std::move(c.result));
+    } else {
+      asio::dispatch(asio::append(std::move(c.handler), std::move(c.result)));
+    }
+  }
   running_completions.clear();
 }
 
@@ -674,7 +685,8 @@ void Client::Impl::fail_now(Handler handler, Errc code, std::string message) {
 }
 
 template <typename Args>
-void Client::Impl::submit(const Args& args, Deadline deadline, Handler handler, bool may_wait) {
+void Client::Impl::submit(const Args& args, Deadline deadline, Handler handler, bool on_executor,
+                          bool may_wait) {
   if (stopped) return fail_now(std::move(handler), Errc::stopped, "client stopped");
   if (args.empty()) return fail_now(std::move(handler), Errc::invalid_argument, "empty command");
   if (detail::is_unsupported_command(args[0]))
@@ -686,10 +698,10 @@ void Client::Impl::submit(const Args& args, Deadline deadline, Handler handler, 
     // The server refused at once until now: one attempt now costs a refused connect while it is
     // still down, and sends the command as soon as it is back (a copy of the arguments waits).
     auto then = [self = shared_from_this(), owned = std::vector<std::string>(args.begin(), args.end()),
-                 deadline, h = std::move(handler)](bool connected) mutable {
+                 deadline, h = std::move(handler), on_executor](bool connected) mutable {
       if (!connected && deadline.expired())
         return self->fail_now(std::move(h), Errc::timeout, "deadline passed while connecting");
-      self->submit(owned, deadline, std::move(h), false);
+      self->submit(owned, deadline, std::move(h), on_executor, false);
     };
     add_waiter(deadline, Client::ConnectedHandler(std::move(then)), true);
     start_attempt_now();
@@ -713,6 +725,7 @@ void Client::Impl::submit(const Args& args, Deadline deadline, Handler handler, 
       Conn::Command{.seq = c.next_seq++, .deadline = deadline.at(), .queued = Clock::now()});
   ++c.unwritten;
   cmd.handler.emplace(std::move(handler));
+  cmd.on_executor = on_executor;
 
   cmd.slot = asio::get_associated_cancellation_slot(*cmd.handler);
   if (cmd.slot.is_connected()) {
@@ -736,7 +749,7 @@ void Client::Impl::finish(Conn::Command& cmd, Result r, bool from_slot, Conn* re
   if (!from_slot && cmd.slot.is_connected()) cmd.slot.clear();
   count(r);
   if (reading != nullptr && reading->in_read) {
-    reading->read_completions.emplace_back(std::move(h), std::move(r));
+    reading->read_completions.push_back({std::move(h), std::move(r), cmd.on_executor});
     return;
   }
   complete_later(std::move(h), std::move(r), ex);
@@ -819,7 +832,7 @@ void Client::Impl::complete_waiters(bool connected, bool attempts_only) {
 
 // ---- Client -------------------------------------------------------------------------------------
 
-Client::Client(executor_type executor, Settings settings) {
+Client::Client(executor_type executor, Settings settings) : executor_(executor) {
   settings.validate();
   ignore_sigpipe();
   impl_ = std::make_shared<Impl>(std::move(executor), std::move(settings));
@@ -838,7 +851,7 @@ void Client::stop() {
 }
 
 Client::executor_type Client::get_executor() const {
-  return impl_->ex;
+  return executor_;
 }
 
 bool Client::reset(std::string_view reason, std::uint64_t connection_id) {
@@ -868,12 +881,14 @@ const Settings& Client::settings() const {
   return impl_->settings;
 }
 
-void Client::start_command(std::vector<std::string> args, Deadline deadline, Handler handler) {
-  impl_->submit(args, deadline, std::move(handler));
+void Client::start_command(std::vector<std::string> args, Deadline deadline, Handler handler,
+                           bool on_executor) {
+  impl_->submit(args, deadline, std::move(handler), on_executor);
 }
 
-void Client::start_command_view(std::span<const std::string_view> args, Deadline deadline, Handler handler) {
-  impl_->submit(args, deadline, std::move(handler));
+void Client::start_command_view(std::span<const std::string_view> args, Deadline deadline, Handler handler,
+                                bool on_executor) {
+  impl_->submit(args, deadline, std::move(handler), on_executor);
 }
 
 void Client::start_eval(const Script& script, std::vector<std::string> keys, std::vector<std::string> args,
@@ -884,12 +899,13 @@ void Client::start_eval(const Script& script, std::vector<std::string> keys, std
   auto on_first = [impl = impl_, source = script.source(), keys = std::move(keys), args = std::move(args),
                    deadline, h = std::move(handler)](Result r) mutable {
     if (r && detail::is_noscript(*r) && !impl->stopped) {
-      impl->submit(detail::eval_command("EVAL", source, keys, args), deadline, std::move(h));
+      impl->submit(detail::eval_command("EVAL", source, keys, args), deadline, std::move(h), false);
       return;
     }
     complete_later(std::move(h), std::move(r), impl->ex);
   };
-  impl_->submit(std::move(first), deadline, Handler(asio::bind_cancellation_slot(slot, std::move(on_first))));
+  impl_->submit(std::move(first), deadline, Handler(asio::bind_cancellation_slot(slot, std::move(on_first))),
+                false);
 }
 
 void Client::start_wait_connected(Deadline deadline, ConnectedHandler handler) {

@@ -77,6 +77,7 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/result.hpp>
@@ -241,7 +242,8 @@ class Client {
                CompletionToken&& token = boost::asio::use_awaitable) {
     return boost::asio::async_initiate<CompletionToken, void(Result)>(
         [this](auto handler, std::vector<std::string> a, Deadline d) {
-          start_command(std::move(a), d, Handler(std::move(handler)));
+          const bool here = on_client_executor(handler);
+          start_command(std::move(a), d, Handler(std::move(handler)), here);
         },
         token, std::move(args), deadline);
   }
@@ -254,7 +256,8 @@ class Client {
                     CompletionToken&& token = boost::asio::use_awaitable) {
     return boost::asio::async_initiate<CompletionToken, void(Result)>(
         [this](auto handler, std::span<const std::string_view> a, Deadline d) {
-          start_command_view(a, d, Handler(std::move(handler)));
+          const bool here = on_client_executor(handler);
+          start_command_view(a, d, Handler(std::move(handler)), here);
         },
         token, args, deadline);
   }
@@ -329,13 +332,22 @@ class Client {
   struct Impl;
 
  private:
-  void start_command(std::vector<std::string> args, Deadline deadline, Handler handler);
-  void start_command_view(std::span<const std::string_view> args, Deadline deadline, Handler handler);
+  // Whether `handler` runs on this client's executor: then its reply completes it in the handler of
+  // the read that brought the reply, called directly (what a dispatch there would do, without the
+  // type-erased executor lookup and the queued function). Any other is completed through its own.
+  template <typename H>
+  bool on_client_executor(const H& handler) const {
+    return boost::asio::get_associated_executor(handler, executor_) == executor_;
+  }
+  void start_command(std::vector<std::string> args, Deadline deadline, Handler handler, bool on_executor);
+  void start_command_view(std::span<const std::string_view> args, Deadline deadline, Handler handler,
+                          bool on_executor);
   void start_eval(const Script& script, std::vector<std::string> keys, std::vector<std::string> args,
                   Deadline deadline, Handler handler);
   void start_wait_connected(Deadline deadline, ConnectedHandler handler);
   void start_connect_now(Deadline deadline, ConnectedHandler handler);
 
+  executor_type executor_;
   std::shared_ptr<Impl> impl_;
 };
 

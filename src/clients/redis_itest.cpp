@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -148,6 +149,32 @@ TEST_F(RedisClientTest, BurstOfConcurrentCommandsPipelinesOnOneConnection) {
   EXPECT_EQ(redis.status().counters.replies, 2u * kCommands);
   EXPECT_EQ(redis.status().counters.overloaded, 0u);
   EXPECT_EQ(redis.status().counters.stalls, 0u);
+}
+
+// A reply completes a handler of the client's own executor in the read that brought it (a
+// coroutine resumes there); a handler bound to another executor runs on that one, never inline.
+TEST_F(RedisClientTest, AHandlerBoundToAnotherExecutorIsCompletedThere) {
+  Client redis(io_.get_executor(), settings_for(*server_));
+  redis.start();
+  asio::io_context other;
+  std::optional<Result> got;
+  std::thread::id ran_on;
+  run(io_, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await redis.wait_connected(2s));
+    redis.command(cmd("ECHO", "elsewhere"), 1s, asio::bind_executor(other.get_executor(), [&](Result r) {
+                    got = std::move(r);
+                    ran_on = std::this_thread::get_id();
+                  }));
+    // Replies come in order: when this one is here, the first one's handler was completed.
+    const Result r = co_await redis.command(cmd("ECHO", "here"), 1s);
+    EXPECT_TRUE(r && r->is_string() && r->str == "here");
+    EXPECT_FALSE(got.has_value()) << "completed on the client's executor instead of its own";
+  });
+  std::thread elsewhere([&] { other.run(); });
+  elsewhere.join();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_TRUE(*got && (*got)->is_string() && (*got)->str == "elsewhere");
+  EXPECT_NE(ran_on, std::this_thread::get_id());
 }
 
 TEST_F(RedisClientTest, ScriptsFallBackToEvalOnNoscriptThenUseEvalsha) {
