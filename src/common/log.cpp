@@ -86,7 +86,16 @@ std::size_t utf8_sequence(std::string_view s) {
 
 void append_json_escaped(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
-  for (std::size_t i = 0; i < s.size(); ++i) {
+  const auto plain = [](unsigned char u) { return u >= 0x20 && u < 0x7f && u != '"' && u != '\\'; };
+  std::size_t i = 0;
+  while (true) {
+    // A run of bytes that stand for themselves is appended at once (most text is one run).
+    std::size_t run_end = i;
+    while (run_end < s.size() && plain(static_cast<unsigned char>(s[run_end])))
+      ++run_end;
+    out.append(s.data() + i, run_end - i);
+    if (run_end == s.size()) return;
+    i = run_end;
     const char c = s[i];
     const auto u = static_cast<unsigned char>(c);
     if (u >= 0x80) {
@@ -95,12 +104,14 @@ void append_json_escaped(std::string& out, std::string_view s) {
       const std::size_t n = utf8_sequence(s.substr(i));
       if (n == 0) {
         out += "\\ufffd";
+        ++i;
       } else {
         out.append(s.substr(i, n));
-        i += n - 1;
+        i += n;
       }
       continue;
     }
+    ++i;
     switch (c) {
       case '"':
         out += "\\\"";
@@ -117,14 +128,10 @@ void append_json_escaped(std::string& out, std::string_view s) {
       case '\t':
         out += "\\t";
         break;
-      default:
-        if (u < 0x20 || u == 0x7f) {
-          out += "\\u00";
-          out.push_back(kHex[u >> 4]);
-          out.push_back(kHex[u & 0xf]);
-        } else {
-          out.push_back(c);
-        }
+      default:  // the other control characters and DEL
+        out += "\\u00";
+        out.push_back(kHex[u >> 4]);
+        out.push_back(kHex[u & 0xf]);
     }
   }
 }

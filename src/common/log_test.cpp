@@ -29,6 +29,12 @@ TEST(Log, ControlCharactersAreEscaped) {
                                             "b",
                                             4));
   EXPECT_EQ(out, "a\\u0001\\u007fb");
+  out = "[";
+  append_json_escaped(out, "say \"hi\" \\ 1\n2\r3\t.");
+  EXPECT_EQ(out, "[say \\\"hi\\\" \\\\ 1\\n2\\r3\\t.") << "runs of plain text around each escape";
+  out.clear();
+  append_json_escaped(out, "");
+  EXPECT_EQ(out, "");
 }
 
 // Found by fuzz/user_service_validation: bytes that are not UTF-8 (a request target, a client's

@@ -371,7 +371,7 @@ Response Api::read_answer(Exchange& x, ReadResult& r) {
       res = x.conditional && x.none_match.matches(r.version)
                 ? common::http::make_response(x.req, bhttp::status::not_modified, {}, {})
                 : json(x.req, bhttp::status::ok, user_json(x.id, r.name));
-      res.set(bhttp::field::etag, etag(r.version).view());
+      res.insert(bhttp::field::etag, etag(r.version).view());  // no answer built here has one yet
       break;
     case ReadResult::not_found:
       res = error(x.req, x.request_id, bhttp::status::not_found, "no such user");
