@@ -13,7 +13,6 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
 #include <ctime>
 #include <list>
 #include <mutex>
@@ -53,7 +52,7 @@ Response make_response(const Request& req, bhttp::status status, std::string bod
   return res;
 }
 
-std::string http_date_now() {
+const std::string& http_date_now() {
   static thread_local std::time_t cached_second = 0;
   static thread_local std::string cached;
   const std::time_t now = std::time(nullptr);
@@ -68,6 +67,40 @@ std::string http_date_now() {
   return cached;
 }
 
+void append_response_head(const Response& res, std::string& out) {
+  const unsigned version = res.version();
+  const unsigned code = res.result_int();
+  const std::string_view reason = res.reason();
+  char start[] = "HTTP/1.1 200 ";  // "HTTP/X.Y ### ", as Beast writes it
+  start[5] = static_cast<char>('0' + version / 10 % 10);
+  start[7] = static_cast<char>('0' + version % 10);
+  start[9] = static_cast<char>('0' + code / 100 % 10);
+  start[10] = static_cast<char>('0' + code / 10 % 10);
+  start[11] = static_cast<char>('0' + code % 10);
+  out.append(start, 13);
+  out.append(reason);
+  out.append("\r\n");
+  for (const auto& f : res) {
+    out.append(f.name_string());
+    out.append(": ");
+    out.append(f.value());
+    out.append("\r\n");
+  }
+  out.append("\r\n");
+}
+
+namespace {
+
+// A response as two buffers for one gather write: its head, formatted into `head`, and its body
+// (none for an answer to HEAD).
+std::array<asio::const_buffer, 2> response_buffers(const Response& res, std::string& head, bool head_only) {
+  head.clear();
+  append_response_head(res, head);
+  return {asio::buffer(head), head_only ? asio::const_buffer() : asio::buffer(res.body())};
+}
+
+}  // namespace
+
 void raise_open_file_limit() {
   rlimit lim{};
   if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
@@ -80,8 +113,9 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
   struct Connection {
     explicit Connection(asio::ip::tcp::socket s) : stream(std::move(s)) {}
     beast::tcp_stream stream;
-    bool busy = false;                                      // a request is being read, handled or answered
-    bool shed = false;                                      // closed to make room; its session is winding up
+    std::string head;   // the head of the response being written (its capacity kept between them)
+    bool busy = false;  // a request is being read, handled or answered
+    bool shed = false;  // closed to make room; its session is winding up
     std::list<std::shared_ptr<Connection>>::iterator self;  // its place in `connections`
   };
 
@@ -180,7 +214,8 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
     Response res = errors(status, message, version);
     finalize(res, false);
     conn.stream.expires_after(settings.write_timeout);
-    auto [ec, n] = co_await bhttp::async_write(conn.stream, res, use_nothrow);
+    const auto parts = response_buffers(res, conn.head, false);
+    auto [ec, n] = co_await asio::async_write(conn.stream, parts, use_nothrow);
     if (ec) co_return;
     // Lingering close: the client may still be sending the request we refused. Closing with unread
     // data makes the kernel send RST, which can destroy our answer before the client reads it; so
@@ -219,8 +254,9 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       conn.stream.expires_after(settings.request_timeout);
       auto [hec, hn] = co_await bhttp::async_read_header(conn.stream, buffer, parser, use_nothrow);
       if (!hec && parser.get()[bhttp::field::expect] == "100-continue" && !parser.is_done()) {
-        Response cont{bhttp::status::continue_, parser.get().version()};
-        auto [cec, cn] = co_await bhttp::async_write(conn.stream, cont, use_nothrow);
+        const Response cont{bhttp::status::continue_, parser.get().version()};
+        const auto parts = response_buffers(cont, conn.head, false);
+        auto [cec, cn] = co_await asio::async_write(conn.stream, parts, use_nothrow);
         if (cec) co_return;
       }
       boost::system::error_code ec = hec;
@@ -258,14 +294,12 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       const bool keep_alive = req.keep_alive() && res.keep_alive() && !draining;
       finalize(res, keep_alive);
       conn.stream.expires_after(settings.write_timeout);
+      // A response to HEAD is the header GET would get (Content-Length included), never a body
+      // (RFC 9110 9.3.2).
+      const bool head_only = req.method() == bhttp::verb::head;
       boost::system::error_code wec;
-      if (req.method() == bhttp::verb::head) {
-        // The header GET would get (Content-Length included), never a body (RFC 9110 9.3.2).
-        bhttp::response_serializer<bhttp::string_body> sr{res};
-        std::tie(wec, std::ignore) = co_await bhttp::async_write_header(conn.stream, sr, use_nothrow);
-      } else {
-        std::tie(wec, std::ignore) = co_await bhttp::async_write(conn.stream, res, use_nothrow);
-      }
+      const auto parts = response_buffers(res, conn.head, head_only);
+      std::tie(wec, std::ignore) = co_await asio::async_write(conn.stream, parts, use_nothrow);
       if (wec || !keep_alive) co_return;
       connections.splice(connections.begin(), connections, conn.self);  // most recently active
     }

@@ -88,8 +88,15 @@ Response json_error(bhttp::status status, std::string_view message, unsigned ver
 Response make_response(const Request& req, bhttp::status status, std::string body,
                        std::string_view content_type);
 
-// The current time as an IMF-fixdate (`Thu, 26 Nov 2026 23:34:33 GMT`), cached per second.
-std::string http_date_now();
+// The current time as an IMF-fixdate (`Thu, 26 Nov 2026 23:34:33 GMT`), cached per second (the
+// reference stays valid; it changes each second on this thread).
+const std::string& http_date_now();
+
+// Appends the response's head (status line, fields, blank line) to `out`: the bytes Beast's
+// serializer writes for it, made in one pass into one buffer instead of Beast's sequence of a
+// buffer per field. The server writes every response as this head and its body (Content-Length,
+// set when it finalizes the response: never chunked) in one gather write.
+void append_response_head(const Response& res, std::string& out);
 
 class Server {
  public:
