@@ -749,7 +749,7 @@ void Client::Impl::finish(Conn::Command& cmd, Result r, bool from_slot, Conn* re
   if (!from_slot && cmd.slot.is_connected()) cmd.slot.clear();
   count(r);
   if (reading != nullptr && reading->in_read) {
-    reading->read_completions.push_back({std::move(h), std::move(r), cmd.on_executor});
+    reading->read_completions.emplace_back(std::move(h), std::move(r), cmd.on_executor);
     return;
   }
   complete_later(std::move(h), std::move(r), ex);

@@ -155,7 +155,7 @@ asio::awaitable<Outcome<std::optional<CacheEntry>>> RedisCache::get(CacheNode no
   // Awaited as a deferred operation: it starts from this frame, with no coroutine of its own (as
   // use_awaitable's initiation would be: a frame allocated for every read), and the reply is moved
   // once, from the completion handler's argument to `r`.
-  const redis::Result r = co_await c.command_view(args, d, asio::deferred);
+  redis::Result r = co_await c.command_view(args, d, asio::deferred);
   if (!r || r->is_error()) co_return from_error<std::optional<CacheEntry>>(r);
   // Only the reply to this HMGET can have this shape and name this id: anything else is another
   // command's reply (a desynchronised connection), and serving it could give user A's name for B.
@@ -166,7 +166,7 @@ asio::awaitable<Outcome<std::optional<CacheEntry>>> RedisCache::get(CacheNode no
       co_return desync<std::optional<CacheEntry>>(c, connection, "HMGET reply of the wrong shape");
   }
   const auto& hash_id = r->elements[0];
-  const auto& name = r->elements[1];
+  auto& name = r->elements[1];
   const auto& version = r->elements[2];
   if (hash_id.is_string() && hash_id.str != id)
     co_return desync<std::optional<CacheEntry>>(c, connection, "HMGET reply for another user");
@@ -177,7 +177,7 @@ asio::awaitable<Outcome<std::optional<CacheEntry>>> RedisCache::get(CacheNode no
   if (version.is_string() && !parse_u64(version.str, entry.version)) {
     co_return O::success(std::nullopt);  // not ours: never serve what we cannot order
   }
-  entry.name = name.str;
+  entry.name = std::move(name.str);
   co_return O::success(std::move(entry));
 }
 
