@@ -154,9 +154,11 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
     }
     res.keep_alive(keep_alive);
     const auto code = res.result_int();
+    // Either way the answer is framed by its length, never chunked (content_length() and
+    // prepare_payload() drop `chunked`): the server writes a head and a body of known length.
     if (code == 204 || code == 304 || (code >= 100 && code < 200)) {
       res.body().clear();
-      res.erase(bhttp::field::content_length);
+      res.content_length(boost::none);
     } else {
       res.prepare_payload();
     }

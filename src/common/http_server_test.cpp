@@ -72,6 +72,14 @@ class ServerFixture : public ::testing::Test {
             co_await t.async_wait(asio::use_awaitable);
           }
           if (req.target() == "/empty") co_return make_response(req, bhttp::status::no_content, "", "");
+          if (req.target() == "/chunked" || req.target() == "/empty-chunked") {
+            // A handler asking for chunked framing: the server frames by length (or not at all).
+            auto res =
+                make_response(req, req.target() == "/chunked" ? bhttp::status::ok : bhttp::status::no_content,
+                              req.target() == "/chunked" ? "abc" : "", "text/plain");
+            res.chunked(true);
+            co_return res;
+          }
           co_return make_response(req, bhttp::status::ok, "echo:" + req.body(), "text/plain");
         });
     ASSERT_FALSE(server_->listen({asio::ip::make_address("127.0.0.1"), 0}));
@@ -226,6 +234,23 @@ TEST_F(ServerFixture, NoContentHasNoLengthOrBody) {
   EXPECT_TRUE(out.starts_with("HTTP/1.1 204")) << out;
   EXPECT_EQ(out.find("Content-Length"), std::string::npos) << out;
   EXPECT_TRUE(out.ends_with("\r\n\r\n")) << out;
+}
+
+// The server writes every answer as a head and a body of known length: a handler's request for
+// chunked framing is dropped (with a body: Content-Length; without one, as for any 204: neither).
+TEST_F(ServerFixture, AnswersAreNeverChunked) {
+  Start();
+  auto s = Connect();
+  asio::write(s, asio::buffer(std::string("GET /empty-chunked HTTP/1.1\r\nHost: x\r\n\r\n"
+                                          "GET /chunked HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")));
+  const std::string out = ReadAll(s);
+  EXPECT_TRUE(out.starts_with("HTTP/1.1 204")) << out;
+  EXPECT_EQ(out.find("Transfer-Encoding"), std::string::npos) << out;
+  const auto second = out.find("HTTP/1.1 200 OK");
+  ASSERT_NE(second, std::string::npos) << out;
+  EXPECT_EQ(out.substr(0, second).find("Content-Length"), std::string::npos) << out;
+  EXPECT_NE(out.find("Content-Length: 3\r\n", second), std::string::npos) << out;
+  EXPECT_TRUE(out.ends_with("\r\n\r\nabc")) << out;
 }
 
 // Found by fuzz/http_server: the body of a response to HEAD was sent, so a keep-alive client read
