@@ -621,8 +621,9 @@ std::string resolve_target(const Run& run, const Action& a) {
     // ROLE alone can name two: a deposed master answers "master" until the Sentinels reconfigure
     // it, and while the master's proxy is down neither has a replica to tell them apart.
     if (const auto it = run.proxy_at.find(sentinels_master(run)); it != run.proxy_at.end()) {
-      const auto role = redis_role(node_port(run.o, it->second));
-      if (role && role->role == "master") return it->second;
+      if (const int port = node_port(run.o, it->second); port != 0) {
+        if (const auto role = redis_role(port); role && role->role == "master") return it->second;
+      }
     }
   }
   if (a.target == "redis:master" || a.target == "redis:replica") {

@@ -347,7 +347,7 @@ class Client {
   void start_wait_connected(Deadline deadline, ConnectedHandler handler);
   void start_connect_now(Deadline deadline, ConnectedHandler handler);
 
-  executor_type executor_;
+  executor_type executor_;  // the Impl's too; here for on_client_executor, which this header inlines
   std::shared_ptr<Impl> impl_;
 };
 
