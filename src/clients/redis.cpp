@@ -1,26 +1,26 @@
-// The Redis client: hiredis' async API driven by Asio. Callback style on purpose (no coroutines
-// here): the data path is a handful of small handlers, and this file compiles quickly.
+// The Redis client: its own non-blocking socket driven by Asio, with hiredis' reply parser (a
+// redisReader building our Reply directly). Callback style on purpose (no coroutines here): the
+// data path is a handful of small handlers, and this file compiles quickly.
 //
-// Ownership and re-entrancy rules, which everything below follows:
+// Ownership rules, which everything below follows:
 // - Client::Impl is shared: every timer handler holds a shared_ptr to it, so handlers that run
 //   after the Client is gone find it alive (and stopped).
-// - Conn wraps one redisAsyncContext and is the hiredis event-library adapter (ac->ev.data). Its
-//   socket is watched with a stream_descriptor that is release()d in hiredis' cleanup hook, never
-//   closed by Asio (hiredis closes the fd). `ac` becomes nullptr in that hook: hiredis may free the
-//   context inside redisAsyncHandleRead/Write, so every handler re-checks it.
-// - Inside hiredis callbacks we only copy replies, update counters and post: no hiredis call, no
-//   user code. Completion handlers always run from a post, never inside hiredis.
-// - Every command is an entry of its connection's `pending` queue, in the order given to hiredis;
-//   hiredis calls the reply callback exactly once per command, in that order (with NULL when the
-//   context is freed), which pops it. So a command needs no allocation of its own: its entry holds
-//   its handler, and one timer per connection (set to the earliest deadline outstanding) completes
-//   the commands whose deadline passed.
-// - Commands are formatted into one reused buffer and handed to hiredis preformatted, and written
-//   by a posted flush (one per batch of commands issued together) rather than after waiting for the
+// - Conn is one connection: socket, reply parser, output buffer and the queue of commands awaiting
+//   replies. Handlers hold it by shared_ptr and return at once once it is closed (`open` false);
+//   its `impl` is only used while it is open (the Impl closes its connection before it dies).
+// - Every command is an entry of its connection's `pending` queue, in the order written; Redis
+//   answers in that order, so each reply pops the oldest entry. A command needs no allocation of
+//   its own: its entry holds its handler, and one timer per connection (set to the earliest
+//   deadline outstanding) completes the commands whose deadline passed. Closing the connection
+//   completes every entry left.
+// - Commands are formatted straight into the connection's output buffer and written by a posted
+//   flush (one send(2) per batch of commands issued together) rather than after waiting for the
 //   socket to be writable: only a write that cannot take everything waits for writability.
+// - Replies are read with a speculative recv (Asio's async_read_some: no epoll_ctl per read), and
+//   the handlers of the replies one read brings run once it is parsed, in reply order, each
+//   called directly when it runs on this executor.
 #include "clients/redis.h"
 
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <poll.h>
 
@@ -30,7 +30,7 @@
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/dispatch.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <deque>
@@ -106,7 +106,7 @@ Script::Script(std::string source) : source_(std::move(source)), sha1_(detail::s
 namespace {
 
 // Completes `h` with `r` from a post: through our executor, then on the handler's associated
-// executor if it has one (never inline, never inside hiredis).
+// executor if it has one (never inline).
 template <typename Sig, typename Arg>
 void complete_later(asio::any_completion_handler<Sig> h, Arg r, const asio::any_io_executor& ex) {
   asio::post(ex, asio::append(std::move(h), std::move(r)));
@@ -116,28 +116,36 @@ std::string ms_text(std::chrono::milliseconds d) {
   return std::to_string(d.count()) + " ms";
 }
 
-enum class HandshakeStep : std::uintptr_t { auth = 1, select = 2, ping = 3 };
+enum class HandshakeStep : std::uint8_t { none, auth, select, ping };
 
 }  // namespace
 
 struct Conn : std::enable_shared_from_this<Conn> {
   Conn(Client::Impl* owner_impl, std::weak_ptr<Client::Impl> owner_weak, const asio::any_io_executor& ex,
        std::uint64_t conn_id)
-      : impl(owner_impl), owner(std::move(owner_weak)), sd(ex), deadline_timer(ex), id(conn_id) {}
+      : impl(owner_impl),
+        owner(std::move(owner_weak)),
+        socket(ex),
+        reader(detail::make_reader()),
+        deadline_timer(ex),
+        id(conn_id) {}
 
-  Client::Impl* impl;                 // valid while `ac` is (the Impl frees `ac` before dying)
+  Client::Impl* impl;                 // valid while `open` (the Impl closes its connection before dying)
   std::weak_ptr<Client::Impl> owner;  // for posted work, which may outlive the Impl
-  redisAsyncContext* ac = nullptr;
-  asio::posix::stream_descriptor sd;
-  bool want_read = false, want_write = false;  // what hiredis asked for
-  bool reading = false, writing = false;       // an async_wait is in flight
-  bool flush_posted = false;                   // a flush() is posted
-  bool flushing = false;                       // inside flush(): a write that left bytes waits
-  bool ready = false;                          // handshake done
-  bool handshake_failed = false;
-  // A user command awaiting its reply, in the order given to hiredis: its handler (empty once
-  // completed: deadline, cancellation), deadline, when it was queued, and when hiredis had written
-  // it out (known when its output buffer empties: the delWrite hook).
+  asio::ip::tcp::socket socket;
+  detail::ReaderPtr reader;
+  bool open = true;           // until close_conn(): every handler returns at once after it
+  bool connected = false;     // the TCP connect completed
+  bool reading = false;       // a read is in flight
+  bool writing = false;       // a wait for writability is in flight (a write left bytes)
+  bool flush_posted = false;  // a flush() is posted
+  bool ready = false;         // handshake done
+  std::string out;            // commands not yet written, from out_sent on
+  std::size_t out_sent = 0;
+  std::array<char, 16384> in;  // what one read brings, fed to `reader`
+  // A command awaiting its reply, in the order written: its handler (empty once completed:
+  // deadline, cancellation) or, for the handshake's commands, its step; its deadline, when it was
+  // queued, and when it had been written out (known when the output buffer empties).
   struct Command {
     std::uint64_t seq;
     Clock::time_point deadline;
@@ -146,6 +154,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
     std::optional<Client::Handler> handler{};
     asio::cancellation_slot slot{};
     bool on_executor = false;  // the handler runs on the client's executor (Client::on_client_executor)
+    HandshakeStep step = HandshakeStep::none;
   };
   std::deque<Command> pending;
   std::uint64_t next_seq = 0;
@@ -161,8 +170,8 @@ struct Conn : std::enable_shared_from_this<Conn> {
       return nullptr;
     return &pending[seq - pending.front().seq];
   }
-  Clock::time_point last_read{};   // the latest readable event (bytes or EOF from the server)
-  Clock::time_point last_write{};  // the latest writable event while output was pending
+  Clock::time_point last_read{};   // the latest bytes (or EOF) read from the server
+  Clock::time_point last_write{};  // the latest write progress while output was pending
 
   void flushed() {
     const auto now = Clock::now();
@@ -180,8 +189,8 @@ struct Conn : std::enable_shared_from_this<Conn> {
   std::string close_reason;
   std::uint64_t id;
 
-  // Replies completed while hiredis parses what one read brought: their handlers run once hiredis
-  // has returned, in reply order, each resumed at once rather than through a post of its own.
+  // Replies completed while one read is parsed: their handlers run once it is, in reply order,
+  // each resumed at once rather than through a post of its own.
   bool in_read = false;
   struct ReadCompletion {
     Client::Handler handler;
@@ -192,12 +201,13 @@ struct Conn : std::enable_shared_from_this<Conn> {
   void run_read_completions();
 
   void arm_read();
-  void arm_write();
-  // hiredis has output: a flush is posted (once per batch of commands), or, before the TCP connect
-  // completes or after a write that could not take everything, a wait for writability.
+  void on_read(const error_code& ec, std::size_t n);
+  // Commands were queued: a flush is posted (once per batch of commands) unless the connect has
+  // not completed or a wait for writability is in flight (either writes them when it ends).
   void want_to_write();
   void flush();
-  void on_cleanup();
+  // Writes what `out` holds from out_sent on; waits for writability if the socket takes less.
+  void write_out();
 };
 
 struct Waiter {
@@ -220,9 +230,9 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   ~Impl() {
     // Normally stop() already ran (Client's destructor); this covers an Impl freed by the
     // io_context's destruction while handlers still held it.
-    if (conn && conn->ac) {
+    if (conn && conn->open) {
       stopped = true;
-      redisAsyncFree(conn->ac);
+      close_conn(conn, "client stopped");
     }
   }
 
@@ -237,7 +247,6 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   std::shared_ptr<Conn> conn;
   std::vector<std::shared_ptr<Waiter>> waiters;
   std::uint64_t next_conn_id = 1;
-  std::string command_buffer;  // reused for every command formatted
 
   void set_state(State s) {
     if (status.state == s) return;
@@ -258,22 +267,19 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
     connect_timer.cancel();
     watchdog.cancel();
     watchdog_armed = false;
-    if (conn && conn->ac) {
-      conn->close_reason = "client stopped";
-      redisAsyncFree(conn->ac);  // completes every outstanding command (with `stopped`)
-    }
+    if (conn && conn->open) close_conn(conn, "client stopped");  // outstanding commands: `stopped`
     conn.reset();
     set_state(State::stopped);
     complete_waiters(false);
   }
 
   bool reset(std::string_view reason, std::uint64_t id) {
-    if (stopped || !conn || !conn->ready || conn->ac == nullptr) return false;
+    if (stopped || !conn || !conn->ready || !conn->open) return false;
     if (id != 0 && conn->id != id) return false;
     ++status.counters.resets;
     common::log::warn("redis connection reset", {{"client", settings.name}, {"reason", reason}});
-    // As for a stall: hiredis completes everything outstanding (NULL replies: connection_lost),
-    // then the cleanup hook posts on_closed(), which schedules the reconnect with backoff.
+    // As for a stall: everything outstanding completes with connection_lost, and the posted
+    // on_closed() schedules the reconnect with backoff.
     close_conn(conn, "reset: " + std::string(reason));
     set_state(State::disconnected);  // at once: wait_connected() now waits for the new connection
     return true;
@@ -299,9 +305,9 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
     watchdog.cancel();
     watchdog_armed = false;
     if (auto old = std::move(conn)) {
-      // `conn` no longer points at it, so its on_closed() (posted by the cleanup hook) is ignored:
-      // account for it here. hiredis completes its outstanding commands with NULL replies, which
-      // lost_error() turns into `connection_lost` with this reason.
+      // `conn` no longer points at it, so its on_closed() (posted by close_conn) is ignored:
+      // account for it here. Its outstanding commands complete with `connection_lost` and this
+      // reason (lost_error()).
       const std::string reason = "retarget to " + target;
       if (old->ready) {
         ++status.counters.disconnects;
@@ -321,11 +327,13 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   void on_ready(const std::shared_ptr<Conn>& c);
   void on_closed(const std::shared_ptr<Conn>& c);
   void close_conn(const std::shared_ptr<Conn>& c, const std::string& reason);
-  void send_handshake(Conn& c, const std::vector<std::string>& args, HandshakeStep step);
-  // Formats `args` into command_buffer and hands them to hiredis (false: the context is closing).
-  // Args: std::vector<std::string> or std::span<const std::string_view> (read at once only).
+  // Formats `args` into the connection's output buffer, behind a new entry of `pending`, and has
+  // them written. Args: std::vector<std::string> or std::span<const std::string_view> (read at once).
   template <typename Args>
-  bool queue_command(Conn& c, const Args& args, redisCallbackFn* fn, void* privdata);
+  Conn::Command& queue_command(Conn& c, const Args& args);
+  // The reply to the oldest outstanding command; a handshake's reply checked by on_handshake_reply.
+  void on_reply(Conn& c, Reply reply);
+  void on_handshake_reply(Conn& c, HandshakeStep step, const Reply& reply);
   // `on_executor`: see Client::on_client_executor. `may_wait`: while the server refuses and there is
   // no connection, the command joins one immediate connect attempt instead of failing at once.
   template <typename Args>
@@ -347,49 +355,40 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   Error lost_error(const Conn& c) const;
 };
 
-// ---- hiredis event-library adapter -------------------------------------------------------------
-
-namespace {
-
-void ev_add_read(void* p) {
-  auto* c = static_cast<Conn*>(p);
-  c->want_read = true;
-  c->arm_read();
-}
-void ev_del_read(void* p) {
-  static_cast<Conn*>(p)->want_read = false;
-}
-void ev_add_write(void* p) {
-  auto* c = static_cast<Conn*>(p);
-  c->want_write = true;
-  c->want_to_write();
-}
-void ev_del_write(void* p) {
-  auto* c = static_cast<Conn*>(p);
-  c->want_write = false;
-  c->flushed();  // hiredis stops writing when its output buffer is empty
-}
-void ev_cleanup(void* p) {
-  static_cast<Conn*>(p)->on_cleanup();
-}
-
-}  // namespace
+// ---- connection I/O -----------------------------------------------------------------------------
 
 void Conn::arm_read() {
-  if (reading || ac == nullptr || !want_read) return;
+  if (reading || !open || !connected) return;
   reading = true;
-  sd.async_wait(asio::posix::stream_descriptor::wait_read, [self = shared_from_this()](const error_code& ec) {
-    self->reading = false;
-    if (ec == asio::error::operation_aborted || self->ac == nullptr) return;
-    self->last_read = Clock::now();
-    if (self->want_read) {
-      self->in_read = true;
-      redisAsyncHandleRead(self->ac);  // may free the context (ac -> nullptr)
-      self->in_read = false;
-      self->run_read_completions();
-    }
-    self->arm_read();
+  socket.async_read_some(asio::buffer(in), [self = shared_from_this()](const error_code& ec, std::size_t n) {
+    self->on_read(ec, n);
   });
+}
+
+void Conn::on_read(const error_code& ec, std::size_t n) {
+  reading = false;
+  if (!open) return;
+  last_read = Clock::now();
+  if (n > 0) {
+    if (redisReaderFeed(reader.get(), in.data(), n) != REDIS_OK)
+      return impl->close_conn(shared_from_this(), "cannot buffer the reply");
+    in_read = true;
+    while (open) {
+      void* raw = nullptr;
+      if (redisReaderGetReply(reader.get(), &raw) != REDIS_OK) {
+        impl->close_conn(shared_from_this(), std::string("protocol error: ") + reader->errstr);
+        break;
+      }
+      if (raw == nullptr) break;
+      impl->on_reply(*this, detail::take_built_reply(raw));
+    }
+    in_read = false;
+    run_read_completions();  // may close this connection, or stop the client
+  }
+  if (!open) return;
+  if (ec == asio::error::eof) return impl->close_conn(shared_from_this(), "Server closed the connection");
+  if (ec) return impl->close_conn(shared_from_this(), ec.message());
+  arm_read();
 }
 
 // A handler on this client's executor (a coroutine of this io_context awaiting its reply) resumes
@@ -407,171 +406,121 @@ void Conn::run_read_completions() {
   running_completions.clear();
 }
 
-void Conn::arm_write() {
-  if (writing || ac == nullptr || !want_write) return;
-  writing = true;
-  sd.async_wait(asio::posix::stream_descriptor::wait_write,
-                [self = shared_from_this()](const error_code& ec) {
-                  self->writing = false;
-                  if (ec == asio::error::operation_aborted || self->ac == nullptr) return;
-                  if (self->want_write) {
-                    self->last_write = Clock::now();
-                    self->flushing = true;
-                    redisAsyncHandleWrite(self->ac);  // may free the context
-                    self->flushing = false;
-                  }
-                  self->arm_write();
-                });
-}
-
 void Conn::want_to_write() {
-  if (ac == nullptr || writing || flush_posted) return;
-  if (flushing || (ac->c.flags & REDIS_CONNECTED) == 0) return arm_write();
+  if (!open || !connected || writing || flush_posted) return;
   flush_posted = true;
-  asio::post(sd.get_executor(), [self = shared_from_this()] { self->flush(); });
+  asio::post(socket.get_executor(), [self = shared_from_this()] { self->flush(); });
 }
 
-// Writes what hiredis has queued (every command issued since the flush was posted) without asking
-// the reactor first: a connected socket almost always takes it. hiredis calls delWrite when all of
-// it went out, or addWrite again (then, `flushing`, a wait for writability) when some is left.
 void Conn::flush() {
   flush_posted = false;
-  if (ac == nullptr || !want_write || writing) return;
-  last_write = Clock::now();
-  flushing = true;
-  redisAsyncHandleWrite(ac);  // may free the context (ac -> nullptr)
-  flushing = false;
+  if (!open || writing) return;
+  write_out();
 }
 
-// hiredis is about to free the context (and close the fd). Called inside hiredis.
-void Conn::on_cleanup() {
-  if (ac != nullptr && close_reason.empty() && ac->c.err != 0) close_reason = ac->c.errstr;
-  ac = nullptr;
-  want_read = want_write = false;
-  deadline_timer.cancel();         // every command is completed by hiredis' NULL replies
-  if (sd.is_open()) sd.release();  // cancels our waits; the fd stays hiredis' to close
-  asio::post(sd.get_executor(), [self = shared_from_this()] {
-    if (auto owner_impl = self->owner.lock()) owner_impl->on_closed(self);
-  });
-}
-
-// ---- hiredis callbacks (run inside hiredis: copy, count, post; nothing else) --------------------
-
-namespace {
-
-void on_connect_cb(const redisAsyncContext* ac, int status) {
-  auto* c = static_cast<Conn*>(ac->data);
-  if (status != REDIS_OK && c != nullptr && c->close_reason.empty())
-    c->close_reason = std::string("connect failed: ") + (ac->c.err != 0 ? ac->c.errstr : "unknown error");
-}
-
-void on_disconnect_cb(const redisAsyncContext* ac, int status) {
-  auto* c = static_cast<Conn*>(ac->data);
-  if (status != REDIS_OK && c != nullptr && c->close_reason.empty() && ac->c.err != 0)
-    c->close_reason = ac->c.errstr;
-}
-
-void on_handshake_cb(redisAsyncContext* ac, void* r, void* privdata) {
-  auto* c = static_cast<Conn*>(ac->data);
-  if (r == nullptr || c == nullptr || c->handshake_failed) return;  // going away: cleanup reports it
-  const auto step = static_cast<HandshakeStep>(reinterpret_cast<std::uintptr_t>(privdata));
-  const Reply& reply = detail::built_reply(r);
-  const char* what = step == HandshakeStep::auth ? "AUTH" : step == HandshakeStep::select ? "SELECT" : "PING";
-  const bool ok = step == HandshakeStep::ping ? reply.is_status("PONG") : reply.is_status("OK");
-  if (!ok) {
-    c->handshake_failed = true;
-    c->close_reason =
-        std::string("handshake ") + what + " failed: " + (reply.is_error() ? reply.str : "unexpected reply");
-    asio::post(c->sd.get_executor(), [self = c->shared_from_this()] {
-      if (auto owner_impl = self->owner.lock()) owner_impl->close_conn(self, self->close_reason);
-    });
-    return;
+// Writes without asking the reactor first: a connected socket almost always takes it all.
+void Conn::write_out() {
+  while (out_sent < out.size()) {
+    error_code ec;
+    const std::size_t n = socket.write_some(asio::buffer(out.data() + out_sent, out.size() - out_sent), ec);
+    out_sent += n;
+    if (n > 0) last_write = Clock::now();
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      writing = true;
+      socket.async_wait(asio::ip::tcp::socket::wait_write, [self = shared_from_this()](const error_code& e) {
+        self->writing = false;
+        if (!self->open) return;
+        if (e) return self->impl->close_conn(self, e.message());
+        self->write_out();
+      });
+      return;
+    }
+    if (ec) return impl->close_conn(shared_from_this(), ec.message());
   }
-  if (step == HandshakeStep::ping) c->impl->on_ready(c->shared_from_this());
+  out.clear();
+  out_sent = 0;
+  flushed();
 }
-
-// The reply to the oldest outstanding command (hiredis answers in order).
-void on_reply_cb(redisAsyncContext* ac, void* r, void*) {
-  auto* c = static_cast<Conn*>(ac->data);
-  if (c->pending.empty()) return;  // cannot be: one entry per command given to hiredis
-  Conn::Command cmd = std::move(c->pending.front());
-  c->pending.pop_front();
-  c->unwritten = std::min(c->unwritten, c->pending.size());
-  Client::Impl* impl = c->impl;
-  if (!cmd.handler) {
-    if (r != nullptr) ++impl->status.counters.late_replies;
-    return;
-  }
-  if (r == nullptr) {
-    impl->finish(cmd, impl->lost_error(*c), false, c);
-    return;
-  }
-  impl->finish(cmd, std::move(detail::built_reply(r)), false, c);  // hiredis frees the emptied reply
-}
-
-}  // namespace
 
 // ---- connection life cycle ----------------------------------------------------------------------
 
 void Client::Impl::connect() {
   if (stopped) return;
   set_state(State::connecting);
-  // With a source address, hiredis binds the socket to it (getaddrinfo on a numeric address: no
-  // DNS) before its non-blocking connect.
-  redisAsyncContext* ac =
-      settings.source_address.empty()
-          ? redisAsyncConnect(settings.host.c_str(), settings.port)
-          : redisAsyncConnectBind(settings.host.c_str(), settings.port, settings.source_address.c_str());
-  if (ac == nullptr) return attempt_failed("cannot allocate a hiredis context");
-  if (ac->err != 0) {
-    std::string reason = std::string("connect failed: ") + ac->errstr;
-    redisAsyncFree(ac);
-    return attempt_failed(reason);
-  }
-  auto c = std::make_shared<Conn>(this, weak_from_this(), ex, next_conn_id++);
   error_code ec;
-  c->sd.assign(ac->c.fd, ec);
-  if (ec) {
-    redisAsyncFree(ac);  // no adapter attached yet: hiredis just closes the fd
-    return attempt_failed("cannot watch the socket: " + ec.message());
+  const asio::ip::tcp::endpoint to(asio::ip::make_address(settings.host, ec), settings.port);
+  if (ec) return attempt_failed("connect failed: bad address " + settings.host);  // validate() checked it
+  auto c = std::make_shared<Conn>(this, weak_from_this(), ex, next_conn_id++);
+  if (!c->reader) return attempt_failed("cannot allocate a reply reader");
+  c->socket.open(to.protocol(), ec);
+  if (!ec) c->socket.non_blocking(true, ec);
+  if (!ec) c->socket.set_option(asio::ip::tcp::no_delay(true), ec);
+  if (ec) return attempt_failed("connect failed: cannot open a socket: " + ec.message());
+  if (!settings.source_address.empty()) {
+    // Bound before the connect, so that faults can single out this process's path.
+    const auto source = asio::ip::make_address(settings.source_address, ec);
+    if (!ec) c->socket.bind(asio::ip::tcp::endpoint(source, 0), ec);
+    if (ec)
+      return attempt_failed("connect failed: cannot bind to " + settings.source_address + ": " +
+                            ec.message());
   }
-  detail::build_replies(ac->c.reader);
-  c->ac = ac;
-  ac->data = c.get();
-  ac->ev.data = c.get();
-  ac->ev.addRead = ev_add_read;
-  ac->ev.delRead = ev_del_read;
-  ac->ev.addWrite = ev_add_write;
-  ac->ev.delWrite = ev_del_write;
-  ac->ev.cleanup = ev_cleanup;
   conn = c;
-  redisAsyncSetConnectCallback(ac, on_connect_cb);  // arms the first write event
-  redisAsyncSetDisconnectCallback(ac, on_disconnect_cb);
 
   // The handshake is pipelined behind the TCP connect; PING's answer marks the connection ready.
-  if (!settings.password.empty()) send_handshake(*c, {"AUTH", settings.password}, HandshakeStep::auth);
-  if (settings.database != 0)
-    send_handshake(*c, {"SELECT", std::to_string(settings.database)}, HandshakeStep::select);
-  send_handshake(*c, {"PING"}, HandshakeStep::ping);
+  auto handshake = [&](const std::vector<std::string>& args, HandshakeStep step) {
+    queue_command(*c, args).step = step;
+  };
+  if (!settings.password.empty()) handshake({"AUTH", settings.password}, HandshakeStep::auth);
+  if (settings.database != 0) handshake({"SELECT", std::to_string(settings.database)}, HandshakeStep::select);
+  handshake({"PING"}, HandshakeStep::ping);
+
+  c->socket.async_connect(to, [c](const error_code& e) {
+    if (!c->open) return;
+    if (e) return c->impl->close_conn(c, "connect failed: " + e.message());
+    c->connected = true;
+    c->last_write = Clock::now();
+    c->flush();
+    c->arm_read();
+  });
 
   connect_timer.expires_after(settings.connect_timeout);
   connect_timer.async_wait([self = shared_from_this(), c](const error_code& e) {
-    if (e || self->conn != c || c->ready || c->ac == nullptr) return;
+    if (e || self->conn != c || c->ready || !c->open) return;
     self->close_conn(c, "connect timeout after " + ms_text(self->settings.connect_timeout));
   });
 }
 
-void Client::Impl::send_handshake(Conn& c, const std::vector<std::string>& args, HandshakeStep step) {
-  if (c.ac == nullptr) return;
-  queue_command(c, args, on_handshake_cb, reinterpret_cast<void*>(static_cast<std::uintptr_t>(step)));
+template <typename Args>
+Conn::Command& Client::Impl::queue_command(Conn& c, const Args& args) {
+  detail::append_command(c.out, args);
+  Conn::Command& cmd =
+      c.pending.emplace_back(Conn::Command{.seq = c.next_seq++, .deadline = {}, .queued = Clock::now()});
+  ++c.unwritten;
+  c.want_to_write();
+  return cmd;
 }
 
-template <typename Args>
-bool Client::Impl::queue_command(Conn& c, const Args& args, redisCallbackFn* fn, void* privdata) {
-  command_buffer.clear();
-  detail::append_command(command_buffer, args);
-  return redisAsyncFormattedCommand(c.ac, fn, privdata, command_buffer.data(), command_buffer.size()) ==
-         REDIS_OK;
+void Client::Impl::on_reply(Conn& c, Reply reply) {
+  if (c.pending.empty()) return close_conn(c.shared_from_this(), "a reply no command awaits");
+  Conn::Command cmd = std::move(c.pending.front());
+  c.pending.pop_front();
+  c.unwritten = std::min(c.unwritten, c.pending.size());
+  if (cmd.step != HandshakeStep::none) return on_handshake_reply(c, cmd.step, reply);
+  if (!cmd.handler) {
+    ++status.counters.late_replies;
+    return;
+  }
+  finish(cmd, std::move(reply), false, &c);
+}
+
+void Client::Impl::on_handshake_reply(Conn& c, HandshakeStep step, const Reply& reply) {
+  const char* what = step == HandshakeStep::auth ? "AUTH" : step == HandshakeStep::select ? "SELECT" : "PING";
+  const bool ok = step == HandshakeStep::ping ? reply.is_status("PONG") : reply.is_status("OK");
+  if (!ok) {
+    return close_conn(c.shared_from_this(), std::string("handshake ") + what + " failed: " +
+                                                (reply.is_error() ? reply.str : "unexpected reply"));
+  }
+  if (step == HandshakeStep::ping) on_ready(c.shared_from_this());
 }
 
 void Client::Impl::on_ready(const std::shared_ptr<Conn>& c) {
@@ -584,14 +533,26 @@ void Client::Impl::on_ready(const std::shared_ptr<Conn>& c) {
   set_state(State::connected);
   common::log::info("redis connected", {{"client", settings.name},
                                         {"address", settings.host + ":" + std::to_string(settings.port)}});
-  // Called inside hiredis: waiters are completed by a post (complete_later), so this is safe.
-  complete_waiters(true);
+  complete_waiters(true);  // posted (complete_later)
 }
 
+// Closes the socket (its reads and waits end with operation_aborted and find `open` false),
+// completes every outstanding command with lost_error() and posts on_closed().
 void Client::Impl::close_conn(const std::shared_ptr<Conn>& c, const std::string& reason) {
-  if (!c || c->ac == nullptr) return;
+  if (!c || !c->open) return;
   if (c->close_reason.empty()) c->close_reason = reason;
-  redisAsyncFree(c->ac);  // NULL replies for everything outstanding, then the cleanup hook
+  c->open = false;
+  error_code ignored;
+  c->socket.close(ignored);
+  c->deadline_timer.cancel();
+  for (Conn::Command& cmd : c->pending) {
+    if (cmd.handler) finish(cmd, lost_error(*c), false, c.get());
+  }
+  c->pending.clear();
+  c->unwritten = 0;
+  asio::post(ex, [c] {
+    if (auto owner_impl = c->owner.lock()) owner_impl->on_closed(c);
+  });
 }
 
 void Client::Impl::on_closed(const std::shared_ptr<Conn>& c) {
@@ -641,7 +602,6 @@ void Client::Impl::schedule_reconnect() {
 Error Client::Impl::lost_error(const Conn& c) const {
   if (stopped) return {Errc::stopped, "client stopped"};
   std::string reason = c.close_reason;
-  if (reason.empty() && c.ac != nullptr && c.ac->c.err != 0) reason = c.ac->c.errstr;
   if (reason.empty()) reason = "connection closed";
   return {Errc::connection_lost, "connection lost: " + reason};
 }
@@ -693,7 +653,7 @@ void Client::Impl::submit(const Args& args, Deadline deadline, Handler handler, 
     return fail_now(
         std::move(handler), Errc::invalid_argument,
         std::string(args[0]) + " is not supported (it changes the state of the shared connection)");
-  if ((!conn || !conn->ready || conn->ac == nullptr) && may_wait && started && status.refused &&
+  if ((!conn || !conn->ready || !conn->open) && may_wait && started && status.refused &&
       !deadline.expired()) {
     // The server refused at once until now: one attempt now costs a refused connect while it is
     // still down, and sends the command as soon as it is back (a copy of the arguments waits).
@@ -707,7 +667,7 @@ void Client::Impl::submit(const Args& args, Deadline deadline, Handler handler, 
     start_attempt_now();
     return;
   }
-  if (!conn || !conn->ready || conn->ac == nullptr) {
+  if (!conn || !conn->ready || !conn->open) {
     std::string msg = "not connected";
     if (!status.last_error.empty()) msg += ": " + status.last_error;
     return fail_now(std::move(handler), Errc::not_connected, std::move(msg));
@@ -719,11 +679,8 @@ void Client::Impl::submit(const Args& args, Deadline deadline, Handler handler, 
     return fail_now(std::move(handler), Errc::timeout, "deadline passed before sending");
 
   Conn& c = *conn;
-  if (!queue_command(c, args, on_reply_cb, nullptr))
-    return fail_now(std::move(handler), Errc::connection_lost, "connection is closing");
-  Conn::Command& cmd = c.pending.emplace_back(
-      Conn::Command{.seq = c.next_seq++, .deadline = deadline.at(), .queued = Clock::now()});
-  ++c.unwritten;
+  Conn::Command& cmd = queue_command(c, args);
+  cmd.deadline = deadline.at();
   cmd.handler.emplace(std::move(handler));
   cmd.on_executor = on_executor;
 
@@ -779,7 +736,7 @@ void Client::Impl::expire_commands(const std::shared_ptr<Conn>& c) {
       next = std::min(next, cmd.deadline);
     }
   }
-  if (next != Clock::time_point::max() && c->ac != nullptr) arm_deadline(c, next);
+  if (next != Clock::time_point::max() && c->open) arm_deadline(c, next);
 }
 
 // Drops a connection on which the server has sent nothing for stall_timeout since the oldest
@@ -792,10 +749,10 @@ void Client::Impl::arm_watchdog() {
   watchdog.async_wait([self = shared_from_this(), c = conn](const error_code& ec) {
     if (ec) return;  // cancelled by whoever reset watchdog_armed
     self->watchdog_armed = false;
-    if (self->conn != c || c->ac == nullptr || c->pending.empty()) return;
+    if (self->conn != c || !c->open || c->pending.empty()) return;
     // Our own loop may have been late (busy, or the machine loaded): bytes waiting to be read, or
     // a socket ready to take output we have not written yet, are not the server stalling.
-    pollfd p{c->ac->c.fd, POLLIN | POLLOUT, 0};
+    pollfd p{c->socket.native_handle(), POLLIN | POLLOUT, 0};
     if (::poll(&p, 1, 0) == 1) {
       const auto now = Clock::now();
       if ((p.revents & (POLLIN | POLLHUP | POLLERR)) != 0) c->last_read = now;
@@ -864,7 +821,7 @@ bool Client::retarget(std::string host, std::uint16_t port) {
 
 std::uint64_t Client::connection_id() const {
   const auto& c = impl_->conn;
-  return c && c->ready && c->ac != nullptr ? c->id : 0;
+  return c && c->ready && c->open ? c->id : 0;
 }
 
 bool Client::connected() const {

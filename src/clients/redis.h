@@ -1,4 +1,5 @@
-// clients::redis: an Asio-driven Redis client for one endpoint (host:port), on hiredis' async API.
+// clients::redis: an Asio-driven Redis client for one endpoint (host:port): its own non-blocking
+// socket, with hiredis' reply parser.
 //
 // What it is for: cache calls that must never hold a request hostage. Every command has a
 // deadline and completes by it (with a reply or an error, never an exception); the connection is
@@ -38,7 +39,7 @@
 //   are outstanding on the connection; beyond that commands fail at once with `overloaded`. So a slow or
 //   blackholed server never builds an unbounded queue, and reconnects are paced by the backoff
 //   (the handshake of the new connection must answer within `connect_timeout`).
-// - Desynchronised connections: hiredis matches replies to commands in order; a caller that
+// - Desynchronised connections: replies are matched to commands in order; a caller that
 //   receives a reply that cannot belong to its command calls reset(), which drops the connection
 //   (outstanding commands fail with `connection_lost`) and reconnects with backoff.
 // - Reconnect: after a lost connection or a failed attempt the next attempt waits
@@ -57,16 +58,18 @@
 //   in order. Commands issued in one turn of the event loop leave in one write(2), made after that
 //   turn without first waiting for the socket to be writable.
 // - Cost: a command needs no timer and no allocation of its own in the client (one deadline timer
-//   per connection, armed for the earliest deadline outstanding; the command is formatted into a
-//   reused buffer); hiredis still allocates its callback entry and the reply it parses.
+//   per connection, armed for the earliest deadline outstanding; the command is formatted into the
+//   connection's output buffer); what remains is the reply itself (one allocation, one more for an
+//   array). A server that sends a reply no command awaits is dropped.
 // - Binary-safe: arguments and replies are byte strings (std::string may hold any bytes).
 // - No pub/sub: SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE, (P|S)UNSUBSCRIBE, MONITOR and HELLO are rejected
 //   with `invalid_argument` (they change the protocol state of the shared connection). Blocking
 //   commands (BLPOP ...) must time out before `stall_timeout`, or the connection is dropped.
 // - Threading: a Client is bound to the executor given at construction, which must run on one
 //   thread at a time (an io_context run by one thread, or a strand). Every member function must be
-//   called on that executor. Completion handlers are never invoked inside a hiredis callback nor
-//   inside the initiating call: they are posted to the handler's associated executor.
+//   called on that executor. Completion handlers are never invoked inside the initiating call;
+//   a reply's handler that runs on this executor is called once its read is parsed, others are
+//   posted to the handler's associated executor.
 // - Lifetime: stop() (or the destructor) cancels every timer, closes the connection and completes
 //   every outstanding operation with `stopped`; it is safe to destroy the Client while operations
 //   are in flight (their handlers still run, with `stopped`, and must not touch the Client).
@@ -94,7 +97,7 @@
 
 namespace clients::redis {
 
-// A reply, deep-copied out of hiredis: the Client owns no hiredis memory once a handler runs.
+// A reply, an owned value: nothing of the parser's memory stays in it.
 struct Reply {
   enum class Type : std::uint8_t { nil, integer, string, status, error, array };
 

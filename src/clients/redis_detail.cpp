@@ -45,35 +45,24 @@ void append_command(std::string& out, std::span<const std::string_view> args) {
 
 namespace {
 
-// A reply built by build_replies(): what hiredis may read of it first (see the header), then ours.
-struct BuiltReply {
-  redisReply header{};
-  Reply reply;
-};
+// The Reply a task fills, which is also the object hiredis keeps for it: a new root, or element
+// `idx` of the parent array (made with all its elements, so the address is stable). Null when out
+// of memory.
+Reply* slot_for(const redisReadTask* task) {
+  if (task->parent == nullptr) return new (std::nothrow) Reply;
+  auto* parent = static_cast<Reply*>(task->parent->obj);
+  return &parent->elements[static_cast<std::size_t>(task->idx)];
+}
 
-// The Reply a task fills and the object hiredis keeps for it: a new root, or element `idx` of the
-// parent array (made with all its elements, so the address is stable). Null when out of memory.
-Reply* slot_for(const redisReadTask* task, void*& object) {
-  if (task->parent == nullptr) {
-    auto* root = new (std::nothrow) BuiltReply;
-    if (root == nullptr) return nullptr;
-    root->header.type = task->type;
-    object = root;
-    return &root->reply;
-  }
-  void* parent_object = task->parent->obj;
-  Reply& parent = task->parent->parent == nullptr ? static_cast<BuiltReply*>(parent_object)->reply
-                                                  : *static_cast<Reply*>(parent_object);
-  Reply* slot = &parent.elements[static_cast<std::size_t>(task->idx)];
-  object = slot;
-  return slot;
+// hiredis frees only roots (what it returned, or the reply it was building when it failed).
+void free_built(void* object) {
+  delete static_cast<Reply*>(object);
 }
 
 // The callbacks run inside hiredis (C): nothing may throw out of them; null means out of memory,
 // which the reader reports as an error (and frees the root through free_built).
 void* create_built_string(const redisReadTask* task, char* str, size_t len) {
-  void* object = nullptr;
-  Reply* r = slot_for(task, object);
+  Reply* r = slot_for(task);
   if (r == nullptr) return nullptr;
   r->type = task->type == REDIS_REPLY_ERROR    ? Reply::Type::error
             : task->type == REDIS_REPLY_STATUS ? Reply::Type::status
@@ -81,55 +70,39 @@ void* create_built_string(const redisReadTask* task, char* str, size_t len) {
   try {
     r->str.assign(str, len);
   } catch (...) {
-    if (task->parent == nullptr) delete static_cast<BuiltReply*>(object);
+    if (task->parent == nullptr) free_built(r);
     return nullptr;
   }
-  if (task->parent == nullptr) {
-    auto* root = static_cast<BuiltReply*>(object);
-    root->header.str = root->reply.str.data();
-    root->header.len = root->reply.str.size();
-  }
-  return object;
+  return r;
 }
 
 void* create_built_array(const redisReadTask* task, int elements) {
   if (elements < 0 || elements > kMaxReplyElements) return nullptr;
-  void* object = nullptr;
-  Reply* r = slot_for(task, object);
+  Reply* r = slot_for(task);
   if (r == nullptr) return nullptr;
   r->type = Reply::Type::array;
   try {
     r->elements.resize(static_cast<std::size_t>(elements));
   } catch (...) {
-    if (task->parent == nullptr) delete static_cast<BuiltReply*>(object);
+    if (task->parent == nullptr) free_built(r);
     return nullptr;
   }
-  if (task->parent == nullptr) static_cast<BuiltReply*>(object)->header.elements = r->elements.size();
-  return object;
+  return r;
 }
 
 void* create_built_integer(const redisReadTask* task, long long value) {
-  void* object = nullptr;
-  Reply* r = slot_for(task, object);
+  Reply* r = slot_for(task);
   if (r == nullptr) return nullptr;
   r->type = Reply::Type::integer;
   r->integer = value;
-  if (task->parent == nullptr) static_cast<BuiltReply*>(object)->header.integer = value;
-  return object;
+  return r;
 }
 
 void* create_built_nil(const redisReadTask* task) {
-  void* object = nullptr;
-  Reply* r = slot_for(task, object);
+  Reply* r = slot_for(task);
   if (r == nullptr) return nullptr;
   r->type = Reply::Type::nil;
-  if (task->parent == nullptr) static_cast<BuiltReply*>(object)->header.type = REDIS_REPLY_NIL;
-  return object;
-}
-
-// hiredis frees only roots (what it returned, or the reply it was building when it failed).
-void free_built(void* object) {
-  delete static_cast<BuiltReply*>(object);
+  return r;
 }
 
 redisReplyObjectFunctions built_functions{create_built_string, create_built_array, create_built_integer,
@@ -142,13 +115,23 @@ void build_replies(redisReader* reader) {
 }
 
 Reply& built_reply(void* object) {
-  return static_cast<BuiltReply*>(object)->reply;
+  return *static_cast<Reply*>(object);
 }
 
 Reply take_built_reply(void* object) {
   Reply r = std::move(built_reply(object));
   free_built(object);
   return r;
+}
+
+void ReaderFree::operator()(redisReader* r) const {
+  redisReaderFree(r);
+}
+
+ReaderPtr make_reader() {
+  ReaderPtr reader(redisReaderCreate());
+  if (reader) build_replies(reader.get());
+  return reader;
 }
 
 namespace {

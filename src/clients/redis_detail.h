@@ -1,7 +1,8 @@
-// Internals of clients::redis that are pure functions, exposed for unit tests: building hiredis
-// replies as owned values, formatting commands, SHA1 for script identifiers, command screening.
+// Internals of clients::redis that are pure functions, exposed for unit tests: a hiredis reply
+// reader building owned values, formatting commands, SHA1 for script identifiers, command screening.
 #pragma once
 
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -20,18 +21,24 @@ inline constexpr int kMaxReplyElements = 1 << 20;
 // allocation per reply and one per array, against hiredis' two per element plus a copy into a
 // Reply. An array reply announcing more than kMaxReplyElements elements is refused (hiredis 0.14
 // would allocate its element pointers as soon as it reads the count: "*1000000000" took 8 GB); the
-// reader reports out of memory and the connection is dropped. What such a reader returns is read
-// (and may be moved from) with built_reply(); hiredis' async context frees it through the same
-// table, a reader used directly with take_built_reply(). Since hiredis itself looks at the `type`
-// and `str` of an error reply no command awaits, the object starts with a redisReply header that
-// says them.
+// reader reports out of memory and the connection is dropped. What such a reader returns is taken
+// with take_built_reply() (built_reply() reads it in place; the reader's freeObject frees it).
 //
-//   build_replies(ac->c.reader);                    // once, right after redisAsyncConnect
-//   Reply r = std::move(built_reply(raw));          // in a reply callback
-//   Reply r = take_built_reply(raw);                // from redisReaderGetReply
+//   ReaderPtr reader = make_reader();               // a reader that builds Replies
+//   redisReaderFeed(reader.get(), bytes, n);
+//   void* raw = nullptr;
+//   redisReaderGetReply(reader.get(), &raw);        // raw: a reply, or nullptr (need more bytes)
+//   Reply r = take_built_reply(raw);
 void build_replies(redisReader* reader);
 Reply& built_reply(void* object);
 Reply take_built_reply(void* object);
+
+struct ReaderFree {
+  void operator()(redisReader* r) const;
+};
+using ReaderPtr = std::unique_ptr<redisReader, ReaderFree>;
+// A new reader set up by build_replies (null if hiredis cannot allocate one).
+ReaderPtr make_reader();
 
 // Appends `args` to `out` as one command in the Redis protocol (an array of bulk strings, exactly
 // what hiredis' redisFormatCommandArgv writes): formatted in place, so a reused `out` allocates

@@ -12,12 +12,11 @@
 namespace clients::redis::detail {
 namespace {
 
-// Every reply of `wire`, built by a reader made as the clients make theirs (build_replies), fed in
+// Every reply of `wire`, built by a reader made as the clients make theirs (make_reader), fed in
 // pieces of `piece` bytes as replies arrive split across reads. Stops at the first protocol error
 // (then `error` is set).
 std::vector<Reply> parse_all(const std::string& wire, std::size_t piece, bool* error = nullptr) {
-  std::unique_ptr<redisReader, void (*)(redisReader*)> reader(redisReaderCreate(), redisReaderFree);
-  build_replies(reader.get());
+  ReaderPtr reader = make_reader();
   std::vector<Reply> out;
   for (std::size_t at = 0; at < wire.size(); at += piece) {
     EXPECT_EQ(redisReaderFeed(reader.get(), wire.data() + at, std::min(piece, wire.size() - at)), REDIS_OK);
@@ -128,25 +127,26 @@ TEST(RedisReply, NothingIsLeftBehindOnErrors) {
   EXPECT_TRUE(parse_all("*2\r\n$3\r\nabc\r\n", 64).empty());
 }
 
-// hiredis reads the type and text of an error reply that no command awaits (it becomes the
-// context's error): a built reply says them as a redisReply would.
-TEST(RedisReply, BuiltRootsStartWithWhatHiredisReadsOfThem) {
-  std::unique_ptr<redisReader, void (*)(redisReader*)> reader(redisReaderCreate(), redisReaderFree);
-  build_replies(reader.get());
-  const std::string wire = "-ERR max number of clients reached\r\n:5\r\n";
+// The reader the client makes: replies come out whole, one after another, each freed by its taker.
+TEST(RedisReply, MakeReaderBuildsRepliesOneAfterAnother) {
+  ReaderPtr reader = make_reader();
+  ASSERT_TRUE(reader);
+  const std::string wire = "-ERR max number of clients reached\r\n:5\r\n*2\r\n$1\r\na\r\n";
   ASSERT_EQ(redisReaderFeed(reader.get(), wire.data(), wire.size()), REDIS_OK);
   void* obj = nullptr;
   ASSERT_EQ(redisReaderGetReply(reader.get(), &obj), REDIS_OK);
   ASSERT_NE(obj, nullptr);
-  const auto* header = static_cast<const redisReply*>(obj);
-  EXPECT_EQ(header->type, REDIS_REPLY_ERROR);
-  EXPECT_STREQ(header->str, "ERR max number of clients reached");
-  reader->fn->freeObject(obj);
+  EXPECT_EQ(take_built_reply(obj), Reply::from_error("ERR max number of clients reached"));
   ASSERT_EQ(redisReaderGetReply(reader.get(), &obj), REDIS_OK);
   ASSERT_NE(obj, nullptr);
-  EXPECT_EQ(static_cast<const redisReply*>(obj)->type, REDIS_REPLY_INTEGER);
   EXPECT_EQ(built_reply(obj), Reply::from_integer(5));
   reader->fn->freeObject(obj);
+  ASSERT_EQ(redisReaderGetReply(reader.get(), &obj), REDIS_OK);
+  EXPECT_EQ(obj, nullptr) << "the array is not complete yet";
+  ASSERT_EQ(redisReaderFeed(reader.get(), "$1\r\nb\r\n", 7), REDIS_OK);
+  ASSERT_EQ(redisReaderGetReply(reader.get(), &obj), REDIS_OK);
+  ASSERT_NE(obj, nullptr);
+  EXPECT_EQ(take_built_reply(obj), Reply::from_array({Reply::from_string("a"), Reply::from_string("b")}));
 }
 
 TEST(Sha1, MatchesKnownVectorsAndRedisScriptIds) {

@@ -11,8 +11,11 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <functional>
 #include <optional>
 #include <thread>
@@ -851,6 +854,55 @@ TEST(RedisClient, TimedOutAttemptsBackOffAndConnectNowDoesNotWaitForOne) {
     const auto t0 = Clock::now();
     EXPECT_FALSE(co_await redis.connect_now(1s));
     EXPECT_LT(since(t0), itest::kFast);
+  });
+}
+
+// A server that breaks the protocol's order: one that refuses in words (Redis at maxclients says
+// so and closes) fails the attempt with its words; one that answers more than it was asked is
+// dropped at its extra reply, and the client connects again.
+TEST(RedisClient, AServerOutOfStepIsDroppedWithWhatItSaid) {
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  Settings s;
+  s.port = acceptor.local_endpoint().port();
+  s.reconnect = {.initial = 10ms, .max = 10ms, .jitter = 0.0};
+  Client redis(io.get_executor(), s);
+  int accepted = 0;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        for (;;) {
+          auto sock = co_await acceptor.async_accept(asio::use_awaitable);
+          ++accepted;
+          std::string answer = "-ERR max number of clients reached\r\n";
+          if (accepted > 1) {
+            std::array<char, 64> buf{};
+            co_await sock.async_read_some(asio::buffer(buf), asio::use_awaitable);  // the PING
+            answer = "+PONG\r\n+PONG\r\n";
+          }
+          co_await asio::async_write(sock, asio::buffer(answer), asio::use_awaitable);
+          if (accepted == 1) continue;  // closed at once, as Redis does
+          std::array<char, 64> rest{};  // kept open until the client drops it
+          boost::system::error_code ec;
+          while (!ec)
+            co_await sock.async_read_some(asio::buffer(rest), asio::redirect_error(asio::use_awaitable, ec));
+        }
+      },
+      asio::detached);
+  redis.start();
+  run(io, [&]() -> asio::awaitable<void> {
+    for (int i = 0; i < 200 && redis.status().counters.connect_failures == 0; ++i)
+      co_await sleep_for(2ms);
+    EXPECT_NE(redis.status().last_error.find("handshake PING failed: ERR max number of clients reached"),
+              std::string::npos)
+        << redis.status().last_error;
+    for (int i = 0; i < 500 && redis.status().counters.disconnects == 0; ++i)
+      co_await sleep_for(2ms);
+    const auto st = redis.status();
+    EXPECT_GE(st.counters.connects, 1u);
+    EXPECT_GE(st.counters.disconnects, 1u);
+    EXPECT_NE(st.last_error.find("a reply no command awaits"), std::string::npos) << st.last_error;
+    acceptor.close();
   });
 }
 

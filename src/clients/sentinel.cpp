@@ -43,17 +43,12 @@ std::string ms_text(std::chrono::milliseconds d) {
   return std::to_string(d.count()) + " ms";
 }
 
-struct ReaderFree {
-  void operator()(redisReader* r) const { redisReaderFree(r); }
-};
-
 // One raw RESP connection, for what clients::redis::Client does not do: a one-shot ROLE check and
 // a pub/sub subscription. Every step takes a deadline; close() ends whatever is pending at once.
 class RespConn : public std::enable_shared_from_this<RespConn> {
  public:
-  explicit RespConn(const asio::any_io_executor& ex) : socket_(ex), timer_(ex), reader_(redisReaderCreate()) {
-    if (reader_) detail::build_replies(reader_.get());
-  }
+  explicit RespConn(const asio::any_io_executor& ex)
+      : socket_(ex), timer_(ex), reader_(detail::make_reader()) {}
 
   // Empty on success, else what went wrong.
   asio::awaitable<std::string> connect(const Address& to, const std::string& source, Deadline d) {
@@ -136,7 +131,7 @@ class RespConn : public std::enable_shared_from_this<RespConn> {
 
   tcp::socket socket_;
   asio::steady_timer timer_;
-  std::unique_ptr<redisReader, ReaderFree> reader_;
+  detail::ReaderPtr reader_;
   std::array<char, 16384> buf_{};
   std::uint64_t generation_ = 0;
   bool timed_out_ = false;

@@ -24,8 +24,8 @@ Backoff::Backoff(BackoffPolicy policy, std::uint64_t seed) : policy_(policy), rn
 }
 
 bool refused_text(std::string_view error) {
-  // strerror(3) texts, and hiredis' words for the EOF of a server that accepted and closed at once
-  // (a proxy with nothing behind it, a server shutting down).
+  // strerror(3) texts, and the Redis client's words (hiredis' before it) for the EOF of a server
+  // that accepted and closed at once (a proxy with nothing behind it, a server shutting down).
   for (const int e : {ECONNREFUSED, ECONNRESET}) {
     if (error.find(std::strerror(e)) != std::string_view::npos) return true;
   }

@@ -52,7 +52,7 @@ enum class AttemptError {
   slow,     // timed out, or anything else: back off exponentially
 };
 
-// Whether a connect failure's text (strerror(3) based, as hiredis reports it) says the host answered
+// Whether a connect failure's text (strerror(3) based, as the clients report it) says the host answered
 // at once: connection refused, connection reset, or closed by the server.
 bool refused_text(std::string_view error);
 
@@ -75,7 +75,7 @@ class Backoff {
   std::mt19937_64 rng_;
 };
 
-// hiredis writes with write(2), so a write to a connection the server has closed raises SIGPIPE,
+// A write(2) or a send(2) without MSG_NOSIGNAL to a connection the server has closed raises SIGPIPE,
 // whose default action kills the process. The clients call this (once per process, idempotent)
 // when they are constructed: it sets SIGPIPE to SIG_IGN unless the program installed a handler.
 void ignore_sigpipe();
