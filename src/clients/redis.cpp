@@ -330,7 +330,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   // Formats `args` into the connection's output buffer, behind a new entry of `pending`, and has
   // them written. Args: std::vector<std::string> or std::span<const std::string_view> (read at once).
   template <typename Args>
-  Conn::Command& queue_command(Conn& c, const Args& args);
+  Conn::Command& queue_command(Conn& c, const Args& args, Clock::time_point now);
   // The reply to the oldest outstanding command; a handshake's reply checked by on_handshake_reply.
   void on_reply(Conn& c, Reply reply);
   void on_handshake_reply(Conn& c, HandshakeStep step, const Reply& reply);
@@ -468,7 +468,7 @@ void Client::Impl::connect() {
 
   // The handshake is pipelined behind the TCP connect; PING's answer marks the connection ready.
   auto handshake = [&](const std::vector<std::string>& args, HandshakeStep step) {
-    queue_command(*c, args).step = step;
+    queue_command(*c, args, Clock::now()).step = step;
   };
   if (!settings.password.empty()) handshake({"AUTH", settings.password}, HandshakeStep::auth);
   if (settings.database != 0) handshake({"SELECT", std::to_string(settings.database)}, HandshakeStep::select);
@@ -491,10 +491,10 @@ void Client::Impl::connect() {
 }
 
 template <typename Args>
-Conn::Command& Client::Impl::queue_command(Conn& c, const Args& args) {
+Conn::Command& Client::Impl::queue_command(Conn& c, const Args& args, Clock::time_point now) {
   detail::append_command(c.out, args);
   Conn::Command& cmd =
-      c.pending.emplace_back(Conn::Command{.seq = c.next_seq++, .deadline = {}, .queued = Clock::now()});
+      c.pending.emplace_back(Conn::Command{.seq = c.next_seq++, .deadline = {}, .queued = now});
   ++c.unwritten;
   c.want_to_write();
   return cmd;
@@ -675,11 +675,12 @@ void Client::Impl::submit(const Args& args, Deadline deadline, Handler handler, 
   if (conn->pending.size() >= settings.max_pending)
     return fail_now(std::move(handler), Errc::overloaded,
                     std::to_string(conn->pending.size()) + " commands already outstanding");
-  if (deadline.expired())
+  const auto now = Clock::now();
+  if (deadline.expired(now))
     return fail_now(std::move(handler), Errc::timeout, "deadline passed before sending");
 
   Conn& c = *conn;
-  Conn::Command& cmd = queue_command(c, args);
+  Conn::Command& cmd = queue_command(c, args, now);
   cmd.deadline = deadline.at();
   cmd.handler.emplace(std::move(handler));
   cmd.on_executor = on_executor;

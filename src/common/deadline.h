@@ -28,6 +28,8 @@ class Deadline {
 
   Clock::time_point at() const { return at_; }
   bool expired() const { return Clock::now() >= at_; }
+  // As of `now`, a time the caller already read (one clock read fewer on a hot path).
+  bool expired(Clock::time_point now) const { return now >= at_; }
   // Time left, zero once expired.
   Clock::duration remaining() const {
     const auto left = at_ - Clock::now();

@@ -138,7 +138,7 @@ void Api::reload(const Config& config) {
 }
 
 asio::awaitable<Response> Api::handle(Request& req, const RequestInfo& info, Listener listener) {
-  Exchange x{req, Clock::now()};
+  Exchange x{req, info.received};
   Response res;
   const Step step = start(x, info, listener, res);
   if (step == Step::read) {

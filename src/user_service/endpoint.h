@@ -56,9 +56,11 @@ class Endpoint {
     budget_ = budget;
     health_.reconfigure(breaker_failures, budget / 2);
   }
-  // A call's deadline: the endpoint's budget (or `budget`, when given) from now, at most the request's.
-  Deadline deadline(Deadline request, Clock::duration budget = {}) const {
-    return Deadline::after(budget > Clock::duration::zero() ? budget : budget_).at_most(request);
+  // A call's deadline: the endpoint's budget (or `budget`, when given) from `now`, at most the
+  // request's.
+  Deadline deadline(Deadline request, Clock::duration budget = {},
+                    Clock::time_point now = Clock::now()) const {
+    return Deadline(now + (budget > Clock::duration::zero() ? budget : budget_)).at_most(request);
   }
 
   // One call: `fn(deadline)` returns an awaitable of Outcome<T>. While the breaker is open the call is

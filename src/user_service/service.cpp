@@ -201,7 +201,8 @@ asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline dead
   //    (hit, miss or known-stale entry) ends the cache lookup. So does a desynchronised connection
   //    (a reply that was not this read's): its connection was dropped, and MariaDB answers instead.
   for (Endpoint* node : {&redis_master_, &redis_replica_}) {
-    if (deadline.expired()) break;
+    const auto started = Clock::now();
+    if (deadline.expired(started)) break;
     const bool replica = node == &redis_replica_;
     // What the ledger knows before asking: the reply may predate a repair that lands (and leaves the
     // ledger) while this read is in flight, e.g. a replica's answer overtaken by the master's repair.
@@ -214,8 +215,8 @@ asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline dead
     // (refused at once, or the half-open trial). One co_await for both, as each takes room in the
     // frame; not on a conditional expression, which GCC 12 destroys twice.
     const bool direct = node->allow();
-    const auto started = Clock::now();
-    auto call = direct ? get(node->deadline(deadline)) : node->call<std::optional<CacheEntry>>(deadline, get);
+    auto call = direct ? get(node->deadline(deadline, {}, started))
+                       : node->call<std::optional<CacheEntry>>(deadline, get);
     auto got = co_await std::move(call);
     if (direct) node->account(got.failure, got.message, started);
     if (got.failure == Failure::desync) break;
