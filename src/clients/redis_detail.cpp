@@ -13,23 +13,37 @@ namespace clients::redis::detail {
 
 namespace {
 
-void append_header(std::string& out, char kind, std::size_t n) {
-  char buf[24];
-  buf[0] = kind;
-  const auto [end, ec] = std::to_chars(buf + 1, buf + sizeof buf - 2, n);
-  (void)ec;  // 20 digits always fit
-  end[0] = '\r';
-  end[1] = '\n';
-  out.append(buf, static_cast<std::size_t>(end + 2 - buf));
+std::size_t decimal_digits(std::size_t n) {
+  std::size_t digits = 1;
+  for (; n >= 10; n /= 10)
+    ++digits;
+  return digits;
 }
 
+// "<kind><n>\r\n" at `p`; returns the end.
+char* put_header(char* p, char kind, std::size_t n) {
+  *p++ = kind;
+  p = std::to_chars(p, p + 20, n).ptr;  // 20 digits always fit
+  *p++ = '\r';
+  *p++ = '\n';
+  return p;
+}
+
+// Sized first, then written in place: one growth of `out` at most, no append's checks per piece.
 template <typename Args>
 void append_args(std::string& out, const Args& args) {
-  append_header(out, '*', args.size());
+  std::size_t size = decimal_digits(args.size()) + 3;
+  for (const auto& a : args)
+    size += decimal_digits(a.size()) + 3 + a.size() + 2;
+  const std::size_t at = out.size();
+  out.resize(at + size);
+  char* p = put_header(out.data() + at, '*', args.size());
   for (const auto& a : args) {
-    append_header(out, '$', a.size());
-    out.append(a);
-    out.append("\r\n", 2);
+    p = put_header(p, '$', a.size());
+    if (!a.empty()) std::memcpy(p, a.data(), a.size());
+    p += a.size();
+    *p++ = '\r';
+    *p++ = '\n';
   }
 }
 

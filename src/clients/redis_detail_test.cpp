@@ -179,6 +179,8 @@ TEST(Commands, FormattedAsHiredisFormatsThem) {
       {"HMGET", "user:u-1", "id", "name", "version"},
       {"SET", std::string("k\0\r\n", 4), ""},
       {"SET", "big", std::string(100000, 'x')},
+      {"MSET", std::string(9, 'a'), std::string(10, 'b'), std::string(99, 'c'), std::string(100, 'd'), "1",
+       "2", "3", "4", "5", "6"},  // lengths and a count at each number of digits' edge
   };
   std::string all;
   std::string hiredis_all;
