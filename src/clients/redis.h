@@ -55,7 +55,7 @@
 //   connect while the server is still down: `not_connected` in microseconds) and is sent as soon as
 //   it succeeds, so the first command after a server's return does not fail for want of the
 //   reconnect backoff. Commands issued together pipeline on the one connection; replies are matched
-//   in order. Commands issued in one turn of the event loop leave in one write(2), made after that
+//   in order. Commands issued in one turn of the event loop leave in one send(2), made after that
 //   turn without first waiting for the socket to be writable.
 // - Cost: a command needs no timer and no allocation of its own in the client (one deadline timer
 //   per connection, armed for the earliest deadline outstanding; the command is formatted into the
