@@ -1,20 +1,24 @@
-// Fuzz target: Redis replies as the clients receive them. The same bytes go through two hiredis
-// reply readers: the clients' (detail::build_replies: Reply values built in place, arrays limited)
-// and, as the reference, hiredis' own reply objects (with the same array limit, kept here: the
-// default reader would allocate whatever count it reads). Every reply is then screened as the
-// client screens replies (is_noscript).
+// Fuzz target: Redis replies as the clients receive them, through their reader (ReplyReader) and,
+// as the reference, hiredis' own reader (with the same array limit: its default would allocate
+// whatever count it reads). The first byte chooses the size of the pieces the rest is fed in.
 //
-// Checked, besides memory safety, leaks and UB in our callbacks: every built reply is faithful to
-// hiredis' own at every depth (types, integers, every byte of strings, element counts), and the
-// readers fail exactly where the other does.
+// Checked, besides memory safety, leaks and UB: every reply ours returns, hiredis returns too, the
+// same at every depth (types, integers, every byte of strings, element counts); where hiredis
+// fails, ours has failed by then; ours never waits for bytes it has (every reply hiredis returns,
+// ours returns too, unless it has failed on bytes hiredis lets pass: it is stricter, see
+// redis_reply_reader.h). Every reply is then screened as the client screens replies (is_noscript).
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
+
 #include "clients/redis_detail.h"
+#include "clients/redis_reply_reader.h"
 #include "support/fuzz_support.h"
 
 namespace {
 
 using clients::redis::Reply;
+using clients::redis::ReplyReader;
 using fuzz_support::check;
 
 bool faithful(const redisReply* r, const Reply& c) {
@@ -43,7 +47,7 @@ redisReplyObjectFunctions limited_default_functions(const redisReplyObjectFuncti
   static const redisReplyObjectFunctions* base = &defaults;
   redisReplyObjectFunctions f = defaults;
   f.createArray = [](const redisReadTask* task, int elements) -> void* {
-    if (elements < 0 || elements > clients::redis::detail::kMaxReplyElements) return nullptr;
+    if (elements < 0 || elements > clients::redis::kMaxReplyElements) return nullptr;
     return base->createArray(task, elements);
   };
   return f;
@@ -52,39 +56,49 @@ redisReplyObjectFunctions limited_default_functions(const redisReplyObjectFuncti
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size == 0) return 0;
+  const std::size_t piece = 1 + data[0] % 64;
+  const auto* bytes = reinterpret_cast<const char*>(data + 1);
+  const std::size_t n = size - 1;
+
+  // Ours, fed piece by piece, taking every reply each piece completes.
+  ReplyReader ours;
+  std::vector<Reply> replies;
+  for (std::size_t at = 0; at < n && !ours.failed(); at += piece) {
+    ours.feed(std::string_view(bytes + at, std::min(piece, n - at)));
+    Reply r;
+    while (ours.next(r) == ReplyReader::Status::reply)
+      replies.push_back(std::move(r));
+  }
+  for (const Reply& r : replies)
+    (void)clients::redis::detail::is_noscript(r);
+
+  // hiredis, fed at once.
   redisReader* reader = redisReaderCreate();
-  redisReader* built = redisReaderCreate();
-  check(reader != nullptr && built != nullptr, "redisReaderCreate");
+  check(reader != nullptr, "redisReaderCreate");
   static redisReplyObjectFunctions limited = limited_default_functions(*reader->fn);
   reader->fn = &limited;
-  clients::redis::detail::build_replies(built);
-  // Fed in two pieces, as replies arrive split across reads.
-  const std::size_t half = size / 2;
-  const auto* bytes = reinterpret_cast<const char*>(data);
-  redisReaderFeed(reader, bytes, half);
-  redisReaderFeed(built, bytes, half);
-  bool fed_rest = false;
-  for (int i = 0; i < 1000; ++i) {
+  redisReaderFeed(reader, bytes, n);
+  std::size_t i = 0;
+  for (;; ++i) {
     void* raw = nullptr;
-    void* in_place = nullptr;
-    const int status = redisReaderGetReply(reader, &raw);
-    const int built_status = redisReaderGetReply(built, &in_place);
-    check(status == built_status, "the readers disagree on an error");
-    check((raw == nullptr) == (in_place == nullptr), "the readers disagree on a complete reply");
-    if (status != REDIS_OK) break;  // protocol error: the client drops the connection
-    if (raw == nullptr) {
-      if (fed_rest) break;
-      redisReaderFeed(reader, bytes + half, size - half);
-      redisReaderFeed(built, bytes + half, size - half);
-      fed_rest = true;
-      continue;
+    if (redisReaderGetReply(reader, &raw) != REDIS_OK) {
+      check(ours.failed(), "hiredis fails where ours reads on");
+      check(i >= replies.size(), "ours returned a reply where hiredis fails");
+      break;
     }
-    const Reply reply = clients::redis::detail::take_built_reply(in_place);
-    check(faithful(static_cast<redisReply*>(raw), reply), "a built reply differs from hiredis' own");
-    (void)clients::redis::detail::is_noscript(reply);
+    if (raw == nullptr) {
+      check(i == replies.size(), "ours returned a reply hiredis does not have");
+      break;
+    }
+    if (i < replies.size()) {
+      check(faithful(static_cast<redisReply*>(raw), replies[i]), "a reply differs from hiredis' own");
+    } else {
+      check(ours.failed(), "ours waits for bytes it has (hiredis returned a reply)");
+    }
     freeReplyObject(raw);
+    if (i >= replies.size()) break;
   }
   redisReaderFree(reader);
-  redisReaderFree(built);
   return 0;
 }

@@ -170,9 +170,14 @@ for text in ["+OK\r\n", "+PONG\r\n", "-ERR unknown command\r\n", "-NOSCRIPT No m
              "*2\r\n$4\r\nJack\r\n$3\r\n101\r\n", "*2\r\n$-1\r\n$-1\r\n", "*2\r\n$1\r\n0\r\n*2\r\n$6\r\nuser:1\r\n$6\r\nuser:2\r\n",
              "*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", "$3\r\na\x00b\r\n", "+OK\r\n:2\r\n$1\r\nx\r\n", "?bad\r\n",
              ":notanumber\r\n", "$2\r\nabc\r\n"]:
-    seed("redis_reply", text)
+    # Layout: a piece-size byte (1 + byte % 64), then the bytes, fed in pieces of that size.
+    seed("redis_reply", chr(len(text) % 7) + text, raw=True)
 # Regression: found by this target (an array count hiredis 0.14 allocated at once).
-seed("redis_reply", "*1\r\n*1155555555\r\n*1\r\n*1\r\n:1\r\n", "regression-huge-array-count")
+seed("redis_reply", "\x3f*1\r\n*1155555555\r\n*1\r\n*1\r\n:1\r\n", "regression-huge-array-count")
+# Found when ReplyReader replaced hiredis' reader: numbers as Redis writes them, and the depth limit
+# counts empty arrays.
+seed("redis_reply", "\x05$-0\r\n", "regression-minus-zero-length", raw=True)
+seed("redis_reply", "\x00" + "*1\r\n" * 8 + "*0\r\n:1\r\n", "regression-empty-array-too-deep", raw=True)
 
 # ----------------------------------------------------------------------------------------- MySQL
 for type_index, flags, text in [(1, 0, "-128"), (8, 1, "18446744073709551615"), (8, 0, "9223372036854775808"),

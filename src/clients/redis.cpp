@@ -1,5 +1,5 @@
-// The Redis client: its own non-blocking socket driven by Asio, with hiredis' reply parser (a
-// redisReader building our Reply directly). Callback style on purpose (no coroutines here): the
+// The Redis client: its own non-blocking socket driven by Asio, and its own reply parser
+// (ReplyReader, which the socket reads into). Callback style on purpose (no coroutines here): the
 // data path is a handful of small handlers, and this file compiles quickly.
 //
 // Ownership rules, which everything below follows:
@@ -21,7 +21,6 @@
 //   called directly when it runs on this executor.
 #include "clients/redis.h"
 
-#include <hiredis/hiredis.h>
 #include <poll.h>
 
 #include <algorithm>
@@ -40,6 +39,7 @@
 #include <vector>
 
 #include "clients/redis_detail.h"
+#include "clients/redis_reply_reader.h"
 #include "common/log.h"
 
 namespace clients::redis {
@@ -123,17 +123,12 @@ enum class HandshakeStep : std::uint8_t { none, auth, select, ping };
 struct Conn : std::enable_shared_from_this<Conn> {
   Conn(Client::Impl* owner_impl, std::weak_ptr<Client::Impl> owner_weak, const asio::any_io_executor& ex,
        std::uint64_t conn_id)
-      : impl(owner_impl),
-        owner(std::move(owner_weak)),
-        socket(ex),
-        reader(detail::make_reader()),
-        deadline_timer(ex),
-        id(conn_id) {}
+      : impl(owner_impl), owner(std::move(owner_weak)), socket(ex), deadline_timer(ex), id(conn_id) {}
 
   Client::Impl* impl;                 // valid while `open` (the Impl closes its connection before dying)
   std::weak_ptr<Client::Impl> owner;  // for posted work, which may outlive the Impl
   asio::ip::tcp::socket socket;
-  detail::ReaderPtr reader;
+  ReplyReader reader;         // what the socket reads, parsed into replies
   bool open = true;           // until close_conn(): every handler returns at once after it
   bool connected = false;     // the TCP connect completed
   bool reading = false;       // a read is in flight
@@ -142,7 +137,6 @@ struct Conn : std::enable_shared_from_this<Conn> {
   bool ready = false;         // handshake done
   std::string out;            // commands not yet written, from out_sent on
   std::size_t out_sent = 0;
-  std::array<char, 16384> in;  // what one read brings, fed to `reader`
   // A command awaiting its reply, in the order written: its handler (empty once completed:
   // deadline, cancellation) or, for the handshake's commands, its step; its deadline, when it was
   // queued, and when it had been written out (known when the output buffer empties).
@@ -360,9 +354,10 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
 void Conn::arm_read() {
   if (reading || !open || !connected) return;
   reading = true;
-  socket.async_read_some(asio::buffer(in), [self = shared_from_this()](const error_code& ec, std::size_t n) {
-    self->on_read(ec, n);
-  });
+  const std::span<char> room = reader.buffer();
+  socket.async_read_some(
+      asio::buffer(room.data(), room.size()),
+      [self = shared_from_this()](const error_code& ec, std::size_t n) { self->on_read(ec, n); });
 }
 
 void Conn::on_read(const error_code& ec, std::size_t n) {
@@ -370,17 +365,17 @@ void Conn::on_read(const error_code& ec, std::size_t n) {
   if (!open) return;
   last_read = Clock::now();
   if (n > 0) {
-    if (redisReaderFeed(reader.get(), in.data(), n) != REDIS_OK)
-      return impl->close_conn(shared_from_this(), "cannot buffer the reply");
+    reader.commit(n);
     in_read = true;
+    Reply reply;
     while (open) {
-      void* raw = nullptr;
-      if (redisReaderGetReply(reader.get(), &raw) != REDIS_OK) {
-        impl->close_conn(shared_from_this(), std::string("protocol error: ") + reader->errstr);
+      const ReplyReader::Status s = reader.next(reply);
+      if (s == ReplyReader::Status::error) {
+        impl->close_conn(shared_from_this(), "protocol error: " + reader.error());
         break;
       }
-      if (raw == nullptr) break;
-      impl->on_reply(*this, detail::take_built_reply(raw));
+      if (s == ReplyReader::Status::incomplete) break;
+      impl->on_reply(*this, std::move(reply));
     }
     in_read = false;
     run_read_completions();  // may close this connection, or stop the client
@@ -451,7 +446,6 @@ void Client::Impl::connect() {
   const asio::ip::tcp::endpoint to(asio::ip::make_address(settings.host, ec), settings.port);
   if (ec) return attempt_failed("connect failed: bad address " + settings.host);  // validate() checked it
   auto c = std::make_shared<Conn>(this, weak_from_this(), ex, next_conn_id++);
-  if (!c->reader) return attempt_failed("cannot allocate a reply reader");
   c->socket.open(to.protocol(), ec);
   if (!ec) c->socket.non_blocking(true, ec);
   if (!ec) c->socket.set_option(asio::ip::tcp::no_delay(true), ec);

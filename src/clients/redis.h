@@ -1,5 +1,5 @@
 // clients::redis: an Asio-driven Redis client for one endpoint (host:port): its own non-blocking
-// socket, with hiredis' reply parser.
+// socket and reply parser (redis_reply_reader.h).
 //
 // What it is for: cache calls that must never hold a request hostage. Every command has a
 // deadline and completes by it (with a reply or an error, never an exception); the connection is

@@ -1,13 +1,11 @@
 #include "clients/redis_detail.h"
 
 #include <arpa/inet.h>
-#include <hiredis/hiredis.h>
 
 #include <array>
 #include <charconv>
 #include <cstdint>
 #include <cstring>
-#include <new>
 
 namespace clients::redis::detail {
 
@@ -55,97 +53,6 @@ void append_command(std::string& out, const std::vector<std::string>& args) {
 
 void append_command(std::string& out, std::span<const std::string_view> args) {
   append_args(out, args);
-}
-
-namespace {
-
-// The Reply a task fills, which is also the object hiredis keeps for it: a new root, or element
-// `idx` of the parent array (made with all its elements, so the address is stable). Null when out
-// of memory.
-Reply* slot_for(const redisReadTask* task) {
-  if (task->parent == nullptr) return new (std::nothrow) Reply;
-  auto* parent = static_cast<Reply*>(task->parent->obj);
-  return &parent->elements[static_cast<std::size_t>(task->idx)];
-}
-
-// hiredis frees only roots (what it returned, or the reply it was building when it failed).
-void free_built(void* object) {
-  delete static_cast<Reply*>(object);
-}
-
-// The callbacks run inside hiredis (C): nothing may throw out of them; null means out of memory,
-// which the reader reports as an error (and frees the root through free_built).
-void* create_built_string(const redisReadTask* task, char* str, size_t len) {
-  Reply* r = slot_for(task);
-  if (r == nullptr) return nullptr;
-  r->type = task->type == REDIS_REPLY_ERROR    ? Reply::Type::error
-            : task->type == REDIS_REPLY_STATUS ? Reply::Type::status
-                                               : Reply::Type::string;
-  try {
-    r->str.assign(str, len);
-  } catch (...) {
-    if (task->parent == nullptr) free_built(r);
-    return nullptr;
-  }
-  return r;
-}
-
-void* create_built_array(const redisReadTask* task, int elements) {
-  if (elements < 0 || elements > kMaxReplyElements) return nullptr;
-  Reply* r = slot_for(task);
-  if (r == nullptr) return nullptr;
-  r->type = Reply::Type::array;
-  try {
-    r->elements.resize(static_cast<std::size_t>(elements));
-  } catch (...) {
-    if (task->parent == nullptr) free_built(r);
-    return nullptr;
-  }
-  return r;
-}
-
-void* create_built_integer(const redisReadTask* task, long long value) {
-  Reply* r = slot_for(task);
-  if (r == nullptr) return nullptr;
-  r->type = Reply::Type::integer;
-  r->integer = value;
-  return r;
-}
-
-void* create_built_nil(const redisReadTask* task) {
-  Reply* r = slot_for(task);
-  if (r == nullptr) return nullptr;
-  r->type = Reply::Type::nil;
-  return r;
-}
-
-redisReplyObjectFunctions built_functions{create_built_string, create_built_array, create_built_integer,
-                                          create_built_nil, free_built};
-
-}  // namespace
-
-void build_replies(redisReader* reader) {
-  reader->fn = &built_functions;
-}
-
-Reply& built_reply(void* object) {
-  return *static_cast<Reply*>(object);
-}
-
-Reply take_built_reply(void* object) {
-  Reply r = std::move(built_reply(object));
-  free_built(object);
-  return r;
-}
-
-void ReaderFree::operator()(redisReader* r) const {
-  redisReaderFree(r);
-}
-
-ReaderPtr make_reader() {
-  ReaderPtr reader(redisReaderCreate());
-  if (reader) build_replies(reader.get());
-  return reader;
 }
 
 namespace {

@@ -12,8 +12,6 @@
 //   generation number makes a late-firing timer harmless.
 #include "clients/sentinel.h"
 
-#include <hiredis/hiredis.h>
-
 #include <algorithm>
 #include <array>
 #include <boost/asio/append.hpp>
@@ -27,6 +25,7 @@
 
 #include "clients/redis.h"
 #include "clients/redis_detail.h"
+#include "clients/redis_reply_reader.h"
 #include "clients/sentinel_detail.h"
 #include "common/log.h"
 
@@ -47,12 +46,10 @@ std::string ms_text(std::chrono::milliseconds d) {
 // a pub/sub subscription. Every step takes a deadline; close() ends whatever is pending at once.
 class RespConn : public std::enable_shared_from_this<RespConn> {
  public:
-  explicit RespConn(const asio::any_io_executor& ex)
-      : socket_(ex), timer_(ex), reader_(detail::make_reader()) {}
+  explicit RespConn(const asio::any_io_executor& ex) : socket_(ex), timer_(ex) {}
 
   // Empty on success, else what went wrong.
   asio::awaitable<std::string> connect(const Address& to, const std::string& source, Deadline d) {
-    if (!reader_) co_return "cannot allocate a reply reader";
     error_code ec;
     const auto ip = asio::ip::make_address(to.host, ec);
     if (ec) co_return "bad address " + to.to_string();
@@ -88,17 +85,16 @@ class RespConn : public std::enable_shared_from_this<RespConn> {
   // The next reply; timed_out (and no error) if none is complete by the deadline.
   asio::awaitable<Read> read(Deadline d) {
     for (;;) {
-      void* raw = nullptr;
-      if (redisReaderGetReply(reader_.get(), &raw) != REDIS_OK)
-        co_return Read{std::nullopt, false, std::string("protocol error: ") + reader_->errstr};
-      if (raw != nullptr) {
-        co_return Read{detail::take_built_reply(raw)};
-      }
+      Reply reply;
+      const ReplyReader::Status s = reader_.next(reply);
+      if (s == ReplyReader::Status::error)
+        co_return Read{std::nullopt, false, "protocol error: " + reader_.error()};
+      if (s == ReplyReader::Status::reply) co_return Read{std::move(reply)};
       arm(d);
-      auto [e, n] = co_await socket_.async_read_some(asio::buffer(buf_), kTuple);
+      const std::span<char> room = reader_.buffer();
+      auto [e, n] = co_await socket_.async_read_some(asio::buffer(room.data(), room.size()), kTuple);
       disarm();
-      if (n > 0 && redisReaderFeed(reader_.get(), buf_.data(), n) != REDIS_OK)
-        co_return Read{std::nullopt, false, "cannot buffer the reply"};
+      reader_.commit(n);
       if (!e) continue;
       if (timed_out_) co_return Read{std::nullopt, true};
       if (e == asio::error::eof) co_return Read{std::nullopt, false, "connection closed by the server"};
@@ -131,8 +127,7 @@ class RespConn : public std::enable_shared_from_this<RespConn> {
 
   tcp::socket socket_;
   asio::steady_timer timer_;
-  detail::ReaderPtr reader_;
-  std::array<char, 16384> buf_{};
+  ReplyReader reader_;
   std::uint64_t generation_ = 0;
   bool timed_out_ = false;
 };

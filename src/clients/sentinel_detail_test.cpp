@@ -2,12 +2,12 @@
 #include "clients/sentinel_detail.h"
 
 #include <gtest/gtest.h>
-#include <hiredis/hiredis.h>
 
 #include <memory>
 #include <stdexcept>
 
 #include "clients/redis_detail.h"
+#include "clients/redis_reply_reader.h"
 
 namespace clients::redis::detail {
 namespace {
@@ -172,20 +172,17 @@ TEST(SentinelMessages, Pushes) {
   EXPECT_FALSE(parse_push(Reply::from_array({})));
 }
 
-// What the subscriber sends is what hiredis' reader (and so a server) reads back as the same array.
+// What the subscriber sends is what a reply reader (and so a server) reads back as the same array.
 TEST(SentinelMessages, RespCommandRoundTripsThroughTheReader) {
   std::vector<std::string> args{"SUBSCRIBE"};
   for (const auto& c : sentinel_channels())
     args.push_back(c);
   args.push_back(std::string("bin\0ary\r\n", 9));
   const std::string wire = resp_command(args);
-  std::unique_ptr<redisReader, void (*)(redisReader*)> reader(redisReaderCreate(), redisReaderFree);
-  build_replies(reader.get());
-  ASSERT_EQ(redisReaderFeed(reader.get(), wire.data(), wire.size()), REDIS_OK);
-  void* raw = nullptr;
-  ASSERT_EQ(redisReaderGetReply(reader.get(), &raw), REDIS_OK);
-  ASSERT_NE(raw, nullptr);
-  const Reply r = take_built_reply(raw);
+  ReplyReader reader;
+  reader.feed(wire);
+  Reply r;
+  ASSERT_EQ(reader.next(r), ReplyReader::Status::reply);
   ASSERT_TRUE(r.is_array());
   ASSERT_EQ(r.elements.size(), args.size());
   for (std::size_t i = 0; i < args.size(); ++i)

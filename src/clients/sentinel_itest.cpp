@@ -3,7 +3,6 @@
 // master and replicas, the ROLE check refusing a wrong answer, 2 of 3 sentinels down, and a SIGKILLed
 // master replaced by Sentinel and adopted through +switch-master.
 #include <gtest/gtest.h>
-#include <hiredis/hiredis.h>
 
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
@@ -18,6 +17,7 @@
 #include "clients/itest_util.h"
 #include "clients/redis.h"
 #include "clients/redis_detail.h"
+#include "clients/redis_reply_reader.h"
 #include "clients/sentinel.h"
 #include "clients/sentinel_detail.h"
 #include "testing/servers.h"
@@ -139,19 +139,17 @@ class FakeSentinel {
     return "-ERR unknown command\r\n";
   }
   static asio::awaitable<void> session(tcp::socket socket, Address answer) {
-    std::unique_ptr<redisReader, void (*)(redisReader*)> reader(redisReaderCreate(), redisReaderFree);
-    detail::build_replies(reader.get());
-    std::array<char, 4096> buf{};
+    ReplyReader reader;  // reads commands as well: they are arrays of bulk strings
     for (;;) {
-      auto [ec, n] = co_await socket.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+      const std::span<char> room = reader.buffer();
+      auto [ec, n] = co_await socket.async_read_some(asio::buffer(room.data(), room.size()),
+                                                     asio::as_tuple(asio::use_awaitable));
       if (ec) co_return;
-      redisReaderFeed(reader.get(), buf.data(), n);
+      reader.commit(n);
       std::string out;
-      void* raw = nullptr;
-      while (redisReaderGetReply(reader.get(), &raw) == REDIS_OK && raw != nullptr) {
-        out += answer_to(detail::take_built_reply(raw), answer);
-        raw = nullptr;
-      }
+      Reply cmd;
+      while (reader.next(cmd) == ReplyReader::Status::reply)
+        out += answer_to(cmd, answer);
       auto [wec, wn] =
           co_await asio::async_write(socket, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
       if (wec) co_return;
