@@ -29,7 +29,8 @@ const char* find_crlf(const char* p, const char* end) {
 enum class Scan : std::uint8_t { done, incomplete, bad };
 
 // The number line at `p` (after its type byte): a whole decimal number as Redis writes it ('-'
-// allowed, no '+', no leading zero, no "-0"), within int64, then CRLF. On `done`, `p` is past the LF. Digits are read as they come: no search for the CR first.
+// allowed, no '+', no leading zero, no "-0"), within int64, then CRLF. On `done`, `p` is past the
+// LF. Digits are read as they come: no search for the CR first.
 inline __attribute__((always_inline)) Scan scan_number(const char*& p, const char* end, std::int64_t& out) {
   const char* q = p;
   const bool negative = q < end && *q == '-';
@@ -163,7 +164,8 @@ ReplyReader::Item ReplyReader::parse_item(Reply& slot, std::size_t& count) {
     case '-': {
       const char* const eol = find_crlf(p, end);
       if (eol == nullptr) {
-        if (static_cast<std::size_t>(end - p) > kMaxReplyLine) return error_item("a reply line longer than 1 MiB");
+        if (static_cast<std::size_t>(end - p) > kMaxReplyLine)
+          return error_item("a reply line longer than 1 MiB");
         need_ = 0;
         return Item::incomplete;
       }

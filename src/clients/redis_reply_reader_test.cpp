@@ -83,8 +83,9 @@ TEST(ReplyReader, NestedArraysKeepStructure) {
                                   Reply::from_array({Reply::nil(), Reply::from_status("x")}),
                                   Reply::from_array({})}));
   EXPECT_EQ(parse("*2\r\n*2\r\n*1\r\n:1\r\n*0\r\n-ERR inner\r\n"),
-            Reply::from_array({Reply::from_array({Reply::from_array({Reply::from_integer(1)}), Reply::from_array({})}),
-                               Reply::from_error("ERR inner")}));
+            Reply::from_array(
+                {Reply::from_array({Reply::from_array({Reply::from_integer(1)}), Reply::from_array({})}),
+                 Reply::from_error("ERR inner")}));
 }
 
 TEST(ReplyReader, TheSameRepliesHoweverTheBytesArrive) {
@@ -243,7 +244,8 @@ void random_reply(std::mt19937& rng, int depth, std::string& wire) {
       wire += "-ERR " + text(20, true) + "\r\n";
       break;
     case 2:
-      wire += ":" + std::to_string(static_cast<std::int64_t>(rng()) - static_cast<std::int64_t>(rng()) * 4096) +
+      wire += ":" +
+              std::to_string(static_cast<std::int64_t>(rng()) - static_cast<std::int64_t>(rng()) * 4096) +
               "\r\n";
       break;
     case 3: {
