@@ -17,8 +17,10 @@
 #include <algorithm>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <exception>
 #include <map>
 #include <string>
 
@@ -221,8 +223,9 @@ class FakeCache : public CachePort {
     replica_offset = master_offset;
   }
 
-  boost::asio::awaitable<Outcome<std::optional<CacheEntry>>> get(CacheNode n, std::string_view id,
-                                                                 Deadline d) override {
+  // get(), as a coroutine of its own (RedisCache completes it from the client's handler).
+  boost::asio::awaitable<Outcome<std::optional<CacheEntry>>> fake_get(CacheNode n, std::string id,
+                                                                      Deadline d) {
     auto& nd = node(n);
     ++nd.calls;
     std::optional<CacheEntry> as_of_call;
@@ -234,6 +237,14 @@ class FakeCache : public CachePort {
     const auto it = nd.entries.find(std::string(id));
     co_return Outcome<std::optional<CacheEntry>>::success(it == nd.entries.end() ? std::nullopt
                                                                                  : std::optional(it->second));
+  }
+  void start_get(CacheNode n, std::string_view id, Deadline d, GetHandler handler) override {
+    boost::asio::co_spawn(
+        ex_, fake_get(n, std::string(id), d),
+        [h = std::move(handler)](std::exception_ptr e, Outcome<std::optional<CacheEntry>> got) mutable {
+          if (e) std::rethrow_exception(e);
+          std::move(h)(std::move(got));
+        });
   }
   boost::asio::awaitable<Outcome<bool>> store_if_newer(std::string_view id, const CacheEntry& entry,
                                                        Deadline d) override {

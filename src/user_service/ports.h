@@ -13,7 +13,10 @@
 //   if (!got.ok()) { ...got.failure, got.message... } else if (got.value) { ...got.value->name... }
 #pragma once
 
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -182,12 +185,22 @@ struct CacheProbe {
 
 class CachePort {
  public:
+  using GetHandler = boost::asio::any_completion_handler<void(Outcome<std::optional<CacheEntry>>)>;
+
   virtual ~CachePort() = default;
   // The entry for id on that node, or nullopt when there is none. An entry is only returned when the
   // reply is certainly the one for `id` (it names that id); a reply for another id, or of the wrong
-  // shape, is Failure::desync (the connection is dropped and re-established).
-  virtual boost::asio::awaitable<Outcome<std::optional<CacheEntry>>> get(CacheNode node, std::string_view id,
-                                                                         Deadline d) = 0;
+  // shape, is Failure::desync (the connection is dropped and re-established). Any Asio completion
+  // token: the default is an awaitable, `boost::asio::deferred` is awaited with no coroutine frame
+  // of its own (a cached GET's path). Completes on the service's executor (the one event loop).
+  template <typename Token = const boost::asio::use_awaitable_t<>&>
+  auto get(CacheNode node, std::string_view id, Deadline d, Token&& token = boost::asio::use_awaitable) {
+    return boost::asio::async_initiate<Token, void(Outcome<std::optional<CacheEntry>>)>(
+        [this](auto handler, CacheNode n, std::string_view i, Deadline dl) {
+          start_get(n, i, dl, GetHandler(std::move(handler)));
+        },
+        token, node, id, d);
+  }
   // On the master, atomically: replaces the entry for id when `entry` is newer (higher version, or the
   // same version and a tombstone over a value) or there is none, and sets the TTL. Returns whether it
   // replaced. Idempotent, so a call whose outcome is unknown (timeout) can be repeated safely.
@@ -213,6 +226,10 @@ class CachePort {
   virtual boost::asio::awaitable<Outcome<bool>> save_position(std::string_view owner,
                                                               std::string_view position, Deadline d);
   virtual boost::asio::awaitable<Outcome<std::string>> load_position(Deadline d);
+
+ protected:
+  // get(), started: completes `handler` exactly once, never inside this call, on this executor.
+  virtual void start_get(CacheNode node, std::string_view id, Deadline d, GetHandler handler) = 0;
 };
 
 // ---- the change feed: MariaDB's committed changes, in commit order ----------------------------

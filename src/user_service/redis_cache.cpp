@@ -1,6 +1,7 @@
 #include "user_service/redis_cache.h"
 
 #include <array>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/deferred.hpp>
 #include <charconv>
 
@@ -145,40 +146,50 @@ RedisCache::RedisCache(redis::Client& master, redis::Client& replica, const Redi
       lease_key_("feed:" + config.key_prefix + "lease"),
       position_key_("feed:" + config.key_prefix + "position") {}
 
-asio::awaitable<Outcome<std::optional<CacheEntry>>> RedisCache::get(CacheNode node, std::string_view id,
-                                                                    Deadline d) {
-  using O = Outcome<std::optional<CacheEntry>>;
-  const std::string key = value_key(id);
-  const std::array<std::string_view, 5> args{"HMGET", key, "id", "name", "version"};
+// A cached GET's path: no coroutine of its own. The reply is read in the handler the client calls
+// once it is parsed, and the caller's handler is called from there.
+void RedisCache::start_get(CacheNode node, std::string_view id, Deadline d, GetHandler handler) {
   redis::Client& c = client(node);
+  std::string key;
+  key.reserve(prefix_.size() + id.size());
+  key.append(prefix_).append(id);
+  const std::array<std::string_view, 5> args{"HMGET", key, "id", "name", "version"};
   const std::uint64_t connection = c.connection_id();
-  // Awaited as a deferred operation: it starts from this frame, with no coroutine of its own (as
-  // use_awaitable's initiation would be: a frame allocated for every read), and the reply is moved
-  // once, from the completion handler's argument to `r`.
-  redis::Result r = co_await c.command_view(args, d, asio::deferred);
-  if (!r || r->is_error()) co_return from_error<std::optional<CacheEntry>>(r);
+  // Cancellation reaches the command as it would from the caller's own handler.
+  const auto slot = asio::get_associated_cancellation_slot(handler);
+  c.command_view(args, d,
+                 asio::bind_cancellation_slot(
+                     slot, [&c, connection, id, h = std::move(handler)](redis::Result r) mutable {
+                       std::move(h)(read_entry(c, connection, id, r));
+                     }));
+}
+
+Outcome<std::optional<CacheEntry>> RedisCache::read_entry(redis::Client& c, std::uint64_t connection,
+                                                          std::string_view id, redis::Result& r) {
+  using O = Outcome<std::optional<CacheEntry>>;
+  if (!r || r->is_error()) return from_error<std::optional<CacheEntry>>(r);
   // Only the reply to this HMGET can have this shape and name this id: anything else is another
   // command's reply (a desynchronised connection), and serving it could give user A's name for B.
   if (!r->is_array() || r->elements.size() != 3)
-    co_return desync<std::optional<CacheEntry>>(c, connection, "HMGET reply of the wrong shape");
+    return desync<std::optional<CacheEntry>>(c, connection, "HMGET reply of the wrong shape");
   for (const auto& e : r->elements) {
     if (!e.is_nil() && !e.is_string())
-      co_return desync<std::optional<CacheEntry>>(c, connection, "HMGET reply of the wrong shape");
+      return desync<std::optional<CacheEntry>>(c, connection, "HMGET reply of the wrong shape");
   }
   const auto& hash_id = r->elements[0];
   auto& name = r->elements[1];
   const auto& version = r->elements[2];
   if (hash_id.is_string() && hash_id.str != id)
-    co_return desync<std::optional<CacheEntry>>(c, connection, "HMGET reply for another user");
+    return desync<std::optional<CacheEntry>>(c, connection, "HMGET reply for another user");
   // No entry; or a hash that does not name its id (not written by us: never served, and replaced by
   // the next fill, see the script), or without a name.
-  if (!hash_id.is_string() || !name.is_string()) co_return O::success(std::nullopt);
+  if (!hash_id.is_string() || !name.is_string()) return O::success(std::nullopt);
   CacheEntry entry;
   if (version.is_string() && !parse_u64(version.str, entry.version)) {
-    co_return O::success(std::nullopt);  // not ours: never serve what we cannot order
+    return O::success(std::nullopt);  // not ours: never serve what we cannot order
   }
   entry.name = std::move(name.str);
-  co_return O::success(std::move(entry));
+  return O::success(std::move(entry));
 }
 
 asio::awaitable<Outcome<bool>> RedisCache::store_if_newer(std::string_view id, const CacheEntry& entry,

@@ -38,8 +38,6 @@ class RedisCache : public CachePort {
  public:
   RedisCache(clients::redis::Client& master, clients::redis::Client& replica, const RedisConfig& config);
 
-  boost::asio::awaitable<Outcome<std::optional<CacheEntry>>> get(CacheNode node, std::string_view id,
-                                                                 Deadline d) override;
   boost::asio::awaitable<Outcome<bool>> store_if_newer(std::string_view id, const CacheEntry& entry,
                                                        Deadline d) override;
   boost::asio::awaitable<Outcome<CacheProbe>> ping(CacheNode node, Deadline d) override;
@@ -63,8 +61,14 @@ class RedisCache : public CachePort {
   // The compare-and-set script (exposed for tests and the README).
   static const clients::redis::Script& store_script();
 
+ protected:
+  void start_get(CacheNode node, std::string_view id, Deadline d, GetHandler handler) override;
+
  private:
   clients::redis::Client& client(CacheNode n) { return n == CacheNode::master ? master_ : replica_; }
+  // The HMGET's reply as get()'s outcome (and a reply out of step drops its connection).
+  static Outcome<std::optional<CacheEntry>> read_entry(clients::redis::Client& c, std::uint64_t connection,
+                                                       std::string_view id, clients::redis::Result& r);
 
   clients::redis::Client& master_;
   clients::redis::Client& replica_;

@@ -2,6 +2,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -195,6 +196,7 @@ std::vector<const Endpoint*> Service::endpoints() const {
 // ---- reads --------------------------------------------------------------------------------
 
 asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline deadline) {
+  using CacheGet = Outcome<std::optional<CacheEntry>>;
   std::optional<CacheEntry> stale;
 
   // 1. The cache: the master, or the replica when the master cannot answer. An answer from either
@@ -207,17 +209,26 @@ asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline dead
     // What the ledger knows before asking: the reply may predate a repair that lands (and leaves the
     // ledger) while this read is in flight, e.g. a replica's answer overtaken by the master's repair.
     const auto known_before = ledger_.known_entry(id, replica);
-    const auto get = [&](Deadline d) {
-      return cache_.get(replica ? CacheNode::replica : CacheNode::master, id, d);
-    };
-    // Breaker closed (nearly always): the cache is awaited here directly and the call accounted as
-    // Endpoint::call() would (a frame and an await fewer on the hot path). Open: call() decides
-    // (refused at once, or the half-open trial). One co_await for both, as each takes room in the
-    // frame; not on a conditional expression, which GCC 12 destroys twice.
+    const CacheNode cache_node = replica ? CacheNode::replica : CacheNode::master;
+    // Breaker closed (nearly always): the cache is asked here directly, with no coroutine of its
+    // own, and the call accounted as Endpoint::call() would. Open: call() decides (refused at once,
+    // or the half-open trial). One co_await for both: each await takes room in this frame, and a
+    // frame over 1020 bytes is never recycled by Asio (nor kept by malloc's thread cache).
     const bool direct = node->allow();
-    auto call = direct ? get(node->deadline(deadline, {}, started))
-                       : node->call<std::optional<CacheEntry>>(deadline, get);
-    auto got = co_await std::move(call);
+    std::exception_ptr thrown;  // by call(), rethrown here
+    auto got = co_await asio::async_initiate<const asio::deferred_t&, void(CacheGet)>(
+        [&](auto handler) {
+          if (direct)
+            return cache_.get(cache_node, id, node->deadline(deadline, {}, started), std::move(handler));
+          const auto get = [&](Deadline d) { return cache_.get(cache_node, id, d); };
+          asio::co_spawn(executor_, node->call<std::optional<CacheEntry>>(deadline, get),
+                         [&thrown, h = std::move(handler)](std::exception_ptr e, CacheGet g) mutable {
+                           thrown = e;
+                           std::move(h)(std::move(g));
+                         });
+        },
+        asio::deferred);
+    if (thrown) std::rethrow_exception(thrown);
     if (direct) node->account(got.failure, got.message, started);
     if (got.failure == Failure::desync) break;
     if (!got.ok()) continue;
