@@ -470,12 +470,13 @@ callgrind_run() {  # label port kind(service|baseline) command...
   [[ $kind == service ]] || n=$(grep -o '[0-9]* requests in' <<<"$w" | cut -d' ' -f1)
   dump="$(ls -t "$out"/callgrind.out.*.1 2>/dev/null | head -n1)"
   [[ -n $dump && ${n:-0} -gt 0 ]] || { check "WARNING: no callgrind figures for $label (see $out/log)"; return 0; }
-  awk -v label="$label" -v n="$n" '
+  # An allocation: a call into the allocator's entry points from outside them (glibc's or jemalloc's,
+  # which also takes C++'s operator new itself).
+  awk -v label="$label" -v n="$n" -v alloc='^(malloc|calloc|realloc|memalign|aligned_alloc|posix_memalign|operator new(\\[\\])?\\(.*)$' '
     /^(fn|cfn)=\([0-9]+\)/ { id = substr($1, index($1, "(")); sub(/\).*/, ")", id)
       name = $0; sub(/^[^)]*\) ?/, "", name); if (name != "") names[id] = name }
     /^fn=/ { caller = names[id] } /^cfn=/ { callee = names[id] }
-    /^calls=/ { split($1, a, "="); if (callee ~ /^(malloc|calloc|realloc|memalign|aligned_alloc|posix_memalign)$/ &&
-      caller !~ /^(malloc|calloc|realloc|memalign|aligned_alloc|posix_memalign|_mid_memalign.*|__libc_.*)$/) allocs += a[2] }
+    /^calls=/ { split($1, a, "="); if (callee ~ alloc && caller !~ alloc && caller !~ /^(_mid_memalign.*|__libc_.*)$/) allocs += a[2] }
     /^(summary|totals):/ { ir = $2 }
     END { printf "%s %.0f %.1f %d\n", label, ir / n, allocs / n, n }' "$dump" >>"$work/callgrind"
 }
