@@ -18,6 +18,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <exception>
@@ -86,6 +87,7 @@ class FakeStore : public UserStore {
   // As the real pool: a dependency that refuses (Behaviour::fail) refuses the attempt too.
   boost::asio::awaitable<bool> connect_now(Deadline) override {
     ++connects_now;
+    co_await boost::asio::post(ex_, boost::asio::use_awaitable);  // as FakeCache::connect_now
     co_return behaviour.mode != Behaviour::fail;
   }
 
@@ -266,6 +268,8 @@ class FakeCache : public CachePort {
   // Replication offsets: the master's counts its updates; the replica's follows while `replicate`.
   boost::asio::awaitable<bool> connect_now(CacheNode n, Deadline) override {
     ++node(n).connects_now;
+    // As a real connect attempt, never complete within the call (so a caller's state must last).
+    co_await boost::asio::post(ex_, boost::asio::use_awaitable);
     co_return node(n).behaviour.mode != Behaviour::fail;
   }
   boost::asio::awaitable<Outcome<CacheProbe>> ping(CacheNode n, Deadline d) override {

@@ -263,6 +263,27 @@ TEST_F(ServiceTest, WriteRightAfterARefusingRedisMasterReturnsUpdatesTheCache) {
   ASSERT_TRUE(WaitFor([&] { return cache_.master.entries["u"].version == store_.rows["u"].version; }, 2s));
 }
 
+// The read that finds the master back is its breaker's trial: a connect first (which, as a real
+// one, completes later, not within the call), then the read, served from the cache.
+TEST_F(ServiceTest, ReadRightAfterARefusingRedisMasterReturnsIsServedFromTheCache) {
+  config_.resilience.probe_interval = 30s;
+  Start();
+  Seed("u", "Jack");
+  cache_.master.behaviour.mode = Behaviour::fail;
+  cache_.replica.behaviour.mode = Behaviour::fail;
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(Get("u").source, Source::origin);
+  ASSERT_TRUE(service_->redis_master().health().breaker_open());
+  cache_.master.behaviour.mode = Behaviour::ok;
+  const int connects = cache_.master.connects_now;
+  const auto r = Get("u");
+  EXPECT_EQ(r.status, ReadResult::found);
+  EXPECT_EQ(r.source, Source::cache);
+  EXPECT_EQ(r.name, "Jack");
+  EXPECT_GT(cache_.master.connects_now, connects) << "the read was the trial";
+  EXPECT_TRUE(service_->redis_master().allow());
+}
+
 TEST_F(ServiceTest, SlowMariaDbUnderTheDeadlineStillAnswers) {
   Start();
   store_.rows["u"] = StoredUser{"Joe", 1};
