@@ -45,11 +45,18 @@ Response json_error(bhttp::status status, std::string_view message, unsigned ver
 
 Response make_response(const Request& req, bhttp::status status, std::string body,
                        std::string_view content_type) {
-  Response res{status, req.version()};
+  Response res;
+  fill_response(res, req, status, std::move(body), content_type);
+  return res;
+}
+
+void fill_response(Response& res, const Request& req, bhttp::status status, std::string body,
+                   std::string_view content_type) {
+  res.result(status);
+  res.version(req.version());
   if (!content_type.empty()) res.set(bhttp::field::content_type, content_type);
   res.keep_alive(req.keep_alive());
   res.body() = std::move(body);
-  return res;
 }
 
 const std::string& http_date_now() {

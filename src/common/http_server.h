@@ -87,6 +87,9 @@ Response json_error(bhttp::status status, std::string_view message, unsigned ver
 // A response with the request's version and keep-alive, the given body and Content-Type.
 Response make_response(const Request& req, bhttp::status status, std::string body,
                        std::string_view content_type);
+// The same, into `res`, which must be as default-constructed (no message built and then moved).
+void fill_response(Response& res, const Request& req, bhttp::status status, std::string body,
+                   std::string_view content_type);
 
 // The current time as an IMF-fixdate (`Thu, 26 Nov 2026 23:34:33 GMT`), cached per second (the
 // reference stays valid; it changes each second on this thread).

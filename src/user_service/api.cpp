@@ -1,5 +1,6 @@
 #include "user_service/api.h"
 
+#include <cstring>
 #include <random>
 
 #include "common/log.h"
@@ -98,17 +99,17 @@ common::http::ErrorResponder Api::server_errors() {
 
 std::string Api::next_request_id() {
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string id = id_prefix_;
-  char buf[16];
-  std::size_t n = 0;
+  // The counter's hex digits, from the end of a buffer; the prefix (9 bytes) before them.
+  char buf[48];
+  char* p = buf + sizeof buf;
   std::uint64_t v = ++id_counter_;
   do {
-    buf[n++] = kHex[v & 0xF];
+    *--p = kHex[v & 0xF];
     v >>= 4;
   } while (v != 0);
-  while (n > 0)
-    id.push_back(buf[--n]);
-  return id;
+  p -= id_prefix_.size();
+  std::memcpy(p, id_prefix_.data(), id_prefix_.size());
+  return std::string(p, buf + sizeof buf);
 }
 
 void Api::count(Route route, Method method, unsigned status, Source source, Clock::time_point started) {
@@ -145,7 +146,7 @@ asio::awaitable<Response> Api::handle(Request& req, const RequestInfo& info, Lis
     // A cached GET is the hot path: the service is awaited here, with no coroutine of the API's own
     // between (every level costs a frame and an await).
     ReadResult r = co_await service_.get_user(x.id, x.deadline);
-    res = read_answer(x, r);
+    read_answer(x, r, res);
   } else if (step != Step::answered) {
     // One await for both, as the result of each co_await takes room in this frame; not on a
     // conditional expression, which GCC 12 destroys twice.
@@ -362,15 +363,17 @@ Response Api::unavailable(const Exchange& x, std::string_view what, const Unavai
   return res;
 }
 
-Response Api::read_answer(Exchange& x, ReadResult& r) {
+void Api::read_answer(Exchange& x, ReadResult& r, Response& res) {
   x.source = r.source;
-  Response res;
   switch (r.status) {
     case ReadResult::found:
       // If-None-Match names the version the client has: 304, no body.
-      res = x.conditional && x.none_match.matches(r.version)
-                ? common::http::make_response(x.req, bhttp::status::not_modified, {}, {})
-                : json(x.req, bhttp::status::ok, user_json(x.id, r.name));
+      if (x.conditional && x.none_match.matches(r.version)) {
+        common::http::fill_response(res, x.req, bhttp::status::not_modified, {}, {});
+      } else {
+        common::http::fill_response(res, x.req, bhttp::status::ok, user_json(x.id, r.name),
+                                    "application/json");
+      }
       res.insert(bhttp::field::etag, etag(r.version).view());  // no answer built here has one yet
       break;
     case ReadResult::not_found:
@@ -382,7 +385,6 @@ Response Api::read_answer(Exchange& x, ReadResult& r) {
   }
   if (r.source != Source::none) res.insert(bhttp::field::unknown, "X-Data-Source", source_name(r.source));
   if (r.stale) res.set("X-Cache-Stale", "true");
-  return res;
 }
 
 asio::awaitable<Response> Api::write_user(Exchange& x) {

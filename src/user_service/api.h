@@ -93,8 +93,9 @@ class Api {
              common::http::Response& res);
   // A user read's If-None-Match (400 if malformed), then its deadline (503 if already passed).
   Step start_read(Exchange& x, common::http::Response& res);
-  // The answer to a GET or HEAD of a user, from what the service found.
-  common::http::Response read_answer(Exchange& x, ReadResult& r);
+  // The answer to a GET or HEAD of a user, from what the service found, built into `res` (as
+  // start() left it: empty).
+  void read_answer(Exchange& x, ReadResult& r, common::http::Response& res);
   boost::asio::awaitable<common::http::Response> write_user(Exchange& x);
   boost::asio::awaitable<common::http::Response> list_users(Exchange& x);
   // What every answer gets (X-Request-Id, Retry-After on a 503), the metrics and the access log.

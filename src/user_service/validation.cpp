@@ -68,17 +68,18 @@ bool has_control_character(std::string_view s) {
 // Percent-decodes a path segment or query component (RFC 3986: '+' is a plus). False on a bad escape.
 bool percent_decode(std::string_view in, std::string& out) {
   out.clear();
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out.push_back(in[i]);
-      continue;
-    }
-    if (i + 2 >= in.size()) return false;
-    const int hi = hex_value(in[i + 1]);
-    const int lo = hex_value(in[i + 2]);
+  std::size_t i = 0;
+  while (i < in.size()) {
+    // The bytes up to the next escape, at once (most ids have none).
+    const std::size_t escape = std::min(in.find('%', i), in.size());
+    out.append(in.data() + i, escape - i);
+    if (escape == in.size()) break;
+    if (escape + 2 >= in.size()) return false;
+    const int hi = hex_value(in[escape + 1]);
+    const int lo = hex_value(in[escape + 2]);
     if (hi < 0 || lo < 0) return false;
     out.push_back(static_cast<char>(hi * 16 + lo));
-    i += 2;
+    i = escape + 3;
   }
   return true;
 }
