@@ -11,6 +11,7 @@
 
 #include <algorithm>
 
+#include "clients/hiredis_reference.h"
 #include "clients/redis_detail.h"
 #include "clients/redis_reply_reader.h"
 #include "support/fuzz_support.h"
@@ -20,27 +21,6 @@ namespace {
 using clients::redis::Reply;
 using clients::redis::ReplyReader;
 using fuzz_support::check;
-
-bool faithful(const redisReply* r, const Reply& c) {
-  if (r == nullptr) return c.is_nil();
-  switch (r->type) {
-    case REDIS_REPLY_STRING:
-      return c.is_string() && c.str == std::string_view(r->str, r->len);
-    case REDIS_REPLY_STATUS:
-      return c.is_status() && c.str == std::string_view(r->str, r->len);
-    case REDIS_REPLY_ERROR:
-      return c.is_error() && c.str == std::string_view(r->str, r->len);
-    case REDIS_REPLY_INTEGER:
-      return c.is_integer() && c.integer == r->integer;
-    case REDIS_REPLY_ARRAY:
-      if (!c.is_array() || c.elements.size() != r->elements) return false;
-      for (std::size_t i = 0; i < r->elements; ++i)
-        if (!faithful(r->element[i], c.elements[i])) return false;
-      return true;
-    default:
-      return c.is_nil();
-  }
-}
 
 // hiredis' default reply functions, but an array over the clients' limit is refused as theirs is.
 redisReplyObjectFunctions limited_default_functions(const redisReplyObjectFunctions& defaults) {
@@ -92,7 +72,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     }
     if (i < replies.size()) {
-      check(faithful(static_cast<redisReply*>(raw), replies[i]), "a reply differs from hiredis' own");
+      check(clients::redis::detail::same_as_hiredis(static_cast<redisReply*>(raw), replies[i]),
+            "a reply differs from hiredis' own");
     } else {
       check(ours.failed(), "ours waits for bytes it has (hiredis returned a reply)");
     }

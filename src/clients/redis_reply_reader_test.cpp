@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "clients/hiredis_reference.h"
+
 namespace clients::redis {
 namespace {
 
@@ -268,28 +270,6 @@ void random_reply(std::mt19937& rng, int depth, std::string& wire) {
   }
 }
 
-bool same(const redisReply* h, const Reply& r) {
-  switch (h->type) {
-    case REDIS_REPLY_STRING:
-      return r.is_string() && r.str == std::string_view(h->str, h->len);
-    case REDIS_REPLY_STATUS:
-      return r.is_status() && r.str == std::string_view(h->str, h->len);
-    case REDIS_REPLY_ERROR:
-      return r.is_error() && r.str == std::string_view(h->str, h->len);
-    case REDIS_REPLY_INTEGER:
-      return r.is_integer() && r.integer == h->integer;
-    case REDIS_REPLY_NIL:
-      return r.is_nil();
-    case REDIS_REPLY_ARRAY:
-      if (!r.is_array() || r.elements.size() != h->elements) return false;
-      for (std::size_t i = 0; i < h->elements; ++i)
-        if (!same(h->element[i], r.elements[i])) return false;
-      return true;
-    default:
-      return false;
-  }
-}
-
 TEST(ReplyReader, ReadsWhatHiredisReads) {
   std::mt19937 rng(15);
   for (int round = 0; round < 200; ++round) {
@@ -307,7 +287,7 @@ TEST(ReplyReader, ReadsWhatHiredisReads) {
       void* raw = nullptr;
       ASSERT_EQ(redisReaderGetReply(theirs.get(), &raw), REDIS_OK);
       ASSERT_NE(raw, nullptr);
-      EXPECT_TRUE(same(static_cast<redisReply*>(raw), r)) << "round " << round;
+      EXPECT_TRUE(detail::same_as_hiredis(static_cast<redisReply*>(raw), r)) << "round " << round;
       freeReplyObject(raw);
     }
   }
