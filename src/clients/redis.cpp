@@ -326,7 +326,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   template <typename Args>
   Conn::Command& queue_command(Conn& c, const Args& args, Clock::time_point now);
   // The reply to the oldest outstanding command; a handshake's reply checked by on_handshake_reply.
-  void on_reply(Conn& c, Reply reply);
+  void on_reply(Conn& c, Reply&& reply);
   void on_handshake_reply(Conn& c, HandshakeStep step, const Reply& reply);
   // `on_executor`: see Client::on_client_executor. `may_wait`: while the server refuses and there is
   // no connection, the command joins one immediate connect attempt instead of failing at once.
@@ -335,7 +335,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   void start_attempt_now();
   // Completes a command: from the handler of the read that brought its reply when `reading` is in
   // one (Conn::run_read_completions), otherwise through a post.
-  void finish(Conn::Command& cmd, Result r, bool from_slot = false, Conn* reading = nullptr);
+  void finish(Conn::Command& cmd, Result&& r, bool from_slot = false, Conn* reading = nullptr);
   // The connection's deadline timer: armed for `at`; when it fires, expire_commands().
   void arm_deadline(const std::shared_ptr<Conn>& c, Clock::time_point at);
   // Completes the commands whose deadline passed with `timeout`, re-arms for the next deadline.
@@ -494,7 +494,7 @@ Conn::Command& Client::Impl::queue_command(Conn& c, const Args& args, Clock::tim
   return cmd;
 }
 
-void Client::Impl::on_reply(Conn& c, Reply reply) {
+void Client::Impl::on_reply(Conn& c, Reply&& reply) {
   if (c.pending.empty()) return close_conn(c.shared_from_this(), "a reply no command awaits");
   Conn::Command cmd = std::move(c.pending.front());
   c.pending.pop_front();
@@ -694,7 +694,7 @@ void Client::Impl::submit(const Args& args, Deadline deadline, Handler handler, 
   arm_watchdog();
 }
 
-void Client::Impl::finish(Conn::Command& cmd, Result r, bool from_slot, Conn* reading) {
+void Client::Impl::finish(Conn::Command& cmd, Result&& r, bool from_slot, Conn* reading) {
   if (!cmd.handler) return;
   Handler h(std::move(*cmd.handler));
   cmd.handler.reset();

@@ -159,7 +159,7 @@ void RedisCache::start_get(CacheNode node, std::string_view id, Deadline d, GetH
   const auto slot = asio::get_associated_cancellation_slot(handler);
   c.command_view(args, d,
                  asio::bind_cancellation_slot(
-                     slot, [&c, connection, id, h = std::move(handler)](redis::Result r) mutable {
+                     slot, [&c, connection, id, h = std::move(handler)](redis::Result&& r) mutable {
                        std::move(h)(read_entry(c, connection, id, r));
                      }));
 }
