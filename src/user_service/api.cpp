@@ -20,8 +20,10 @@ constexpr std::array<std::string_view, 7> kRouteNames = {
     "/users/{id}", "/users", "/health/live", "/health/ready", "/metrics", "/config", "other"};
 constexpr std::array<std::string_view, 5> kMethodNames = {"GET", "HEAD", "PUT", "DELETE", "other"};
 
+constexpr std::string_view kJson = "application/json";
+
 Response json(const Request& req, bhttp::status status, std::string body) {
-  return common::http::make_response(req, status, std::move(body), "application/json");
+  return common::http::make_response(req, status, std::move(body), kJson);
 }
 
 Response error(const Request& req, std::string_view request_id, bhttp::status status,
@@ -33,7 +35,7 @@ Response error(const Request& req, std::string_view request_id, bhttp::status st
 Response server_error(bhttp::status status, std::string_view message, unsigned version,
                       std::string_view request_id) {
   Response res{status, version};
-  res.set(bhttp::field::content_type, "application/json");
+  res.set(bhttp::field::content_type, kJson);
   res.body() = error_json(message, request_id);
   return res;
 }
@@ -371,8 +373,7 @@ void Api::read_answer(Exchange& x, ReadResult& r, Response& res) {
       if (x.conditional && x.none_match.matches(r.version)) {
         common::http::fill_response(res, x.req, bhttp::status::not_modified, {}, {});
       } else {
-        common::http::fill_response(res, x.req, bhttp::status::ok, user_json(x.id, r.name),
-                                    "application/json");
+        common::http::fill_response(res, x.req, bhttp::status::ok, user_json(x.id, r.name), kJson);
       }
       res.insert(bhttp::field::etag, etag(r.version).view());  // no answer built here has one yet
       break;

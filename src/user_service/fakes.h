@@ -225,7 +225,8 @@ class FakeCache : public CachePort {
     replica_offset = master_offset;
   }
 
-  // get(), as a coroutine of its own (RedisCache completes it from the client's handler).
+  // What get() does, a coroutine per call that start_get() spawns (RedisCache needs none: it completes
+  // the caller's handler from the Redis client's).
   boost::asio::awaitable<Outcome<std::optional<CacheEntry>>> fake_get(CacheNode n, std::string id,
                                                                       Deadline d) {
     auto& nd = node(n);
