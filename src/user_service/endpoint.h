@@ -66,9 +66,10 @@ class Endpoint {
   // One call: `fn(deadline)` returns an awaitable of Outcome<T>. While the breaker is open the call is
   // not made and the result is Failure::unavailable ("circuit breaker open"), counted short-circuited.
   // While the breaker is open and a trial is allowed, this call is the trial (see above). `budget`
-  // replaces the endpoint's own for this call (a statement that reads a whole page).
+  // replaces the endpoint's own for this call (a statement that reads a whole page). `fn` is kept
+  // (by value) in this coroutine's frame: it may be called after the caller's scope has ended.
   template <typename T, typename Fn>
-  boost::asio::awaitable<Outcome<T>> call(Deadline request, Fn&& fn, Clock::duration budget = {}) {
+  boost::asio::awaitable<Outcome<T>> call(Deadline request, Fn fn, Clock::duration budget = {}) {
     std::optional<Trial> trial;
     if (!allow()) {
       if (!health_.trial_allowed()) {

@@ -220,7 +220,8 @@ asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline dead
         [&](auto handler) {
           if (direct)
             return cache_.get(cache_node, id, node->deadline(deadline, {}, started), std::move(handler));
-          asio::co_spawn(executor_, cache_call(*node, cache_node, id, deadline),
+          const auto get = [this, cache_node, id](Deadline d) { return cache_.get(cache_node, id, d); };
+          asio::co_spawn(executor_, node->call<std::optional<CacheEntry>>(deadline, get),
                          [&thrown, h = std::move(handler)](std::exception_ptr e, CacheGet g) mutable {
                            thrown = e;
                            std::move(h)(std::move(g));
@@ -256,13 +257,6 @@ asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline dead
     break;
   }
   co_return co_await read_origin(id, deadline, std::move(stale));
-}
-
-asio::awaitable<Outcome<std::optional<CacheEntry>>> Service::cache_call(Endpoint& node, CacheNode cache_node,
-                                                                        std::string_view id,
-                                                                        Deadline deadline) {
-  const auto get = [&](Deadline d) { return cache_.get(cache_node, id, d); };
-  co_return co_await node.call<std::optional<CacheEntry>>(deadline, get);
 }
 
 // 2. MariaDB (read_store: the primary, retried after a lost connection; a replica that applied what

@@ -148,11 +148,6 @@ class Service {
   // Every endpoint, for the probers, /health/ready and the metrics.
   std::vector<Endpoint*> endpoints();
   std::vector<const Endpoint*> endpoints() const;
-  // A cache read through its endpoint's call(), for when the breaker is open (refused at once, or
-  // the half-open trial): a coroutine of its own, which keeps the callable call() refers to.
-  boost::asio::awaitable<Outcome<std::optional<CacheEntry>>> cache_call(Endpoint& node, CacheNode cache_node,
-                                                                        std::string_view id,
-                                                                        Deadline deadline);
   boost::asio::awaitable<ReadResult> read_origin(std::string_view id, Deadline deadline,
                                                  std::optional<CacheEntry> stale);
   // What read_store() got: MariaDB's answer and where it came from, or why there is none.
