@@ -231,6 +231,28 @@ get_rps() {  # port keepalive requests: redis-benchmark GET, 50 clients
 # Request counts sized to about round_seconds at direct's pace on this machine.
 rr_requests=$((100000 * round_seconds))
 conn_requests=$((15000 * round_seconds))
+# CPU accounting, to tell what a target asks of the proxy (below): the machine's busy time (user,
+# nice, system, irq, softirq; not idle, iowait or steal; softirq work is charged to the process it
+# interrupts, whichever that is) and faultproxy's own, in clock ticks.
+clk_tck="$(getconf CLK_TCK)"
+machine_busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+process_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# measure key target command...: runs the command, which prints the figure (a rate), and appends to
+# samples[key,target] the figure, to busy[key,target] the CPUs the machine kept busy meanwhile, and
+# to proxy_cost[key,target] faultproxy's CPU per unit of the figure, in microseconds.
+declare -A busy=() proxy_cost=()
+measure() {
+  local key=$1 target=$2 t0 b0 p0 figure t1 b1 p1 b p
+  shift 2
+  t0=$(date +%s%N) b0=$(machine_busy_ticks) p0=$(process_ticks "$fp_pid")
+  figure="$("$@")"
+  t1=$(date +%s%N) b1=$(machine_busy_ticks) p1=$(process_ticks "$fp_pid")
+  samples[$key,$target]+="$figure "
+  read -r b p < <(awk -v f="$figure" -v t="$((t1 - t0))" -v b="$((b1 - b0))" -v p="$((p1 - p0))" \
+    -v hz="$clk_tck" 'BEGIN { s = t / 1e9; printf "%.3f %.3f\n", b / hz / s, (f > 0) ? p / hz * 1e6 / (f * s) : 0 }')
+  busy[$key,$target]+="$b "
+  proxy_cost[$key,$target]+="$p "
+}
 declare -A samples=()
 echo
 echo "  measuring with the standard tools (iperf3, redis-benchmark), $rounds interleaved rounds..."
@@ -238,9 +260,9 @@ for ((r = 0; r < rounds; r++)); do
   for target in direct faultproxy; do
     if [[ $target == direct ]]; then p_iperf=$iperf_port p_redis=$redis_port; else
       p_iperf=${fp_port[bench_iperf]} p_redis=${fp_port[bench_redis]}; fi
-    samples[bulk,$target]+="$(bulk_mibs "$p_iperf") "
-    samples[rr,$target]+="$(get_rps "$p_redis" 1 "$rr_requests") "
-    samples[conn,$target]+="$(get_rps "$p_redis" 0 "$conn_requests") "
+    measure bulk "$target" bulk_mibs "$p_iperf"
+    measure rr "$target" get_rps "$p_redis" 1 "$rr_requests"
+    measure conn "$target" get_rps "$p_redis" 0 "$conn_requests"
   done
 done
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -261,3 +283,31 @@ tool_row() {  # key label unit target
 tool_row bulk "bulk, iperf3 1 stream" "MiB/s" 0.75
 tool_row rr "redis-benchmark GET, 50 clients" "req/s" 0.80
 tool_row conn "new connections, redis-benchmark -k 0 -c 50" "req/s" 0.60
+
+# What each target asks of faultproxy's CPU. Through faultproxy, the machine was busy for B CPUs at
+# rate F, faultproxy itself costing P per unit. At the target's rate T (target x direct's rate), the
+# machine has $(nproc) / T per unit, so with the tools costing what they cost through faultproxy
+# (B / F - P per unit), faultproxy may cost at most $(nproc) / T - (B / F - P); and for one stream,
+# served by one worker thread, at most 1 / T as well.
+echo
+printf '%-52s %-18s %-22s %s\n' "CPU at the target (medians)" "CPUs busy, direct" "through faultproxy" \
+  "faultproxy's CPU per unit: now -> the most the target allows"
+printf '%s\n' "$(printf -- '-%.0s' {1..140})"
+cpu_row() {  # key label unit target [one_stream]
+  local d f bd bf p
+  d="$(median <<<"${samples[$1,direct]}")"
+  f="$(median <<<"${samples[$1,faultproxy]}")"
+  bd="$(median <<<"${busy[$1,direct]}")"
+  bf="$(median <<<"${busy[$1,faultproxy]}")"
+  p="$(median <<<"${proxy_cost[$1,faultproxy]}")"
+  awk -v label="$2" -v unit="${3%/s}" -v t="$4" -v one="${5:-0}" -v d="$d" -v f="$f" -v bd="$bd" -v bf="$bf" \
+    -v p="$p" -v n="$(nproc)" 'BEGIN {
+      rate = t * d; tools = (f > 0) ? bf * 1e6 / f - p : 0
+      allowed = n * 1e6 / rate - tools; how = ""
+      if (one && 1e6 / rate < allowed) { allowed = 1e6 / rate; how = " (one worker thread)" }
+      printf "%-52s %-18s %-22s %.1f -> %s us per %s%s\n", label, sprintf("%.2f", bd), sprintf("%.2f", bf), p,
+        (allowed > 0) ? sprintf("%.1f", allowed) : "none", unit, how }'
+}
+cpu_row bulk "bulk, iperf3 1 stream" "MiB/s" 0.75 1
+cpu_row rr "redis-benchmark GET, 50 clients" "req/s" 0.80
+cpu_row conn "new connections, redis-benchmark -k 0 -c 50" "req/s" 0.60
