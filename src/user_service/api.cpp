@@ -1,6 +1,8 @@
 #include "user_service/api.h"
 
+#include <boost/asio/deferred.hpp>
 #include <cstring>
+#include <exception>
 #include <random>
 
 #include "common/log.h"
@@ -145,9 +147,11 @@ asio::awaitable<Response> Api::handle(Request& req, const RequestInfo& info, Lis
   Response res;
   const Step step = start(x, info, listener, res);
   if (step == Step::read) {
-    // A cached GET is the hot path: the service is awaited here, with no coroutine of the API's own
-    // between (every level costs a frame and an await).
-    ReadResult r = co_await service_.get_user(x.id, x.deadline);
+    // A cached GET is the hot path: the service's read is awaited here, with no coroutine of the
+    // API's or the service's own between (every level costs a frame and an await).
+    std::exception_ptr thrown;
+    ReadResult r = co_await service_.read_user(x.id, x.deadline, thrown, asio::deferred);
+    if (thrown) std::rethrow_exception(thrown);
     read_answer(x, r, res);
   } else if (step != Step::answered) {
     // One await for both, as the result of each co_await takes room in this frame; not on a

@@ -196,13 +196,52 @@ std::vector<const Endpoint*> Service::endpoints() const {
 // ---- reads --------------------------------------------------------------------------------
 
 asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline deadline) {
-  using CacheGet = Outcome<std::optional<CacheEntry>>;
-  std::optional<CacheEntry> stale;
+  std::exception_ptr thrown;
+  ReadResult r = co_await read_user(id, deadline, thrown, asio::deferred);
+  if (thrown) std::rethrow_exception(thrown);
+  co_return r;
+}
 
-  // 1. The cache: the master, or the replica when the master cannot answer. An answer from either
-  //    (hit, miss or known-stale entry) ends the cache lookup. So does a desynchronised connection
-  //    (a reply that was not this read's): its connection was dropped, and MariaDB answers instead.
-  for (Endpoint* node : {&redis_master_, &redis_replica_}) {
+// 1. The cache: the master, or the replica when the master cannot answer. An answer from either
+//    (hit, miss or known-stale entry) ends the cache lookup. So does a desynchronised connection
+//    (a reply that was not this read's): its connection was dropped, and MariaDB answers instead.
+//    read_user() asks the master itself while its breaker is closed (nearly always), and continues
+//    here after any answer but a hit.
+Service::CacheVerdict Service::judge_cache_answer(std::string_view id, bool replica,
+                                                  const std::optional<CacheEntry>& known_before,
+                                                  CacheGet& got, ReadResult& served,
+                                                  std::optional<CacheEntry>& stale) {
+  if (got.failure == Failure::desync) return CacheVerdict::origin;
+  if (!got.ok()) return CacheVerdict::next_node;
+  if (replica && got.value) ledger_.replica_caught_up(id, *got.value);
+  // A replica not shown to be close to the master may miss any recent write, this instance's or
+  // another's (replica_freshness.h): its entry is kept only for when MariaDB cannot answer either.
+  if (replica && !replica_freshness_.current(Clock::now())) {
+    replica_behind_->inc();
+    if (got.value && !got.value->tombstone) stale = std::move(got.value);
+    return CacheVerdict::origin;
+  }
+  if (got.value && !got.value->tombstone) {
+    const bool known_stale = ledger_.known_stale(id, *got.value, replica) ||
+                             (known_before && supersedes(*known_before, *got.value));
+    if (!known_stale) {
+      served.status = ReadResult::found;
+      served.source = Source::cache;
+      served.name = std::move(got.value->name);
+      served.version = got.value->version;
+      return CacheVerdict::serve;
+    }
+    stale_detected_->inc();
+    stale = std::move(got.value);
+  }
+  return CacheVerdict::origin;
+}
+
+asio::awaitable<ReadResult> Service::read_from(std::string_view id, Deadline deadline, int first_node,
+                                               std::optional<CacheEntry> stale) {
+  const std::array<Endpoint*, 2> nodes{&redis_master_, &redis_replica_};
+  for (int n = first_node; n < 2; ++n) {
+    Endpoint* node = nodes[static_cast<std::size_t>(n)];
     const auto started = Clock::now();
     if (deadline.expired(started)) break;
     const bool replica = node == &redis_replica_;
@@ -210,51 +249,21 @@ asio::awaitable<ReadResult> Service::get_user(std::string_view id, Deadline dead
     // ledger) while this read is in flight, e.g. a replica's answer overtaken by the master's repair.
     const auto known_before = ledger_.known_entry(id, replica);
     const CacheNode cache_node = replica ? CacheNode::replica : CacheNode::master;
-    // Breaker closed (nearly always): the cache is asked here directly, with no coroutine of its
-    // own, and the call accounted as Endpoint::call() would. Open: call() decides (refused at once,
-    // or the half-open trial). One co_await for both: each await takes room in this frame, and a
-    // frame over 1020 bytes is never recycled by Asio (nor kept by malloc's thread cache).
+    // Breaker closed: the cache is asked directly and the call accounted as Endpoint::call() would.
+    // Open: call() decides (refused at once, or the half-open trial).
     const bool direct = node->allow();
-    std::exception_ptr thrown;  // by call(), rethrown here
-    auto got = co_await asio::async_initiate<const asio::deferred_t&, void(CacheGet)>(
-        [&](auto handler) {
-          if (direct)
-            return cache_.get(cache_node, id, node->deadline(deadline, {}, started), std::move(handler));
-          const auto get = [this, cache_node, id](Deadline d) { return cache_.get(cache_node, id, d); };
-          asio::co_spawn(executor_, node->call<std::optional<CacheEntry>>(deadline, get),
-                         [&thrown, h = std::move(handler)](std::exception_ptr e, CacheGet g) mutable {
-                           thrown = e;
-                           std::move(h)(std::move(g));
-                         });
-        },
-        asio::deferred);
-    if (thrown) std::rethrow_exception(thrown);
+    CacheGet got;  // (GCC 12 mishandles a co_await in a conditional expression)
+    if (direct) {
+      got = co_await cache_.get(cache_node, id, node->deadline(deadline, {}, started));
+    } else {
+      const auto get = [this, cache_node, id](Deadline d) { return cache_.get(cache_node, id, d); };
+      got = co_await node->call<std::optional<CacheEntry>>(deadline, get);
+    }
     if (direct) node->account(got.failure, got.message, started);
-    if (got.failure == Failure::desync) break;
-    if (!got.ok()) continue;
-    if (replica && got.value) ledger_.replica_caught_up(id, *got.value);
-    // A replica not shown to be close to the master may miss any recent write, this instance's or
-    // another's (replica_freshness.h): its entry is kept only for when MariaDB cannot answer either.
-    if (replica && !replica_freshness_.current(Clock::now())) {
-      replica_behind_->inc();
-      if (got.value && !got.value->tombstone) stale = std::move(got.value);
-      break;
-    }
-    if (got.value && !got.value->tombstone) {
-      const bool known_stale = ledger_.known_stale(id, *got.value, replica) ||
-                               (known_before && supersedes(*known_before, *got.value));
-      if (!known_stale) {
-        ReadResult result;
-        result.status = ReadResult::found;
-        result.source = Source::cache;
-        result.name = std::move(got.value->name);
-        result.version = got.value->version;
-        co_return result;
-      }
-      stale_detected_->inc();
-      stale = std::move(got.value);
-    }
-    break;
+    ReadResult served;
+    const auto verdict = judge_cache_answer(id, replica, known_before, got, served, stale);
+    if (verdict == CacheVerdict::serve) co_return served;
+    if (verdict == CacheVerdict::origin) break;
   }
   co_return co_await read_origin(id, deadline, std::move(stale));
 }

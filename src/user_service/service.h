@@ -15,14 +15,20 @@
 //   Service service(io.get_executor(), config, store, cache, registry);
 //   service.start();                                    // probers and repairer
 //   ReadResult r = co_await service.get_user("u-1", Deadline::after(config.request_deadline));
+//   std::exception_ptr thrown;                          // or, with no coroutine of its own:
+//   ReadResult r = co_await service.read_user("u-1", deadline, thrown, asio::deferred);
 //   ...
 //   co_await service.stop();                            // on SIGTERM, after the HTTP server drained
 #pragma once
 
 #include <array>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -102,6 +108,13 @@ class Service {
   Service& operator=(const Service&) = delete;
 
   boost::asio::awaitable<ReadResult> get_user(std::string_view id, Deadline deadline);
+  // The same read as an asynchronous operation (what the API awaits, with asio::deferred): its
+  // common case, a hit on the cache master while its breaker is closed, completes from the cache's
+  // reply, with no coroutine of its own; every other case continues in one. An exception thrown
+  // there completes the read with an empty result and is stored in `thrown`, for the caller to
+  // rethrow (it outlives the operation: the caller is suspended until the completion).
+  template <typename Token>
+  auto read_user(std::string_view id, Deadline deadline, std::exception_ptr& thrown, Token&& token);
   // Conditional when `when` says so (If-Match, If-None-Match: *): checked by MariaDB's statement.
   boost::asio::awaitable<WriteResult> put_user(std::string_view id, std::string_view name, Deadline deadline,
                                                Precondition when = {});
@@ -148,6 +161,23 @@ class Service {
   // Every endpoint, for the probers, /health/ready and the metrics.
   std::vector<Endpoint*> endpoints();
   std::vector<const Endpoint*> endpoints() const;
+  using CacheGet = Outcome<std::optional<CacheEntry>>;
+  // What a cache node's answer to a read leads to: serving it, asking the next node (the replica
+  // after the master), or MariaDB (`stale`: a known-stale entry to serve if MariaDB cannot answer).
+  enum class CacheVerdict { serve, next_node, origin };
+  // Judges `got`, a node's answer (`known_before`: what the ledger knew before asking); `served`
+  // is filled for serve, `stale` may be for origin.
+  CacheVerdict judge_cache_answer(std::string_view id, bool replica,
+                                  const std::optional<CacheEntry>& known_before, CacheGet& got,
+                                  ReadResult& served, std::optional<CacheEntry>& stale);
+  // The rest of a read in a coroutine: the cache from `first_node` on (0: master, 1: replica, 2:
+  // none), then MariaDB.
+  boost::asio::awaitable<ReadResult> read_from(std::string_view id, Deadline deadline, int first_node,
+                                               std::optional<CacheEntry> stale);
+  // read_user() continued in read_from(), completing `handler`.
+  template <typename Handler>
+  void continue_read(std::string_view id, Deadline deadline, int first_node, std::optional<CacheEntry> stale,
+                     std::exception_ptr& thrown, Handler handler);
   boost::asio::awaitable<ReadResult> read_origin(std::string_view id, Deadline deadline,
                                                  std::optional<CacheEntry> stale);
   // What read_store() got: MariaDB's answer and where it came from, or why there is none.
@@ -239,5 +269,46 @@ class Service {
   common::metrics::Counter* retries_spent_ = nullptr;
   common::metrics::Counter* retries_denied_ = nullptr;
 };
+
+template <typename Token>
+auto Service::read_user(std::string_view id, Deadline deadline, std::exception_ptr& thrown, Token&& token) {
+  namespace asio = boost::asio;
+  return asio::async_initiate<Token, void(ReadResult)>(
+      [this, id, deadline, &thrown](auto handler) {
+        const auto started = Clock::now();
+        // Out of time, or the master's breaker not closed: Endpoint::call() decides, in read_from().
+        if (deadline.expired(started) || !redis_master_.allow())
+          return continue_read(id, deadline, 0, std::nullopt, thrown, std::move(handler));
+        // Cancellation reaches the cache's read as it would from the caller's own handler.
+        const auto slot = asio::get_associated_cancellation_slot(handler);
+        cache_.get(CacheNode::master, id, redis_master_.deadline(deadline, {}, started),
+                   asio::bind_cancellation_slot(
+                       slot, [this, id, deadline, started, known_before = ledger_.known_entry(id, false),
+                              &thrown, h = std::move(handler)](CacheGet got) mutable {
+                         redis_master_.account(got.failure, got.message, started);
+                         ReadResult served;
+                         std::optional<CacheEntry> stale;
+                         switch (judge_cache_answer(id, false, known_before, got, served, stale)) {
+                           case CacheVerdict::serve:
+                             return std::move(h)(std::move(served));
+                           case CacheVerdict::next_node:
+                             return continue_read(id, deadline, 1, std::nullopt, thrown, std::move(h));
+                           case CacheVerdict::origin:
+                             return continue_read(id, deadline, 2, std::move(stale), thrown, std::move(h));
+                         }
+                       }));
+      },
+      token);
+}
+
+template <typename Handler>
+void Service::continue_read(std::string_view id, Deadline deadline, int first_node,
+                            std::optional<CacheEntry> stale, std::exception_ptr& thrown, Handler handler) {
+  boost::asio::co_spawn(executor_, read_from(id, deadline, first_node, std::move(stale)),
+                        [&thrown, h = std::move(handler)](std::exception_ptr e, ReadResult r) mutable {
+                          thrown = e;
+                          std::move(h)(std::move(r));
+                        });
+}
 
 }  // namespace user_service
