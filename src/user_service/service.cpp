@@ -237,11 +237,11 @@ Service::CacheVerdict Service::judge_cache_answer(std::string_view id, bool repl
   return CacheVerdict::origin;
 }
 
-asio::awaitable<ReadResult> Service::read_from(std::string_view id, Deadline deadline, int first_node,
+asio::awaitable<ReadResult> Service::read_from(std::string_view id, Deadline deadline, ReadFrom from,
                                                std::optional<CacheEntry> stale) {
   const std::array<Endpoint*, 2> nodes{&redis_master_, &redis_replica_};
-  for (int n = first_node; n < 2; ++n) {
-    Endpoint* node = nodes[static_cast<std::size_t>(n)];
+  for (auto n = static_cast<std::size_t>(from); n < nodes.size(); ++n) {
+    Endpoint* node = nodes[n];
     const auto started = Clock::now();
     if (deadline.expired(started)) break;
     const bool replica = node == &redis_replica_;
@@ -250,15 +250,23 @@ asio::awaitable<ReadResult> Service::read_from(std::string_view id, Deadline dea
     const auto known_before = ledger_.known_entry(id, replica);
     const CacheNode cache_node = replica ? CacheNode::replica : CacheNode::master;
     // Breaker closed: the cache is asked directly and the call accounted as Endpoint::call() would.
-    // Open: call() decides (refused at once, or the half-open trial).
+    // Open: call() decides (refused at once, or the half-open trial). One co_await for both: each
+    // await takes room in this frame, and a frame over 1020 bytes is never recycled by Asio.
     const bool direct = node->allow();
-    CacheGet got;  // (GCC 12 mishandles a co_await in a conditional expression)
-    if (direct) {
-      got = co_await cache_.get(cache_node, id, node->deadline(deadline, {}, started));
-    } else {
-      const auto get = [this, cache_node, id](Deadline d) { return cache_.get(cache_node, id, d); };
-      got = co_await node->call<std::optional<CacheEntry>>(deadline, get);
-    }
+    std::exception_ptr thrown;  // by call(), rethrown here
+    auto got = co_await asio::async_initiate<const asio::deferred_t&, void(CacheGet)>(
+        [&](auto handler) {
+          if (direct)
+            return cache_.get(cache_node, id, node->deadline(deadline, {}, started), std::move(handler));
+          const auto get = [this, cache_node, id](Deadline d) { return cache_.get(cache_node, id, d); };
+          asio::co_spawn(executor_, node->call<std::optional<CacheEntry>>(deadline, get),
+                         [&thrown, h = std::move(handler)](std::exception_ptr e, CacheGet g) mutable {
+                           thrown = e;
+                           std::move(h)(std::move(g));
+                         });
+        },
+        asio::deferred);
+    if (thrown) std::rethrow_exception(thrown);
     if (direct) node->account(got.failure, got.message, started);
     ReadResult served;
     const auto verdict = judge_cache_answer(id, replica, known_before, got, served, stale);

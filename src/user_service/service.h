@@ -28,6 +28,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -170,13 +171,15 @@ class Service {
   CacheVerdict judge_cache_answer(std::string_view id, bool replica,
                                   const std::optional<CacheEntry>& known_before, CacheGet& got,
                                   ReadResult& served, std::optional<CacheEntry>& stale);
-  // The rest of a read in a coroutine: the cache from `first_node` on (0: master, 1: replica, 2:
-  // none), then MariaDB.
-  boost::asio::awaitable<ReadResult> read_from(std::string_view id, Deadline deadline, int first_node,
+  // Where the rest of a read starts: a cache node (then the next one), or MariaDB.
+  enum class ReadFrom : std::uint8_t { master, replica, origin };
+  // The rest of a read in a coroutine: the cache nodes from `from` on, then MariaDB.
+  boost::asio::awaitable<ReadResult> read_from(std::string_view id, Deadline deadline, ReadFrom from,
                                                std::optional<CacheEntry> stale);
-  // read_user() continued in read_from(), completing `handler`.
+  // read_user() continued in a coroutine (read_from(), or read_origin() at once), completing
+  // `handler`.
   template <typename Handler>
-  void continue_read(std::string_view id, Deadline deadline, int first_node, std::optional<CacheEntry> stale,
+  void continue_read(std::string_view id, Deadline deadline, ReadFrom from, std::optional<CacheEntry> stale,
                      std::exception_ptr& thrown, Handler handler);
   boost::asio::awaitable<ReadResult> read_origin(std::string_view id, Deadline deadline,
                                                  std::optional<CacheEntry> stale);
@@ -278,7 +281,7 @@ auto Service::read_user(std::string_view id, Deadline deadline, std::exception_p
         const auto started = Clock::now();
         // Out of time, or the master's breaker not closed: Endpoint::call() decides, in read_from().
         if (deadline.expired(started) || !redis_master_.allow())
-          return continue_read(id, deadline, 0, std::nullopt, thrown, std::move(handler));
+          return continue_read(id, deadline, ReadFrom::master, std::nullopt, thrown, std::move(handler));
         // Cancellation reaches the cache's read as it would from the caller's own handler.
         const auto slot = asio::get_associated_cancellation_slot(handler);
         cache_.get(CacheNode::master, id, redis_master_.deadline(deadline, {}, started),
@@ -292,9 +295,11 @@ auto Service::read_user(std::string_view id, Deadline deadline, std::exception_p
                            case CacheVerdict::serve:
                              return std::move(h)(std::move(served));
                            case CacheVerdict::next_node:
-                             return continue_read(id, deadline, 1, std::nullopt, thrown, std::move(h));
+                             return continue_read(id, deadline, ReadFrom::replica, std::nullopt, thrown,
+                                                  std::move(h));
                            case CacheVerdict::origin:
-                             return continue_read(id, deadline, 2, std::move(stale), thrown, std::move(h));
+                             return continue_read(id, deadline, ReadFrom::origin, std::move(stale), thrown,
+                                                  std::move(h));
                          }
                        }));
       },
@@ -302,9 +307,11 @@ auto Service::read_user(std::string_view id, Deadline deadline, std::exception_p
 }
 
 template <typename Handler>
-void Service::continue_read(std::string_view id, Deadline deadline, int first_node,
+void Service::continue_read(std::string_view id, Deadline deadline, ReadFrom from,
                             std::optional<CacheEntry> stale, std::exception_ptr& thrown, Handler handler) {
-  boost::asio::co_spawn(executor_, read_from(id, deadline, first_node, std::move(stale)),
+  auto rest = from == ReadFrom::origin ? read_origin(id, deadline, std::move(stale))
+                                       : read_from(id, deadline, from, std::move(stale));
+  boost::asio::co_spawn(executor_, std::move(rest),
                         [&thrown, h = std::move(handler)](std::exception_ptr e, ReadResult r) mutable {
                           thrown = e;
                           std::move(h)(std::move(r));
