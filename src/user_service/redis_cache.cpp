@@ -150,9 +150,7 @@ RedisCache::RedisCache(redis::Client& master, redis::Client& replica, const Redi
 // once it is parsed, and the caller's handler is called from there.
 void RedisCache::start_get(CacheNode node, std::string_view id, Deadline d, GetHandler handler) {
   redis::Client& c = client(node);
-  std::string key;
-  key.reserve(prefix_.size() + id.size());
-  key.append(prefix_).append(id);
+  const std::string key = value_key(id);
   const std::array<std::string_view, 5> args{"HMGET", key, "id", "name", "version"};
   const std::uint64_t connection = c.connection_id();
   // Cancellation reaches the command as it would from the caller's own handler.

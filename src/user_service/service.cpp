@@ -259,11 +259,7 @@ asio::awaitable<ReadResult> Service::read_from(std::string_view id, Deadline dea
           if (direct)
             return cache_.get(cache_node, id, node->deadline(deadline, {}, started), std::move(handler));
           const auto get = [this, cache_node, id](Deadline d) { return cache_.get(cache_node, id, d); };
-          asio::co_spawn(executor_, node->call<std::optional<CacheEntry>>(deadline, get),
-                         [&thrown, h = std::move(handler)](std::exception_ptr e, CacheGet g) mutable {
-                           thrown = e;
-                           std::move(h)(std::move(g));
-                         });
+          complete_from(node->call<std::optional<CacheEntry>>(deadline, get), thrown, std::move(handler));
         },
         asio::deferred);
     if (thrown) std::rethrow_exception(thrown);

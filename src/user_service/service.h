@@ -176,6 +176,16 @@ class Service {
   // The rest of a read in a coroutine: the cache nodes from `from` on, then MariaDB.
   boost::asio::awaitable<ReadResult> read_from(std::string_view id, Deadline deadline, ReadFrom from,
                                                std::optional<CacheEntry> stale);
+  // Runs `op` in a coroutine of its own and completes `handler` with its result. An exception it
+  // throws is stored in `thrown` (the handler then gets T{}), for the awaiting caller to rethrow.
+  template <typename T, typename Handler>
+  void complete_from(boost::asio::awaitable<T> op, std::exception_ptr& thrown, Handler handler) {
+    boost::asio::co_spawn(executor_, std::move(op),
+                          [&thrown, h = std::move(handler)](std::exception_ptr e, T result) mutable {
+                            thrown = e;
+                            std::move(h)(std::move(result));
+                          });
+  }
   // read_user() continued in a coroutine (read_from(), or read_origin() at once), completing
   // `handler`.
   template <typename Handler>
@@ -311,11 +321,7 @@ void Service::continue_read(std::string_view id, Deadline deadline, ReadFrom fro
                             std::optional<CacheEntry> stale, std::exception_ptr& thrown, Handler handler) {
   auto rest = from == ReadFrom::origin ? read_origin(id, deadline, std::move(stale))
                                        : read_from(id, deadline, from, std::move(stale));
-  boost::asio::co_spawn(executor_, std::move(rest),
-                        [&thrown, h = std::move(handler)](std::exception_ptr e, ReadResult r) mutable {
-                          thrown = e;
-                          std::move(h)(std::move(r));
-                        });
+  complete_from(std::move(rest), thrown, std::move(handler));
 }
 
 }  // namespace user_service
