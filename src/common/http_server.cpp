@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
@@ -74,6 +75,19 @@ const std::string& http_date_now() {
   return cached;
 }
 
+std::optional<std::string_view> ResponseFields::line_value(std::string_view name) const {
+  if (const auto it = find(name); it != end()) return std::string_view(it->value());
+  std::string_view rest = lines_;
+  while (!rest.empty()) {
+    const std::size_t eol = rest.find("\r\n");
+    const std::string_view line = rest.substr(0, eol);
+    rest.remove_prefix(eol + 2);
+    const std::size_t colon = line.find(':');
+    if (beast::iequals(line.substr(0, colon), name)) return line.substr(colon + 2);
+  }
+  return std::nullopt;
+}
+
 void append_response_head(const Response& res, std::string& out) {
   const unsigned version = res.version();
   const unsigned code = res.result_int();
@@ -93,6 +107,7 @@ void append_response_head(const Response& res, std::string& out) {
     out.append(f.value());
     out.append("\r\n");
   }
+  out.append(res.lines());
   out.append("\r\n");
 }
 

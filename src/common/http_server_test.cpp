@@ -58,6 +58,61 @@ TEST(ResponseHead, IsWhatBeastsSerializerWrites) {
   }
 }
 
+// Lines follow the fields, as Beast writes fields inserted after them: the same bytes.
+TEST(ResponseLines, AreWrittenAfterTheFields) {
+  Response with_lines{bhttp::status::ok, 11};
+  with_lines.set(bhttp::field::content_type, "application/json");
+  EXPECT_TRUE(with_lines.add_line("ETag", "\"v7\""));
+  EXPECT_TRUE(with_lines.add_line("X-Request-Id", "abc-1"));
+  EXPECT_TRUE(with_lines.add_line("X-Empty", ""));
+  with_lines.body() = "{}";
+  with_lines.prepare_payload();  // Content-Length: a field, inserted after the lines, written before
+  Response as_fields{bhttp::status::ok, 11};
+  as_fields.set(bhttp::field::content_type, "application/json");
+  as_fields.body() = "{}";
+  as_fields.prepare_payload();
+  as_fields.insert(bhttp::field::etag, "\"v7\"");
+  as_fields.insert("X-Request-Id", "abc-1");
+  as_fields.insert("X-Empty", "");
+  std::ostringstream beast_wrote;
+  beast_wrote << as_fields;
+  std::string ours;
+  append_response_head(with_lines, ours);
+  ours += with_lines.body();
+  EXPECT_EQ(ours, beast_wrote.str());
+}
+
+// A line is one header field or nothing. Its name is checked when it is compiled (LineName: a name
+// that is not a token does not compile); a value that could end the line, or the head, early is
+// refused and leaves the lines as they were.
+static_assert(is_http_token("X-Request-Id") && is_http_token("X-Odd_Token!|~"));
+static_assert(!is_http_token("") && !is_http_token("Two Words") && !is_http_token("X-Colon:") &&
+              !is_http_token("X\r\nY") && !is_http_token("(x)"));
+
+TEST(ResponseLines, RefuseAValueThatIsNotOneFieldValue) {
+  Response res{bhttp::status::ok, 11};
+  EXPECT_FALSE(res.add_line("X-Id", "a\r\nSet-Cookie: s=1"));
+  EXPECT_FALSE(res.add_line("X-Id", "a\nb"));
+  EXPECT_FALSE(res.add_line("X-Id", "a\rb"));
+  EXPECT_FALSE(res.add_line("X-Id", std::string_view("a\0b", 3)));
+  EXPECT_EQ(res.lines(), "");
+  EXPECT_TRUE(res.add_line("X-Odd_Token!", "tab\tand spaces"));
+  EXPECT_EQ(res.lines(), "X-Odd_Token!: tab\tand spaces\r\n");
+}
+
+TEST(ResponseLines, AreFoundByNameAfterTheFields) {
+  Response res{bhttp::status::ok, 11};
+  res.set("X-Both", "field");
+  res.add_line("X-Both", "line");
+  res.add_line("ETag", "\"v1\"");
+  res.add_line("X-Empty", "");
+  EXPECT_EQ(res.line_value("x-both"), "field");
+  EXPECT_EQ(res.line_value("etag"), "\"v1\"");
+  EXPECT_EQ(res.line_value("X-Empty"), "");
+  EXPECT_FALSE(res.line_value("X-Absent"));
+  EXPECT_FALSE(res.line_value("ETa"));
+}
+
 // Runs a Server on its own io_context thread; the test talks to it over blocking sockets.
 class ServerFixture : public ::testing::Test {
  protected:
@@ -72,6 +127,11 @@ class ServerFixture : public ::testing::Test {
             co_await t.async_wait(asio::use_awaitable);
           }
           if (req.target() == "/empty") co_return make_response(req, bhttp::status::no_content, "", "");
+          if (req.target() == "/lines") {
+            auto res = make_response(req, bhttp::status::ok, "lined", "text/plain");
+            res.add_line("X-Line", "one");
+            co_return res;
+          }
           if (req.target() == "/chunked" || req.target() == "/empty-chunked") {
             // A handler asking for chunked framing: the server frames by length (or not at all).
             auto res =
@@ -157,6 +217,18 @@ TEST_F(ServerFixture, AnswersKeepAliveAndPipelinedRequests) {
   EXPECT_NE(out.find("echo:abc"), std::string::npos);
   EXPECT_NE(out.find("Date: "), std::string::npos);
   EXPECT_EQ(handled_.load(), 2);
+}
+
+TEST_F(ServerFixture, WritesAResponsesLinesInItsHead) {
+  Start();
+  auto s = Connect();
+  asio::write(s, asio::buffer(std::string("HEAD /lines HTTP/1.1\r\nHost: x\r\n\r\n"
+                                          "GET /lines HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")));
+  const std::string out = ReadAll(s);
+  EXPECT_EQ(Count(out, "\r\nX-Line: one\r\n"), 2u) << out;
+  // The head ends after the line; the body (GET only) follows it.
+  EXPECT_EQ(Count(out, "X-Line: one\r\n\r\nHTTP/1.1 200 OK"), 1u) << out;
+  EXPECT_TRUE(out.ends_with("X-Line: one\r\n\r\nlined")) << out;
 }
 
 TEST_F(ServerFixture, BodyOverLimitIs413AndCloses) {

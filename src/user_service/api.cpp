@@ -96,7 +96,7 @@ common::http::ErrorResponder Api::server_errors() {
   return [this](bhttp::status status, std::string_view message, unsigned version) {
     const std::string id = next_request_id();
     Response res = server_error(status, message, version, id);
-    res.set("X-Request-Id", id);
+    res.add_line("X-Request-Id", id);
     return res;
   };
 }
@@ -304,9 +304,8 @@ Api::Step Api::start_read(Exchange& x, Response& res) {
 }
 
 void Api::finish(const Exchange& x, Response& res) {
-  // Inserted (no answer built here has one yet) with its name known not to be one of Beast's: set()
-  // would look the name up in Beast's table and search the header for a field to replace.
-  res.insert(bhttp::field::unknown, "X-Request-Id", x.request_id);
+  // A line (common::http::ResponseFields): no answer built here has one yet.
+  res.add_line("X-Request-Id", x.request_id);
   const unsigned status = res.result_int();
   if (status == 503 && res.find(bhttp::field::retry_after) == res.end())
     res.set(bhttp::field::retry_after, std::to_string(config_.resilience.retry_after_s));
@@ -379,7 +378,7 @@ void Api::read_answer(Exchange& x, ReadResult& r, Response& res) {
       } else {
         common::http::fill_response(res, x.req, bhttp::status::ok, user_json(x.id, r.name), kJson);
       }
-      res.insert(bhttp::field::etag, etag(r.version).view());  // no answer built here has one yet
+      res.add_line("ETag", etag(r.version).view());  // no answer built here has one yet
       break;
     case ReadResult::not_found:
       res = error(x.req, x.request_id, bhttp::status::not_found, "no such user");
@@ -388,8 +387,8 @@ void Api::read_answer(Exchange& x, ReadResult& r, Response& res) {
       res = unavailable(x, "cannot read the user now", r.why, false);
       break;
   }
-  if (r.source != Source::none) res.insert(bhttp::field::unknown, "X-Data-Source", source_name(r.source));
-  if (r.stale) res.set("X-Cache-Stale", "true");
+  if (r.source != Source::none) res.add_line("X-Data-Source", source_name(r.source));
+  if (r.stale) res.add_line("X-Cache-Stale", "true");
 }
 
 asio::awaitable<Response> Api::write_user(Exchange& x) {
@@ -449,7 +448,7 @@ asio::awaitable<Response> Api::write_user(Exchange& x) {
       Response res =
           json(x.req, w.status == WriteResult::created ? bhttp::status::created : bhttp::status::ok,
                user_json(id, name));
-      res.set(bhttp::field::etag, etag(w.version).view());
+      res.add_line("ETag", etag(w.version).view());
       co_return res;
     }
     case WriteResult::deleted:
@@ -463,7 +462,7 @@ asio::awaitable<Response> Api::write_user(Exchange& x) {
                                        : "no such user (If-Match)";
       message += ": nothing was written";
       Response res = error(x.req, x.request_id, bhttp::status::precondition_failed, message, "not_applied");
-      if (w.exists) res.set(bhttp::field::etag, etag(w.version).view());
+      if (w.exists) res.add_line("ETag", etag(w.version).view());
       co_return res;
     }
     case WriteResult::unavailable:
@@ -484,7 +483,7 @@ asio::awaitable<Response> Api::list_users(Exchange& x) {
   x.source = r.source;
   if (r.status == ListResult::unavailable) co_return unavailable(x, "cannot list users now", r.why, false);
   Response res = json(x.req, bhttp::status::ok, page_json(r.users, r.more));
-  res.set("X-Data-Source", source_name(r.source));
+  res.add_line("X-Data-Source", source_name(r.source));
   co_return res;
 }
 

@@ -78,6 +78,10 @@ class ApiTest : public ::testing::Test {
     const auto v = boost::json::parse(r.body());
     return std::string(v.at("error").as_string());
   }
+  // A header the answer writes, a field or a line ("" if none).
+  static std::string Header(const Response& r, std::string_view name) {
+    return std::string(r.line_value(name).value_or(""));
+  }
 
   asio::io_context io_;
   Config config_;
@@ -98,7 +102,7 @@ TEST_F(ApiTest, PutGetDeleteRoundTrip) {
   r = Call(bhttp::verb::get, "/users/u-1");
   EXPECT_EQ(r.result_int(), 200);
   EXPECT_EQ(r.body(), R"({"id":"u-1","name":"Joe"})");
-  EXPECT_EQ(r["X-Data-Source"], "cache");
+  EXPECT_EQ(Header(r, "X-Data-Source"), "cache");
   r = Call(bhttp::verb::delete_, "/users/u-1");
   EXPECT_EQ(r.result_int(), 204);
   EXPECT_TRUE(r.body().empty());
@@ -139,7 +143,7 @@ TEST_F(ApiTest, OriginReadsAreMarked) {
   store_.rows["u-2"] = StoredUser{"Joe", 3};
   auto r = Call(bhttp::verb::get, "/users/u-2?x=1");
   EXPECT_EQ(r.result_int(), 200);
-  EXPECT_EQ(r["X-Data-Source"], "origin");
+  EXPECT_EQ(Header(r, "X-Data-Source"), "origin");
 }
 
 TEST_F(ApiTest, SqlInjectionIsStoredVerbatim) {
@@ -188,13 +192,13 @@ TEST_F(ApiTest, UnknownRoutesAndMethods) {
 
 TEST_F(ApiTest, RequestIdIsEchoedOrGenerated) {
   auto r = Call(bhttp::verb::get, "/health/live", {}, {{"X-Request-Id", "abc-123"}});
-  EXPECT_EQ(r["X-Request-Id"], "abc-123");
+  EXPECT_EQ(Header(r, "X-Request-Id"), "abc-123");
   auto a = Call(bhttp::verb::get, "/health/live");
   auto b = Call(bhttp::verb::get, "/health/live", {}, {{"X-Request-Id", "bad id with spaces"}});
-  EXPECT_FALSE(a["X-Request-Id"].empty());
-  EXPECT_FALSE(b["X-Request-Id"].empty());
-  EXPECT_NE(a["X-Request-Id"], b["X-Request-Id"]);
-  EXPECT_NE(b["X-Request-Id"], "bad id with spaces");
+  EXPECT_FALSE(Header(a, "X-Request-Id").empty());
+  EXPECT_FALSE(Header(b, "X-Request-Id").empty());
+  EXPECT_NE(Header(a, "X-Request-Id"), Header(b, "X-Request-Id"));
+  EXPECT_NE(Header(b, "X-Request-Id"), "bad id with spaces");
 }
 
 TEST_F(ApiTest, UnavailableIs503WithRetryAfter) {
@@ -218,8 +222,8 @@ TEST_F(ApiTest, StaleEntryIsMarked) {
   store_.behaviour.mode = fakes::Behaviour::fail;
   auto r = Call(bhttp::verb::get, "/users/u");
   EXPECT_EQ(r.result_int(), 200);
-  EXPECT_EQ(r["X-Cache-Stale"], "true");
-  EXPECT_EQ(r["X-Data-Source"], "cache");
+  EXPECT_EQ(Header(r, "X-Cache-Stale"), "true");
+  EXPECT_EQ(Header(r, "X-Data-Source"), "cache");
 }
 
 TEST_F(ApiTest, HealthMetricsAndConfig) {
@@ -330,26 +334,26 @@ TEST_F(ApiTest, HeadIsGetWithoutTheBodyAndEveryUserAnswerHasAnETag) {
   auto r = Call(bhttp::verb::put, "/users/h", R"({"name":"Jack"})");
   ASSERT_EQ(r.result_int(), 201);
   const std::string tag = "\"v" + std::to_string(store_.rows["h"].version) + "\"";
-  EXPECT_EQ(r[bhttp::field::etag], tag);
+  EXPECT_EQ(Header(r, "ETag"), tag);
   r = Call(bhttp::verb::get, "/users/h");
-  EXPECT_EQ(r[bhttp::field::etag], tag);
-  EXPECT_EQ(r["X-Data-Source"], "cache");
+  EXPECT_EQ(Header(r, "ETag"), tag);
+  EXPECT_EQ(Header(r, "X-Data-Source"), "cache");
   // The handler answers HEAD as GET (the server sends the header only: see the wire test below).
   r = Call(bhttp::verb::head, "/users/h");
   EXPECT_EQ(r.result_int(), 200);
-  EXPECT_EQ(r[bhttp::field::etag], tag);
-  EXPECT_EQ(r["X-Data-Source"], "cache");
+  EXPECT_EQ(Header(r, "ETag"), tag);
+  EXPECT_EQ(Header(r, "X-Data-Source"), "cache");
   EXPECT_EQ(Call(bhttp::verb::head, "/users/nobody").result_int(), 404);
   EXPECT_EQ(Call(bhttp::verb::head, "/health/live").result_int(), 200);
   // From MariaDB: the row's version.
   store_.rows["o"] = StoredUser{"Olga", 7};
   r = Call(bhttp::verb::get, "/users/o");
-  EXPECT_EQ(r["X-Data-Source"], "origin");
-  EXPECT_EQ(r[bhttp::field::etag], "\"v7\"");
+  EXPECT_EQ(Header(r, "X-Data-Source"), "origin");
+  EXPECT_EQ(Header(r, "ETag"), "\"v7\"");
   r = Call(bhttp::verb::put, "/users/h", R"({"name":"Joe"})");
   EXPECT_EQ(r.result_int(), 200);
-  EXPECT_EQ(r[bhttp::field::etag], "\"v" + std::to_string(store_.rows["h"].version) + "\"");
-  EXPECT_NE(r[bhttp::field::etag], tag);
+  EXPECT_EQ(Header(r, "ETag"), "\"v" + std::to_string(store_.rows["h"].version) + "\"");
+  EXPECT_NE(Header(r, "ETag"), tag);
   r = Admin("/metrics");
   EXPECT_NE(r.body().find("route=\"/users/{id}\",method=\"HEAD\",status=\"200\""), std::string::npos);
 }
@@ -359,7 +363,7 @@ TEST_F(ApiTest, IfNoneMatchOnGetIs304) {
   auto r = Call(bhttp::verb::get, "/users/n", {}, {{"If-None-Match", "\"v9\""}});
   EXPECT_EQ(r.result_int(), 304);
   EXPECT_TRUE(r.body().empty());
-  EXPECT_EQ(r[bhttp::field::etag], "\"v9\"");
+  EXPECT_EQ(Header(r, "ETag"), "\"v9\"");
   EXPECT_EQ(Call(bhttp::verb::get, "/users/n", {}, {{"If-None-Match", "\"v8\", W/\"v9\""}}).result_int(),
             304);
   EXPECT_EQ(Call(bhttp::verb::head, "/users/n", {}, {{"If-None-Match", "*"}}).result_int(), 304);
@@ -377,12 +381,12 @@ TEST_F(ApiTest, IfMatchMakesPutAndDeleteConditional) {
   const std::string t1 = "\"v" + std::to_string(v1) + "\"";
   auto r = Call(bhttp::verb::put, "/users/c", R"({"name":"B"})", {{"If-Match", t1}});
   EXPECT_EQ(r.result_int(), 200);
-  const std::string t2 = r[bhttp::field::etag];
+  const std::string t2 = Header(r, "ETag");
   EXPECT_NE(t2, t1);
   // The same If-Match again: the version moved on.
   r = Call(bhttp::verb::put, "/users/c", R"({"name":"C"})", {{"If-Match", t1}});
   EXPECT_EQ(r.result_int(), 412);
-  EXPECT_EQ(r[bhttp::field::etag], t2);
+  EXPECT_EQ(Header(r, "ETag"), t2);
   EXPECT_NE(ErrorOf(r).find("current version is " + t2.substr(1, t2.size() - 2)), std::string::npos)
       << ErrorOf(r);
   EXPECT_EQ(boost::json::parse(r.body()).at("outcome").as_string(), "not_applied");
@@ -398,7 +402,7 @@ TEST_F(ApiTest, IfMatchMakesPutAndDeleteConditional) {
   // If-Match on a user that does not exist: 412, nothing created.
   r = Call(bhttp::verb::put, "/users/absent", R"({"name":"X"})", {{"If-Match", "*"}});
   EXPECT_EQ(r.result_int(), 412);
-  EXPECT_EQ(r.find(bhttp::field::etag), r.end());
+  EXPECT_FALSE(r.line_value("ETag"));
   EXPECT_EQ(store_.rows.count("absent"), 0u);
   // DELETE: with an old version 412 and the user stays; with the current one 204.
   const std::string now = "\"v" + std::to_string(store_.rows["c"].version) + "\"";
@@ -421,10 +425,10 @@ TEST_F(ApiTest, IfMatchMakesPutAndDeleteConditional) {
 TEST_F(ApiTest, IfNoneMatchStarOnPutCreatesOnly) {
   auto r = Call(bhttp::verb::put, "/users/once", R"({"name":"First"})", {{"If-None-Match", "*"}});
   EXPECT_EQ(r.result_int(), 201);
-  const std::string tag = r[bhttp::field::etag];
+  const std::string tag = Header(r, "ETag");
   r = Call(bhttp::verb::put, "/users/once", R"({"name":"Second"})", {{"If-None-Match", "*"}});
   EXPECT_EQ(r.result_int(), 412);
-  EXPECT_EQ(r[bhttp::field::etag], tag);
+  EXPECT_EQ(Header(r, "ETag"), tag);
   EXPECT_EQ(store_.rows["once"].name, "First");
   EXPECT_EQ(Call(bhttp::verb::get, "/users/once").body(), R"({"id":"once","name":"First"})");
 }
@@ -435,7 +439,7 @@ TEST_F(ApiTest, APreconditionFailureRepairsACachedValueWhoseRowIsGone) {
   cache_.seed("ghost", CacheEntry{5, false, "Boo"});
   auto r = Call(bhttp::verb::get, "/users/ghost");
   ASSERT_EQ(r.result_int(), 200);
-  ASSERT_EQ(r[bhttp::field::etag], "\"v5\"");
+  ASSERT_EQ(Header(r, "ETag"), "\"v5\"");
   r = Call(bhttp::verb::put, "/users/ghost", R"({"name":"Boo2"})", {{"If-Match", "\"v5\""}});
   EXPECT_EQ(r.result_int(), 412);
   EXPECT_NE(ErrorOf(r).find("no such user"), std::string::npos);
@@ -449,13 +453,13 @@ TEST_F(ApiTest, ErrorBodiesCarryTheRequestIdAndNoInternals) {
   EXPECT_EQ(r.result_int(), 400);
   EXPECT_EQ(boost::json::parse(r.body()).at("request_id").as_string(), "rid-1");
   r = Call(bhttp::verb::get, "/nope");
-  EXPECT_EQ(boost::json::parse(r.body()).at("request_id").as_string(), r["X-Request-Id"]);
+  EXPECT_EQ(boost::json::parse(r.body()).at("request_id").as_string(), Header(r, "X-Request-Id"));
 
   store_.behaviour.mode = fakes::Behaviour::fail;  // "connection refused", nothing sent
   r = Call(bhttp::verb::put, "/users/e", R"({"name":"x"})");
   EXPECT_EQ(r.result_int(), 503);
   auto body = boost::json::parse(r.body());
-  EXPECT_EQ(body.at("request_id").as_string(), r["X-Request-Id"]);
+  EXPECT_EQ(body.at("request_id").as_string(), Header(r, "X-Request-Id"));
   EXPECT_EQ(body.at("outcome").as_string(), "not_applied");
   EXPECT_NE(ErrorOf(r).find("nothing was written"), std::string::npos) << r.body();
   EXPECT_EQ(r.body().find("refused"), std::string::npos) << r.body();
@@ -496,7 +500,7 @@ TEST_F(ApiTest, ListsUsersByPagesInByteOrder) {
     store_.rows[id] = StoredUser{std::string("n-") + id, 1};
   auto r = Call(bhttp::verb::get, "/users?limit=2");
   ASSERT_EQ(r.result_int(), 200) << r.body();
-  EXPECT_EQ(r["X-Data-Source"], "origin");
+  EXPECT_EQ(Header(r, "X-Data-Source"), "origin");
   EXPECT_EQ(r.body(), R"({"users":[{"id":"B","name":"n-B"},{"id":"a","name":"n-a"}],"next":"a"})");
   r = Call(bhttp::verb::get, "/users?limit=2&after=a");
   EXPECT_EQ(r.body(), R"({"users":[{"id":"a ","name":"n-a "},{"id":"b","name":"n-b"}],"next":"b"})");
@@ -617,7 +621,7 @@ TEST_F(ApiTest, RequestTimeoutHeaderMustBeWholeMilliseconds) {
     const auto r = Call(bhttp::verb::get, "/users/u", {}, {{"X-Request-Timeout-Ms", bad}});
     EXPECT_EQ(r.result_int(), 400) << bad;
     EXPECT_NE(ErrorOf(r).find("X-Request-Timeout-Ms"), std::string::npos) << bad;
-    EXPECT_FALSE(r["X-Request-Id"].empty());
+    EXPECT_FALSE(Header(r, "X-Request-Id").empty());
   }
   // Not on routes it does not apply to.
   EXPECT_EQ(Call(bhttp::verb::get, "/health/live", {}, {{"X-Request-Timeout-Ms", "x"}}).result_int(), 200);
@@ -636,7 +640,7 @@ TEST_F(ApiTest, ASpentBudgetIs504AtOnceAndNothingIsExecuted) {
   auto r = Call(bhttp::verb::put, "/users/u", R"({"name":"x"})",
                 {{"X-Request-Timeout-Ms", "0"}, {"X-Request-Id", "req-504"}});
   EXPECT_EQ(r.result_int(), 504);
-  EXPECT_EQ(r["X-Request-Id"], "req-504");
+  EXPECT_EQ(Header(r, "X-Request-Id"), "req-504");
   const auto body = boost::json::parse(r.body());
   EXPECT_EQ(body.at("request_id").as_string(), "req-504");
   EXPECT_EQ(body.at("outcome").as_string(), "not_applied");

@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
          const common::http::RequestInfo&) -> asio::awaitable<common::http::Response> {
         auto res = common::http::make_response(req, bhttp::status::ok, R"({"id":"u-1","name":"Jack"})",
                                                "application/json");
-        res.set("X-Data-Source", "cache");
+        res.add_line("X-Data-Source", "cache");  // as the service writes it
         co_return res;
       },
       &user_service::Api::error_response);

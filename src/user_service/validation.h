@@ -9,7 +9,7 @@
 //   std::string name;
 //   if (auto err = parse_put_body(req.body(), id, name); !err.empty()) { ...400... }
 //   std::string body = user_json(id, name);   // {"id":"...","name":"..."}
-//   res.set(field::etag, etag(version).view());  // "v42" (formatted in place)
+//   res.add_line("ETag", etag(version).view());  // "v42" (formatted in place)
 #pragma once
 
 #include <array>
