@@ -160,9 +160,10 @@ void fill_response(Response& res, const Request& req, bhttp::status status, std:
 const std::string& http_date_now();
 
 // Appends the response's head (status line, fields, lines, blank line) to `out`: the bytes Beast's
-// serializer writes for it (its lines as they are), made in one pass into one buffer instead of Beast's
-// sequence of a buffer per field. The server writes every response as this head and its body (Content-Length,
-// set when it finalizes the response: never chunked) in one gather write.
+// serializer writes for its status line and fields, then its lines as they are, made in one pass into
+// one buffer instead of Beast's sequence of a buffer per field. The server writes every response as
+// this head and its body (Content-Length, set when it finalizes the response: never chunked) in one
+// gather write.
 void append_response_head(const Response& res, std::string& out);
 
 class Server {

@@ -304,8 +304,7 @@ Api::Step Api::start_read(Exchange& x, Response& res) {
 }
 
 void Api::finish(const Exchange& x, Response& res) {
-  // A line (common::http::ResponseFields): no answer built here has one yet.
-  res.add_line("X-Request-Id", x.request_id);
+  res.add_line("X-Request-Id", x.request_id);  // a line: common::http::ResponseFields
   const unsigned status = res.result_int();
   if (status == 503 && res.find(bhttp::field::retry_after) == res.end())
     res.set(bhttp::field::retry_after, std::to_string(config_.resilience.retry_after_s));
@@ -378,7 +377,7 @@ void Api::read_answer(Exchange& x, ReadResult& r, Response& res) {
       } else {
         common::http::fill_response(res, x.req, bhttp::status::ok, user_json(x.id, r.name), kJson);
       }
-      res.add_line("ETag", etag(r.version).view());  // no answer built here has one yet
+      res.add_line("ETag", etag(r.version).view());
       break;
     case ReadResult::not_found:
       res = error(x.req, x.request_id, bhttp::status::not_found, "no such user");
