@@ -14,6 +14,8 @@
 #include <cstring>
 #include <string>
 
+#include "common/http_token.h"
+
 namespace fuzz_support {
 namespace {
 
@@ -39,11 +41,6 @@ bool loopback_up() {
   }
   ::close(s);
   return ok;
-}
-
-bool is_token_char(unsigned char c) {
-  if (c <= 0x20 || c >= 0x7f) return false;
-  return std::strchr("()<>@,;:\\\"/[]?={}", c) == nullptr;
 }
 
 std::string_view next_line(std::string_view& text) {
@@ -73,7 +70,7 @@ Step parse_step(std::string_view block) {
   std::string method(line.substr(0, sp));
   std::string target(sp == std::string_view::npos ? std::string_view{} : line.substr(sp + 1));
   if (const auto sp2 = target.find(' '); sp2 != std::string::npos) target.resize(sp2);
-  std::erase_if(method, [](char c) { return !is_token_char(static_cast<unsigned char>(c)); });
+  std::erase_if(method, [](char c) { return !common::http::is_http_token_char(c); });
   if (method.empty()) method = "GET";
   std::erase_if(target, [](char c) {
     const auto u = static_cast<unsigned char>(c);
@@ -93,8 +90,7 @@ Step parse_step(std::string_view block) {
     const auto colon = line.find(':');
     if (colon == std::string_view::npos || colon == 0) continue;
     std::string name(line.substr(0, colon));
-    if (!std::all_of(name.begin(), name.end(),
-                     [](char c) { return is_token_char(static_cast<unsigned char>(c)); }))
+    if (!std::all_of(name.begin(), name.end(), [](char c) { return common::http::is_http_token_char(c); }))
       continue;
     std::string value(line.substr(colon + 1));
     std::erase_if(value, [](char c) { return c == '\r' || c == '\n' || c == '\0'; });

@@ -42,6 +42,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/http_token.h"
+
 namespace common::http {
 
 namespace asio = boost::asio;
@@ -49,16 +51,6 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 
 using Request = bhttp::request<bhttp::string_body>;
-
-// True if `s` is an HTTP token (RFC 9110 5.6.2), what a field name must be.
-constexpr bool is_http_token(std::string_view s) {
-  if (s.empty()) return false;
-  for (const char c : s) {
-    const bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-    if (!alnum && std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos) return false;
-  }
-  return true;
-}
 
 // The name of a header line: a literal of the program's own, checked when it is compiled.
 class LineName {

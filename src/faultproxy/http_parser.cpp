@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/http_token.h"
+
 namespace faultproxy {
 namespace {
 
@@ -17,11 +19,6 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
     s.remove_suffix(1);
   return s;
-}
-
-bool is_token_char(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
 // True if the comma-separated list `value` holds `token` (case-insensitive).
@@ -68,7 +65,7 @@ bool plausible_start(std::string_view line, HttpScanner::Mode mode) {
   };
   if (mode == HttpScanner::Mode::responses) return version_prefix(line.substr(0, 8));
   std::size_t i = 0;
-  while (i < line.size() && is_token_char(line[i]))
+  while (i < line.size() && common::http::is_http_token_char(line[i]))
     ++i;
   if (i > 32) return false;  // no method is that long
   if (i == line.size()) return true;
@@ -85,10 +82,6 @@ bool plausible_start(std::string_view line, HttpScanner::Mode mode) {
 bool http_iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() &&
          std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
-}
-
-bool http_is_token(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), is_token_char);
 }
 
 std::optional<std::string_view> HttpHead::header(std::string_view name) const {
@@ -130,7 +123,8 @@ bool HttpScanner::parse_head() {
         if (sp2 == std::string_view::npos) return false;
         head_.method = std::string(line.substr(0, sp1));
         head_.target = std::string(line.substr(sp1 + 1, sp2 - sp1 - 1));
-        if (!http_is_token(head_.method) || head_.target.empty() || !version(line.substr(sp2 + 1)))
+        if (!common::http::is_http_token(head_.method) || head_.target.empty() ||
+            !version(line.substr(sp2 + 1)))
           return false;
       } else {
         if (!version(line.substr(0, sp1))) return false;
@@ -142,7 +136,7 @@ bool HttpScanner::parse_head() {
       continue;
     }
     const auto colon = line.find(':');
-    if (colon == std::string_view::npos || !http_is_token(line.substr(0, colon))) return false;
+    if (colon == std::string_view::npos || !common::http::is_http_token(line.substr(0, colon))) return false;
     head_.headers.emplace_back(std::string(line.substr(0, colon)), std::string(trim(line.substr(colon + 1))));
   }
   return !first;

@@ -30,8 +30,6 @@ namespace faultproxy {
 
 // ASCII case-insensitive equality (header names, methods, tokens).
 bool http_iequals(std::string_view a, std::string_view b);
-// An RFC 9110 token (a method, a header name).
-bool http_is_token(std::string_view s);
 
 struct HttpHead {
   std::string method, target;                                // requests

@@ -4,6 +4,7 @@
 #include <boost/regex.hpp>
 #include <cmath>
 
+#include "common/http_token.h"
 #include "faultproxy/http_parser.h"
 #include "faultproxy/protocol_stage.h"
 
@@ -192,7 +193,7 @@ std::variant<std::shared_ptr<const ProtocolSettings>, std::string> compile_proto
         s->percentage = *number;
       }
     } else if (name == "method") {
-      if (!text->empty() && !http_is_token(*text))
+      if (!text->empty() && !common::http::is_http_token(*text))
         fail(name, "an HTTP method such as GET (empty: every method)");
       s->method = *text;
     } else if (name == "path_prefix") {
@@ -210,7 +211,7 @@ std::variant<std::shared_ptr<const ProtocolSettings>, std::string> compile_proto
           value.remove_prefix(1);
         while (!value.empty() && (value.back() == ' ' || value.back() == '\t'))
           value.remove_suffix(1);
-        if (!http_is_token(header_name) || has_line_break(value)) {
+        if (!common::http::is_http_token(header_name) || has_line_break(value)) {
           fail(name, "\"Name: value\" (or \"Name\": present with any value)");
         }
         s->header_name = std::string(header_name);
