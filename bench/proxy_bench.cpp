@@ -371,7 +371,9 @@ int run_copy_proxy(CopyMode mode, const std::vector<std::uint16_t>& upstreams,
       if (::pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) die("pipe2: " + std::string(std::strerror(errno)));
       d.pipe_r = p[0];
       d.pipe_w = p[1];
-      const int size = ::fcntl(d.pipe_w, F_SETPIPE_SZ, static_cast<int>(kCopyLarge));
+      // As faultproxy's pipes: 1 MiB (the default pipe-max-size), else 256 KiB.
+      int size = ::fcntl(d.pipe_w, F_SETPIPE_SZ, 1024 * 1024);
+      if (size < 0) size = ::fcntl(d.pipe_w, F_SETPIPE_SZ, static_cast<int>(kCopyLarge));
       d.pipe_cap = size > 0 ? static_cast<std::size_t>(size) : 64 * 1024;
     } else {
       d.cap = mode == CopyMode::copy16k || mode == CopyMode::adaptive || mode == CopyMode::msgmore

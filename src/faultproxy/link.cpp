@@ -1,7 +1,10 @@
 #include "faultproxy/link.h"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <boost/asio/post.hpp>
 #include <cerrno>
@@ -20,6 +23,11 @@ constexpr std::size_t kStagedRead = 32 * 1024;
 constexpr int kReadBudget = 16;
 constexpr std::size_t kMaxCachedSmall = 256;
 constexpr std::size_t kMaxCachedLarge = 8;
+constexpr std::size_t kMaxIdlePipes = 8;
+// A pipe of 1 MiB (the default pipe-max-size) costs less CPU per byte than one of 256 KiB
+// (README: Measured); smaller ones take more system calls than they save.
+constexpr int kPipeSizes[] = {1024 * 1024, 256 * 1024};
+constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
 
 bool would_block(int err) {
   return err == EAGAIN || err == EWOULDBLOCK;
@@ -75,6 +83,71 @@ void BufferPool::release(std::unique_ptr<char[]>& buffer, bool large) {
   buffer.reset();
 }
 
+BufferPool::~BufferPool() {
+  for (const Pipe& p : pipes_) {
+    if (p.read_fd >= 0) ::close(p.read_fd);
+    if (p.write_fd >= 0) ::close(p.write_fd);
+  }
+}
+
+std::uint32_t BufferPool::acquire_pipe() {
+  if (!idle_.empty()) {
+    const std::uint32_t slot = idle_.back();
+    idle_.pop_back();
+    ++pipes_lent_;
+    return slot;
+  }
+  if (refused_) return kNoPipe;
+  if (sigpipe_ignored_ == Tristate::unknown) {
+    struct sigaction pipe_signal {};
+    const bool ignored =
+        ::sigaction(SIGPIPE, nullptr, &pipe_signal) == 0 && pipe_signal.sa_handler == SIG_IGN;
+    sigpipe_ignored_ = ignored ? Tristate::yes : Tristate::no;
+  }
+  if (sigpipe_ignored_ == Tristate::no) return kNoPipe;
+  refused_ = true;  // until this pipe is made
+  int fds[2];
+  if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return kNoPipe;
+  int capacity = -1;
+  for (const int size : kPipeSizes) {
+    capacity = ::fcntl(fds[1], F_SETPIPE_SZ, size);
+    if (capacity >= size) break;
+  }
+  if (capacity < kPipeSizes[std::size(kPipeSizes) - 1]) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return kNoPipe;
+  }
+  refused_ = false;
+  const Pipe pipe{fds[0], fds[1], static_cast<std::uint32_t>(capacity)};
+  std::uint32_t slot;
+  if (!vacant_.empty()) {
+    slot = vacant_.back();
+    vacant_.pop_back();
+    pipes_[slot] = pipe;
+  } else {
+    slot = static_cast<std::uint32_t>(pipes_.size());
+    pipes_.push_back(pipe);
+  }
+  ++pipes_lent_;
+  return slot;
+}
+
+void BufferPool::release_pipe(std::uint32_t& slot, bool empty) {
+  if (slot == kNoPipe) return;
+  refused_ = false;  // what the kernel refused may be had now
+  if (empty && idle_.size() < kMaxIdlePipes) {
+    idle_.push_back(slot);
+  } else {
+    Pipe& p = pipes_[slot];
+    ::close(p.read_fd);
+    ::close(p.write_fd);
+    p = Pipe{};
+    vacant_.push_back(slot);
+  }
+  slot = kNoPipe;
+}
+
 void ClientHead::keep(const char* data, std::size_t n) {
   const std::size_t take = std::min(n, bytes.size() - size);
   std::memcpy(bytes.data() + size, data, take);
@@ -118,6 +191,7 @@ bool Link::holds_data_after_toxics() const {
 
 void Link::release_buffer() {
   host_.pool().release(buf_, buf_large_);
+  host_.pool().release_pipe(pipe_, fast_off_ == fast_len_);
 }
 
 void Link::apply(const std::vector<ToxicSpec>& toxics, TimePoint now) {
@@ -184,21 +258,37 @@ void Link::pump() {
   }
 }
 
+// Reads what the source has into the link's pipe (empty: flush() wrote the last of it out).
+ssize_t Link::splice_in(int fd) {
+  const BufferPool::Pipe& p = host_.pool().pipe(pipe_);
+  return ::splice(fd, nullptr, p.write_fd, nullptr, p.capacity, kSpliceFlags);
+}
+
 bool Link::read_once(TimePoint now) {
   const int fd = source_->fd();
-  if (!buf_) {
-    buf_large_ = !staged_ && large_;  // the staged path reads small chunks
-    buf_ = host_.pool().acquire(buf_large_);
+  if (large_ && pipe_ == BufferPool::kNoPipe && !staged_ && !keeps_client_head_) {
+    pipe_ = host_.pool().acquire_pipe();                                       // else the large buffer
+    if (pipe_ != BufferPool::kNoPipe) host_.pool().release(buf_, buf_large_);  // empty: flush() wrote it
   }
-  const std::size_t size = BufferPool::size(buf_large_);
-  const std::size_t want = staged_ ? std::min(size, kStagedRead) : size;
+  std::size_t want;
+  ssize_t n;
   TimePoint arrived = now;
-  if (staged_ && !staged_->stamped) {
-    enable_arrival_stamps(fd);  // a latency toxic counts from the bytes' arrival
-    staged_->stamped = true;
+  if (pipe_ != BufferPool::kNoPipe) {
+    want = host_.pool().pipe(pipe_).capacity;
+    n = splice_in(fd);
+  } else {
+    if (!buf_) {
+      buf_large_ = !staged_ && large_;  // the staged path reads small chunks
+      buf_ = host_.pool().acquire(buf_large_);
+    }
+    const std::size_t size = BufferPool::size(buf_large_);
+    want = staged_ ? std::min(size, kStagedRead) : size;
+    if (staged_ && !staged_->stamped) {
+      enable_arrival_stamps(fd);  // a latency toxic counts from the bytes' arrival
+      staged_->stamped = true;
+    }
+    n = staged_ ? recv_dated(fd, buf_.get(), want, now, arrived) : ::recv(fd, buf_.get(), want, MSG_DONTWAIT);
   }
-  const ssize_t n =
-      staged_ ? recv_dated(fd, buf_.get(), want, now, arrived) : ::recv(fd, buf_.get(), want, MSG_DONTWAIT);
   if (n > 0) {
     const auto got = static_cast<std::size_t>(n);
     if (keeps_client_head_) [[unlikely]]
@@ -209,7 +299,7 @@ bool Link::read_once(TimePoint now) {
     if (!staged_) {
       fast_len_ = static_cast<std::uint32_t>(got);
       fast_off_ = 0;
-      if (got == size) large_ = true;  // a bulk transfer: grow to the large buffer once this is written
+      if (got == want) large_ = true;  // a bulk transfer: a pipe (or the large buffer) once this is written
       if (got < BufferPool::kSmall / 2) large_ = false;  // small messages: small buffers
     } else {
       arrived = std::max(arrived, staged_->last_arrival);
@@ -258,7 +348,7 @@ bool Link::flush() {
   };
   // 1. What the fast path read (always older than anything in the pipeline).
   while (fast_off_ < fast_len_) {
-    const ssize_t n = ::send(fd, buf_.get() + fast_off_, fast_len_ - fast_off_, MSG_NOSIGNAL | MSG_DONTWAIT);
+    const ssize_t n = write_fast(fd);
     if (n > 0) {
       fast_off_ += static_cast<std::uint32_t>(n);
       if (sent_counter) sent_counter->inc(static_cast<double>(n));
@@ -268,7 +358,8 @@ bool Link::flush() {
   }
   if (fast_len_ != 0) {
     fast_len_ = fast_off_ = 0;
-    if (large_ && !buf_large_) release_buffer();
+    if (large_ && !buf_large_) host_.pool().release(buf_, buf_large_);
+    if (staged_ || !large_) host_.pool().release_pipe(pipe_, true);  // the next reads copy
   }
   // 2. What the toxics released.
   if (staged_) {
@@ -316,6 +407,14 @@ bool Link::flush() {
     if (flow_ == Flow::stopped) return false;
   }
   return true;
+}
+
+// Writes what the fast path holds (from fast_off_ to fast_len_), from its pipe or its buffer.
+ssize_t Link::write_fast(int fd) {
+  const std::size_t left = fast_len_ - fast_off_;
+  if (pipe_ != BufferPool::kNoPipe)
+    return ::splice(host_.pool().pipe(pipe_).read_fd, nullptr, fd, nullptr, left, kSpliceFlags);
+  return ::send(fd, buf_.get() + fast_off_, left, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 void Link::pass_end() {

@@ -2,7 +2,8 @@
 // socket, through the direction's toxics when it has some.
 //
 // Without toxics (the fast path) it copies bytes with a buffer borrowed from its worker's pool only
-// while data flows (an idle link holds none); with toxics (the staged path) it reads timestamped
+// while data flows (an idle link holds none), or moves a bulk transfer with splice(2) through a
+// pipe borrowed the same way; with toxics (the staged path) it reads timestamped
 // chunks into a Pipeline and writes what the pipeline releases. apply() switches between the two at
 // any moment without losing, duplicating or reordering bytes. A FIN from the source becomes a
 // shutdown(SHUT_WR) of the destination once everything before it is written (a half-close: the
@@ -59,8 +60,9 @@ void enable_arrival_stamps(int fd);
 // wall clock stepped, or when the stamp is older than kMaxArrivalLead.
 ssize_t recv_dated(int fd, char* buf, std::size_t want, TimePoint now, TimePoint& arrived);
 
-// Large read buffers, recycled per worker so that the data path does not allocate per chunk and
-// idle links hold none.
+// Read buffers and splice pipes, recycled per worker so that the data path does not allocate per
+// chunk and idle links hold neither. A pipe lets the fast path move a bulk transfer with splice(2):
+// the bytes go from socket to socket through the kernel, never copied into the proxy.
 class BufferPool {
  public:
   static constexpr std::size_t kSmall = 16 * 1024;
@@ -72,8 +74,35 @@ class BufferPool {
   void release(std::unique_ptr<char[]>& buffer, bool large);
   std::size_t cached() const { return small_.size() + large_.size(); }
 
+  // A pipe lent to a link, by its slot in the pool (kNoPipe: none).
+  static constexpr std::uint32_t kNoPipe = ~std::uint32_t{0};
+  struct Pipe {
+    int read_fd = -1, write_fd = -1;
+    std::uint32_t capacity = 0;  // bytes (F_SETPIPE_SZ: 1 MiB, else 256 KiB)
+  };
+  BufferPool() = default;
+  ~BufferPool();
+  BufferPool(const BufferPool&) = delete;
+  BufferPool& operator=(const BufferPool&) = delete;
+  // An empty pipe, or kNoPipe when none can be had: the process did not ignore SIGPIPE when the
+  // pool first made one (splice(2) cannot be told MSG_NOSIGNAL), or the kernel refused one of
+  // 256 KiB (pipe-user-pages-soft; not asked again until a pipe is given back).
+  std::uint32_t acquire_pipe();
+  const Pipe& pipe(std::uint32_t slot) const { return pipes_[slot]; }
+  // Takes the pipe in `slot` back (kNoPipe afterwards); one that still holds bytes (`empty` false:
+  // its connection closed) is closed, its bytes dropped.
+  void release_pipe(std::uint32_t& slot, bool empty);
+  // Pipes lent since the pool was made (tests).
+  std::uint64_t pipes_lent() const { return pipes_lent_; }
+
  private:
   std::vector<std::unique_ptr<char[]>> small_, large_;
+  std::vector<Pipe> pipes_;            // by slot; a closed one has fds -1
+  std::vector<std::uint32_t> idle_;    // slots of open, empty pipes not lent
+  std::vector<std::uint32_t> vacant_;  // slots of closed pipes
+  std::uint64_t pipes_lent_ = 0;
+  bool refused_ = false;  // the kernel refused the last pipe asked for
+  enum class Tristate : std::uint8_t { unknown, yes, no } sigpipe_ignored_ = Tristate::unknown;
 };
 
 // The client's first bytes (up to 8), kept by the upstream link: a MySQL toxic added later reads
@@ -180,8 +209,10 @@ class Link {
   bool source_ended() const { return flow_ == Flow::source_ended || flow_ == Flow::finished; }
   // Bytes read and not yet written (in the toxics or the fast path's buffer).
   bool holds_data() const;
-  // A buffer borrowed from the pool (an idle link holds none).
-  bool holds_buffer() const { return buf_ != nullptr; }
+  // A buffer or a pipe borrowed from the pool (an idle link holds neither).
+  bool holds_buffer() const { return buf_ != nullptr || pipe_ != BufferPool::kNoPipe; }
+  // The fast path moves this link's bytes through a pipe (a bulk transfer: splice(2)).
+  bool splicing() const { return pipe_ != BufferPool::kNoPipe; }
   // Bytes the toxics released and not yet written.
   bool holds_data_after_toxics() const;
 
@@ -193,6 +224,8 @@ class Link {
   bool running() const { return flow_ != Flow::waiting && flow_ != Flow::stopped; }
   bool flush();
   bool read_once(TimePoint now);
+  ssize_t splice_in(int fd);
+  ssize_t write_fast(int fd);
   void pass_end();
   void arm_read();
   void arm_write();
@@ -202,21 +235,23 @@ class Link {
   void arm_timer();
   void release_buffer();
 
-  // 64 bytes, two per connection: pointers, the fast path's offsets, then one-byte state.
+  // 64 bytes, two per connection: pointers, the fast path's offsets and pipe, then one-byte state.
   LinkHost& host_;
   DataSocket* source_;
   DataSocket* destination_;
   const LinkCounters* counters_;
   std::unique_ptr<Staged> staged_;
-  std::unique_ptr<char[]> buf_;  // BufferPool::size(buf_large_) bytes
-  std::uint32_t fast_len_ = 0, fast_off_ = 0;
+  std::unique_ptr<char[]> buf_;                // BufferPool::size(buf_large_) bytes
+  std::uint32_t fast_len_ = 0, fast_off_ = 0;  // in buf_, or in the pipe
+  std::uint32_t pipe_ = BufferPool::kNoPipe;   // the pool's slot of the pipe held (splicing)
   Direction direction_;
   Flow flow_ = Flow::waiting;
   bool buf_large_ : 1 = false;
   // Pending work, independent of each other and of the flow: waiting for the source's or the
   // destination's next edge, a pump posted to the event loop, a pump running (not reentrant).
   bool read_wait_ : 1 = false, write_wait_ : 1 = false, pump_posted_ : 1 = false, in_pump_ : 1 = false;
-  // Fast path hints: the last read filled the buffer (grow it to kLarge once written); the last
+  // Fast path hints: the last read filled the buffer (a bulk transfer: once it is written, read
+  // through a pipe, or into a kLarge buffer when the pool has no pipe to lend); the last
   // read returned less than asked, so the socket was drained and the next read would only say
   // EAGAIN (wait for readiness instead: epoll is edge-triggered, data that arrived since is
   // reported as a new edge; an edge that comes while the link does not wait clears the hint).

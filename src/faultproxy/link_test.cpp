@@ -7,9 +7,11 @@
 #include "faultproxy/link.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -296,6 +298,136 @@ TEST_F(LinkTest, SwitchesBetweenFastAndStagedMidStreamWithoutLosingAByte) {
   EXPECT_GT(on_loop([this] { return conn_->activations; }), 0);
   // Both FINs passed: the connection closed normally.
   EXPECT_EQ(wait_ended(), TestConnection::End::closed);
+}
+
+// splice(2) cannot be told MSG_NOSIGNAL: the pool lends pipes only while SIGPIPE is ignored (as
+// faultproxy's main does). Restores the disposition it found.
+class SigpipeIgnored {
+ public:
+  SigpipeIgnored() {
+    ::sigaction(SIGPIPE, nullptr, &saved_);
+    ::signal(SIGPIPE, SIG_IGN);
+  }
+  ~SigpipeIgnored() { ::sigaction(SIGPIPE, &saved_, nullptr); }
+
+ private:
+  struct sigaction saved_ {};
+};
+
+bool is_open_fd(int fd) {
+  return ::fcntl(fd, F_GETFD) >= 0;
+}
+
+TEST(BufferPoolPipes, LentOnlyWhileSigpipeIsIgnoredAndReusedWhenGivenBackEmpty) {
+  {
+    struct sigaction saved {};
+    ::sigaction(SIGPIPE, nullptr, &saved);
+    ::signal(SIGPIPE, SIG_DFL);
+    BufferPool pool;
+    EXPECT_EQ(pool.acquire_pipe(), BufferPool::kNoPipe) << "a pipe while SIGPIPE would kill the process";
+    ::sigaction(SIGPIPE, &saved, nullptr);
+  }
+  SigpipeIgnored ignored;
+  BufferPool pool;
+  std::uint32_t first = pool.acquire_pipe();
+  ASSERT_NE(first, BufferPool::kNoPipe);
+  const BufferPool::Pipe made = pool.pipe(first);
+  EXPECT_GE(made.capacity, 256u * 1024);
+  EXPECT_EQ(::fcntl(made.read_fd, F_GETFL) & O_NONBLOCK, O_NONBLOCK);
+  std::uint32_t second = pool.acquire_pipe();
+  ASSERT_NE(second, BufferPool::kNoPipe);
+  EXPECT_NE(second, first);
+  // Given back empty: lent again as it is.
+  const std::uint32_t first_slot = first;
+  pool.release_pipe(first, true);
+  EXPECT_EQ(first, BufferPool::kNoPipe);
+  std::uint32_t again = pool.acquire_pipe();
+  EXPECT_EQ(again, first_slot);
+  EXPECT_EQ(pool.pipe(again).read_fd, made.read_fd);
+  // Given back with bytes in it (its connection closed): closed, never lent with stale bytes.
+  const BufferPool::Pipe dirty = pool.pipe(again);
+  ASSERT_EQ(::write(dirty.write_fd, "stale", 5), 5);
+  pool.release_pipe(again, false);
+  EXPECT_FALSE(is_open_fd(dirty.read_fd));
+  EXPECT_FALSE(is_open_fd(dirty.write_fd));
+  std::uint32_t fresh = pool.acquire_pipe();
+  ASSERT_NE(fresh, BufferPool::kNoPipe);
+  char byte;
+  EXPECT_EQ(::read(pool.pipe(fresh).read_fd, &byte, 1), -1) << "a reused slot holds stale bytes";
+  EXPECT_EQ(errno, EAGAIN);
+  EXPECT_EQ(pool.pipes_lent(), 4u);
+  pool.release_pipe(fresh, true);
+  pool.release_pipe(second, true);
+}
+
+// A bulk transfer is spliced (the bytes never enter the proxy), and toxics come and go while the
+// link holds bytes in its pipe: they are written before anything the toxics release, none lost,
+// duplicated or reordered. The server reads slowly, so that the pipe fills behind it.
+TEST_F(LinkTest, SplicesABulkTransferAndSwitchesToToxicsWithoutLosingAByte) {
+  SigpipeIgnored ignored;
+  start();
+  constexpr std::size_t kBytes = 24 << 20;
+  const std::string to_server = counting_stream(kBytes, 3);
+  std::thread client_writer([&] {
+    send_all(client_, to_server);
+    ::shutdown(client_, SHUT_WR);
+  });
+  auto at_server = std::async(std::launch::async, [this] {
+    std::string got;
+    char buf[64 * 1024];
+    for (;;) {
+      const ssize_t n = ::recv(server_, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      got.append(buf, static_cast<std::size_t>(n));
+      if (got.size() < kBytes / 2) std::this_thread::sleep_for(200us);  // slow, then at full speed
+    }
+    return got;
+  });
+  int switches = 0, switched_while_piped = 0;
+  while (at_server.wait_for(0ms) != std::future_status::ready) {
+    // Waits (up to 2 s) for the link to splice again, then gives it a latency toxic, then none.
+    bool piped = false;
+    for (int i = 0; i < 2000 && !piped && at_server.wait_for(0ms) != std::future_status::ready; ++i) {
+      piped = on_loop([this] { return conn_->up.splicing(); });
+      if (!piped) std::this_thread::sleep_for(1ms);
+    }
+    switched_while_piped += on_loop([this] {
+      const bool held = conn_->up.splicing() && conn_->up.holds_data();
+      conn_->up.apply({toxic(1, ToxicType::latency, {{0, std::int64_t{1}}})}, Clock::now());
+      return held;
+    });
+    std::this_thread::sleep_for(2ms);
+    apply(&TestConnection::up, {});
+    ++switches;
+  }
+  client_writer.join();
+  const std::string server_got = at_server.get();
+  EXPECT_EQ(server_got.size(), kBytes);
+  EXPECT_TRUE(server_got == to_server) << "the client's bytes arrived altered";
+  EXPECT_GE(switches, 3);
+  EXPECT_GT(switched_while_piped, 0) << "no switch found bytes in the pipe";
+  EXPECT_GE(on_loop([this] { return pool_.pipes_lent(); }), 2u) << "splicing did not resume after a switch";
+}
+
+// After a bulk transfer, small messages are copied again (a pipe costs more system calls than a
+// small copy), and an idle link holds neither a buffer nor a pipe.
+TEST_F(LinkTest, SmallMessagesAfterABulkTransferAreCopiedAgain) {
+  SigpipeIgnored ignored;
+  start();
+  const std::string bulk = counting_stream(4 << 20, 9);
+  std::thread client_writer([&] { send_all(client_, bulk); });
+  int error = 0;
+  EXPECT_TRUE(read_until_eof(server_, error, bulk.size()) == bulk);
+  client_writer.join();
+  const std::uint64_t lent = on_loop([this] { return pool_.pipes_lent(); });
+  EXPECT_GE(lent, 1u) << "the bulk transfer was not spliced";
+  for (int i = 0; i < 20; ++i) {
+    send_all(client_, "PING");
+    EXPECT_EQ(read_until_eof(server_, error, 4), "PING");
+  }
+  // The first small read may still go through a pipe; it is the last.
+  EXPECT_LE(on_loop([this] { return pool_.pipes_lent(); }), lent + 1);
+  EXPECT_FALSE(on_loop([this] { return conn_->up.holds_buffer() || conn_->down.holds_buffer(); }));
 }
 
 // A chunk is dated by its arrival, but never before the link had toxics: bytes that waited in the
