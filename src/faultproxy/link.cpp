@@ -98,16 +98,16 @@ std::uint32_t BufferPool::acquire_pipe() {
     return slot;
   }
   if (refused_) return kNoPipe;
-  if (sigpipe_ignored_ == Tristate::unknown) {
+  if (!sigpipe_ignored_) {
     struct sigaction pipe_signal {};
-    const bool ignored =
-        ::sigaction(SIGPIPE, nullptr, &pipe_signal) == 0 && pipe_signal.sa_handler == SIG_IGN;
-    sigpipe_ignored_ = ignored ? Tristate::yes : Tristate::no;
+    sigpipe_ignored_ = ::sigaction(SIGPIPE, nullptr, &pipe_signal) == 0 && pipe_signal.sa_handler == SIG_IGN;
   }
-  if (sigpipe_ignored_ == Tristate::no) return kNoPipe;
-  refused_ = true;  // until this pipe is made
+  if (!*sigpipe_ignored_) return kNoPipe;
   int fds[2];
-  if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return kNoPipe;
+  if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+    refused_ = true;
+    return kNoPipe;
+  }
   int capacity = -1;
   for (const int size : kPipeSizes) {
     capacity = ::fcntl(fds[1], F_SETPIPE_SZ, size);
@@ -116,9 +116,9 @@ std::uint32_t BufferPool::acquire_pipe() {
   if (capacity < kPipeSizes[std::size(kPipeSizes) - 1]) {
     ::close(fds[0]);
     ::close(fds[1]);
+    refused_ = true;
     return kNoPipe;
   }
-  refused_ = false;
   const Pipe pipe{fds[0], fds[1], static_cast<std::uint32_t>(capacity)};
   std::uint32_t slot;
   if (!vacant_.empty()) {
@@ -258,12 +258,6 @@ void Link::pump() {
   }
 }
 
-// Reads what the source has into the link's pipe (empty: flush() wrote the last of it out).
-ssize_t Link::splice_in(int fd) {
-  const BufferPool::Pipe& p = host_.pool().pipe(pipe_);
-  return ::splice(fd, nullptr, p.write_fd, nullptr, p.capacity, kSpliceFlags);
-}
-
 bool Link::read_once(TimePoint now) {
   const int fd = source_->fd();
   if (large_ && pipe_ == BufferPool::kNoPipe && !staged_ && !keeps_client_head_) {
@@ -273,9 +267,10 @@ bool Link::read_once(TimePoint now) {
   std::size_t want;
   ssize_t n;
   TimePoint arrived = now;
-  if (pipe_ != BufferPool::kNoPipe) {
-    want = host_.pool().pipe(pipe_).capacity;
-    n = splice_in(fd);
+  if (pipe_ != BufferPool::kNoPipe) {  // empty: flush() wrote the last of it out
+    const BufferPool::Pipe& p = host_.pool().pipe(pipe_);
+    want = p.capacity;
+    n = ::splice(fd, nullptr, p.write_fd, nullptr, want, kSpliceFlags);
   } else {
     if (!buf_) {
       buf_large_ = !staged_ && large_;  // the staged path reads small chunks

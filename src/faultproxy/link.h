@@ -32,6 +32,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -101,8 +102,8 @@ class BufferPool {
   std::vector<std::uint32_t> idle_;    // slots of open, empty pipes not lent
   std::vector<std::uint32_t> vacant_;  // slots of closed pipes
   std::uint64_t pipes_lent_ = 0;
-  bool refused_ = false;  // the kernel refused the last pipe asked for
-  enum class Tristate : std::uint8_t { unknown, yes, no } sigpipe_ignored_ = Tristate::unknown;
+  bool refused_ = false;                 // the kernel refused the last pipe asked for
+  std::optional<bool> sigpipe_ignored_;  // asked when the first pipe is made
 };
 
 // The client's first bytes (up to 8), kept by the upstream link: a MySQL toxic added later reads
@@ -224,7 +225,6 @@ class Link {
   bool running() const { return flow_ != Flow::waiting && flow_ != Flow::stopped; }
   bool flush();
   bool read_once(TimePoint now);
-  ssize_t splice_in(int fd);
   ssize_t write_fast(int fd);
   void pass_end();
   void arm_read();
