@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -645,7 +646,10 @@ void MariaDbServer::wait_received(const std::string& gtid_position, std::chrono:
 }
 
 std::string MariaDbServer::sql(const std::string& statements, bool column_names) const {
-  const fs::path script = dir_ / ("query-" + std::to_string(::getpid()) + ".sql");
+  // One file per call: tests may run statements from several threads at once.
+  static std::atomic<unsigned> calls{0};
+  const fs::path script =
+      dir_ / ("query-" + std::to_string(::getpid()) + "-" + std::to_string(calls++) + ".sql");
   {
     std::ofstream out(script);
     out << statements << "\n";

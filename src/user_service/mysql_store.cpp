@@ -1,5 +1,7 @@
 #include "user_service/mysql_store.h"
 
+#include <algorithm>
+
 #include "common/log.h"
 
 namespace user_service {
@@ -82,6 +84,9 @@ ErrorClass classify(const mysql::Error& e) {
         c.conflict = e.code == mysql::Errc::server;
         c.failure = Failure::unavailable;
         break;
+      case kFencePassedErrno:  // a fence trigger: the write reached its row too late, rolled back
+        c.failure = Failure::timeout;
+        break;
       case 1290:  // --read-only
       case 1836:  // read-only mode
         c.failure = Failure::unavailable;
@@ -114,13 +119,27 @@ MysqlStore::MysqlStore(std::vector<mysql::Pool*> nodes, const MysqlConfig& confi
           "`updated_at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)"
           ") ENGINE=InnoDB",
   };
-  select_sql_ = "SELECT `name`, `version` FROM " + db + ".`user` WHERE `id` = ?";
   // Every write runs only while MariaDB's clock is within its fence (the call's deadline, see
-  // fence_us): a statement delayed on its way past the moment the service answered 503 changes
-  // nothing, so it cannot overwrite a write acknowledged after that answer. NOW(6) is the
-  // statement's start; a statement that started in time and then waits for the row's lock queues
-  // before any later write of the row, so the order of writes stays the order of their answers.
-  const std::string in_time = "UNIX_TIMESTAMP(NOW(6)) * 1000000 <= ?";
+  // fence_us), checked twice. At the statement's start (NOW(6)): one delayed on its way past the
+  // moment the service answered 503 changes nothing and takes no lock. Then once it holds the row
+  // (SYSDATE(6) in an AFTER trigger, which rolls the statement back): one that started in time but
+  // reached its row only later (a lock wait, a stalled thread) cannot land after a write sent once
+  // the 503 was answered. A write that passed both holds the row's lock until it commits, so any
+  // later write of the row waits for it: writes land in the order of their answers.
+  const std::string fence_var = "@user_service_write_fence";
+  for (const std::string event : {"insert", "update", "delete"}) {
+    const std::string name = "user_write_fence_" + event;
+    fence_triggers_.push_back(
+        {name, "CREATE TRIGGER IF NOT EXISTS " + db + ".`" + name + "` AFTER " + event + " ON " + db +
+                   ".`user` FOR EACH ROW IF UNIX_TIMESTAMP(SYSDATE(6)) * 1000000 > " + fence_var +
+                   " THEN SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = " + std::to_string(kFencePassedErrno) +
+                   ", MESSAGE_TEXT = 'the write reached its row after its deadline: rolled back'; END IF"});
+  }
+  triggers_sql_ = "SELECT `TRIGGER_NAME` FROM information_schema.`TRIGGERS` WHERE `TRIGGER_SCHEMA` = '" +
+                  config.database + "' AND `EVENT_OBJECT_TABLE` = 'user'";
+  select_sql_ = "SELECT `name`, `version` FROM " + db + ".`user` WHERE `id` = ?";
+  // The assignment sets the fence the triggers read; it runs before any row is written.
+  const std::string in_time = "UNIX_TIMESTAMP(NOW(6)) * 1000000 <= (" + fence_var + " := ?)";
   const std::string next_version = "LAST_INSERT_ID(NEXT VALUE FOR " + db + ".`user_version`)";
   insert_sql_ = "INSERT INTO " + db + ".`user` (`id`, `name`, `version`, `updated_at`) SELECT ?, ?, " +
                 next_version + ", NOW(6) FROM DUAL WHERE " + in_time;
@@ -133,10 +152,18 @@ MysqlStore::MysqlStore(std::vector<mysql::Pool*> nodes, const MysqlConfig& confi
                 ", `updated_at` = NOW(6) WHERE `id` = ? AND " + in_time;
   update_if_sql_ = update_sql_ + " AND FIND_IN_SET(`version`, ?)";
   probe_sql_ = "SELECT 1 FROM " + db + ".`user` LIMIT 1";
+  last_insert_id_sql_ = "SELECT LAST_INSERT_ID()";
   delete_sql_ = "DELETE FROM " + db + ".`user` WHERE `id` = ? AND " + in_time + " RETURNING `version`";
   delete_if_sql_ = "DELETE FROM " + db + ".`user` WHERE `id` = ? AND " + in_time +
                    " AND FIND_IN_SET(`version`, ?) RETURNING `version`";
   list_sql_ = "SELECT `id`, `name`, `version` FROM " + db + ".`user` WHERE `id` > ? ORDER BY `id` LIMIT ?";
+}
+
+std::vector<std::string> MysqlStore::trigger_statements() const {
+  std::vector<std::string> out;
+  for (const auto& t : fence_triggers_)
+    out.push_back(t.ddl);
+  return out;
 }
 
 std::int64_t MysqlStore::fence_us(Deadline d) const {
@@ -184,7 +211,10 @@ asio::awaitable<Outcome<PutResult>> MysqlStore::put(std::string_view id, std::st
     params.emplace_back(name);
     params.emplace_back(fence_us(d));
   }
-  auto r = co_await pool->execute(sql, std::move(params), d);
+  auto lease = co_await pool->acquire(d);
+  if (!lease) co_return from_error<PutResult>(lease.error());
+  mysql::Connection& conn = **lease;
+  auto r = co_await conn.execute(sql, std::move(params), d);
   if (!r) {
     // Create-only, and the row exists: the primary key refused it, nothing was written.
     if (when.kind == Precondition::absent && r.error().is_duplicate_key())
@@ -204,9 +234,17 @@ asio::awaitable<Outcome<PutResult>> MysqlStore::put(std::string_view id, std::st
   if (r->affected_rows != 1 && !(upsert && r->affected_rows == 2))
     co_return O::fail(Failure::rejected, "unexpected affected rows " + std::to_string(r->affected_rows),
                       Effect::unknown);
-  if (r->last_insert_id == 0) co_return O::fail(Failure::rejected, "no version returned", Effect::unknown);
+  // A table with triggers answers a write with no insert id; the session still holds the version.
+  auto version = co_await conn.execute(last_insert_id_sql_, {}, d);
+  if (!version)
+    co_return O::fail(classify(version.error()).failure,
+                      "the write ran but its version could not be read: " + version.error().message,
+                      Effect::unknown);
+  const auto v =
+      version->rows.size() == 1 && version->rows[0].size() == 1 ? as_u64(version->rows[0][0]) : std::nullopt;
+  if (!v || *v == 0) co_return O::fail(Failure::rejected, "no version returned", Effect::unknown);
   const bool created = when.kind == Precondition::absent || (upsert && r->affected_rows == 1);
-  co_return O::success(PutResult{created, false, r->last_insert_id});
+  co_return O::success(PutResult{created, false, *v});
 }
 
 asio::awaitable<Outcome<RemoveResult>> MysqlStore::remove(std::string_view id, Precondition when,
@@ -252,13 +290,29 @@ asio::awaitable<Outcome<Done>> MysqlStore::probe(Deadline d) {
   if (!lease) co_return from_error<Done>(lease.error());
   mysql::Connection& conn = **lease;
   if (!schema_ready_) {
+    auto schema_failed = [](const mysql::Error& e) {
+      auto o = from_error<Done>(e);
+      o.message = "creating the schema: " + o.message;
+      if (e.server_errno == 1419 || e.server_errno == 1142)
+        o.message +=
+            "; the fence triggers need SUPER or log_bin_trust_function_creators with binary logging on";
+      return o;
+    };
     for (const auto& ddl : schema_) {
       auto r = co_await conn.query(ddl, d);
-      if (!r) {
-        auto o = from_error<Done>(r.error());
-        o.message = "creating the schema: " + o.message;
-        co_return o;
-      }
+      if (!r) co_return schema_failed(r.error());
+    }
+    // Only the missing triggers: creating one, even IF NOT EXISTS, takes SUPER with binary logging
+    // on, so an account without it works once an administrator created them.
+    auto present = co_await conn.query(triggers_sql_, d);
+    if (!present) co_return schema_failed(present.error());
+    for (const auto& t : fence_triggers_) {
+      const bool found = std::any_of(present->rows.begin(), present->rows.end(), [&](const auto& row) {
+        return !row.empty() && row[0].is_string() && row[0].string() == t.name;
+      });
+      if (found) continue;
+      auto r = co_await conn.query(t.ddl, d);
+      if (!r) co_return schema_failed(r.error());
     }
     schema_ready_ = true;
     common::log::info("MariaDB schema ready");

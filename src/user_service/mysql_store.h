@@ -5,16 +5,25 @@
 //   CREATE SEQUENCE <db>.user_version;                       -- one increasing sequence of versions
 //   CREATE TABLE <db>.user (id VARCHAR(255) utf8mb4_nopad_bin PRIMARY KEY, name VARCHAR(255),
 //                           version BIGINT UNSIGNED, updated_at TIMESTAMP(6));
+//   CREATE TRIGGER <db>.user_write_fence_{insert,update,delete} AFTER ... ON user FOR EACH ROW
+//     IF UNIX_TIMESTAMP(SYSDATE(6)) * 1000000 > @user_service_write_fence THEN SIGNAL ...;
+// Every write carries its fence (its deadline on this host's clock) and runs only while MariaDB's
+// clock is within it: at its start (NOW(6) in the statement, which also sets the variable) and once
+// it holds its row (the triggers roll it back), so a write answered 503 cannot land after a write
+// sent once that answer was out. With binary logging on, creating the triggers takes SUPER or
+// `log_bin_trust_function_creators` (else an administrator creates them: trigger_statements()); the
+// store checks they exist and is not ready without them.
 // The id collation is binary and NO PAD, so MariaDB tells apart exactly the ids Redis tells apart
 // ("a", "A" and "a " are three users). Every statement is a prepared statement with bound
-// parameters, and each operation is a single statement (one round trip, autocommit), so a write that
-// failed before it reached MariaDB, or that MariaDB refused, left nothing behind (one whose answer was
+// parameters, and each operation is a single statement (autocommit; a put then reads its version), so a write
+// that failed before it reached MariaDB, or that MariaDB refused, left nothing behind (one whose answer was
 // lost may have committed: its failure says Effect::unknown, see classify()):
 //   get:    SELECT name, version FROM user WHERE id = ?
 //   put:    INSERT ... VALUES (?, ?, LAST_INSERT_ID(NEXT VALUE FOR user_version), NOW(6))
 //           ON DUPLICATE KEY UPDATE name = VALUES(name),
 //             version = LAST_INSERT_ID(NEXT VALUE FOR user_version), updated_at = VALUES(updated_at)
-//           -> affected rows 1 = created, 2 = updated; the new version is the statement's insert id.
+//           -> affected rows 1 = created, 2 = updated; then SELECT LAST_INSERT_ID() on the same
+//              connection: the new version (a table with triggers answers a write with no insert id).
 //   put if absent (create only): the INSERT alone; a duplicate key (1062) = the row exists.
 //   put if it exists / has one of the versions:
 //           UPDATE user SET name = ?, version = LAST_INSERT_ID(NEXT VALUE ...), updated_at = NOW(6)
@@ -63,6 +72,9 @@ struct ErrorClass {
 };
 ErrorClass classify(const clients::mysql::Error& e);
 
+// The error the fence triggers raise (MariaDB's own number for a user-defined SIGNAL).
+inline constexpr unsigned kFencePassedErrno = 1644;
+
 class MysqlStore : public UserStore {
  public:
   // One pool per endpoint, in the configuration's order; all must outlive the store.
@@ -96,8 +108,9 @@ class MysqlStore : public UserStore {
   std::string topology_json() const;
 
   bool schema_ready() const { return schema_ready_; }
-  // The DDL run by probe(), in order (for tests and documentation).
+  // The DDL run by probe(), in order (for tests and documentation); then each trigger missing.
   const std::vector<std::string>& schema_statements() const { return schema_; }
+  std::vector<std::string> trigger_statements() const;
 
  private:
   enum class Role { unknown, primary, replica };
@@ -118,8 +131,14 @@ class MysqlStore : public UserStore {
   std::function<void(int)> on_primary_change_;
   Clock::duration clock_skew_;
   std::vector<std::string> schema_;
+  // The triggers that check a write's fence once it holds its row (see the constructor).
+  struct Trigger {
+    std::string name, ddl;
+  };
+  std::vector<Trigger> fence_triggers_;
+  std::string triggers_sql_;  // the names of the table's triggers
   std::string select_sql_, upsert_sql_, insert_sql_, update_sql_, update_if_sql_, delete_sql_, delete_if_sql_,
-      list_sql_, probe_sql_;
+      list_sql_, probe_sql_, last_insert_id_sql_;
   bool schema_ready_ = false;
 };
 

@@ -1,7 +1,8 @@
 // MysqlStore over a real MariaDB primary and GTID replica (mysql.endpoints): the primary is the
 // endpoint that answers @@read_only = 0, a fenced primary takes no write, a promoted replica takes
 // them at the next probe, an old primary that comes back writable is not chosen while the promoted
-// one serves, and replica reads return what the primary acknowledged.
+// one serves, and replica reads return what the primary acknowledged; a write checks its fence when
+// it starts and once it holds its row.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 #include <future>
+#include <thread>
 
 #include "testing/event_loop.h"
 #include "testing/servers.h"
@@ -48,6 +50,17 @@ class MysqlStoreITest : public ::testing::Test {
     }
     store_ = std::make_unique<MysqlStore>(
         std::vector<clients::mysql::Pool*>{pools_[0].get(), pools_[1].get()}, config_);
+    // With binary logging on, an account without SUPER cannot create triggers: an administrator
+    // creates the schema and its triggers, the store finds them.
+    primary_->sql(AsScript(store_->schema_statements()) + AsScript(store_->trigger_statements()));
+    replica_->wait_gtid(primary_->gtid_binlog_pos());
+  }
+  // Statements for the mariadb client, whatever `;` they hold (a trigger's body).
+  static std::string AsScript(const std::vector<std::string>& statements) {
+    std::string script = "DELIMITER //\n";
+    for (const auto& s : statements)
+      script += s + "//\n";
+    return script + "DELIMITER ;\n";
   }
   void TearDown() override {
     store_.reset();
@@ -333,6 +346,62 @@ TEST_F(MysqlStoreITest, AWriteThatArrivesAfterItsDeadlineIsNotApplied) {
   EXPECT_TRUE(checked) << "the connection was replaced in every attempt";
   pool.stop();
   io_.run_for(50ms);
+}
+
+// A write that started in time but reaches its row only after its deadline (here it waits for
+// another transaction's locks; a stalled thread is the same) is rolled back by the fence triggers,
+// whatever the statement: it cannot land after a write sent once its 503 was answered.
+TEST_F(MysqlStoreITest, AWriteThatReachesItsRowAfterItsDeadlineIsRolledBack) {
+  ASSERT_TRUE(Probe());
+  ASSERT_TRUE(Run(store_->put("held-1", "Ann", D())).ok());
+  ASSERT_TRUE(Run(store_->put("held-2", "Ann", D())).ok());
+  const std::string rows = "SELECT id, name, version FROM users.user WHERE id LIKE 'held-%' ORDER BY id";
+  const std::string before = primary_->sql(rows);
+  // The rows, and the gap where a new id would go, locked for a while by another session.
+  std::thread holder([this] {
+    primary_->sql(
+        "BEGIN; SELECT id FROM users.user WHERE id IN ('held-1', 'held-2', 'held-3') FOR UPDATE;"
+        " DO SLEEP(3); ROLLBACK;");
+  });
+  const std::string sleeping =
+      "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'DO SLEEP%'";
+  for (int i = 0; i < 100 && primary_->sql(sleeping) != "1\n"; ++i)
+    std::this_thread::sleep_for(20ms);
+  if (primary_->sql(sleeping) != "1\n") {
+    holder.join();
+    FAIL() << "the session meant to hold the rows did not start";
+  }
+  const auto late = [](const auto& outcome) { return !outcome.ok() && outcome.failure == Failure::timeout; };
+  EXPECT_TRUE(late(Run(store_->remove("held-1", Deadline::after(300ms)))));
+  EXPECT_TRUE(late(Run(store_->put("held-2", "Bob", Deadline::after(300ms)))));
+  EXPECT_TRUE(late(
+      Run(store_->put("held-3", "Bob", Precondition{Precondition::absent, {}}, Deadline::after(300ms)))));
+  holder.join();
+  // The three statements took their rows once the holder rolled back; wait until they ended.
+  const std::string writing =
+      "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%`users`.`user`%' AND ID <> "
+      "CONNECTION_ID()";
+  for (int i = 0; i < 250 && primary_->sql(writing) != "0\n"; ++i)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(primary_->sql(writing), "0\n");
+  EXPECT_EQ(primary_->sql(rows), before);
+  // In time, the same writes apply.
+  EXPECT_TRUE(Run(store_->remove("held-1", D())).ok());
+  EXPECT_TRUE(Run(store_->put("held-3", "Bob", Precondition{Precondition::absent, {}}, D())).ok());
+  EXPECT_EQ(primary_->sql("SELECT id, name FROM users.user WHERE id LIKE 'held-%' ORDER BY id"),
+            "held-2\tAnn\nheld-3\tBob\n");
+}
+
+// Without its triggers (an account that may not create them, with binary logging on) the store is
+// not ready, and says why; once an administrator created them, it is.
+TEST_F(MysqlStoreITest, WithoutItsFenceTriggersTheStoreIsNotReady) {
+  primary_->sql("DROP TRIGGER users.user_write_fence_delete");
+  EXPECT_FALSE(Probe());
+  const auto refused = Run(store_->probe(D()));
+  EXPECT_NE(refused.message.find("SUPER"), std::string::npos) << refused.message;
+  for (const auto& ddl : store_->trigger_statements())
+    if (ddl.find("user_write_fence_delete") != std::string::npos) primary_->sql(AsScript({ddl}));
+  EXPECT_TRUE(Probe());
 }
 
 }  // namespace

@@ -50,6 +50,8 @@ TEST(UserServiceStoreErrors, FailuresBeforeSendingOrRefusedByTheServerHaveNoEffe
   ExpectClass(error(mysql::Errc::server, false, 1205), Failure::unavailable, Effect::none);  // lock wait
   ExpectClass(error(mysql::Errc::server, false, 1213), Failure::unavailable, Effect::none);  // deadlock
   ExpectClass(error(mysql::Errc::server, false, 1146), Failure::unavailable, Effect::none);  // no table
+  // A fence trigger: the write reached its row after its deadline and was rolled back.
+  ExpectClass(error(mysql::Errc::server, false, kFencePassedErrno), Failure::timeout, Effect::none);
 }
 
 // A lock conflict rolled the statement back: nothing was written and the same statement may succeed
