@@ -122,12 +122,17 @@ export const start = (name) => dev('start', name);
 export const failoverMysql = () => dev('failover', 'mysql');
 
 // --------------------------------------------------------------------------------------------- Redis
+// A connection lost or refused is a transport error (pollUntil asks again): a node being
+// reconfigured drops its clients (Sentinel sends CLIENT KILL TYPE normal with REPLICAOF).
 export async function withRedis(port, fn) {
   const client = createClient({ socket: { host: '127.0.0.1', port, connectTimeout: 1000, reconnectStrategy: false } });
   client.on('error', () => {});
-  await client.connect();
   try {
+    await client.connect();
     return await fn(client);
+  } catch (err) {
+    if (err.code?.startsWith?.('ECONN') || err.code === 'EPIPE' || /Socket|ClientClosed|Timeout/.test(err.name ?? '')) err.transport = true;
+    throw err;
   } finally {
     client.destroy(); // not quit(): Sentinel has no QUIT command
   }
