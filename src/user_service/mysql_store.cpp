@@ -140,12 +140,18 @@ MysqlStore::MysqlStore(std::vector<mysql::Pool*> nodes, const MysqlConfig& confi
   select_sql_ = "SELECT `name`, `version` FROM " + db + ".`user` WHERE `id` = ?";
   // The assignment sets the fence the triggers read; it runs before any row is written.
   const std::string in_time = "UNIX_TIMESTAMP(NOW(6)) * 1000000 <= (" + fence_var + " := ?)";
-  const std::string next_version = "LAST_INSERT_ID(NEXT VALUE FOR " + db + ".`user_version`)";
-  insert_sql_ = "INSERT INTO " + db + ".`user` (`id`, `name`, `version`, `updated_at`) SELECT ?, ?, " +
-                next_version + ", NOW(6) FROM DUAL WHERE " + in_time;
-  upsert_sql_ = insert_sql_ +
-                " ON DUPLICATE KEY UPDATE `name` = VALUES(`name`), `version` = " + next_version +
-                ", `updated_at` = VALUES(`updated_at`)";
+  // Inserts answer with the row's version and whether it is the one this statement's insert
+  // proposed (1: created; an upsert that updated took a later value of the sequence).
+  const std::string next_value = "NEXT VALUE FOR " + db + ".`user_version`";
+  const std::string proposed = "@user_service_proposed_version";
+  const std::string insert = "INSERT INTO " + db +
+                             ".`user` (`id`, `name`, `version`, `updated_at`) SELECT ?, ?, (" + proposed +
+                             " := " + next_value + "), NOW(6) FROM DUAL WHERE " + in_time;
+  const std::string returning = " RETURNING `version`, `version` = " + proposed;
+  insert_sql_ = insert + returning;
+  upsert_sql_ = insert + " ON DUPLICATE KEY UPDATE `name` = VALUES(`name`), `version` = " + next_value +
+                ", `updated_at` = VALUES(`updated_at`)" + returning;
+  const std::string next_version = "LAST_INSERT_ID(" + next_value + ")";
   // Conditional writes: the condition is in the statement's WHERE (or is the primary key's
   // uniqueness), so it is checked on the row as the statement locks it.
   update_sql_ = "UPDATE " + db + ".`user` SET `name` = ?, `version` = " + next_version +
@@ -211,30 +217,39 @@ asio::awaitable<Outcome<PutResult>> MysqlStore::put(std::string_view id, std::st
     params.emplace_back(name);
     params.emplace_back(fence_us(d));
   }
+  if (!update) {
+    auto r = co_await pool->execute(sql, std::move(params), d);
+    if (!r) {
+      // Create-only, and the row exists: the primary key refused it, nothing was written.
+      if (when.kind == Precondition::absent && r.error().is_duplicate_key())
+        co_return O::success(PutResult{false, true, 0});
+      co_return from_error<PutResult>(r.error());
+    }
+    // No row returned: the statement reached MariaDB after its fence and wrote nothing.
+    if (r->rows.empty())
+      co_return O::fail(Failure::timeout, "the statement reached MariaDB after its deadline: not applied");
+    // The statement ran: an answer we cannot use leaves its effect unknown.
+    const auto& row = r->rows.front();
+    const auto version = row.size() == 2 ? as_u64(row[0]) : std::nullopt;
+    const auto created = row.size() == 2 ? as_u64(row[1]) : std::nullopt;
+    if (r->rows.size() != 1 || !version || !created)
+      co_return O::fail(Failure::rejected, "unexpected RETURNING row", Effect::unknown);
+    co_return O::success(PutResult{*created == 1, false, *version});
+  }
   auto lease = co_await pool->acquire(d);
   if (!lease) co_return from_error<PutResult>(lease.error());
   mysql::Connection& conn = **lease;
   auto r = co_await conn.execute(sql, std::move(params), d);
-  if (!r) {
-    // Create-only, and the row exists: the primary key refused it, nothing was written.
-    if (when.kind == Precondition::absent && r.error().is_duplicate_key())
-      co_return O::success(PutResult{false, true, 0});
-    co_return from_error<PutResult>(r.error());
-  }
+  if (!r) co_return from_error<PutResult>(r.error());
   // The version always changes, so an UPDATE's changed rows are its matched rows: 0 when the
   // condition did not hold. (0 rows because the fence had passed cannot be answered here: the fence
   // is past the call's deadline, so the call has ended by then.)
-  if (update && r->affected_rows == 0) co_return O::success(PutResult{false, true, 0});
-  // An insert that inserted nothing: the statement reached MariaDB after its fence.
-  if (!update && r->affected_rows == 0)
-    co_return O::fail(Failure::timeout, "the statement reached MariaDB after its deadline: not applied");
-  // The statement ran: an answer we cannot use leaves its effect unknown. An upsert's affected rows:
-  // 1 = created, 2 = updated; an insert's 1; an update's 1.
-  const bool upsert = when.kind == Precondition::none;
-  if (r->affected_rows != 1 && !(upsert && r->affected_rows == 2))
+  if (r->affected_rows == 0) co_return O::success(PutResult{false, true, 0});
+  if (r->affected_rows != 1)
     co_return O::fail(Failure::rejected, "unexpected affected rows " + std::to_string(r->affected_rows),
                       Effect::unknown);
-  // A table with triggers answers a write with no insert id; the session still holds the version.
+  // A table with triggers answers a write with no insert id (and UPDATE has no RETURNING): the
+  // session still holds the version the statement set.
   auto version = co_await conn.execute(last_insert_id_sql_, {}, d);
   if (!version)
     co_return O::fail(classify(version.error()).failure,
@@ -243,8 +258,7 @@ asio::awaitable<Outcome<PutResult>> MysqlStore::put(std::string_view id, std::st
   const auto v =
       version->rows.size() == 1 && version->rows[0].size() == 1 ? as_u64(version->rows[0][0]) : std::nullopt;
   if (!v || *v == 0) co_return O::fail(Failure::rejected, "no version returned", Effect::unknown);
-  const bool created = when.kind == Precondition::absent || (upsert && r->affected_rows == 1);
-  co_return O::success(PutResult{created, false, *v});
+  co_return O::success(PutResult{false, false, *v});
 }
 
 asio::awaitable<Outcome<RemoveResult>> MysqlStore::remove(std::string_view id, Precondition when,

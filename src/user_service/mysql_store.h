@@ -15,19 +15,21 @@
 // store checks they exist and is not ready without them.
 // The id collation is binary and NO PAD, so MariaDB tells apart exactly the ids Redis tells apart
 // ("a", "A" and "a " are three users). Every statement is a prepared statement with bound
-// parameters, and each operation is a single statement (autocommit; a put then reads its version), so a write
-// that failed before it reached MariaDB, or that MariaDB refused, left nothing behind (one whose answer was
-// lost may have committed: its failure says Effect::unknown, see classify()):
+// parameters, and each operation is a single statement (autocommit; a conditional put then reads
+// its version), so a write that failed before it reached MariaDB, or that MariaDB refused, left
+// nothing behind (one whose answer was lost may have committed: its failure says Effect::unknown,
+// see classify()):
 //   get:    SELECT name, version FROM user WHERE id = ?
-//   put:    INSERT ... VALUES (?, ?, LAST_INSERT_ID(NEXT VALUE FOR user_version), NOW(6))
-//           ON DUPLICATE KEY UPDATE name = VALUES(name),
-//             version = LAST_INSERT_ID(NEXT VALUE FOR user_version), updated_at = VALUES(updated_at)
-//           -> affected rows 1 = created, 2 = updated; then SELECT LAST_INSERT_ID() on the same
-//              connection: the new version (a table with triggers answers a write with no insert id).
+//   put:    INSERT ... SELECT ?, ?, (@proposed := NEXT VALUE FOR user_version), NOW(6) FROM DUAL
+//           ON DUPLICATE KEY UPDATE name = VALUES(name), version = NEXT VALUE FOR user_version,
+//             updated_at = VALUES(updated_at)  RETURNING version, version = @proposed
+//           -> the new version, and 1 when the row holds the version the insert proposed (created).
 //   put if absent (create only): the INSERT alone; a duplicate key (1062) = the row exists.
 //   put if it exists / has one of the versions:
 //           UPDATE user SET name = ?, version = LAST_INSERT_ID(NEXT VALUE ...), updated_at = NOW(6)
-//           WHERE id = ? [AND FIND_IN_SET(version, '5,7')]   -> 0 rows = the condition did not hold
+//           WHERE id = ? [AND FIND_IN_SET(version, '5,7')]   -> 0 rows = the condition did not hold;
+//           then SELECT LAST_INSERT_ID() on the same connection (UPDATE has no RETURNING, and a
+//           table with triggers answers with no insert id).
 //   remove: DELETE FROM user WHERE id = ? [AND FIND_IN_SET(version, ?)] RETURNING version
 //   list:   SELECT id, name, version FROM user WHERE id > ? ORDER BY id LIMIT ?   (the primary key)
 // A condition is checked by the write's own statement on the row it locks, so of concurrent writes
