@@ -436,6 +436,10 @@ LoadedConfig load_config(int argc, const char* const* argv, const char* const* e
       out.print = true;
       continue;
     }
+    if (arg == "--print-schema") {
+      out.print_schema = true;
+      continue;
+    }
     if (arg == "--version") {
       out.version = true;
       return out;
@@ -468,7 +472,8 @@ LoadedConfig load_config(int argc, const char* const* argv, const char* const* e
   }
   if (out.help) {
     std::ostringstream u;
-    u << "usage: user-service [--config FILE] [--print-config] [--version] [--KEY=VALUE ...]\n"
+    u << "usage: user-service [--config FILE] [--print-config | --print-schema] [--version] [--KEY=VALUE "
+         "...]\n"
       << "Settings (JSON path = flag; environment variable in brackets), defaults:\n";
     const json::value defaults = json::parse(config_to_json(Config{}));
     for (const auto& k : keys()) {

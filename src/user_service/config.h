@@ -117,15 +117,16 @@ struct Config {
 
 struct LoadedConfig {
   Config config;
-  std::string error;     // non-empty: the one-line reason the configuration was refused
-  bool help = false;     // --help was given; `usage` holds the text
-  bool print = false;    // --print-config was given
-  bool version = false;  // --version was given: print it and exit
+  std::string error;          // non-empty: the one-line reason the configuration was refused
+  bool help = false;          // --help was given; `usage` holds the text
+  bool print = false;         // --print-config was given
+  bool print_schema = false;  // --print-schema: MariaDB's DDL as a script for the mariadb client
+  bool version = false;       // --version was given: print it and exit
   std::string usage;
 };
 
-// Parses the command line (--config FILE, --help, --print-config and one flag per key) and the
-// environment (a null-terminated array like `environ`).
+// Parses the command line (--config FILE, --help, --print-config, --print-schema and one flag per key) and
+// the environment (a null-terminated array like `environ`).
 LoadedConfig load_config(int argc, const char* const* argv, const char* const* envp);
 
 // The pieces, for tests: each applies on top of `config` and returns an error message or "".

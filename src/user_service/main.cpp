@@ -3,7 +3,7 @@
 // event-loop thread, and drains on SIGTERM/SIGINT.
 //
 //   user-service --config stack/user-service.example.json [--KEY=VALUE ...]
-//   user-service --help | --print-config
+//   user-service --help | --print-config | --print-schema
 //
 // One thread runs everything (HTTP, Redis, MariaDB, probes): on this 2-core machine the other core
 // belongs to Redis/MariaDB (and the load generator); one loop needs no locks on the hot path, and a
@@ -146,6 +146,16 @@ int main(int argc, char** argv) {
   const Config& config = loaded.config;
   if (loaded.print) {
     std::cout << config_to_json(config) << "\n";
+    return 0;
+  }
+  if (loaded.print_schema) {
+    // For an administrator, when the service's account may not create the triggers.
+    const MysqlStore store({}, config.mysql);
+    std::cout << "DELIMITER //\n";
+    for (const auto& statements : {store.schema_statements(), store.trigger_statements()})
+      for (const auto& ddl : statements)
+        std::cout << ddl << "//\n";
+    std::cout << "DELIMITER ;\n";
     return 0;
   }
   common::log::set_level(*common::log::parse_level(config.log_level));

@@ -11,7 +11,7 @@
 // clock is within it: at its start (NOW(6) in the statement, which also sets the variable) and once
 // it holds its row (the triggers roll it back), so a write answered 503 cannot land after a write
 // sent once that answer was out. With binary logging on, creating the triggers takes SUPER or
-// `log_bin_trust_function_creators` (else an administrator creates them: trigger_statements()); the
+// `log_bin_trust_function_creators` (else an administrator runs `user-service --print-schema`); the
 // store checks they exist and is not ready without them.
 // The id collation is binary and NO PAD, so MariaDB tells apart exactly the ids Redis tells apart
 // ("a", "A" and "a " are three users). Every statement is a prepared statement with bound

@@ -17,11 +17,13 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "testing/servers.h"
@@ -924,6 +926,24 @@ TEST_F(UserServiceITest, StartsWithEverythingDownAndBecomesReadyWhenTheyArrive) 
   EXPECT_EQ(Put("late-1", "Jack").status, 201);
   EXPECT_EQ(db.sql("SELECT name FROM users_late.user WHERE id = 'late-1'"), "Jack\n");
   StopService();
+}
+
+// --print-schema prints the DDL the service runs, as a script for the mariadb client: what an
+// administrator runs once when the service's account may not create triggers.
+TEST_F(UserServiceITest, PrintSchemaIsAScriptThatCreatesTheTablesAndTheFenceTriggers) {
+  const auto script = servers->dir.path() / "printed-schema.sql";
+  const std::string command = std::string(USER_SERVICE_BINARY) +
+                              " --print-schema --mysql.database=users_printed > " + script.string();
+  ASSERT_EQ(std::system(command.c_str()), 0);
+  std::ifstream in(script);
+  std::stringstream text;
+  text << in.rdbuf();
+  servers->db.sql(text.str());
+  EXPECT_EQ(servers->db.sql("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = "
+                            "'users_printed' AND TRIGGER_NAME LIKE 'user_write_fence_%'"),
+            "3\n");
+  EXPECT_EQ(servers->db.sql("SELECT COUNT(*) FROM users_printed.user"), "0\n");
+  servers->db.sql("DROP DATABASE users_printed");
 }
 
 TEST_F(UserServiceITest, SigtermDrainsInFlightRequestsAndExitsZero) {
