@@ -84,6 +84,8 @@ for package in faultproxy user-service; do
       # The installed configuration is valid: the service reads it and prints the effective one.
       check "user-service --print-config with /etc/user-service/config.json" \
         "$root/usr/bin/user-service" --config="$root/etc/user-service/config.json" --print-config
+      check "user-service --print-schema prints the three fence triggers" bash -c \
+        "[[ \$('$root/usr/bin/user-service' --print-schema | grep -c '^CREATE TRIGGER') == 3 ]]"
       check "user-service: files" has_files "$root" /usr/share/man/man8/user-service.8.gz \
         /lib/systemd/system/user-service.service /etc/user-service/config.json \
         /usr/share/doc/user-service/copyright
