@@ -309,8 +309,8 @@ asio::awaitable<Outcome<Done>> MysqlStore::probe(Deadline d) {
       o.message = "creating the schema: " + o.message;
       if (e.server_errno == 1419 || e.server_errno == 1142)
         o.message +=
-            "; with binary logging on, the fence triggers need SUPER or log_bin_trust_function_creators"
-            " (or an administrator runs the script of user-service --print-schema)";
+            "; creating the fence triggers takes the TRIGGER privilege and, with binary logging on, SUPER"
+            " or log_bin_trust_function_creators (or an administrator runs user-service --print-schema)";
       return o;
     };
     for (const auto& ddl : schema_) {
