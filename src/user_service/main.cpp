@@ -150,12 +150,7 @@ int main(int argc, char** argv) {
   }
   if (loaded.print_schema) {
     // For an administrator, when the service's account may not create the triggers.
-    const MysqlStore store({}, config.mysql);
-    std::cout << "DELIMITER //\n";
-    for (const auto& statements : {store.schema_statements(), store.trigger_statements()})
-      for (const auto& ddl : statements)
-        std::cout << ddl << "//\n";
-    std::cout << "DELIMITER ;\n";
+    std::cout << MysqlStore({}, config.mysql).schema_script();
     return 0;
   }
   common::log::set_level(*common::log::parse_level(config.log_level));

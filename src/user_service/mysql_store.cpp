@@ -158,18 +158,19 @@ MysqlStore::MysqlStore(std::vector<mysql::Pool*> nodes, const MysqlConfig& confi
                 ", `updated_at` = NOW(6) WHERE `id` = ? AND " + in_time;
   update_if_sql_ = update_sql_ + " AND FIND_IN_SET(`version`, ?)";
   probe_sql_ = "SELECT 1 FROM " + db + ".`user` LIMIT 1";
-  last_insert_id_sql_ = "SELECT LAST_INSERT_ID()";
   delete_sql_ = "DELETE FROM " + db + ".`user` WHERE `id` = ? AND " + in_time + " RETURNING `version`";
   delete_if_sql_ = "DELETE FROM " + db + ".`user` WHERE `id` = ? AND " + in_time +
                    " AND FIND_IN_SET(`version`, ?) RETURNING `version`";
   list_sql_ = "SELECT `id`, `name`, `version` FROM " + db + ".`user` WHERE `id` > ? ORDER BY `id` LIMIT ?";
 }
 
-std::vector<std::string> MysqlStore::trigger_statements() const {
-  std::vector<std::string> out;
+std::string MysqlStore::schema_script() const {
+  std::string script = "DELIMITER //\n";  // a trigger's body holds `;`
+  for (const auto& ddl : schema_)
+    script += ddl + "//\n";
   for (const auto& t : fence_triggers_)
-    out.push_back(t.ddl);
-  return out;
+    script += t.ddl + "//\n";
+  return script + "DELIMITER ;\n";
 }
 
 std::int64_t MysqlStore::fence_us(Deadline d) const {
@@ -250,7 +251,7 @@ asio::awaitable<Outcome<PutResult>> MysqlStore::put(std::string_view id, std::st
                       Effect::unknown);
   // A table with triggers answers a write with no insert id (and UPDATE has no RETURNING): the
   // session still holds the version the statement set.
-  auto version = co_await conn.execute(last_insert_id_sql_, {}, d);
+  auto version = co_await conn.execute("SELECT LAST_INSERT_ID()", {}, d);
   if (!version)
     co_return O::fail(classify(version.error()).failure,
                       "the write ran but its version could not be read: " + version.error().message,

@@ -11,9 +11,9 @@
 // clock is within it: at its start (NOW(6) in the statement, which also sets the variable) and once
 // it holds its row (the triggers roll it back), so a write answered 503 cannot land after a write
 // sent once that answer was out. With binary logging on, creating the triggers takes SUPER or
-// `log_bin_trust_function_creators` (else an administrator runs `user-service --print-schema`); the
-// store checks they exist and is not ready without them.
-// The id collation is binary and NO PAD, so MariaDB tells apart exactly the ids Redis tells apart
+// `log_bin_trust_function_creators` (else an administrator runs schema_script(): `user-service
+// --print-schema`); the store checks they exist and is not ready without them. The id collation is binary and
+// NO PAD, so MariaDB tells apart exactly the ids Redis tells apart
 // ("a", "A" and "a " are three users). Every statement is a prepared statement with bound
 // parameters, and each operation is a single statement (autocommit; a conditional put then reads
 // its version), so a write that failed before it reached MariaDB, or that MariaDB refused, left
@@ -110,9 +110,8 @@ class MysqlStore : public UserStore {
   std::string topology_json() const;
 
   bool schema_ready() const { return schema_ready_; }
-  // The DDL run by probe(), in order (for tests and documentation); then each trigger missing.
-  const std::vector<std::string>& schema_statements() const { return schema_; }
-  std::vector<std::string> trigger_statements() const;
+  // The DDL probe() runs (tables, then the triggers), as a script for the mariadb client.
+  std::string schema_script() const;
 
  private:
   enum class Role { unknown, primary, replica };
@@ -140,7 +139,7 @@ class MysqlStore : public UserStore {
   std::vector<Trigger> fence_triggers_;
   std::string triggers_sql_;  // the names of the table's triggers
   std::string select_sql_, upsert_sql_, insert_sql_, update_sql_, update_if_sql_, delete_sql_, delete_if_sql_,
-      list_sql_, probe_sql_, last_insert_id_sql_;
+      list_sql_, probe_sql_;
   bool schema_ready_ = false;
 };
 

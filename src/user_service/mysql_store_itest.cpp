@@ -52,15 +52,8 @@ class MysqlStoreITest : public ::testing::Test {
         std::vector<clients::mysql::Pool*>{pools_[0].get(), pools_[1].get()}, config_);
     // With binary logging on, an account without SUPER cannot create triggers: an administrator
     // creates the schema and its triggers, the store finds them.
-    primary_->sql(AsScript(store_->schema_statements()) + AsScript(store_->trigger_statements()));
+    primary_->sql(store_->schema_script());
     replica_->wait_gtid(primary_->gtid_binlog_pos());
-  }
-  // Statements for the mariadb client, whatever `;` they hold (a trigger's body).
-  static std::string AsScript(const std::vector<std::string>& statements) {
-    std::string script = "DELIMITER //\n";
-    for (const auto& s : statements)
-      script += s + "//\n";
-    return script + "DELIMITER ;\n";
   }
   void TearDown() override {
     store_.reset();
@@ -399,8 +392,7 @@ TEST_F(MysqlStoreITest, WithoutItsFenceTriggersTheStoreIsNotReady) {
   EXPECT_FALSE(Probe());
   const auto refused = Run(store_->probe(D()));
   EXPECT_NE(refused.message.find("SUPER"), std::string::npos) << refused.message;
-  for (const auto& ddl : store_->trigger_statements())
-    if (ddl.find("user_write_fence_delete") != std::string::npos) primary_->sql(AsScript({ddl}));
+  primary_->sql(store_->schema_script());
   EXPECT_TRUE(Probe());
 }
 
