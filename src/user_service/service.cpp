@@ -369,8 +369,14 @@ asio::awaitable<Service::StoreRead<T>> Service::read_store(Deadline deadline, Cl
       failure = Failure::timeout;
       break;
     }
-    called = called || mysql_.allow();
-    auto got = co_await mysql_.call<T>(deadline, primary, budget);
+    // Asked, as in put_user: a call made as the breaker's half-open trial counts.
+    auto got = co_await mysql_.call<T>(
+        deadline,
+        [&](Deadline d) {
+          called = true;
+          return primary(d);
+        },
+        budget);
     if (got.ok()) {
       out.value = std::move(got.value);
       out.source = Source::origin;
@@ -390,8 +396,13 @@ asio::awaitable<Service::StoreRead<T>> Service::read_store(Deadline deadline, Cl
   }
   Clock::duration retry_in = until_next_call(mysql_);
   if (mysql_replica_ && !deadline.expired()) {
-    called = called || mysql_replica_->allow();
-    auto got = co_await mysql_replica_->call<T>(deadline, replica, budget);
+    auto got = co_await mysql_replica_->call<T>(
+        deadline,
+        [&](Deadline d) {
+          called = true;
+          return replica(d);
+        },
+        budget);
     if (got.ok()) {
       out.value = std::move(got.value);
       out.source = Source::origin_replica;
@@ -510,9 +521,13 @@ asio::awaitable<WriteResult> Service::put_user(std::string_view id, std::string_
     result.why = not_admitted(ticket.verdict);
     co_return result;
   }
-  const bool called = mysql_.allow();
-  auto put =
-      co_await write_store<PutResult>(deadline, [&](Deadline d) { return store_.put(id, name, when, d); });
+  // Asked: the statement was handed to the store. Not mysql_.allow() beforehand: while the breaker
+  // is open, this write may be its half-open trial, and a trial's answer may be lost like any other.
+  bool called = false;
+  auto put = co_await write_store<PutResult>(deadline, [&](Deadline d) {
+    called = true;
+    return store_.put(id, name, when, d);
+  });
   ticket.permit.release();
   if (!put.ok() && put.effect == Effect::unknown) remember_uncertain(id);
   if (!put.ok()) {
@@ -536,9 +551,11 @@ asio::awaitable<WriteResult> Service::delete_user(std::string_view id, Deadline 
     result.why = not_admitted(ticket.verdict);
     co_return result;
   }
-  const bool called = mysql_.allow();
-  auto removed =
-      co_await write_store<RemoveResult>(deadline, [&](Deadline d) { return store_.remove(id, when, d); });
+  bool called = false;  // as in put_user
+  auto removed = co_await write_store<RemoveResult>(deadline, [&](Deadline d) {
+    called = true;
+    return store_.remove(id, when, d);
+  });
   ticket.permit.release();
   if (!removed.ok() && removed.effect == Effect::unknown) remember_uncertain(id);
   if (!removed.ok()) {

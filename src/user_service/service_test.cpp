@@ -203,6 +203,34 @@ TEST_F(ServiceTest, WriteRightAfterARefusingMariaDbReturnsSucceeds) {
   EXPECT_EQ(store_.rows.count("new"), 1u);
 }
 
+// A half-open trial is a real call: when it fails, the answer must not say MariaDB was not asked
+// (a client told "not called" takes the write as certainly not applied, and this one landed).
+TEST_F(ServiceTest, ATrialThatFailsIsNotReportedAsNotCalled) {
+  StartAndOpenTheMariaDbBreaker(Behaviour::fail);
+  store_.behaviour.mode = Behaviour::ok;
+  store_.behaviour.ack_lost = true;                     // applied, then the answer is lost ...
+  store_.behaviour.ack_failure = Failure::unavailable;  // ... at once, so the next request is a trial too
+  const WriteResult put = Put("new", "X");
+  EXPECT_EQ(put.status, WriteResult::unavailable);
+  EXPECT_EQ(put.why.cause, Unavailable::failed);
+  EXPECT_EQ(put.why.effect, Effect::unknown);
+  EXPECT_EQ(store_.rows.count("new"), 1u);
+  const WriteResult del = Delete("new");
+  EXPECT_EQ(del.status, WriteResult::unavailable);
+  EXPECT_EQ(del.why.cause, Unavailable::failed);
+  EXPECT_EQ(del.why.effect, Effect::unknown);
+  EXPECT_EQ(store_.rows.count("new"), 0u);
+  store_.behaviour = Behaviour{};
+  store_.behaviour.mode = Behaviour::reject;  // the statement is sent and refused
+  const ReadResult read = Get("other");
+  EXPECT_EQ(read.status, ReadResult::unavailable);
+  EXPECT_EQ(read.why.cause, Unavailable::failed);
+  EXPECT_EQ(service_->mysql().trials(), 3);
+  // Not asked at all: a trial that cannot connect, and calls while the trial is not allowed.
+  store_.behaviour.mode = Behaviour::fail;
+  EXPECT_EQ(Put("later", "X").why.cause, Unavailable::not_called);
+}
+
 TEST_F(ServiceTest, OneTrialAtATimeTheOthersFailFastMeanwhile) {
   StartAndOpenTheMariaDbBreaker(Behaviour::fail);
   store_.behaviour.mode = Behaviour::ok;
