@@ -18,7 +18,9 @@ Feature: Redis and MariaDB refusing commands, as real outages show it (faultprox
   service makes the write once more within the request deadline (counted in
   user_service_mysql_write_retries_total), and the write succeeds unless the conflict persists. A
   read-only MariaDB refuses the write: 503, saying that nothing was written. A connection cut in the
-  middle of a result is answered from the cache, or 503; the pool recovers by itself.
+  middle of a result is answered from the cache, or 503; the pool recovers by itself. A write made as
+  the MariaDB breaker's half-open trial is a real call: if its answer is cut, its 503 says that the
+  write may have been applied, never that MariaDB was not called.
 
   Scenario Outline: <operation> when 'redis-master' answers cache writes with <error>
     Given a user for the <operation>
@@ -158,3 +160,13 @@ Feature: Redis and MariaDB refusing commands, as real outages show it (faultprox
     And the service made the write once
     And MariaDB agrees with the answer
     And within 1 s of the faults being removed, that user is served as stored
+
+  @mysql @fault:mysql_error
+  Scenario: a write that is the MariaDB breaker's trial and loses its answer says it may have been applied
+    Given a user for the write
+    And 'mysql' answers every statement with a connection cut mid-result
+    And the MariaDB breaker has opened after fast failures
+    When the write is made
+    Then the answer is 503
+    And its error says that MariaDB received the write and may have applied it
+    And MariaDB holds what was written

@@ -6,6 +6,7 @@ import * as assert from '../support/check.js';
 
 import { Given, Then, When } from '@cucumber/cucumber';
 
+import * as data from '../support/data.js';
 import * as faults from '../support/faults.js';
 import { DEPENDENCY_OF_PROXY, call, describe, pollUntil, readiness, successfulCalls } from '../support/service.js';
 import { proxyName, stack } from '../support/stack.js';
@@ -48,8 +49,8 @@ const MYSQL_ERRORS = {
   'a connection cut mid-result': 2013,
 };
 // The service's statements, as it prepares them (src/user_service/mysql_store.h). Its probe
-// (`SELECT 1 FROM ...`) matches neither.
-const STATEMENTS = { writes: '^\\s*(insert|update|delete)\\b', 'reads of users': '^\\s*select\\s+`name`' };
+// (`SELECT 1 FROM ...`) matches only 'every statement'.
+const STATEMENTS = { writes: '^\\s*(insert|update|delete)\\b', 'reads of users': '^\\s*select\\s+`name`', 'every statement': '' };
 
 // The service prepares its statements once per connection, and a protocol toxic recognises an
 // execution only if it saw the statement being prepared: the proxy's connections are closed after
@@ -96,9 +97,13 @@ async function mysqlError(world, what, error) {
   });
 }
 
-Given(/^'mysql' answers (writes|reads of users) with (a deadlock|a lock wait timeout|read-only|a connection cut mid-result)$/, async function (what, error) {
+Given(/^'mysql' answers (writes|reads of users|every statement) with (a deadlock|a lock wait timeout|read-only|a connection cut mid-result)$/, async function (what, error) {
   await mysqlError(this, what, error);
-  await reconnectThroughToxics(this, 'mysql');
+  if (what === 'every statement') {
+    await closeConnections(this, 'mysql');  // nothing succeeds now: no reconnection to wait for
+  } else {
+    await reconnectThroughToxics(this, 'mysql');
+  }
   this.callsAtFault = await dependencyCalls();
 });
 
@@ -165,6 +170,35 @@ Then(/^its error says that nothing was written$/, async function () {
   assert.equal(a.status, 503, describe(a));
   assert.equal(a.json?.outcome, 'not_applied', `a 503 that does not say the write was not applied: ${describe(a)}`);
   assert.that(/nothing was written/.test(a.json?.error ?? ''), `the 503's error does not say that nothing was written: ${describe(a)}`);
+});
+
+// The service's probe fails as the requests do (every statement's answer is cut: a fast failure), so
+// the breaker opens without a request, and the next request may be its half-open trial.
+Given(/^the MariaDB breaker has opened after fast failures$/, async function () {
+  let last;
+  await pollUntil(
+    async () => {
+      last = await readiness();
+      return last.answer.json?.dependencies?.mysql?.breaker === 'open';
+    },
+    { withinMs: this.settings.bounds.notice, explain: () => `the MariaDB breaker did not open: ${describe(last?.answer)}` },
+  );
+});
+
+Then(/^its error says that MariaDB received the write and may have applied it$/, async function () {
+  const a = this.answers[0];
+  assert.equal(a.status, 503, describe(a));
+  assert.equal(a.json?.outcome, 'unknown', `a 503 that does not say the write may have been applied: ${describe(a)}`);
+  const error = a.json?.error ?? '';
+  assert.that(/may or may not have been applied/.test(error), `the 503's error does not say the write may have been applied: ${describe(a)}`);
+  assert.that(!/MariaDB unavailable/.test(error), `the 503 says MariaDB was not called, yet it received the write: ${describe(a)}`);
+});
+
+// An autocommit statement commits before MariaDB sends its answer, and the cut comes with the
+// answer's first packet: the write has landed.
+Then(/^MariaDB holds what was written$/, async function () {
+  const stored = await data.storedUser(this.userId);
+  assert.equal(stored?.name, this.newName, `MariaDB holds ${JSON.stringify(stored)}, not the write's name`);
 });
 
 // ------------------------------------------------------------------------------------------------ loss
