@@ -12,8 +12,8 @@
 // it holds its row (the triggers roll it back), so a write answered 503 cannot land after a write
 // sent once that answer was out. With binary logging on, creating the triggers takes SUPER or
 // `log_bin_trust_function_creators` (else an administrator runs schema_script(): `user-service
-// --print-schema`); the store checks they exist and is not ready without them. The id collation is binary and
-// NO PAD, so MariaDB tells apart exactly the ids Redis tells apart
+// --print-schema`); the store checks they exist and is not ready without them.
+// The id collation is binary and NO PAD, so MariaDB tells apart exactly the ids Redis tells apart
 // ("a", "A" and "a " are three users). Every statement is a prepared statement with bound
 // parameters, and each operation is a single statement (autocommit; a conditional put then reads
 // its version), so a write that failed before it reached MariaDB, or that MariaDB refused, left

@@ -18,6 +18,17 @@ namespace {
 
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 
+// `fn` for Endpoint::call, which calls it only when it makes the call: `asked` tells whether the
+// dependency was asked. Not allow() beforehand: while the breaker is open, a call may be its
+// half-open trial, and a trial's answer may be lost like any other.
+template <typename Fn>
+auto noting_asked(bool& asked, Fn& fn) {
+  return [&asked, &fn](Deadline d) {
+    asked = true;
+    return fn(d);
+  };
+}
+
 }  // namespace
 
 std::string_view source_name(Source s) {
@@ -369,14 +380,7 @@ asio::awaitable<Service::StoreRead<T>> Service::read_store(Deadline deadline, Cl
       failure = Failure::timeout;
       break;
     }
-    // Asked, as in put_user: a call made as the breaker's half-open trial counts.
-    auto got = co_await mysql_.call<T>(
-        deadline,
-        [&](Deadline d) {
-          called = true;
-          return primary(d);
-        },
-        budget);
+    auto got = co_await mysql_.call<T>(deadline, noting_asked(called, primary), budget);
     if (got.ok()) {
       out.value = std::move(got.value);
       out.source = Source::origin;
@@ -396,13 +400,7 @@ asio::awaitable<Service::StoreRead<T>> Service::read_store(Deadline deadline, Cl
   }
   Clock::duration retry_in = until_next_call(mysql_);
   if (mysql_replica_ && !deadline.expired()) {
-    auto got = co_await mysql_replica_->call<T>(
-        deadline,
-        [&](Deadline d) {
-          called = true;
-          return replica(d);
-        },
-        budget);
+    auto got = co_await mysql_replica_->call<T>(deadline, noting_asked(called, replica), budget);
     if (got.ok()) {
       out.value = std::move(got.value);
       out.source = Source::origin_replica;
@@ -521,13 +519,9 @@ asio::awaitable<WriteResult> Service::put_user(std::string_view id, std::string_
     result.why = not_admitted(ticket.verdict);
     co_return result;
   }
-  // Asked: the statement was handed to the store. Not mysql_.allow() beforehand: while the breaker
-  // is open, this write may be its half-open trial, and a trial's answer may be lost like any other.
   bool called = false;
-  auto put = co_await write_store<PutResult>(deadline, [&](Deadline d) {
-    called = true;
-    return store_.put(id, name, when, d);
-  });
+  auto store = [&](Deadline d) { return store_.put(id, name, when, d); };
+  auto put = co_await write_store<PutResult>(deadline, noting_asked(called, store));
   ticket.permit.release();
   if (!put.ok() && put.effect == Effect::unknown) remember_uncertain(id);
   if (!put.ok()) {
@@ -551,11 +545,9 @@ asio::awaitable<WriteResult> Service::delete_user(std::string_view id, Deadline 
     result.why = not_admitted(ticket.verdict);
     co_return result;
   }
-  bool called = false;  // as in put_user
-  auto removed = co_await write_store<RemoveResult>(deadline, [&](Deadline d) {
-    called = true;
-    return store_.remove(id, when, d);
-  });
+  bool called = false;
+  auto store = [&](Deadline d) { return store_.remove(id, when, d); };
+  auto removed = co_await write_store<RemoveResult>(deadline, noting_asked(called, store));
   ticket.permit.release();
   if (!removed.ok() && removed.effect == Effect::unknown) remember_uncertain(id);
   if (!removed.ok()) {
